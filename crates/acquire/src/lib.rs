@@ -1,0 +1,1 @@
+//! stadtwache-acquire (work in progress).

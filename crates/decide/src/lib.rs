@@ -1,0 +1,1 @@
+//! stadtwache-decide (work in progress).

@@ -1,0 +1,1 @@
+//! stadtwache-detect (work in progress).

@@ -1,0 +1,1 @@
+//! stadtwache-fail2ban (work in progress).

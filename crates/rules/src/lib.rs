@@ -1,0 +1,1 @@
+//! stadtwache-rules (work in progress).
