@@ -18,6 +18,8 @@
 //! - `FilterRunner::stats() -> &MatchStats`
 //! - `LineResult`, `Failure`, `FieldValue`, `DateStatus`
 
+pub mod pattern;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
