@@ -1,1 +1,799 @@
-//! stadtwache-detect (work in progress).
+//! Windows per key: the `detect` stage of `acquire → match → detect → decide`.
+//!
+//! A [`Detector`] holds one [`WindowSpec`] per rule (indexed by [`RuleId`])
+//! and, per `(rule, key)`, the state of that window. [`Detector::observe`]
+//! feeds one [`Event`] and returns a [`Trigger`] when the window's threshold
+//! is reached. The crate is pure: no I/O, no clock, no randomness — time is
+//! always the event's time (or the `now` handed to [`Detector::purge`]).
+//!
+//! # Window kinds
+//!
+//! * [`WindowSpec::Fail2ban`] reproduces fail2ban 1.0.2's `FailManager` and
+//!   `FailTicket` (see [`fail2ban`](self#fail2ban-semantics) below).
+//! * [`WindowSpec::Count`] is an exact sliding window over event weights.
+//! * [`WindowSpec::Distinct`] counts distinct [`Event::distinct`] values.
+//! * [`WindowSpec::Once`] triggers on every event and keeps no state.
+//!
+//! On a trigger the `(rule, key)` state is **dropped** for every kind (like
+//! fail2ban's `FailManager.toBan`, which removes the ticket it hands to the
+//! jail): failures after a trigger start a new window.
+//!
+//! # Fail2ban semantics
+//!
+//! Per key there is at most one ticket `{first, last, retry, failures}`.
+//! For a failure at `t` with weight `w` (fail2ban's `count` argument of
+//! `FailManager.addFailure`):
+//!
+//! 1. *cleanup*: a ticket with `last <= t - findtime` is dropped (what
+//!    `FailManager.cleanup(t)` does);
+//! 2. no ticket: a new one with `first = last = t`, `retry = w`;
+//! 3. otherwise, only if `t > last`: when `first < t - findtime` the retry
+//!    count is *aged* to `round_half_even(retry / (t - first) * findtime)` and
+//!    `first = t - findtime`; then `last = t`. Then `retry += w` — also for a
+//!    failure older than `last` (time going backwards still counts, exactly as
+//!    in fail2ban, and does not move `last`);
+//! 4. `retry >= maxretry` triggers; the trigger's `time` is the ticket's
+//!    `last` (fail2ban bans from the ticket time, so `until = last + bantime`).
+//!
+//! fail2ban itself runs `cleanup` only every 100 lines or after a ban, at
+//! most every 5 s of *wall-clock* time, so a stale ticket may occasionally
+//! survive there and be aged in step 3 instead of dropped. That makes
+//! fail2ban slightly non-deterministic; we model the cleanup as running before
+//! every failure, which is the deterministic limit of fail2ban's behaviour.
+//! fail2ban keeps times as float seconds; we keep integer microseconds and
+//! compute the aging ratio in `f64` seconds with the same operation order, so
+//! results are identical for times with whole-second (or exactly
+//! representable) fractions.
+//!
+//! Weights: fail2ban's filter (`processLineAndAdd`) always adds failures with
+//! `count = 1`, also for multi-line failures; `count > 1` only comes from
+//! `fail2ban-client set <jail> attempt` and from the ban-time-increment
+//! observer. For fail2ban-identical results the matcher must therefore hand
+//! `weight = 1` for filter matches of a fail2ban jail.
+//!
+//! The observer of `bantime.increment` adds *extra* retries for known bad
+//! addresses ("one try will count than 2, 3, 5, 9 …"); that is
+//! [`Detector::add_observed`] (only effective while a ticket exists, like
+//! `addFailure(..., observed=True)`).
+//!
+//! # Time going backwards
+//!
+//! Real logs are not strictly ordered. Each tracked key keeps the newest
+//! time seen (`now` of that key); windows are evaluated against it, never
+//! against an older event time:
+//!
+//! * `Fail2ban`: as fail2ban (see step 3 above);
+//! * `Count`/`Distinct`: an event older than `now - window` is ignored (it
+//!   could never count), a slightly older one is inserted in time order and
+//!   counts as long as it is inside `(now - window, now]`.
+//!
+//! # Bounded memory
+//!
+//! The number of tracked `(rule, key)` pairs is capped by
+//! [`DetectorOptions::max_keys`]; when full, the least recently *observed*
+//! pair is evicted (O(1), counted in [`DetectStats::evicted`]). Slots are
+//! reused with their buffers, so a flood of distinct addresses allocates
+//! nothing per event once the cap is reached. [`Detector::purge`] drops
+//! stale pairs from the least-recent end.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use stadtwache_core::{Duration, Event, Key, RuleId, Timestamp};
+
+/// How a rule turns events into triggers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WindowSpec {
+    /// fail2ban 1.0.2's `maxretry`/`findtime` ticket semantics (not an exact
+    /// sliding window, see the crate docs).
+    Fail2ban { maxretry: u32, findtime: Duration },
+    /// Exact sliding window: the sum of event weights with
+    /// `now - window < time <= now` reaches `threshold`.
+    Count { threshold: u32, window: Duration },
+    /// At least `threshold` distinct [`Event::distinct`] values were seen per
+    /// key within `window`. Events without a distinct value are ignored.
+    Distinct { threshold: u32, window: Duration },
+    /// Every event triggers (exploit probes). Keeps no state.
+    Once,
+}
+
+impl WindowSpec {
+    /// The window length (`findtime` for fail2ban, zero for `Once`).
+    pub fn window(&self) -> Duration {
+        match *self {
+            WindowSpec::Fail2ban { findtime, .. } => findtime,
+            WindowSpec::Count { window, .. } | WindowSpec::Distinct { window, .. } => window,
+            WindowSpec::Once => Duration::ZERO,
+        }
+    }
+
+    /// The threshold (`maxretry` for fail2ban, 1 for `Once`).
+    pub fn threshold(&self) -> u32 {
+        match *self {
+            WindowSpec::Fail2ban { maxretry, .. } => maxretry,
+            WindowSpec::Count { threshold, .. } | WindowSpec::Distinct { threshold, .. } => {
+                threshold
+            }
+            WindowSpec::Once => 1,
+        }
+    }
+
+    pub fn kind(&self) -> WindowKind {
+        match self {
+            WindowSpec::Fail2ban { .. } => WindowKind::Fail2ban,
+            WindowSpec::Count { .. } => WindowKind::Count,
+            WindowSpec::Distinct { .. } => WindowKind::Distinct,
+            WindowSpec::Once => WindowKind::Once,
+        }
+    }
+
+    /// Checks a spec for values that make no sense (they never panic, but
+    /// they never or always trigger). The CLI reports these as config errors.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let window = self.window();
+        if !matches!(self, WindowSpec::Once) && window.0 <= 0 {
+            return Err(SpecError::NonPositiveWindow { window });
+        }
+        if matches!(
+            self,
+            WindowSpec::Count { threshold: 0, .. } | WindowSpec::Distinct { threshold: 0, .. }
+        ) {
+            return Err(SpecError::ZeroThreshold);
+        }
+        Ok(())
+    }
+}
+
+/// A window spec that cannot do anything useful.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("C040 window length must be positive, got {window}")]
+    NonPositiveWindow { window: Duration },
+    #[error("C041 threshold must be at least 1")]
+    ZeroThreshold,
+}
+
+impl SpecError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SpecError::NonPositiveWindow { .. } => "C040",
+            SpecError::ZeroThreshold => "C041",
+        }
+    }
+}
+
+/// Which kind of window produced a trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    Fail2ban,
+    Count,
+    Distinct,
+    Once,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetectorOptions {
+    /// Maximum number of tracked `(rule, key)` pairs (at least 1).
+    pub max_keys: usize,
+    /// Maximum number of line numbers kept as evidence per trigger.
+    pub evidence_cap: usize,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        DetectorOptions {
+            max_keys: 100_000,
+            evidence_cap: 16,
+        }
+    }
+}
+
+/// Counters for status output and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DetectStats {
+    /// `(rule, key)` pairs currently tracked.
+    pub tracked_keys: usize,
+    /// Pairs dropped because the cap was reached.
+    pub evicted: u64,
+    /// Pairs dropped by [`Detector::purge`] because their window was over.
+    pub purged: u64,
+    /// Events observed (including ignored ones).
+    pub events: u64,
+    /// Triggers returned.
+    pub triggers: u64,
+    /// Events for a rule id without a spec (ignored).
+    pub unknown_rule: u64,
+    /// Count/Distinct events older than their key's window (ignored).
+    pub too_old: u64,
+}
+
+/// What the window looked like when it triggered (for explanations).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowSummary {
+    pub kind: WindowKind,
+    /// `maxretry` / `threshold` (1 for `Once`).
+    pub threshold: u32,
+    /// `findtime` / `window` (zero for `Once`).
+    pub window: Duration,
+    /// Start of the window the count refers to. For fail2ban this is the
+    /// ticket's `firstTime`, which aging moves forward to `last - findtime`.
+    pub window_start: Timestamp,
+    /// Number of observations merged into the count (fail2ban's `failures`;
+    /// differs from `count` when weights are not 1 or after aging).
+    pub observations: u64,
+    /// For `Distinct`: the distinct values in the window (capped like evidence).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub distinct_values: Vec<Arc<str>>,
+}
+
+/// A window reached its threshold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Trigger {
+    pub rule: RuleId,
+    pub key: Key,
+    /// Time of the trigger: the newest failure time of the window (fail2ban:
+    /// the ticket time; the ban runs from here).
+    pub time: Timestamp,
+    /// fail2ban: retry count; Count: sum of weights; Distinct: distinct values.
+    pub count: u64,
+    /// Time of the oldest observation still part of the window.
+    pub first_seen: Timestamp,
+    /// `line_no` of contributing events, oldest first, capped (newest kept).
+    pub evidence: Vec<u64>,
+    pub window: WindowSummary,
+}
+
+/// Partial state of one `(rule, key)`, for `explain` while no trigger happened.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowSnapshot {
+    pub rule: RuleId,
+    pub key: Key,
+    pub count: u64,
+    pub last_seen: Timestamp,
+    pub first_seen: Timestamp,
+    pub evidence: Vec<u64>,
+    pub window: WindowSummary,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+struct DistinctEntry {
+    value: Arc<str>,
+    first: i64,
+    last: i64,
+    line: u64,
+}
+
+/// Per `(rule, key)` state. One struct for all kinds so that a reused slot
+/// keeps its buffers whatever kind it served before.
+#[derive(Debug, Default)]
+struct State {
+    /// Newest time seen for this key.
+    now: i64,
+    // fail2ban ticket
+    active: bool,
+    first: i64,
+    last: i64,
+    first_seen: i64,
+    retry: i64,
+    failures: u64,
+    lines: VecDeque<u64>,
+    // count: (time, weight, line), time ordered
+    events: VecDeque<(i64, u32, u64)>,
+    sum: u64,
+    // distinct
+    values: Vec<DistinctEntry>,
+}
+
+impl State {
+    fn reset(&mut self, now: i64) {
+        self.now = now;
+        self.active = false;
+        self.first = 0;
+        self.last = 0;
+        self.first_seen = 0;
+        self.retry = 0;
+        self.failures = 0;
+        self.lines.clear();
+        self.events.clear();
+        self.sum = 0;
+        self.values.clear();
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    rule: u32,
+    key: Key,
+    prev: u32,
+    next: u32,
+    state: State,
+}
+
+const DEAD_KEY: Key = Key::Ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+
+/// Windows per `(rule, key)`. See the crate docs.
+#[derive(Debug)]
+pub struct Detector {
+    specs: Vec<WindowSpec>,
+    maps: Vec<FxHashMap<Key, u32>>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Most recently observed.
+    head: u32,
+    /// Least recently observed.
+    tail: u32,
+    opts: DetectorOptions,
+    stats: DetectStats,
+}
+
+/// fail2ban `FailTicket.adjustTime`: python `int(round(retry / float(dt) * maxTime))`.
+fn f2b_age(retry: i64, dt_us: i64, findtime_us: i64) -> i64 {
+    let dt = dt_us as f64 / 1e6;
+    let ft = findtime_us as f64 / 1e6;
+    let v = (retry as f64 / dt * ft).round_ties_even();
+    if v.is_finite() { v as i64 } else { retry }
+}
+
+fn push_capped(buf: &mut VecDeque<u64>, cap: usize, line: u64) {
+    if cap == 0 {
+        return;
+    }
+    while buf.len() >= cap {
+        buf.pop_front();
+    }
+    buf.push_back(line);
+}
+
+impl Detector {
+    pub fn new(specs: Vec<WindowSpec>, opts: DetectorOptions) -> Self {
+        let opts = DetectorOptions {
+            max_keys: opts.max_keys.clamp(1, (NIL - 1) as usize),
+            ..opts
+        };
+        let maps = specs.iter().map(|_| FxHashMap::default()).collect();
+        Detector {
+            specs,
+            maps,
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            opts,
+            stats: DetectStats::default(),
+        }
+    }
+
+    pub fn specs(&self) -> &[WindowSpec] {
+        &self.specs
+    }
+
+    pub fn stats(&self) -> DetectStats {
+        self.stats
+    }
+
+    // ---- LRU list -------------------------------------------------------
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        let s = &mut self.slots[i as usize];
+        s.prev = NIL;
+        s.next = NIL;
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        if old != NIL {
+            self.slots[old as usize].prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+    }
+
+    fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+    }
+
+    /// Removes slot `i` from its map and the list and frees it.
+    fn remove_slot(&mut self, i: u32) {
+        self.unlink(i);
+        let s = &mut self.slots[i as usize];
+        let key = std::mem::replace(&mut s.key, DEAD_KEY);
+        let rule = s.rule as usize;
+        // Drop Arc<str> references held by the state; keep the buffers.
+        s.state.values.clear();
+        if let Some(m) = self.maps.get_mut(rule) {
+            m.remove(&key);
+        }
+        self.free.push(i);
+        self.stats.tracked_keys -= 1;
+    }
+
+    fn insert(&mut self, rule: u32, key: &Key, now: i64) -> u32 {
+        if self.stats.tracked_keys >= self.opts.max_keys && self.tail != NIL {
+            let victim = self.tail;
+            self.remove_slot(victim);
+            self.stats.evicted += 1;
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                let s = &mut self.slots[i as usize];
+                s.rule = rule;
+                s.key = key.clone();
+                s.state.reset(now);
+                i
+            }
+            None => {
+                let i = self.slots.len() as u32;
+                let mut state = State::default();
+                state.reset(now);
+                self.slots.push(Slot {
+                    rule,
+                    key: key.clone(),
+                    prev: NIL,
+                    next: NIL,
+                    state,
+                });
+                i
+            }
+        };
+        self.push_front(i);
+        if let Some(m) = self.maps.get_mut(rule as usize) {
+            m.insert(key.clone(), i);
+        }
+        self.stats.tracked_keys += 1;
+        i
+    }
+
+    fn lookup_or_insert(&mut self, rule: u32, key: &Key, now: i64) -> u32 {
+        match self.maps[rule as usize].get(key) {
+            Some(&i) => {
+                self.touch(i);
+                i
+            }
+            None => self.insert(rule, key, now),
+        }
+    }
+
+    // ---- public API -----------------------------------------------------
+
+    /// Feeds one event. Returns a trigger when the rule's window fires; the
+    /// `(rule, key)` state is then dropped (a new window starts).
+    pub fn observe(&mut self, ev: &Event) -> Option<Trigger> {
+        self.stats.events += 1;
+        let r = ev.rule.0;
+        let Some(spec) = self.specs.get(r as usize).copied() else {
+            self.stats.unknown_rule += 1;
+            return None;
+        };
+        let t = ev.time.0;
+        let cap = self.opts.evidence_cap;
+        let trig = match spec {
+            WindowSpec::Once => Some(Trigger {
+                rule: ev.rule,
+                key: ev.key.clone(),
+                time: ev.time,
+                count: u64::from(ev.weight),
+                first_seen: ev.time,
+                evidence: if cap > 0 {
+                    vec![ev.line_no]
+                } else {
+                    Vec::new()
+                },
+                window: WindowSummary {
+                    kind: WindowKind::Once,
+                    threshold: 1,
+                    window: Duration::ZERO,
+                    window_start: ev.time,
+                    observations: 1,
+                    distinct_values: Vec::new(),
+                },
+            }),
+            WindowSpec::Fail2ban { maxretry, findtime } => {
+                let i = self.lookup_or_insert(r, &ev.key, t);
+                let st = &mut self.slots[i as usize].state;
+                let ft = findtime.0;
+                if st.active && st.last <= t.saturating_sub(ft) {
+                    st.active = false; // FailManager.cleanup(t)
+                }
+                if !st.active {
+                    st.active = true;
+                    st.first = t;
+                    st.last = t;
+                    st.first_seen = t;
+                    st.retry = i64::from(ev.weight);
+                    st.failures = 1;
+                    st.lines.clear();
+                } else {
+                    if t > st.last {
+                        let lo = t.saturating_sub(ft);
+                        if st.first < lo {
+                            st.retry = f2b_age(st.retry, t.saturating_sub(st.first), ft);
+                            st.first = lo;
+                        }
+                        st.last = t;
+                    }
+                    st.first_seen = st.first_seen.min(t);
+                    st.retry = st.retry.saturating_add(i64::from(ev.weight));
+                    st.failures += 1;
+                }
+                st.now = st.now.max(t);
+                push_capped(&mut st.lines, cap, ev.line_no);
+                if st.retry >= i64::from(maxretry) {
+                    let trig = self.f2b_trigger(i, spec);
+                    self.remove_slot(i);
+                    Some(trig)
+                } else {
+                    None
+                }
+            }
+            WindowSpec::Count { threshold, window } => {
+                let i = self.lookup_or_insert(r, &ev.key, t);
+                let st = &mut self.slots[i as usize].state;
+                st.now = st.now.max(t);
+                let lo = st.now.saturating_sub(window.0);
+                while let Some(&(et, w, _)) = st.events.front() {
+                    if et > lo {
+                        break;
+                    }
+                    st.sum -= u64::from(w);
+                    st.events.pop_front();
+                }
+                if t <= lo {
+                    self.stats.too_old += 1;
+                } else if ev.weight > 0 {
+                    let pos = st.events.partition_point(|&(et, _, _)| et <= t);
+                    st.events.insert(pos, (t, ev.weight, ev.line_no));
+                    st.sum += u64::from(ev.weight);
+                }
+                if st.sum >= u64::from(threshold) {
+                    let trig = self.count_trigger(i, spec);
+                    self.remove_slot(i);
+                    Some(trig)
+                } else {
+                    None
+                }
+            }
+            WindowSpec::Distinct { threshold, window } => {
+                let i = self.lookup_or_insert(r, &ev.key, t);
+                let st = &mut self.slots[i as usize].state;
+                st.now = st.now.max(t);
+                let lo = st.now.saturating_sub(window.0);
+                st.values.retain(|e| e.last > lo);
+                if t <= lo {
+                    self.stats.too_old += 1;
+                } else if let Some(v) = &ev.distinct {
+                    match st.values.iter_mut().find(|e| *e.value == **v) {
+                        Some(e) => {
+                            e.first = e.first.min(t);
+                            if t >= e.last {
+                                e.last = t;
+                                e.line = ev.line_no;
+                            }
+                        }
+                        None => st.values.push(DistinctEntry {
+                            value: v.clone(),
+                            first: t,
+                            last: t,
+                            line: ev.line_no,
+                        }),
+                    }
+                }
+                if st.values.len() as u64 >= u64::from(threshold) {
+                    let trig = self.distinct_trigger(i, spec);
+                    self.remove_slot(i);
+                    Some(trig)
+                } else {
+                    None
+                }
+            }
+        };
+        if trig.is_some() {
+            self.stats.triggers += 1;
+        }
+        trig
+    }
+
+    /// fail2ban's `FailManager.addFailure(ticket, extra, observed=True)`: adds
+    /// `extra` retries to an *existing* fail2ban ticket of `(rule, key)` (the
+    /// ban-time-increment observer's bonus for known bad addresses). Without a
+    /// ticket (e.g. just banned) nothing happens. Returns a trigger when the
+    /// ticket now reaches `maxretry`.
+    pub fn add_observed(
+        &mut self,
+        rule: RuleId,
+        key: &Key,
+        time: Timestamp,
+        extra: u32,
+    ) -> Option<Trigger> {
+        let spec = self.specs.get(rule.0 as usize).copied()?;
+        let WindowSpec::Fail2ban { maxretry, findtime } = spec else {
+            return None;
+        };
+        let i = *self.maps[rule.0 as usize].get(key)?;
+        let st = &mut self.slots[i as usize].state;
+        if !st.active {
+            return None;
+        }
+        let t = time.0;
+        if t > st.last {
+            let lo = t.saturating_sub(findtime.0);
+            if st.first < lo {
+                st.retry = f2b_age(st.retry, t.saturating_sub(st.first), findtime.0);
+                st.first = lo;
+            }
+            st.last = t;
+        }
+        st.now = st.now.max(t);
+        st.retry = st.retry.saturating_add(i64::from(extra));
+        st.failures += 1;
+        if st.retry >= i64::from(maxretry) {
+            let trig = self.f2b_trigger(i, spec);
+            self.remove_slot(i);
+            self.stats.triggers += 1;
+            Some(trig)
+        } else {
+            None
+        }
+    }
+
+    /// Forgets the window of `(rule, key)` (e.g. after a manual unban).
+    /// Returns whether something was tracked.
+    pub fn forget(&mut self, rule: RuleId, key: &Key) -> bool {
+        match self
+            .maps
+            .get(rule.0 as usize)
+            .and_then(|m| m.get(key))
+            .copied()
+        {
+            Some(i) => {
+                self.remove_slot(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops pairs whose window is over at `now`, walking from the least
+    /// recently observed end and stopping at the first live pair (amortised
+    /// O(dropped)). Returns how many were dropped.
+    pub fn purge(&mut self, now: Timestamp) -> usize {
+        let mut n = 0;
+        while self.tail != NIL {
+            let i = self.tail;
+            let s = &self.slots[i as usize];
+            let window = self
+                .specs
+                .get(s.rule as usize)
+                .map(|w| w.window().0)
+                .unwrap_or(0);
+            if s.state.now > now.0.saturating_sub(window) {
+                break;
+            }
+            self.remove_slot(i);
+            n += 1;
+        }
+        self.stats.purged += n as u64;
+        n
+    }
+
+    /// Current partial window of `(rule, key)`, if tracked.
+    pub fn snapshot(&self, rule: RuleId, key: &Key) -> Option<WindowSnapshot> {
+        let spec = *self.specs.get(rule.0 as usize)?;
+        let i = *self.maps[rule.0 as usize].get(key)?;
+        let t = match spec {
+            WindowSpec::Fail2ban { .. } => self.f2b_trigger(i, spec),
+            WindowSpec::Count { .. } => self.count_trigger(i, spec),
+            WindowSpec::Distinct { .. } => self.distinct_trigger(i, spec),
+            WindowSpec::Once => return None,
+        };
+        Some(WindowSnapshot {
+            rule: t.rule,
+            key: t.key,
+            count: t.count,
+            last_seen: Timestamp(self.slots[i as usize].state.now),
+            first_seen: t.first_seen,
+            evidence: t.evidence,
+            window: t.window,
+        })
+    }
+
+    fn summary(spec: WindowSpec, window_start: i64, observations: u64) -> WindowSummary {
+        WindowSummary {
+            kind: spec.kind(),
+            threshold: spec.threshold(),
+            window: spec.window(),
+            window_start: Timestamp(window_start),
+            observations,
+            distinct_values: Vec::new(),
+        }
+    }
+
+    fn f2b_trigger(&self, i: u32, spec: WindowSpec) -> Trigger {
+        let s = &self.slots[i as usize];
+        let st = &s.state;
+        Trigger {
+            rule: RuleId(s.rule),
+            key: s.key.clone(),
+            time: Timestamp(st.last),
+            count: st.retry.max(0) as u64,
+            first_seen: Timestamp(st.first_seen),
+            evidence: st.lines.iter().copied().collect(),
+            window: Self::summary(spec, st.first, st.failures),
+        }
+    }
+
+    fn count_trigger(&self, i: u32, spec: WindowSpec) -> Trigger {
+        let s = &self.slots[i as usize];
+        let st = &s.state;
+        let cap = self.opts.evidence_cap;
+        let skip = st.events.len().saturating_sub(cap);
+        Trigger {
+            rule: RuleId(s.rule),
+            key: s.key.clone(),
+            time: Timestamp(st.now),
+            count: st.sum,
+            first_seen: Timestamp(st.events.front().map_or(st.now, |e| e.0)),
+            evidence: st.events.iter().skip(skip).map(|e| e.2).collect(),
+            window: Self::summary(
+                spec,
+                st.now.saturating_sub(spec.window().0),
+                st.events.len() as u64,
+            ),
+        }
+    }
+
+    fn distinct_trigger(&self, i: u32, spec: WindowSpec) -> Trigger {
+        let s = &self.slots[i as usize];
+        let st = &s.state;
+        let cap = self.opts.evidence_cap;
+        let mut order: Vec<&DistinctEntry> = st.values.iter().collect();
+        order.sort_by_key(|e| (e.last, e.line));
+        let skip = order.len().saturating_sub(cap);
+        let mut window = Self::summary(
+            spec,
+            st.now.saturating_sub(spec.window().0),
+            st.values.len() as u64,
+        );
+        window.distinct_values = order.iter().skip(skip).map(|e| e.value.clone()).collect();
+        Trigger {
+            rule: RuleId(s.rule),
+            key: s.key.clone(),
+            time: Timestamp(st.now),
+            count: st.values.len() as u64,
+            first_seen: Timestamp(st.values.iter().map(|e| e.first).min().unwrap_or(st.now)),
+            evidence: order.iter().skip(skip).map(|e| e.line).collect(),
+            window,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,518 @@
+use super::*;
+use std::net::IpAddr;
+
+fn ip(s: &str) -> Key {
+    Key::Ip(s.parse::<IpAddr>().unwrap())
+}
+
+fn ev(rule: u32, key: &Key, secs: f64, weight: u32, line: u64) -> Event {
+    Event {
+        rule: RuleId(rule),
+        key: key.clone(),
+        time: Timestamp::from_secs_f64(secs),
+        weight,
+        distinct: None,
+        line_no: line,
+    }
+}
+
+fn f2b(maxretry: u32, findtime: i64) -> Detector {
+    Detector::new(
+        vec![WindowSpec::Fail2ban {
+            maxretry,
+            findtime: Duration::from_secs(findtime),
+        }],
+        DetectorOptions::default(),
+    )
+}
+
+/// Per event: `(attempts, banned)` where attempts is the ticket's retry count
+/// after the failure (fail2ban's `addFailure` return value).
+fn run_f2b(maxretry: u32, findtime: i64, events: &[(&str, f64, u32)]) -> Vec<(u64, bool)> {
+    let mut d = f2b(maxretry, findtime);
+    let mut out = Vec::new();
+    for (n, &(k, t, w)) in events.iter().enumerate() {
+        let key = Key::Text(Arc::from(k));
+        match d.observe(&ev(0, &key, t, w, n as u64)) {
+            Some(tr) => out.push((tr.count, true)),
+            None => out.push((d.snapshot(RuleId(0), &key).unwrap().count, false)),
+        }
+    }
+    out
+}
+
+// The expectations below were obtained by running fail2ban 1.0.2's real
+// `FailManager` with /usr/bin/python3 (script: for each event
+// `fm.cleanup(t); a = fm.addFailure(FailTicket(ip, t), count)`, then
+// `fm.toBan(ip)` when `a >= maxretry`), printing `(t, a[, 'BAN', ticket time])`.
+
+#[test]
+fn f2b_basic_ban_and_fresh_ticket_after_ban() {
+    // basic [(0, 1), (100, 2), (200, 3, 'BAN', 200, 3, 3), (300, 1)]
+    let r = run_f2b(
+        3,
+        600,
+        &[
+            ("a", 0.0, 1),
+            ("a", 100.0, 1),
+            ("a", 200.0, 1),
+            ("a", 300.0, 1),
+        ],
+    );
+    assert_eq!(r, vec![(1, false), (2, false), (3, true), (1, false)]);
+}
+
+#[test]
+fn f2b_aging_when_span_exceeds_findtime() {
+    // aging2 [(0, 1), (500, 2), (1000, 2), (1001, 3, 'BAN', 1001, 3, 4)]
+    // at 1000: retry = round(2 / 1000 * 600) = 1, +1 = 2 (a sliding window
+    // would say 2 as well, but a plain counter 3); first becomes 400.
+    // at 1001: round(2 / 601 * 600) = 2, +1 = 3 → ban.
+    let r = run_f2b(
+        3,
+        600,
+        &[
+            ("a", 0.0, 1),
+            ("a", 500.0, 1),
+            ("a", 1000.0, 1),
+            ("a", 1001.0, 1),
+        ],
+    );
+    assert_eq!(r, vec![(1, false), (2, false), (2, false), (3, true)]);
+    // aging [(0, 1), (500, 2), (1100, 1), (1150, 2)]: at 1100 the ticket
+    // (last 500 <= 1100 - 600) is removed by cleanup before it could age.
+    let r = run_f2b(
+        3,
+        600,
+        &[
+            ("a", 0.0, 1),
+            ("a", 500.0, 1),
+            ("a", 1100.0, 1),
+            ("a", 1150.0, 1),
+        ],
+    );
+    assert_eq!(r, vec![(1, false), (2, false), (1, false), (2, false)]);
+}
+
+#[test]
+fn f2b_aging_rounds_half_to_even() {
+    // tie720 [(0, 1), (100, 2), (600, 3), (720, 3)]
+    // at 720: round(3 / 720 * 600) = round(2.5) = 2 (banker's), +1 = 3.
+    let r = run_f2b(
+        10,
+        600,
+        &[
+            ("a", 0.0, 1),
+            ("a", 100.0, 1),
+            ("a", 600.0, 1),
+            ("a", 720.0, 1),
+        ],
+    );
+    assert_eq!(r, vec![(1, false), (2, false), (3, false), (3, false)]);
+    // tie_b [(0, 1), (0, 2), (0, 3), (0, 4), (500, 5), (1000, 4)]
+    let r = run_f2b(
+        10,
+        600,
+        &[
+            ("a", 0.0, 1),
+            ("a", 0.0, 1),
+            ("a", 0.0, 1),
+            ("a", 0.0, 1),
+            ("a", 500.0, 1),
+            ("a", 1000.0, 1),
+        ],
+    );
+    assert_eq!(r.last(), Some(&(4, false)));
+    assert_eq!(r[4], (5, false));
+}
+
+#[test]
+fn f2b_not_a_sliding_window() {
+    // steady_rate: one failure every 400 s with findtime 600 bans at the 3rd
+    // failure although never more than 2 fall into any 600 s window.
+    // [(0, 1), (400, 2), (800, 3, 'BAN', 800, 3, 3), (1200, 1), (1600, 2), (2000, 3, 'BAN', ...)]
+    let ev: Vec<(&str, f64, u32)> = (0..6).map(|i| ("a", 400.0 * i as f64, 1)).collect();
+    let r = run_f2b(3, 600, &ev);
+    assert_eq!(
+        r,
+        vec![
+            (1, false),
+            (2, false),
+            (3, true),
+            (1, false),
+            (2, false),
+            (3, true)
+        ]
+    );
+}
+
+#[test]
+fn f2b_time_going_backwards_still_counts() {
+    // backwards [(100, 1), (50, 2), (40, 3, 'BAN', 100, 3, 3)]  — ticket time stays 100
+    let mut d = f2b(3, 600);
+    let k = ip("192.0.2.1");
+    assert!(d.observe(&ev(0, &k, 100.0, 1, 1)).is_none());
+    assert!(d.observe(&ev(0, &k, 50.0, 1, 2)).is_none());
+    let t = d.observe(&ev(0, &k, 40.0, 1, 3)).unwrap();
+    assert_eq!(t.time, Timestamp::from_secs(100));
+    assert_eq!(t.count, 3);
+    assert_eq!(t.first_seen, Timestamp::from_secs(40));
+    assert_eq!(t.evidence, vec![1, 2, 3]);
+    // backwards_then_age [(1000, 1), (10, 2), (1500, 3)] (maxretry 5)
+    let r = run_f2b(
+        5,
+        600,
+        &[("a", 1000.0, 1), ("a", 10.0, 1), ("a", 1500.0, 1)],
+    );
+    assert_eq!(r, vec![(1, false), (2, false), (3, false)]);
+}
+
+#[test]
+fn f2b_weights_are_addfailure_count() {
+    // weight [(0, 3, 'BAN', 0, 3, 1)]; weight2 [(0, 1), (10, 4), (20, 5, 'BAN', 20, 5, 3)]
+    assert_eq!(run_f2b(3, 600, &[("a", 0.0, 3)]), vec![(3, true)]);
+    let r = run_f2b(5, 600, &[("a", 0.0, 1), ("a", 10.0, 3), ("a", 20.0, 1)]);
+    assert_eq!(r, vec![(1, false), (4, false), (5, true)]);
+    let mut d = f2b(5, 600);
+    let k = ip("192.0.2.1");
+    d.observe(&ev(0, &k, 0.0, 1, 0));
+    d.observe(&ev(0, &k, 10.0, 3, 1));
+    let t = d.observe(&ev(0, &k, 20.0, 1, 2)).unwrap();
+    assert_eq!(t.window.observations, 3); // fail2ban's ticket attempt (failures) = 3
+}
+
+#[test]
+fn f2b_cleanup_boundary_is_inclusive() {
+    // cleanup_edge_600 [(0, 1), (600, 1)]; cleanup_edge_599 [(0, 1), (599, 2, 'BAN', ...)]
+    assert_eq!(
+        run_f2b(2, 600, &[("a", 0.0, 1), ("a", 600.0, 1)]),
+        vec![(1, false), (1, false)]
+    );
+    assert_eq!(
+        run_f2b(2, 600, &[("a", 0.0, 1), ("a", 599.0, 1)]),
+        vec![(1, false), (2, true)]
+    );
+    // cleanup_stale [(0, 1), (100, 2), (700, 1)]
+    let r = run_f2b(3, 600, &[("a", 0.0, 1), ("a", 100.0, 1), ("a", 700.0, 1)]);
+    assert_eq!(r, vec![(1, false), (2, false), (1, false)]);
+}
+
+#[test]
+fn f2b_fractional_seconds() {
+    // fraction [(0.25, 1), (400.5, 2), (1000.75, 1), (1001, 2)]
+    let r = run_f2b(
+        3,
+        600,
+        &[
+            ("a", 0.25, 1),
+            ("a", 400.5, 1),
+            ("a", 1000.75, 1),
+            ("a", 1001.0, 1),
+        ],
+    );
+    assert_eq!(r, vec![(1, false), (2, false), (1, false), (2, false)]);
+}
+
+#[test]
+fn f2b_keys_are_independent() {
+    // mixed_keys [(0, 1), (1, 1), (2, 2, 'BAN', 2, 2, 2), (700, 1)]
+    let r = run_f2b(
+        2,
+        600,
+        &[("a", 0.0, 1), ("b", 1.0, 1), ("a", 2.0, 1), ("b", 700.0, 1)],
+    );
+    assert_eq!(r, vec![(1, false), (1, false), (2, true), (1, false)]);
+}
+
+#[test]
+fn f2b_observed_bonus_needs_a_ticket() {
+    // observed_missing 0 0 ; observed_present: addFailure(t) = 1, addFailure(t, 2, True) = 3
+    let mut d = f2b(3, 600);
+    let k = ip("192.0.2.7");
+    assert!(
+        d.add_observed(RuleId(0), &k, Timestamp::from_secs(5), 2)
+            .is_none()
+    );
+    assert_eq!(d.stats().tracked_keys, 0);
+    assert!(d.observe(&ev(0, &k, 5.0, 1, 0)).is_none());
+    let t = d
+        .add_observed(RuleId(0), &k, Timestamp::from_secs(5), 2)
+        .unwrap();
+    assert_eq!(t.count, 3);
+    assert_eq!(d.stats().tracked_keys, 0);
+}
+
+#[test]
+fn count_exact_sliding_window() {
+    let spec = WindowSpec::Count {
+        threshold: 3,
+        window: Duration::from_secs(10),
+    };
+    let mut d = Detector::new(vec![spec], DetectorOptions::default());
+    let k = ip("2001:db8::1");
+    assert!(d.observe(&ev(0, &k, 0.0, 1, 1)).is_none());
+    assert!(d.observe(&ev(0, &k, 5.0, 1, 2)).is_none());
+    // age of the first event is exactly the window: it no longer counts
+    assert!(d.observe(&ev(0, &k, 10.0, 1, 3)).is_none());
+    let t = d.observe(&ev(0, &k, 14.0, 1, 4)).unwrap();
+    assert_eq!(t.count, 3);
+    assert_eq!(t.evidence, vec![2, 3, 4]);
+    assert_eq!(t.first_seen, Timestamp::from_secs(5));
+    assert_eq!(t.time, Timestamp::from_secs(14));
+    // state is dropped after the trigger
+    assert!(d.observe(&ev(0, &k, 15.0, 1, 5)).is_none());
+    assert_eq!(d.snapshot(RuleId(0), &k).unwrap().count, 1);
+    // weights add up
+    assert!(d.observe(&ev(0, &k, 16.0, 2, 6)).is_some());
+}
+
+#[test]
+fn count_out_of_order_events() {
+    let spec = WindowSpec::Count {
+        threshold: 3,
+        window: Duration::from_secs(10),
+    };
+    let mut d = Detector::new(vec![spec], DetectorOptions::default());
+    let k = ip("192.0.2.1");
+    assert!(d.observe(&ev(0, &k, 20.0, 1, 1)).is_none());
+    // too old for the key's newest time (20 - 10): ignored
+    assert!(d.observe(&ev(0, &k, 10.0, 1, 2)).is_none());
+    assert_eq!(d.stats().too_old, 1);
+    assert!(d.observe(&ev(0, &k, 12.0, 1, 3)).is_none());
+    let t = d.observe(&ev(0, &k, 21.0, 1, 4)).unwrap();
+    assert_eq!(t.evidence, vec![3, 1, 4]); // time order
+    assert_eq!(t.first_seen, Timestamp::from_secs(12));
+}
+
+#[test]
+fn distinct_user_enumeration() {
+    let spec = WindowSpec::Distinct {
+        threshold: 3,
+        window: Duration::from_secs(60),
+    };
+    let mut d = Detector::new(vec![spec], DetectorOptions::default());
+    let k = ip("198.51.100.4");
+    let dev = |t: f64, v: Option<&str>, line: u64| Event {
+        distinct: v.map(Arc::from),
+        ..ev(0, &k, t, 1, line)
+    };
+    assert!(d.observe(&dev(0.0, Some("root"), 1)).is_none());
+    assert!(d.observe(&dev(1.0, Some("root"), 2)).is_none());
+    assert!(d.observe(&dev(2.0, None, 3)).is_none());
+    assert!(d.observe(&dev(3.0, Some("admin"), 4)).is_none());
+    assert_eq!(d.snapshot(RuleId(0), &k).unwrap().count, 2);
+    // "root" was last seen at 1 → gone at 61; "admin" stays
+    assert!(d.observe(&dev(61.0, Some("oracle"), 5)).is_none());
+    let t = d.observe(&dev(62.0, Some("test"), 6)).unwrap();
+    assert_eq!(t.count, 3);
+    let vals: Vec<&str> = t.window.distinct_values.iter().map(|v| &**v).collect();
+    assert_eq!(vals, vec!["admin", "oracle", "test"]);
+    assert_eq!(t.evidence, vec![4, 5, 6]);
+    assert_eq!(t.first_seen, Timestamp::from_secs(3));
+}
+
+#[test]
+fn once_triggers_every_event_without_state() {
+    let mut d = Detector::new(vec![WindowSpec::Once], DetectorOptions::default());
+    let k = ip("203.0.113.9");
+    for n in 0..3 {
+        let t = d.observe(&ev(0, &k, n as f64, 1, n)).unwrap();
+        assert_eq!(t.window.kind, WindowKind::Once);
+        assert_eq!(t.evidence, vec![n]);
+    }
+    assert_eq!(d.stats().tracked_keys, 0);
+    assert_eq!(d.stats().triggers, 3);
+}
+
+#[test]
+fn unknown_rule_is_ignored() {
+    let mut d = f2b(1, 600);
+    assert!(d.observe(&ev(7, &ip("192.0.2.1"), 0.0, 1, 0)).is_none());
+    assert_eq!(d.stats().unknown_rule, 1);
+    assert!(!d.forget(RuleId(7), &ip("192.0.2.1")));
+    assert!(
+        d.add_observed(RuleId(7), &ip("192.0.2.1"), Timestamp(0), 5)
+            .is_none()
+    );
+}
+
+#[test]
+fn key_cap_bounds_memory_under_a_flood() {
+    let cap = 10_000;
+    let mut d = Detector::new(
+        vec![WindowSpec::Fail2ban {
+            maxretry: 5,
+            findtime: Duration::from_secs(600),
+        }],
+        DetectorOptions {
+            max_keys: cap,
+            ..DetectorOptions::default()
+        },
+    );
+    let first = Key::Ip(IpAddr::from([10, 0, 0, 0]));
+    for n in 0u32..1_000_000 {
+        let key = Key::Ip(IpAddr::from((0x0a00_0000u32 + n).to_be_bytes()));
+        assert!(
+            d.observe(&ev(0, &key, f64::from(n) / 1000.0, 1, u64::from(n)))
+                .is_none()
+        );
+        assert!(d.stats().tracked_keys <= cap);
+    }
+    let s = d.stats();
+    assert_eq!(s.tracked_keys, cap);
+    assert_eq!(s.evicted, 1_000_000 - cap as u64);
+    assert!(d.slots.len() <= cap);
+    // the oldest key was evicted: a new failure starts from 1
+    assert!(d.snapshot(RuleId(0), &first).is_none());
+    // the newest is still there
+    let last = Key::Ip(IpAddr::from((0x0a00_0000u32 + 999_999).to_be_bytes()));
+    assert_eq!(d.snapshot(RuleId(0), &last).unwrap().count, 1);
+}
+
+#[test]
+fn eviction_is_least_recently_observed() {
+    let mut d = Detector::new(
+        vec![WindowSpec::Count {
+            threshold: 100,
+            window: Duration::from_secs(600),
+        }],
+        DetectorOptions {
+            max_keys: 2,
+            ..DetectorOptions::default()
+        },
+    );
+    let (a, b, c) = (ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3"));
+    d.observe(&ev(0, &a, 0.0, 1, 0));
+    d.observe(&ev(0, &b, 1.0, 1, 1));
+    d.observe(&ev(0, &a, 2.0, 1, 2)); // a is now most recent
+    d.observe(&ev(0, &c, 3.0, 1, 3)); // evicts b
+    assert!(d.snapshot(RuleId(0), &b).is_none());
+    assert_eq!(d.snapshot(RuleId(0), &a).unwrap().count, 2);
+    assert_eq!(d.stats().evicted, 1);
+}
+
+#[test]
+fn purge_drops_stale_windows_and_forget_works() {
+    let mut d = Detector::new(
+        vec![
+            WindowSpec::Fail2ban {
+                maxretry: 5,
+                findtime: Duration::from_secs(600),
+            },
+            WindowSpec::Count {
+                threshold: 5,
+                window: Duration::from_secs(60),
+            },
+        ],
+        DetectorOptions::default(),
+    );
+    let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+    d.observe(&ev(0, &a, 0.0, 1, 0));
+    d.observe(&ev(1, &b, 100.0, 1, 1));
+    assert_eq!(d.purge(Timestamp::from_secs(160)), 0); // a (tail) still live until 600
+    assert_eq!(d.purge(Timestamp::from_secs(600)), 2);
+    assert_eq!(d.stats().tracked_keys, 0);
+    assert_eq!(d.stats().purged, 2);
+    d.observe(&ev(0, &a, 700.0, 1, 2));
+    assert!(d.forget(RuleId(0), &a));
+    assert!(d.snapshot(RuleId(0), &a).is_none());
+}
+
+#[test]
+fn evidence_is_capped_keeping_the_newest() {
+    let mut d = Detector::new(
+        vec![WindowSpec::Fail2ban {
+            maxretry: 10,
+            findtime: Duration::from_secs(600),
+        }],
+        DetectorOptions {
+            evidence_cap: 3,
+            ..DetectorOptions::default()
+        },
+    );
+    let k = ip("192.0.2.1");
+    let mut last = None;
+    for n in 0..10 {
+        last = d.observe(&ev(0, &k, n as f64, 1, n));
+    }
+    assert_eq!(last.unwrap().evidence, vec![7, 8, 9]);
+}
+
+#[test]
+fn spec_validation() {
+    assert!(
+        WindowSpec::Count {
+            threshold: 0,
+            window: Duration::from_secs(1)
+        }
+        .validate()
+        .is_err()
+    );
+    assert_eq!(
+        WindowSpec::Fail2ban {
+            maxretry: 3,
+            findtime: Duration::ZERO
+        }
+        .validate()
+        .unwrap_err()
+        .code(),
+        "C040"
+    );
+    assert!(WindowSpec::Once.validate().is_ok());
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Naive recompute: for each event, the newest time of the key so far is
+    /// `now`; the count is the sum of weights of events after the last
+    /// trigger with `now - window < time` (and not ignored as too old).
+    fn naive(threshold: u32, window: i64, evs: &[(u8, i64, u32)]) -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        let mut hist: Vec<Vec<(i64, u32)>> = vec![Vec::new(); 4];
+        let mut now: Vec<Option<i64>> = vec![None; 4];
+        for &(k, t, w) in evs {
+            let k = k as usize;
+            let n = now[k].map_or(t, |n| n.max(t));
+            let lo = n - window;
+            if t > lo && w > 0 {
+                hist[k].push((t, w));
+            }
+            let sum: u64 = hist[k]
+                .iter()
+                .filter(|e| e.0 > lo)
+                .map(|e| u64::from(e.1))
+                .sum();
+            if sum >= u64::from(threshold) {
+                out.push(Some(sum));
+                hist[k].clear();
+                now[k] = None;
+            } else {
+                now[k] = Some(n);
+                out.push(None);
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn count_matches_naive_recompute(
+            threshold in 1u32..6,
+            window in 1i64..50,
+            evs in proptest::collection::vec((0u8..4, 0i64..200, 0u32..3), 0..200),
+        ) {
+            // sort mostly forward but with jitter (time going backwards)
+            let spec = WindowSpec::Count { threshold, window: Duration(window) };
+            let mut d = Detector::new(vec![spec], DetectorOptions::default());
+            let expect = naive(threshold, window, &evs);
+            for (n, (&(k, t, w), exp)) in evs.iter().zip(expect).enumerate() {
+                let key = Key::Ip(IpAddr::from([10, 0, 0, k]));
+                let e = Event { rule: RuleId(0), key, time: Timestamp(t), weight: w, distinct: None, line_no: n as u64 };
+                let got = d.observe(&e).map(|t| t.count);
+                prop_assert_eq!(got, exp, "event {}", n);
+            }
+        }
+    }
+}
