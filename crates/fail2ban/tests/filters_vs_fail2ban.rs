@@ -1,0 +1,240 @@
+//! Load every filter of /etc/fail2ban/filter.d in every variant it declares,
+//! and compare what we make of it with what fail2ban's own FilterReader
+//! makes of it (via tests/f2b_reference.py run with /usr/bin/python3).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use stadtwache_fail2ban::{FilterLoader, format_filter_arg};
+
+const FILTER_DIR: &str = "/etc/fail2ban/filter.d";
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Print past libtest's output capture (summary lines must show in CI logs).
+fn out(s: &str) {
+    let _ = writeln!(std::io::stdout(), "{s}");
+}
+
+fn skip(why: &str) {
+    let bang = "!".repeat(70);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bang}\nSKIPPED: filters_vs_fail2ban: {why}\n{bang}\n"
+    );
+    if std::env::var("STADTWACHE_REQUIRE_FAIL2BAN").as_deref() == Ok("1") {
+        panic!("STADTWACHE_REQUIRE_FAIL2BAN=1 but {why}");
+    }
+}
+
+fn fail2ban_available() -> Result<(), String> {
+    if !Path::new(FILTER_DIR).is_dir() {
+        return Err(format!(
+            "{FILTER_DIR} does not exist (apt-get install fail2ban)"
+        ));
+    }
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import fail2ban.client.filterreader"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        return Err(format!(
+            "{PYTHON} cannot import fail2ban (apt-get install fail2ban)"
+        ));
+    }
+    Ok(())
+}
+
+/// Run the reference script on the given (name, options) list.
+fn reference(filters: &[(String, BTreeMap<String, String>)]) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/f2b_reference.py");
+    let basedir = Path::new(FILTER_DIR)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let req = json!({
+        "basedir": basedir,
+        "filters": filters.iter().map(|(n, o)| json!({"name": n, "opts": o})).collect::<Vec<_>>(),
+    });
+    let mut child = Command::new(PYTHON)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "reference script failed");
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("reference JSON")
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Naive token split of a journalmatch line (enough for the stock filters).
+fn tokens(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .map(|t| t.replace(['"', '\''], ""))
+        .collect()
+}
+
+#[test]
+fn every_stock_filter_matches_fail2ban() {
+    if let Err(why) = fail2ban_available() {
+        skip(&why);
+        return;
+    }
+    let loader = FilterLoader::new(FILTER_DIR);
+    let mut todo = Vec::new();
+    for name in loader.filter_names() {
+        if name.ends_with("common") {
+            continue;
+        }
+        for opts in loader.declared_variants(&name) {
+            todo.push((name.clone(), opts));
+        }
+    }
+    let refs = reference(&todo);
+    assert_eq!(refs.len(), todo.len());
+    let (mut same, mut differ, mut load_errors) = (0, 0, 0);
+    for ((name, opts), r) in todo.iter().zip(&refs) {
+        let display = format_filter_arg(name, opts);
+        let mut problems = Vec::new();
+        match loader.load(name, opts) {
+            Err(diags) => {
+                load_errors += 1;
+                for d in diags {
+                    problems.push(format!("load: {d}"));
+                }
+            }
+            Ok(f) => {
+                if let Some(e) = r["error"].as_str() {
+                    problems.push(format!("fail2ban fails ({e}) but we load"));
+                }
+                for w in &f.warnings {
+                    println!("  {display}: {w}");
+                }
+                let texts = |v: &[stadtwache_core::Spanned]| {
+                    v.iter().map(|s| s.text.clone()).collect::<Vec<_>>()
+                };
+                let ours_pref = f.spec.prefregex.as_ref().map(|s| s.text.clone());
+                let theirs_pref = r["prefregex"].as_str().map(str::to_string);
+                if ours_pref != theirs_pref {
+                    problems.push(format!(
+                        "prefregex: ours {ours_pref:?}\n      fail2ban {theirs_pref:?}"
+                    ));
+                }
+                for (what, ours, theirs) in [
+                    ("failregex", texts(&f.spec.failregex), strs(&r["failregex"])),
+                    (
+                        "ignoreregex",
+                        texts(&f.spec.ignoreregex),
+                        strs(&r["ignoreregex"]),
+                    ),
+                ] {
+                    if ours != theirs {
+                        problems.push(format!(
+                            "{what}: ours {ours:#?}\n      fail2ban {theirs:#?}"
+                        ));
+                    }
+                }
+                let ours_dp = f.spec.datepattern.as_ref().map(|s| s.text.clone());
+                let theirs_dp = r["datepattern"].as_str().map(str::to_string);
+                if ours_dp != theirs_dp {
+                    problems.push(format!(
+                        "datepattern: ours {ours_dp:?}, fail2ban {theirs_dp:?}"
+                    ));
+                }
+                let theirs_ml = r["maxlines"].as_u64().unwrap_or(1) as usize;
+                if f.spec.maxlines != theirs_ml {
+                    problems.push(format!(
+                        "maxlines: ours {}, fail2ban {theirs_ml}",
+                        f.spec.maxlines
+                    ));
+                }
+                let ours_jm: Vec<Vec<String>> = f
+                    .journalmatch
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .map(tokens)
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                let theirs_jm: Vec<Vec<String>> = r["journalmatch"]
+                    .as_array()
+                    .map(|a| a.iter().map(strs).collect())
+                    .unwrap_or_default();
+                if ours_jm != theirs_jm {
+                    problems.push(format!(
+                        "journalmatch: ours {ours_jm:?}, fail2ban {theirs_jm:?}"
+                    ));
+                }
+                // Every pattern must say where it was written.
+                for s in f
+                    .spec
+                    .failregex
+                    .iter()
+                    .chain(&f.spec.ignoreregex)
+                    .chain(&f.spec.prefregex)
+                {
+                    if s.at.file.is_none() || s.at.line == 0 {
+                        problems.push(format!("no source position for {:?}", s.text));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            same += 1;
+        } else {
+            differ += 1;
+            out(&format!("DIFFER {display}:"));
+            for p in problems {
+                out(&format!("    {p}"));
+            }
+        }
+    }
+    out(&format!("filters: {same} identical, {differ} differ"));
+    assert_eq!(load_errors, 0, "some filters failed to load");
+    assert_eq!(differ, 0, "some filters differ from fail2ban");
+}
+
+#[test]
+fn check_all_on_stock_filters_has_no_errors() {
+    if !Path::new(FILTER_DIR).is_dir() {
+        skip(&format!("{FILTER_DIR} does not exist"));
+        return;
+    }
+    let all = FilterLoader::new(FILTER_DIR).check_all();
+    let errors: Vec<String> = all
+        .iter()
+        .flat_map(|(n, ds)| {
+            ds.iter()
+                .filter(|d| d.is_error())
+                .map(move |d| format!("{n}: {d}"))
+        })
+        .collect();
+    println!(
+        "check_all: {} filter variants, {} errors",
+        all.len(),
+        errors.len()
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+}
