@@ -1,1 +1,774 @@
-//! stadtwache-decide (work in progress).
+//! Policy: the `decide` stage of `acquire → match → detect → decide`.
+//!
+//! A [`Decider`] turns a detector [`Trigger`] into a [`Decision`]: ban (for
+//! how long, the how-many-th time), already banned, allowlisted, or expired.
+//! It is pure: `now` is always an argument. Every decision carries an
+//! [`Explanation`] (rule, window summary, the policy steps applied) that
+//! serialises to JSON for `stadtwache explain`.
+//!
+//! # Wiring for fail2ban-identical bans
+//!
+//! One `Detector` + one `Decider` play the role of one fail2ban jail
+//! (`FailManager` + `BanManager` + observer/database). Per event, in log order:
+//!
+//! ```text
+//! let now = event.time;                 // replay: log time; daemon: real time
+//! for unban in decider.expire(now) { /* unban */ }
+//! if let Some(trigger) = detector.observe(&event) {
+//!     let decision = decider.decide(&trigger, now);
+//!     /* act on Decision::Ban, log the others */
+//! }
+//! // only with bantime.increment (fail2ban's observer `failureFound`):
+//! if let WindowSpec::Fail2ban { maxretry, .. } = spec {
+//!     let extra = decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
+//!     if extra > 0 {
+//!         if let Some(trigger) = detector.add_observed(event.rule, &event.key, event.time, extra) {
+//!             let decision = decider.decide(&trigger, now);
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! The detector need **not** be told about bans: like fail2ban's
+//! `FailManager.toBan`, it drops a key's window when it triggers, so failures
+//! of a banned address start a fresh count. That is what fail2ban does with
+//! failures while an address is banned: they are counted again (the filter
+//! does not consult the ban list), and reaching `maxretry` again yields
+//! [`Decision::AlreadyBanned`] — which *prolongs* the ban to
+//! `new trigger time + base bantime` when that is later than the current end
+//! (fail2ban's `BanManager.addBanTicket`; the ban count is not incremented and
+//! the increment formula is not applied). After an unban nothing is reset:
+//! a partial window that built up during the ban continues, and the ban
+//! history (for `bantime.increment`) stays until purged.
+//! [`Detector::forget`](stadtwache_detect::Detector::forget) exists for manual
+//! unbans; it is not needed for fail2ban identity.
+//!
+//! Ban times follow fail2ban: a ban runs from the trigger time (the ticket's
+//! last failure time), not from `now`: `until = trigger.time + duration`. A
+//! ban whose end is already before `now` (old log lines replayed against real
+//! time) is [`Decision::Expired`] ("Ignore …, expired bantime"). An unban is
+//! due when `now > until`.
+//!
+//! The allowlist is checked first and nothing overrides it. fail2ban checks
+//! `ignoreip` *before* counting; the CLI may call [`Allowlist::matches`] before
+//! `observe` to save detector memory — the result is the same.
+//!
+//! One `Decider` keeps one ban list for all rules it is given (bans are per
+//! address, like a firewall set); use one `Decider` per fail2ban jail when
+//! jails must be separate.
+
+mod allowlist;
+mod increment;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHasher};
+use serde::Serialize;
+use stadtwache_core::{Diagnostic, Duration, Key, RuleId, Timestamp};
+use stadtwache_detect::{Trigger, WindowSummary};
+
+pub use allowlist::{AllowEntry, Allowlist, canonical_ip};
+pub use increment::{BanIncrement, DEFAULT_FORMULA, IncrementCalc, parse_multipliers};
+
+/// Configuration errors, with a stable code and the offending text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("C020 invalid address in allowlist: {text:?}")]
+    InvalidAddress { text: String },
+    #[error("C021 invalid prefix length in allowlist: {text:?}")]
+    InvalidPrefix { text: String },
+    #[error("C022 invalid netmask in allowlist (must be contiguous): {text:?}")]
+    InvalidNetmask { text: String },
+    #[error("C023 invalid IPv6 aggregation prefix {text:?} (must be 1..=128)")]
+    InvalidIpv6Prefix { text: String },
+    #[error("C024 invalid bantime.multipliers (integers separated by spaces): {text:?}")]
+    InvalidMultipliers { text: String },
+    #[error("C025 invalid bantime.factor (a non-negative number): {text:?}")]
+    InvalidFactor { text: String },
+    #[error(
+        "C026 unsupported bantime.formula (only the default formula; use bantime.multipliers): {text:?}"
+    )]
+    UnsupportedFormula { text: String },
+    #[error("C027 invalid duration: {text:?}")]
+    InvalidDuration { text: String },
+}
+
+impl PolicyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PolicyError::InvalidAddress { .. } => "C020",
+            PolicyError::InvalidPrefix { .. } => "C021",
+            PolicyError::InvalidNetmask { .. } => "C022",
+            PolicyError::InvalidIpv6Prefix { .. } => "C023",
+            PolicyError::InvalidMultipliers { .. } => "C024",
+            PolicyError::InvalidFactor { .. } => "C025",
+            PolicyError::UnsupportedFormula { .. } => "C026",
+            PolicyError::InvalidDuration { .. } => "C027",
+        }
+    }
+
+    /// The offending text.
+    pub fn text(&self) -> &str {
+        match self {
+            PolicyError::InvalidAddress { text }
+            | PolicyError::InvalidPrefix { text }
+            | PolicyError::InvalidNetmask { text }
+            | PolicyError::InvalidIpv6Prefix { text }
+            | PolicyError::InvalidMultipliers { text }
+            | PolicyError::InvalidFactor { text }
+            | PolicyError::UnsupportedFormula { text }
+            | PolicyError::InvalidDuration { text } => text,
+        }
+    }
+
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        let msg = self.to_string();
+        let msg = msg
+            .strip_prefix(self.code())
+            .map(str::trim_start)
+            .unwrap_or(&msg)
+            .to_string();
+        Diagnostic::error(self.code(), msg)
+    }
+}
+
+/// What to do with triggers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    /// fail2ban `bantime`. Negative (fail2ban: `-1`) means permanent.
+    pub bantime: Duration,
+    /// `bantime.increment`; `None` = off.
+    pub increment: Option<BanIncrement>,
+    /// `ignoreip`.
+    pub allowlist: Allowlist,
+    /// Ban IPv6 addresses as their `/prefix` network (e.g. 64). IPv4 and
+    /// IPv4-mapped addresses are never aggregated. A prefix network that
+    /// overlaps an allowlist entry is not used (the single address is banned).
+    pub ipv6_prefix: Option<u8>,
+    /// Decide and record bans as usual but mark them simulated (dry run).
+    pub simulate: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            bantime: Duration::from_secs(600),
+            increment: None,
+            allowlist: Allowlist::default(),
+            ipv6_prefix: None,
+            simulate: false,
+        }
+    }
+}
+
+impl Policy {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if let Some(p) = self.ipv6_prefix {
+            if p == 0 || p > 128 {
+                return Err(PolicyError::InvalidIpv6Prefix {
+                    text: p.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One step of the policy, in the order applied.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Allowlist checked; `matched` is the entry that covers the key.
+    Allowlist { matched: Option<String> },
+    /// `::ffff:a.b.c.d` banned as `a.b.c.d`.
+    MappedToIpv4 { from: Key, to: Key },
+    /// IPv6 address banned as its network.
+    Aggregated { prefix: u8, network: Key },
+    /// Aggregation skipped because the network overlaps an allowlist entry.
+    AggregationSkipped { prefix: u8, allowlist_entry: String },
+    /// The ban would already be over at `now` (old lines); nothing is done.
+    ExpiredBeforeNow { until: Timestamp, now: Timestamp },
+    /// The key is banned already; `prolonged_to` when the end moved.
+    AlreadyBanned {
+        until: Option<Timestamp>,
+        prolonged_to: Option<Option<Timestamp>>,
+    },
+    /// The base ban time (rule's own or the policy's); `None` = permanent.
+    BaseBantime {
+        bantime: Option<Duration>,
+        from_rule: bool,
+    },
+    /// bantime.increment applied.
+    Increment(IncrementCalc),
+    /// bantime.increment on, but not applied (first ban or permanent).
+    IncrementNotApplied { previous_bans: u32 },
+    /// Dry run.
+    Simulated,
+}
+
+/// Why a decision was taken (serialised for `stadtwache explain --json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explanation {
+    pub rule: RuleId,
+    /// The detected key.
+    pub key: Key,
+    pub trigger_time: Timestamp,
+    pub first_seen: Timestamp,
+    pub count: u64,
+    pub evidence: Vec<u64>,
+    pub window: WindowSummary,
+    /// The `now` of the decision.
+    pub decided_at: Timestamp,
+    pub steps: Vec<Step>,
+}
+
+/// The outcome of [`Decider::decide`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    Ban {
+        /// The banned key: the address, or the network address with `prefix`.
+        key: Key,
+        prefix: Option<u8>,
+        /// `None` = permanent.
+        duration: Option<Duration>,
+        /// `None` = permanent; otherwise `trigger.time + duration`.
+        until: Option<Timestamp>,
+        /// 1 for the first ban of this key, 2 for the second, …
+        ban_count: u32,
+        simulated: bool,
+        reason: Explanation,
+    },
+    AlreadyBanned {
+        key: Key,
+        prefix: Option<u8>,
+        /// End of the ban after this decision (possibly prolonged).
+        until: Option<Timestamp>,
+        prolonged: bool,
+        reason: Explanation,
+    },
+    Allowlisted {
+        /// The allowlist entry as written.
+        entry: String,
+        reason: Explanation,
+    },
+    /// `trigger.time + bantime < now`: the ban would already be over.
+    Expired {
+        key: Key,
+        prefix: Option<u8>,
+        until: Timestamp,
+        reason: Explanation,
+    },
+}
+
+impl Decision {
+    pub fn reason(&self) -> &Explanation {
+        match self {
+            Decision::Ban { reason, .. }
+            | Decision::AlreadyBanned { reason, .. }
+            | Decision::Allowlisted { reason, .. }
+            | Decision::Expired { reason, .. } => reason,
+        }
+    }
+
+    pub fn is_ban(&self) -> bool {
+        matches!(self, Decision::Ban { .. })
+    }
+}
+
+/// `key` or `key/prefix`.
+pub fn target_string(key: &Key, prefix: Option<u8>) -> String {
+    match prefix {
+        Some(p) => format!("{key}/{p}"),
+        None => key.to_string(),
+    }
+}
+
+/// A ban that ended ([`Decider::expire`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unban {
+    pub key: Key,
+    pub prefix: Option<u8>,
+    pub rule: RuleId,
+    /// Start of the ban (trigger time).
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub ban_count: u32,
+    pub simulated: bool,
+}
+
+/// An active ban, for status and `explain`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BanInfo {
+    pub key: Key,
+    pub prefix: Option<u8>,
+    pub since: Timestamp,
+    /// `None` = permanent.
+    pub bantime: Option<Duration>,
+    pub until: Option<Timestamp>,
+    pub ban_count: u32,
+    pub simulated: bool,
+    pub reason: Explanation,
+}
+
+/// Ban history of a key (fail2ban's `bips` table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct History {
+    pub ban_count: u32,
+    pub last_ban: Timestamp,
+    /// `None` = permanent.
+    pub last_bantime: Option<Duration>,
+}
+
+/// Everything the decider knows about a key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KeyReport {
+    pub key: Key,
+    pub ban_key: Key,
+    pub prefix: Option<u8>,
+    pub allowlisted: Option<String>,
+    pub ban: Option<BanInfo>,
+    pub history: Option<History>,
+}
+
+type Target = (Key, Option<u8>);
+
+#[derive(Clone, Debug)]
+struct BanRecord {
+    rule: RuleId,
+    time: Timestamp,
+    bantime: Option<Duration>,
+    until: Option<Timestamp>,
+    ban_count: u32,
+    simulated: bool,
+    generation: u64,
+    reason: Explanation,
+}
+
+/// Bans, their durations and their history. See the crate docs.
+#[derive(Debug)]
+pub struct Decider {
+    policy: Policy,
+    rule_bantime: Vec<Option<Duration>>,
+    bans: FxHashMap<Target, BanRecord>,
+    history: FxHashMap<Target, History>,
+    heap: BinaryHeap<Reverse<(i64, u64, Target)>>,
+    pending: Vec<Unban>,
+    generation: u64,
+    next_purge: i64,
+}
+
+const PURGE_EVERY: i64 = 3600 * Timestamp::MICROS_PER_SEC;
+
+fn salt(t: &Target) -> u64 {
+    let mut h = FxHasher::default();
+    t.hash(&mut h);
+    h.finish()
+}
+
+impl Decider {
+    /// A decider for `policy`. An invalid `ipv6_prefix` (0 or > 128) disables
+    /// aggregation; call [`Policy::validate`] (or use [`Decider::try_new`]) to
+    /// report it.
+    pub fn new(mut policy: Policy) -> Self {
+        if policy.validate().is_err() {
+            policy.ipv6_prefix = None;
+        }
+        Decider {
+            policy,
+            rule_bantime: Vec::new(),
+            bans: FxHashMap::default(),
+            history: FxHashMap::default(),
+            heap: BinaryHeap::new(),
+            pending: Vec::new(),
+            generation: 0,
+            next_purge: i64::MIN,
+        }
+    }
+
+    pub fn try_new(policy: Policy) -> Result<Self, PolicyError> {
+        policy.validate()?;
+        Ok(Decider::new(policy))
+    }
+
+    /// Per-rule base ban times (indexed by [`RuleId`]; `None` = the policy's).
+    pub fn with_rule_bantimes(mut self, bantimes: Vec<Option<Duration>>) -> Self {
+        self.rule_bantime = bantimes;
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Number of active bans.
+    pub fn active_bans(&self) -> usize {
+        self.bans.len()
+    }
+
+    fn base_bantime(&self, rule: RuleId) -> (Duration, bool) {
+        match self.rule_bantime.get(rule.0 as usize).copied().flatten() {
+            Some(d) => (d, true),
+            None => (self.policy.bantime, false),
+        }
+    }
+
+    /// The key a ban applies to: mapped IPv4 unwrapped, IPv6 aggregated.
+    fn target(&self, key: &Key, steps: &mut Vec<Step>) -> Target {
+        let Key::Ip(ip) = key else {
+            return (key.clone(), None);
+        };
+        let canon = canonical_ip(*ip);
+        if canon != *ip {
+            steps.push(Step::MappedToIpv4 {
+                from: key.clone(),
+                to: Key::Ip(canon),
+            });
+        }
+        match (canon, self.policy.ipv6_prefix) {
+            (IpAddr::V6(_), Some(p)) if p < 128 => {
+                if let Some(e) = self.policy.allowlist.overlaps(canon, p) {
+                    steps.push(Step::AggregationSkipped {
+                        prefix: p,
+                        allowlist_entry: e.text.clone(),
+                    });
+                    return (Key::Ip(canon), None);
+                }
+                let net = Key::Ip(allowlist::network(canon, p));
+                steps.push(Step::Aggregated {
+                    prefix: p,
+                    network: net.clone(),
+                });
+                (net, Some(p))
+            }
+            _ => (Key::Ip(canon), None),
+        }
+    }
+
+    fn target_quiet(&self, key: &Key) -> Target {
+        self.target(key, &mut Vec::new())
+    }
+
+    /// Moves the ban of `t` to the pending unbans when it is over at `now`.
+    fn retire_if_over(&mut self, t: &Target, now: Timestamp) {
+        let over = matches!(self.bans.get(t), Some(BanRecord { until: Some(u), .. }) if now > *u);
+        if over {
+            if let Some(rec) = self.bans.remove(t) {
+                self.pending.push(unban_of(t, &rec));
+            }
+        }
+    }
+
+    fn history_of(&self, t: &Target, now: Timestamp) -> Option<History> {
+        let h = *self.history.get(t)?;
+        (!self.history_purgeable(&h, now)).then_some(h)
+    }
+
+    fn purge_age(&self) -> Duration {
+        self.policy
+            .increment
+            .as_ref()
+            .map_or(Duration::from_secs(86_400), |i| i.purge_age)
+    }
+
+    /// fail2ban `_purge_bips`.
+    fn history_purgeable(&self, h: &History, now: Timestamp) -> bool {
+        let Some(bt) = h.last_bantime else {
+            return false;
+        };
+        let horizon = now.0.saturating_sub(self.purge_age().0);
+        h.last_ban.0 < horizon && h.last_ban.0.saturating_add(bt.0.saturating_mul(3)) < horizon
+    }
+
+    /// Decides what to do about `trig` at `now`.
+    pub fn decide(&mut self, trig: &Trigger, now: Timestamp) -> Decision {
+        let mut steps = Vec::new();
+        let reason = |steps: Vec<Step>| Explanation {
+            rule: trig.rule,
+            key: trig.key.clone(),
+            trigger_time: trig.time,
+            first_seen: trig.first_seen,
+            count: trig.count,
+            evidence: trig.evidence.clone(),
+            window: trig.window.clone(),
+            decided_at: now,
+            steps,
+        };
+
+        // 1. The allowlist, always first.
+        if let Some(e) = self.policy.allowlist.matches(&trig.key) {
+            let entry = e.text.clone();
+            steps.push(Step::Allowlist {
+                matched: Some(entry.clone()),
+            });
+            return Decision::Allowlisted {
+                entry,
+                reason: reason(steps),
+            };
+        }
+        steps.push(Step::Allowlist { matched: None });
+
+        // 2. What would be banned.
+        let t = self.target(&trig.key, &mut steps);
+        let (base, from_rule) = self.base_bantime(trig.rule);
+        let permanent = base.0 < 0;
+
+        // 3. fail2ban's BanManager.addBanTicket: expired first (with the base
+        //    bantime), then already banned (maybe prolong).
+        if !permanent {
+            let until = trig.time.saturating_add(base);
+            if until < now {
+                steps.push(Step::ExpiredBeforeNow { until, now });
+                return Decision::Expired {
+                    key: t.0,
+                    prefix: t.1,
+                    until,
+                    reason: reason(steps),
+                };
+            }
+        }
+        self.retire_if_over(&t, now);
+        if let Some(rec) = self.bans.get_mut(&t) {
+            let new_eob = if permanent {
+                None
+            } else {
+                Some(trig.time.saturating_add(base))
+            };
+            let later = match (new_eob, rec.until) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(n), Some(o)) => n > o,
+            };
+            let old = rec.until;
+            let mut prolonged_to = None;
+            if later {
+                let bt = if permanent {
+                    None
+                } else {
+                    let dif = trig.time.since(rec.time);
+                    Some(if dif.0 > 0 {
+                        Duration(base.0.saturating_add(dif.0))
+                    } else {
+                        base
+                    })
+                };
+                rec.bantime = bt;
+                rec.until = bt.map(|b| rec.time.saturating_add(b));
+                prolonged_to = Some(rec.until);
+                if let Some(u) = rec.until {
+                    self.generation += 1;
+                    rec.generation = self.generation;
+                    self.heap.push(Reverse((u.0, self.generation, t.clone())));
+                }
+            }
+            steps.push(Step::AlreadyBanned {
+                until: old,
+                prolonged_to,
+            });
+            let until = rec.until;
+            return Decision::AlreadyBanned {
+                key: t.0,
+                prefix: t.1,
+                until,
+                prolonged: prolonged_to.is_some(),
+                reason: reason(steps),
+            };
+        }
+
+        // 4. Base bantime and bantime.increment.
+        steps.push(Step::BaseBantime {
+            bantime: (!permanent).then_some(base),
+            from_rule,
+        });
+        let previous = self.history_of(&t, now).map_or(0, |h| h.ban_count);
+        let mut duration = (!permanent).then_some(base);
+        if let Some(inc) = &self.policy.increment {
+            if base.0 > 0 && previous > 0 {
+                let calc = inc.calc(base, previous, salt(&t));
+                duration = Some(calc.result);
+                steps.push(Step::Increment(calc));
+            } else {
+                steps.push(Step::IncrementNotApplied {
+                    previous_bans: previous,
+                });
+            }
+        }
+        let until = duration.map(|d| trig.time.saturating_add(d));
+        if let Some(u) = until {
+            if u < now {
+                steps.push(Step::ExpiredBeforeNow { until: u, now });
+                return Decision::Expired {
+                    key: t.0,
+                    prefix: t.1,
+                    until: u,
+                    reason: reason(steps),
+                };
+            }
+        }
+        let simulated = self.policy.simulate;
+        if simulated {
+            steps.push(Step::Simulated);
+        }
+        let ban_count = previous.saturating_add(1);
+        let explanation = reason(steps);
+        self.generation += 1;
+        if let Some(u) = until {
+            self.heap.push(Reverse((u.0, self.generation, t.clone())));
+        }
+        self.history.insert(
+            t.clone(),
+            History {
+                ban_count,
+                last_ban: trig.time,
+                last_bantime: duration,
+            },
+        );
+        self.bans.insert(
+            t.clone(),
+            BanRecord {
+                rule: trig.rule,
+                time: trig.time,
+                bantime: duration,
+                until,
+                ban_count,
+                simulated,
+                generation: self.generation,
+                reason: explanation.clone(),
+            },
+        );
+        Decision::Ban {
+            key: t.0,
+            prefix: t.1,
+            duration,
+            until,
+            ban_count,
+            simulated,
+            reason: explanation,
+        }
+    }
+
+    /// Bans that are over at `now` (`now > until`, as fail2ban), oldest end
+    /// first; also forgets ban history older than the purge age (at most
+    /// once per hour of `now`).
+    pub fn expire(&mut self, now: Timestamp) -> Vec<Unban> {
+        let mut out = std::mem::take(&mut self.pending);
+        while let Some(Reverse((until, generation, _))) = self.heap.peek() {
+            if *until >= now.0 {
+                break;
+            }
+            let generation = *generation;
+            let Some(Reverse((_, _, t))) = self.heap.pop() else {
+                break;
+            };
+            let live = matches!(self.bans.get(&t), Some(r) if r.generation == generation);
+            if live {
+                if let Some(rec) = self.bans.remove(&t) {
+                    out.push(unban_of(&t, &rec));
+                }
+            }
+        }
+        if now.0 >= self.next_purge {
+            self.next_purge = now.0.saturating_add(PURGE_EVERY);
+            let age = self.purge_age();
+            let horizon = now.0.saturating_sub(age.0);
+            self.history.retain(|t, h| {
+                self.bans.contains_key(t)
+                    || h.last_bantime.is_none()
+                    || !(h.last_ban.0 < horizon
+                        && h.last_ban
+                            .0
+                            .saturating_add(h.last_bantime.map_or(0, |b| b.0).saturating_mul(3))
+                            < horizon)
+            });
+        }
+        // Stale heap entries of removed bans are dropped as they surface.
+        out
+    }
+
+    /// Removes a ban by hand (the history stays). Returns it if there was one.
+    pub fn unban(&mut self, key: &Key) -> Option<Unban> {
+        let t = self.target_quiet(key);
+        let rec = self.bans.remove(&t)?;
+        Some(unban_of(&t, &rec))
+    }
+
+    /// The extra retries fail2ban's `bantime.increment` observer adds for a
+    /// failure of a known bad key at `time` (see
+    /// [`BanIncrement::bad_ip_extra_retries`]); 0 without increment, without
+    /// history, or for a failure not after the last ban.
+    pub fn bad_ip_extra_retries(&self, key: &Key, time: Timestamp, maxretry: u32) -> u32 {
+        if self.policy.increment.is_none() {
+            return 0;
+        }
+        let t = self.target_quiet(key);
+        match self.history_of(&t, time) {
+            Some(h) if time > h.last_ban => {
+                BanIncrement::bad_ip_extra_retries(h.ban_count, maxretry)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Everything known about `key` at `now` (for `stadtwache explain`).
+    pub fn explain(&self, key: &Key, now: Timestamp) -> KeyReport {
+        let t = self.target_quiet(key);
+        let ban = self
+            .bans
+            .get(&t)
+            .filter(|r| r.until.is_none_or(|u| now <= u))
+            .map(|r| BanInfo {
+                key: t.0.clone(),
+                prefix: t.1,
+                since: r.time,
+                bantime: r.bantime,
+                until: r.until,
+                ban_count: r.ban_count,
+                simulated: r.simulated,
+                reason: r.reason.clone(),
+            });
+        KeyReport {
+            key: key.clone(),
+            ban_key: t.0.clone(),
+            prefix: t.1,
+            allowlisted: self.policy.allowlist.matches(key).map(|e| e.text.clone()),
+            ban,
+            history: self.history_of(&t, now),
+        }
+    }
+
+    /// Active bans at `now`, in no particular order.
+    pub fn bans(&self, now: Timestamp) -> Vec<BanInfo> {
+        self.bans
+            .iter()
+            .filter(|(_, r)| r.until.is_none_or(|u| now <= u))
+            .map(|(t, r)| BanInfo {
+                key: t.0.clone(),
+                prefix: t.1,
+                since: r.time,
+                bantime: r.bantime,
+                until: r.until,
+                ban_count: r.ban_count,
+                simulated: r.simulated,
+                reason: r.reason.clone(),
+            })
+            .collect()
+    }
+}
+
+fn unban_of(t: &Target, rec: &BanRecord) -> Unban {
+    Unban {
+        key: t.0.clone(),
+        prefix: t.1,
+        rule: rec.rule,
+        since: rec.time,
+        until: rec.until.unwrap_or(Timestamp(i64::MAX)),
+        ban_count: rec.ban_count,
+        simulated: rec.simulated,
+    }
+}
+
+#[cfg(test)]
+mod tests;
