@@ -12,6 +12,64 @@
 //! - `Pattern::is_multiline(&self) -> bool` (contains `\n` or `<SKIPLINES>`)
 //! - `Pattern::engine(&self) -> Engine`
 //! - `Captures` : overall span + per-group `Option<(usize, usize)>` spans
+//!
+//! Additions: [`Pattern::compile_with`] (explicit `MULTILINE` / `usedns`),
+//! [`Pattern::captures_with`] + [`Scratch`] (allocation-free captures),
+//! [`Pattern::required_literals`] (sound prefilter), [`Pattern::translated`],
+//! [`Pattern::warnings`], [`Pattern::has_failure_id_group`],
+//! [`Pattern::skiplines_groups`].
+//!
+//! # Haystack convention
+//!
+//! The haystack is what fail2ban searches: one line, or the lines of the
+//! multi-line buffer joined by `\n`. fail2ban's buffer always ends in `\n`;
+//! passing it with or without that final `\n` gives the same results, except
+//! for spans of patterns that consume the final newline themselves.
+//!
+//! # Semantics reproduced
+//!
+//! - Tags exactly as fail2ban's `Regex._resolveHostTag` (same group names),
+//!   then fail2ban's rewrite of wrapped global flags `((?i)x)` → `(?i:x)`.
+//!   [`Pattern::expanded`] is the text fail2ban hands to `re.compile`.
+//! - fail2ban compiles failregexes with `re.MULTILINE` when `maxlines > 1`,
+//!   prefregex and ignoreregex without it, and never with `DOTALL`.
+//!   [`Pattern::compile`] uses `MULTILINE` for failregexes (identical to
+//!   non-MULTILINE on a one-line haystack without its final `\n`); a runner
+//!   that knows `maxlines` should call [`Pattern::compile_with`].
+//! - Python `re` → Rust: `^`/`$`/`\A`/`\Z`/`.` by flags; Python's Unicode
+//!   `\w` (`[\p{L}\p{N}_]`) and `\s` (also `\x1c`–`\x1f`); classes (`[]x]`,
+//!   escapes, `&&`/`--`/`~~`/nested `[` literal); octal, `\x`, `\u`, `\U`;
+//!   literal `{`; inline/scoped flags (`(?x)` verbose parsed here); atomic
+//!   groups and possessive quantifiers (Python 3.11 has them: backtracking
+//!   engine); conditionals `(?(1)a|b)`, `(?P=name)`, `\1`.
+//! - Non-MULTILINE `$` (end, or before a final `\n`) is `(?m:$)` in the linear
+//!   engine — exact when the haystack has no newline before its last char;
+//!   for haystacks with inner newlines an exact backtracking variant
+//!   (`(?=\n?\z)`) is used automatically.
+//!
+//! # Diagnostic codes
+//!
+//! // code | severity | meaning
+//! // -----+----------+-----------------------------------------------------------
+//! // P001 | error    | empty regex (fail2ban: "Cannot add empty regex")
+//! // P002 | error    | unknown `<F-...>`-looking tag (`<f-user>`, `<F-USER/>`, …);
+//! //      |          | fail2ban would silently match it as literal text
+//! // P003 | error    | closing tag `</F-X>` without an opening `<F-X>`
+//! // P004 | error    | `<F-X>` opened but never closed
+//! // P005 | error    | `</F-X>` closed twice, or `<F-X>` reopened while open
+//! // P006 | error    | `<F-X>`…`</F-X>` not properly nested with the regex's own
+//! //      |          | parentheses (the closing tag closes another group)
+//! // P007 | error    | not valid Python `re` syntax (Python's message and offset)
+//! // P008 | error    | valid Python, but rejected by the regex engine (its message)
+//! // P009 | error    | Python construct we do not support (e.g. unknown `\N{name}`)
+//! // P010 | warning  | prefregex without `<F-CONTENT>`: failregexes see the whole line
+
+mod emit;
+mod literals;
+mod pyre;
+mod tags;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use stadtwache_core::{Diagnostic, Spanned};
 
@@ -48,40 +106,433 @@ pub struct Captures {
     pub groups: Vec<Option<(usize, usize)>>,
 }
 
+/// Per-pattern translation switches that fail2ban takes from the filter/jail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatternOptions {
+    /// Compile with Python's `re.MULTILINE` (fail2ban: failregex and `maxlines > 1`).
+    pub multiline: bool,
+    /// fail2ban `usedns` other than `no`: `<HOST>` also matches a DNS name.
+    pub use_dns: bool,
+}
+
+impl PatternOptions {
+    /// The defaults [`Pattern::compile`] uses for a kind.
+    pub fn for_kind(kind: PatternKind) -> Self {
+        PatternOptions {
+            multiline: kind == PatternKind::Failregex,
+            use_dns: true,
+        }
+    }
+}
+
+/// Reusable capture storage for [`Pattern::captures_with`]; keep one per
+/// pattern (and thread) for allocation-free matching.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    owner: u64,
+    locs: Option<regex::CaptureLocations>,
+    spans: Vec<Option<(usize, usize)>>,
+    from_locs: bool,
+}
+
+impl Scratch {
+    /// Span of group `i` of the last successful match (0 = whole match).
+    pub fn get(&self, i: usize) -> Option<(usize, usize)> {
+        if self.from_locs {
+            self.locs.as_ref().and_then(|l| l.get(i))
+        } else {
+            self.spans.get(i).copied().flatten()
+        }
+    }
+
+    /// Number of groups (including group 0).
+    pub fn len(&self) -> usize {
+        if self.from_locs {
+            self.locs.as_ref().map_or(0, |l| l.len())
+        } else {
+            self.spans.len()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+enum Compiled {
+    Linear(regex::Regex),
+    Fancy(fancy_regex::Regex),
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compiled::Linear(r) => write!(f, "Linear({:?})", r.as_str()),
+            Compiled::Fancy(r) => write!(f, "Fancy({:?})", r.as_str()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Pattern {
-    _private: (),
+    id: u64,
+    kind: PatternKind,
+    expanded: String,
+    translated: String,
+    names: Vec<Option<String>>,
+    multiline_pat: bool,
+    compiled: Compiled,
+    /// Exact non-MULTILINE `$` for haystacks with inner newlines.
+    exact: Option<fancy_regex::Regex>,
+    literals: Option<Vec<String>>,
+    warnings: Vec<Diagnostic>,
+    skiplines: usize,
+}
+
+fn diag(src: &Spanned, code: &'static str, msg: String) -> Diagnostic {
+    let d = Diagnostic::error(code, msg);
+    match &src.at.file {
+        Some(f) => d.at(f.clone(), src.at.line),
+        None => Diagnostic {
+            line: src.at.line,
+            ..d
+        },
+    }
+}
+
+fn map_fancy_err(e: &fancy_regex::Error) -> BudgetExceeded {
+    let _ = e;
+    BudgetExceeded
+}
+
+fn build_fancy(pat: &str, opts: &CompileOptions) -> Result<fancy_regex::Regex, String> {
+    fancy_regex::RegexBuilder::new(pat)
+        .backtrack_limit(opts.backtrack_limit)
+        .delegate_size_limit(64 << 20)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 impl Pattern {
-    pub fn compile(src: &Spanned, kind: PatternKind, opts: &CompileOptions) -> Result<Pattern, Vec<Diagnostic>> {
-        let _ = (src, kind, opts);
-        todo!("pattern: compile")
+    pub fn compile(
+        src: &Spanned,
+        kind: PatternKind,
+        opts: &CompileOptions,
+    ) -> Result<Pattern, Vec<Diagnostic>> {
+        Self::compile_with(src, kind, opts, PatternOptions::for_kind(kind))
+    }
+
+    /// [`Pattern::compile`] with explicit `MULTILINE` / `usedns` switches.
+    pub fn compile_with(
+        src: &Spanned,
+        kind: PatternKind,
+        opts: &CompileOptions,
+        popts: PatternOptions,
+    ) -> Result<Pattern, Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        let exp = tags::expand(&src.text, popts.use_dns);
+        for p in &exp.problems {
+            let (code, msg) = match p {
+                tags::TagProblem::Unknown(t) => (
+                    "P002",
+                    format!(
+                        "unknown tag {t} (fail2ban tags: <F-NAME>…</F-NAME> in upper case, <F-ID/>, <F-PORT/>, <HOST>, …)"
+                    ),
+                ),
+                tags::TagProblem::CloseWithoutOpen(t) => (
+                    "P003",
+                    format!("closing tag </F-{t}> without an opening <F-{t}>"),
+                ),
+                tags::TagProblem::Unclosed(t) => {
+                    ("P004", format!("tag <F-{t}> is never closed by </F-{t}>"))
+                }
+                tags::TagProblem::ClosedTwice(t) => {
+                    ("P005", format!("tag </F-{t}> closes <F-{t}> a second time"))
+                }
+                tags::TagProblem::Reopened(t) => {
+                    ("P005", format!("tag <F-{t}> opened again before </F-{t}>"))
+                }
+            };
+            errors.push(diag(src, code, msg));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if exp.text.trim_start().is_empty() {
+            return Err(vec![diag(src, "P001", "empty regex".to_string())]);
+        }
+        let (expanded, edits) = tags::glob_to_local_flags(&exp.text);
+        let parsed = match pyre::parse(&expanded, popts.multiline) {
+            Ok(p) => p,
+            Err(e) => {
+                let code = if e.msg.starts_with("unsupported") {
+                    "P009"
+                } else {
+                    "P007"
+                };
+                return Err(vec![diag(
+                    src,
+                    code,
+                    format!(
+                        "invalid regex: {} at position {} in {:?}",
+                        e.msg, e.pos, expanded
+                    ),
+                )]);
+            }
+        };
+        // tag pairs must close the group they opened
+        for pair in &exp.pairs {
+            let (Some(close), open) = (pair.close, tags::map_pos(&edits, pair.open)) else {
+                continue;
+            };
+            let close = tags::map_pos(&edits, close);
+            if let Some(g) = parsed
+                .spans
+                .iter()
+                .skip(1)
+                .position(|s| s.0 == open)
+                .map(|g| g + 1)
+                && parsed.spans[g].1 != close
+            {
+                errors.push(diag(
+                    src,
+                    "P006",
+                    format!(
+                        "<F-{0}>…</F-{0}> is not properly nested with the regex's parentheses",
+                        pair.name
+                    ),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let names = parsed.names.clone();
+        let multiline_pat = exp.skiplines > 0 || emit::has_explicit_newline(&parsed.node);
+        let node = emit::elide_lookbehinds(parsed.node, None);
+        let plain_dollar = emit::has_plain_dollar(&node);
+        let backtracking = emit::needs_backtracking(&node);
+        let prefix = if parsed.global.i { "(?i)" } else { "" };
+        let render = |o: emit::EmitOpts| {
+            let mut s = String::from(prefix);
+            emit::emit(&node, &names, o, &mut s);
+            s
+        };
+        let translated = render(emit::EmitOpts {
+            exact_dollar: backtracking,
+            relaxed: false,
+            fancy: backtracking,
+        });
+        let relaxed = render(emit::EmitOpts {
+            exact_dollar: false,
+            relaxed: true,
+            fancy: false,
+        });
+        let compiled = if backtracking {
+            match build_fancy(&translated, opts) {
+                Ok(r) => Compiled::Fancy(r),
+                Err(e) => {
+                    return Err(vec![diag(
+                        src,
+                        "P008",
+                        format!(
+                            "regex not supported by the backtracking engine: {e} (translated: {translated:?})"
+                        ),
+                    )]);
+                }
+            }
+        } else {
+            match regex::RegexBuilder::new(&translated)
+                .size_limit(64 << 20)
+                .build()
+            {
+                Ok(r) => Compiled::Linear(r),
+                Err(e) => {
+                    return Err(vec![diag(
+                        src,
+                        "P008",
+                        format!(
+                            "regex not supported by the regex engine: {e} (translated: {translated:?})"
+                        ),
+                    )]);
+                }
+            }
+        };
+        let exact = if plain_dollar && !backtracking {
+            build_fancy(
+                &render(emit::EmitOpts {
+                    exact_dollar: true,
+                    relaxed: false,
+                    fancy: true,
+                }),
+                opts,
+            )
+            .ok()
+        } else {
+            None
+        };
+        let mut warnings = Vec::new();
+        if kind == PatternKind::Prefregex && !names.iter().any(|n| n.as_deref() == Some("content"))
+        {
+            let mut w = diag(
+                src,
+                "P010",
+                "prefregex without <F-CONTENT>…</F-CONTENT>: failregexes are applied to the whole line".into(),
+            );
+            w.severity = stadtwache_core::Severity::Warning;
+            warnings.push(w);
+        }
+        Ok(Pattern {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            expanded,
+            translated,
+            names,
+            multiline_pat,
+            compiled,
+            exact,
+            literals: literals::required_literals(&relaxed),
+            warnings,
+            skiplines: exp.skiplines,
+        })
+    }
+
+    /// Does `hay` have a newline before its last char (so non-MULTILINE `$`
+    /// needs the exact variant)?
+    #[inline]
+    fn exact_for(&self, hay: &str) -> Option<&fancy_regex::Regex> {
+        let ex = self.exact.as_ref()?;
+        let b = hay.as_bytes();
+        let inner = &b[..b.len().saturating_sub(1)];
+        memchr::memchr(b'\n', inner).map(|_| ex)
     }
 
     pub fn captures(&self, hay: &str) -> Result<Option<Captures>, BudgetExceeded> {
-        let _ = hay;
-        todo!("pattern: captures")
+        let mut s = self.new_scratch();
+        if !self.captures_with(hay, &mut s)? {
+            return Ok(None);
+        }
+        let groups: Vec<Option<(usize, usize)>> = (0..s.len()).map(|i| s.get(i)).collect();
+        let span = groups.first().copied().flatten().unwrap_or((0, 0));
+        Ok(Some(Captures { span, groups }))
+    }
+
+    /// A scratch sized for this pattern.
+    pub fn new_scratch(&self) -> Scratch {
+        let mut s = Scratch::default();
+        self.prepare(&mut s);
+        s
+    }
+
+    fn prepare(&self, s: &mut Scratch) {
+        if s.owner != self.id {
+            s.owner = self.id;
+            s.locs = match &self.compiled {
+                Compiled::Linear(r) => Some(r.capture_locations()),
+                Compiled::Fancy(_) => None,
+            };
+            s.spans.clear();
+        }
+    }
+
+    /// Captures into `scratch` (no allocation on the linear engine once the
+    /// scratch belongs to this pattern); returns whether it matched.
+    pub fn captures_with(&self, hay: &str, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
+        self.prepare(scratch);
+        let fancy = match (&self.compiled, self.exact_for(hay)) {
+            (_, Some(ex)) => ex,
+            (Compiled::Linear(r), None) => {
+                let Some(locs) = scratch.locs.as_mut() else {
+                    return Ok(false);
+                };
+                scratch.from_locs = true;
+                return Ok(r.captures_read(locs, hay).is_some());
+            }
+            (Compiled::Fancy(f), None) => f,
+        };
+        scratch.from_locs = false;
+        scratch.spans.clear();
+        match fancy.captures(hay) {
+            Ok(Some(c)) => {
+                scratch
+                    .spans
+                    .extend((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))));
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(map_fancy_err(&e)),
+        }
     }
 
     pub fn is_match(&self, hay: &str) -> Result<bool, BudgetExceeded> {
-        let _ = hay;
-        todo!("pattern: is_match")
+        if let Some(ex) = self.exact_for(hay) {
+            return ex.is_match(hay).map_err(|e| map_fancy_err(&e));
+        }
+        match &self.compiled {
+            Compiled::Linear(r) => Ok(r.is_match(hay)),
+            Compiled::Fancy(f) => f.is_match(hay).map_err(|e| map_fancy_err(&e)),
+        }
     }
 
     pub fn group_names(&self) -> &[Option<String>] {
-        todo!("pattern: group_names")
+        &self.names
     }
 
     pub fn expanded(&self) -> &str {
-        todo!("pattern: expanded")
+        &self.expanded
+    }
+
+    /// The Rust regex syntax actually compiled.
+    pub fn translated(&self) -> &str {
+        &self.translated
     }
 
     pub fn is_multiline(&self) -> bool {
-        todo!("pattern: is_multiline")
+        self.multiline_pat
     }
 
     pub fn engine(&self) -> Engine {
-        todo!("pattern: engine")
+        match self.compiled {
+            Compiled::Linear(_) => Engine::Linear,
+            Compiled::Fancy(_) => Engine::Backtracking,
+        }
+    }
+
+    pub fn kind(&self) -> PatternKind {
+        self.kind
+    }
+
+    /// Non-fatal findings (P010).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// Number of `<SKIPLINES>` tags (groups `skiplines0`, `skiplines1`, …).
+    pub fn skiplines_groups(&self) -> usize {
+        self.skiplines
+    }
+
+    /// Index of the group called `name`.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.as_deref() == Some(name))
+    }
+
+    /// fail2ban's `FAILURE_ID_PRESENTS` check: does the pattern have a
+    /// `fid`, `ip4`, `ip6`, `dns` or `mlfid` group?
+    pub fn has_failure_id_group(&self) -> bool {
+        ["fid", "ip4", "ip6", "dns", "mlfid"]
+            .iter()
+            .any(|g| self.group_index(g).is_some())
+    }
+
+    /// Literals such that every match contains at least one of them (None:
+    /// no such set found). Sound for both engines.
+    pub fn required_literals(&self) -> Option<Vec<String>> {
+        self.literals.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! Required-literal analysis: a set of strings such that every match of a
+//! pattern contains at least one of them (a sound prefilter for the runner).
+//!
+//! Works on the `regex-syntax` HIR of a linear *superset* of the pattern
+//! (look-arounds dropped, back-references widened), so the set is sound for
+//! the backtracking patterns too.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Most literals in one set.
+const MAX_LITS: usize = 64;
+/// Most chars a class may have to be expanded into literals.
+const MAX_CLASS: usize = 8;
+
+#[derive(Clone, Debug)]
+struct Lits {
+    set: Vec<Vec<u8>>,
+    /// Every match of the node is exactly one of `set`.
+    exact: bool,
+}
+
+impl Lits {
+    fn exact(set: Vec<Vec<u8>>) -> Self {
+        Lits { set, exact: true }
+    }
+
+    fn useful(&self) -> bool {
+        !self.set.is_empty() && self.set.iter().all(|l| !l.is_empty())
+    }
+
+    /// Higher is better: longest shortest literal, then fewest literals.
+    fn score(&self) -> (usize, isize) {
+        let min = self.set.iter().map(Vec::len).min().unwrap_or(0);
+        (min.min(16), -(self.set.len() as isize))
+    }
+}
+
+fn cross(a: &Lits, b: &Lits) -> Option<Lits> {
+    if a.set.len().saturating_mul(b.set.len()) > MAX_LITS {
+        return None;
+    }
+    let mut set = Vec::with_capacity(a.set.len() * b.set.len());
+    for x in &a.set {
+        for y in &b.set {
+            let mut l = x.clone();
+            l.extend_from_slice(y);
+            if !set.contains(&l) {
+                set.push(l);
+            }
+        }
+    }
+    Some(Lits {
+        set,
+        exact: a.exact && b.exact,
+    })
+}
+
+fn better(a: Option<Lits>, b: Option<Lits>) -> Option<Lits> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            if !b.useful() {
+                return Some(a);
+            }
+            if !a.useful() || b.score() > a.score() {
+                Some(b)
+            } else {
+                Some(a)
+            }
+        }
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn class_lits(c: &Class) -> Option<Lits> {
+    match c {
+        Class::Unicode(u) => {
+            let mut n = 0usize;
+            for r in u.iter() {
+                n += (r.end() as usize) - (r.start() as usize) + 1;
+                if n > MAX_CLASS {
+                    return None;
+                }
+            }
+            let mut set = Vec::new();
+            for r in u.iter() {
+                for c in r.start()..=r.end() {
+                    set.push(c.to_string().into_bytes());
+                }
+            }
+            Some(Lits::exact(set))
+        }
+        Class::Bytes(b) => {
+            let mut set = Vec::new();
+            for r in b.iter() {
+                for c in r.start()..=r.end() {
+                    if !c.is_ascii() {
+                        return None;
+                    }
+                    set.push(vec![c]);
+                    if set.len() > MAX_CLASS {
+                        return None;
+                    }
+                }
+            }
+            Some(Lits::exact(set))
+        }
+    }
+}
+
+/// Some(lits): every match of `h` contains one of lits (and if `exact`, is one).
+fn required(h: &Hir) -> Option<Lits> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(Lits::exact(vec![Vec::new()])),
+        HirKind::Literal(l) => Some(Lits::exact(vec![l.0.to_vec()])),
+        HirKind::Class(c) => class_lits(c),
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) => {
+            if r.min == 0 {
+                return None;
+            }
+            let sub = required(&r.sub)?;
+            if sub.exact && r.max == Some(r.min) && r.min <= 4 {
+                let mut acc = sub.clone();
+                for _ in 1..r.min {
+                    match cross(&acc, &sub) {
+                        Some(x) => acc = x,
+                        None => {
+                            return Some(Lits {
+                                exact: false,
+                                ..sub
+                            });
+                        }
+                    }
+                }
+                return Some(acc);
+            }
+            Some(Lits {
+                exact: false,
+                ..sub
+            })
+        }
+        HirKind::Alternation(alts) => {
+            let mut set: Vec<Vec<u8>> = Vec::new();
+            let mut exact = true;
+            for a in alts {
+                let l = required(a)?;
+                exact &= l.exact;
+                for x in l.set {
+                    if !set.contains(&x) {
+                        set.push(x);
+                    }
+                }
+                if set.len() > MAX_LITS {
+                    return None;
+                }
+            }
+            Some(Lits { set, exact })
+        }
+        HirKind::Concat(parts) => {
+            let mut best: Option<Lits> = None;
+            let mut run: Option<Lits> = None;
+            let mut all_exact = true;
+            for p in parts {
+                match required(p) {
+                    Some(l) if l.exact => {
+                        run = match run.take() {
+                            None => Some(l),
+                            Some(r) => match cross(&r, &l) {
+                                Some(x) => Some(x),
+                                None => {
+                                    all_exact = false;
+                                    best = better(best, Some(Lits { exact: false, ..r }));
+                                    Some(l)
+                                }
+                            },
+                        };
+                    }
+                    Some(l) => {
+                        all_exact = false;
+                        if let Some(r) = run.take() {
+                            best = better(best, Some(Lits { exact: false, ..r }));
+                        }
+                        best = better(best, Some(l));
+                    }
+                    None => {
+                        all_exact = false;
+                        if let Some(r) = run.take() {
+                            best = better(best, Some(Lits { exact: false, ..r }));
+                        }
+                    }
+                }
+            }
+            if all_exact && best.is_none() {
+                return run.or_else(|| Some(Lits::exact(vec![Vec::new()])));
+            }
+            if let Some(r) = run {
+                best = better(best, Some(Lits { exact: false, ..r }));
+            }
+            best.map(|b| Lits { exact: false, ..b })
+        }
+    }
+}
+
+/// Required literals of a (linear, superset) pattern in Rust syntax.
+pub(crate) fn required_literals(relaxed_pattern: &str) -> Option<Vec<String>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(relaxed_pattern)
+        .ok()?;
+    let lits = required(&hir)?;
+    if !lits.useful() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(lits.set.len());
+    for l in lits.set {
+        out.push(String::from_utf8(l).ok()?);
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_sets() {
+        assert_eq!(required_literals("abc"), Some(vec!["abc".to_string()]));
+        assert_eq!(required_literals("a.*bcd"), Some(vec!["bcd".to_string()]));
+        assert_eq!(
+            required_literals("(?:foo|bar)x"),
+            Some(vec!["barx".to_string(), "foox".to_string()])
+        );
+        assert_eq!(required_literals(".*"), None);
+        assert_eq!(required_literals("a?"), None);
+        assert_eq!(required_literals("(?:foo|.*)"), None);
+        assert_eq!(
+            required_literals("[aA]uth"),
+            Some(vec!["Auth".to_string(), "auth".to_string()])
+        );
+    }
+}

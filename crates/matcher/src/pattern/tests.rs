@@ -1,0 +1,467 @@
+use super::*;
+use stadtwache_core::SourceRef;
+
+fn compile(s: &str, kind: PatternKind) -> Pattern {
+    Pattern::compile(&Spanned::new(s), kind, &CompileOptions::default())
+        .unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
+}
+
+fn pat(s: &str) -> Pattern {
+    compile(s, PatternKind::Failregex)
+}
+
+fn err(s: &str) -> Vec<Diagnostic> {
+    let src = Spanned {
+        text: s.to_string(),
+        at: SourceRef {
+            file: Some("f.conf".into()),
+            line: 7,
+        },
+    };
+    match Pattern::compile(&src, PatternKind::Failregex, &CompileOptions::default()) {
+        Ok(p) => panic!("{s:?} compiled to {:?}", p.translated()),
+        Err(e) => {
+            assert!(!e.is_empty());
+            for d in &e {
+                assert_eq!(d.file.as_deref(), Some(std::path::Path::new("f.conf")));
+                assert_eq!(d.line, 7);
+                assert!(d.is_error());
+            }
+            e
+        }
+    }
+}
+
+fn code(s: &str) -> &'static str {
+    err(s)[0].code
+}
+
+/// Named group value of the first match.
+fn group<'h>(p: &Pattern, hay: &'h str, name: &str) -> Option<&'h str> {
+    let c = p.captures(hay).unwrap()?;
+    let i = p.group_index(name)?;
+    c.groups[i].map(|(a, b)| &hay[a..b])
+}
+
+fn m(p: &Pattern, hay: &str) -> bool {
+    let a = p.is_match(hay).unwrap();
+    let b = p.captures(hay).unwrap().is_some();
+    assert_eq!(
+        a,
+        b,
+        "is_match and captures disagree on {hay:?} for {}",
+        p.translated()
+    );
+    a
+}
+
+#[test]
+fn host_tag_groups() {
+    let p = pat("^fail from <HOST>$");
+    assert_eq!(p.engine(), Engine::Linear, "{}", p.translated());
+    assert_eq!(group(&p, "fail from 192.0.2.1", "ip4"), Some("192.0.2.1"));
+    assert_eq!(
+        group(&p, "fail from ::ffff:192.0.2.1", "ip4"),
+        Some("192.0.2.1")
+    );
+    assert_eq!(
+        group(&p, "fail from 2001:db8::1", "ip6"),
+        Some("2001:db8::1")
+    );
+    assert_eq!(
+        group(&p, "fail from [2001:db8::1]", "ip6"),
+        Some("2001:db8::1")
+    );
+    assert_eq!(group(&p, "fail from fe80::", "ip6"), Some("fe80::"));
+    assert_eq!(group(&p, "fail from ::1", "ip6"), Some("::1"));
+    assert_eq!(
+        group(&p, "fail from host.example.com", "dns"),
+        Some("host.example.com")
+    );
+    assert_eq!(group(&p, "fail from host.example.com", "ip4"), None);
+    assert!(p.has_failure_id_group());
+    // usedns = no: <HOST> is <ADDR>
+    let p = Pattern::compile_with(
+        &Spanned::new("from <HOST>$"),
+        PatternKind::Failregex,
+        &CompileOptions::default(),
+        PatternOptions {
+            multiline: false,
+            use_dns: false,
+        },
+    )
+    .unwrap();
+    assert!(p.group_index("dns").is_none());
+    assert!(!m(&p, "from host.example.com"));
+}
+
+#[test]
+fn ipv6_lookbehind_is_elided_only_where_always_true() {
+    let p = pat("<IP6>");
+    assert_eq!(p.engine(), Engine::Linear);
+    assert!(!p.translated().contains("(?<="));
+    // a look-behind in another context stays (and needs backtracking)
+    let p = pat("a(?<=:)b");
+    assert_eq!(p.engine(), Engine::Backtracking);
+    let p = pat(":(?<=:)b");
+    assert_eq!(p.engine(), Engine::Linear);
+    assert!(m(&p, ":b"));
+}
+
+#[test]
+fn simple_tags() {
+    for (tag, groups) in [
+        ("<IP4>", &["ip4"][..]),
+        ("<F-IP4/>", &["ip4"]),
+        ("<IP6>", &["ip6"]),
+        ("<F-IP6/>", &["ip6"]),
+        ("<ADDR>", &["ip4", "ip6"]),
+        ("<F-ADDR/>", &["ip4", "ip6"]),
+        ("<DNS>", &["dns"]),
+        ("<F-DNS/>", &["dns"]),
+        ("<CIDR>", &["cidr"]),
+        ("<F-CIDR/>", &["cidr"]),
+        ("<SUBNET>", &["ip4", "ip6", "cidr"]),
+        ("<F-SUBNET/>", &["ip4", "ip6", "cidr"]),
+        ("<F-ID/>", &["fid"]),
+        ("<F-PORT/>", &["fport"]),
+    ] {
+        let p = pat(tag);
+        for g in groups {
+            assert!(p.group_index(g).is_some(), "{tag} lacks {g}");
+        }
+    }
+    let p = pat("net <SUBNET>");
+    assert_eq!(group(&p, "net 10.0.0.0/8", "cidr"), Some("8"));
+    assert_eq!(group(&p, "net 10.0.0.0/8", "ip4"), Some("10.0.0.0"));
+    let p = pat("id <F-ID/> port <F-PORT/>");
+    assert_eq!(group(&p, "id abc:12 port ssh", "fid"), Some("abc:12"));
+    assert_eq!(group(&p, "id abc:12 port ssh", "fport"), Some("ssh"));
+}
+
+#[test]
+fn custom_group_tags() {
+    let p = pat(
+        "^<F-MLFID>\\d+</F-MLFID> <F-NOFAIL>x</F-NOFAIL> <F-USER>\\S+</F-USER> <F-ALT_USER1>\\S+</F-ALT_USER1> \
+         <F-TUPLE_ID_1>\\d</F-TUPLE_ID_1> <F-ID>\\w+</F-ID> <F-PORT>\\d+</F-PORT> <F-CONTENT>.+</F-CONTENT>",
+    );
+    let names: Vec<_> = p.group_names().iter().flatten().cloned().collect();
+    assert_eq!(
+        names,
+        [
+            "mlfid",
+            "nofail",
+            "user",
+            "alt_user1",
+            "tuple_id_1",
+            "fid",
+            "fport",
+            "content"
+        ]
+    );
+    let hay = "42 x bob alice 7 conn 22 rest of it";
+    assert_eq!(group(&p, hay, "mlfid"), Some("42"));
+    assert_eq!(group(&p, hay, "user"), Some("bob"));
+    assert_eq!(group(&p, hay, "alt_user1"), Some("alice"));
+    assert_eq!(group(&p, hay, "fid"), Some("conn"));
+    assert_eq!(group(&p, hay, "fport"), Some("22"));
+    assert_eq!(group(&p, hay, "content"), Some("rest of it"));
+    let p = pat("<F-MLFFORGET><F-MLFGAINED>Accepted</F-MLFGAINED></F-MLFFORGET> <HOST>");
+    assert_eq!(group(&p, "Accepted 1.2.3.4", "mlfforget"), Some("Accepted"));
+    assert_eq!(group(&p, "Accepted 1.2.3.4", "mlfgained"), Some("Accepted"));
+}
+
+#[test]
+fn skiplines() {
+    let p = pat("^a <HOST><SKIPLINES>^b$");
+    assert!(p.is_multiline());
+    assert_eq!(p.skiplines_groups(), 1);
+    let hay = "a 1.2.3.4\nx\ny\nb\n";
+    assert_eq!(group(&p, hay, "skiplines0"), Some("x\ny\n"));
+    assert_eq!(group(&p, hay, "ip4"), Some("1.2.3.4"));
+    assert!(!pat("^a <HOST>$").is_multiline());
+    assert!(pat(r"^a\nb <HOST>").is_multiline());
+}
+
+#[test]
+fn tag_errors_are_coded() {
+    assert_eq!(code(""), "P001");
+    assert_eq!(code("   "), "P001");
+    assert_eq!(code("<f-user>x</f-user>"), "P002");
+    assert_eq!(code("<F-USER/> <HOST>"), "P002");
+    assert_eq!(code("x</F-USER> <HOST>"), "P003");
+    assert_eq!(code("<F-USER>x <HOST>"), "P004");
+    assert_eq!(code("<F-A>x</F-A></F-A> <HOST>"), "P005");
+    assert_eq!(code("<F-A>x<F-A>y</F-A> <HOST>"), "P005");
+    assert_eq!(code("(<F-USER>x)</F-USER> <HOST>"), "P006");
+    assert_eq!(code("<F-A><F-B>x</F-A></F-B>"), "P006");
+    assert_eq!(code("(unclosed <HOST>"), "P007");
+    assert_eq!(code(r"\q <HOST>"), "P007");
+    assert_eq!(code(r"\N{SNOWMAN} <HOST>"), "P009");
+    // the message carries Python's wording
+    assert!(
+        err("a{3,1}")[0]
+            .message
+            .contains("min repeat greater than max repeat")
+    );
+}
+
+#[test]
+fn prefregex_without_content_warns() {
+    let p = compile("^foo .*$", PatternKind::Prefregex);
+    assert_eq!(p.warnings()[0].code, "P010");
+    let p = compile("^foo <F-CONTENT>.*</F-CONTENT>$", PatternKind::Prefregex);
+    assert!(p.warnings().is_empty());
+}
+
+#[test]
+fn python_anchors() {
+    // `$` also matches before a final newline (fail2ban's buffer ends in \n)
+    let p = compile("^foo$", PatternKind::Ignoreregex);
+    assert!(m(&p, "foo"));
+    assert!(m(&p, "foo\n"));
+    assert!(!m(&p, "foo\nbar\n"));
+    assert!(!m(&p, "xfoo"));
+    // non-MULTILINE: `$` only at the very end / before the final \n, even with inner newlines
+    let p = compile("foo$", PatternKind::Prefregex);
+    assert!(!m(&p, "foo\nbar\n"));
+    assert!(m(&p, "bar\nfoo\n"));
+    // MULTILINE (failregex): ^ and $ at every line
+    let p = compile("^foo$", PatternKind::Failregex);
+    assert!(m(&p, "bar\nfoo\nbaz\n"));
+    // \Z is the very end only; \A the very start
+    let p = pat(r"foo\Z");
+    assert!(m(&p, "foo"));
+    assert!(!m(&p, "foo\n"));
+    let p = pat(r"\Afoo");
+    assert!(!m(&p, "x\nfoo"));
+}
+
+#[test]
+fn literal_brace_and_quantifiers() {
+    let p = pat(r"a{x}");
+    assert!(m(&p, "a{x}"));
+    let p = pat(r"a{,2}b");
+    assert!(m(&p, "aab"));
+    assert_eq!(p.captures("aaab").unwrap().unwrap().span, (1, 4));
+    let p = pat(r"a{}");
+    assert!(m(&p, "a{}"));
+    let p = pat(r"x{1,");
+    assert!(m(&p, "x{1,"));
+    let p = pat(r"a{2}?");
+    assert!(m(&p, "aa"));
+}
+
+#[test]
+fn classes() {
+    let p = pat(r"[]a]+");
+    assert_eq!(p.captures("x]a]").unwrap().unwrap().span, (1, 4));
+    let p = pat(r"^[^]a]+$");
+    assert!(m(&p, "xyz"));
+    assert!(!m(&p, "x]z"));
+    // Rust set operators are plain chars in Python
+    let p = pat(r"^[a&&b]+$");
+    assert!(m(&p, "a&b"));
+    let p = pat(r"^[-a~~c]+$");
+    assert!(m(&p, "a-~c"));
+    // Python: `a--` is a (bad) range
+    assert_eq!(code(r"[a--b]"), "P007");
+    let p = pat(r"^[[a]+$");
+    assert!(m(&p, "[a["));
+    let p = pat(r"^[\]\-\\]+$");
+    assert!(m(&p, r"]-\"));
+    let p = pat(r"^[\d-]+$");
+    assert!(m(&p, "1-2"));
+    let p = pat(r"^[\b]$");
+    assert!(m(&p, "\x08"));
+    let p = pat(r"^[\W\d]+$");
+    assert!(m(&p, "1 !"));
+    assert!(!m(&p, "a"));
+}
+
+#[test]
+fn unicode_classes_like_python() {
+    // Python str \w: alphanumerics (incl. No like '²') and '_'; not marks
+    let p = pat(r"^\w+$");
+    assert!(m(&p, "Grüße_²"));
+    assert!(!m(&p, "a\u{301}"));
+    // Python \s includes \x1c-\x1f
+    let p = pat(r"^a\sb$");
+    assert!(m(&p, "a\x1cb"));
+    assert!(m(&p, "a\u{3000}b"));
+    let p = pat(r"^\d$");
+    assert!(m(&p, "٣"));
+    // ASCII flag
+    let p = pat(r"(?a)^\w+$");
+    assert!(!m(&p, "ü"));
+    assert!(m(&p, "u_1"));
+}
+
+#[test]
+fn escapes() {
+    let p = pat(r"^\101\x42\u0043\U00000044\0$");
+    assert!(m(&p, "ABCD\0"));
+    let p = pat(r"^\<\>\#\ \-\:\/\@$");
+    assert!(m(&p, "<># -:/@"));
+    let p = pat(r"^\a\f\t\v$");
+    assert!(m(&p, "\x07\x0c\t\x0b"));
+    let p = pat(r"^#&~$");
+    assert!(m(&p, "#&~"));
+}
+
+#[test]
+fn flags() {
+    let p = pat("(?i)^abc$");
+    assert!(m(&p, "ABC"));
+    let p = pat("^a(?i:b)c$");
+    assert!(m(&p, "aBc"));
+    assert!(!m(&p, "aBC"));
+    let p = pat("(?i)^a(?-i:b)c$");
+    assert!(m(&p, "AbC"));
+    assert!(!m(&p, "ABC"));
+    // fail2ban rewrites wrapped global flags into scoped ones
+    let p = pat("^x((?i)abc)y$");
+    assert_eq!(p.expanded(), "^x(?i:abc)y$");
+    assert!(m(&p, "xABCy"));
+    assert!(!m(&p, "XABCy"));
+    let p = pat("^x(?:(?i)abc)y$");
+    assert!(m(&p, "xABCy"));
+    // global flags later in the pattern are a Python error
+    assert_eq!(code("a(?i)b"), "P007");
+    // verbose
+    let p = pat("(?x) ^ a b # comment\n c [ ]$");
+    assert!(m(&p, "abc "));
+    // dotall
+    let p = pat("(?s)^a.b$");
+    assert!(m(&p, "a\nb"));
+    let p = pat("^a.b$");
+    assert!(!m(&p, "a\nb"));
+    // global flags apply to later top-level branches
+    let p = pat("(?i)x|y");
+    assert!(m(&p, "Y"));
+}
+
+#[test]
+fn backtracking_fallback() {
+    let p = pat(r"^(?P<a>\w+) (?P=a)$");
+    assert_eq!(p.engine(), Engine::Backtracking);
+    assert!(m(&p, "ab ab"));
+    assert!(!m(&p, "ab ac"));
+    let p = pat(r"^(\w+) \1$");
+    assert!(m(&p, "x x"));
+    let p = pat(r"^(?!root)\w+$");
+    assert!(!m(&p, "root"));
+    assert!(m(&p, "bob"));
+    let p = pat(r"^(a)?(?(1)b|c)$");
+    assert!(m(&p, "ab"));
+    assert!(m(&p, "c"));
+    assert!(!m(&p, "ac"));
+    let p = pat(r"^(?>a+)b$");
+    assert_eq!(p.engine(), Engine::Backtracking);
+    assert!(m(&p, "aab"));
+    let p = pat(r"^a*+a$");
+    assert!(!m(&p, "aaa"));
+    let p = pat(r"(?a)\bx(?=y)");
+    assert!(m(&p, "xy"));
+    assert!(!m(&p, "axy"));
+}
+
+#[test]
+fn budget_exceeded_is_reported_not_hung() {
+    let opts = CompileOptions {
+        backtrack_limit: 10_000,
+    };
+    let p = Pattern::compile(
+        &Spanned::new(r"^(a|a)*(?=b)c"),
+        PatternKind::Failregex,
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(p.engine(), Engine::Backtracking);
+    let hay = "a".repeat(40);
+    assert_eq!(p.is_match(&hay), Err(BudgetExceeded));
+    assert_eq!(p.captures(&hay), Err(BudgetExceeded));
+}
+
+#[test]
+fn scratch_captures() {
+    let p = pat(r"^(?P<user>\w+) from <HOST>$");
+    let mut s = p.new_scratch();
+    assert!(p.captures_with("bob from 1.2.3.4", &mut s).unwrap());
+    let u = p.group_index("user").unwrap();
+    assert_eq!(s.get(u), Some((0, 3)));
+    assert_eq!(s.get(0), Some((0, 16)));
+    assert!(!p.captures_with("nope", &mut s).unwrap());
+    // a scratch moved to another pattern re-sizes itself
+    let q = pat(r"(x)(y)(z)");
+    assert!(q.captures_with("xyz", &mut s).unwrap());
+    assert_eq!(s.get(3), Some((2, 3)));
+    assert_eq!(s.len(), 4);
+}
+
+#[test]
+fn required_literals_examples() {
+    let p = pat(r"^[aA]uthentication (?:failure|error|failed) for <F-USER>.*</F-USER> from <HOST>");
+    let lits = p.required_literals().unwrap();
+    assert!(
+        lits.iter().all(|l| l.contains("uthentication ")),
+        "{lits:?}"
+    );
+    assert_eq!(pat(r"^.*$").required_literals(), None);
+    // backtracking patterns get sound sets too
+    let p = pat(r"^(?!x)Failed (\w+) \1 from <HOST>");
+    assert!(
+        p.required_literals()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Failed "))
+    );
+}
+
+#[test]
+fn bad_input_never_panics() {
+    for s in [
+        "(",
+        ")",
+        "[",
+        "\\",
+        "(?",
+        "(?P",
+        "(?P<",
+        "(?P<>x)",
+        "(?P=",
+        "(?(",
+        "(?<",
+        "(?<x",
+        "x{99999999999}",
+        "[z-a]",
+        "(?i",
+        "(?-",
+        "\\x",
+        "\\u12",
+        "\\U0011FFFF",
+        "\\ud800",
+        "<F-",
+        "</F-X>",
+        "<F-X>(",
+        "a**",
+        "(?<=a+)",
+        "(?#",
+        "[\\",
+        "\u{0}",
+        "é{2,1}",
+        "(?x)#",
+        "(?P<é>x)",
+    ] {
+        let _ = Pattern::compile(
+            &Spanned::new(s),
+            PatternKind::Failregex,
+            &CompileOptions::default(),
+        );
+        let _ = Pattern::compile(
+            &Spanned::new(s),
+            PatternKind::Prefregex,
+            &CompileOptions::default(),
+        );
+    }
+}
