@@ -19,6 +19,7 @@
 //! - `LineResult`, `Failure`, `FieldValue`, `DateStatus`
 
 pub mod pattern;
+mod runner;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -77,14 +78,19 @@ pub struct Compiled {
 pub struct CompiledFilter {
     name: String,
     failregex_src: Vec<Spanned>,
+    parts: runner::Parts,
 }
 
 impl CompiledFilter {
     /// Compile every pattern; on failure return every problem found, each
     /// with a code, file and line.
+    ///
+    /// Errors: the patterns' own (`P0xx`), `D001` for a bad `datepattern`,
+    /// `D002` for a bad `logtimezone`. Warnings: `P101` a failregex without
+    /// a failure-id group (none from prefregex either), `P102` no failregex,
+    /// `P103` maxlines 0.
     pub fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
-        let _ = (spec, opts);
-        todo!("match: compile")
+        runner::compile(spec, opts)
     }
 
     pub fn name(&self) -> &str {
@@ -98,6 +104,16 @@ impl CompiledFilter {
     /// The failregex as written in the source (before tag expansion).
     pub fn failregex_source(&self, index: usize) -> &Spanned {
         &self.failregex_src[index]
+    }
+
+    /// The failregex after tag expansion (None for an index out of range).
+    pub fn failregex_expanded(&self, index: usize) -> Option<&str> {
+        self.parts.failregex_expanded(index)
+    }
+
+    /// The multi-line buffer size (`maxlines`).
+    pub fn maxlines(&self) -> usize {
+        self.parts.maxlines()
     }
 }
 
@@ -164,11 +180,13 @@ pub struct FilterRunner {
     filter: Arc<CompiledFilter>,
     opts: RunOptions,
     stats: MatchStats,
+    state: runner::State,
 }
 
 impl FilterRunner {
     pub fn new(filter: Arc<CompiledFilter>, opts: RunOptions) -> Self {
-        FilterRunner { filter, opts, stats: MatchStats::default() }
+        let state = runner::State::new(&filter);
+        FilterRunner { filter, opts, stats: MatchStats::default(), state }
     }
 
     pub fn filter(&self) -> &Arc<CompiledFilter> {
@@ -177,16 +195,19 @@ impl FilterRunner {
 
     /// Process one line (without its line terminator): find its date, cut it
     /// out, apply ignoreregex/prefregex/failregex with the multi-line buffer.
+    ///
+    /// A line without a date uses the previous line's time when that is less
+    /// than 60 s before `ctx.now` (as fail2ban); otherwise `LineResult::time`
+    /// is None and its failures carry `ctx.now` (fail2ban in operation).
+    /// `ctx.now` is also the clock of the `<F-MLFID>` cache (5 min, 100 ids).
     pub fn process_line(&mut self, line: &str, ctx: &TimeContext) -> LineResult {
-        let _ = (line, ctx, &self.opts);
-        todo!("match: process_line")
+        runner::process_line(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, ctx)
     }
 
     /// Process a line whose time is already known (journald entries): no
     /// date detection, as fail2ban's systemd backend.
     pub fn process_line_at(&mut self, line: &str, time: Timestamp) -> LineResult {
-        let _ = (line, time);
-        todo!("match: process_line_at")
+        runner::process_line_at(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, time)
     }
 
     pub fn stats(&self) -> &MatchStats {

@@ -1,0 +1,1389 @@
+//! The logic behind [`CompiledFilter::compile`] and [`FilterRunner`]:
+//! fail2ban's `Filter.processLine` / `findFailure` semantics, reimplemented.
+//!
+//! Per line:
+//!
+//! 1. find the date (unless given) and cut it out: the line becomes a
+//!    "tuple line" `(before, date, after)`; the text searched is
+//!    `before + after`, one tuple line per buffered line, joined with `"\n"`
+//!    and ended with `"\n"` (fail2ban's `_tupleLinesBuf`);
+//! 2. `ignoreregex` up front, only when there are fewer of them than
+//!    failregexes minus two (as fail2ban);
+//! 3. the literal prefilter (ours): when the searched text contains no
+//!    required literal of any failregex, nothing can match — stop here;
+//! 4. `prefregex`; its `<F-CONTENT>` (when not empty) replaces the buffer;
+//! 5. each failregex (only the prefilter's candidates), `ignoreregex` on a
+//!    hit, `<F-MLFID>` merging (`_mergeFailure`), failure id and address.
+//!
+//! Where fail2ban mutates shared dictionaries, this module keeps an owned
+//! [`FailData`] and writes it back to the mlfid cache at the same points, so
+//! what a later line sees is what fail2ban's later line would see.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use smallvec::SmallVec;
+use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
+use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
+
+use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch};
+use crate::{
+    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, FilterSpec, LineResult, MatchStats,
+    RunOptions,
+};
+
+// ---------------------------------------------------------------------------
+// Compiled parts
+// ---------------------------------------------------------------------------
+
+/// What a named group means to the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Role {
+    /// `alt_NAME[_N]`: fills `NAME` when that is empty.
+    Alt(Arc<str>),
+    /// `tuple_NAME[_N]`: appended to `NAME` as a tuple.
+    Tuple(Arc<str>),
+}
+
+#[derive(Clone, Debug)]
+struct Group {
+    index: usize,
+    name: Arc<str>,
+}
+
+/// A compiled pattern with what the runner precomputes about its groups.
+#[derive(Debug)]
+pub(crate) struct Pat {
+    pat: Pattern,
+    /// Named groups in group-index order.
+    groups: Vec<Group>,
+    /// `alt_*` groups, sorted by group name (fail2ban sorts them).
+    alts: Vec<(Arc<str>, Arc<str>)>,
+    /// `tuple_*` groups, sorted by group name.
+    tuples: Vec<(Arc<str>, Arc<str>)>,
+    /// Group indices of `skiplines0`, `skiplines1`, … (while they exist).
+    skiplines: Vec<usize>,
+    /// Group index of `content` (prefregex only).
+    content: Option<usize>,
+}
+
+/// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
+const FAILURE_ID_PRESENTS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+
+impl Pat {
+    fn new(pat: Pattern) -> Pat {
+        let mut groups = Vec::new();
+        let mut alts = Vec::new();
+        let mut tuples = Vec::new();
+        let mut content = None;
+        for (index, name) in pat.group_names().iter().enumerate() {
+            let Some(name) = name else { continue };
+            let name: Arc<str> = Arc::from(name.as_str());
+            if &*name == "content" && content.is_none() {
+                content = Some(index);
+            }
+            match complex_name(&name) {
+                Some(Role::Alt(n)) => alts.push((Arc::clone(&name), n)),
+                Some(Role::Tuple(n)) => tuples.push((Arc::clone(&name), n)),
+                _ => {}
+            }
+            groups.push(Group { index, name });
+        }
+        alts.sort();
+        tuples.sort();
+        let mut skiplines = Vec::new();
+        loop {
+            let want = format!("skiplines{}", skiplines.len());
+            match groups.iter().find(|g| *g.name == *want) {
+                Some(g) => skiplines.push(g.index),
+                None => break,
+            }
+        }
+        Pat { pat, groups, alts, tuples, skiplines, content }
+    }
+
+    fn has_group(&self, name: &str) -> bool {
+        self.groups.iter().any(|g| &*g.name == name)
+    }
+
+    fn has_failure_id(&self) -> bool {
+        FAILURE_ID_PRESENTS.iter().any(|n| self.has_group(n))
+    }
+
+    /// fail2ban's `getGroups()`: every named group (None when it did not
+    /// take part), then `alt_` and `tuple_` merging.
+    fn group_dict(&self, caps: &Scratch, hay: &str) -> Groups {
+        let mut g = Groups::default();
+        g.0.reserve(self.groups.len());
+        for grp in &self.groups {
+            let v = capture_text(caps, grp.index, hay).map(|s| Val::Str(s.to_string()));
+            g.0.push((Arc::clone(&grp.name), v));
+        }
+        for (k, n) in &self.alts {
+            let v = g.get(k).cloned();
+            if v.as_ref().is_some_and(Val::truthy) && !g.truthy(n) {
+                g.set(n, v);
+            }
+        }
+        for (k, n) in &self.tuples {
+            let v = match g.get(k) {
+                Some(Val::Str(s)) => Some(s.clone()),
+                Some(Val::Tuple(t)) => Some(t.iter().flatten().cloned().collect::<Vec<_>>().join(",")),
+                None => None,
+            };
+            let t = match g.get(n).cloned() {
+                Some(Val::Tuple(mut t)) => {
+                    t.push(v);
+                    t
+                }
+                Some(Val::Str(s)) => vec![Some(s), v],
+                None => vec![None, v],
+            };
+            g.set(n, Some(Val::Tuple(t)));
+        }
+        g
+    }
+
+    fn lines_of_skips(&self, caps: &Scratch, hay: &str) -> Vec<String> {
+        let mut all = String::new();
+        for &i in &self.skiplines {
+            if let Some(s) = capture_text(caps, i, hay) {
+                all.push_str(s);
+            }
+        }
+        py_splitlines(&all)
+    }
+}
+
+/// fail2ban's `COMPLNAME_CRE` on a group name: `alt_`/`tuple_` prefix, an
+/// optional `_<digits>` suffix, the rest mapped like a tag name.
+fn complex_name(name: &str) -> Option<Role> {
+    if name.len() <= "alt_".len() {
+        return None;
+    }
+    let (alt, rest) = if let Some(r) = name.strip_prefix("alt_") {
+        (true, r)
+    } else if let Some(r) = name.strip_prefix("tuple_") {
+        (false, r)
+    } else {
+        return None;
+    };
+    let base = match rest.rfind('_') {
+        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => &rest[..p],
+        _ => rest,
+    };
+    let n: Arc<str> = Arc::from(map_tag_name(base).as_str());
+    Some(if alt { Role::Alt(n) } else { Role::Tuple(n) })
+}
+
+/// fail2ban's `mapTag2Opt`.
+fn map_tag_name(tag: &str) -> String {
+    let t = tag.to_lowercase();
+    match t.as_str() {
+        "id" => "fid".to_string(),
+        "port" => "fport".to_string(),
+        _ => t,
+    }
+}
+
+fn capture_text<'h>(caps: &Scratch, index: usize, hay: &'h str) -> Option<&'h str> {
+    let (s, e) = caps.get(index)?;
+    hay.get(s..e)
+}
+
+/// Python's `str.splitlines(False)`.
+fn py_splitlines(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push(std::mem::take(&mut cur));
+            }
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                out.push(std::mem::take(&mut cur));
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Literal prefilter over all failregexes: a failregex is a candidate for a
+/// text when the text contains one of its required literals (or it has none).
+#[derive(Debug)]
+pub(crate) struct Prefilter {
+    ac: Option<AhoCorasick>,
+    /// Literal (automaton pattern id) → failregex indices.
+    owners: Vec<SmallVec<[u32; 2]>>,
+    /// Failregexes that are always candidates.
+    always: Vec<u64>,
+    words: usize,
+    nregex: usize,
+}
+
+impl Prefilter {
+    /// `literals[i]` = Some(set): every match of failregex `i` contains one
+    /// of `set`; None: no such set known.
+    fn build(literals: &[Option<Vec<String>>]) -> Prefilter {
+        let nregex = literals.len();
+        let words = nregex.div_ceil(64).max(1);
+        let mut always = vec![0u64; words];
+        let mut pats: Vec<String> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut owners: Vec<SmallVec<[u32; 2]>> = Vec::new();
+        for (i, lits) in literals.iter().enumerate() {
+            // The searched text may be the `<F-CONTENT>` of the line plus a
+            // "\n" that was not there after the content; a literal that ends
+            // in "\n" is cut before it so that it stays required there too.
+            let trimmed: Option<Vec<&str>> =
+                lits.as_ref().map(|l| l.iter().map(|s| s.trim_end_matches('\n')).collect());
+            match trimmed {
+                Some(set) if !set.is_empty() && set.iter().all(|s| !s.is_empty()) => {
+                    for s in set {
+                        let id = *index.entry(s.to_string()).or_insert_with(|| {
+                            pats.push(s.to_string());
+                            owners.push(SmallVec::new());
+                            pats.len() - 1
+                        });
+                        if !owners[id].contains(&(i as u32)) {
+                            owners[id].push(i as u32);
+                        }
+                    }
+                }
+                _ => always[i / 64] |= 1 << (i % 64),
+            }
+        }
+        let ac = if pats.is_empty() {
+            None
+        } else {
+            // A literal that cannot be built into the automaton makes its
+            // regexes unconditional candidates (sound, only slower).
+            match AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&pats) {
+                Ok(ac) => Some(ac),
+                Err(_) => {
+                    for o in &owners {
+                        for &i in o {
+                            always[i as usize / 64] |= 1 << (i % 64);
+                        }
+                    }
+                    owners.clear();
+                    None
+                }
+            }
+        };
+        Prefilter { ac, owners, always, words, nregex }
+    }
+
+    /// Fill `bits` with the candidate failregexes for `hay`; true if any.
+    fn candidates(&self, hay: &str, bits: &mut Vec<u64>) -> bool {
+        bits.clear();
+        bits.extend_from_slice(&self.always);
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(hay) {
+                for &i in &self.owners[m.pattern().as_usize()] {
+                    bits[i as usize / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        bits.iter().any(|&w| w != 0)
+    }
+
+    fn all(&self, bits: &mut Vec<u64>) {
+        bits.clear();
+        bits.resize(self.words, 0);
+        for i in 0..self.nregex {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+}
+
+#[inline]
+fn bit(bits: &[u64], i: usize) -> bool {
+    bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
+/// The required literals of a pattern for the prefilter.
+fn required_literals(p: &Pattern) -> Option<Vec<String>> {
+    p.required_literals()
+}
+
+// ---------------------------------------------------------------------------
+// Compile
+// ---------------------------------------------------------------------------
+
+fn default_detector() -> Arc<DateDetector> {
+    static DEFAULT: OnceLock<Arc<DateDetector>> = OnceLock::new();
+    Arc::clone(DEFAULT.get_or_init(|| Arc::new(DateDetector::fail2ban_default())))
+}
+
+fn diag_at(d: Diagnostic, at: &Spanned) -> Diagnostic {
+    match &at.at.file {
+        Some(f) => d.at(f.clone(), at.at.line),
+        None => Diagnostic { line: at.at.line, ..d },
+    }
+}
+
+pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
+    let maxlines = if spec.maxlines == 0 {
+        warnings.push(Diagnostic::warning("P103", format!("filter {}: maxlines 0 is not allowed; using 1", spec.name)));
+        1
+    } else {
+        spec.maxlines
+    };
+    let multiline = maxlines > 1;
+
+    let mut sort = |r: Result<Pattern, Vec<Diagnostic>>, warnings: &mut Vec<Diagnostic>| -> Option<Pat> {
+        match r {
+            Ok(p) => Some(Pat::new(p)),
+            Err(ds) => {
+                for d in ds {
+                    if d.is_error() { errors.push(d) } else { warnings.push(d) }
+                }
+                None
+            }
+        }
+    };
+
+    // fail2ban: prefregex and ignoreregex never MULTILINE, failregex when
+    // maxlines > 1; `<HOST>` with DNS names (its default `usedns = warn`).
+    let popts = |multiline| PatternOptions { multiline, use_dns: true };
+    let prefregex = match &spec.prefregex {
+        Some(src) if !src.text.is_empty() => {
+            sort(Pattern::compile_with(src, PatternKind::Prefregex, opts, popts(false)), &mut warnings)
+        }
+        _ => None,
+    };
+    let pref_has_id = prefregex.as_ref().is_some_and(Pat::has_failure_id);
+
+    let mut failregex = Vec::with_capacity(spec.failregex.len());
+    let mut failed = false;
+    for src in &spec.failregex {
+        match sort(Pattern::compile_with(src, PatternKind::Failregex, opts, popts(multiline)), &mut warnings) {
+            Some(p) => {
+                if !p.has_failure_id() && !pref_has_id {
+                    warnings.push(diag_at(
+                        Diagnostic::warning(
+                            "P101",
+                            format!(
+                                "failregex has no failure-id group (<HOST>, <ADDR>, <IP4>, <IP6>, <DNS>, <F-ID> or \
+                                 <F-MLFID>), and no prefregex supplies one: its matches cannot be counted: {}",
+                                src.text
+                            ),
+                        ),
+                        src,
+                    ));
+                }
+                failregex.push(p);
+            }
+            None => failed = true,
+        }
+    }
+    let mut ignoreregex = Vec::with_capacity(spec.ignoreregex.len());
+    for src in &spec.ignoreregex {
+        match sort(Pattern::compile_with(src, PatternKind::Ignoreregex, opts, popts(false)), &mut warnings) {
+            Some(p) => ignoreregex.push(p),
+            None => failed = true,
+        }
+    }
+    for p in prefregex.iter().chain(&failregex).chain(&ignoreregex) {
+        warnings.extend(p.pat.warnings().iter().cloned());
+    }
+    if spec.failregex.is_empty() {
+        warnings.push(Diagnostic::warning("P102", format!("filter {} has no failregex: it never matches", spec.name)));
+    }
+
+    // None = fail2ban's default templates (shared, built on first use).
+    let detector = match &spec.datepattern {
+        Some(dp) => match DateDetector::from_datepattern(&dp.text) {
+            Ok(d) => Some(Some(Arc::new(d))),
+            Err(e) => {
+                let msg = e.to_string();
+                let msg = msg.strip_prefix("D001: ").unwrap_or(&msg).to_string();
+                errors.push(diag_at(Diagnostic::error("D001", msg), dp));
+                None
+            }
+        },
+        None => Some(None),
+    };
+
+    let logtz = match &spec.logtimezone {
+        Some(tz) if !tz.trim().is_empty() => parse_logtimezone(tz).map_err(|why| {
+            errors.push(Diagnostic::error("D002", format!("filter {}: invalid logtimezone {tz:?}: {why}", spec.name)))
+        }),
+        _ => Ok(None),
+    };
+
+    if !errors.is_empty() || failed {
+        if errors.is_empty() {
+            errors.push(Diagnostic::error("P100", format!("filter {}: a pattern failed to compile", spec.name)));
+        }
+        return Err(errors);
+    }
+    let (Some(detector), Ok(logtz)) = (detector, logtz) else {
+        return Err(errors);
+    };
+
+    let literals: Vec<Option<Vec<String>>> = failregex.iter().map(|p| required_literals(&p.pat)).collect();
+    let prefilter = Prefilter::build(&literals);
+    let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter };
+    Ok(Compiled {
+        filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
+        warnings,
+    })
+}
+
+/// TODO(match): use `stadtwache_datetime::parse_logtimezone` once the
+/// datetime crate has it; until then only `UTC` and fixed offsets
+/// (`UTC+0200`, `UTC-05:30`, `+0100`) are understood here.
+fn parse_logtimezone(tz: &str) -> Result<Option<TimeZone>, String> {
+    let t = tz.trim();
+    let rest = t.strip_prefix("UTC").or_else(|| t.strip_prefix("GMT")).unwrap_or(t);
+    if rest.is_empty() || rest == "Z" {
+        return Ok(Some(TimeZone::UTC));
+    }
+    let (sign, digits) = match rest.as_bytes()[0] {
+        b'+' => (1i32, &rest[1..]),
+        b'-' => (-1i32, &rest[1..]),
+        _ => return Err("expected UTC, UTC+HHMM or UTC-HHMM".into()),
+    };
+    let digits: String = digits.chars().filter(|c| *c != ':').collect();
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected UTC, UTC+HHMM or UTC-HHMM".into());
+    }
+    let (h, m) = if digits.len() <= 2 {
+        (digits.parse::<i32>().unwrap_or(0), 0)
+    } else {
+        let (h, m) = digits.split_at(digits.len() - 2);
+        (h.parse::<i32>().unwrap_or(0), m.parse::<i32>().unwrap_or(0))
+    };
+    if h > 23 || m > 59 {
+        return Err("offset out of range".into());
+    }
+    let secs = sign * (h * 3600 + m * 60);
+    let off = jiff_offset(secs).ok_or_else(|| "offset out of range".to_string())?;
+    Ok(Some(off))
+}
+
+fn jiff_offset(secs: i32) -> Option<TimeZone> {
+    // jiff is re-exported through the datetime crate as `TimeZone` only;
+    // build a fixed zone from a POSIX TZ string (sign inverted in POSIX).
+    let (sign, a) = if secs >= 0 { ('-', secs) } else { ('+', -secs) };
+    let spec = format!("X{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60);
+    TimeZone::posix(&spec).ok()
+}
+
+/// Everything compiled, behind `CompiledFilter`.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    prefregex: Option<Pat>,
+    failregex: Vec<Pat>,
+    ignoreregex: Vec<Pat>,
+    maxlines: usize,
+    /// The `datepattern` detector; None: fail2ban's default templates.
+    detector: Option<Arc<DateDetector>>,
+    logtz: Option<TimeZone>,
+    prefilter: Prefilter,
+}
+
+impl Parts {
+    pub(crate) fn maxlines(&self) -> usize {
+        self.maxlines
+    }
+
+    pub(crate) fn failregex_expanded(&self, i: usize) -> Option<&str> {
+        self.failregex.get(i).map(|p| p.pat.expanded())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Failure data (fail2ban's `fail` dict)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Val {
+    Str(String),
+    Tuple(Vec<Option<String>>),
+}
+
+impl Val {
+    /// Python truthiness.
+    fn truthy(&self) -> bool {
+        match self {
+            Val::Str(s) => !s.is_empty(),
+            Val::Tuple(t) => !t.is_empty(),
+        }
+    }
+
+    fn key_text(&self) -> String {
+        match self {
+            Val::Str(s) => s.clone(),
+            Val::Tuple(t) => t.iter().map(|v| v.as_deref().unwrap_or("")).collect::<Vec<_>>().join("\u{0}"),
+        }
+    }
+}
+
+/// Named groups in insertion order; a value of None is a group that did
+/// not take part (Python's `groupdict()` keeps those as `None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Groups(Vec<(Arc<str>, Option<Val>)>);
+
+impl Groups {
+    fn get(&self, k: &str) -> Option<&Val> {
+        self.0.iter().find(|(n, _)| &**n == k).and_then(|(_, v)| v.as_ref())
+    }
+
+    fn truthy(&self, k: &str) -> bool {
+        self.get(k).is_some_and(Val::truthy)
+    }
+
+    fn set(&mut self, k: &Arc<str>, v: Option<Val>) {
+        match self.0.iter_mut().find(|(n, _)| **n == **k) {
+            Some(slot) => slot.1 = v,
+            None => self.0.push((Arc::clone(k), v)),
+        }
+    }
+
+    fn set_str(&mut self, k: &str, v: Option<Val>) {
+        match self.0.iter_mut().find(|(n, _)| &**n == k) {
+            Some(slot) => slot.1 = v,
+            None => self.0.push((Arc::from(k), v)),
+        }
+    }
+
+    fn pop(&mut self, k: &str) -> Option<Val> {
+        let i = self.0.iter().position(|(n, _)| &**n == k)?;
+        self.0.remove(i).1
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// fail2ban's `fail` dict: the groups plus the keys the filter adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct FailData {
+    groups: Groups,
+    /// `users`: every user of a multi-line failure (a set in fail2ban).
+    users: Option<BTreeSet<String>>,
+    /// `matches`: the matched lines.
+    matches: Option<Vec<String>>,
+    /// `nofail-matches`: lines of helper matches kept for a later failure.
+    nofail_matches: Option<Vec<String>>,
+    /// `mlfpending`: a failure waits for its id.
+    mlfpending: bool,
+    /// `ip`: the address when the failure id is something else.
+    ip: Option<String>,
+}
+
+impl FailData {
+    /// fail2ban's `_updateUsers`: add the current user; the users' count.
+    fn update_users(&mut self, user: Option<&Val>) -> Option<usize> {
+        if let Some(u) = user.filter(|u| u.truthy()) {
+            let set = self.users.get_or_insert_with(BTreeSet::new);
+            set.insert(u.key_text().replace('\u{0}', ","));
+        }
+        self.users.as_ref().map(BTreeSet::len)
+    }
+
+    fn fields(&self) -> BTreeMap<String, FieldValue> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.groups.0 {
+            match v {
+                Some(Val::Str(s)) => {
+                    out.insert(k.to_string(), FieldValue::One(s.clone()));
+                }
+                Some(Val::Tuple(t)) => {
+                    out.insert(k.to_string(), FieldValue::Many(t.iter().flatten().cloned().collect()));
+                }
+                None => {}
+            }
+        }
+        if let Some(u) = &self.users {
+            out.insert("users".to_string(), FieldValue::Many(u.iter().cloned().collect()));
+        }
+        if let Some(ip) = &self.ip {
+            out.insert("ip".to_string(), FieldValue::One(ip.clone()));
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// mlfid cache (fail2ban's `Utils.Cache(maxCount=100, maxTime=5*60)`)
+// ---------------------------------------------------------------------------
+
+const MLFID_MAX_COUNT: usize = 100;
+const MLFID_MAX_TIME: Duration = Duration(300 * Timestamp::MICROS_PER_SEC);
+
+#[derive(Debug, Default)]
+struct MlfidCache {
+    map: HashMap<String, (u64, Timestamp, FailData)>,
+    /// Insertion order (FIFO eviction): seq → key.
+    order: BTreeMap<u64, String>,
+    seq: u64,
+}
+
+impl MlfidCache {
+    /// `get`: an expired entry is removed and not returned.
+    fn take(&mut self, k: &str, now: Timestamp) -> Option<(u64, Timestamp, FailData)> {
+        let (seq, exp, _) = self.map.get(k)?;
+        let (seq, exp) = (*seq, *exp);
+        if exp > now {
+            let (_, _, d) = self.map.remove(k)?;
+            // keep the slot in `order`; `put_back` restores the entry
+            return Some((seq, exp, d));
+        }
+        self.map.remove(k);
+        self.order.remove(&seq);
+        None
+    }
+
+    /// Return an entry taken with [`take`](Self::take), same place in order.
+    fn put_back(&mut self, k: String, seq: u64, exp: Timestamp, d: FailData) {
+        self.map.insert(k, (seq, exp, d));
+    }
+
+    /// Remove an entry taken with `take` for good.
+    fn forget(&mut self, seq: u64) {
+        self.order.remove(&seq);
+    }
+
+    /// `set` of a new key.
+    fn set(&mut self, k: String, d: FailData, now: Timestamp) {
+        if self.map.len() >= MLFID_MAX_COUNT {
+            while let Some((_, ck)) = self.order.pop_first() {
+                let alive = self.map.remove(&ck).is_some_and(|(_, exp, _)| exp > now);
+                if alive && self.map.len() < MLFID_MAX_COUNT {
+                    break;
+                }
+            }
+        }
+        if let Some((old, _, _)) = self.map.remove(&k) {
+            self.order.remove(&old);
+        }
+        self.seq += 1;
+        self.order.insert(self.seq, k.clone());
+        self.map.insert(k, (self.seq, now.saturating_add(MLFID_MAX_TIME), d));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Runner state
+// ---------------------------------------------------------------------------
+
+/// One buffered line (fail2ban's tuple line): the original text and the
+/// span of the date cut out of it.
+#[derive(Clone, Debug)]
+struct OwnedLine {
+    text: String,
+    cut: Option<(usize, usize)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tl<'a> {
+    text: &'a str,
+    cut: Option<(usize, usize)>,
+}
+
+impl<'a> Tl<'a> {
+    /// The searched parts: text before and after the date.
+    #[inline]
+    fn parts(&self) -> (&'a str, &'a str) {
+        match self.cut {
+            Some((s, e)) => (&self.text[..s], &self.text[e..]),
+            None => (self.text, ""),
+        }
+    }
+
+    fn eq_joined(&self, other: &str) -> bool {
+        let (a, b) = self.parts();
+        other.len() == a.len() + b.len() && other.starts_with(a) && other.ends_with(b)
+    }
+}
+
+/// fail2ban's `_tupleLinesBuf`: the searched parts joined with "\n", plus "\n".
+fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]) {
+    let mut first = true;
+    for i in lines {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        let (a, b) = org[i].parts();
+        out.push_str(a);
+        out.push_str(b);
+    }
+    out.push('\n');
+}
+
+/// fail2ban's `__lineBuffer` relative to the buffer the line started with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cur {
+    /// Unchanged.
+    Org,
+    /// `[('', '', content)]` (the content is in `State::content`).
+    Content,
+    /// A selection of the original lines.
+    Idx(SmallVec<[usize; 4]>),
+}
+
+/// Per-stream state behind `FilterRunner`.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Created on the first line that needs date detection.
+    scanner: Option<DateScanner>,
+    /// `TimeContext` with the filter's `logtimezone`, `now` updated per line.
+    tz_ctx: Option<TimeContext>,
+    /// fail2ban's `__lastDate`.
+    last_date: Option<Timestamp>,
+    /// fail2ban's `__lineBuffer` (maxlines > 1 only).
+    lines: Vec<OwnedLine>,
+    hay: String,
+    hay2: String,
+    content: String,
+    bits: Vec<u64>,
+    cache: MlfidCache,
+    pref_scratch: Scratch,
+    /// One capture scratch per failregex.
+    scratch: Vec<Scratch>,
+}
+
+impl State {
+    pub(crate) fn new(f: &CompiledFilter) -> State {
+        let p = &f.parts;
+        State {
+            scanner: None,
+            tz_ctx: p.logtz.as_ref().map(|tz| TimeContext { now: Timestamp(0), tz: tz.clone() }),
+            last_date: None,
+            lines: Vec::new(),
+            hay: String::new(),
+            hay2: String::new(),
+            content: String::new(),
+            bits: Vec::new(),
+            cache: MlfidCache::default(),
+            pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
+            scratch: p.failregex.iter().map(|r| r.pat.new_scratch()).collect(),
+        }
+    }
+}
+
+const RECENT: Duration = Duration(60 * Timestamp::MICROS_PER_SEC);
+
+/// `processLine` for a line from a file: find and cut out the date.
+pub(crate) fn process_line(
+    f: &CompiledFilter,
+    opts: &RunOptions,
+    st: &mut State,
+    stats: &mut MatchStats,
+    line: &str,
+    ctx: &TimeContext,
+) -> LineResult {
+    stats.lines += 1;
+    let now = ctx.now;
+    let scanner = st.scanner.get_or_insert_with(|| match &f.parts.detector {
+        Some(d) => d.scanner(),
+        None => default_detector().scanner(),
+    });
+    let hit = match &mut st.tz_ctx {
+        Some(c) => {
+            c.now = now;
+            scanner.find(line, c)
+        }
+        None => scanner.find(line, ctx),
+    };
+    let hit = hit.filter(|h| {
+        h.start <= h.end && h.end <= line.len() && line.is_char_boundary(h.start) && line.is_char_boundary(h.end)
+    });
+    let recent_last = st.last_date.filter(|&d| d > now.saturating_sub(RECENT));
+    let (time, status, cut) = match hit {
+        Some(h) if h.start < h.end => {
+            st.last_date = Some(h.time);
+            (Some(h.time), DateStatus::Found, Some((h.start, h.end)))
+        }
+        // An empty date match: the date is optional; last known or now.
+        Some(_) => (Some(recent_last.unwrap_or(now)), DateStatus::Found, None),
+        None => {
+            stats.no_date += 1;
+            (recent_last, DateStatus::NotFound, None)
+        }
+    };
+    let mut res = LineResult { time, date: status, ignored: false, failures: SmallVec::new() };
+    // fail2ban in operation treats a failure without any time as "now".
+    run(f, opts, st, stats, Tl { text: line, cut }, time.unwrap_or(now), now, &mut res);
+    res
+}
+
+/// `processLine` with a known time (journal entries): no date detection.
+pub(crate) fn process_line_at(
+    f: &CompiledFilter,
+    opts: &RunOptions,
+    st: &mut State,
+    stats: &mut MatchStats,
+    line: &str,
+    time: Timestamp,
+) -> LineResult {
+    stats.lines += 1;
+    st.last_date = Some(time);
+    let mut res = LineResult { time: Some(time), date: DateStatus::Given, ignored: false, failures: SmallVec::new() };
+    run(f, opts, st, stats, Tl { text: line, cut: None }, time, time, &mut res);
+    res
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    f: &CompiledFilter,
+    opts: &RunOptions,
+    st: &mut State,
+    stats: &mut MatchStats,
+    line: Tl<'_>,
+    date: Timestamp,
+    now: Timestamp,
+    res: &mut LineResult,
+) {
+    let p = &f.parts;
+    if p.maxlines <= 1 {
+        let org = [line];
+        find_failure(p, opts, st, stats, &org, date, now, res);
+        return;
+    }
+    let mut lines = std::mem::take(&mut st.lines);
+    lines.push(OwnedLine { text: line.text.to_string(), cut: line.cut });
+    if lines.len() > p.maxlines {
+        let drop = lines.len() - p.maxlines;
+        lines.drain(..drop);
+    }
+    let cur = {
+        let org: Vec<Tl<'_>> = lines.iter().map(|l| Tl { text: &l.text, cut: l.cut }).collect();
+        find_failure(p, opts, st, stats, &org, date, now, res)
+    };
+    st.lines = match cur {
+        Cur::Org => lines,
+        Cur::Content => vec![OwnedLine { text: st.content.clone(), cut: None }],
+        Cur::Idx(idx) => idx.iter().filter_map(|&i| lines.get(i).cloned()).collect(),
+    };
+}
+
+/// Where a failregex matched in the buffer: fail2ban's matched and
+/// unmatched tuple lines (indices into the original buffer).
+struct Hit {
+    matched: SmallVec<[usize; 4]>,
+    unmatched: SmallVec<[usize; 4]>,
+}
+
+/// fail2ban's `Regex.search` line bookkeeping.
+fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
+    if org.len() <= 1 {
+        return Hit { matched: (0..org.len()).collect(), unmatched: SmallVec::new() };
+    }
+    let b = hay.as_bytes();
+    let (ms, me) = caps.get(0).unwrap_or((0, 0));
+    let ms = ms.min(b.len());
+    let me = me.min(b.len());
+    // rindex("\n", 0, start + 1) + 1
+    let upto = (ms + 1).min(b.len());
+    let line_start = memchr::memrchr(b'\n', &b[..upto]).map_or(0, |p| p + 1);
+    // index("\n", end - 1) + 1 ; Python's -1 means the last character
+    let from = if me == 0 { b.len().saturating_sub(1) } else { me - 1 };
+    let line_end = memchr::memchr(b'\n', &b[from..]).map_or(b.len(), |p| from + p + 1);
+    let lc1 = memchr::memchr_iter(b'\n', &b[..line_start]).count();
+    let lc2 = memchr::memchr_iter(b'\n', &b[..line_end]).count();
+    let n = org.len();
+    let (lc1c, lc2c) = (lc1.min(n), lc2.min(n));
+    let mut matched: SmallVec<[usize; 4]> = (lc1c..lc2c.max(lc1c)).collect();
+    let mut unmatched: SmallVec<[usize; 4]> = (0..lc1c).collect();
+    let mut k = 0usize;
+    for skipped in pat.lines_of_skips(caps, hay) {
+        let rest = matched.get(k..).unwrap_or(&[]);
+        if let Some(m) = rest.iter().position(|&i| org[i].eq_joined(&skipped)) {
+            unmatched.push(matched.remove(k + m));
+            k += m;
+        }
+    }
+    unmatched.extend(lc2c..n);
+    Hit { matched, unmatched }
+}
+
+fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> Vec<String> {
+    idx.iter().map(|&i| org[i].text.to_string()).collect()
+}
+
+/// Search with captures into `scratch`, the budget counted; true on a match.
+fn captures(p: &Pat, hay: &str, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
+    match p.pat.captures_with(hay, scratch) {
+        Ok(m) => m,
+        Err(_) => {
+            stats.budget_exhausted += 1;
+            false
+        }
+    }
+}
+
+fn is_match(p: &Pat, hay: &str, stats: &mut MatchStats) -> bool {
+    match p.pat.is_match(hay) {
+        Ok(m) => m,
+        Err(_) => {
+            stats.budget_exhausted += 1;
+            false
+        }
+    }
+}
+
+/// `findFailure`. Returns the new line buffer relative to `org`.
+#[allow(clippy::too_many_arguments)]
+fn find_failure(
+    p: &Parts,
+    opts: &RunOptions,
+    st: &mut State,
+    stats: &mut MatchStats,
+    org: &[Tl<'_>],
+    date: Timestamp,
+    now: Timestamp,
+    res: &mut LineResult,
+) -> Cur {
+    let multi = p.maxlines > 1;
+    let check_all = opts.check_all_regex;
+    let mut cur = Cur::Org;
+
+    st.hay.clear();
+    push_buf(&mut st.hay, 0..org.len(), org);
+
+    // ignoreregex up front (only with few of them, as fail2ban).
+    if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
+        for ig in &p.ignoreregex {
+            if is_match(ig, &st.hay, stats) {
+                res.ignored = true;
+                return cur;
+            }
+        }
+    }
+
+    // With a multi-line buffer, prefregex changes the buffer even when no
+    // failregex matches; otherwise the prefilter may stop before it.
+    let pref_first = multi && p.prefregex.is_some();
+    let any = p.prefilter.candidates(&st.hay, &mut st.bits);
+    if !any && !pref_first {
+        return cur;
+    }
+
+    let mut pre_groups = Groups::default();
+    if let Some(pr) = &p.prefregex {
+        let caps = &mut st.pref_scratch;
+        if !captures(pr, &st.hay, caps, stats) {
+            return cur;
+        }
+        let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
+        pre_groups = pr.group_dict(caps, &st.hay);
+        pre_groups.pop("content");
+        // fail2ban replaces the buffer only with a non-empty content.
+        if let Some((s, e)) = content {
+            st.content.clear();
+            st.content.push_str(&st.hay[s..e]);
+            st.hay.clear();
+            st.hay.push_str(&st.content);
+            st.hay.push('\n');
+            cur = Cur::Content;
+        }
+        if pref_first && !any {
+            return cur;
+        }
+    }
+    let have_pre = !pre_groups.is_empty();
+
+    let mut hay_valid = true;
+    for (fi, fr) in p.failregex.iter().enumerate() {
+        if !hay_valid {
+            // fail2ban rebuilds its buffer from the (changed) line buffer
+            st.hay.clear();
+            match &cur {
+                Cur::Org => push_buf(&mut st.hay, 0..org.len(), org),
+                Cur::Content => {
+                    st.hay.push_str(&st.content);
+                    st.hay.push('\n');
+                }
+                Cur::Idx(idx) => {
+                    if idx.is_empty() {
+                        st.hay.push('\n');
+                    } else {
+                        push_buf(&mut st.hay, idx.iter().copied(), org);
+                    }
+                    // lines joined anew: the prefilter's answer no longer holds
+                    p.prefilter.all(&mut st.bits);
+                }
+            }
+            hay_valid = true;
+        }
+        if !bit(&st.bits, fi) {
+            continue;
+        }
+        let Some(caps) = st.scratch.get_mut(fi) else { continue };
+        if !captures(fr, &st.hay, caps, stats) {
+            continue;
+        }
+        let hit = locate(fr, caps, &st.hay, org);
+        let cur_groups = fr.group_dict(caps, &st.hay);
+
+        // ignoreregex on a hit.
+        if !p.ignoreregex.is_empty() {
+            let hay: &str = if multi {
+                st.hay2.clear();
+                if hit.matched.is_empty() {
+                    st.hay2.push('\n');
+                } else {
+                    push_buf(&mut st.hay2, hit.matched.iter().copied(), org);
+                }
+                &st.hay2
+            } else {
+                &st.hay
+            };
+            let mut found = false;
+            for ig in &p.ignoreregex {
+                if is_match(ig, hay, stats) {
+                    found = true;
+                    if !check_all || multi {
+                        cur = Cur::Idx(hit.unmatched.clone());
+                    }
+                    if !check_all {
+                        break;
+                    }
+                }
+            }
+            if found {
+                res.ignored = true;
+                hay_valid = false;
+                if !check_all {
+                    break;
+                }
+                continue;
+            }
+        }
+
+        if !check_all || multi {
+            cur = Cur::Idx(hit.unmatched.clone());
+            hay_valid = false;
+        }
+
+        let mut fail = FailData::default();
+        if have_pre {
+            fail.groups = pre_groups.clone();
+            for (k, v) in cur_groups.0 {
+                fail.groups.set(&k, v);
+            }
+        } else {
+            fail.groups = cur_groups;
+        }
+        let matched_lines = lines_text(org, &hit.matched);
+
+        let mlfid = fail.groups.get("mlfid").map(Val::key_text);
+        let mut slot: Option<Slot> = None;
+        if let Some(key) = &mlfid {
+            let (merged, s) = merge_failure(&mut st.cache, key, fail, matched_lines, now);
+            fail = merged;
+            slot = s;
+            if fail.groups.truthy("nofail") && !check_all {
+                write_back(&mut st.cache, key, slot, &fail, now);
+                return cur;
+            }
+        } else {
+            let mut m = fail.matches.take().unwrap_or_default();
+            m.extend(matched_lines);
+            fail.matches = Some(m);
+        }
+
+        // failure id and address
+        let fid_grp = fail.groups.get("fid").map(Val::key_text);
+        let mut ip_text: Option<String> = None;
+        let mut cidr = Cidr::Raw;
+        if let Some(ip4) = fail.groups.get("ip4") {
+            ip_text = Some(ip4.key_text());
+            cidr = Cidr::parse(fail.groups.get("cidr"), Cidr::V4);
+        } else if let Some(ip6) = fail.groups.get("ip6") {
+            ip_text = Some(ip6.key_text());
+            cidr = Cidr::parse(fail.groups.get("cidr"), Cidr::V6);
+        } else if let Some(dns) = fail.groups.get("dns") {
+            ip_text = Some(dns.key_text());
+        } else {
+            if fid_grp.is_none() && mlfid.is_none() {
+                // fail2ban: "No group found" (a wrong regex); logged, skipped.
+                continue;
+            }
+            ip_text.clone_from(&fid_grp);
+        }
+
+        let (fid, ip) = match ip_text {
+            None => {
+                fail.mlfpending = true;
+                if let Some(key) = &mlfid {
+                    write_back(&mut st.cache, key, slot, &fail, now);
+                }
+                if !check_all {
+                    return cur;
+                }
+                (None, None)
+            }
+            Some(ip) => match &fid_grp {
+                Some(fid) if *fid != ip => {
+                    let (text, addr) = ip_addr(&ip, cidr);
+                    fail.ip = Some(text);
+                    let (fid_text, fid_addr) = ip_addr(fid, Cidr::Raw);
+                    (Some(fid_text), addr.or(fid_addr))
+                }
+                _ => {
+                    let (text, addr) = ip_addr(&ip, cidr);
+                    (Some(text), addr)
+                }
+            },
+        };
+        if let Some(key) = &mlfid {
+            write_back(&mut st.cache, key, slot, &fail, now);
+        }
+        res.failures.push(Failure {
+            regex_index: fi,
+            fid,
+            time: date,
+            ip,
+            fields: fail.fields(),
+            nofail: fail.groups.truthy("nofail"),
+            matches: fail.matches.clone().unwrap_or_default(),
+        });
+        if !check_all {
+            break;
+        }
+    }
+    cur
+}
+
+/// Where a merged mlfid failure lives in the cache.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Taken out of the cache; goes back to its place.
+    Existing(u64, Timestamp),
+    /// New entry (fail2ban `set` it).
+    New,
+}
+
+fn write_back(cache: &mut MlfidCache, key: &str, slot: Option<Slot>, fail: &FailData, now: Timestamp) {
+    match slot {
+        Some(Slot::Existing(seq, exp)) => cache.put_back(key.to_string(), seq, exp, fail.clone()),
+        Some(Slot::New) => cache.set(key.to_string(), fail.clone(), now),
+        None => {}
+    }
+}
+
+/// fail2ban's `_mergeFailure`.
+fn merge_failure(
+    cache: &mut MlfidCache,
+    key: &str,
+    mut fail: FailData,
+    matched: Vec<String>,
+    now: Timestamp,
+) -> (FailData, Option<Slot>) {
+    let mut nf: u8 = 0;
+    if fail.groups.truthy("mlfgained") {
+        nf |= 8 | 1;
+        if !fail.groups.truthy("nofail") {
+            let v = fail.groups.get("mlfgained").cloned();
+            fail.groups.set_str("nofail", v);
+        }
+    } else if fail.groups.truthy("nofail") {
+        nf |= 1;
+    }
+    if fail.groups.pop("mlfforget").is_some_and(|v| v.truthy()) {
+        nf |= 2;
+    }
+    let users;
+    let slot;
+    match cache.take(key, now) {
+        Some((seq, exp, mut g)) => {
+            users = g.update_users(fail.groups.get("user"));
+            if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
+                nf |= 4;
+            }
+            if g.groups.pop("mlfgained").is_some_and(|v| v.truthy()) {
+                nf |= 4;
+            }
+            if nf & 8 != 0 {
+                g.mlfpending = false;
+            }
+            if nf & 4 == 0 && !g.mlfpending {
+                g.matches = None;
+            }
+            for (k, v) in fail.groups.0 {
+                if v.is_some() {
+                    g.groups.set(&k, v);
+                }
+            }
+            fail = g;
+            if nf & 2 != 0 {
+                cache.forget(seq);
+                slot = None;
+            } else {
+                slot = Some(Slot::Existing(seq, exp));
+            }
+        }
+        None if nf & 2 == 0 => {
+            let user = fail.groups.get("user").cloned();
+            users = fail.update_users(user.as_ref());
+            slot = Some(Slot::New);
+        }
+        None => {
+            users = None;
+            slot = None;
+        }
+    }
+    let pending = std::mem::take(&mut fail.mlfpending);
+    if pending || users.is_some_and(|n| n > 1) {
+        fail.groups.pop("nofail");
+        fail.groups.pop("mlfgained");
+        nf &= !(8 | 1);
+    }
+    if nf & 1 == 0 {
+        let mut m = fail.nofail_matches.take().unwrap_or_default();
+        if let Some(old) = fail.matches.take() {
+            m.extend(old);
+        }
+        if nf & 8 == 0 {
+            m.extend(matched);
+        }
+        fail.matches = Some(m);
+    } else if nf & 3 == 1 {
+        let mut m = fail.nofail_matches.take().unwrap_or_default();
+        m.extend(matched);
+        fail.nofail_matches = Some(m);
+    }
+    (fail, slot)
+}
+
+// ---------------------------------------------------------------------------
+// Addresses (fail2ban's IPAddr, in raw-host mode: no DNS)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cidr {
+    /// Keep the text as it is.
+    Raw,
+    /// IPv4 only, full length unless masked.
+    V4,
+    /// IPv6 only (IPv4-mapped becomes IPv4).
+    V6,
+    /// A prefix length from the `cidr` group: either family, masked.
+    Len(u32),
+}
+
+impl Cidr {
+    fn parse(v: Option<&Val>, default: Cidr) -> Cidr {
+        match v {
+            Some(Val::Str(s)) if !s.is_empty() => match s.trim().parse::<u64>() {
+                Ok(n) => Cidr::Len(n.min(u32::MAX as u64) as u32),
+                Err(_) => default,
+            },
+            _ => default,
+        }
+    }
+}
+
+/// `str(IPAddr(text, cidr))` and the address (the network base when masked).
+fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
+    let parsed_v4 = || text.parse::<Ipv4Addr>().ok();
+    let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
+    match cidr {
+        Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),
+        Cidr::V4 => match parsed_v4() {
+            Some(a) => (a.to_string(), Some(IpAddr::V4(a))),
+            None => (text.to_string(), None),
+        },
+        Cidr::V6 => match parsed_v6() {
+            Some(a) => match a.to_ipv4_mapped() {
+                Some(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
+                None => (ntop6(a), Some(IpAddr::V6(a))),
+            },
+            None => (text.to_string(), None),
+        },
+        Cidr::Len(plen) => {
+            if let Some(a) = parsed_v4() {
+                let bits = u32::from(a);
+                let masked = if plen >= 32 { bits } else { bits & !(u32::MAX.checked_shr(plen).unwrap_or(0)) };
+                let m = Ipv4Addr::from(masked);
+                let s = if plen > 0 && plen < 32 { format!("{m}/{plen}") } else { m.to_string() };
+                (s, Some(IpAddr::V4(m)))
+            } else if let Some(a) = parsed_v6() {
+                let bits = u128::from(a);
+                let masked = if plen >= 128 { bits } else { bits & !(u128::MAX.checked_shr(plen).unwrap_or(0)) };
+                let m = Ipv6Addr::from(masked);
+                let s = if plen > 0 && plen < 128 { format!("{}/{plen}", ntop6(m)) } else { ntop6(m) };
+                (s, Some(IpAddr::V6(m)))
+            } else {
+                (text.to_string(), None)
+            }
+        }
+    }
+}
+
+/// glibc's `inet_ntop(AF_INET6, …)`.
+fn ntop6(a: Ipv6Addr) -> String {
+    let w = a.segments();
+    // longest run of zero words (length >= 2), first one on a tie
+    let (mut best, mut best_len) = (usize::MAX, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if w[i] == 0 {
+            let s = i;
+            while i < 8 && w[i] == 0 {
+                i += 1;
+            }
+            if i - s > best_len {
+                best = s;
+                best_len = i - s;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if best_len < 2 {
+        best = usize::MAX;
+    }
+    let mut out = String::with_capacity(40);
+    let mut i = 0;
+    while i < 8 {
+        if i == best {
+            if i == 0 {
+                out.push(':');
+            }
+            out.push(':');
+            i += best_len;
+            continue;
+        }
+        if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+            let o = a.octets();
+            out.push_str(&format!("{}.{}.{}.{}", o[12], o[13], o[14], o[15]));
+            break;
+        }
+        out.push_str(&format!("{:x}", w[i]));
+        if i < 7 {
+            out.push(':');
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "runner/tests.rs"]
+mod tests;

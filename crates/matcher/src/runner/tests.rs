@@ -1,0 +1,488 @@
+//! Unit tests of the runner with small hand-written filters.
+
+use super::*;
+use crate::{CompileOptions, FilterRunner, FilterSpec, RunOptions};
+
+const NOW: i64 = 1_124_013_600; // Sun Aug 14 12:00:00 CEST 2005
+
+fn now() -> Timestamp {
+    Timestamp::from_secs(NOW)
+}
+
+fn spec(failregex: &[&str]) -> FilterSpec {
+    FilterSpec {
+        name: "test".into(),
+        failregex: failregex.iter().map(|s| Spanned::new(*s)).collect(),
+        maxlines: 1,
+        ..FilterSpec::default()
+    }
+}
+
+fn compiled(spec: &FilterSpec) -> Arc<CompiledFilter> {
+    match CompiledFilter::compile(spec, &CompileOptions::default()) {
+        Ok(c) => Arc::new(c.filter),
+        Err(e) => panic!("compile failed: {e:?}"),
+    }
+}
+
+fn runner(spec: &FilterSpec, check_all: bool) -> FilterRunner {
+    FilterRunner::new(compiled(spec), RunOptions { check_all_regex: check_all })
+}
+
+/// The failures a conformance driver counts: with an id, not a helper.
+fn real(res: &LineResult) -> Vec<&Failure> {
+    res.failures.iter().filter(|f| f.fid.is_some() && !f.nofail).collect()
+}
+
+fn one(v: &str) -> FieldValue {
+    FieldValue::One(v.to_string())
+}
+
+fn many(v: &[&str]) -> FieldValue {
+    FieldValue::Many(v.iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn plain_failregex_gives_host_ip_fields_and_one_attempt() {
+    let mut r = runner(&spec(&[r"^login failed for <F-USER>\S+</F-USER> from <HOST>$"]), false);
+    let res = r.process_line_at("login failed for bob from 192.0.2.7", now());
+    assert_eq!(res.date, DateStatus::Given);
+    assert_eq!(res.time, Some(now()));
+    let f = real(&res);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].fid.as_deref(), Some("192.0.2.7"));
+    assert_eq!(f[0].ip, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(f[0].fields.get("user"), Some(&one("bob")));
+    assert_eq!(f[0].fields.get("ip4"), Some(&one("192.0.2.7")));
+    assert!(!f[0].fields.contains_key("ip6"), "groups that did not take part are left out");
+    assert_eq!(f[0].matches, vec!["login failed for bob from 192.0.2.7".to_string()]);
+    assert_eq!(f[0].time, now());
+    assert_eq!(r.process_line_at("login ok for bob from 192.0.2.7", now()).failures.len(), 0);
+    assert_eq!(r.stats().lines, 2);
+}
+
+#[test]
+fn dns_names_have_no_ip_and_ipv6_is_normalised() {
+    let mut r = runner(&spec(&[r"^bad from <HOST>$"]), false);
+    let res = r.process_line_at("bad from host.example.org", now());
+    let f = real(&res);
+    assert_eq!(f[0].fid.as_deref(), Some("host.example.org"));
+    assert_eq!(f[0].ip, None);
+    assert_eq!(f[0].fields.get("dns"), Some(&one("host.example.org")));
+
+    let res = r.process_line_at("bad from 2001:DB8:0:0:0:0:0:1", now());
+    let f = real(&res);
+    assert_eq!(f[0].fid.as_deref(), Some("2001:db8::1"));
+    assert_eq!(f[0].ip, Some("2001:db8::1".parse().unwrap()));
+
+    // IPv4-mapped IPv6 becomes IPv4, as fail2ban's IPAddr
+    let res = r.process_line_at("bad from ::ffff:192.0.2.9", now());
+    let f = real(&res);
+    assert_eq!(f[0].fid.as_deref(), Some("192.0.2.9"));
+    assert_eq!(f[0].ip, Some("192.0.2.9".parse().unwrap()));
+}
+
+#[test]
+fn subnet_and_failure_id_forms() {
+    let mut r =
+        runner(&spec(&[r"^net <SUBNET>$", r"^session <F-ID>\S+</F-ID> from <ADDR>$", r"^token <F-ID/>$"]), false);
+    let res = r.process_line_at("net 192.0.2.77/24", now());
+    let f = real(&res);
+    assert_eq!(f[0].fid.as_deref(), Some("192.0.2.0/24"));
+    assert_eq!(f[0].ip, Some("192.0.2.0".parse().unwrap()));
+
+    // an id other than the address: the address goes to `ip`
+    let res = r.process_line_at("session abc123 from 192.0.2.5", now());
+    let f = real(&res);
+    assert_eq!(f[0].regex_index, 1);
+    assert_eq!(f[0].fid.as_deref(), Some("abc123"));
+    assert_eq!(f[0].ip, Some("192.0.2.5".parse().unwrap()));
+    assert_eq!(f[0].fields.get("ip"), Some(&one("192.0.2.5")));
+
+    let res = r.process_line_at("token xyz", now());
+    let f = real(&res);
+    assert_eq!(f[0].fid.as_deref(), Some("xyz"));
+    assert_eq!(f[0].ip, None);
+}
+
+#[test]
+fn ignoreregex_suppresses_a_match() {
+    let mut s = spec(&[r"^fail from <HOST>"]);
+    s.ignoreregex = vec![Spanned::new(r"from 10\.")];
+    let mut r = runner(&s, false);
+    let res = r.process_line_at("fail from 10.0.0.1", now());
+    assert!(res.ignored);
+    assert!(res.failures.is_empty());
+    let res = r.process_line_at("fail from 192.0.2.1", now());
+    assert!(!res.ignored);
+    assert_eq!(real(&res).len(), 1);
+}
+
+#[test]
+fn ignoreregex_up_front_with_many_failregexes() {
+    // fewer ignoreregexes than failregexes - 2: checked before prefregex
+    let mut s = spec(&[r"^a <HOST>", r"^b <HOST>", r"^c <HOST>", r"^d <HOST>"]);
+    s.ignoreregex = vec![Spanned::new(r"whitelisted")];
+    let mut r = runner(&s, false);
+    let res = r.process_line_at("c 192.0.2.1 whitelisted", now());
+    assert!(res.ignored);
+    assert!(res.failures.is_empty());
+    // a line no failregex matches is still reported as ignored (as fail2ban)
+    let res = r.process_line_at("zzz whitelisted", now());
+    assert!(res.ignored);
+    let res = r.process_line_at("d 192.0.2.1", now());
+    assert_eq!(real(&res)[0].regex_index, 3);
+}
+
+#[test]
+fn prefregex_content_is_what_failregexes_see() {
+    let mut s = spec(&[r"^Failed for <F-USER>\S+</F-USER> from <HOST>$"]);
+    s.prefregex = Some(Spanned::new(r"^<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"));
+    let mut r = runner(&s, false);
+    let res = r.process_line_at("sshd[42]: Failed for root from 192.0.2.3", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].fields.get("daemon"), Some(&one("sshd")));
+    assert_eq!(f[0].fields.get("user"), Some(&one("root")));
+    assert!(!f[0].fields.contains_key("content"));
+    // matches are the original lines, not the content
+    assert_eq!(f[0].matches, vec!["sshd[42]: Failed for root from 192.0.2.3".to_string()]);
+    // prefregex does not match: nothing, even though the failregex would match the tail
+    assert!(r.process_line_at("Failed for root from 192.0.2.3", now()).failures.is_empty());
+}
+
+#[test]
+fn prefregex_with_empty_content_keeps_the_whole_line() {
+    let mut s = spec(&[r"^x: fail <HOST>$"]);
+    s.prefregex = Some(Spanned::new(r"^x: <F-CONTENT>(?:zzz)?</F-CONTENT>"));
+    let mut r = runner(&s, false);
+    let res = r.process_line_at("x: fail 192.0.2.4", now());
+    assert_eq!(real(&res).len(), 1, "empty content must not replace the buffer");
+}
+
+#[test]
+fn check_all_regex_reports_every_matching_failregex() {
+    let s = spec(&[r"from <HOST>$", r"^auth error from <HOST>"]);
+    let mut off = runner(&s, false);
+    let res = off.process_line_at("auth error from 192.0.2.1", now());
+    assert_eq!(res.failures.iter().map(|f| f.regex_index).collect::<Vec<_>>(), vec![0]);
+    let mut on = runner(&s, true);
+    let res = on.process_line_at("auth error from 192.0.2.1", now());
+    assert_eq!(res.failures.iter().map(|f| f.regex_index).collect::<Vec<_>>(), vec![0, 1]);
+}
+
+#[test]
+fn maxlines_buffer_matches_across_lines_and_consumes_them() {
+    let mut s = spec(&[r"^user (?P<user>\S+) begins\n(?:.*\n)*?.*denied from <HOST>$"]);
+    s.maxlines = 3;
+    let mut r = runner(&s, false);
+    assert!(r.process_line_at("user carol begins", now()).failures.is_empty());
+    assert!(r.process_line_at("noise", now()).failures.is_empty());
+    let res = r.process_line_at("denied from 192.0.2.10", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].fields.get("user"), Some(&one("carol")));
+    assert_eq!(f[0].matches.len(), 3, "all lines of the match: {:?}", f[0].matches);
+    // matched lines left the buffer: the same tail does not match again
+    assert!(r.process_line_at("denied from 192.0.2.10", now()).failures.is_empty());
+}
+
+#[test]
+fn maxlines_buffer_forgets_old_lines() {
+    let mut s = spec(&[r"^begin (?P<user>\S+)\n(?:.*\n)*?end <HOST>$"]);
+    s.maxlines = 2;
+    let mut r = runner(&s, false);
+    r.process_line_at("begin dave", now());
+    r.process_line_at("middle", now());
+    // "begin" is 3 lines back: out of a buffer of 2
+    assert!(r.process_line_at("end 192.0.2.11", now()).failures.is_empty());
+    r.process_line_at("begin erin", now());
+    let res = r.process_line_at("end 192.0.2.12", now());
+    assert_eq!(real(&res)[0].fields.get("user"), Some(&one("erin")));
+}
+
+#[test]
+fn skiplines_are_not_matched_lines() {
+    let mut s = spec(&[r"^start <HOST><SKIPLINES>^stop$"]);
+    s.maxlines = 4;
+    let mut r = runner(&s, false);
+    r.process_line_at("start 192.0.2.20", now());
+    r.process_line_at("filler one", now());
+    let res = r.process_line_at("stop", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].matches, vec!["start 192.0.2.20".to_string(), "stop".to_string()]);
+    // the skipped line stays in the buffer
+    assert_eq!(r.state.lines.len(), 1);
+    assert_eq!(r.state.lines[0].text, "filler one");
+}
+
+/// A connection-oriented filter: `conn N:` prefix is the mlfid.
+fn conn_filter() -> FilterSpec {
+    let mut s = spec(&[
+        r"^<F-NOFAIL>connect from</F-NOFAIL> <HOST>$",
+        r"^auth failed for <F-USER>\S+</F-USER>$",
+        r"^<F-NOFAIL>pam failure</F-NOFAIL> ruser=<F-ALT_USER>\S*</F-ALT_USER>(?: user=<F-USER>\S+</F-USER>)?$",
+        r"^<F-MLFFORGET><F-MLFGAINED>accepted</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER>$",
+        r"^<F-MLFFORGET>closed</F-MLFFORGET>$",
+    ]);
+    s.prefregex = Some(Spanned::new(r"^<F-MLFID>conn \d+</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$"));
+    s
+}
+
+#[test]
+fn mlfid_connects_id_and_failures_and_counts_attempts() {
+    let mut r = runner(&conn_filter(), false);
+    // helper: address known, not a failure
+    let res = r.process_line_at("conn 7: connect from 192.0.2.30", now());
+    assert!(real(&res).is_empty());
+    // failure without address: the address comes from the connection, and
+    // the helper line counts as an attempt too (fail2ban's nofail-matches)
+    let res = r.process_line_at("conn 7: auth failed for root", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].fid.as_deref(), Some("192.0.2.30"));
+    assert_eq!(f[0].fields.get("mlfid"), Some(&one("conn 7")));
+    assert_eq!(f[0].fields.get("users"), Some(&many(&["root"])));
+    assert_eq!(f[0].matches.len(), 2);
+    // next failure on the same connection: one new attempt
+    let res = r.process_line_at("conn 7: auth failed for admin", now());
+    let f = real(&res);
+    assert_eq!(f[0].matches.len(), 1);
+    assert_eq!(f[0].fields.get("users"), Some(&many(&["admin", "root"])));
+    assert_eq!(f[0].fields.get("user"), Some(&one("admin")));
+    // other connection: nothing known
+    assert!(real(&r.process_line_at("conn 8: auth failed for root", now())).is_empty());
+    // forget (not a helper: a failure itself); a later failure has no address
+    let res = r.process_line_at("conn 7: closed", now());
+    let f = real(&res);
+    assert_eq!((f[0].regex_index, f[0].fid.as_deref(), f[0].matches.len()), (4, Some("192.0.2.30"), 1));
+    assert!(real(&r.process_line_at("conn 7: auth failed for root", now())).is_empty());
+}
+
+#[test]
+fn mlfid_pending_failure_is_reported_with_check_all() {
+    let mut r = runner(&conn_filter(), true);
+    let res = r.process_line_at("conn 9: auth failed for root", now());
+    assert_eq!(res.failures.len(), 1);
+    assert_eq!(res.failures[0].fid, None, "pending: no id yet");
+    // the address arrives later: the pending failure now counts, with both lines
+    let res = r.process_line_at("conn 9: connect from 192.0.2.40", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1, "{:?}", res.failures);
+    assert_eq!(f[0].fid.as_deref(), Some("192.0.2.40"));
+    assert_eq!(f[0].matches.len(), 2);
+}
+
+#[test]
+fn mlfid_nofail_helpers_turn_into_attempts_with_a_second_user() {
+    let mut r = runner(&conn_filter(), false);
+    let res = r.process_line_at("conn 3: pam failure ruser=root", now());
+    assert!(res.failures.is_empty(), "nofail helper returns nothing without check_all");
+    let res = r.process_line_at("conn 3: pam failure ruser=sudoer", now());
+    // needs an address: none yet → pending, nothing reported
+    assert!(real(&res).is_empty());
+
+    let mut r = runner(&conn_filter(), true);
+    r.process_line_at("conn 4: connect from 192.0.2.50", now());
+    let res = r.process_line_at("conn 4: pam failure ruser=root", now());
+    assert!(real(&res).is_empty(), "first user: a helper only");
+    assert!(res.failures.iter().all(|f| f.nofail));
+    let res = r.process_line_at("conn 4: pam failure ruser=sudoer", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1, "second user makes it a failure");
+    assert_eq!(f[0].matches.len(), 3, "the helper lines count too");
+    assert_eq!(f[0].fields.get("users"), Some(&many(&["root", "sudoer"])));
+    // gained (accepted) with a third user: a failure of one attempt, then forgotten
+    let res = r.process_line_at("conn 4: accepted for known", now());
+    let f = real(&res);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].matches.len(), 1);
+    assert_eq!(f[0].fields.get("users"), Some(&many(&["known", "root", "sudoer"])));
+    assert!(!r.state.cache.map.contains_key("conn 4"));
+}
+
+#[test]
+fn mlfid_gained_single_user_is_no_failure() {
+    let mut r = runner(&conn_filter(), true);
+    r.process_line_at("conn 5: connect from 192.0.2.60", now());
+    r.process_line_at("conn 5: pam failure ruser=alice", now());
+    let res = r.process_line_at("conn 5: accepted for alice", now());
+    assert!(real(&res).is_empty(), "{:?}", res.failures);
+    assert!(res.failures[0].nofail);
+}
+
+#[test]
+fn mlfid_cache_expires_and_is_bounded() {
+    let mut r = runner(&conn_filter(), false);
+    r.process_line_at("conn 1: connect from 192.0.2.70", now());
+    // 5 minutes later (cache clock = the given time): forgotten
+    let later = now().saturating_add(Duration::from_secs(301));
+    assert!(real(&r.process_line_at("conn 1: auth failed for x", later)).is_empty());
+    for i in 0..150 {
+        r.process_line_at(&format!("conn {}: connect from 192.0.2.1", 1000 + i), later);
+    }
+    assert!(r.state.cache.len() <= MLFID_MAX_COUNT);
+    assert!(real(&r.process_line_at("conn 1149: auth failed for y", later)).len() == 1);
+    assert!(real(&r.process_line_at("conn 1000: auth failed for y", later)).is_empty(), "oldest evicted");
+}
+
+#[test]
+fn alt_and_tuple_groups_merge() {
+    let mut r = runner(
+        &spec(&[
+            r"^u=(?:<F-USER>[a-w]\w*</F-USER>|x<F-ALT_USER_1>\w+</F-ALT_USER_1>) p=<F-PORT>\d+</F-PORT> t=<F-TUPLE_PORT>\d+</F-TUPLE_PORT> <HOST>$",
+        ]),
+        false,
+    );
+    let res = r.process_line_at("u=xbob p=22 t=7 192.0.2.80", now());
+    let f = real(&res);
+    assert_eq!(f[0].fields.get("user"), Some(&one("bob")));
+    assert_eq!(f[0].fields.get("fport"), Some(&many(&["22", "7"])));
+    let res = r.process_line_at("u=amy p=22 t=7 192.0.2.80", now());
+    assert_eq!(real(&res)[0].fields.get("user"), Some(&one("amy")));
+}
+
+#[test]
+fn failregex_without_id_is_warned_and_never_counts() {
+    let c = CompiledFilter::compile(&spec(&[r"^no id here$", r"^ok <HOST>$"]), &CompileOptions::default()).unwrap();
+    assert_eq!(c.warnings.iter().filter(|w| w.code == "P101").count(), 1);
+    assert!(c.warnings.iter().all(|w| !w.is_error()));
+    let mut r = FilterRunner::new(Arc::new(c.filter), RunOptions { check_all_regex: true });
+    assert!(r.process_line_at("no id here", now()).failures.is_empty());
+}
+
+#[test]
+fn compile_reports_every_problem_with_file_and_line() {
+    let mut s = spec(&[]);
+    s.failregex = vec![
+        Spanned {
+            text: r"^bad ( <HOST>".into(),
+            at: stadtwache_core::SourceRef { file: Some("f.conf".into()), line: 3 },
+        },
+        Spanned::new(r"^good <HOST>$"),
+        Spanned {
+            text: r"^<F-USER>x <HOST>".into(),
+            at: stadtwache_core::SourceRef { file: Some("f.conf".into()), line: 5 },
+        },
+    ];
+    s.ignoreregex = vec![Spanned::new(r"[unclosed")];
+    let errs = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap_err();
+    assert!(errs.len() >= 3, "{errs:?}");
+    assert!(errs.iter().any(|e| e.line == 3 && e.file.as_deref() == Some(std::path::Path::new("f.conf"))));
+    assert!(errs.iter().any(|e| e.line == 5));
+    assert!(errs.iter().all(|e| e.is_error() && e.code.starts_with('P')));
+}
+
+#[test]
+fn budget_exhaustion_is_counted_not_a_match() {
+    let s = spec(&[r"^(a|a?)+(?=b)x? <HOST>$"]);
+    let c = CompiledFilter::compile(&s, &CompileOptions { backtrack_limit: 1_000 }).unwrap();
+    assert_eq!(c.filter.parts.failregex[0].pat.engine(), crate::pattern::Engine::Backtracking);
+    let mut r = FilterRunner::new(Arc::new(c.filter), RunOptions::default());
+    let line = format!("{}c 192.0.2.1", "a".repeat(40));
+    let res = r.process_line_at(&line, now());
+    assert!(res.failures.is_empty());
+    assert!(r.stats().budget_exhausted >= 1, "{:?}", r.stats());
+}
+
+#[test]
+fn bad_input_does_not_panic() {
+    let mut s = conn_filter();
+    s.maxlines = 3;
+    let mut r = runner(&s, true);
+    let big = format!("conn 1: {}", "x".repeat(1 << 20));
+    for line in ["", "\n", "conn : ", "conn 1: ", &big, "conn 1: connect from 999.1.1.1", "\u{2028}é\u{0}"] {
+        let _ = r.process_line_at(line, now());
+    }
+    let mut r = runner(&spec(&[r"^(?P<x>)*<HOST>?"]), true);
+    let _ = r.process_line_at("", now());
+    let _ = r.process_line_at(&"ä".repeat(100_000), now());
+}
+
+#[test]
+fn prefilter_never_drops_a_match() {
+    // the same filter with and without its prefilter agrees on every line
+    let mut s = conn_filter();
+    s.failregex.push(Spanned::new(r"(?i)^invalid USER <F-USER>\S+</F-USER> from <HOST>( port \d+)?\s*$"));
+    s.failregex.push(Spanned::new(r"^Did not receive identification string from <HOST>"));
+    let with = compiled(&s);
+    let mut c = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap().filter;
+    c.parts.prefilter = Prefilter::build(&vec![None; c.parts.failregex.len()]);
+    let without = Arc::new(c);
+    assert!(with.parts.prefilter.ac.is_some(), "the test needs literals");
+    let lines = [
+        "conn 1: connect from 192.0.2.1",
+        "conn 1: auth failed for bob",
+        "conn 2: Invalid user admin from 192.0.2.2 port 22",
+        "conn 2: INVALID USER admin from 192.0.2.2",
+        "conn 3: Did not receive identification string from 192.0.2.3",
+        "conn 3: did not receive identification string from 192.0.2.3",
+        "conn 4: something else",
+        "conn 4: closed",
+        "unrelated",
+    ];
+    for check_all in [false, true] {
+        let mut a = FilterRunner::new(Arc::clone(&with), RunOptions { check_all_regex: check_all });
+        let mut b = FilterRunner::new(Arc::clone(&without), RunOptions { check_all_regex: check_all });
+        for l in lines {
+            assert_eq!(a.process_line_at(l, now()), b.process_line_at(l, now()), "line {l:?}");
+        }
+    }
+}
+
+#[test]
+fn prefilter_trims_trailing_newlines_from_literals() {
+    let p = Prefilter::build(&[Some(vec!["abc\n".into()]), Some(vec!["\n".into()]), Some(vec!["zz".into()])]);
+    let mut bits = Vec::new();
+    assert!(p.candidates("xxabc", &mut bits));
+    assert!(bit(&bits, 0) && bit(&bits, 1) && !bit(&bits, 2));
+}
+
+#[test]
+fn line_bookkeeping_of_a_multi_line_match() {
+    let org = [Tl { text: "one", cut: None }, Tl { text: "two", cut: None }, Tl { text: "three", cut: None }];
+    let mut hay = String::new();
+    push_buf(&mut hay, 0..3, &org);
+    assert_eq!(hay, "one\ntwo\nthree\n");
+    let p = Pat::new(
+        Pattern::compile_with(
+            &Spanned::new(r"two\nthr"),
+            PatternKind::Failregex,
+            &CompileOptions::default(),
+            PatternOptions { multiline: true, use_dns: true },
+        )
+        .unwrap(),
+    );
+    let mut sc = p.pat.new_scratch();
+    assert!(p.pat.captures_with(&hay, &mut sc).unwrap());
+    let h = locate(&p, &sc, &hay, &org);
+    assert_eq!(h.matched.as_slice(), &[1, 2]);
+    assert_eq!(h.unmatched.as_slice(), &[0]);
+}
+
+#[test]
+fn addresses_format_like_fail2ban() {
+    assert_eq!(ip_addr("192.0.2.1", Cidr::V4).0, "192.0.2.1");
+    assert_eq!(ip_addr("192.0.2.01", Cidr::V4), ("192.0.2.01".to_string(), None));
+    assert_eq!(ip_addr("192.0.2.1", Cidr::Len(32)).0, "192.0.2.1");
+    assert_eq!(ip_addr("192.0.2.1", Cidr::Len(0)).0, "0.0.0.0");
+    assert_eq!(ip_addr("2001:db8::1", Cidr::Len(64)).0, "2001:db8::/64");
+    assert_eq!(ntop6("::1".parse().unwrap()), "::1");
+    assert_eq!(ntop6("::".parse().unwrap()), "::");
+    assert_eq!(ntop6("1::".parse().unwrap()), "1::");
+    assert_eq!(ntop6("1:0:0:2:0:0:0:3".parse().unwrap()), "1:0:0:2::3");
+    assert_eq!(ntop6("::c000:201".parse().unwrap()), "::192.0.2.1");
+    assert_eq!(ntop6("2001:db8:0:1:1:1:1:1".parse().unwrap()), "2001:db8:0:1:1:1:1:1");
+}
+
+#[test]
+fn group_name_helpers() {
+    assert_eq!(complex_name("alt_user_1"), Some(Role::Alt(Arc::from("user"))));
+    assert_eq!(complex_name("alt_user"), Some(Role::Alt(Arc::from("user"))));
+    assert_eq!(complex_name("tuple_id_2"), Some(Role::Tuple(Arc::from("fid"))));
+    assert_eq!(complex_name("alt_"), None);
+    assert_eq!(complex_name("user"), None);
+    assert_eq!(py_splitlines("a\nb\r\nc\rd\u{2028}e\n"), vec!["a", "b", "c", "d", "e"]);
+    assert_eq!(py_splitlines("a\n\nb"), vec!["a", "", "b"]);
+}
