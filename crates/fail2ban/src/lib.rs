@@ -161,11 +161,19 @@ impl FilterLoader {
     ///
     /// `name` is a filter name in the directory (`sshd`), or a path to a
     /// `.conf` file. On error, every problem found (errors and warnings).
+    ///
+    /// `name` may itself carry options (`sshd[mode=ddos]`, as
+    /// [`check_all`](Self::check_all) names variants); `options` override them.
     pub fn load(
         &self,
         name: &str,
         options: &BTreeMap<String, String>,
     ) -> Result<LoadedFilter, Vec<Diagnostic>> {
+        if name.contains('[') && name.trim_end().ends_with(']') {
+            let (n, mut o) = parse_filter_arg(name).map_err(|d| vec![d])?;
+            o.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+            return self.load(&n, &o);
+        }
         let base = self.base_path(name);
         let display_stem = base
             .file_name()
@@ -200,6 +208,12 @@ impl FilterLoader {
             }
             _ => Err(diags),
         }
+    }
+
+    /// Parse `name[opt=value, ...]` and load it.
+    pub fn load_arg(&self, arg: &str) -> Result<LoadedFilter, Vec<Diagnostic>> {
+        let (name, opts) = parse_filter_arg(arg).map_err(|d| vec![d])?;
+        self.load(&name, &opts)
     }
 
     /// Names of all filters in the directory (stems of `*.conf`/`*.local`),
@@ -239,7 +253,8 @@ impl FilterLoader {
             let default = cfg
                 .get("Definition", &param, &OMap::default())
                 .ok()
-                .or_else(|| cfg.get("Init", &param, &OMap::default()).ok());
+                .or_else(|| cfg.get("Init", &param, &OMap::default()).ok())
+                .or_else(|| cfg.get("DEFAULT", &param, &OMap::default()).ok());
             for v in values {
                 if default.as_ref().is_some_and(|d| d.as_str() == v) {
                     continue;
@@ -254,7 +269,9 @@ impl FilterLoader {
     /// report every problem at once: one entry per filter (name as
     /// displayed, e.g. `sshd[mode=ddos]`) with its diagnostics, errors and
     /// warnings; filters without any problem are included with an empty list.
-    /// Include-only files (`*common`) are only checked for syntax.
+    /// Include-only files (`*common`) are only checked for syntax. A
+    /// variant does not repeat a diagnostic its filter's default already
+    /// reported. Each name is valid input to [`load`](Self::load).
     pub fn check_all(&self) -> Vec<(String, Vec<Diagnostic>)> {
         let mut out = Vec::new();
         for name in self.filter_names() {
@@ -265,12 +282,16 @@ impl FilterLoader {
                 out.push((name, diags));
                 continue;
             }
+            let mut seen: Vec<Diagnostic> = Vec::new();
             for opts in self.declared_variants(&name) {
                 let diags = match self.load(&name, &opts) {
                     Ok(f) => f.warnings,
                     Err(d) => d,
                 };
-                out.push((format_filter_arg(&name, &opts), diags));
+                let fresh: Vec<Diagnostic> =
+                    diags.into_iter().filter(|d| !seen.contains(d)).collect();
+                seen.extend(fresh.iter().cloned());
+                out.push((format_filter_arg(&name, &opts), fresh));
             }
         }
         out

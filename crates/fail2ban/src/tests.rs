@@ -149,6 +149,15 @@ fn loads_includes_interpolation_tags_and_modes() {
     );
     assert_eq!(g.spec.datepattern.as_ref().unwrap().text, "{^LN-BEG}");
 
+    let h = t
+        .loader()
+        .load("demo[mode=aggressive]", &opts("maxlines=2"))
+        .unwrap();
+    assert_eq!(h.spec.failregex.len(), 3);
+    assert_eq!(h.spec.maxlines, 2);
+    let h = t.loader().load_arg("demo[mode=aggressive]").unwrap();
+    assert_eq!(h.spec.name, "demo[mode=aggressive]");
+
     let variants = t.loader().declared_variants("demo");
     let names: Vec<String> = variants
         .iter()
@@ -425,7 +434,26 @@ fn check_all_reports_every_problem() {
         "[Definition]\nfailregex = ^x <HOST>\nfailregex = ^y <HOST>\nzzz\n",
     );
     t.write("x-common.conf", "[DEFAULT]\na = 1\n");
+    t.write("base.conf", COMMON);
+    t.write(
+        "demo.conf",
+        &DEMO.replace("failregex = %(cmn)s", "failregex = <undefined-tag> %(cmn)s"),
+    );
     let all = t.loader().check_all();
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"demo[mode=aggressive]"), "{names:?}");
+    for n in &names {
+        if !n.contains("common") && !n.starts_with("bad") && !n.starts_with("base") {
+            assert!(t.loader().load(n, &no_opts()).is_ok(), "{n}");
+        }
+    }
+    // The same warning is reported once, for the default variant only.
+    let f103: Vec<&str> = all
+        .iter()
+        .filter(|(_, d)| d.iter().any(|d| d.code == codes::TAG_UNRESOLVED))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(f103, vec!["demo"]);
     let get = |n: &str| {
         all.iter()
             .find(|(name, _)| name == n)
