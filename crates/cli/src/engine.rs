@@ -1,0 +1,331 @@
+//! Wiring between the CLI's rule set and the pure `detect` and `decide`
+//! crates: window specs, policy from flags, what a decision counts as, and
+//! how decisions are shown.
+
+use stadtwache_core::{Diagnostic, Duration, Timestamp};
+use stadtwache_decide::{Allowlist, BanIncrement, Decider, Decision, Policy, Step, target_string};
+use stadtwache_detect::{Detector, DetectorOptions, WindowSpec};
+use stadtwache_match::Failure;
+use stadtwache_rules::RulePack;
+
+use crate::PolicyArgs;
+use crate::replay::DecisionView;
+use crate::report::RuleCounters;
+use crate::ruleset::{RuleSet, Window};
+use crate::timectx::fmt_time;
+
+fn window_spec(w: &Window) -> WindowSpec {
+    match w {
+        Window::Fail2ban { maxretry, findtime } => WindowSpec::Fail2ban {
+            maxretry: *maxretry,
+            findtime: *findtime,
+        },
+        Window::Count { threshold, window } => WindowSpec::Count {
+            threshold: *threshold,
+            window: *window,
+        },
+        Window::Distinct {
+            threshold, window, ..
+        } => WindowSpec::Distinct {
+            threshold: *threshold,
+            window: *window,
+        },
+        Window::Once => WindowSpec::Once,
+    }
+}
+
+pub fn detector(rules: &RuleSet, policy: &PolicyArgs) -> Result<Detector, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let specs: Vec<WindowSpec> = rules
+        .rules
+        .iter()
+        .map(|r| {
+            let spec = window_spec(&r.window);
+            if let Err(e) = spec.validate() {
+                diags.push(Diagnostic::error(e.code(), format!("rule {}: {e}", r.name)));
+            }
+            spec
+        })
+        .collect();
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    if policy.max_keys == 0 {
+        return Err(vec![Diagnostic::error(
+            "C004",
+            "--max-keys must be at least 1",
+        )]);
+    }
+    Ok(Detector::new(
+        specs,
+        DetectorOptions {
+            max_keys: policy.max_keys,
+            ..DetectorOptions::default()
+        },
+    ))
+}
+
+pub fn decider(rules: &RuleSet, args: &PolicyArgs) -> Result<Decider, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let bantime = match Duration::parse(&args.bantime) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(Diagnostic::error("C005", format!("--bantime: {e}")));
+            Duration::ZERO
+        }
+    };
+    let mut allowlist = Allowlist::default();
+    for entry in &args.ignoreip {
+        if let Err(e) = allowlist.add(entry) {
+            diags.push(e.to_diagnostic());
+        }
+    }
+    let increment = if args.bantime_increment {
+        let factor = args.bantime_factor.to_string();
+        match BanIncrement::from_fail2ban(
+            Some(&factor),
+            None,
+            args.bantime_multipliers.as_deref(),
+            args.bantime_maxtime.as_deref(),
+            None,
+        ) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                diags.push(e.to_diagnostic());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let policy = Policy {
+        bantime,
+        increment,
+        allowlist,
+        ipv6_prefix: args.ipv6_prefix,
+        simulate: args.simulate,
+    };
+    if let Err(e) = policy.validate() {
+        diags.push(e.to_diagnostic());
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let bantimes = rules.rules.iter().map(|r| r.bantime).collect();
+    Ok(Decider::new(policy).with_rule_bantimes(bantimes))
+}
+
+/// How many failures one match counts for. fail2ban's filter always adds a
+/// failure with count 1 (also for multi-line failures); so do we.
+pub fn weight(_f: &Failure) -> u32 {
+    1
+}
+
+pub fn count_decision(
+    d: &Decision,
+    c: &mut RuleCounters,
+    trigger_time: Timestamp,
+    bans: &mut Vec<(Timestamp, String)>,
+) {
+    match d {
+        Decision::Ban { key, prefix, .. } => {
+            c.bans += 1;
+            bans.push((trigger_time, target_string(key, *prefix)));
+        }
+        Decision::AlreadyBanned { .. } => c.already_banned += 1,
+        Decision::Allowlisted { .. } => c.allowlisted += 1,
+        Decision::Expired { .. } => c.expired += 1,
+    }
+}
+
+pub fn decision_json(d: &DecisionView<'_>) -> serde_json::Value {
+    serde_json::to_value(d.decision).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
+
+fn dur(d: Option<Duration>) -> String {
+    match d {
+        Some(d) if d.0 >= 0 => d.to_string(),
+        _ => "permanent".to_string(),
+    }
+}
+
+/// A human narrative of one decision: window → policy steps → outcome.
+pub fn decision_text(v: &DecisionView<'_>) -> String {
+    let d = v.decision;
+    let r = d.reason();
+    let w = &r.window;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "-- {} at {}: rule {} [{}] ({:?} window: {} events since {}, threshold {} within {})\n",
+        match d {
+            Decision::Ban {
+                simulated: true, ..
+            } => "BAN (simulated)",
+            Decision::Ban { .. } => "BAN",
+            Decision::AlreadyBanned { .. } => "already banned",
+            Decision::Allowlisted { .. } => "NOT banned: allowlisted",
+            Decision::Expired { .. } => "NOT banned: ban would already have expired",
+        },
+        fmt_time(r.trigger_time),
+        v.rule.name,
+        v.rule.origin_text(),
+        w.kind,
+        r.count,
+        fmt_time(r.first_seen),
+        w.threshold,
+        w.window,
+    ));
+    if !w.distinct_values.is_empty() {
+        let vals: Vec<&str> = w.distinct_values.iter().map(|s| &**s).collect();
+        s.push_str(&format!("   distinct values: {}\n", vals.join(", ")));
+    }
+    for step in &r.steps {
+        let line = match step {
+            Step::Allowlist { matched: Some(e) } => {
+                format!("allowlist: matches {e}; nothing overrides it")
+            }
+            Step::Allowlist { matched: None } => "allowlist: no entry matches".to_string(),
+            Step::MappedToIpv4 { from, to } => {
+                format!("IPv4-mapped address {from} treated as {to}")
+            }
+            Step::Aggregated { prefix, network } => {
+                format!("IPv6 aggregated to {network}/{prefix}")
+            }
+            Step::AggregationSkipped {
+                prefix,
+                allowlist_entry,
+            } => {
+                format!(
+                    "IPv6 /{prefix} aggregation skipped: it would cover allowlisted {allowlist_entry}"
+                )
+            }
+            Step::ExpiredBeforeNow { until, now } => {
+                format!(
+                    "ban would end {} which is before now {}",
+                    fmt_time(*until),
+                    fmt_time(*now)
+                )
+            }
+            Step::AlreadyBanned {
+                until,
+                prolonged_to,
+            } => match prolonged_to {
+                Some(p) => format!(
+                    "already banned until {}; prolonged to {}",
+                    until.map(fmt_time).unwrap_or("ever".into()),
+                    p.map(fmt_time).unwrap_or("ever".into())
+                ),
+                None => format!(
+                    "already banned until {}",
+                    until.map(fmt_time).unwrap_or("ever".into())
+                ),
+            },
+            Step::BaseBantime { bantime, from_rule } => {
+                format!(
+                    "base ban time {} (from {})",
+                    dur(*bantime),
+                    if *from_rule { "the rule" } else { "the policy" }
+                )
+            }
+            Step::Increment(calc) => format!(
+                "bantime.increment: {}",
+                serde_json::to_string(calc).unwrap_or_default()
+            ),
+            Step::IncrementNotApplied { previous_bans } => {
+                format!("bantime.increment not applied ({previous_bans} previous bans)")
+            }
+            Step::Simulated => "simulation mode: decided, not enforced".to_string(),
+        };
+        s.push_str("   ");
+        s.push_str(&line);
+        s.push('\n');
+    }
+    if let Decision::Ban {
+        until,
+        duration,
+        ban_count,
+        ..
+    } = d
+    {
+        s.push_str(&format!(
+            "   => banned for {} until {} (ban #{} of this address)\n",
+            dur(*duration),
+            until.map(fmt_time).unwrap_or_else(|| "forever".into()),
+            ban_count
+        ));
+    }
+    s
+}
+
+/// Run every native rule's samples; each failing sample is an error (`R200`
+/// must-match line did not match or captured other values, `R201`
+/// must-not-match line matched).
+pub fn run_samples(pack: &RulePack) -> Vec<Diagnostic> {
+    use stadtwache_match::{CompileOptions, CompiledFilter, FieldValue, FilterRunner, RunOptions};
+    use stadtwache_rules::SampleKind;
+    use std::sync::Arc;
+    let ctx = stadtwache_datetime::TimeContext {
+        now: Timestamp::from_secs(1_790_000_000),
+        tz: jiff::tz::TimeZone::UTC,
+    };
+    let mut out = Vec::new();
+    for rule in &pack.rules {
+        let Ok(c) = CompiledFilter::compile(&rule.spec, &CompileOptions::default()) else {
+            continue;
+        };
+        let filter = Arc::new(c.filter);
+        for sample in &rule.samples {
+            let mut runner = FilterRunner::new(Arc::clone(&filter), RunOptions::default());
+            let mut found = Vec::new();
+            for line in sample.line.split('\n') {
+                let res = runner.process_line(line, &ctx);
+                found.extend(
+                    res.failures
+                        .into_iter()
+                        .filter(|f| f.fid.is_some() && !f.nofail),
+                );
+            }
+            let at = |d: Diagnostic| match &sample.source.file {
+                Some(f) => d.at(f.clone(), sample.source.line),
+                None => d,
+            };
+            match sample.kind {
+                SampleKind::NoMatch if !found.is_empty() => out.push(at(Diagnostic::error(
+                    "R201",
+                    format!(
+                        "rule {}: must-not-match sample matched: {}",
+                        rule.id, sample.line
+                    ),
+                ))),
+                SampleKind::Match if found.is_empty() => out.push(at(Diagnostic::error(
+                    "R200",
+                    format!(
+                        "rule {}: must-match sample did not match: {}",
+                        rule.id, sample.line
+                    ),
+                ))),
+                SampleKind::Match => {
+                    let f = &found[0];
+                    for (k, want) in &sample.expect {
+                        let got = match f.fields.get(k.as_str()) {
+                            Some(FieldValue::One(v)) => Some(v.clone()),
+                            Some(FieldValue::Many(v)) => Some(v.join(",")),
+                            None => None,
+                        };
+                        if got.as_deref() != Some(want.as_str()) {
+                            out.push(at(Diagnostic::error(
+                                "R200",
+                                format!(
+                                    "rule {}: sample captured {k}={got:?}, expected {want:?}: {}",
+                                    rule.id, sample.line
+                                ),
+                            )));
+                        }
+                    }
+                }
+                SampleKind::NoMatch => {}
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,415 @@
+//! The offline pipeline: acquire → match → detect → decide, over files.
+//!
+//! One thread, one pass. Every line goes through every rule's runner; each
+//! failure with a key becomes an `Event` for the detector; each trigger goes
+//! to the decider. Observers (JSON output, explanations) see hits and
+//! decisions as they happen. Time is the log's time throughout.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use stadtwache_acquire::{Input, ReadStats};
+use stadtwache_core::{Diagnostic, Event, Key, RuleId};
+use stadtwache_datetime::TimeContext;
+use stadtwache_decide::{Decider, Decision};
+use stadtwache_detect::{Detector, Trigger};
+use stadtwache_match::{Failure, FieldValue, FilterRunner, RunOptions};
+
+use crate::report::{self, RuleCounters, RunStats};
+use crate::ruleset::{self, KeySel, Rule, RuleSet};
+use crate::{PolicyArgs, RuleArgs, TimeArgs, timectx};
+
+pub struct ReplayRequest {
+    pub files: Vec<PathBuf>,
+    pub rules: RuleArgs,
+    pub time: TimeArgs,
+    pub policy: PolicyArgs,
+    pub json: bool,
+    pub bans_out: Option<PathBuf>,
+    pub why: Vec<String>,
+    pub max_line: usize,
+    pub progress: bool,
+}
+
+/// One hit as observers see it.
+pub struct HitView<'a> {
+    pub input: &'a str,
+    pub line_no: u64,
+    pub line: &'a str,
+    pub rule: &'a Rule,
+    pub failure: &'a Failure,
+    pub event: &'a Event,
+}
+
+/// One decision as observers see it.
+pub struct DecisionView<'a> {
+    pub rule: &'a Rule,
+    pub trigger: &'a Trigger,
+    pub decision: &'a Decision,
+}
+
+/// Something that watches the pipeline (JSON lines, explanations).
+pub trait Observer {
+    /// Whether this observer wants hits for `key` (to avoid work for the rest).
+    fn wants(&self, _key: &Key) -> bool {
+        true
+    }
+    fn hit(&mut self, _hit: &HitView<'_>) {}
+    fn decision(&mut self, _d: &DecisionView<'_>) {}
+}
+
+/// Several observers at once.
+pub struct Fanout<'a>(pub Vec<&'a mut dyn Observer>);
+
+impl Observer for Fanout<'_> {
+    fn wants(&self, key: &Key) -> bool {
+        self.0.iter().any(|o| o.wants(key))
+    }
+    fn hit(&mut self, hit: &HitView<'_>) {
+        for o in &mut self.0 {
+            if o.wants(&hit.event.key) {
+                o.hit(hit);
+            }
+        }
+    }
+    fn decision(&mut self, d: &DecisionView<'_>) {
+        for o in &mut self.0 {
+            if o.wants(&d.trigger.key) {
+                o.decision(d);
+            }
+        }
+    }
+}
+
+pub struct Pipeline {
+    pub rules: RuleSet,
+    runners: Vec<FilterRunner>,
+    detector: Detector,
+    decider: Decider,
+    ctx: TimeContext,
+    pub stats: RunStats,
+    /// Bans as (time, key) for `--bans-out`.
+    pub bans: Vec<(stadtwache_core::Timestamp, String)>,
+    line_seq: u64,
+    /// bantime.increment is on: known bad addresses count extra.
+    increment: bool,
+}
+
+impl Pipeline {
+    pub fn new(
+        rules: RuleSet,
+        policy: &PolicyArgs,
+        ctx: TimeContext,
+    ) -> Result<Pipeline, Vec<Diagnostic>> {
+        let runners = rules
+            .rules
+            .iter()
+            .map(|r| FilterRunner::new(Arc::clone(&r.filter), RunOptions::default()))
+            .collect();
+        let detector = crate::engine::detector(&rules, policy)?;
+        let decider = crate::engine::decider(&rules, policy)?;
+        let stats = RunStats {
+            rules: rules
+                .rules
+                .iter()
+                .map(|r| RuleCounters::new(&r.name))
+                .collect(),
+            ..RunStats::default()
+        };
+        let increment = decider.policy().increment.is_some();
+        Ok(Pipeline {
+            rules,
+            runners,
+            detector,
+            decider,
+            ctx,
+            stats,
+            bans: Vec::new(),
+            line_seq: 0,
+            increment,
+        })
+    }
+
+    /// Run one line through every rule.
+    pub fn line(&mut self, input: &str, line_no: u64, text: &str, obs: &mut dyn Observer) {
+        self.line_seq += 1;
+        let mut matched = false;
+        let mut ignored = false;
+        let mut dated = false;
+        for (ri, runner) in self.runners.iter_mut().enumerate() {
+            let res = runner.process_line(text, &self.ctx);
+            ignored |= res.ignored;
+            dated |= res.date == stadtwache_match::DateStatus::Found;
+            let rule = &self.rules.rules[ri];
+            for f in &res.failures {
+                if f.fid.is_none() || f.nofail {
+                    continue;
+                }
+                matched = true;
+                let counters = &mut self.stats.rules[ri];
+                counters.hits += 1;
+                let key = match &rule.key {
+                    KeySel::Host => match f.ip {
+                        Some(ip) => Key::Ip(ip),
+                        None => {
+                            counters.no_address += 1;
+                            continue;
+                        }
+                    },
+                    KeySel::Field(name) => match f.fields.get(name.as_str()) {
+                        Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
+                        Some(FieldValue::Many(v)) if !v.is_empty() => {
+                            Key::Text(Arc::from(v[0].as_str()))
+                        }
+                        _ => {
+                            counters.no_key += 1;
+                            continue;
+                        }
+                    },
+                };
+                let distinct = match &rule.window {
+                    ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
+                        Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
+                        Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
+                        None => None,
+                    },
+                    _ => None,
+                };
+                let event = Event {
+                    rule: RuleId(ri as u32),
+                    key,
+                    time: f.time,
+                    weight: crate::engine::weight(f),
+                    distinct,
+                    line_no: self.line_seq,
+                };
+                if obs.wants(&event.key) {
+                    obs.hit(&HitView {
+                        input,
+                        line_no,
+                        line: text,
+                        rule,
+                        failure: f,
+                        event: &event,
+                    });
+                }
+                let now = event.time;
+                self.decider.expire(now);
+                if let Some(trigger) = self.detector.observe(&event) {
+                    Self::decide(
+                        &mut self.decider,
+                        &mut self.bans,
+                        counters,
+                        rule,
+                        &trigger,
+                        now,
+                        obs,
+                    );
+                }
+                // bantime.increment: known bad addresses count extra (fail2ban's observer).
+                if self.increment {
+                    if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
+                        let extra = self
+                            .decider
+                            .bad_ip_extra_retries(&event.key, event.time, maxretry);
+                        if extra > 0 {
+                            if let Some(trigger) = self
+                                .detector
+                                .add_observed(event.rule, &event.key, event.time, extra)
+                            {
+                                Self::decide(
+                                    &mut self.decider,
+                                    &mut self.bans,
+                                    counters,
+                                    rule,
+                                    &trigger,
+                                    now,
+                                    obs,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if matched {
+            self.stats.matched += 1;
+        } else if ignored {
+            self.stats.ignored += 1;
+        } else {
+            self.stats.missed += 1;
+        }
+        if !dated {
+            self.stats.no_date += 1;
+        }
+    }
+
+    fn decide(
+        decider: &mut Decider,
+        bans: &mut Vec<(stadtwache_core::Timestamp, String)>,
+        counters: &mut RuleCounters,
+        rule: &Rule,
+        trigger: &Trigger,
+        now: stadtwache_core::Timestamp,
+        obs: &mut dyn Observer,
+    ) {
+        counters.alerts += 1;
+        let decision = decider.decide(trigger, now);
+        crate::engine::count_decision(&decision, counters, trigger.time, bans);
+        if obs.wants(&trigger.key) {
+            obs.decision(&DecisionView {
+                rule,
+                trigger,
+                decision: &decision,
+            });
+        }
+    }
+
+    pub fn simulated(&self) -> bool {
+        self.decider.policy().simulate
+    }
+
+    pub fn finish(&mut self) {
+        for (ri, r) in self.runners.iter().enumerate() {
+            self.stats.rules[ri].budget_exhausted = r.stats().budget_exhausted;
+        }
+        let ds = self.detector.stats();
+        self.stats.tracked_keys = ds.tracked_keys as u64;
+        self.stats.evicted = ds.evicted;
+    }
+}
+
+/// Run every input through the pipeline. Unreadable inputs are reported and
+/// skipped; the return value says whether any input could not be opened.
+pub fn run_inputs(
+    pipe: &mut Pipeline,
+    files: &[PathBuf],
+    max_line: usize,
+    progress: bool,
+    obs: &mut dyn Observer,
+) -> bool {
+    let mut all_opened = true;
+    let total_bytes: u64 = files
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = (progress && std::io::stderr().is_terminal() && total_bytes > 16 << 20).then(|| {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut done_bytes = 0u64;
+    for path in files {
+        let input = match Input::open(path) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("stadtwache: error[{}]", e);
+                pipe.stats.unreadable.push(path.display().to_string());
+                all_opened = false;
+                continue;
+            }
+        };
+        let name = input.name.clone();
+        let compressed = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut reader = input.lines(max_line);
+        let mut n = 0u64;
+        while let Some(line) = reader.next() {
+            let (no, text) = (line.number, line.text);
+            pipe.line(&name, no, &text, obs);
+            n += 1;
+            if n % 65_536 == 0 {
+                if let Some(b) = &bar {
+                    b.set_position(done_bytes + reader.stats().bytes.min(compressed));
+                }
+            }
+        }
+        done_bytes += compressed;
+        let st: ReadStats = reader.into_stats();
+        for e in &st.read_errors {
+            eprintln!(
+                "stadtwache: warning[I002]: {}: input ended early after line {}: {}",
+                e.input, e.after_line, e.message
+            );
+        }
+        pipe.stats.read.merge(&st);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    pipe.finish();
+    all_opened
+}
+
+pub fn print_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("{d}");
+    }
+}
+
+pub fn build_pipeline(
+    rules: &RuleArgs,
+    policy: &PolicyArgs,
+    time: &TimeArgs,
+    files: &[PathBuf],
+) -> Result<Option<Pipeline>> {
+    let ctx = timectx::build(time, files)?;
+    let set = match ruleset::build(rules, policy) {
+        Ok(s) => s,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return Ok(None);
+        }
+    };
+    print_diagnostics(&set.warnings);
+    match Pipeline::new(set, policy, ctx) {
+        Ok(p) => Ok(Some(p)),
+        Err(diags) => {
+            print_diagnostics(&diags);
+            Ok(None)
+        }
+    }
+}
+
+pub fn run_cli(req: ReplayRequest) -> Result<ExitCode> {
+    let Some(mut pipe) = build_pipeline(&req.rules, &req.policy, &req.time, &req.files)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut json = report::JsonLines::new(&mut out, req.json);
+    let mut why = crate::explain::Collector::new(&req.why)?;
+    let started = std::time::Instant::now();
+    let all_opened = {
+        let mut fan = Fanout(vec![&mut json, &mut why]);
+        run_inputs(&mut pipe, &req.files, req.max_line, req.progress, &mut fan)
+    };
+    let elapsed = started.elapsed();
+    if req.json {
+        report::json_summary(&mut out, &pipe, elapsed)?;
+    } else {
+        report::human_summary(&mut out, &pipe, elapsed)?;
+    }
+    if !req.why.is_empty() {
+        why.print(&mut out, &pipe)?;
+    }
+    out.flush()?;
+    if let Some(path) = &req.bans_out {
+        report::write_bans(path, &pipe.bans)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if all_opened {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
