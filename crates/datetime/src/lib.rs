@@ -17,6 +17,16 @@ use stadtwache_core::Timestamp;
 
 pub use jiff::tz::TimeZone;
 
+mod hand;
+mod pyre;
+mod strptime;
+mod template;
+
+pub use strptime::parse_logtimezone;
+
+use strptime::ZoneCache;
+use template::{Build, DEFAULT_PATTERNS, LINE_BEGIN, RE_DATE_PREMATCH, RawHit, Template};
+
 /// What date detection needs from outside: "now" (to complete dates without
 /// a year, as fail2ban does) and the zone of times written without one.
 #[derive(Clone, Debug)]
@@ -49,38 +59,398 @@ pub struct DateHit {
 pub enum DateError {
     #[error("D001: invalid datepattern {pattern:?}: {why}")]
     InvalidPattern { pattern: String, why: String },
+    #[error("D002: invalid logtimezone {zone:?}: {why}")]
+    InvalidTimeZone { zone: String, why: String },
+}
+
+/// A date span found in a line, with its instant when fail2ban gets one.
+///
+/// `time` is `None` when the span is empty (fail2ban then uses the last
+/// date of the stream or "now") or when the matched text is no valid date
+/// (Feb 30, hour 24, unknown zone name, ...): fail2ban still cuts such a span
+/// out of the line but has no date for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateMatch {
+    pub start: usize,
+    pub end: usize,
+    pub time: Option<Timestamp>,
 }
 
 /// Compiled date templates (immutable; share it behind an `Arc`).
 #[derive(Debug)]
 pub struct DateDetector {
-    _private: (),
+    templates: Vec<Template>,
+}
+
+/// The year `%ExY` is built around, from the system clock (fail2ban builds
+/// its `%ExY` regex from `datetime.now()` at start-up the same way).
+fn clock_year() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    strptime::civil_from_days(secs.div_euclid(86_400)).0
+}
+
+fn default_originals(b: &Build) -> Vec<Template> {
+    DEFAULT_PATTERNS
+        .iter()
+        .map(|p| template::get_pattern_template(p, None, b).expect("default template compiles"))
+        .collect()
+}
+
+/// `DateDetectorCache._addDefaultTemplate`: line-begin anchored copies
+/// (weight 100) first, then the originals.
+fn default_all(b: &Build) -> Vec<Template> {
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for t in default_originals(b) {
+        if !t.name.starts_with("{^LN-BEG}") && !t.name.starts_with('^') {
+            let wrap = |s: &str| format!("{{^LN-BEG}}{s}");
+            let mut t2 =
+                template::get_anchored_template(&t, &wrap, b).expect("anchored default compiles");
+            if t2.name != t.name {
+                t2.weight = 100.0;
+                first.push(t2);
+            }
+        }
+        second.push(t);
+    }
+    first.extend(second);
+    first
+}
+
+struct Builder {
+    templates: Vec<Template>,
+}
+
+impl Builder {
+    fn append(&mut self, t: Template, ignore_dup: bool, pattern: &str) -> Result<(), DateError> {
+        if self.templates.iter().any(|o| o.name == t.name) {
+            if ignore_dup {
+                return Ok(());
+            }
+            return Err(DateError::InvalidPattern {
+                pattern: pattern.to_string(),
+                why: format!("there is already a template with name {}", t.name),
+            });
+        }
+        self.templates.push(t);
+        Ok(())
+    }
 }
 
 impl DateDetector {
+    /// fail2ban's default template list (`%ExY` built around the current
+    /// year of the system clock).
     pub fn fail2ban_default() -> DateDetector {
-        todo!("datetime: default templates")
+        Self::fail2ban_default_for_year(clock_year())
     }
 
+    /// The default template list with `%ExY` built around `year` (fail2ban
+    /// accepts the years 2000 .. the end of the decade of `year + 3`).
+    pub fn fail2ban_default_for_year(year: i64) -> DateDetector {
+        DateDetector {
+            templates: default_all(&Build::for_year(year)),
+        }
+    }
+
+    /// A filter's `datepattern` (after config interpolation, so `%%` is
+    /// already `%`): one or more patterns, one per line, each a strftime-like
+    /// pattern with regex parts, `{^LN-BEG}`, `{UNB}`, `{DEFAULT}`, a
+    /// `{DATE}` pre-match, `{NONE}`, `EPOCH`, `LEPOCH`, `{EPOCH}`,
+    /// `{LEPOCH}` or `TAI64N`.
     pub fn from_datepattern(pattern: &str) -> Result<DateDetector, DateError> {
-        let _ = pattern;
-        todo!("datetime: custom datepattern")
+        Self::from_datepattern_for_year(pattern, clock_year())
+    }
+
+    /// [`DateDetector::from_datepattern`] with `%ExY` built around `year`.
+    pub fn from_datepattern_for_year(pattern: &str, year: i64) -> Result<DateDetector, DateError> {
+        let b = Build::for_year(year);
+        let mut bld = Builder {
+            templates: Vec::new(),
+        };
+        for p in pattern.split('\n').map(str::trim).filter(|p| !p.is_empty()) {
+            let key = if p.contains('%') {
+                p.to_string()
+            } else {
+                p.to_uppercase()
+            };
+            let ignore_dup = !bld.templates.is_empty();
+            if key == "{^LN-BEG}" || key == "{DEFAULT}" {
+                for t in default_all(&b) {
+                    if key == "{^LN-BEG}" && t.flags & LINE_BEGIN == 0 {
+                        continue;
+                    }
+                    bld.append(t, ignore_dup, p)?;
+                }
+            } else if key.contains("{DATE}") {
+                for t in default_originals(&b) {
+                    let wrap = |s: &str| {
+                        let inner = template::unbound_pattern(s);
+                        RE_DATE_PREMATCH
+                            .replace_all(p, |_: &fancy_regex::Captures<'_, str>| inner.clone())
+                            .into_owned()
+                    };
+                    let t2 = template::get_anchored_template(&t, &wrap, &b)?;
+                    bld.append(t2, ignore_dup, p)?;
+                }
+            } else if key == "{NONE}" {
+                let t = template::get_pattern_template("{UNB}^", Some(&key), &b)?;
+                bld.append(t, false, p)?;
+            } else {
+                let t = template::get_pattern_template(p, Some(&key), &b)?;
+                bld.append(t, false, p)?;
+            }
+        }
+        if bld.templates.is_empty() {
+            // fail2ban falls back to the default templates
+            bld.templates = default_all(&b);
+        }
+        Ok(DateDetector {
+            templates: bld.templates,
+        })
+    }
+
+    /// Names of the templates, in their initial order (diagnostics).
+    pub fn template_names(&self) -> Vec<String> {
+        self.templates.iter().map(|t| t.name.clone()).collect()
     }
 
     pub fn scanner(self: &Arc<Self>) -> DateScanner {
-        DateScanner { detector: Arc::clone(self) }
+        let n = self.templates.len();
+        DateScanner {
+            detector: Arc::clone(self),
+            order: (0..n)
+                .map(|t| Slot {
+                    t,
+                    hits: 0,
+                    last_used: 0.0,
+                    distance: 0x7fff_ffff,
+                })
+                .collect(),
+            ever_hit: vec![false; n],
+            last_pos: (1, None, None),
+            last_end: (0x7fff_ffff, None, None),
+            last_idx: usize::MAX,
+            first_unused: 0,
+            zc: ZoneCache::default(),
+        }
     }
+}
+
+/// `DateDetectorTemplate`: a template's per-stream statistics.
+#[derive(Debug, Clone)]
+struct Slot {
+    t: usize,
+    hits: u64,
+    last_used: f64,
+    distance: i64,
 }
 
 /// Per-stream date matching state.
 #[derive(Debug)]
 pub struct DateScanner {
     detector: Arc<DateDetector>,
+    order: Vec<Slot>,
+    /// fail2ban's `template.hits` (it only asks whether it is zero)
+    ever_hit: Vec<bool>,
+    /// (distance, char before, char at): fail2ban's `__lastPos`
+    last_pos: (i64, Option<char>, Option<char>),
+    /// (end, char before, char at): fail2ban's `__lastEndPos`
+    last_end: (i64, Option<char>, Option<char>),
+    last_idx: usize,
+    first_unused: usize,
+    zc: ZoneCache,
+}
+
+/// Python's `line[i:i+1]` for a byte offset: `Some(None)` is the empty
+/// string, `None` an offset inside a character (equals nothing).
+fn char_at(line: &str, i: usize) -> Option<Option<char>> {
+    if i >= line.len() {
+        return Some(None);
+    }
+    line.get(i..).map(|r| r.chars().next())
+}
+
+/// Python's `line[i-1:i]`.
+fn char_before(line: &str, i: usize) -> Option<Option<char>> {
+    if i == 0 || i > line.len() {
+        return Some(None);
+    }
+    line.get(..i).map(|r| r.chars().next_back())
+}
+
+fn isalnum(c: Option<char>) -> bool {
+    c.is_some_and(char::is_alphanumeric)
 }
 
 impl DateScanner {
     pub fn find(&mut self, line: &str, ctx: &TimeContext) -> Option<DateHit> {
-        let _ = (line, ctx, &self.detector);
-        todo!("datetime: find")
+        let m = self.find_match(line, ctx)?;
+        Some(DateHit {
+            start: m.start,
+            end: m.end,
+            time: m.time?,
+        })
+    }
+
+    /// Like [`DateScanner::find`], but also reports spans without a usable
+    /// date (see [`DateMatch`]), which fail2ban still cuts out of the line.
+    pub fn find_match(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
+        let (tid, hit) = self.match_time(line, ctx.now.as_secs_f64())?;
+        let detector = Arc::clone(&self.detector);
+        let t = &detector.templates[tid];
+        let time = if hit.s1 == hit.e1 {
+            None
+        } else {
+            t.time(line, &hit, ctx, &mut self.zc)
+        };
+        Some(DateMatch {
+            start: hit.s1,
+            end: hit.e1,
+            time,
+        })
+    }
+
+    fn weight(&self, i: usize) -> f64 {
+        let s = &self.order[i];
+        s.hits as f64 * self.detector.templates[s.t].weight / s.distance.max(1) as f64
+    }
+
+    /// fail2ban's `DateDetector.matchTime`.
+    fn match_time(&mut self, line: &str, now: f64) -> Option<(usize, RawHit)> {
+        let templates = &self.detector.templates;
+        let n = self.order.len();
+        let len = line.len();
+        let mut found: Option<(RawHit, usize)> = None;
+        let mut ignore = usize::MAX;
+        let mut winner: Option<(usize, RawHit)> = None;
+
+        let i = self.last_idx;
+        if i < n {
+            let ti = self.order[i].t;
+            let t = &templates[ti];
+            let m = if t.anchored() {
+                ignore = i;
+                t.match_date(line, 0, len)
+            } else {
+                let (d, lp1, lp2) = self.last_pos;
+                let (e, le1, le2) = self.last_end;
+                let (du, eu) = (d.max(0) as usize, e.max(0) as usize);
+                let ok = (char_before(line, du) == Some(lp1)
+                    || (char_at(line, du) == Some(lp2) && !isalnum(lp2)))
+                    && (char_at(line, eu) == Some(le2)
+                        || (char_before(line, eu) == Some(le1) && !isalnum(le1)));
+                if ok {
+                    t.match_date(line, du, eu)
+                } else {
+                    ignore = i;
+                    t.match_date(line, 0, len)
+                }
+            };
+            if let Some(h) = m {
+                self.ever_hit[ti] = true;
+                if n == 1
+                    || t.anchored()
+                    || (h.s0 as i64 == self.last_pos.0 && h.e0 as i64 == self.last_end.0)
+                {
+                    winner = Some((i, h));
+                } else {
+                    found = Some((h, i));
+                }
+            }
+        }
+
+        if winner.is_none() {
+            let mut i = 0;
+            while i < n {
+                if i == ignore {
+                    i += 1;
+                    continue;
+                }
+                let ti = self.order[i].t;
+                let t = &templates[ti];
+                if let Some(h) = t.match_date(line, 0, len) {
+                    self.ever_hit[ti] = true;
+                    let distance = h.s0 as i64;
+                    if i + 1 >= n
+                        || t.anchored()
+                        || (distance == 0
+                            && self.order[i].hits > 0
+                            && !self.ever_hit[self.order[i + 1].t])
+                    {
+                        winner = Some((i, h));
+                        break;
+                    }
+                    if distance > self.order[i].distance || distance > self.last_pos.0 {
+                        if found.as_ref().is_none_or(|(f, _)| distance < f.s0 as i64) {
+                            found = Some((h, i));
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    winner = Some((i, h));
+                    break;
+                }
+                i += 1;
+            }
+            if winner.is_none() {
+                winner = found.map(|(h, i)| (i, h));
+            }
+        }
+
+        let (mut i, h) = winner?;
+        let slot = &mut self.order[i];
+        slot.hits += 1;
+        slot.last_used = now;
+        slot.distance = h.s0 as i64;
+        let tid = slot.t;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = (
+            h.s0 as i64,
+            char_before(line, h.s0).flatten(),
+            char_at(line, h.s0).flatten(),
+        );
+        let before_end = if h.e0 == 0 {
+            line.chars().next_back() // Python's line[-1]
+        } else {
+            char_before(line, h.e0).flatten()
+        };
+        self.last_end = (h.e0 as i64, before_end, char_at(line, h.e0).flatten());
+        if i != 0 && i != self.last_idx {
+            i = self.reorder(i);
+        }
+        self.last_idx = i;
+        Some((tid, h))
+    }
+
+    /// fail2ban's `_reorderTemplate` (bubble a template up).
+    fn reorder(&mut self, num: usize) -> usize {
+        let untime = self.order[num].last_used - 300.0;
+        let weight = self.weight(num);
+        let mut pos = if self.first_unused < num {
+            self.first_unused
+        } else {
+            num / 2
+        };
+        let moveable =
+            |s: &Self, pos: usize| weight > s.weight(pos) || untime > s.order[pos].last_used;
+        if !moveable(self, pos) {
+            if pos == num - 1 {
+                return num;
+            }
+            pos = num - 1;
+            if !moveable(self, pos) {
+                return num;
+            }
+        }
+        let slot = self.order.remove(num);
+        self.order.insert(pos, slot);
+        while self.first_unused < self.order.len() && self.order[self.first_unused].hits > 0 {
+            self.first_unused += 1;
+        }
+        pos
     }
 }

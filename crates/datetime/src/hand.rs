@@ -1,0 +1,693 @@
+//! Hand-written matchers for the hot default templates (ISO 8601, syslog,
+//! CLF, epoch): no regex, no allocation.
+//!
+//! Each matcher reproduces the regex fail2ban builds for the template,
+//! including its backtracking order (nested loops over the alternatives, in
+//! the order Python's `re` tries them), so it finds the same span. Where a
+//! non-ASCII character could take part in the match (Unicode `\d`, `\s`, or
+//! case folding like `ſ` ~ `s`) the matcher answers [`HandResult::Unsure`]
+//! and the caller runs the regex instead. The unit tests below and
+//! `tests/hand_vs_regex.rs` compare both on many lines.
+
+use crate::strptime::{Fields, zone_offset_minutes};
+use crate::template::{Build, HitData, LINE_BEGIN, RawHit, WORD_BEGIN, WORD_END, WordBegin};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Iso,
+    Syslog,
+    Clf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hand {
+    Pattern {
+        shape: Shape,
+        /// `{^LN-BEG}` form (`^(?:\W{0,2})?` prefix) or word-bounded search
+        anchored: bool,
+        /// decades `%ExY` accepts
+        dec: (i64, i64),
+    },
+    Epoch,
+    EpochLineBegin,
+}
+
+pub(crate) enum HandResult {
+    Hit(RawHit),
+    Miss,
+    Unsure,
+}
+
+const ISO: &str = r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?";
+const SYSLOG: &str = r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?";
+const CLF: &str = r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?";
+
+impl Hand {
+    /// The hand matcher for a pattern template, if there is one.
+    pub fn for_pattern(p: &str, wb: WordBegin, flags: u8, b: &Build) -> Option<Hand> {
+        let shape = match p {
+            ISO => Shape::Iso,
+            SYSLOG => Shape::Syslog,
+            CLF => Shape::Clf,
+            _ => return None,
+        };
+        let anchored = match (wb, flags) {
+            (WordBegin::Start, f) if f == LINE_BEGIN | WORD_END => true,
+            (WordBegin::Yes, f) if f == WORD_BEGIN | WORD_END => false,
+            _ => return None,
+        };
+        Some(Hand::Pattern {
+            shape,
+            anchored,
+            dec: b.ex_decades,
+        })
+    }
+
+    /// Python `re.search(hay, pos)` for the template (`hay` already cut at
+    /// `endpos`).
+    pub fn search(self, hay: &str, pos: usize) -> HandResult {
+        let mut c = Cur {
+            b: hay.as_bytes(),
+            s: hay,
+            uni: false,
+        };
+        let r = match self {
+            Hand::Pattern {
+                shape,
+                anchored,
+                dec,
+            } => {
+                if anchored {
+                    c.anchored(pos, |c, p| c.body(shape, dec, p))
+                } else {
+                    c.search_word(pos, shape, dec)
+                }
+            }
+            Hand::EpochLineBegin => c.anchored(pos, |c, p| c.epoch(p).map(|e| (e, None))),
+            Hand::Epoch => c.search_epoch(pos),
+        };
+        if c.uni {
+            return HandResult::Unsure;
+        }
+        match r {
+            Some((s0, s1, e, fields)) => HandResult::Hit(RawHit {
+                s0,
+                e0: e,
+                s1,
+                e1: e,
+                data: match fields {
+                    Some(f) => HitData::Fields(f),
+                    None => HitData::Group1,
+                },
+            }),
+            None => HandResult::Miss,
+        }
+    }
+}
+
+/// For hand-only templates whose matcher was unsure: the epoch matchers are
+/// never unsure, so there is nothing else to try.
+pub(crate) fn search_exhaustive(_h: Hand, _hay: &str, _pos: usize) -> Option<RawHit> {
+    None
+}
+
+fn is_word_char(ch: char) -> bool {
+    if ch.is_ascii() {
+        ch.is_ascii_alphanumeric() || ch == '_'
+    } else {
+        regex_syntax::is_word_character(ch)
+    }
+}
+
+type Cands = ([(usize, i64); 4], usize);
+
+fn push(c: &mut Cands, e: usize, v: i64) {
+    if c.1 < c.0.len() {
+        c.0[c.1] = (e, v);
+        c.1 += 1;
+    }
+}
+
+/// (group0 start, group1 start, end, fields)
+type Found = Option<(usize, usize, usize, Option<Fields>)>;
+
+struct Cur<'a> {
+    b: &'a [u8],
+    s: &'a str,
+    /// a non-ASCII character met where the regex might have taken it
+    uni: bool,
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+const WEEKDAYS: [&[u8; 3]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
+
+impl Cur<'_> {
+    #[inline(always)]
+    fn at(&self, i: usize) -> u8 {
+        self.b.get(i).copied().unwrap_or(0)
+    }
+
+    /// `\d` (Unicode in Python: a non-ASCII byte makes the result unsure)
+    #[inline(always)]
+    fn digit(&mut self, i: usize) -> bool {
+        let b = self.at(i);
+        if b >= 0x80 {
+            self.uni = true;
+        }
+        b.is_ascii_digit()
+    }
+
+    #[inline(always)]
+    fn dval(&self, i: usize) -> i64 {
+        i64::from(self.at(i).wrapping_sub(b'0'))
+    }
+
+    #[inline(always)]
+    fn range(&self, i: usize, lo: u8, hi: u8) -> bool {
+        let b = self.at(i);
+        b >= lo && b <= hi && i < self.b.len()
+    }
+
+    fn char_before(&self, i: usize) -> Option<char> {
+        self.s.get(..i)?.chars().next_back()
+    }
+
+    fn char_at(&self, i: usize) -> Option<char> {
+        self.s.get(i..)?.chars().next()
+    }
+
+    fn word_before(&self, i: usize) -> bool {
+        if i == 0 {
+            return false;
+        }
+        let b = self.at(i - 1);
+        if b < 0x80 {
+            return b.is_ascii_alphanumeric() || b == b'_';
+        }
+        self.char_before(i).is_some_and(is_word_char)
+    }
+
+    fn word_at(&self, i: usize) -> bool {
+        if i >= self.b.len() {
+            return false;
+        }
+        let b = self.b[i];
+        if b < 0x80 {
+            return b.is_ascii_alphanumeric() || b == b'_';
+        }
+        self.char_at(i).is_some_and(is_word_char)
+    }
+
+    /// fail2ban's bound lookaheads: not between two word characters.
+    #[inline(always)]
+    fn bound(&self, i: usize) -> bool {
+        !(self.word_before(i) && self.word_at(i))
+    }
+
+    /// 3 letters, case-insensitively one of `names`.
+    fn name3(&mut self, i: usize, names: &[&[u8; 3]]) -> Option<i64> {
+        let mut w = [0u8; 3];
+        for (k, slot) in w.iter_mut().enumerate() {
+            let b = self.at(i + k);
+            if b >= 0x80 {
+                // `ſ` (U+017F) and `K` (U+212A) fold to ASCII letters
+                if self
+                    .s
+                    .get(i + k..)
+                    .is_some_and(|r| r.starts_with(['\u{17f}', '\u{212a}']))
+                {
+                    self.uni = true;
+                }
+                return None;
+            }
+            *slot = b.to_ascii_lowercase();
+        }
+        names.iter().position(|n| **n == w).map(|p| p as i64)
+    }
+
+    /// `%ExY`: 4 digits whose decade is accepted.
+    fn ex_year(&mut self, i: usize, dec: (i64, i64)) -> Option<i64> {
+        if !(self.range(i, b'0', b'9')
+            && self.range(i + 1, b'0', b'9')
+            && self.range(i + 2, b'0', b'9'))
+        {
+            return None;
+        }
+        let d = self.dval(i) * 100 + self.dval(i + 1) * 10 + self.dval(i + 2);
+        if d < dec.0 || d > dec.1 || !self.digit(i + 3) {
+            return None;
+        }
+        Some(d * 10 + self.dval(i + 3))
+    }
+
+    /// `%d`: `[1-2]\d|[0 ]?[1-9]|3[0-1]`
+    fn day(&mut self, p: usize) -> Cands {
+        let mut c = Cands::default();
+        if self.range(p, b'1', b'2') && self.digit(p + 1) {
+            push(&mut c, p + 2, self.dval(p) * 10 + self.dval(p + 1));
+        }
+        if matches!(self.at(p), b'0' | b' ') && p < self.b.len() && self.range(p + 1, b'1', b'9') {
+            push(&mut c, p + 2, self.dval(p + 1));
+        }
+        if self.range(p, b'1', b'9') {
+            push(&mut c, p + 1, self.dval(p));
+        }
+        if self.at(p) == b'3' && self.range(p + 1, b'0', b'1') {
+            push(&mut c, p + 2, 30 + self.dval(p + 1));
+        }
+        c
+    }
+
+    /// `%m`: `0?[1-9]|1[0-2]`
+    fn month_num(&mut self, p: usize) -> Cands {
+        let mut c = Cands::default();
+        if self.at(p) == b'0' && self.range(p + 1, b'1', b'9') {
+            push(&mut c, p + 2, self.dval(p + 1));
+        }
+        if self.range(p, b'1', b'9') {
+            push(&mut c, p + 1, self.dval(p));
+        }
+        if self.at(p) == b'1' && self.range(p + 1, b'0', b'2') {
+            push(&mut c, p + 2, 10 + self.dval(p + 1));
+        }
+        c
+    }
+
+    /// `[lo-hi]?\d` optionally followed by the alternative `two[0-two_hi]`
+    /// (`%H`: `[0-1]?\d|2[0-3]`, `%M`: `[0-5]?\d`, `%S`: `[0-5]?\d|6[0-1]`,
+    /// `%k`: `[0-2]?\d`).
+    fn num2(&mut self, p: usize, hi: u8, alt: Option<(u8, u8)>) -> Cands {
+        let mut c = Cands::default();
+        if self.range(p, b'0', hi) && self.digit(p + 1) {
+            push(&mut c, p + 2, self.dval(p) * 10 + self.dval(p + 1));
+        }
+        if self.digit(p) {
+            push(&mut c, p + 1, self.dval(p));
+        }
+        if let Some((first, last)) = alt
+            && self.at(p) == first
+            && self.range(p + 1, b'0', last)
+        {
+            push(&mut c, p + 2, self.dval(p) * 10 + self.dval(p + 1));
+        }
+        c
+    }
+
+    /// `(?:[.,]%f)?` ends, greedy first (`%f` = `[0-9]{1,6}`).
+    fn fraction(&self, p: usize, seps: &[u8]) -> ([usize; 7], usize) {
+        let mut out = ([0usize; 7], 0);
+        if seps.contains(&self.at(p)) && p < self.b.len() {
+            let n = self.b[p + 1..]
+                .iter()
+                .take(6)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            for l in (1..=n).rev() {
+                out.0[out.1] = p + 1 + l;
+                out.1 += 1;
+            }
+        }
+        out.0[out.1] = p;
+        out.1 += 1;
+        out
+    }
+
+    /// `%z` = `Z|UTC|GMT|[+-][01]\d(?::?\d{2})?` at `q`: (end, text end) cands.
+    fn zone(&mut self, q: usize, ci: bool) -> ([usize; 3], usize) {
+        let mut out = ([0usize; 3], 0);
+        let up = |b: u8| if ci { b.to_ascii_uppercase() } else { b };
+        let b0 = up(self.at(q));
+        if b0 == b'Z' {
+            out.0[0] = q + 1;
+            out.1 = 1;
+            return out;
+        }
+        if b0 == b'U' && up(self.at(q + 1)) == b'T' && up(self.at(q + 2)) == b'C'
+            || b0 == b'G' && up(self.at(q + 1)) == b'M' && up(self.at(q + 2)) == b'T'
+        {
+            out.0[0] = q + 3;
+            out.1 = 1;
+            return out;
+        }
+        if matches!(b0, b'+' | b'-') && matches!(self.at(q + 1), b'0' | b'1') && self.digit(q + 2) {
+            let r = q + 3;
+            if self.at(r) == b':' && self.digit(r + 1) && self.digit(r + 2) {
+                out.0[out.1] = r + 3;
+                out.1 += 1;
+            }
+            if self.digit(r) && self.digit(r + 1) {
+                out.0[out.1] = r + 2;
+                out.1 += 1;
+            }
+            out.0[out.1] = r;
+            out.1 += 1;
+        }
+        out
+    }
+
+    fn zone_value(&self, q: usize, e: usize) -> Option<i64> {
+        let t = &self.s[q..e];
+        if matches!(t, "Z" | "UTC" | "GMT") {
+            Some(0)
+        } else {
+            zone_offset_minutes(t)
+        }
+    }
+
+    fn body(&mut self, shape: Shape, dec: (i64, i64), p: usize) -> Option<(usize, Option<Fields>)> {
+        match shape {
+            Shape::Iso => self.iso(p, dec),
+            Shape::Syslog => self.syslog(p, dec),
+            Shape::Clf => self.clf(p, dec),
+        }
+        .map(|(e, f)| (e, Some(f)))
+    }
+
+    /// `H:M:S` then the fraction, then `rest(end) -> Option<(end, tz)>`.
+    #[allow(clippy::type_complexity)]
+    fn hms(
+        &mut self,
+        p: usize,
+        h_hi: u8,
+        h_alt: Option<(u8, u8)>,
+        frac: &[u8],
+        rest: &mut dyn FnMut(&mut Self, usize) -> Option<(usize, Option<i64>, bool)>,
+    ) -> Option<(usize, [i64; 3], Option<i64>, bool)> {
+        let hs = self.num2(p, h_hi, h_alt);
+        for &(p1, h) in &hs.0[..hs.1] {
+            if self.at(p1) != b':' {
+                continue;
+            }
+            let ms = self.num2(p1 + 1, b'5', None);
+            for &(p2, mi) in &ms.0[..ms.1] {
+                if self.at(p2) != b':' {
+                    continue;
+                }
+                let ss = self.num2(p2 + 1, b'5', Some((b'6', b'1')));
+                for &(p3, s) in &ss.0[..ss.1] {
+                    let fr = self.fraction(p3, frac);
+                    for &p4 in &fr.0[..fr.1] {
+                        if let Some((e, tz, bad)) = rest(self, p4) {
+                            return Some((e, [h, mi, s], tz, bad));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn iso(&mut self, p: usize, dec: (i64, i64)) -> Option<(usize, Fields)> {
+        let y = self.ex_year(p, dec)?;
+        let sep = self.at(p + 4);
+        if !matches!(sep, b'-' | b'/' | b'.') {
+            return None;
+        }
+        let ms = self.month_num(p + 5);
+        for &(p2, m) in &ms.0[..ms.1] {
+            if self.at(p2) != sep {
+                continue;
+            }
+            let ds = self.day(p2 + 1);
+            for &(p3, d) in &ds.0[..ds.1] {
+                let mut ts = ([0usize; 3], 0);
+                if self.at(p3) == b'T' {
+                    ts.0[ts.1] = p3 + 1;
+                    ts.1 += 1;
+                } else if self.at(p3) == b' ' {
+                    if self.at(p3 + 1) == b' ' {
+                        ts.0[ts.1] = p3 + 2;
+                        ts.1 += 1;
+                    }
+                    ts.0[ts.1] = p3 + 1;
+                    ts.1 += 1;
+                }
+                for &p4 in &ts.0[..ts.1] {
+                    let mut rest = |c: &mut Self, q: usize| -> Option<(usize, Option<i64>, bool)> {
+                        // (?:\s*%z)?
+                        let mut z = q;
+                        while z < c.b.len()
+                            && matches!(c.b[z], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+                        {
+                            z += 1;
+                        }
+                        if c.at(z) >= 0x80 && c.char_at(z).is_some_and(char::is_whitespace) {
+                            c.uni = true;
+                        }
+                        let zc = c.zone(z, false);
+                        for &e in &zc.0[..zc.1] {
+                            if c.bound(e) {
+                                let v = c.zone_value(z, e);
+                                return Some((e, v, v.is_none()));
+                            }
+                        }
+                        c.bound(q).then_some((q, None, false))
+                    };
+                    if let Some((e, [h, mi, s], tz, bad)) =
+                        self.hms(p4, b'1', Some((b'2', b'3')), b".,", &mut rest)
+                    {
+                        return Some((e, fields(Some(y), m, d, h, mi, s, tz, bad)));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn syslog(&mut self, p: usize, dec: (i64, i64)) -> Option<(usize, Fields)> {
+        let mut starts = ([0usize; 2], 0);
+        if self.name3(p, &WEEKDAYS).is_some() && self.at(p + 3) == b' ' {
+            starts.0[0] = p + 4;
+            starts.1 = 1;
+        }
+        starts.0[starts.1] = p;
+        starts.1 += 1;
+        for &p1 in &starts.0[..starts.1] {
+            let Some(m) = self.name3(p1, &MONTHS) else {
+                continue;
+            };
+            if self.at(p1 + 3) != b' ' {
+                continue;
+            }
+            let ds = self.day(p1 + 4);
+            for &(p3, d) in &ds.0[..ds.1] {
+                if self.at(p3) != b' ' {
+                    continue;
+                }
+                let mut sp = ([0usize; 2], 0);
+                if self.at(p3 + 1) == b' ' {
+                    sp.0[0] = p3 + 2;
+                    sp.1 = 1;
+                }
+                sp.0[sp.1] = p3 + 1;
+                sp.1 += 1;
+                for &p4 in &sp.0[..sp.1] {
+                    let mut year = None;
+                    let mut rest = |c: &mut Self, q: usize| -> Option<(usize, Option<i64>, bool)> {
+                        // (?: %ExY)?
+                        if c.at(q) == b' '
+                            && let Some(y) = c.ex_year(q + 1, dec)
+                            && c.bound(q + 5)
+                        {
+                            year = Some(y);
+                            return Some((q + 5, None, false));
+                        }
+                        year = None;
+                        c.bound(q).then_some((q, None, false))
+                    };
+                    if let Some((e, [h, mi, s], _, _)) = self.hms(p4, b'2', None, b".", &mut rest) {
+                        return Some((e, fields(year, m + 1, d, h, mi, s, None, false)));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn clf(&mut self, p: usize, dec: (i64, i64)) -> Option<(usize, Fields)> {
+        let ds = self.day(p);
+        for &(p1, d) in &ds.0[..ds.1] {
+            let sep = self.at(p1);
+            if !matches!(sep, b'-' | b'/') {
+                continue;
+            }
+            let Some(m) = self.name3(p1 + 1, &MONTHS) else {
+                continue;
+            };
+            if self.at(p1 + 4) != sep {
+                continue;
+            }
+            let Some(y) = self.ex_year(p1 + 5, dec) else {
+                continue;
+            };
+            let p3 = p1 + 9;
+            let mut hs = ([0usize; 2], 0);
+            if matches!(self.at(p3), b' ' | b':') {
+                hs.0[0] = p3 + 1;
+                hs.1 = 1;
+            }
+            hs.0[hs.1] = p3;
+            hs.1 += 1;
+            for &p4 in &hs.0[..hs.1] {
+                let mut rest = |c: &mut Self, q: usize| -> Option<(usize, Option<i64>, bool)> {
+                    // (?: %z)? (case-insensitive)
+                    if c.at(q) == b' ' {
+                        let zc = c.zone(q + 1, true);
+                        for &e in &zc.0[..zc.1] {
+                            if c.bound(e) {
+                                let v = c.zone_value(q + 1, e);
+                                return Some((e, v, v.is_none()));
+                            }
+                        }
+                    }
+                    c.bound(q).then_some((q, None, false))
+                };
+                if let Some((e, [h, mi, s], tz, bad)) =
+                    self.hms(p4, b'1', Some((b'2', b'3')), b".", &mut rest)
+                {
+                    return Some((e, fields(Some(y), m + 1, d, h, mi, s, tz, bad)));
+                }
+            }
+        }
+        None
+    }
+
+    /// `^(?:\W{0,2})?` then `body` (greedy: two, one, no prefix characters).
+    fn anchored(
+        &mut self,
+        pos: usize,
+        mut body: impl FnMut(&mut Self, usize) -> Option<(usize, Option<Fields>)>,
+    ) -> Found {
+        if pos > 0 {
+            return None;
+        }
+        let mut ks = [0usize; 3];
+        let mut n = 0;
+        let mut k = 0;
+        while n < 2 {
+            match self.char_at(k) {
+                Some(ch) if !is_word_char(ch) => {
+                    k += ch.len_utf8();
+                    n += 1;
+                    ks[n] = k;
+                }
+                _ => break,
+            }
+        }
+        for i in (0..=n).rev() {
+            let k = ks[i];
+            if let Some((e, f)) = body(self, k) {
+                return Some((0, k, e, f));
+            }
+        }
+        None
+    }
+
+    fn search_word(&mut self, pos: usize, shape: Shape, dec: (i64, i64)) -> Found {
+        let len = self.b.len();
+        let mut p = pos;
+        while p <= len {
+            let b = self.at(p);
+            let cand = match shape {
+                Shape::Iso => b.is_ascii_digit(),
+                Shape::Syslog => b.is_ascii_alphabetic() || (b >= 0x80 && p < len),
+                Shape::Clf => b.is_ascii_digit() || b == b' ',
+            };
+            if cand
+                && self.bound(p)
+                && let Some((e, f)) = self.body(shape, dec, p)
+            {
+                return Some((p, p, e, f));
+            }
+            if self.uni {
+                return None;
+            }
+            p += 1;
+            while p < len && (self.b[p] & 0xC0) == 0x80 {
+                p += 1;
+            }
+        }
+        None
+    }
+
+    /// `\d{10,11}\b(?:\.\d{3,6})?` then fail2ban's end bound; the end.
+    fn epoch(&mut self, p: usize) -> Option<usize> {
+        let n = self
+            .b
+            .get(p..)?
+            .iter()
+            .take(12)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if !(n == 10 || n == 11) || self.word_at(p + n) {
+            return None;
+        }
+        let q = p + n;
+        if self.at(q) == b'.' && q < self.b.len() {
+            let m = self.b[q + 1..]
+                .iter()
+                .take(7)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if (3..=6).contains(&m) && !self.word_at(q + 1 + m) {
+                return Some(q + 1 + m);
+            }
+        }
+        Some(q)
+    }
+
+    /// `(?:^|(?<=^\[)|(?<=\baudit\())EPOCH` searched from `pos`.
+    fn search_epoch(&mut self, pos: usize) -> Found {
+        let try_at = |c: &mut Self, p: usize| c.epoch(p).map(|e| (p, p, e, None));
+        if pos == 0
+            && let Some(f) = try_at(self, 0)
+        {
+            return Some(f);
+        }
+        if pos <= 1
+            && self.at(0) == b'['
+            && let Some(f) = try_at(self, 1)
+        {
+            return Some(f);
+        }
+        let mut from = 0;
+        while let Some(i) = self.s.get(from..).and_then(|r| r.find("audit(")) {
+            let a = from + i;
+            let p = a + 6;
+            from = a + 1;
+            if p < pos || p <= 1 || self.word_before(a) {
+                continue;
+            }
+            if let Some(f) = try_at(self, p) {
+                return Some(f);
+            }
+        }
+        None
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fields(
+    year: Option<i64>,
+    m: i64,
+    d: i64,
+    h: i64,
+    mi: i64,
+    s: i64,
+    tz: Option<i64>,
+    bad: bool,
+) -> Fields {
+    Fields {
+        year,
+        month: Some(m),
+        day: Some(d),
+        hour: h,
+        minute: mi,
+        second: s,
+        tzoffset: tz,
+        bad,
+        ..Fields::default()
+    }
+}

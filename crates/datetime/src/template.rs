@@ -1,0 +1,634 @@
+//! Date templates: fail2ban's `DateTemplate` family (pattern templates with
+//! strftime-like directives, `Epoch`, `LongEpoch`, `TAI64N`), built with the
+//! same regex rewriting fail2ban applies (word bounds, `{^LN-BEG}`, `{UNB}`,
+//! `**`, group 1).
+
+use std::sync::LazyLock;
+
+use fancy_regex::Regex as FRegex;
+use stadtwache_core::Timestamp;
+
+use crate::hand::{self, Hand, HandResult};
+use crate::strptime::{self, Fields, Key, ZoneCache};
+use crate::{DateError, TimeContext, pyre};
+
+pub(crate) const LINE_BEGIN: u8 = 8;
+pub(crate) const LINE_END: u8 = 4;
+pub(crate) const WORD_BEGIN: u8 = 2;
+pub(crate) const WORD_END: u8 = 1;
+
+/// fail2ban's default templates, in its order.
+pub(crate) const DEFAULT_PATTERNS: [&str; 17] = [
+    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
+    r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
+    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
+    r"%m/%d/%ExY:%H:%M:%S",
+    r"%m-%d-%ExY %k:%M:%S(?:\.%f)?",
+    r"EPOCH",
+    r"{^LN-BEG}%H:%M:%S",
+    r"^<%m/%d/%Exy@%H:%M:%S>",
+    r"%Exy%Exm%Exd  ?%H:%M:%S",
+    r"%b %d, %ExY %I:%M:%S %p",
+    r"^%b-%d-%Exy %k:%M:%S",
+    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"TAI64N",
+];
+
+const EPOCH_RE: &str = r"\d{10,11}\b(?:\.\d{3,6})?";
+const LEPOCH_RE: &str = r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?";
+
+/// Context of template construction: which years `%ExY` accepts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Build {
+    /// Decades (year / 10) `%ExY` accepts: `min..=max`.
+    pub ex_decades: (i64, i64),
+}
+
+impl Build {
+    /// Like fail2ban's `_updateTimeRE`: the centuries/decades of the years
+    /// 2000 (its test "alternate now" 2001 minus one) up to `now_year + 3`.
+    pub fn for_year(now_year: i64) -> Build {
+        let now_year = now_year.clamp(1000, 9990);
+        let mut lo = (now_year - 1) / 10;
+        let mut hi = (now_year + 3) / 10;
+        let mut y = 2000;
+        while y <= now_year {
+            lo = lo.min(y / 10);
+            hi = hi.max(y / 10);
+            y += 3;
+        }
+        Build {
+            ex_decades: (lo, hi),
+        }
+    }
+
+    fn ex_year_re(&self) -> String {
+        let alts: Vec<String> = (self.ex_decades.0..=self.ex_decades.1)
+            .map(|d| d.to_string())
+            .collect();
+        format!(r"(?P<Y>(?:{})\d)", alts.join("|"))
+    }
+}
+
+/// How a match becomes an instant.
+#[derive(Debug, Clone)]
+pub(crate) enum Conv {
+    /// strptime fields: (key, group index) in pattern order; the `p` group.
+    Strptime {
+        keys: Vec<(Key, usize)>,
+        ampm: Option<usize>,
+    },
+    Epoch {
+        grp: usize,
+        long: bool,
+    },
+    Tai64n,
+}
+
+#[derive(Debug)]
+pub(crate) struct Template {
+    pub name: String,
+    /// `DatePatternRegex.pattern` (None for Epoch/TAI64N templates).
+    pub pattern: Option<String>,
+    pub flags: u8,
+    pub weight: f64,
+    re: Option<FRegex>,
+    pub hand: Option<Hand>,
+    conv: Conv,
+}
+
+/// What a template's search found.
+#[derive(Debug, Clone)]
+pub(crate) struct RawHit {
+    /// whole match (group 0)
+    pub s0: usize,
+    pub e0: usize,
+    /// group 1: the date span fail2ban cuts out
+    pub s1: usize,
+    pub e1: usize,
+    pub data: HitData,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum HitData {
+    Fields(Fields),
+    /// group spans of a regex match
+    Locs(Vec<Option<(usize, usize)>>),
+    /// the epoch text is group 1
+    Group1,
+}
+
+// --- fail2ban's regexes over regexes --------------------------------------
+
+fn meta(re: &str) -> FRegex {
+    FRegex::new(re).expect("valid meta regex")
+}
+
+static RE_GROUPED: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"));
+static RE_GROUP: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"));
+static RE_GLOBALFLAGS: LazyLock<FRegex> = LazyLock::new(|| meta(r"\(\?[a-z]+\)"));
+static RE_NO_WRD_BOUND_BEG: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"));
+static RE_NO_WRD_BOUND_END: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"));
+static RE_DEL_WRD_BOUNDS: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"));
+static RE_LINE_BOUND_BEG: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"));
+static RE_LINE_BOUND_END: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<![\\\|])(?:\$\)?)$"));
+static RE_ALPHA_PATTERN: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!\%)\%[aAbBpc]"));
+pub(crate) static RE_EPOCH_PATTERN: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"(?i)(?<!\\)\{L?EPOCH\}"));
+pub(crate) static RE_DATE_PREMATCH: LazyLock<FRegex> =
+    LazyLock::new(|| meta(r"(?i)(?<!\\)\{DATE\}"));
+static RE_EXSANC_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\((?:\?:)?\^\|\\b\|\\W\)"));
+static RE_EXEANC_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"\(\?=\\b\|\\W\|\$\)$"));
+
+fn is_match(re: &FRegex, s: &str) -> bool {
+    re.is_match(s).unwrap_or(false)
+}
+
+/// `DateTemplate.unboundPattern`.
+pub(crate) fn unbound_pattern(p: &str) -> String {
+    let p = p.strip_prefix("{UNB}").unwrap_or(p);
+    let p = p.strip_prefix("{^LN-BEG}").unwrap_or(p);
+    let p = RE_EXSANC_BOUND_BEG.replace(p, "");
+    RE_EXEANC_BOUND_BEG.replace(&p, "").into_owned()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum WordBegin {
+    No,
+    Yes,
+    Start,
+}
+
+/// `DateTemplate.setRegex`: returns (regex, flags); may prefix the name.
+fn set_regex(
+    name: &mut String,
+    regex: &str,
+    word_begin: WordBegin,
+    word_end: bool,
+) -> (String, u8) {
+    let mut regex = regex.trim().to_string();
+    let gf = RE_GLOBALFLAGS
+        .find(&regex)
+        .ok()
+        .flatten()
+        .map(|m| (m.start(), m.end(), m.as_str().to_string()));
+    if let Some((s, e, _)) = &gf {
+        regex.replace_range(*s..*e, "");
+    }
+    let bound_begin = word_begin != WordBegin::No && !is_match(&RE_NO_WRD_BOUND_BEG, &regex);
+    let bound_end = word_end && !is_match(&RE_NO_WRD_BOUND_END, &regex);
+    if !is_match(&RE_GROUPED, &regex)
+        && let Ok(Some(c)) = RE_GROUP.captures(&regex)
+    {
+        let g = |i| c.get(i).map_or("", |m| m.as_str());
+        regex = format!("{}({}){}", g(1), g(2), g(3));
+    }
+    let mut flags = 0;
+    if bound_begin {
+        if word_begin == WordBegin::Start {
+            flags |= LINE_BEGIN;
+            regex = format!(r"^(?:\W{{0,2}})?{regex}");
+            if !name.starts_with("{^LN-BEG}") {
+                name.insert_str(0, "{^LN-BEG}");
+            }
+        } else {
+            flags |= WORD_BEGIN;
+            regex = format!(r"(?=^|\b|\W){regex}");
+        }
+    }
+    if bound_end {
+        flags |= WORD_END;
+        regex.push_str(r"(?=\b|\W|$)");
+    }
+    if flags & LINE_BEGIN == 0 && is_match(&RE_LINE_BOUND_BEG, &regex) {
+        flags |= LINE_BEGIN;
+    }
+    if flags & LINE_END == 0 && is_match(&RE_LINE_BOUND_END, &regex) {
+        flags |= LINE_END;
+    }
+    let regex = RE_DEL_WRD_BOUNDS
+        .replace_all(&regex, |c: &fancy_regex::Captures<'_, str>| {
+            c[0].replace("**", "")
+        })
+        .into_owned();
+    let regex = match gf {
+        Some((_, _, g)) => g + &regex,
+        None => regex,
+    };
+    (regex, flags)
+}
+
+/// `timeRE[key]` and the name fail2ban shows for it.
+fn directive(key: &str, b: &Build) -> Option<(String, &'static str)> {
+    let (re, name): (&str, &str) = match key {
+        "%" => ("%", "%"),
+        "A" => (
+            "(?P<A>wednesday|thursday|saturday|tuesday|monday|friday|sunday)",
+            "DAYNAME",
+        ),
+        "B" => (
+            "(?P<B>september|february|november|december|january|october|august|march|april|june|july|may)",
+            "MONTH",
+        ),
+        "ExH" => (r"(?P<H>[0-1]\d|2[0-3])", "Ex24hour"),
+        "ExM" => (r"(?P<M>[0-5]\d)", "ExMinute"),
+        "ExS" => (r"(?P<S>[0-5]\d|6[0-1])", "ExSecond"),
+        "ExY" => return Some((b.ex_year_re(), "ExYear")),
+        "ExZ" => (r"(?P<Z>[A-Z](?:[A-Z]{2,4})?)", "ExZone name"),
+        "Exd" => (r"(?P<d>[1-2]\d|0[1-9]|3[0-1])", "ExDay"),
+        "Exk" => (r" ?(?P<H>[0-1]?\d|2[0-3])", "%Exk"),
+        "Exl" => (r" ?(?P<I>1[0-2]|\d)", "%Exl"),
+        "Exm" => (r"(?P<m>0[1-9]|1[0-2])", "ExMonth"),
+        "Exy" => (r"(?P<y>\d{2})", "ExYear2"),
+        "Exz" => (
+            r"(?P<z>(?:[A-Z](?:[A-Z]{2,4})?)?[+-][01]\d(?::?\d{2})?|[A-Z](?:[A-Z]{2,4})?)",
+            "ExZone offset",
+        ),
+        "G" => (r"(?P<G>\d\d\d\d)", "%G"),
+        "H" => (r"(?P<H>[0-1]?\d|2[0-3])", "24hour"),
+        "I" => (r"(?P<I>1[0-2]|0[1-9]|[1-9])", "12hour"),
+        "M" => (r"(?P<M>[0-5]?\d)", "Minute"),
+        "S" => (r"(?P<S>[0-5]?\d|6[0-1])", "Second"),
+        "U" => (r"(?P<U>5[0-3]|[0-4]\d|\d)", "Yearweek"),
+        "V" => (r"(?P<V>5[0-3]|0[1-9]|[1-4]\d|\d)", "%V"),
+        "W" => (r"(?P<W>5[0-3]|[0-4]\d|\d)", "Yearweek"),
+        "X" => (
+            r"(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)",
+            "%X",
+        ),
+        "Y" => (r"(?P<Y>\d{4})", "Year"),
+        "Z" => (r"(?P<Z>Z|[A-Z]{3,5})", "Zone name"),
+        "a" => ("(?P<a>mon|tue|wed|thu|fri|sat|sun)", "DAY"),
+        "b" => (
+            "(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
+            "MON",
+        ),
+        "c" => (
+            r"(?P<a>mon|tue|wed|thu|fri|sat|sun)\s+(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s+(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])\s+(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)\s+(?P<Y>\d\d\d\d)",
+            "%c",
+        ),
+        "d" => (r"(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])", "Day"),
+        "f" => (r"(?P<f>[0-9]{1,6})", "Microseconds"),
+        "j" => (
+            r"(?P<j>36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])",
+            "Yearday",
+        ),
+        "k" => (r" ?(?P<H>[0-2]?\d)", "%k"),
+        "l" => (r" ?(?P<I>1?\d)", "%l"),
+        "m" => (r"(?P<m>0?[1-9]|1[0-2])", "Month"),
+        "p" => ("(?P<p>am|pm)", "AMPM"),
+        "u" => ("(?P<u>[1-7])", "%u"),
+        "w" => ("(?P<w>[0-6])", "Weekday"),
+        "x" => (
+            r"(?P<m>1[0-2]|0[1-9]|[1-9])/(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])/(?P<y>\d\d)",
+            "%x",
+        ),
+        "y" => (r"(?P<y>\d\d)", "Year2"),
+        "z" => (r"(?P<z>Z|UTC|GMT|[+-][01]\d(?::?\d{2})?)", "Zone offset"),
+        _ => return None,
+    };
+    Some((re.to_string(), name))
+}
+
+const EX_KEYS: [&str; 11] = [
+    "ExZ", "Exz", "Exd", "Exm", "ExH", "Exk", "Exl", "ExM", "ExS", "ExY", "Exy",
+];
+const SINGLE_KEYS: &str = "dfHIGjmMSUwuVyYzAaBbpZ%WcxXkl";
+
+/// Expand `%` directives: (name, regex). Unknown directives are an error
+/// (fail2ban fails to format them).
+fn expand_directives(pattern: &str, b: &Build) -> Result<(String, String), String> {
+    let mut name = String::with_capacity(pattern.len() + 16);
+    let mut regex = String::with_capacity(pattern.len() * 4);
+    let mut rest = pattern;
+    while let Some(pos) = rest.find('%') {
+        name.push_str(&rest[..pos]);
+        regex.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        let key = EX_KEYS
+            .iter()
+            .find(|k| after.starts_with(**k))
+            .map(|k| &after[..k.len()])
+            .or_else(|| {
+                let c = after.chars().next()?;
+                SINGLE_KEYS.contains(c).then(|| &after[..c.len_utf8()])
+            });
+        let Some(key) = key else {
+            let shown: String = after.chars().take(3).collect();
+            return Err(format!("unsupported directive %{shown}"));
+        };
+        let (re, nm) = directive(key, b).ok_or_else(|| format!("unsupported directive %{key}"))?;
+        name.push_str(nm);
+        regex.push_str(&re);
+        rest = &after[key.len()..];
+    }
+    name.push_str(rest);
+    regex.push_str(rest);
+    Ok((name, regex))
+}
+
+fn invalid(pattern: &str, why: impl Into<String>) -> DateError {
+    DateError::InvalidPattern {
+        pattern: pattern.to_string(),
+        why: why.into(),
+    }
+}
+
+fn compile(pattern_for_err: &str, py_regex: &str) -> Result<FRegex, DateError> {
+    let tr = pyre::translate(py_regex);
+    fancy_regex::RegexBuilder::new(&tr)
+        .backtrack_limit(100_000)
+        .build()
+        .map_err(|e| invalid(pattern_for_err, format!("regex {py_regex:?}: {e}")))
+}
+
+fn strptime_conv(re: &FRegex) -> Conv {
+    let mut keys = Vec::new();
+    let mut ampm = None;
+    for (i, n) in re.capture_names().enumerate() {
+        let Some(n) = n else { continue };
+        if let Some(k) = Key::from_group_name(n) {
+            if k == Key::AmPm {
+                ampm = Some(i);
+            }
+            keys.push((k, i));
+        }
+    }
+    Conv::Strptime { keys, ampm }
+}
+
+impl Template {
+    /// `DatePatternRegex(pattern)`.
+    pub fn pattern_regex(pattern: &str, b: &Build) -> Result<Template, DateError> {
+        let orig = pattern;
+        let mut p = pattern;
+        let mut wb = WordBegin::Yes;
+        let mut we = true;
+        if let Some(r) = p.strip_prefix("{UNB}") {
+            p = r;
+            wb = WordBegin::No;
+            we = false;
+        }
+        if wb != WordBegin::No
+            && let Some(r) = p.strip_prefix("{^LN-BEG}")
+        {
+            p = r;
+            wb = WordBegin::Start;
+        }
+        let (mut name, mut regex) = expand_directives(p, b).map_err(|e| invalid(orig, e))?;
+        if is_match(&RE_ALPHA_PATTERN, p) {
+            regex = format!("(?iu){regex}");
+        }
+        let (regex, flags) = set_regex(&mut name, &regex, wb, we);
+        let re = compile(orig, &regex)?;
+        let conv = strptime_conv(&re);
+        let hand = Hand::for_pattern(p, wb, flags, b);
+        Ok(Template {
+            name,
+            pattern: Some(orig.to_string()),
+            flags,
+            weight: 1.0,
+            re: Some(re),
+            hand,
+            conv,
+        })
+    }
+
+    /// `DateEpoch(lineBeginOnly, pattern, longFrm)`.
+    pub fn epoch(
+        line_begin_only: bool,
+        pattern: Option<&str>,
+        long: bool,
+    ) -> Result<Template, DateError> {
+        let mut name = match (pattern, long) {
+            (Some(p), _) => p.to_string(),
+            (None, false) => "Epoch".to_string(),
+            (None, true) => "LongEpoch".to_string(),
+        };
+        let epoch_re = if long { LEPOCH_RE } else { EPOCH_RE };
+        let (regex, flags, grp) = if let Some(p) = pattern {
+            let inner = RE_EPOCH_PATTERN.replace_all(p, |_: &fancy_regex::Captures<'_, str>| {
+                format!("({epoch_re})")
+            });
+            let (r, f) = set_regex(&mut name, &format!("({inner})"), WordBegin::Yes, true);
+            (r, f, 2)
+        } else if !line_begin_only {
+            let r = format!(
+                r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))"
+            )
+            .replace("%s", epoch_re);
+            let (r, f) = set_regex(&mut name, &r, WordBegin::No, true);
+            (r, f, 1)
+        } else {
+            let r = r"((?P<square>(?<=^\[))?%s)(?(square)(?=\]))".replace("%s", epoch_re);
+            let (r, f) = set_regex(&mut name, &r, WordBegin::Start, true);
+            (r, f, 1)
+        };
+        let hand = (pattern.is_none() && !long).then_some(if line_begin_only {
+            Hand::EpochLineBegin
+        } else {
+            Hand::Epoch
+        });
+        // the hand matcher covers the short default forms completely
+        let re = if hand.is_some() {
+            None
+        } else {
+            Some(compile(pattern.unwrap_or(&name), &regex)?)
+        };
+        Ok(Template {
+            name,
+            pattern: None,
+            flags,
+            weight: 1.0,
+            re,
+            hand,
+            conv: Conv::Epoch { grp, long },
+        })
+    }
+
+    /// `DateTai64n(wordBegin)`.
+    pub fn tai64n(line_begin: bool) -> Result<Template, DateError> {
+        let mut name = "TAI64N".to_string();
+        let wb = if line_begin {
+            WordBegin::Start
+        } else {
+            WordBegin::No
+        };
+        let (regex, flags) = set_regex(&mut name, "@[0-9a-f]{24}", wb, true);
+        let re = compile(&name, &regex)?;
+        Ok(Template {
+            name,
+            pattern: None,
+            flags,
+            weight: 1.0,
+            re: Some(re),
+            hand: None,
+            conv: Conv::Tai64n,
+        })
+    }
+
+    pub fn anchored(&self) -> bool {
+        self.flags & (LINE_BEGIN | LINE_END) != 0
+    }
+
+    /// `matchDate(line, pos, endpos)`: Python's `search` with `pos`/`endpos`.
+    pub fn match_date(&self, line: &str, pos: usize, endpos: usize) -> Option<RawHit> {
+        let endpos = endpos.min(line.len());
+        if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+            return None;
+        }
+        let hay = &line[..endpos];
+        if let Some(h) = self.hand {
+            match h.search(hay, pos) {
+                HandResult::Hit(hit) => return Some(hit),
+                HandResult::Miss => return None,
+                HandResult::Unsure => {}
+            }
+            if self.re.is_none() {
+                // hand-only template: its matcher is exact except for
+                // non-ASCII digits, which it never takes as digits
+                return hand::search_exhaustive(h, hay, pos);
+            }
+        }
+        self.regex_search(hay, pos)
+    }
+
+    /// The regex path alone (also used to cross-check the hand matchers).
+    pub fn regex_search(&self, hay: &str, pos: usize) -> Option<RawHit> {
+        let re = self.re.as_ref()?;
+        let caps = re.captures_from_pos(hay, pos).ok()??;
+        let m0 = caps.get(0)?;
+        let (s1, e1) = caps
+            .get(1)
+            .map_or((m0.start(), m0.start()), |m| (m.start(), m.end()));
+        let locs = (0..caps.len())
+            .map(|i| caps.get(i).map(|m| (m.start(), m.end())))
+            .collect();
+        Some(RawHit {
+            s0: m0.start(),
+            e0: m0.end(),
+            s1,
+            e1,
+            data: HitData::Locs(locs),
+        })
+    }
+
+    /// `getDate`: the instant of a hit, `None` where fail2ban gets no date.
+    pub fn time(
+        &self,
+        line: &str,
+        hit: &RawHit,
+        ctx: &TimeContext,
+        zc: &mut ZoneCache,
+    ) -> Option<Timestamp> {
+        let group = |i: usize| -> Option<&str> {
+            match &hit.data {
+                HitData::Locs(l) => l.get(i).copied().flatten().map(|(s, e)| &line[s..e]),
+                _ if i == 1 => Some(&line[hit.s1..hit.e1]),
+                _ => None,
+            }
+        };
+        match &self.conv {
+            Conv::Strptime { keys, ampm } => {
+                let fields = match &hit.data {
+                    HitData::Fields(f) => *f,
+                    _ => {
+                        let ampm = ampm.map(group);
+                        strptime::fields_from_groups(
+                            keys.iter().map(|(k, i)| (*k, group(*i))),
+                            ampm,
+                        )
+                    }
+                };
+                strptime::to_epoch(&fields, ctx.now, &ctx.tz, zc).map(Timestamp::from_secs)
+            }
+            Conv::Epoch { grp, long } => {
+                let v = group(*grp)?;
+                epoch_value(v, *long)
+            }
+            Conv::Tai64n => {
+                let v = group(1)?;
+                let hex = v.get(2..17)?;
+                i64::from_str_radix(hex, 16).ok().map(Timestamp::from_secs)
+            }
+        }
+    }
+}
+
+/// `float(v)` (scaled for the long form) as fail2ban computes it.
+pub(crate) fn epoch_value(v: &str, long: bool) -> Option<Timestamp> {
+    if long && v.len() >= 13 {
+        let f: f64 = v.parse().ok()?;
+        let f = if v.len() >= 16 && !v.contains('.') {
+            f / 1_000_000.0
+        } else {
+            f / 1000.0
+        };
+        return Some(Timestamp::from_secs_f64(f));
+    }
+    if v.bytes().all(|c| c.is_ascii_digit()) && !v.is_empty() && v.len() <= 17 {
+        // exact in f64 too: fail2ban's float(v) gives the same micros
+        let mut s: i64 = 0;
+        for c in v.bytes() {
+            s = s * 10 + i64::from(c - b'0');
+        }
+        return Some(Timestamp::from_secs(s));
+    }
+    let f: f64 = v.parse().ok()?;
+    if !f.is_finite() {
+        return None;
+    }
+    Some(Timestamp::from_secs_f64(f))
+}
+
+/// `_getPatternTemplate(pattern, key)`.
+pub(crate) fn get_pattern_template(
+    pattern: &str,
+    key: Option<&str>,
+    b: &Build,
+) -> Result<Template, DateError> {
+    let key: String = match key {
+        Some(k) => k.to_string(),
+        None if pattern.contains('%') => pattern.to_string(),
+        None => pattern.to_uppercase(),
+    };
+    if key.contains("EPOCH") {
+        if is_match(&RE_EPOCH_PATTERN, pattern) {
+            return Template::epoch(false, Some(pattern), key.contains("LEPOCH"));
+        }
+        match key.as_str() {
+            "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => {
+                return Template::epoch(key != "EPOCH", None, false);
+            }
+            "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => {
+                return Template::epoch(key != "LEPOCH", None, true);
+            }
+            _ => {}
+        }
+    }
+    match key.as_str() {
+        "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N" => Template::tai64n(key != "TAI64N"),
+        _ => Template::pattern_regex(pattern, b),
+    }
+}
+
+/// `_getAnchoredTemplate(template, wrap)`.
+pub(crate) fn get_anchored_template(
+    t: &Template,
+    wrap: &dyn Fn(&str) -> String,
+    b: &Build,
+) -> Result<Template, DateError> {
+    match &t.pattern {
+        Some(p) => get_pattern_template(&wrap(p), None, b),
+        None => get_pattern_template(&wrap(&t.name), None, b),
+    }
+}
