@@ -1,3 +1,23 @@
+// Diagnostic codes of this module (pattern translation/compilation):
+//
+// code | severity | meaning
+// -----+----------+-----------------------------------------------------------
+// P001 | error    | empty regex (fail2ban: "Cannot add empty regex")
+// P002 | error    | unknown `<F-...>`-looking tag (`<f-user>`, `<F-USER/>`, …);
+//      |          | fail2ban would silently match it as literal text
+// P003 | error    | closing tag `</F-X>` without an opening `<F-X>`
+// P004 | error    | `<F-X>` opened but never closed
+// P005 | error    | `</F-X>` closed twice, or `<F-X>` reopened while open
+// P006 | error    | `<F-X>`…`</F-X>` not properly nested with the regex's own
+//      |          | parentheses (the closing tag closes another group)
+// P007 | error    | not valid Python `re` syntax (Python's message and offset)
+// P008 | error    | valid Python, but rejected by the regex engine (its message)
+// P009 | error    | Python construct we do not support (e.g. unknown `\N{name}`)
+// P010 | warning  | prefregex without `<F-CONTENT>`: failregexes see the whole line
+// P011 | warning  | capture group inside a repetition whose body can match empty
+//      |          | (`(a*)*`): Python keeps the final empty iteration, we the last
+//      |          | non-empty one, so that group's value can differ
+
 //! One pattern in fail2ban's regex dialect, translated from Python `re`
 //! syntax and compiled for the linear-time `regex` engine, or — when it needs
 //! look-around or back-references — for a backtracking engine with a step
@@ -46,23 +66,6 @@
 //!   engine — exact when the haystack has no newline before its last char;
 //!   for haystacks with inner newlines an exact backtracking variant
 //!   (`(?=\n?\z)`) is used automatically.
-//!
-//! # Diagnostic codes
-//!
-//! // code | severity | meaning
-//! // -----+----------+-----------------------------------------------------------
-//! // P001 | error    | empty regex (fail2ban: "Cannot add empty regex")
-//! // P002 | error    | unknown `<F-...>`-looking tag (`<f-user>`, `<F-USER/>`, …);
-//! //      |          | fail2ban would silently match it as literal text
-//! // P003 | error    | closing tag `</F-X>` without an opening `<F-X>`
-//! // P004 | error    | `<F-X>` opened but never closed
-//! // P005 | error    | `</F-X>` closed twice, or `<F-X>` reopened while open
-//! // P006 | error    | `<F-X>`…`</F-X>` not properly nested with the regex's own
-//! //      |          | parentheses (the closing tag closes another group)
-//! // P007 | error    | not valid Python `re` syntax (Python's message and offset)
-//! // P008 | error    | valid Python, but rejected by the regex engine (its message)
-//! // P009 | error    | Python construct we do not support (e.g. unknown `\N{name}`)
-//! // P010 | warning  | prefregex without `<F-CONTENT>`: failregexes see the whole line
 
 mod emit;
 mod literals;
@@ -374,6 +377,17 @@ impl Pattern {
             None
         };
         let mut warnings = Vec::new();
+        if emit::has_capture_in_nullable_repeat(&node) {
+            let mut w = diag(
+                src,
+                "P011",
+                "a capture group inside a repetition that can match empty may capture a different value \
+                 than Python (which keeps the final empty iteration)"
+                    .into(),
+            );
+            w.severity = stadtwache_core::Severity::Warning;
+            warnings.push(w);
+        }
         if kind == PatternKind::Prefregex && !names.iter().any(|n| n.as_deref() == Some("content"))
         {
             let mut w = diag(
@@ -504,7 +518,7 @@ impl Pattern {
         self.kind
     }
 
-    /// Non-fatal findings (P010).
+    /// Non-fatal findings (P010, P011).
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }

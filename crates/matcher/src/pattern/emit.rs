@@ -67,6 +67,38 @@ pub(crate) fn has_explicit_newline(n: &Node) -> bool {
     }
 }
 
+/// Is there a capture group inside a repetition whose body can match empty?
+/// (Python records the final empty iteration in such groups; the Rust
+/// engines keep the last non-empty one.)
+pub(crate) fn has_capture_in_nullable_repeat(n: &Node) -> bool {
+    fn has_capture(n: &Node) -> bool {
+        match n {
+            Node::Group {
+                kind: GroupKind::Capture(_),
+                ..
+            } => true,
+            Node::Cat(v) | Node::Alt(v) => v.iter().any(has_capture),
+            Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
+                has_capture(node)
+            }
+            Node::Cond { yes, no, .. } => has_capture(yes) || has_capture(no),
+            _ => false,
+        }
+    }
+    match n {
+        Node::Repeat { node, max, .. } => {
+            (max.is_none_or(|m| m > 1) && super::pyre::width(node).0 == 0 && has_capture(node))
+                || has_capture_in_nullable_repeat(node)
+        }
+        Node::Cat(v) | Node::Alt(v) => v.iter().any(has_capture_in_nullable_repeat),
+        Node::Group { node, .. } | Node::Look { node, .. } => has_capture_in_nullable_repeat(node),
+        Node::Cond { yes, no, .. } => {
+            has_capture_in_nullable_repeat(yes) || has_capture_in_nullable_repeat(no)
+        }
+        _ => false,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Look-behind elimination
 
@@ -322,6 +354,15 @@ fn emit_set(out: &mut String, s: &Set) {
     if s.negated {
         out.push('^');
     }
+    if s.icase
+        && s.items.iter().any(|i| match i {
+            SetItem::Char(c) => matches!(c, 'i' | 'I'),
+            SetItem::Range(a, b) => (*a..=*b).contains(&'i') || (*a..=*b).contains(&'I'),
+            SetItem::Perl(_) => false,
+        })
+    {
+        out.push_str(r"\x{130}\x{131}");
+    }
     for item in &s.items {
         match item {
             SetItem::Char(c) => push_char(out, *c, true),
@@ -346,6 +387,12 @@ fn is_atom(n: &Node) -> bool {
 pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut String) {
     match n {
         Node::Empty => {}
+        // Python's ignore-case also folds the dotted/dotless Turkish i (simple
+        // lower-case mapping); Unicode simple case folding does not.
+        Node::Lit {
+            c: 'i' | 'I',
+            icase: true,
+        } => out.push_str(r"[iI\x{130}\x{131}]"),
         Node::Lit { c, .. } => push_char(out, *c, false),
         Node::Any { dotall } => out.push_str(if *dotall { "(?s:.)" } else { "." }),
         Node::Set(s) => emit_set(out, s),

@@ -465,3 +465,21 @@ fn bad_input_never_panics() {
         );
     }
 }
+
+#[test]
+fn turkish_i_folds_like_python() {
+    let p = pat("(?i)^admin$");
+    assert!(m(&p, "ADMİN"));
+    assert!(m(&p, "admın"));
+    let p = pat("(?i)^[a-z]+$");
+    assert!(m(&p, "İı"));
+    let p = pat("(?i)^[^a-z]$");
+    assert!(!m(&p, "İ"));
+}
+
+#[test]
+fn nullable_repeat_capture_warns() {
+    assert_eq!(pat("(a*)*").warnings()[0].code, "P011");
+    assert!(pat("(a+)*").warnings().is_empty());
+    assert!(pat("(?:a*)*").warnings().is_empty());
+}
