@@ -7,7 +7,8 @@ only drives fail2ban; it contains none of its code).
 stdin (JSON):  {"now": 1124013600, "tz": "CET-01CEST-02,M3.5.0,M10.5.0",
                 "pattern": null | "datepattern text",
                 "logtimezone": null | "UTC+0200",
-                "files": [{"name": "...", "lines": ["...", ...]}, ...]}
+                "files": [{"name": "...", "lines": ["...", ...],
+                           "pattern": (optional, overrides the global one)}, ...]}
 stdout (JSON): {"files": [[null | [start, end, time], ...], ...]}
   start/end: byte offsets (UTF-8) of fail2ban's group 1 (the cut-out span);
   time: the float fail2ban gets, or null when it gets none.
@@ -38,8 +39,9 @@ def main():
     out = []
     for f in req['files']:
         dd = DateDetector()
-        if req.get('pattern') is not None:
-            for p in filter(bool, map(str.strip, re.split('\n+', req['pattern']))):
+        pattern = f.get('pattern', req.get('pattern'))
+        if pattern is not None:
+            for p in filter(bool, map(str.strip, re.split('\n+', pattern))):
                 dd.appendTemplate(p)
         if req.get('logtimezone') is not None:
             dd.default_tz = req['logtimezone']

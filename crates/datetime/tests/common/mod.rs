@@ -61,12 +61,21 @@ pub fn run_reference(
     pattern: Option<&str>,
     files: &[(String, Vec<String>)],
 ) -> Vec<Vec<Ref>> {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|(n, l)| json!({"name": n, "lines": l, "pattern": pattern}))
+        .collect();
+    run_reference_files(now, tz, files)
+}
+
+/// Like [`run_reference`] with one JSON object per file (`name`, `lines`,
+/// `pattern`).
+pub fn run_reference_files(now: i64, tz: &str, files: Vec<Value>) -> Vec<Vec<Ref>> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fail2ban_dates.py");
     let req = json!({
         "now": now,
         "tz": tz,
-        "pattern": pattern,
-        "files": files.iter().map(|(n, l)| json!({"name": n, "lines": l})).collect::<Vec<_>>(),
+        "files": files,
     });
     let mut child = Command::new(PYTHON)
         .arg(script)
