@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use stadtwache_core::Timestamp;
 use stadtwache_datetime::{TimeContext, TimeZone};
+use stadtwache_match::pattern::{Engine, Pattern, PatternKind};
 use stadtwache_match::{
-    CompileOptions, CompiledFilter, Failure, FieldValue, FilterRunner, RunOptions,
+    CompileOptions, CompiledFilter, DateStatus, Failure, FieldValue, FilterRunner, RunOptions,
 };
 use stadtwache_rules::{NativeRule, Sample, SampleKind, load_embedded};
 
@@ -203,4 +204,38 @@ no_match = [
         .map(|s| check(rule, &filter, s).is_ok())
         .collect();
     assert_eq!(results, [true, false, false, false, true, false]);
+}
+
+/// The shipped rules never need the backtracking engine (no step budget,
+/// linear time on any input).
+#[test]
+fn shipped_patterns_run_on_the_linear_engine() {
+    let pack = load_embedded();
+    assert!(pack.warnings.is_empty(), "{:?}", pack.warnings);
+    let mut slow = Vec::new();
+    for r in &pack.rules {
+        let kinds = r
+            .spec
+            .failregex
+            .iter()
+            .map(|p| (p, PatternKind::Failregex))
+            .chain(
+                r.spec
+                    .ignoreregex
+                    .iter()
+                    .map(|p| (p, PatternKind::Ignoreregex)),
+            )
+            .chain(r.spec.prefregex.iter().map(|p| (p, PatternKind::Prefregex)));
+        for (p, kind) in kinds {
+            let c = Pattern::compile(p, kind, &CompileOptions::default()).expect("compiles");
+            if c.engine() != Engine::Linear {
+                slow.push(format!("{} line {}: {}", r.id, p.at.line, p.text));
+            }
+        }
+    }
+    assert!(
+        slow.is_empty(),
+        "patterns on the backtracking engine:\n{}",
+        slow.join("\n")
+    );
 }
