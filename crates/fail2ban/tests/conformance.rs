@@ -711,14 +711,17 @@ fn fail2ban_sample_logs() {
     out(&format!(
         "regex samples: {samples_ok} passed, {samples_missing} failed"
     ));
-    out(&format!("conformance: {passed} passed, {failed} failed"));
 
     let ratchet_file = ratchet_path();
     let ratchet: usize = std::fs::read_to_string(&ratchet_file)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    if passed > ratchet {
+    if passed < ratchet {
+        out(&format!(
+            "conformance REGRESSED: {passed} passed < ratchet {ratchet}; see the failures above"
+        ));
+    } else if passed > ratchet {
         if std::env::var("STADTWACHE_UPDATE_RATCHET").as_deref() == Ok("1") {
             std::fs::write(&ratchet_file, format!("{passed}\n")).expect("write ratchet");
             out(&format!(
@@ -731,6 +734,7 @@ fn fail2ban_sample_logs() {
             ));
         }
     }
+    out(&format!("conformance: {passed} passed, {failed} failed"));
     assert!(
         passed >= ratchet,
         "conformance regressed: {passed} passed < ratchet {ratchet} ({})",
