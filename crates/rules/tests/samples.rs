@@ -61,6 +61,12 @@ fn check(rule: &NativeRule, filter: &Arc<CompiledFilter>, s: &Sample) -> Result<
     let mut failures = Vec::new();
     for line in s.line.split('\n') {
         let r = runner.process_line(line, &ctx());
+        if r.date != DateStatus::Found {
+            return Err(format!(
+                "{} line {}: no date found (samples carry their real date format)\n      {line}",
+                rule.id, s.source.line
+            ));
+        }
         failures.extend(
             r.failures
                 .into_iter()
