@@ -35,6 +35,10 @@ pub const BAD_MAXLINES: &str = "F014";
 /// `journalmatch` has unbalanced quotes.
 pub const BAD_JOURNALMATCH: &str = "F015";
 
+/// A file is larger than 4 MiB, or a value grows beyond 1 MiB while
+/// `%(name)s` / `<tag>` references are expanded (usually a runaway loop).
+pub const TOO_LARGE: &str = "F016";
+
 /// `ignorecommand` is not supported: the command is not run, nothing is ignored by it.
 pub const IGNORECOMMAND_UNSUPPORTED: &str = "F101";
 /// `usedns` in a filter is not supported (no DNS look-ups); addresses are used as written.
@@ -113,6 +117,11 @@ pub const ALL: &[(&str, bool, &str)] = &[
         "maxlines is not an integer greater than zero",
     ),
     (BAD_JOURNALMATCH, true, "journalmatch has unbalanced quotes"),
+    (
+        TOO_LARGE,
+        true,
+        "file > 4 MiB or value > 1 MiB after expansion",
+    ),
     (
         IGNORECOMMAND_UNSUPPORTED,
         false,

@@ -12,6 +12,20 @@ use crate::ini::{self, DEFAULT_SECTION, IniFile, Section, Value};
 use crate::traced::{OMap, Sources, Traced};
 
 const MAX_INTERPOLATION_DEPTH: usize = 10;
+/// Largest file read (filters are a few KiB).
+const MAX_FILE_SIZE: u64 = 4 << 20;
+/// Largest value after `%(name)s` or `<tag>` expansion.
+pub(crate) const MAX_VALUE_SIZE: usize = 1 << 20;
+
+/// Read at most `MAX_FILE_SIZE` bytes; None = too large.
+fn read_capped(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= MAX_FILE_SIZE).then_some(buf))
+}
 
 /// Why a `get` found nothing (not an error in most callers).
 #[derive(Debug)]
@@ -69,8 +83,18 @@ impl Config {
             return f.clone();
         }
         let parsed = if path.is_file() {
-            match std::fs::read(path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
+            match read_capped(path) {
+                Ok(None) => {
+                    diags.push(
+                        Diagnostic::error(
+                            codes::TOO_LARGE,
+                            format!("file larger than {MAX_FILE_SIZE} bytes"),
+                        )
+                        .at(path, 0),
+                    );
+                    None
+                }
+                Ok(Some(bytes)) => match String::from_utf8(bytes) {
                     Ok(text) => {
                         let (f, d) = ini::parse(path, &text, &mut self.sources);
                         diags.extend(d);
@@ -394,6 +418,14 @@ impl Config {
                     self.interpolate(section, option, &v, at, vars, depth + 1, out)?;
                 } else {
                     out.push(&v);
+                }
+                if out.as_str().len() > MAX_VALUE_SIZE {
+                    return Err(fatal(
+                        codes::TOO_LARGE,
+                        format!(
+                            "[{section}] {option}: value grows beyond {MAX_VALUE_SIZE} bytes while interpolating"
+                        ),
+                    ));
                 }
             } else {
                 return Err(fatal(

@@ -538,17 +538,27 @@ fn resolve(
                 .get(&rec.tag)
                 .map(Traced::first_origin)
                 .unwrap_or(0);
-            diags.push(diag_at(
-                cfg,
+            let d = if rec.too_large {
+                Diagnostic::error(
+                    codes::TOO_LARGE,
+                    format!(
+                        "<{}> grows beyond {} bytes while substituting <{}> (starts {:?})",
+                        rec.tag,
+                        config::MAX_VALUE_SIZE,
+                        rec.found,
+                        rec.value
+                    ),
+                )
+            } else {
                 Diagnostic::error(
                     codes::TAG_RECURSION,
                     format!(
                         "<{}> refers to itself through <{}> and cannot be resolved (value {:?})",
                         rec.tag, rec.found, rec.value
                     ),
-                ),
-                origin,
-            ));
+                )
+            };
+            diags.push(diag_at(cfg, d, origin));
             return None;
         }
         Ok(Ok(())) => {}

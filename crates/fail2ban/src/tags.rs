@@ -30,6 +30,7 @@ pub(crate) struct Recursion {
     pub tag: String,
     pub found: String,
     pub value: String,
+    pub too_large: bool,
 }
 
 /// Substitute tags in every value; `addrepl` supplies values of tags that
@@ -64,6 +65,7 @@ pub(crate) fn substitute_recursive<E>(
                         tag,
                         found: rtag,
                         value: value.as_str().to_string(),
+                        too_large: false,
                     }));
                 }
                 let repl = match tags.get(&rtag) {
@@ -75,6 +77,14 @@ pub(crate) fn substitute_recursive<E>(
                     continue;
                 };
                 value = value.replace_all(&format!("<{rtag}>"), &repl);
+                if value.as_str().len() > crate::config::MAX_VALUE_SIZE {
+                    return Ok(Err(Recursion {
+                        tag,
+                        found: rtag,
+                        value: value.as_str().chars().take(80).collect(),
+                        too_large: true,
+                    }));
+                }
                 let c = rplc.get(&rtag).copied().unwrap_or(0) + 1;
                 rplc.insert(rtag, c);
                 m = find_tag(value.as_str(), start);

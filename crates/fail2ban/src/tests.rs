@@ -331,6 +331,17 @@ fn code_scenarios() -> Vec<(&'static str, Vec<Diagnostic>)> {
             codes::ARG_SYNTAX,
             vec![parse_filter_arg("f[mode").unwrap_err()],
         ),
+        (codes::TOO_LARGE, {
+            // Each level doubles: 2^25 copies without the cap.
+            let mut conf = String::from("[Definition]\n");
+            for i in 0..24 {
+                conf.push_str(&format!("a{i} = <a{}><a{}>\n", i + 1, i + 1));
+            }
+            conf.push_str(
+                "a24 = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nfailregex = <a0> <HOST>\n",
+            );
+            diags_of(&conf, "")
+        }),
         (codes::NO_DEFINITION, diags_of("[Init]\na = 1\n", "")),
         (
             codes::NO_FAILREGEX,
@@ -381,6 +392,24 @@ fn code_scenarios() -> Vec<(&'static str, Vec<Diagnostic>)> {
             diags_of(&format!("[Definition]\n{ok}maxretry = 3\n"), ""),
         ),
     ];
+    v.push((codes::TOO_LARGE, {
+        // %(…)s doubling, 9 levels deep (within the depth limit), 4 KiB at the bottom.
+        let mut conf = String::from("[Definition]\n");
+        for i in 0..9 {
+            conf.push_str(&format!(
+                "a{i} = %(a{})s%(a{})s%(a{})s%(a{})s\n",
+                i + 1,
+                i + 1,
+                i + 1,
+                i + 1
+            ));
+        }
+        conf.push_str(&format!(
+            "a9 = {}\nfailregex = %(a0)s <HOST>\n",
+            "y".repeat(4096)
+        ));
+        diags_of(&conf, "")
+    }));
     v.push((
         codes::JAIL_OPTION_IGNORED,
         diags_of(&format!("[Definition]\n{ok}"), "findtime=10"),
@@ -417,6 +446,12 @@ fn every_code_is_produced_with_file_and_line() {
                 "{code} lacks a position: {d}"
             ),
         }
+    }
+    for (code, diags) in &scenarios {
+        assert!(
+            diags.iter().any(|d| d.code == *code),
+            "{code} not produced: {diags:?}"
+        );
     }
     let mut all: Vec<&str> = codes::ALL.iter().map(|c| c.0).collect();
     all.sort();
