@@ -719,6 +719,12 @@ impl<'a> FileLoader<'a> {
         let key = key_src
             .map(|k| KeyField::parse(k.get_ref()))
             .unwrap_or(KeyField::Host);
+        let captured_anywhere = |field: &str| {
+            prefregex
+                .iter()
+                .chain(failregex.iter())
+                .any(|p| captures_field(&p.text, field))
+        };
         let captured = |field: &str| {
             prefregex.iter().any(|p| captures_field(&p.text, field))
                 || (!failregex.is_empty()
@@ -768,12 +774,25 @@ impl<'a> FileLoader<'a> {
                         source: at,
                     }),
                     SampleDoc::Table(mut t) => match t.remove("line") {
-                        Some(line) => samples.push(Sample {
-                            kind: SampleKind::Match,
-                            line,
-                            expect: t,
-                            source: at,
-                        }),
+                        Some(line) => {
+                            for k in t.keys() {
+                                let known = ["host", "ip4", "ip6", "dns", "fid", "mlfid"]
+                                    .contains(&k.as_str())
+                                    || captured_anywhere(k);
+                                if !known {
+                                    let msg = format!(
+                                        "sample expects `{k}`, which no pattern of rule `{id}` captures"
+                                    );
+                                    self.err(codes::BAD_SAMPLE, span.clone(), msg);
+                                }
+                            }
+                            samples.push(Sample {
+                                kind: SampleKind::Match,
+                                line,
+                                expect: t,
+                                source: at,
+                            })
+                        }
                         None => {
                             self.err(codes::BAD_SAMPLE, span, "sample table needs a `line` key")
                         }

@@ -265,3 +265,48 @@ fn missing_dir_is_a_diagnostic() {
     let ds = stadtwache_rules::load_dir(Path::new("/nonexistent/stadtwache/rules")).unwrap_err();
     assert_eq!(ds[0].code, codes::IO);
 }
+
+#[test]
+fn sample_expecting_an_uncaptured_field_is_reported() {
+    let text = format!(
+        "{GOOD_RULE}\n[rule.samples]\nmatch = [\n  {{ line = 'fail from 203.0.113.7', hots = \"203.0.113.7\" }},\n]\n"
+    );
+    let ds = diags(&text);
+    assert!(has(&ds, codes::BAD_SAMPLE, 10), "{ds:#?}");
+}
+
+#[test]
+fn broken_variants_of_the_shipped_files_never_panic() {
+    // Cut every shipped file at many places and splice in junk: loading must
+    // return diagnostics (or a pack), never panic.
+    let junk = [
+        "",
+        "\"",
+        "'",
+        "[",
+        "]]",
+        "=",
+        "\n[[rule]]\n",
+        "{",
+        "}",
+        "\\",
+        "ü",
+        "x = 1\n",
+        "detect = { kind = \"once\" }\n",
+    ];
+    for (path, text) in stadtwache_rules::EMBEDDED {
+        let cuts: Vec<usize> = (0..text.len())
+            .step_by(173)
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        for (n, &i) in cuts.iter().enumerate() {
+            let j = junk[n % junk.len()];
+            let end = (i + n % 7).min(text.len());
+            let end = (end..=text.len())
+                .find(|&e| text.is_char_boundary(e))
+                .unwrap_or(text.len());
+            let broken = format!("{}{}{}", &text[..i], j, &text[end..]);
+            let _ = load_str_with(Path::new(path), &broken, &schema_only());
+        }
+    }
+}
