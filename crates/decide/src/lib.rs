@@ -43,6 +43,11 @@
 //! [`Detector::forget`](stadtwache_detect::Detector::forget) exists for manual
 //! unbans; it is not needed for fail2ban identity.
 //!
+//! Event times: fail2ban clamps a failure time in the future to `now`, and in
+//! operation (not replay) treats a line whose time is more than 60 s off
+//! `now` as happening `now`. That is the CLI's business (it hands the times
+//! to `observe`); these crates take the times they are given.
+//!
 //! Ban times follow fail2ban: a ban runs from the trigger time (the ticket's
 //! last failure time), not from `now`: `until = trigger.time + duration`. A
 //! ban whose end is already before `now` (old log lines replayed against real
@@ -191,10 +196,12 @@ pub enum Step {
     AggregationSkipped { prefix: u8, allowlist_entry: String },
     /// The ban would already be over at `now` (old lines); nothing is done.
     ExpiredBeforeNow { until: Timestamp, now: Timestamp },
-    /// The key is banned already; `prolonged_to` when the end moved.
+    /// The key is banned already until `until` (`None` = permanent); when
+    /// `prolonged`, the ban now ends at `new_until`.
     AlreadyBanned {
         until: Option<Timestamp>,
-        prolonged_to: Option<Option<Timestamp>>,
+        prolonged: bool,
+        new_until: Option<Timestamp>,
     },
     /// The base ban time (rule's own or the policy's); `None` = permanent.
     BaseBantime {
@@ -543,7 +550,7 @@ impl Decider {
                 (Some(n), Some(o)) => n > o,
             };
             let old = rec.until;
-            let mut prolonged_to = None;
+            let mut prolonged = false;
             if later {
                 let bt = if permanent {
                     None
@@ -557,23 +564,24 @@ impl Decider {
                 };
                 rec.bantime = bt;
                 rec.until = bt.map(|b| rec.time.saturating_add(b));
-                prolonged_to = Some(rec.until);
+                prolonged = true;
                 if let Some(u) = rec.until {
                     self.generation += 1;
                     rec.generation = self.generation;
                     self.heap.push(Reverse((u.0, self.generation, t.clone())));
                 }
             }
+            let until = rec.until;
             steps.push(Step::AlreadyBanned {
                 until: old,
-                prolonged_to,
+                prolonged,
+                new_until: until,
             });
-            let until = rec.until;
             return Decision::AlreadyBanned {
                 key: t.0,
                 prefix: t.1,
                 until,
-                prolonged: prolonged_to.is_some(),
+                prolonged,
                 reason: reason(steps),
             };
         }

@@ -168,6 +168,9 @@ fn increment_sequence_matches_fail2ban_formula() {
     // with the default formula (jail.setBanTimeExtra, /usr/bin/python3):
     // [600, 1200, 2400, ..., 314572800, 629145600, 629145600, 629145600, 629145600]
     // The n-th ban uses Count = n - 1 (previous bans from the database).
+    // Confirmed end to end with fail2ban's Fail2BanDb(':memory:') and
+    // ObserverThread.banFound(BanTicket, jail, 600) for six successive bans:
+    // (ban count, bantime) = (1, 600), (2, 1200), (3, 2400), (4, 4800), (5, 9600), (6, 19200).
     let f2b: Vec<i64> = (0..24).map(|c: u32| 600 * (1i64 << c.min(20))).collect();
     assert_eq!(f2b[21], 629_145_600);
     let p = Policy {
@@ -427,7 +430,8 @@ fn already_banned_prolongs_like_ban_manager() {
             assert!(prolonged);
             assert!(reason.steps.contains(&Step::AlreadyBanned {
                 until: Some(secs(700)),
-                prolonged_to: Some(Some(secs(900)))
+                prolonged: true,
+                new_until: Some(secs(900))
             }));
         }
         other => panic!("{other:?}"),

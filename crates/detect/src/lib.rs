@@ -75,6 +75,9 @@
 //! reused with their buffers, so a flood of distinct addresses allocates
 //! nothing per event once the cap is reached. [`Detector::purge`] drops
 //! stale pairs from the least-recent end.
+//!
+//! Memory per pair is a fixed slot plus, for `Count`, up to `threshold`
+//! buffered events and, for `Distinct`, up to `threshold` values.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

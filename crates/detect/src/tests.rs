@@ -516,3 +516,53 @@ mod prop {
         }
     }
 }
+
+/// `cargo test --release -p stadtwache-detect -- --ignored --nocapture throughput`
+#[test]
+#[ignore]
+fn throughput() {
+    let mut d = Detector::new(
+        vec![
+            WindowSpec::Fail2ban {
+                maxretry: 5,
+                findtime: Duration::from_secs(600),
+            },
+            WindowSpec::Count {
+                threshold: 20,
+                window: Duration::from_secs(60),
+            },
+        ],
+        DetectorOptions {
+            max_keys: 100_000,
+            ..DetectorOptions::default()
+        },
+    );
+    let n: u64 = std::env::var("TP_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000_000);
+    let start = std::time::Instant::now();
+    let mut trig = 0u64;
+    let mut x = 0x1234_5678u64;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = Key::Ip(IpAddr::from(((x % 200_000) as u32).to_be_bytes()));
+        let e = Event {
+            rule: RuleId((i & 1) as u32),
+            key,
+            time: Timestamp(i as i64 * 50),
+            weight: 1,
+            distinct: None,
+            line_no: i,
+        };
+        trig += u64::from(d.observe(&e).is_some());
+    }
+    let el = start.elapsed();
+    eprintln!(
+        "{n} events in {el:?}: {:.1} M/s, {trig} triggers, {:?}",
+        n as f64 / el.as_secs_f64() / 1e6,
+        d.stats()
+    );
+}
