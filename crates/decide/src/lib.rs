@@ -12,7 +12,8 @@
 //! (`FailManager` + `BanManager` + observer/database). Per event, in log order:
 //!
 //! ```text
-//! let now = event.time;                 // replay: log time; daemon: real time
+//! // replay: the monotone log clock; daemon: real time
+//! let now = detector.clock().map_or(event.time, |c| c.max(event.time));
 //! for unban in decider.expire(now) { /* unban */ }
 //! if let Some(trigger) = detector.observe(&event) {
 //!     let decision = decider.decide(&trigger, now);
@@ -28,6 +29,10 @@
 //!     }
 //! }
 //! ```
+//!
+//! `tests/jail_vs_fail2ban.rs` runs exactly this loop against fail2ban's own
+//! `FailManager` + `BanManager` (via /usr/bin/python3) on 300 random
+//! scenarios and requires identical bans, re-bans (prolongations) and unbans.
 //!
 //! The detector need **not** be told about bans: like fail2ban's
 //! `FailManager.toBan`, it drops a key's window when it triggers, so failures

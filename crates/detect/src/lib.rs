@@ -24,8 +24,10 @@
 //! For a failure at `t` with weight `w` (fail2ban's `count` argument of
 //! `FailManager.addFailure`):
 //!
-//! 1. *cleanup*: a ticket with `last <= t - findtime` is dropped (what
-//!    `FailManager.cleanup(t)` does);
+//! 1. *cleanup*: a ticket with `last <= clock - findtime` is dropped (what
+//!    `FailManager.cleanup(clock)` does), where `clock` is the newest event
+//!    time the detector has seen — fail2ban runs cleanup with its own
+//!    monotone clock, not with the line's time;
 //! 2. no ticket: a new one with `first = last = t`, `retry = w`;
 //! 3. otherwise, only if `t > last`: when `first < t - findtime` the retry
 //!    count is *aged* to `round_half_even(retry / (t - first) * findtime)` and
@@ -56,13 +58,20 @@
 //! [`Detector::add_observed`] (only effective while a ticket exists, like
 //! `addFailure(..., observed=True)`).
 //!
+//! # Keys
+//!
+//! IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are counted as the IPv4
+//! address, as fail2ban's `IPAddr` does; triggers carry the IPv4 key.
+//!
 //! # Time going backwards
 //!
 //! Real logs are not strictly ordered. Each tracked key keeps the newest
 //! time seen (`now` of that key); windows are evaluated against it, never
 //! against an older event time:
 //!
-//! * `Fail2ban`: as fail2ban (see step 3 above);
+//! * `Fail2ban`: as fail2ban (see steps 1 and 3 above): an old failure is
+//!   still added to a live ticket, and tickets are cleaned up against the
+//!   detector-wide monotone clock ([`Detector::clock`]);
 //! * `Count`/`Distinct`: an event older than `now - window` is ignored (it
 //!   could never count), a slightly older one is inserted in time order and
 //!   counts as long as it is inside `(now - window, now]`.
@@ -333,6 +342,8 @@ pub struct Detector {
     tail: u32,
     opts: DetectorOptions,
     stats: DetectStats,
+    /// Newest event time seen (fail2ban's clock for `cleanup`).
+    clock: i64,
 }
 
 /// fail2ban `FailTicket.adjustTime`: python `int(round(retry / float(dt) * maxTime))`.
@@ -341,6 +352,17 @@ fn f2b_age(retry: i64, dt_us: i64, findtime_us: i64) -> i64 {
     let ft = findtime_us as f64 / 1e6;
     let v = (retry as f64 / dt * ft).round_ties_even();
     if v.is_finite() { v as i64 } else { retry }
+}
+
+/// `::ffff:a.b.c.d` → `a.b.c.d` (fail2ban's `IPAddr` does the same, so both
+/// spellings share one ticket); `None` for every other key.
+pub fn canonical_mapped(key: &Key) -> Option<Key> {
+    match key {
+        Key::Ip(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map(|v4| Key::Ip(std::net::IpAddr::V4(v4))),
+        _ => None,
+    }
 }
 
 fn push_capped(buf: &mut VecDeque<u64>, cap: usize, line: u64) {
@@ -369,6 +391,7 @@ impl Detector {
             tail: NIL,
             opts,
             stats: DetectStats::default(),
+            clock: i64::MIN,
         }
     }
 
@@ -378,6 +401,13 @@ impl Detector {
 
     pub fn stats(&self) -> DetectStats {
         self.stats
+    }
+
+    /// The newest event time observed so far (a monotone clock; `None`
+    /// before the first event). In replay, hand this as `now` to the
+    /// decider so that time never goes backwards there either.
+    pub fn clock(&self) -> Option<Timestamp> {
+        (self.clock != i64::MIN).then_some(Timestamp(self.clock))
     }
 
     // ---- LRU list -------------------------------------------------------
@@ -491,6 +521,8 @@ impl Detector {
     /// `(rule, key)` state is then dropped (a new window starts).
     pub fn observe(&mut self, ev: &Event) -> Option<Trigger> {
         self.stats.events += 1;
+        self.clock = self.clock.max(ev.time.0);
+        let clock = self.clock;
         let r = ev.rule.0;
         let Some(spec) = self.specs.get(r as usize).copied() else {
             self.stats.unknown_rule += 1;
@@ -498,10 +530,18 @@ impl Detector {
         };
         let t = ev.time.0;
         let cap = self.opts.evidence_cap;
+        let mapped;
+        let key = match canonical_mapped(&ev.key) {
+            Some(k) => {
+                mapped = k;
+                &mapped
+            }
+            None => &ev.key,
+        };
         let trig = match spec {
             WindowSpec::Once => Some(Trigger {
                 rule: ev.rule,
-                key: ev.key.clone(),
+                key: key.clone(),
                 time: ev.time,
                 count: u64::from(ev.weight),
                 first_seen: ev.time,
@@ -520,10 +560,10 @@ impl Detector {
                 },
             }),
             WindowSpec::Fail2ban { maxretry, findtime } => {
-                let i = self.lookup_or_insert(r, &ev.key, t);
+                let i = self.lookup_or_insert(r, key, t);
                 let st = &mut self.slots[i as usize].state;
                 let ft = findtime.0;
-                if st.active && st.last <= t.saturating_sub(ft) {
+                if st.active && st.last <= clock.saturating_sub(ft) {
                     st.active = false; // FailManager.cleanup(t)
                 }
                 if !st.active {
@@ -558,7 +598,7 @@ impl Detector {
                 }
             }
             WindowSpec::Count { threshold, window } => {
-                let i = self.lookup_or_insert(r, &ev.key, t);
+                let i = self.lookup_or_insert(r, key, t);
                 let st = &mut self.slots[i as usize].state;
                 st.now = st.now.max(t);
                 let lo = st.now.saturating_sub(window.0);
@@ -585,7 +625,7 @@ impl Detector {
                 }
             }
             WindowSpec::Distinct { threshold, window } => {
-                let i = self.lookup_or_insert(r, &ev.key, t);
+                let i = self.lookup_or_insert(r, key, t);
                 let st = &mut self.slots[i as usize].state;
                 st.now = st.now.max(t);
                 let lo = st.now.saturating_sub(window.0);
@@ -636,6 +676,8 @@ impl Detector {
         time: Timestamp,
         extra: u32,
     ) -> Option<Trigger> {
+        let mapped = canonical_mapped(key);
+        let key = mapped.as_ref().unwrap_or(key);
         let spec = self.specs.get(rule.0 as usize).copied()?;
         let WindowSpec::Fail2ban { maxretry, findtime } = spec else {
             return None;
@@ -670,6 +712,8 @@ impl Detector {
     /// Forgets the window of `(rule, key)` (e.g. after a manual unban).
     /// Returns whether something was tracked.
     pub fn forget(&mut self, rule: RuleId, key: &Key) -> bool {
+        let mapped = canonical_mapped(key);
+        let key = mapped.as_ref().unwrap_or(key);
         match self
             .maps
             .get(rule.0 as usize)
@@ -709,6 +753,8 @@ impl Detector {
 
     /// Current partial window of `(rule, key)`, if tracked.
     pub fn snapshot(&self, rule: RuleId, key: &Key) -> Option<WindowSnapshot> {
+        let mapped = canonical_mapped(key);
+        let key = mapped.as_ref().unwrap_or(key);
         let spec = *self.specs.get(rule.0 as usize)?;
         let i = *self.maps[rule.0 as usize].get(key)?;
         let t = match spec {

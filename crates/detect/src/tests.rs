@@ -566,3 +566,29 @@ fn throughput() {
         d.stats()
     );
 }
+
+#[test]
+fn mapped_ipv4_shares_the_ipv4_ticket() {
+    // fail2ban: IPAddr("::ffff:192.0.2.1") is the IPv4 address 192.0.2.1
+    let mut d = f2b(2, 600);
+    assert!(
+        d.observe(&ev(0, &ip("::ffff:192.0.2.1"), 0.0, 1, 0))
+            .is_none()
+    );
+    let t = d.observe(&ev(0, &ip("192.0.2.1"), 1.0, 1, 1)).unwrap();
+    assert_eq!(t.key, ip("192.0.2.1"));
+    assert_eq!(t.count, 2);
+}
+
+#[test]
+fn f2b_cleanup_uses_the_monotone_clock() {
+    // Another key's newer event moves the clock: a's ticket (last 0) is
+    // cleaned up at clock 700 even though a's next failure is dated 650.
+    let mut d = f2b(2, 600);
+    let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+    d.observe(&ev(0, &a, 0.0, 1, 0));
+    d.observe(&ev(0, &b, 700.0, 1, 1));
+    assert_eq!(d.clock(), Some(Timestamp::from_secs(700)));
+    assert!(d.observe(&ev(0, &a, 650.0, 1, 2)).is_none());
+    assert_eq!(d.snapshot(RuleId(0), &a).unwrap().count, 1);
+}

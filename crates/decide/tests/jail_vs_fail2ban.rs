@@ -1,0 +1,277 @@
+//! Differential test: random failure sequences through `Detector` +
+//! `Decider` (wired as the `stadtwache-decide` crate docs prescribe) against
+//! fail2ban 1.0.2's own `FailManager` and `BanManager`, driven by
+//! /usr/bin/python3 the way `Filter.processLineAndAdd` and
+//! `Actions.__checkBan`/`__checkUnBan` drive them (with `cleanup` and the
+//! unban check run before every failure, at the monotone clock).
+//!
+//! Prints `SKIPPED: …` when fail2ban is not installed (fails instead when
+//! STADTWACHE_REQUIRE_FAIL2BAN=1).
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+use stadtwache_core::{Duration, Event, Key, RuleId, Timestamp};
+use stadtwache_decide::{Decider, Decision, Policy};
+use stadtwache_detect::{Detector, DetectorOptions, WindowSpec};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+const SCRIPT: &str = r#"
+import sys
+from fail2ban.server.failmanager import FailManager, FailManagerEmpty
+from fail2ban.server.banmanager import BanManager
+from fail2ban.server.ticket import FailTicket, BanTicket
+from fail2ban.server.mytime import MyTime
+
+def us(x):
+    return "perm" if x >= BanTicket.MAX_TIME else str(int(round(x * 1e6)))
+
+out = []
+fm = bm = None
+now = None
+mr = 0
+bt = 0
+for line in sys.stdin:
+    f = line.split()
+    if not f:
+        continue
+    if f[0] == "S":
+        mr, ft, bt = int(f[1]), int(f[2]), int(f[3])
+        fm = FailManager(); fm.setMaxRetry(mr); fm.setMaxTime(ft)
+        bm = BanManager(); bm.setBanTime(bt)
+        now = None
+        out.append("S")
+        continue
+    ip, t, c = f[1], float(f[2]), int(f[3])
+    now = t if now is None else max(now, t)
+    MyTime.setTime(now)
+    for tk in sorted(bm.unBanList(now), key=lambda x: str(x.getID())):
+        out.append("unban %s" % tk.getID())
+    fm.cleanup(now)
+    a = fm.addFailure(FailTicket(ip, t), c)
+    if a >= mr:
+        try:
+            tk = fm.toBan(ip)
+        except FailManagerEmpty:
+            continue
+        b = BanTicket.wrap(tk)
+        reason = {}
+        if bm.addBanTicket(b, reason):
+            out.append("ban %s %s %s" % (b.getID(), us(b.getTime()), us(b.getEndOfBanTime(bt))))
+        elif reason.get("expired"):
+            out.append("expired %s" % b.getID())
+        else:
+            out.append("already %s %s" % (b.getID(), us(reason["ticket"].getEndOfBanTime(bt))))
+print("\n".join(out))
+"#;
+
+fn skip(why: &str) {
+    println!("SKIPPED: {why}");
+    if std::env::var("STADTWACHE_REQUIRE_FAIL2BAN").as_deref() == Ok("1") {
+        panic!("STADTWACHE_REQUIRE_FAIL2BAN=1 but {why}");
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Scenario {
+    maxretry: u32,
+    findtime: i64,
+    bantime: i64,
+    /// (address, time in quarter seconds, count)
+    events: Vec<(&'static str, i64, u32)>,
+}
+
+const ADDRS: &[&str] = &[
+    "192.0.2.1",
+    "192.0.2.2",
+    "2001:db8::7",
+    "::ffff:192.0.2.1",
+    "198.51.100.9",
+];
+
+fn scenarios() -> Vec<Scenario> {
+    let mut rng = Rng(0x5eed_f00d_1234_5678);
+    let mut out = Vec::new();
+    for _ in 0..300 {
+        let maxretry = 1 + rng.below(6) as u32;
+        let findtime = [30, 60, 300, 600][rng.below(4) as usize];
+        let bantime = [30, 120, 600, -1][rng.below(4) as usize];
+        let n = 20 + rng.below(200) as usize;
+        let nkeys = 1 + rng.below(ADDRS.len() as u64) as usize;
+        // mean gap relative to findtime, so that aging, cleanup and bans all happen
+        let gap = 1 + rng.below(4 * findtime as u64 / maxretry as u64 + 1) as i64;
+        let mut t: i64 = 4 * 1_000_000_000;
+        let mut events = Vec::with_capacity(n);
+        for _ in 0..n {
+            t += rng.below(4 * gap as u64 + 1) as i64; // quarter seconds
+            let jitter = if rng.below(10) == 0 {
+                rng.below(4 * 40) as i64
+            } else {
+                0
+            };
+            let count = if rng.below(15) == 0 {
+                2 + rng.below(2) as u32
+            } else {
+                1
+            };
+            events.push((ADDRS[rng.below(nkeys as u64) as usize], t - jitter, count));
+        }
+        out.push(Scenario {
+            maxretry,
+            findtime,
+            bantime,
+            events,
+        });
+    }
+    out
+}
+
+fn key(a: &str) -> Key {
+    Key::Ip(a.parse::<IpAddr>().unwrap())
+}
+
+fn ours(s: &Scenario) -> Vec<String> {
+    let mut det = Detector::new(
+        vec![WindowSpec::Fail2ban {
+            maxretry: s.maxretry,
+            findtime: Duration::from_secs(s.findtime),
+        }],
+        DetectorOptions::default(),
+    );
+    let mut dec = Decider::new(Policy {
+        bantime: Duration::from_secs(s.bantime),
+        ..Policy::default()
+    });
+    let us = |t: Option<Timestamp>| t.map_or("perm".to_string(), |t| t.0.to_string());
+    let mut out = vec!["S".to_string()];
+    for (n, &(a, q, c)) in s.events.iter().enumerate() {
+        let time = Timestamp(q * 250_000);
+        let ev = Event {
+            rule: RuleId(0),
+            key: key(a),
+            time,
+            weight: c,
+            distinct: None,
+            line_no: n as u64,
+        };
+        let now = det.clock().map_or(time, |c| c.max(time));
+        let mut unbans: Vec<String> = dec
+            .expire(now)
+            .into_iter()
+            .map(|u| format!("unban {}", u.key))
+            .collect();
+        unbans.sort();
+        out.extend(unbans);
+        if let Some(tr) = det.observe(&ev) {
+            out.push(match dec.decide(&tr, now) {
+                Decision::Ban { key, until, .. } => {
+                    format!("ban {key} {} {}", tr.time.0, us(until))
+                }
+                Decision::AlreadyBanned { key, until, .. } => {
+                    format!("already {key} {}", us(until))
+                }
+                Decision::Expired { key, .. } => format!("expired {key}"),
+                Decision::Allowlisted { entry, .. } => format!("allowlisted {entry}"),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn detector_and_decider_ban_like_fail2ban() {
+    let probe = Command::new(PYTHON)
+        .args(["-c", "import fail2ban.server.failmanager"])
+        .output();
+    if !matches!(probe, Ok(ref o) if o.status.success()) {
+        skip("fail2ban's Python modules are not importable with /usr/bin/python3");
+        return;
+    }
+    let scenarios = scenarios();
+    let mut input = String::new();
+    for s in &scenarios {
+        input.push_str(&format!("S {} {} {}\n", s.maxretry, s.findtime, s.bantime));
+        for &(a, q, c) in &s.events {
+            input.push_str(&format!("E {a} {} {c}\n", q as f64 / 4.0));
+        }
+    }
+    let mut child = Command::new(PYTHON)
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs = String::from_utf8(output.stdout).unwrap();
+    let mut theirs_by_scenario: Vec<Vec<String>> = Vec::new();
+    for line in theirs.lines() {
+        if line == "S" {
+            theirs_by_scenario.push(vec!["S".to_string()]);
+        } else if let Some(last) = theirs_by_scenario.last_mut() {
+            last.push(line.to_string());
+        }
+    }
+    assert_eq!(theirs_by_scenario.len(), scenarios.len());
+    let mut bans = 0;
+    let mut already = 0;
+    let mut unbans = 0;
+    for (i, (s, theirs)) in scenarios.iter().zip(&theirs_by_scenario).enumerate() {
+        let ours = ours(s);
+        if let Some(k) = ours
+            .iter()
+            .zip(theirs)
+            .position(|(a, b)| a != b)
+            .or_else(|| (ours.len() != theirs.len()).then_some(ours.len().min(theirs.len())))
+        {
+            panic!(
+                "scenario {i} (maxretry {}, findtime {}, bantime {}) differs at output {k}:\n ours:   {:?}\n theirs: {:?}",
+                s.maxretry,
+                s.findtime,
+                s.bantime,
+                ours.get(k),
+                theirs.get(k)
+            );
+        }
+        bans += theirs.iter().filter(|l| l.starts_with("ban ")).count();
+        already += theirs.iter().filter(|l| l.starts_with("already ")).count();
+        unbans += theirs.iter().filter(|l| l.starts_with("unban ")).count();
+    }
+    println!(
+        "jail vs fail2ban: {} scenarios, {bans} bans, {already} already-banned, {unbans} unbans identical",
+        scenarios.len()
+    );
+    // the generator must actually exercise bans, re-bans and unbans
+    assert!(
+        bans > 300 && already > 100 && unbans > 100,
+        "{bans} {already} {unbans}"
+    );
+}
