@@ -238,3 +238,71 @@ fn check_all_on_stock_filters_has_no_errors() {
     );
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+/// Every variant of every stock filter compiles with the matcher (also the
+/// variants no sample log exercises, e.g. `logtype=rfc5424`).
+#[test]
+fn every_stock_variant_compiles() {
+    use stadtwache_match::{CompileOptions, CompiledFilter};
+    if !Path::new(FILTER_DIR).is_dir() {
+        skip(&format!("{FILTER_DIR} does not exist"));
+        return;
+    }
+    let loader = FilterLoader::new(FILTER_DIR);
+    let mut specs = Vec::new();
+    for name in loader.filter_names() {
+        if name.ends_with("common") {
+            continue;
+        }
+        for opts in loader.declared_variants(&name) {
+            // Load errors are reported by every_stock_filter_matches_fail2ban.
+            if let Ok(f) = loader.load(&name, &opts) {
+                specs.push((format_filter_arg(&name, &opts), f.spec));
+            }
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let chunk = specs.len().div_ceil(threads).max(1);
+    let results: Vec<(String, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(display, spec)| {
+                            let errs =
+                                match CompiledFilter::compile(spec, &CompileOptions::default()) {
+                                    Ok(_) => Vec::new(),
+                                    Err(d) => d
+                                        .iter()
+                                        .filter(|d| d.is_error())
+                                        .map(|d| d.to_string())
+                                        .collect(),
+                                };
+                            (display.clone(), errs)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("compile thread"))
+            .collect()
+    });
+    let (mut ok, mut failed) = (0, 0);
+    for (display, errs) in &results {
+        if errs.is_empty() {
+            ok += 1;
+        } else {
+            failed += 1;
+            for e in errs {
+                out(&format!("COMPILE {display}: {e}"));
+            }
+        }
+    }
+    out(&format!("compile: {ok} passed, {failed} failed"));
+    assert_eq!(failed, 0, "some stock filter variants do not compile");
+}
