@@ -32,7 +32,10 @@
 //!
 //! `tests/jail_vs_fail2ban.rs` runs exactly this loop against fail2ban's own
 //! `FailManager` + `BanManager` (via /usr/bin/python3) on 300 random
-//! scenarios and requires identical bans, re-bans (prolongations) and unbans.
+//! scenarios and requires identical bans, re-bans (prolongations) and unbans;
+//! with `bantime.increment` it also runs fail2ban's `Fail2BanDb` and
+//! `ObserverThread.banFound`/`failureFound` and requires identical ban
+//! times and ban counts.
 //!
 //! The detector need **not** be told about bans: like fail2ban's
 //! `FailManager.toBan`, it drops a key's window when it triggers, so failures
