@@ -757,3 +757,88 @@ fn wiring_gives_fail2ban_bans() {
         ]
     );
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "192.0.2.1",
+        "192.0.2.200",
+        "::ffff:192.0.2.1",
+        "10.1.2.3",
+        "2001:db8:0:1::1",
+        "2001:db8:0:1::2",
+        "2001:db8:0:2::1",
+        "2001:db8:1::5",
+        "::1",
+    ];
+    const ALLOW: &[&str] = &[
+        "192.0.2.0/25",
+        "10.0.0.0/8",
+        "2001:db8:0:2::1",
+        "2001:db8:0:1::/64",
+        "alice",
+        "::1",
+    ];
+
+    fn key_of(i: usize) -> Key {
+        if i >= KEYS.len() {
+            Key::Text(Arc::from(["alice", "bob"][i % 2]))
+        } else {
+            ip(KEYS[i])
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn allowlist_always_wins_and_expiry_is_consistent(
+            allow in proptest::collection::vec(0..ALLOW.len(), 0..4),
+            prefix in prop_oneof![Just(None), Just(Some(48u8)), Just(Some(64u8)), Just(Some(128u8))],
+            increment in any::<bool>(),
+            bantime in prop_oneof![Just(-1i64), 1i64..2000],
+            ops in proptest::collection::vec((0..KEYS.len() + 2, 0i64..5000, any::<bool>()), 1..80),
+        ) {
+            let spec: Vec<&str> = allow.iter().map(|&i| ALLOW[i]).collect();
+            let allowlist = Allowlist::parse(&spec.join(" ")).unwrap();
+            let p = Policy {
+                bantime: Duration::from_secs(bantime),
+                increment: increment.then(BanIncrement::default),
+                allowlist: allowlist.clone(),
+                ipv6_prefix: prefix,
+                simulate: false,
+            };
+            let mut d = Decider::new(p);
+            let mut now = 0i64;
+            for (k, dt, do_expire) in ops {
+                now += dt;
+                let key = key_of(k);
+                if do_expire {
+                    for u in d.expire(secs(now)) {
+                        prop_assert!(u.until < secs(now));
+                    }
+                }
+                let t = trig(&key, now - (dt % 7));
+                match d.decide(&t, secs(now)) {
+                    Decision::Allowlisted { entry, .. } => {
+                        prop_assert_eq!(allowlist.matches(&key).map(|e| e.text.clone()), Some(entry));
+                    }
+                    Decision::Ban { key: bk, prefix: bp, until, .. } => {
+                        prop_assert!(allowlist.matches(&key).is_none());
+                        prop_assert!(allowlist.matches(&bk).is_none());
+                        if let (Key::Ip(net), Some(p)) = (&bk, bp) {
+                            prop_assert!(allowlist.overlaps(*net, p).is_none());
+                        }
+                        prop_assert!(until.is_none_or(|u| u >= secs(now)));
+                        prop_assert!(d.explain(&key, secs(now)).ban.is_some());
+                    }
+                    Decision::AlreadyBanned { .. } => {
+                        prop_assert!(allowlist.matches(&key).is_none());
+                        prop_assert!(d.explain(&key, secs(now)).ban.is_some());
+                    }
+                    Decision::Expired { .. } => prop_assert!(bantime >= 0),
+                }
+            }
+        }
+    }
+}

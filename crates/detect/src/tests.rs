@@ -496,7 +496,64 @@ mod prop {
         out
     }
 
+    /// Naive distinct recompute, same conventions as `naive`.
+    fn naive_distinct(
+        threshold: u32,
+        window: i64,
+        evs: &[(u8, i64, Option<u8>)],
+    ) -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        let mut hist: Vec<Vec<(i64, u8)>> = vec![Vec::new(); 4];
+        let mut now: Vec<Option<i64>> = vec![None; 4];
+        for &(k, t, v) in evs {
+            let k = k as usize;
+            let n = now[k].map_or(t, |n| n.max(t));
+            let lo = n - window;
+            if let Some(v) = v {
+                if t > lo {
+                    hist[k].push((t, v));
+                }
+            }
+            let mut vals: Vec<u8> = hist[k].iter().filter(|e| e.0 > lo).map(|e| e.1).collect();
+            vals.sort_unstable();
+            vals.dedup();
+            if vals.len() as u64 >= u64::from(threshold) {
+                out.push(Some(vals.len() as u64));
+                hist[k].clear();
+                now[k] = None;
+            } else {
+                now[k] = Some(n);
+                out.push(None);
+            }
+        }
+        out
+    }
+
     proptest! {
+        #[test]
+        fn distinct_matches_naive_recompute(
+            threshold in 1u32..5,
+            window in 1i64..50,
+            evs in proptest::collection::vec((0u8..4, 0i64..200, proptest::option::weighted(0.9, 0u8..6)), 0..200),
+        ) {
+            let spec = WindowSpec::Distinct { threshold, window: Duration(window) };
+            let mut d = Detector::new(vec![spec], DetectorOptions::default());
+            let expect = naive_distinct(threshold, window, &evs);
+            for (n, (&(k, t, v), exp)) in evs.iter().zip(expect).enumerate() {
+                let key = Key::Ip(IpAddr::from([10, 0, 0, k]));
+                let e = Event {
+                    rule: RuleId(0),
+                    key,
+                    time: Timestamp(t),
+                    weight: 1,
+                    distinct: v.map(|v| Arc::from(format!("user{v}"))),
+                    line_no: n as u64,
+                };
+                let got = d.observe(&e).map(|t| t.count);
+                prop_assert_eq!(got, exp, "event {}", n);
+            }
+        }
+
         #[test]
         fn count_matches_naive_recompute(
             threshold in 1u32..6,
