@@ -326,7 +326,9 @@ pub struct BanInfo {
     pub until: Option<Timestamp>,
     pub ban_count: u32,
     pub simulated: bool,
-    pub reason: Explanation,
+    /// The explanation of the ban (`None` when not stored, see
+    /// [`Decider::with_stored_reasons`]).
+    pub reason: Option<Explanation>,
 }
 
 /// Ban history of a key (fail2ban's `bips` table).
@@ -360,7 +362,7 @@ struct BanRecord {
     ban_count: u32,
     simulated: bool,
     generation: u64,
-    reason: Explanation,
+    reason: Option<Box<Explanation>>,
 }
 
 /// Bans, their durations and their history. See the crate docs.
@@ -368,6 +370,7 @@ struct BanRecord {
 pub struct Decider {
     policy: Policy,
     rule_bantime: Vec<Option<Duration>>,
+    store_reasons: bool,
     bans: FxHashMap<Target, BanRecord>,
     history: FxHashMap<Target, History>,
     heap: BinaryHeap<Reverse<(i64, u64, Target)>>,
@@ -395,6 +398,7 @@ impl Decider {
         Decider {
             policy,
             rule_bantime: Vec::new(),
+            store_reasons: true,
             bans: FxHashMap::default(),
             history: FxHashMap::default(),
             heap: BinaryHeap::new(),
@@ -410,6 +414,15 @@ impl Decider {
     }
 
     /// Per-rule base ban times (indexed by [`RuleId`]; `None` = the policy's).
+    /// Whether active bans keep their [`Explanation`] for [`Decider::explain`]
+    /// (default: yes). An explanation costs a few hundred bytes per active
+    /// ban; under a flood of distinct banned addresses turn it off — the
+    /// decisions themselves always carry their explanation.
+    pub fn with_stored_reasons(mut self, store: bool) -> Self {
+        self.store_reasons = store;
+        self
+    }
+
     pub fn with_rule_bantimes(mut self, bantimes: Vec<Option<Duration>>) -> Self {
         self.rule_bantime = bantimes;
         self
@@ -652,7 +665,7 @@ impl Decider {
                 ban_count,
                 simulated,
                 generation: self.generation,
-                reason: explanation.clone(),
+                reason: self.store_reasons.then(|| Box::new(explanation.clone())),
             },
         );
         Decision::Ban {
@@ -743,7 +756,7 @@ impl Decider {
                 until: r.until,
                 ban_count: r.ban_count,
                 simulated: r.simulated,
-                reason: r.reason.clone(),
+                reason: r.reason.as_deref().cloned(),
             });
         KeyReport {
             key: key.clone(),
@@ -768,7 +781,7 @@ impl Decider {
                 until: r.until,
                 ban_count: r.ban_count,
                 simulated: r.simulated,
-                reason: r.reason.clone(),
+                reason: r.reason.as_deref().cloned(),
             })
             .collect()
     }

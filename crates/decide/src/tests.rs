@@ -842,3 +842,16 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn stored_reasons_can_be_turned_off() {
+    let k = ip("192.0.2.1");
+    let mut d = Decider::new(policy(600));
+    d.decide(&trig(&k, 0), secs(0));
+    let r = d.explain(&k, secs(1)).ban.unwrap().reason.unwrap();
+    assert_eq!(r.evidence, vec![1, 2, 3]);
+    let mut d = Decider::new(policy(600)).with_stored_reasons(false);
+    let dec = d.decide(&trig(&k, 0), secs(0));
+    assert_eq!(dec.reason().count, 3); // the decision still explains itself
+    assert!(d.explain(&k, secs(1)).ban.unwrap().reason.is_none());
+}

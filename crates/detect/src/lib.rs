@@ -41,7 +41,9 @@
 //! most every 5 s of *wall-clock* time, so a stale ticket may occasionally
 //! survive there and be aged in step 3 instead of dropped. That makes
 //! fail2ban slightly non-deterministic; we model the cleanup as running before
-//! every failure, which is the deterministic limit of fail2ban's behaviour.
+//! every failure (at the monotone clock), which is the deterministic limit of
+//! fail2ban's behaviour. `crates/decide/tests/jail_vs_fail2ban.rs` checks the
+//! result against fail2ban's own classes driven the same way.
 //! fail2ban keeps times as float seconds; we keep integer microseconds and
 //! compute the aging ratio in `f64` seconds with the same operation order, so
 //! results are identical for times with whole-second (or exactly
