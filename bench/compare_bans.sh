@@ -45,7 +45,7 @@ ours=$work/stadtwache.bans
     --out "$ref" "$log" || { echo "compare_bans: fail2ban_replay.py failed" >&2; exit 2; }
 
 start=$(date +%s.%N)
-"$STADTWACHE" replay --filter sshd --maxretry "$MAXRETRY" --findtime "$FINDTIME" \
+"$STADTWACHE" replay --tz UTC --filter sshd --maxretry "$MAXRETRY" --findtime "$FINDTIME" \
     --bantime "$BANTIME" --bans-out "$ours" "$log" >&2 \
     || { echo "compare_bans: stadtwache replay failed" >&2; exit 2; }
 end=$(date +%s.%N)

@@ -208,18 +208,20 @@ pub fn decision_text(v: &DecisionView<'_>) -> String {
             }
             Step::AlreadyBanned {
                 until,
-                prolonged_to,
-            } => match prolonged_to {
-                Some(p) => format!(
-                    "already banned until {}; prolonged to {}",
-                    until.map(fmt_time).unwrap_or("ever".into()),
-                    p.map(fmt_time).unwrap_or("ever".into())
-                ),
-                None => format!(
-                    "already banned until {}",
-                    until.map(fmt_time).unwrap_or("ever".into())
-                ),
-            },
+                prolonged,
+                new_until,
+            } => {
+                let t = |u: &Option<Timestamp>| u.map(fmt_time).unwrap_or_else(|| "ever".into());
+                if *prolonged {
+                    format!(
+                        "already banned until {}; prolonged to {}",
+                        t(until),
+                        t(new_until)
+                    )
+                } else {
+                    format!("already banned until {}", t(until))
+                }
+            }
             Step::BaseBantime { bantime, from_rule } => {
                 format!(
                     "base ban time {} (from {})",

@@ -196,7 +196,9 @@ impl Pipeline {
                         event: &event,
                     });
                 }
-                let now = event.time;
+                // The pipeline's clock: the newest log time seen (log lines are
+                // not strictly ordered; a ban never expires backwards).
+                let now = self.detector.clock().map_or(event.time, |c| c.max(event.time));
                 self.decider.expire(now);
                 if let Some(trigger) = self.detector.observe(&event) {
                     Self::decide(

@@ -272,8 +272,9 @@ pub struct Event {
     pub rule: RuleId,
     pub key: Key,
     pub time: Timestamp,
-    /// How many failures this observation counts for (fail2ban: the number
-    /// of matched lines of a multi-line failure, or 1).
+    /// How many failures this observation counts for. fail2ban's filter adds
+    /// every failure with count 1, also a multi-line one; higher weights come
+    /// from manual attempts and the bantime.increment observer.
     pub weight: u32,
     /// For distinct-count windows: the value whose distinct count is tracked
     /// (user name, destination port, …).
