@@ -12,6 +12,7 @@ import shlex
 import sys
 
 from fail2ban.client.filterreader import FilterReader
+from fail2ban.server.filter import Filter
 
 
 class Collect(logging.Handler):
@@ -52,6 +53,8 @@ def main():
                     elif cmd[2] == "datepattern":
                         r["datepattern"] = v
                     elif cmd[2] == "maxlines":
+                        # as the jail's Filter.setMaxLines would refuse it:
+                        Filter(None).setMaxLines(v)
                         r["maxlines"] = v
                     elif cmd[2] == "addjournalmatch":
                         r["journalmatch"].append(v)
