@@ -70,6 +70,7 @@
 mod emit;
 mod literals;
 mod pyre;
+mod segments;
 mod tags;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,26 +135,36 @@ impl PatternOptions {
 pub struct Scratch {
     owner: u64,
     locs: Option<regex::CaptureLocations>,
+    blocs: Option<regex::bytes::CaptureLocations>,
     spans: Vec<Option<(usize, usize)>>,
-    from_locs: bool,
+    src: ScratchSrc,
+    seg: Option<segments::SegScratch>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ScratchSrc {
+    #[default]
+    Spans,
+    Locs,
+    BLocs,
 }
 
 impl Scratch {
     /// Span of group `i` of the last successful match (0 = whole match).
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
-        if self.from_locs {
-            self.locs.as_ref().and_then(|l| l.get(i))
-        } else {
-            self.spans.get(i).copied().flatten()
+        match self.src {
+            ScratchSrc::Locs => self.locs.as_ref().and_then(|l| l.get(i)),
+            ScratchSrc::BLocs => self.blocs.as_ref().and_then(|l| l.get(i)),
+            ScratchSrc::Spans => self.spans.get(i).copied().flatten(),
         }
     }
 
     /// Number of groups (including group 0).
     pub fn len(&self) -> usize {
-        if self.from_locs {
-            self.locs.as_ref().map_or(0, |l| l.len())
-        } else {
-            self.spans.len()
+        match self.src {
+            ScratchSrc::Locs => self.locs.as_ref().map_or(0, |l| l.len()),
+            ScratchSrc::BLocs => self.blocs.as_ref().map_or(0, |l| l.len()),
+            ScratchSrc::Spans => self.spans.len(),
         }
     }
 
@@ -164,16 +175,25 @@ impl Scratch {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The compiled engines. The `ascii` variants are the same pattern with
+/// Python's Unicode classes restricted to ASCII: identical results on ASCII
+/// haystacks (the common case for logs), much smaller automata.
 enum Compiled {
-    Linear(regex::Regex),
-    Fancy(fancy_regex::Regex),
+    Linear {
+        uni: regex::Regex,
+        ascii: Option<regex::bytes::Regex>,
+    },
+    Fancy {
+        uni: fancy_regex::Regex,
+        ascii: Option<fancy_regex::Regex>,
+    },
 }
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Compiled::Linear(r) => write!(f, "Linear({:?})", r.as_str()),
-            Compiled::Fancy(r) => write!(f, "Fancy({:?})", r.as_str()),
+            Compiled::Linear { uni, .. } => write!(f, "Linear({:?})", uni.as_str()),
+            Compiled::Fancy { uni, .. } => write!(f, "Fancy({:?})", uni.as_str()),
         }
     }
 }
@@ -189,6 +209,8 @@ pub struct Pattern {
     compiled: Compiled,
     /// Exact non-MULTILINE `$` for haystacks with inner newlines.
     exact: Option<fancy_regex::Regex>,
+    /// Segment-chain fast path for captures (linear engine only).
+    segments: Option<segments::Segments>,
     literals: Option<Vec<String>>,
     warnings: Vec<Diagnostic>,
     skiplines: usize,
@@ -323,19 +345,20 @@ impl Pattern {
             emit::emit(&node, &names, o, &mut s);
             s
         };
-        let translated = render(emit::EmitOpts {
-            exact_dollar: backtracking,
-            relaxed: false,
-            fancy: backtracking,
-        });
-        let relaxed = render(emit::EmitOpts {
-            exact_dollar: false,
-            relaxed: true,
-            fancy: false,
-        });
+        let eo = |exact_dollar, relaxed, fancy, ascii_hay| emit::EmitOpts {
+            exact_dollar,
+            relaxed,
+            fancy,
+            ascii_hay,
+        };
+        let translated = render(eo(backtracking, false, backtracking, false));
+        let relaxed = render(eo(false, true, false, false));
         let compiled = if backtracking {
             match build_fancy(&translated, opts) {
-                Ok(r) => Compiled::Fancy(r),
+                Ok(uni) => {
+                    let ascii = build_fancy(&render(eo(true, false, true, true)), opts).ok();
+                    Compiled::Fancy { uni, ascii }
+                }
                 Err(e) => {
                     return Err(vec![diag(
                         src,
@@ -351,7 +374,14 @@ impl Pattern {
                 .size_limit(64 << 20)
                 .build()
             {
-                Ok(r) => Compiled::Linear(r),
+                Ok(uni) => {
+                    let ascii_src = format!("(?-u){}", render(eo(false, false, false, true)));
+                    let ascii = regex::bytes::RegexBuilder::new(&ascii_src)
+                        .size_limit(64 << 20)
+                        .build()
+                        .ok();
+                    Compiled::Linear { uni, ascii }
+                }
                 Err(e) => {
                     return Err(vec![diag(
                         src,
@@ -364,17 +394,14 @@ impl Pattern {
             }
         };
         let exact = if plain_dollar && !backtracking {
-            build_fancy(
-                &render(emit::EmitOpts {
-                    exact_dollar: true,
-                    relaxed: false,
-                    fancy: true,
-                }),
-                opts,
-            )
-            .ok()
+            build_fancy(&render(eo(true, false, true, false)), opts).ok()
         } else {
             None
+        };
+        let segments = if backtracking {
+            None
+        } else {
+            segments::Segments::build(&node, &names, prefix, eo(false, false, false, false))
         };
         let mut warnings = Vec::new();
         if emit::has_capture_in_nullable_repeat(&node) {
@@ -410,6 +437,7 @@ impl Pattern {
             literals: literals::required_literals(&relaxed),
             warnings,
             skiplines: exp.skiplines,
+            segments,
         })
     }
 
@@ -443,11 +471,15 @@ impl Pattern {
     fn prepare(&self, s: &mut Scratch) {
         if s.owner != self.id {
             s.owner = self.id;
-            s.locs = match &self.compiled {
-                Compiled::Linear(r) => Some(r.capture_locations()),
-                Compiled::Fancy(_) => None,
+            (s.locs, s.blocs) = match &self.compiled {
+                Compiled::Linear { uni, ascii } => (
+                    Some(uni.capture_locations()),
+                    ascii.as_ref().map(|a| a.capture_locations()),
+                ),
+                Compiled::Fancy { .. } => (None, None),
             };
             s.spans.clear();
+            s.seg = self.segments.as_ref().map(segments::Segments::scratch);
         }
     }
 
@@ -457,16 +489,51 @@ impl Pattern {
         self.prepare(scratch);
         let fancy = match (&self.compiled, self.exact_for(hay)) {
             (_, Some(ex)) => ex,
-            (Compiled::Linear(r), None) => {
+            (Compiled::Linear { uni, ascii }, None) => {
+                if let (Some(segs), Some(ss)) = (&self.segments, scratch.seg.as_mut()) {
+                    // a complete chain from 0 is the leftmost-first match
+                    scratch.spans.clear();
+                    scratch.spans.resize(self.names.len(), None);
+                    if let Some(end) = segs.run(hay, 0, ss, &mut scratch.spans) {
+                        scratch.spans[0] = Some((0, end));
+                        scratch.src = ScratchSrc::Spans;
+                        return Ok(true);
+                    }
+                    let whole = match ascii {
+                        Some(a) if hay.is_ascii() => {
+                            a.find(hay.as_bytes()).map(|m| (m.start(), m.end()))
+                        }
+                        _ => uni.find(hay).map(|m| (m.start(), m.end())),
+                    };
+                    let Some((start, end)) = whole else {
+                        return Ok(false);
+                    };
+                    scratch.spans.clear();
+                    scratch.spans.resize(self.names.len(), None);
+                    if segs.run(hay, start, ss, &mut scratch.spans) == Some(end) {
+                        scratch.spans[0] = Some((start, end));
+                        scratch.src = ScratchSrc::Spans;
+                        return Ok(true);
+                    }
+                }
+                if let (Some(a), Some(locs)) = (ascii, scratch.blocs.as_mut())
+                    && hay.is_ascii()
+                {
+                    scratch.src = ScratchSrc::BLocs;
+                    return Ok(a.captures_read(locs, hay.as_bytes()).is_some());
+                }
                 let Some(locs) = scratch.locs.as_mut() else {
                     return Ok(false);
                 };
-                scratch.from_locs = true;
-                return Ok(r.captures_read(locs, hay).is_some());
+                scratch.src = ScratchSrc::Locs;
+                return Ok(uni.captures_read(locs, hay).is_some());
             }
-            (Compiled::Fancy(f), None) => f,
+            (Compiled::Fancy { uni, ascii }, None) => match ascii {
+                Some(a) if hay.is_ascii() => a,
+                _ => uni,
+            },
         };
-        scratch.from_locs = false;
+        scratch.src = ScratchSrc::Spans;
         scratch.spans.clear();
         match fancy.captures(hay) {
             Ok(Some(c)) => {
@@ -485,8 +552,14 @@ impl Pattern {
             return ex.is_match(hay).map_err(|e| map_fancy_err(&e));
         }
         match &self.compiled {
-            Compiled::Linear(r) => Ok(r.is_match(hay)),
-            Compiled::Fancy(f) => f.is_match(hay).map_err(|e| map_fancy_err(&e)),
+            Compiled::Linear { ascii: Some(a), .. } if hay.is_ascii() => {
+                Ok(a.is_match(hay.as_bytes()))
+            }
+            Compiled::Linear { uni, .. } => Ok(uni.is_match(hay)),
+            Compiled::Fancy { ascii: Some(a), .. } if hay.is_ascii() => {
+                a.is_match(hay).map_err(|e| map_fancy_err(&e))
+            }
+            Compiled::Fancy { uni, .. } => uni.is_match(hay).map_err(|e| map_fancy_err(&e)),
         }
     }
 
@@ -509,8 +582,8 @@ impl Pattern {
 
     pub fn engine(&self) -> Engine {
         match self.compiled {
-            Compiled::Linear(_) => Engine::Linear,
-            Compiled::Fancy(_) => Engine::Backtracking,
+            Compiled::Linear { .. } => Engine::Linear,
+            Compiled::Fancy { .. } => Engine::Backtracking,
         }
     }
 

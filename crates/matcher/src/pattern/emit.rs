@@ -16,6 +16,9 @@ pub(crate) struct EmitOpts {
     pub relaxed: bool,
     /// Target is `fancy-regex` (no `(?-u:…)` there).
     pub fancy: bool,
+    /// A variant only ever run on ASCII haystacks: Python's Unicode classes
+    /// restricted to ASCII (same results there, much smaller automata).
+    pub ascii_hay: bool,
 }
 
 /// Does the (rewritten) AST need the backtracking engine?
@@ -310,35 +313,39 @@ fn push_char(out: &mut String, c: char, in_class: bool) {
 const UNI_WORD: &str = r"\p{L}\p{N}_";
 const ASCII_WORD: &str = "0-9A-Za-z_";
 const UNI_SPACE: &str = r"\s\x{1C}-\x{1F}";
+/// Python's `(?a)` `\s`.
 const ASCII_SPACE: &str = r"\x{9}-\x{D}\x{20}";
+/// Python's Unicode `\s` restricted to ASCII.
+const UNI_SPACE_IN_ASCII: &str = r"\x{9}-\x{D}\x{1C}-\x{20}";
 
-fn perl_items(p: Perl) -> &'static str {
-    match (p.kind, p.ascii) {
-        (PerlKind::Digit, false) => r"\d",
-        (PerlKind::Digit, true) => "0-9",
-        (PerlKind::Word, false) => UNI_WORD,
-        (PerlKind::Word, true) => ASCII_WORD,
-        (PerlKind::Space, false) => UNI_SPACE,
-        (PerlKind::Space, true) => ASCII_SPACE,
+fn perl_items(p: Perl, ascii_hay: bool) -> &'static str {
+    match (p.kind, p.ascii, ascii_hay) {
+        (PerlKind::Digit, false, false) => r"\d",
+        (PerlKind::Digit, _, _) => "0-9",
+        (PerlKind::Word, false, false) => UNI_WORD,
+        (PerlKind::Word, _, _) => ASCII_WORD,
+        (PerlKind::Space, false, false) => UNI_SPACE,
+        (PerlKind::Space, false, true) => UNI_SPACE_IN_ASCII,
+        (PerlKind::Space, true, _) => ASCII_SPACE,
     }
 }
 
-fn emit_perl_in_class(out: &mut String, p: Perl) {
+fn emit_perl_in_class(out: &mut String, p: Perl, ascii_hay: bool) {
     if p.neg {
         out.push_str("[^");
-        out.push_str(perl_items(p));
+        out.push_str(perl_items(p, ascii_hay));
         out.push(']');
     } else {
-        out.push_str(perl_items(p));
+        out.push_str(perl_items(p, ascii_hay));
     }
 }
 
-fn emit_set(out: &mut String, s: &Set) {
+fn emit_set(out: &mut String, s: &Set, ascii_hay: bool) {
     if !s.negated
         && let [SetItem::Perl(p)] = s.items.as_slice()
     {
         // `\d` / `\D` are Python's exactly in Unicode mode
-        if p.kind == PerlKind::Digit && !p.ascii {
+        if p.kind == PerlKind::Digit && !p.ascii && !ascii_hay {
             out.push_str(if p.neg { r"\D" } else { r"\d" });
             return;
         }
@@ -346,7 +353,7 @@ fn emit_set(out: &mut String, s: &Set) {
         if p.neg {
             out.push('^');
         }
-        out.push_str(perl_items(*p));
+        out.push_str(perl_items(*p, ascii_hay));
         out.push(']');
         return;
     }
@@ -355,6 +362,7 @@ fn emit_set(out: &mut String, s: &Set) {
         out.push('^');
     }
     if s.icase
+        && !ascii_hay
         && s.items.iter().any(|i| match i {
             SetItem::Char(c) => matches!(c, 'i' | 'I'),
             SetItem::Range(a, b) => (*a..=*b).contains(&'i') || (*a..=*b).contains(&'I'),
@@ -371,7 +379,7 @@ fn emit_set(out: &mut String, s: &Set) {
                 out.push('-');
                 push_char(out, *b, true);
             }
-            SetItem::Perl(p) => emit_perl_in_class(out, *p),
+            SetItem::Perl(p) => emit_perl_in_class(out, *p, ascii_hay),
         }
     }
     out.push(']');
@@ -395,7 +403,7 @@ pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut
         } => out.push_str(r"[iI\x{130}\x{131}]"),
         Node::Lit { c, .. } => push_char(out, *c, false),
         Node::Any { dotall } => out.push_str(if *dotall { "(?s:.)" } else { "." }),
-        Node::Set(s) => emit_set(out, s),
+        Node::Set(s) => emit_set(out, s, opts.ascii_hay),
         Node::Start { multiline } => out.push_str(if *multiline { "(?m:^)" } else { r"\A" }),
         Node::End { multiline } => {
             out.push_str(if *multiline || !opts.exact_dollar || opts.relaxed {
