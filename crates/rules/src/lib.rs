@@ -758,11 +758,11 @@ impl<'a> FileLoader<'a> {
 
         // Samples.
         let mut samples = Vec::new();
-        if let Some(s) = doc.samples {
+        for s in doc.samples.map(|s| s.into_docs()).unwrap_or_default() {
             let SamplesDoc {
                 must_match,
                 no_match,
-            } = s.into_inner();
+            } = s;
             for m in must_match {
                 let at = self.src(m.span());
                 let span = m.span();

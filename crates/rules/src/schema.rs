@@ -52,7 +52,7 @@ pub(crate) struct RuleDoc {
     pub key: Option<Spanned<String>>,
     pub detect: Spanned<DetectDoc>,
     pub bantime: Option<Spanned<DurationDoc>>,
-    pub samples: Option<Spanned<SamplesDoc>>,
+    pub samples: Option<SamplesField>,
 }
 
 fn default_true() -> bool {
@@ -67,6 +67,52 @@ pub(crate) struct DetectDoc {
     pub threshold: Option<Spanned<i64>>,
     pub window: Option<Spanned<DurationDoc>>,
     pub field: Option<Spanned<String>>,
+}
+
+/// `samples`: one `[rule.samples]` table, or several `[[rule.samples]]`
+/// tables (e.g. one per log format), whose samples are concatenated.
+#[derive(Clone, Debug)]
+pub(crate) enum SamplesField {
+    One(Spanned<SamplesDoc>),
+    Many(Vec<Spanned<SamplesDoc>>),
+}
+
+impl SamplesField {
+    pub fn into_docs(self) -> Vec<SamplesDoc> {
+        match self {
+            SamplesField::One(d) => vec![d.into_inner()],
+            SamplesField::Many(v) => v.into_iter().map(Spanned::into_inner).collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SamplesField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SamplesField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a `[rule.samples]` table or `[[rule.samples]]` tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                SamplesDoc::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|d| SamplesField::One(Spanned::new(0..0, d)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<Spanned<SamplesDoc>>::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )
+                .map(SamplesField::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[rule.samples]`.

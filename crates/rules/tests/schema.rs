@@ -310,3 +310,24 @@ fn broken_variants_of_the_shipped_files_never_panic() {
         }
     }
 }
+
+#[test]
+fn samples_as_several_tables() {
+    let text = format!(
+        "{GOOD_RULE}\n[[rule.samples]]\nmatch = [{{ line = 'a', host = \"1.2.3.4\" }}]\n\n[[rule.samples]]\nmatch = ['b']\nno_match = ['c']\n"
+    );
+    let pack = load_str_with(Path::new("demo.toml"), &text, &schema_only()).unwrap();
+    let lines: Vec<&str> = pack.rules[0]
+        .samples
+        .iter()
+        .map(|s| s.line.as_str())
+        .collect();
+    assert_eq!(lines, ["a", "b", "c"]);
+    assert_eq!(pack.rules[0].samples[1].source.line, 12);
+    let bad = format!("{GOOD_RULE}\n[[rule.samples]]\nmacth = ['a']\n");
+    let ds = diags(&bad);
+    assert!(has(&ds, codes::UNKNOWN_KEY, 9), "{ds:#?}");
+    let bad = format!("{GOOD_RULE}\n[rule.samples]\nmacth = ['a']\n");
+    let ds = diags(&bad);
+    assert!(has(&ds, codes::UNKNOWN_KEY, 9), "{ds:#?}");
+}
