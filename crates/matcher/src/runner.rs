@@ -222,7 +222,11 @@ fn py_splitlines(s: &str) -> Vec<String> {
 /// text when the text contains one of its required literals (or it has none).
 #[derive(Debug)]
 pub(crate) struct Prefilter {
+    /// All occurrences (overlapping search).
     ac: Option<AhoCorasick>,
+    /// Same literals, leftmost-first: its search can use the SIMD "packed"
+    /// prefilter, which tells quickly that a line has no literal at all.
+    any: Option<AhoCorasick>,
     /// Literal (automaton pattern id) → failregex indices.
     owners: Vec<SmallVec<[u32; 2]>>,
     /// Failregexes that are always candidates.
@@ -281,7 +285,12 @@ impl Prefilter {
                 }
             }
         };
-        Prefilter { ac, owners, always, words, nregex }
+        let any = if ac.is_some() {
+            AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst).build(&pats).ok()
+        } else {
+            None
+        };
+        Prefilter { ac, any, owners, always, words, nregex }
     }
 
     /// Fill `bits` with the candidate failregexes for `hay`; true if any.
@@ -289,6 +298,12 @@ impl Prefilter {
         bits.clear();
         bits.extend_from_slice(&self.always);
         if let Some(ac) = &self.ac {
+            // Most lines contain no literal at all: a non-overlapping search
+            // (which uses the automaton's fast prefilter) says so quickly;
+            // only then is every occurrence needed (overlapping search).
+            if !self.any.as_ref().map_or_else(|| ac.is_match(hay), |any| any.is_match(hay)) {
+                return bits.iter().any(|&w| w != 0);
+            }
             for m in ac.find_overlapping_iter(hay) {
                 for &i in &self.owners[m.pattern().as_usize()] {
                     bits[i as usize / 64] |= 1 << (i % 64);
@@ -605,8 +620,12 @@ impl FailData {
                 Some(Val::Str(s)) => {
                     out.insert(k.to_string(), FieldValue::One(s.clone()));
                 }
+                // fail2ban's tuple; a part that did not take part is None there
                 Some(Val::Tuple(t)) => {
-                    out.insert(k.to_string(), FieldValue::Many(t.iter().flatten().cloned().collect()));
+                    out.insert(
+                        k.to_string(),
+                        FieldValue::Many(t.iter().map(|v| v.clone().unwrap_or_default()).collect()),
+                    );
                 }
                 None => {}
             }
@@ -638,15 +657,12 @@ struct MlfidCache {
 
 impl MlfidCache {
     /// `get`: an expired entry is removed and not returned.
-    fn take(&mut self, k: &str, now: Timestamp) -> Option<(u64, Timestamp, FailData)> {
-        let (seq, exp, _) = self.map.get(k)?;
-        let (seq, exp) = (*seq, *exp);
+    fn take(&mut self, k: &str, now: Timestamp) -> Option<(String, u64, Timestamp, FailData)> {
+        let (key, (seq, exp, d)) = self.map.remove_entry(k)?;
         if exp > now {
-            let (_, _, d) = self.map.remove(k)?;
             // keep the slot in `order`; `put_back` restores the entry
-            return Some((seq, exp, d));
+            return Some((key, seq, exp, d));
         }
-        self.map.remove(k);
         self.order.remove(&seq);
         None
     }
@@ -739,7 +755,7 @@ fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]
 enum Cur {
     /// Unchanged.
     Org,
-    /// `[('', '', content)]` (the content is in `State::content`).
+    /// `[('', '', content)]` (the content is in `State::hay`, with "\n").
     Content,
     /// A selection of the original lines.
     Idx(SmallVec<[usize; 4]>),
@@ -758,7 +774,6 @@ pub(crate) struct State {
     lines: Vec<OwnedLine>,
     hay: String,
     hay2: String,
-    content: String,
     bits: Vec<u64>,
     cache: MlfidCache,
     pref_scratch: Scratch,
@@ -776,7 +791,6 @@ impl State {
             lines: Vec::new(),
             hay: String::new(),
             hay2: String::new(),
-            content: String::new(),
             bits: Vec::new(),
             cache: MlfidCache::default(),
             pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
@@ -876,7 +890,10 @@ fn run(
     };
     st.lines = match cur {
         Cur::Org => lines,
-        Cur::Content => vec![OwnedLine { text: st.content.clone(), cut: None }],
+        // `hay` is `content + "\n"` when the buffer ends as the content
+        Cur::Content => {
+            vec![OwnedLine { text: st.hay.strip_suffix('\n').unwrap_or(&st.hay).to_string(), cut: None }]
+        }
         Cur::Idx(idx) => idx.iter().filter_map(|&i| lines.get(i).cloned()).collect(),
     };
 }
@@ -993,11 +1010,11 @@ fn find_failure(
         pre_groups = pr.group_dict(caps, &st.hay);
         pre_groups.pop("content");
         // fail2ban replaces the buffer only with a non-empty content.
+        // (in place: from here on `hay` holds `content + "\n"` for as long
+        // as the line buffer is the content)
         if let Some((s, e)) = content {
-            st.content.clear();
-            st.content.push_str(&st.hay[s..e]);
-            st.hay.clear();
-            st.hay.push_str(&st.content);
+            st.hay.truncate(e);
+            st.hay.replace_range(..s, "");
             st.hay.push('\n');
             cur = Cur::Content;
         }
@@ -1011,14 +1028,15 @@ fn find_failure(
     for (fi, fr) in p.failregex.iter().enumerate() {
         if !hay_valid {
             // fail2ban rebuilds its buffer from the (changed) line buffer
-            st.hay.clear();
             match &cur {
-                Cur::Org => push_buf(&mut st.hay, 0..org.len(), org),
-                Cur::Content => {
-                    st.hay.push_str(&st.content);
-                    st.hay.push('\n');
+                Cur::Org => {
+                    st.hay.clear();
+                    push_buf(&mut st.hay, 0..org.len(), org);
                 }
+                // `hay` still is `content + "\n"`
+                Cur::Content => {}
                 Cur::Idx(idx) => {
+                    st.hay.clear();
                     if idx.is_empty() {
                         st.hay.push('\n');
                     } else {
@@ -1098,7 +1116,7 @@ fn find_failure(
             fail = merged;
             slot = s;
             if fail.groups.truthy("nofail") && !check_all {
-                write_back(&mut st.cache, key, slot, &fail, now);
+                write_back(&mut st.cache, mlfid, slot, fail, now);
                 return cur;
             }
         } else {
@@ -1130,10 +1148,8 @@ fn find_failure(
         let (fid, ip) = match ip_text {
             None => {
                 fail.mlfpending = true;
-                if let Some(key) = &mlfid {
-                    write_back(&mut st.cache, key, slot, &fail, now);
-                }
                 if !check_all {
+                    write_back(&mut st.cache, mlfid, slot, fail, now);
                     return cur;
                 }
                 (None, None)
@@ -1151,9 +1167,10 @@ fn find_failure(
                 }
             },
         };
-        if let Some(key) = &mlfid {
-            write_back(&mut st.cache, key, slot, &fail, now);
-        }
+        let matches = match &mlfid {
+            Some(_) => fail.matches.clone().unwrap_or_default(),
+            None => fail.matches.take().unwrap_or_default(),
+        };
         res.failures.push(Failure {
             regex_index: fi,
             fid,
@@ -1161,8 +1178,9 @@ fn find_failure(
             ip,
             fields: fail.fields(),
             nofail: fail.groups.truthy("nofail"),
-            matches: fail.matches.clone().unwrap_or_default(),
+            matches,
         });
+        write_back(&mut st.cache, mlfid, slot, fail, now);
         if !check_all {
             break;
         }
@@ -1171,19 +1189,20 @@ fn find_failure(
 }
 
 /// Where a merged mlfid failure lives in the cache.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum Slot {
-    /// Taken out of the cache; goes back to its place.
-    Existing(u64, Timestamp),
+    /// Taken out of the cache (with its key); goes back to its place.
+    Existing(String, u64, Timestamp),
     /// New entry (fail2ban `set` it).
     New,
 }
 
-fn write_back(cache: &mut MlfidCache, key: &str, slot: Option<Slot>, fail: &FailData, now: Timestamp) {
-    match slot {
-        Some(Slot::Existing(seq, exp)) => cache.put_back(key.to_string(), seq, exp, fail.clone()),
-        Some(Slot::New) => cache.set(key.to_string(), fail.clone(), now),
-        None => {}
+/// Store the merged failure where fail2ban's shared dict would be.
+fn write_back(cache: &mut MlfidCache, mlfid: Option<String>, slot: Option<Slot>, fail: FailData, now: Timestamp) {
+    match (slot, mlfid) {
+        (Some(Slot::Existing(key, seq, exp)), _) => cache.put_back(key, seq, exp, fail),
+        (Some(Slot::New), Some(key)) => cache.set(key, fail, now),
+        _ => {}
     }
 }
 
@@ -1211,7 +1230,7 @@ fn merge_failure(
     let users;
     let slot;
     match cache.take(key, now) {
-        Some((seq, exp, mut g)) => {
+        Some((k, seq, exp, mut g)) => {
             users = g.update_users(fail.groups.get("user"));
             if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
                 nf |= 4;
@@ -1235,7 +1254,7 @@ fn merge_failure(
                 cache.forget(seq);
                 slot = None;
             } else {
-                slot = Some(Slot::Existing(seq, exp));
+                slot = Some(Slot::Existing(k, seq, exp));
             }
         }
         None if nf & 2 == 0 => {
