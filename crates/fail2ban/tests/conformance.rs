@@ -278,7 +278,13 @@ fn py_repr(opts: &BTreeMap<String, Value>) -> String {
     if opts.is_empty() {
         return String::new();
     }
-    let items: Vec<String> = opts.iter().map(|(k, v)| format!("'{k}': {v}")).collect();
+    let items: Vec<String> = opts
+        .iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(t) => format!("'{k}': '{t}'"),
+            None => format!("'{k}': {v}"),
+        })
+        .collect();
     format!("{{{}}}", items.join(", "))
 }
 
@@ -300,6 +306,17 @@ fn describe(f: &Failure) -> String {
     )
 }
 
+/// An address with optional prefix length, as fail2ban's `IPAddr` compares them.
+fn parse_addr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (a, plen) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = a.parse().ok()?;
+    let full = if ip.is_ipv4() { 32 } else { 128 };
+    Some((ip, plen.unwrap_or(full)))
+}
+
 /// Compare one found failure with the failJSON data; Err = what differs.
 fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Result<(), String> {
     let mut errs = Vec::new();
@@ -316,7 +333,19 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Resu
             None if k == "attempts" => Value::from(f.matches.len()),
             None => Value::Null,
         };
+        // fail2ban's fid for an ip4/ip6 match is an `IPAddr`, which compares
+        // by address (`2001:DB8::1` == `2001:db8::1`); other ids compare as text.
+        let by_address = k == "host"
+            && !f.fields.contains_key("host")
+            && (f.fields.contains_key("ip4") || f.fields.contains_key("ip6"));
         let equal = match (&fv, v) {
+            // Text that is no valid address compares as text (fail2ban: AF_UNSPEC, raw).
+            (Value::String(a), Value::String(b)) if by_address => {
+                match (parse_addr(a), parse_addr(b)) {
+                    (None, None) => a == b,
+                    (x, y) => x.is_some() && x == y,
+                }
+            }
             (Value::Array(a), Value::Array(b)) => {
                 let mut a: Vec<String> = a.iter().map(Value::to_string).collect();
                 let mut b: Vec<String> = b.iter().map(Value::to_string).collect();
@@ -773,4 +802,7 @@ fn helpers() {
     );
     assert_eq!(annotation("## addFILE: \"x\""), Some(("addFILE", " \"x\"")));
     assert_eq!(annotation("# other"), None);
+    assert_eq!(parse_addr("2001:DB8::1"), parse_addr("2001:db8::1"));
+    assert_ne!(parse_addr("192.0.2.1"), parse_addr("192.0.2.1/24"));
+    assert_eq!(parse_addr("host.example"), None);
 }
