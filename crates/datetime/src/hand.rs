@@ -105,12 +105,6 @@ impl Hand {
     }
 }
 
-/// For hand-only templates whose matcher was unsure: the epoch matchers are
-/// never unsure, so there is nothing else to try.
-pub(crate) fn search_exhaustive(_h: Hand, _hay: &str, _pos: usize) -> Option<RawHit> {
-    None
-}
-
 fn is_word_char(ch: char) -> bool {
     if ch.is_ascii() {
         ch.is_ascii_alphanumeric() || ch == '_'
@@ -178,6 +172,7 @@ impl Cur<'_> {
         self.s.get(i..)?.chars().next()
     }
 
+    #[inline]
     fn word_before(&self, i: usize) -> bool {
         if i == 0 {
             return false;
@@ -189,6 +184,7 @@ impl Cur<'_> {
         self.char_before(i).is_some_and(is_word_char)
     }
 
+    #[inline]
     fn word_at(&self, i: usize) -> bool {
         if i >= self.b.len() {
             return false;
@@ -200,6 +196,14 @@ impl Cur<'_> {
         self.char_at(i).is_some_and(is_word_char)
     }
 
+    /// A non-ASCII numeric character at `i` (marks the result unsure).
+    fn uni_digit(&mut self, i: usize) -> bool {
+        if self.at(i) >= 0x80 && self.char_at(i).is_some_and(char::is_numeric) {
+            self.uni = true;
+        }
+        self.uni
+    }
+
     /// fail2ban's bound lookaheads: not between two word characters.
     #[inline(always)]
     fn bound(&self, i: usize) -> bool {
@@ -207,6 +211,7 @@ impl Cur<'_> {
     }
 
     /// 3 letters, case-insensitively one of `names`.
+    #[inline]
     fn name3(&mut self, i: usize, names: &[&[u8; 3]]) -> Option<i64> {
         let mut w = [0u8; 3];
         for (k, slot) in w.iter_mut().enumerate() {
@@ -228,6 +233,7 @@ impl Cur<'_> {
     }
 
     /// `%ExY`: 4 digits whose decade is accepted.
+    #[inline]
     fn ex_year(&mut self, i: usize, dec: (i64, i64)) -> Option<i64> {
         if !(self.range(i, b'0', b'9')
             && self.range(i + 1, b'0', b'9')
@@ -243,6 +249,7 @@ impl Cur<'_> {
     }
 
     /// `%d`: `[1-2]\d|[0 ]?[1-9]|3[0-1]`
+    #[inline]
     fn day(&mut self, p: usize) -> Cands {
         let mut c = Cands::default();
         if self.range(p, b'1', b'2') && self.digit(p + 1) {
@@ -261,6 +268,7 @@ impl Cur<'_> {
     }
 
     /// `%m`: `0?[1-9]|1[0-2]`
+    #[inline]
     fn month_num(&mut self, p: usize) -> Cands {
         let mut c = Cands::default();
         if self.at(p) == b'0' && self.range(p + 1, b'1', b'9') {
@@ -278,6 +286,7 @@ impl Cur<'_> {
     /// `[lo-hi]?\d` optionally followed by the alternative `two[0-two_hi]`
     /// (`%H`: `[0-1]?\d|2[0-3]`, `%M`: `[0-5]?\d`, `%S`: `[0-5]?\d|6[0-1]`,
     /// `%k`: `[0-2]?\d`).
+    #[inline]
     fn num2(&mut self, p: usize, hi: u8, alt: Option<(u8, u8)>) -> Cands {
         let mut c = Cands::default();
         if self.range(p, b'0', hi) && self.digit(p + 1) {
@@ -296,6 +305,7 @@ impl Cur<'_> {
     }
 
     /// `(?:[.,]%f)?` ends, greedy first (`%f` = `[0-9]{1,6}`).
+    #[inline]
     fn fraction(&self, p: usize, seps: &[u8]) -> ([usize; 7], usize) {
         let mut out = ([0usize; 7], 0);
         if seps.contains(&self.at(p)) && p < self.b.len() {
@@ -315,6 +325,7 @@ impl Cur<'_> {
     }
 
     /// `%z` = `Z|UTC|GMT|[+-][01]\d(?::?\d{2})?` at `q`: (end, text end) cands.
+    #[inline]
     fn zone(&mut self, q: usize, ci: bool) -> ([usize; 3], usize) {
         let mut out = ([0usize; 3], 0);
         let up = |b: u8| if ci { b.to_ascii_uppercase() } else { b };
@@ -356,6 +367,7 @@ impl Cur<'_> {
         }
     }
 
+    #[inline]
     fn body(&mut self, shape: Shape, dec: (i64, i64), p: usize) -> Option<(usize, Option<Fields>)> {
         match shape {
             Shape::Iso => self.iso(p, dec),
@@ -367,13 +379,14 @@ impl Cur<'_> {
 
     /// `H:M:S` then the fraction, then `rest(end) -> Option<(end, tz)>`.
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn hms(
         &mut self,
         p: usize,
         h_hi: u8,
         h_alt: Option<(u8, u8)>,
         frac: &[u8],
-        rest: &mut dyn FnMut(&mut Self, usize) -> Option<(usize, Option<i64>, bool)>,
+        mut rest: impl FnMut(&mut Self, usize) -> Option<(usize, Option<i64>, bool)>,
     ) -> Option<(usize, [i64; 3], Option<i64>, bool)> {
         let hs = self.num2(p, h_hi, h_alt);
         for &(p1, h) in &hs.0[..hs.1] {
@@ -399,6 +412,7 @@ impl Cur<'_> {
         None
     }
 
+    #[inline]
     fn iso(&mut self, p: usize, dec: (i64, i64)) -> Option<(usize, Fields)> {
         let y = self.ex_year(p, dec)?;
         let sep = self.at(p + 4);
@@ -456,6 +470,7 @@ impl Cur<'_> {
         None
     }
 
+    #[inline]
     fn syslog(&mut self, p: usize, dec: (i64, i64)) -> Option<(usize, Fields)> {
         let mut starts = ([0usize; 2], 0);
         if self.name3(p, &WEEKDAYS).is_some() && self.at(p + 3) == b' ' {
@@ -506,6 +521,7 @@ impl Cur<'_> {
         None
     }
 
+    #[inline]
     fn clf(&mut self, p: usize, dec: (i64, i64)) -> Option<(usize, Fields)> {
         let ds = self.day(p);
         for &(p1, d) in &ds.0[..ds.1] {
@@ -621,6 +637,10 @@ impl Cur<'_> {
             .take(12)
             .take_while(|c| c.is_ascii_digit())
             .count();
+        // a non-ASCII digit next to the ASCII ones would be a `\d` for Python
+        if self.uni_digit(p) || self.uni_digit(p + n) {
+            return None;
+        }
         if !(n == 10 || n == 11) || self.word_at(p + n) {
             return None;
         }
@@ -631,6 +651,9 @@ impl Cur<'_> {
                 .take(7)
                 .take_while(|c| c.is_ascii_digit())
                 .count();
+            if self.uni_digit(q + 1 + m) {
+                return None;
+            }
             if (3..=6).contains(&m) && !self.word_at(q + 1 + m) {
                 return Some(q + 1 + m);
             }
@@ -689,5 +712,139 @@ fn fields(
         tzoffset: tz,
         bad,
         ..Fields::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hand matchers against the regexes fail2ban builds for the same
+    //! templates (run by `fancy_regex`), on generated near-miss lines.
+
+    use super::*;
+    use crate::TimeContext;
+    use crate::strptime::ZoneCache;
+    use crate::template::{Template, get_pattern_template};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const SEEDS: &[&str] = &[
+        "Jan 23 21:59:59 host sshd[1]: x",
+        "Sun Jan 23 21:59:59.011 2005 x",
+        "Jan  3 1:02:03.123456 2019",
+        "2005-01-23T21:59:59.981746+01:00 x",
+        "2005/01/23  8:59:59,12 \t UTC",
+        "2005.1.3 21:59:59Z",
+        "x 2005-01-23 21:59:59 -05 y",
+        "1.2.3.4 - - [31/Oct/2006:09:22:55 -0000] \"GET /\"",
+        " 5/jan/2005 09:22:55.1 utc",
+        "26-Jul-2007:15:20:52 +02:00",
+        "1138457732 x",
+        "[1138457732.123] x",
+        "type=USER audit(1138457732.123456:42): x",
+        "@@1138457732",
+        "11384577321.1234567 x",
+    ];
+    const PIECES: &[&str] = &[
+        "0", "1", "2", "3", "5", "6", "9", " ", "  ", ":", ".", ",", "-", "/", "T", "Z", "z", "+",
+        "_", "a", "x", "[", "]", "(", "@", "é", "٣", "\u{2003}", "\t", "ſ", "UTC", "gmt", "Sep",
+        "sun ", "2005", "2035", "1999", "24", "60", "61", "audit(", "\n",
+    ];
+
+    fn mutate(r: &mut Rng, s: &str) -> String {
+        let mut chars: Vec<String> = s.chars().map(|c| c.to_string()).collect();
+        for _ in 0..1 + r.below(3) {
+            let i = r.below(chars.len() + 1);
+            let piece = PIECES[r.below(PIECES.len())].to_string();
+            match r.below(3) {
+                0 if i < chars.len() => chars[i] = piece,
+                1 if i < chars.len() => {
+                    chars.remove(i);
+                }
+                _ => chars.insert(i, piece),
+            }
+        }
+        chars.concat()
+    }
+
+    fn boundaries(s: &str) -> Vec<usize> {
+        (0..=s.len()).filter(|i| s.is_char_boundary(*i)).collect()
+    }
+
+    #[test]
+    fn hand_matchers_agree_with_regexes() {
+        let b = Build::for_year(2026);
+        let mut templates: Vec<Template> = Vec::new();
+        for p in [ISO, SYSLOG, CLF] {
+            templates.push(get_pattern_template(p, None, &b).unwrap());
+            templates.push(get_pattern_template(&format!("{{^LN-BEG}}{p}"), None, &b).unwrap());
+        }
+        templates.push(get_pattern_template("EPOCH", None, &b).unwrap());
+        templates.push(get_pattern_template("{^LN-BEG}EPOCH", None, &b).unwrap());
+        assert!(templates.iter().all(|t| t.hand.is_some()));
+        let ctx = TimeContext::fail2ban_test();
+        let mut zc = ZoneCache::default();
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut compared, mut unsure, mut hits) = (0usize, 0usize, 0usize);
+        for round in 0..6000 {
+            let seed = SEEDS[round % SEEDS.len()];
+            let line = if round < SEEDS.len() {
+                seed.to_string()
+            } else {
+                mutate(&mut r, seed)
+            };
+            let bs = boundaries(&line);
+            for t in &templates {
+                let hand = t.hand.unwrap();
+                for k in 0..3 {
+                    let (pos, endpos) = match k {
+                        0 => (0, line.len()),
+                        _ => {
+                            let a = bs[r.below(bs.len())];
+                            let e = bs[r.below(bs.len())];
+                            (a.min(e), a.max(e))
+                        }
+                    };
+                    let hay = &line[..endpos];
+                    let want = t.regex_search(hay, pos);
+                    let got = match hand.search(hay, pos) {
+                        HandResult::Unsure => {
+                            unsure += 1;
+                            continue;
+                        }
+                        HandResult::Miss => None,
+                        HandResult::Hit(h) => Some(h),
+                    };
+                    compared += 1;
+                    let span = |h: &Option<RawHit>| h.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1));
+                    assert_eq!(span(&got), span(&want), "{} on {hay:?} from {pos}", t.name);
+                    if let (Some(g), Some(w)) = (&got, &want) {
+                        hits += 1;
+                        assert_eq!(
+                            t.time(hay, g, &ctx, &mut zc),
+                            t.time(hay, w, &ctx, &mut zc),
+                            "{} time on {hay:?}",
+                            t.name
+                        );
+                    }
+                }
+            }
+        }
+        eprintln!("hand vs regex: {compared} compared, {hits} hits, {unsure} unsure");
+        assert!(hits > 2500, "too few hits compared: {hits}");
+        assert!(
+            unsure * 10 < compared,
+            "hand matchers unsure too often: {unsure}/{compared}"
+        );
     }
 }

@@ -298,8 +298,7 @@ impl DateScanner {
     /// date (see [`DateMatch`]), which fail2ban still cuts out of the line.
     pub fn find_match(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
         let (tid, hit) = self.match_time(line, ctx.now.as_secs_f64())?;
-        let detector = Arc::clone(&self.detector);
-        let t = &detector.templates[tid];
+        let t = &self.detector.templates[tid];
         let time = if hit.s1 == hit.e1 {
             None
         } else {
@@ -452,5 +451,46 @@ impl DateScanner {
             self.first_unused += 1;
         }
         pos
+    }
+}
+
+#[cfg(test)]
+mod perf_probe {
+    use super::*;
+    fn cpu() -> u64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    }
+    fn time(name: &str, mut f: impl FnMut() -> bool) {
+        let t0 = cpu();
+        let mut n = 0;
+        for _ in 0..1_000_000 {
+            n += usize::from(std::hint::black_box(f()));
+        }
+        println!("{:8.1} ns {n} {name}", (cpu() - t0) as f64 / 1_000_000.0);
+    }
+    #[test]
+    #[ignore]
+    fn probe() {
+        let det = Arc::new(DateDetector::fail2ban_default_for_year(2026));
+        let ctx = TimeContext::fail2ban_test();
+        let line = "Nov 14 10:11:12 host sshd[1234]: Failed password for root from 192.0.2.1 port 22 ssh2";
+        let t = &det.templates[1];
+        println!("{}", t.name);
+        time("hand search", || t.match_date(line, 0, line.len()).is_some());
+        let hit = t.match_date(line, 0, line.len()).unwrap();
+        let mut zc = ZoneCache::default();
+        time("time()", || t.time(line, &hit, &ctx, &mut zc).is_some());
+        let mut sc = det.scanner();
+        time("match_time", || sc.match_time(line, 0.0).is_some());
+        time("find_match", || sc.find_match(line, &ctx).is_some());
+        let berlin = TimeContext {
+            now: ctx.now,
+            tz: TimeZone::get("Europe/Berlin").unwrap(),
+        };
+        time("find_match tzif", || sc.find_match(line, &berlin).is_some());
+        let tz2 = berlin.tz.clone();
+        time("tz eq tzif", || std::hint::black_box(&tz2) == std::hint::black_box(&berlin.tz));
+        time("tz eq posix", || std::hint::black_box(&ctx.tz) == std::hint::black_box(&ctx.tz));
     }
 }

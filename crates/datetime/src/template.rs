@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use fancy_regex::Regex as FRegex;
 use stadtwache_core::Timestamp;
 
-use crate::hand::{self, Hand, HandResult};
+use crate::hand::{Hand, HandResult};
 use crate::strptime::{self, Fields, Key, ZoneCache};
 use crate::{DateError, TimeContext, pyre};
 
@@ -96,7 +96,7 @@ pub(crate) struct Template {
     pub pattern: Option<String>,
     pub flags: u8,
     pub weight: f64,
-    re: Option<FRegex>,
+    re: Option<Re>,
     pub hand: Option<Hand>,
     conv: Conv,
 }
@@ -343,20 +343,59 @@ fn invalid(pattern: &str, why: impl Into<String>) -> DateError {
     }
 }
 
-fn compile(pattern_for_err: &str, py_regex: &str) -> Result<FRegex, DateError> {
+/// A compiled template regex: the `regex` crate where the pattern allows
+/// (fast), `fancy_regex` for backreferences, lookaround and conditionals.
+#[derive(Debug)]
+pub(crate) enum Re {
+    Plain(regex::Regex),
+    Fancy(FRegex),
+}
+
+impl Re {
+    fn capture_names(&self) -> Vec<Option<String>> {
+        match self {
+            Re::Plain(r) => r.capture_names().map(|n| n.map(str::to_string)).collect(),
+            Re::Fancy(r) => r.capture_names().map(|n| n.map(str::to_string)).collect(),
+        }
+    }
+
+    /// Group spans of the first match at or after `pos` (Python's
+    /// `search(hay, pos)`: `^`, `\b` and lookbehind see the text before).
+    fn captures_at(&self, hay: &str, pos: usize) -> Option<Vec<Option<(usize, usize)>>> {
+        let span = |m: Option<_>| m.map(|m: regex::Match<'_>| (m.start(), m.end()));
+        match self {
+            Re::Plain(r) => {
+                // the DFA answers most misses without the capture engine
+                r.find_at(hay, pos)?;
+                let c = r.captures_at(hay, pos)?;
+                Some(c.iter().map(span).collect())
+            }
+            Re::Fancy(r) => {
+                let c = r.captures_from_pos(hay, pos).ok()??;
+                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+            }
+        }
+    }
+}
+
+fn compile(pattern_for_err: &str, py_regex: &str) -> Result<Re, DateError> {
     let tr = pyre::translate(py_regex);
+    if let Ok(r) = regex::RegexBuilder::new(&tr).size_limit(1 << 22).build() {
+        return Ok(Re::Plain(r));
+    }
     fancy_regex::RegexBuilder::new(&tr)
         .backtrack_limit(100_000)
         .build()
+        .map(Re::Fancy)
         .map_err(|e| invalid(pattern_for_err, format!("regex {py_regex:?}: {e}")))
 }
 
-fn strptime_conv(re: &FRegex) -> Conv {
+fn strptime_conv(re: &Re) -> Conv {
     let mut keys = Vec::new();
     let mut ampm = None;
-    for (i, n) in re.capture_names().enumerate() {
+    for (i, n) in re.capture_names().into_iter().enumerate() {
         let Some(n) = n else { continue };
-        if let Some(k) = Key::from_group_name(n) {
+        if let Some(k) = Key::from_group_name(&n) {
             if k == Key::AmPm {
                 ampm = Some(i);
             }
@@ -438,12 +477,9 @@ impl Template {
         } else {
             Hand::Epoch
         });
-        // the hand matcher covers the short default forms completely
-        let re = if hand.is_some() {
-            None
-        } else {
-            Some(compile(pattern.unwrap_or(&name), &regex)?)
-        };
+        // (the hand matcher covers the short default forms completely; the
+        // regex is kept to cross-check it in tests)
+        let re = Some(compile(pattern.unwrap_or(&name), &regex)?);
         Ok(Template {
             name,
             pattern: None,
@@ -493,29 +529,18 @@ impl Template {
                 HandResult::Miss => return None,
                 HandResult::Unsure => {}
             }
-            if self.re.is_none() {
-                // hand-only template: its matcher is exact except for
-                // non-ASCII digits, which it never takes as digits
-                return hand::search_exhaustive(h, hay, pos);
-            }
         }
         self.regex_search(hay, pos)
     }
 
     /// The regex path alone (also used to cross-check the hand matchers).
     pub fn regex_search(&self, hay: &str, pos: usize) -> Option<RawHit> {
-        let re = self.re.as_ref()?;
-        let caps = re.captures_from_pos(hay, pos).ok()??;
-        let m0 = caps.get(0)?;
-        let (s1, e1) = caps
-            .get(1)
-            .map_or((m0.start(), m0.start()), |m| (m.start(), m.end()));
-        let locs = (0..caps.len())
-            .map(|i| caps.get(i).map(|m| (m.start(), m.end())))
-            .collect();
+        let locs = self.re.as_ref()?.captures_at(hay, pos)?;
+        let (s0, e0) = (*locs.first()?)?;
+        let (s1, e1) = locs.get(1).copied().flatten().unwrap_or((s0, s0));
         Some(RawHit {
-            s0: m0.start(),
-            e0: m0.end(),
+            s0,
+            e0,
             s1,
             e1,
             data: HitData::Locs(locs),
