@@ -331,3 +331,20 @@ fn samples_as_several_tables() {
     let ds = diags(&bad);
     assert!(has(&ds, codes::UNKNOWN_KEY, 9), "{ds:#?}");
 }
+
+#[test]
+fn every_rule_is_in_the_documented_catalogue() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rules.md"))
+            .unwrap();
+    let missing: Vec<String> = embedded()
+        .rules
+        .iter()
+        .filter(|r| !doc.contains(&format!("| `{}` |", r.id)))
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rules missing from docs/rules.md: {missing:?}"
+    );
+}
