@@ -14,6 +14,7 @@
 //! [`Diagnostic`] with an `R0xx` code, the file and the line (pattern
 //! compile errors keep the matcher's own `P`/`D` codes).
 
+pub mod samples;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
