@@ -419,12 +419,6 @@ struct FileLoader<'a> {
     warnings: &'a mut Vec<Diagnostic>,
 }
 
-/// Values of `[defaults]` after checking.
-#[derive(Default)]
-struct Defaults {
-    doc: DefaultsDoc,
-}
-
 impl<'a> FileLoader<'a> {
     fn line(&self, span: std::ops::Range<usize>) -> u32 {
         line_of(self.text, span.start)
@@ -499,7 +493,7 @@ impl<'a> FileLoader<'a> {
         }
         let root = root.into_inner();
         let mut service: Option<String> = None;
-        let mut defaults = Defaults::default();
+        let mut defaults = DefaultsDoc::default();
         let mut rule_values: Vec<toml::Spanned<DeValue<'_>>> = Vec::new();
         for (k, v) in root {
             let kspan = k.span();
@@ -514,7 +508,7 @@ impl<'a> FileLoader<'a> {
                 }
                 "defaults" => {
                     if let Some(d) = self.deserialize::<DefaultsDoc>(v) {
-                        defaults.doc = d;
+                        defaults = d;
                     }
                 }
                 "rule" => {
@@ -542,7 +536,7 @@ impl<'a> FileLoader<'a> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
-        self.check_defaults(&defaults.doc);
+        self.check_defaults(&defaults);
         let mut rules = Vec::new();
         let mut ids: HashMap<String, u32> = HashMap::new();
         for v in rule_values {
@@ -563,7 +557,7 @@ impl<'a> FileLoader<'a> {
                 continue;
             }
             ids.insert(doc.id.get_ref().clone(), self.line(doc.id.span()));
-            if let Some(rule) = self.build_rule(&service, &defaults.doc, doc) {
+            if let Some(rule) = self.build_rule(&service, &defaults, doc) {
                 rules.push(rule);
             }
         }
