@@ -337,14 +337,34 @@ fn every_rule_is_in_the_documented_catalogue() {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rules.md"))
             .unwrap();
-    let missing: Vec<String> = embedded()
-        .rules
-        .iter()
-        .filter(|r| !doc.contains(&format!("| `{}` |", r.id)))
-        .map(|r| r.id.clone())
-        .collect();
+    let mut stale = Vec::new();
+    for r in embedded().rules {
+        let detect = match &r.detect {
+            DetectSpec::Count { threshold, window } => format!("count ≥ {threshold} in {window}"),
+            DetectSpec::Distinct {
+                field,
+                threshold,
+                window,
+            } => {
+                format!("≥ {threshold} distinct `{field}` in {window}")
+            }
+            DetectSpec::Once => "once".to_string(),
+        };
+        let bantime = r
+            .bantime
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "—".into());
+        let row = format!(
+            "| `{}` | {} | {detect} | {bantime} | {} |",
+            r.id, r.severity, r.description
+        );
+        if !doc.lines().any(|l| l == row) {
+            stale.push(row);
+        }
+    }
     assert!(
-        missing.is_empty(),
-        "rules missing from docs/rules.md: {missing:?}"
+        stale.is_empty(),
+        "docs/rules.md catalogue is missing or has stale rows; expected:\n{}",
+        stale.join("\n")
     );
 }
