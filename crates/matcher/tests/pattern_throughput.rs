@@ -29,6 +29,7 @@ fn sshd_throughput() {
         .find(|e| e["filter"] == "sshd" && e["mode"].is_null())
         .expect("sshd");
     let opts = CompileOptions::default();
+    let t_compile = Instant::now();
     let mut pref = None;
     let mut fails = Vec::new();
     for r in sshd["regexes"].as_array().expect("regexes") {
@@ -52,6 +53,11 @@ fn sshd_throughput() {
             fails.push((p, ac));
         }
     }
+    println!(
+        "sshd: compiled {} patterns in {:?}",
+        fails.len() + 1,
+        t_compile.elapsed()
+    );
     let pref = pref.expect("prefregex");
     let content = pref.group_index("content").expect("content");
     // the date-cut sample lines, without fail2ban's final newline
@@ -101,6 +107,43 @@ fn sshd_throughput() {
         lines.len(),
         fails.len()
     );
+    // per failregex: cost over all contents (prefilter + captures)
+    let contents: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            let mut sc = pref.new_scratch();
+            pref.captures_with(l, &mut sc)
+                .ok()?
+                .then(|| sc.get(content).map(|(a, b)| l[a..b].to_string()))?
+        })
+        .collect();
+    let mut costs = Vec::new();
+    for (i, ((p, ac), s)) in fails.iter().zip(fscratch.iter_mut()).enumerate() {
+        let reps = 2000;
+        let t = Instant::now();
+        let mut hits = 0;
+        for _ in 0..reps {
+            for c in &contents {
+                if let Some(ac) = ac
+                    && !ac.is_match(c.as_str())
+                {
+                    continue;
+                }
+                if p.captures_with(c, s).unwrap_or(false) {
+                    hits += 1;
+                }
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / (reps * contents.len()) as f64;
+        costs.push((ns, i, p.engine(), hits / reps));
+    }
+    costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (ns, i, e, hits) in costs.iter().take(8) {
+        println!(
+            "  failregex {i}: {ns:.0} ns/line ({e:?}, {hits} hits/{} lines)",
+            contents.len()
+        );
+    }
     // pieces
     let t = Instant::now();
     for i in 0..n {

@@ -599,8 +599,7 @@ impl<'a> Parser<'a> {
 
     fn parse_seq(&mut self, mut flags: Flags, first: bool, nested: usize) -> R<Node> {
         let mut seq: Vec<Node> = Vec::new();
-        loop {
-            let Some(this) = self.peek() else { break };
+        while let Some(this) = self.peek() {
             if this == '|' || this == ')' {
                 break;
             }

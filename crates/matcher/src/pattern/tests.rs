@@ -483,3 +483,66 @@ fn nullable_repeat_capture_warns() {
     assert!(pat("(a+)*").warnings().is_empty());
     assert!(pat("(?:a*)*").warnings().is_empty());
 }
+
+/// The segment chain must give exactly the full engine's captures.
+#[test]
+fn segment_chain_equals_full_engine_on_random_patterns() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rnd = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let atoms = [
+        "a", "b", "ab", "a*", "b+", "a?", "[ab]", r"\w+", r"\s*", r"\S+", ".", ".*", ".*?", "a|b",
+        "ab|a", "(?:a|ab)", "$", "^", r"\b", "x{0,2}", "(?:ab)*", "(?:a*)+?",
+    ];
+    let hays = [
+        "", "a", "ab", "aab", "abab", "ba", "a b", "ab ab x", "xx ab", "a\n", "b a\nab", "aaaa",
+        "bbb aa",
+    ];
+    let mut checked = 0;
+    for _ in 0..800 {
+        let k = 2 + rnd(4);
+        let mut src = String::new();
+        for _ in 0..k {
+            let a = atoms[rnd(atoms.len())];
+            match rnd(3) {
+                0 => src.push_str(&format!("(?:{a})")),
+                1 => src.push_str(&format!("({a})")),
+                _ => src.push_str(&format!("(x?({a})|{})", atoms[rnd(atoms.len())])),
+            }
+        }
+        // failregex: MULTILINE, so `$` is `(?m:$)` and the reference below is exact
+        let Ok(p) = Pattern::compile(
+            &Spanned::new(src.as_str()),
+            PatternKind::Failregex,
+            &CompileOptions::default(),
+        ) else {
+            continue;
+        };
+        if p.engine() != Engine::Linear {
+            continue;
+        }
+        let full = regex::Regex::new(p.translated()).unwrap();
+        for hay in hays {
+            let ours = p.captures(hay).unwrap();
+            let theirs = full.captures(hay).map(|c| {
+                (0..c.len())
+                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 3_000, "{checked}");
+}
+
+#[test]
+fn pattern_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Pattern>();
+    check::<Scratch>();
+}
