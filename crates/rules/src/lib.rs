@@ -20,6 +20,7 @@ mod schema;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use stadtwache_core::{Diagnostic, Duration, SourceRef, Spanned};
@@ -202,9 +203,21 @@ pub struct NativeRule {
     pub bantime: Option<Duration>,
     pub samples: Vec<Sample>,
     pub source: SourceRef,
+    /// The filter as compiled while loading (with pattern checks on);
+    /// `None` otherwise. [`NativeRule::compile`] reuses it.
+    pub compiled: Option<Arc<CompiledFilter>>,
 }
 
 impl NativeRule {
+    /// The compiled filter: the one compiled while loading, or compiled now.
+    pub fn compile(&self) -> Result<Arc<CompiledFilter>, Vec<Diagnostic>> {
+        match &self.compiled {
+            Some(c) => Ok(Arc::clone(c)),
+            None => CompiledFilter::compile(&self.spec, &CompileOptions::default())
+                .map(|c| Arc::new(c.filter)),
+        }
+    }
+
     pub fn match_samples(&self) -> impl Iterator<Item = &Sample> {
         self.samples.iter().filter(|s| s.kind == SampleKind::Match)
     }
@@ -282,12 +295,18 @@ pub fn try_load_embedded_with(opts: &LoadOptions) -> Result<RulePack, Vec<Diagno
 
 /// The rule pack compiled into the binary (`rules/*.toml`).
 ///
+/// Its patterns are not compiled here (`compiled` is `None`): the test suite
+/// compiles and runs every one of them, so the caller compiles each filter
+/// once, when it uses it ([`NativeRule::compile`]).
+///
 /// # Panics
 /// Only if the embedded files are broken, which `cargo test -p
 /// stadtwache-rules` rules out before a release; use [`try_load_embedded`]
 /// to get the diagnostics instead.
 pub fn load_embedded() -> RulePack {
-    match try_load_embedded() {
+    match try_load_embedded_with(&LoadOptions {
+        check_patterns: false,
+    }) {
         Ok(pack) => pack,
         Err(diags) => {
             let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
@@ -825,12 +844,13 @@ impl<'a> FileLoader<'a> {
         } else {
             None
         };
-        match compiled {
-            None => {}
+        let compiled = match compiled {
+            None => None,
             Some(Ok(c)) => {
                 for w in c.warnings {
                     self.warnings.push(self.locate(w, &source));
                 }
+                Some(Arc::new(c.filter))
             }
             Some(Err(ds)) => {
                 for d in ds {
@@ -839,7 +859,7 @@ impl<'a> FileLoader<'a> {
                 }
                 return None;
             }
-        }
+        };
 
         Some(NativeRule {
             id,
@@ -853,6 +873,7 @@ impl<'a> FileLoader<'a> {
             bantime,
             samples,
             source,
+            compiled,
         })
     }
 

@@ -17,9 +17,7 @@ use std::sync::Arc;
 
 use stadtwache_core::{Diagnostic, Timestamp};
 use stadtwache_datetime::{TimeContext, TimeZone};
-use stadtwache_match::{
-    CompileOptions, CompiledFilter, DateStatus, Failure, FieldValue, FilterRunner, RunOptions,
-};
+use stadtwache_match::{CompiledFilter, DateStatus, Failure, FieldValue, FilterRunner, RunOptions};
 
 use crate::{NativeRule, RulePack, Sample, SampleKind};
 
@@ -66,9 +64,8 @@ impl SampleReport {
 pub fn check_pack(pack: &RulePack, ctx: &TimeContext) -> SampleReport {
     let mut report = SampleReport::default();
     for rule in &pack.rules {
-        match CompiledFilter::compile(&rule.spec, &CompileOptions::default()) {
-            Ok(c) => {
-                let filter = Arc::new(c.filter);
+        match rule.compile() {
+            Ok(filter) => {
                 for s in &rule.samples {
                     match check_sample(rule, &filter, s, ctx) {
                         Ok(()) => report.passed += 1,

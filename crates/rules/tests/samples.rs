@@ -119,8 +119,10 @@ no_match = [
 /// linear time on any input).
 #[test]
 fn shipped_patterns_run_on_the_linear_engine() {
-    let pack = load_embedded();
+    let pack = stadtwache_rules::try_load_embedded().expect("embedded pack compiles");
     assert!(pack.warnings.is_empty(), "{:?}", pack.warnings);
+    assert!(pack.rules.iter().all(|r| r.compiled.is_some()));
+    assert!(load_embedded().rules.iter().all(|r| r.compiled.is_none()));
     let mut slow = Vec::new();
     for r in &pack.rules {
         let kinds = r
