@@ -70,7 +70,11 @@ fn main() {
             (Some(a), Some(b)) => format!("{:6.1} ns/line CPU", (b - a) as f64 / n),
             _ => String::new(),
         };
-        assert_eq!(found, 1000 + rounds * ls.len(), "{fmt}: every line has a date");
+        assert_eq!(
+            found,
+            1000 + rounds * ls.len(),
+            "{fmt}: every line has a date"
+        );
         println!("{fmt:7} {ns:6.1} ns/line wall, {cpu}");
     }
 }

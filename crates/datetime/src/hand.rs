@@ -113,7 +113,7 @@ fn is_word_char(ch: char) -> bool {
     }
 }
 
-type Cands = ([(usize, i64); 4], usize);
+type Cands = ([(usize, i64); 3], usize);
 
 fn push(c: &mut Cands, e: usize, v: i64) {
     if c.1 < c.0.len() {
@@ -213,23 +213,25 @@ impl Cur<'_> {
     /// 3 letters, case-insensitively one of `names`.
     #[inline]
     fn name3(&mut self, i: usize, names: &[&[u8; 3]]) -> Option<i64> {
-        let mut w = [0u8; 3];
-        for (k, slot) in w.iter_mut().enumerate() {
-            let b = self.at(i + k);
-            if b >= 0x80 {
-                // `ſ` (U+017F) and `K` (U+212A) fold to ASCII letters
-                if self
-                    .s
-                    .get(i + k..)
-                    .is_some_and(|r| r.starts_with(['\u{17f}', '\u{212a}']))
-                {
-                    self.uni = true;
-                }
-                return None;
-            }
-            *slot = b.to_ascii_lowercase();
+        let b = self.b.get(i..i + 3)?;
+        if b.is_ascii() {
+            let w = [
+                b[0].to_ascii_lowercase(),
+                b[1].to_ascii_lowercase(),
+                b[2].to_ascii_lowercase(),
+            ];
+            return names.iter().position(|n| **n == w).map(|p| p as i64);
         }
-        names.iter().position(|n| **n == w).map(|p| p as i64)
+        // `ſ` (U+017F) and `K` (U+212A) fold to ASCII letters: let the
+        // regex decide when one of them is where a name could be
+        let r = self.s.get(i..).unwrap_or("");
+        if r.chars()
+            .take(3)
+            .any(|c| matches!(c, '\u{17f}' | '\u{212a}'))
+        {
+            self.uni = true;
+        }
+        None
     }
 
     /// `%ExY`: 4 digits whose decade is accepted.
@@ -702,14 +704,15 @@ fn fields(
     tz: Option<i64>,
     bad: bool,
 ) -> Fields {
+    // all values come from at most 4 digits (zone: minutes within a day)
     Fields {
-        year,
-        month: Some(m),
-        day: Some(d),
-        hour: h,
-        minute: mi,
-        second: s,
-        tzoffset: tz,
+        year: year.map(|y| y as i32),
+        month: Some(m as i32),
+        day: Some(d as i32),
+        hour: h as i32,
+        minute: mi as i32,
+        second: s as i32,
+        tzoffset: tz.map(|t| t as i32),
         bad,
         ..Fields::default()
     }

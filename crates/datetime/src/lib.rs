@@ -474,10 +474,13 @@ mod perf_probe {
     fn probe() {
         let det = Arc::new(DateDetector::fail2ban_default_for_year(2026));
         let ctx = TimeContext::fail2ban_test();
-        let line = "Nov 14 10:11:12 host sshd[1234]: Failed password for root from 192.0.2.1 port 22 ssh2";
+        let line =
+            "Nov 14 10:11:12 host sshd[1234]: Failed password for root from 192.0.2.1 port 22 ssh2";
         let t = &det.templates[1];
         println!("{}", t.name);
-        time("hand search", || t.match_date(line, 0, line.len()).is_some());
+        time("hand search", || {
+            t.match_date(line, 0, line.len()).is_some()
+        });
         let hit = t.match_date(line, 0, line.len()).unwrap();
         let mut zc = ZoneCache::default();
         time("time()", || t.time(line, &hit, &ctx, &mut zc).is_some());
@@ -490,7 +493,11 @@ mod perf_probe {
         };
         time("find_match tzif", || sc.find_match(line, &berlin).is_some());
         let tz2 = berlin.tz.clone();
-        time("tz eq tzif", || std::hint::black_box(&tz2) == std::hint::black_box(&berlin.tz));
-        time("tz eq posix", || std::hint::black_box(&ctx.tz) == std::hint::black_box(&ctx.tz));
+        time("tz eq tzif", || {
+            std::hint::black_box(&tz2) == std::hint::black_box(&berlin.tz)
+        });
+        time("tz eq posix", || {
+            std::hint::black_box(&ctx.tz) == std::hint::black_box(&ctx.tz)
+        });
     }
 }

@@ -13,18 +13,18 @@ use crate::DateError;
 /// name, failed `int()`, ...): such a date has no time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Fields {
-    pub year: Option<i64>,
-    pub month: Option<i64>,
-    pub day: Option<i64>,
-    pub hour: i64,
-    pub minute: i64,
-    pub second: i64,
+    pub year: Option<i32>,
+    pub month: Option<i32>,
+    pub day: Option<i32>,
+    pub hour: i32,
+    pub minute: i32,
+    pub second: i32,
     /// Minutes east of UTC, when the line names a zone.
-    pub tzoffset: Option<i64>,
-    pub weekday: Option<i64>,
-    pub julian: Option<i64>,
+    pub tzoffset: Option<i32>,
+    pub weekday: Option<i32>,
+    pub julian: Option<i32>,
     /// (week number, week starts on Monday)
-    pub week: Option<(i64, bool)>,
+    pub week: Option<(i32, bool)>,
     pub bad: bool,
 }
 
@@ -87,6 +87,10 @@ pub(crate) fn py_int(s: &str) -> Option<i64> {
         v = v.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
     }
     Some(if neg { -v } else { v })
+}
+
+fn n32(v: i64) -> Option<i32> {
+    i32::try_from(v).ok()
 }
 
 fn index_lower(list: &[&str], val: &str) -> Option<i64> {
@@ -163,14 +167,14 @@ pub(crate) fn fields_from_groups<'a>(
                     if y <= 2000 {
                         y += 2000;
                     }
-                    f.year = Some(y);
+                    f.year = Some(n32(y)?);
                 }
-                Key::UpperY => f.year = Some(py_int(val)?),
-                Key::Month => f.month = Some(py_int(val)?),
-                Key::MonthName => f.month = Some(index_lower(&F_MONTH, val)? + 1),
-                Key::MonthAbbr => f.month = Some(index_lower(&A_MONTH, val)? + 1),
-                Key::Day => f.day = Some(py_int(val)?),
-                Key::Hour24 => f.hour = py_int(val)?,
+                Key::UpperY => f.year = Some(n32(py_int(val)?)?),
+                Key::Month => f.month = Some(n32(py_int(val)?)?),
+                Key::MonthName => f.month = Some(n32(index_lower(&F_MONTH, val)? + 1)?),
+                Key::MonthAbbr => f.month = Some(n32(index_lower(&A_MONTH, val)? + 1)?),
+                Key::Day => f.day = Some(n32(py_int(val)?)?),
+                Key::Hour24 => f.hour = n32(py_int(val)?)?,
                 Key::Hour12 => {
                     let mut h = py_int(val)?;
                     let p = match ampm {
@@ -185,25 +189,25 @@ pub(crate) fn fields_from_groups<'a>(
                     } else if p == "pm" && h != 12 {
                         h += 12;
                     }
-                    f.hour = h;
+                    f.hour = n32(h)?;
                 }
-                Key::Minute => f.minute = py_int(val)?,
-                Key::Second => f.second = py_int(val)?,
+                Key::Minute => f.minute = n32(py_int(val)?)?,
+                Key::Second => f.second = n32(py_int(val)?)?,
                 Key::Fraction => {} // fail2ban drops sub-seconds (msec=False)
-                Key::WeekdayName => f.weekday = Some(index_lower(&F_WEEKDAY, val)?),
-                Key::WeekdayAbbr => f.weekday = Some(index_lower(&A_WEEKDAY, val)?),
+                Key::WeekdayName => f.weekday = Some(n32(index_lower(&F_WEEKDAY, val)?)?),
+                Key::WeekdayAbbr => f.weekday = Some(n32(index_lower(&A_WEEKDAY, val)?)?),
                 Key::WeekdayNum => {
                     let w = py_int(val)? - 1;
-                    f.weekday = Some(if w < 0 { 6 } else { w });
+                    f.weekday = Some(n32(if w < 0 { 6 } else { w })?);
                 }
-                Key::Julian => f.julian = Some(py_int(val)?),
-                Key::WeekU => f.week = Some((py_int(val)?, false)),
-                Key::WeekW => f.week = Some((py_int(val)?, true)),
+                Key::Julian => f.julian = Some(n32(py_int(val)?)?),
+                Key::WeekU => f.week = Some((n32(py_int(val)?)?, false)),
+                Key::WeekW => f.week = Some((n32(py_int(val)?)?, true)),
                 Key::Zone => {
                     f.tzoffset = Some(if matches!(val, "Z" | "UTC" | "GMT") {
                         0
                     } else {
-                        zone_offset_minutes(val)?
+                        n32(zone_offset_minutes(val)?)?
                     });
                 }
                 Key::AmPm => {}
@@ -575,23 +579,29 @@ pub(crate) fn to_epoch(
         }
         now_cache
     };
-    let mut year = f.year;
-    let mut month = f.month;
-    let mut day = f.day;
+    let mut year = f.year.map(i64::from);
+    let mut month = f.month.map(i64::from);
+    let mut day = f.day.map(i64::from);
+    let (hour, minute, second) = (i64::from(f.hour), i64::from(f.minute), i64::from(f.second));
     let assume_year = year.is_none();
     if assume_year {
         year = Some(get_now(zc)?.1);
     }
     let mut year = year?;
     if month.is_none() || day.is_none() {
-        let mut julian = f.julian;
+        let mut julian = f.julian.map(i64::from);
         if julian.is_none()
             && let (Some((week, monday)), Some(wd)) = (f.week, f.weekday)
         {
             if !(1..=9999).contains(&year) {
                 return None;
             }
-            julian = Some(julian_from_week(year, week, wd, monday));
+            julian = Some(julian_from_week(
+                year,
+                i64::from(week),
+                i64::from(wd),
+                monday,
+            ));
         }
         if let Some(j) = julian {
             if !(1..=9999).contains(&year) || !(-1_000_000..=1_000_000).contains(&j) {
@@ -619,16 +629,16 @@ pub(crate) fn to_epoch(
         || !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
-        || !(0..24).contains(&f.hour)
-        || !(0..60).contains(&f.minute)
-        || !(0..60).contains(&f.second)
+        || !(0..24).contains(&hour)
+        || !(0..60).contains(&minute)
+        || !(0..60).contains(&second)
     {
         return None;
     }
-    let tod = f.hour * 3600 + f.minute * 60 + f.second;
+    let tod = hour * 3600 + minute * 60 + second;
     let mut naive = days_from_civil(year, month, day) * 86_400 + tod;
     if let Some(off) = f.tzoffset {
-        naive = naive.checked_sub(off.checked_mul(60)?)?;
+        naive = naive.checked_sub(i64::from(off) * 60)?;
         if !in_range(naive) {
             return None;
         }

@@ -348,14 +348,16 @@ fn invalid(pattern: &str, why: impl Into<String>) -> DateError {
 #[derive(Debug)]
 pub(crate) enum Re {
     Plain(regex::Regex),
-    Fancy(FRegex),
+    /// with an optional `regex` prefilter that matches wherever the fancy
+    /// one can (backreferences relaxed to the referenced group's pattern)
+    Fancy(FRegex, Option<regex::Regex>),
 }
 
 impl Re {
     fn capture_names(&self) -> Vec<Option<String>> {
         match self {
             Re::Plain(r) => r.capture_names().map(|n| n.map(str::to_string)).collect(),
-            Re::Fancy(r) => r.capture_names().map(|n| n.map(str::to_string)).collect(),
+            Re::Fancy(r, _) => r.capture_names().map(|n| n.map(str::to_string)).collect(),
         }
     }
 
@@ -370,9 +372,16 @@ impl Re {
                 let c = r.captures_at(hay, pos)?;
                 Some(c.iter().map(span).collect())
             }
-            Re::Fancy(r) => {
+            Re::Fancy(r, pre) => {
+                if let Some(pre) = pre {
+                    pre.find_at(hay, pos)?;
+                }
                 let c = r.captures_from_pos(hay, pos).ok()??;
-                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+                Some(
+                    (0..c.len())
+                        .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                        .collect(),
+                )
             }
         }
     }
@@ -383,11 +392,39 @@ fn compile(pattern_for_err: &str, py_regex: &str) -> Result<Re, DateError> {
     if let Ok(r) = regex::RegexBuilder::new(&tr).size_limit(1 << 22).build() {
         return Ok(Re::Plain(r));
     }
+    let pre = relax_backrefs(&tr).and_then(|r| {
+        regex::RegexBuilder::new(&r)
+            .size_limit(1 << 22)
+            .build()
+            .ok()
+    });
     fancy_regex::RegexBuilder::new(&tr)
         .backtrack_limit(100_000)
         .build()
-        .map(Re::Fancy)
+        .map(|r| Re::Fancy(r, pre))
         .map_err(|e| invalid(pattern_for_err, format!("regex {py_regex:?}: {e}")))
+}
+
+/// `(?P=name)` replaced by `(?:X)` where the group is `(?P<name>X)` with no
+/// parentheses in `X`: a regex matching wherever the original can (the
+/// backreference's text matched `X` too). `None` if some backreference
+/// cannot be relaxed that way.
+fn relax_backrefs(re: &str) -> Option<String> {
+    let mut out = re.to_string();
+    while let Some(i) = out.find("(?P=") {
+        let end = i + out[i..].find(')')?;
+        let name = &out[i + 4..end];
+        let open = format!("(?P<{name}>");
+        let g = out.find(&open)? + open.len();
+        let body_len = out[g..].find(')')?;
+        let body = &out[g..g + body_len];
+        if body.contains('(') || body.ends_with('\\') {
+            return None;
+        }
+        let repl = format!("(?:{body})");
+        out.replace_range(i..=end, &repl);
+    }
+    Some(out)
 }
 
 fn strptime_conv(re: &Re) -> Conv {
@@ -461,9 +498,7 @@ impl Template {
             let (r, f) = set_regex(&mut name, &format!("({inner})"), WordBegin::Yes, true);
             (r, f, 2)
         } else if !line_begin_only {
-            let r = format!(
-                r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))"
-            )
+            let r = r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))"
             .replace("%s", epoch_re);
             let (r, f) = set_regex(&mut name, &r, WordBegin::No, true);
             (r, f, 1)
