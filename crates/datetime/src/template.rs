@@ -398,11 +398,20 @@ fn compile(pattern_for_err: &str, py_regex: &str) -> Result<Re, DateError> {
             .build()
             .ok()
     });
-    fancy_regex::RegexBuilder::new(&tr)
+    let r = fancy_regex::RegexBuilder::new(&tr)
         .backtrack_limit(100_000)
         .build()
-        .map(|r| Re::Fancy(r, pre))
-        .map_err(|e| invalid(pattern_for_err, format!("regex {py_regex:?}: {e}")))
+        .map_err(|e| invalid(pattern_for_err, format!("regex {py_regex:?}: {e}")))?;
+    // Python refuses a group name used twice
+    let mut names: Vec<&str> = r.capture_names().flatten().collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(invalid(
+            pattern_for_err,
+            format!("redefinition of group name {:?}", w[0]),
+        ));
+    }
+    Ok(Re::Fancy(r, pre))
 }
 
 /// `(?P=name)` replaced by `(?:X)` where the group is `(?P<name>X)` with no
