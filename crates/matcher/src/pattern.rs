@@ -73,6 +73,7 @@ mod pyre;
 mod segments;
 mod tags;
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use stadtwache_core::{Diagnostic, Spanned};
@@ -175,17 +176,49 @@ impl Scratch {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A regex compiled on first use from its source (None = not applicable or
+/// failed to compile: the optimisation it serves is then skipped).
+struct Lazy<T> {
+    src: Option<String>,
+    cell: OnceLock<Option<T>>,
+}
+
+impl<T> std::fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Lazy({:?}, compiled: {})",
+            self.src,
+            self.cell.get().is_some()
+        )
+    }
+}
+
+impl<T> Lazy<T> {
+    fn new(src: Option<String>) -> Self {
+        Lazy {
+            src,
+            cell: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, build: impl FnOnce(&str) -> Option<T>) -> Option<&T> {
+        let src = self.src.as_deref()?;
+        self.cell.get_or_init(|| build(src)).as_ref()
+    }
+}
+
 /// The compiled engines. The `ascii` variants are the same pattern with
 /// Python's Unicode classes restricted to ASCII: identical results on ASCII
 /// haystacks (the common case for logs), much smaller automata.
 enum Compiled {
     Linear {
         uni: regex::Regex,
-        ascii: Option<regex::bytes::Regex>,
+        ascii: Lazy<regex::bytes::Regex>,
     },
     Fancy {
         uni: fancy_regex::Regex,
-        ascii: Option<fancy_regex::Regex>,
+        ascii: Lazy<fancy_regex::Regex>,
     },
 }
 
@@ -198,6 +231,13 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
+fn build_ascii_linear(src: &str) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(src)
+        .size_limit(64 << 20)
+        .build()
+        .ok()
+}
+
 #[derive(Debug)]
 pub struct Pattern {
     id: u64,
@@ -208,12 +248,16 @@ pub struct Pattern {
     multiline_pat: bool,
     compiled: Compiled,
     /// Exact non-MULTILINE `$` for haystacks with inner newlines.
-    exact: Option<fancy_regex::Regex>,
+    exact: Lazy<fancy_regex::Regex>,
     /// Segment-chain fast path for captures (linear engine only).
-    segments: Option<segments::Segments>,
+    seg_src: Option<segments::SegmentsSrc>,
+    segments: OnceLock<Option<segments::Segments>>,
+    backtrack_limit: usize,
     literals: Option<Vec<String>>,
     warnings: Vec<Diagnostic>,
     skiplines: usize,
+    /// Scratch space for [`Pattern::captures`].
+    pool: std::sync::Mutex<Vec<Scratch>>,
 }
 
 fn diag(src: &Spanned, code: &'static str, msg: String) -> Diagnostic {
@@ -232,9 +276,9 @@ fn map_fancy_err(e: &fancy_regex::Error) -> BudgetExceeded {
     BudgetExceeded
 }
 
-fn build_fancy(pat: &str, opts: &CompileOptions) -> Result<fancy_regex::Regex, String> {
+fn build_fancy(pat: &str, backtrack_limit: usize) -> Result<fancy_regex::Regex, String> {
     fancy_regex::RegexBuilder::new(pat)
-        .backtrack_limit(opts.backtrack_limit)
+        .backtrack_limit(backtrack_limit)
         .delegate_size_limit(64 << 20)
         .build()
         .map_err(|e| e.to_string())
@@ -354,9 +398,9 @@ impl Pattern {
         let translated = render(eo(backtracking, false, backtracking, false));
         let relaxed = render(eo(false, true, false, false));
         let compiled = if backtracking {
-            match build_fancy(&translated, opts) {
+            match build_fancy(&translated, opts.backtrack_limit) {
                 Ok(uni) => {
-                    let ascii = build_fancy(&render(eo(true, false, true, true)), opts).ok();
+                    let ascii = Lazy::new(Some(render(eo(true, false, true, true))));
                     Compiled::Fancy { uni, ascii }
                 }
                 Err(e) => {
@@ -375,11 +419,10 @@ impl Pattern {
                 .build()
             {
                 Ok(uni) => {
-                    let ascii_src = format!("(?-u){}", render(eo(false, false, false, true)));
-                    let ascii = regex::bytes::RegexBuilder::new(&ascii_src)
-                        .size_limit(64 << 20)
-                        .build()
-                        .ok();
+                    let ascii = Lazy::new(Some(format!(
+                        "(?-u){}",
+                        render(eo(false, false, false, true))
+                    )));
                     Compiled::Linear { uni, ascii }
                 }
                 Err(e) => {
@@ -393,15 +436,13 @@ impl Pattern {
                 }
             }
         };
-        let exact = if plain_dollar && !backtracking {
-            build_fancy(&render(eo(true, false, true, false)), opts).ok()
-        } else {
-            None
-        };
-        let segments = if backtracking {
+        let exact = Lazy::new(
+            (plain_dollar && !backtracking).then(|| render(eo(true, false, true, false))),
+        );
+        let seg_src = if backtracking {
             None
         } else {
-            segments::Segments::build(&node, &names, prefix, eo(false, false, false, false))
+            segments::SegmentsSrc::new(&node, &names, prefix, eo(false, false, false, false))
         };
         let mut warnings = Vec::new();
         if emit::has_capture_in_nullable_repeat(&node) {
@@ -434,10 +475,13 @@ impl Pattern {
             multiline_pat,
             compiled,
             exact,
+            seg_src,
+            segments: OnceLock::new(),
+            backtrack_limit: opts.backtrack_limit,
             literals: literals::required_literals(&relaxed),
             warnings,
             skiplines: exp.skiplines,
-            segments,
+            pool: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -445,20 +489,50 @@ impl Pattern {
     /// needs the exact variant)?
     #[inline]
     fn exact_for(&self, hay: &str) -> Option<&fancy_regex::Regex> {
-        let ex = self.exact.as_ref()?;
+        self.exact.src.as_ref()?;
         let b = hay.as_bytes();
-        let inner = &b[..b.len().saturating_sub(1)];
-        memchr::memchr(b'\n', inner).map(|_| ex)
+        memchr::memchr(b'\n', &b[..b.len().saturating_sub(1)])?;
+        self.exact
+            .get(|src| build_fancy(src, self.backtrack_limit).ok())
+    }
+
+    fn ascii_linear(&self) -> Option<&regex::bytes::Regex> {
+        match &self.compiled {
+            Compiled::Linear { ascii, .. } => ascii.get(build_ascii_linear),
+            Compiled::Fancy { .. } => None,
+        }
+    }
+
+    fn ascii_fancy(&self) -> Option<&fancy_regex::Regex> {
+        match &self.compiled {
+            Compiled::Fancy { ascii, .. } => {
+                ascii.get(|src| build_fancy(src, self.backtrack_limit).ok())
+            }
+            Compiled::Linear { .. } => None,
+        }
+    }
+
+    fn segments(&self) -> Option<&segments::Segments> {
+        let src = self.seg_src.as_ref()?;
+        self.segments.get_or_init(|| src.compile()).as_ref()
     }
 
     pub fn captures(&self, hay: &str) -> Result<Option<Captures>, BudgetExceeded> {
-        let mut s = self.new_scratch();
-        if !self.captures_with(hay, &mut s)? {
-            return Ok(None);
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut s = pooled.unwrap_or_else(|| self.new_scratch());
+        let res = self.captures_with(hay, &mut s).map(|matched| {
+            matched.then(|| {
+                let groups: Vec<Option<(usize, usize)>> = (0..s.len()).map(|i| s.get(i)).collect();
+                let span = groups.first().copied().flatten().unwrap_or((0, 0));
+                Captures { span, groups }
+            })
+        });
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < 8
+        {
+            p.push(s);
         }
-        let groups: Vec<Option<(usize, usize)>> = (0..s.len()).map(|i| s.get(i)).collect();
-        let span = groups.first().copied().flatten().unwrap_or((0, 0));
-        Ok(Some(Captures { span, groups }))
+        res
     }
 
     /// A scratch sized for this pattern.
@@ -472,14 +546,14 @@ impl Pattern {
         if s.owner != self.id {
             s.owner = self.id;
             (s.locs, s.blocs) = match &self.compiled {
-                Compiled::Linear { uni, ascii } => (
+                Compiled::Linear { uni, .. } => (
                     Some(uni.capture_locations()),
-                    ascii.as_ref().map(|a| a.capture_locations()),
+                    self.ascii_linear().map(|a| a.capture_locations()),
                 ),
                 Compiled::Fancy { .. } => (None, None),
             };
             s.spans.clear();
-            s.seg = self.segments.as_ref().map(segments::Segments::scratch);
+            s.seg = self.segments().map(segments::Segments::scratch);
         }
     }
 
@@ -489,8 +563,13 @@ impl Pattern {
         self.prepare(scratch);
         let fancy = match (&self.compiled, self.exact_for(hay)) {
             (_, Some(ex)) => ex,
-            (Compiled::Linear { uni, ascii }, None) => {
-                if let (Some(segs), Some(ss)) = (&self.segments, scratch.seg.as_mut()) {
+            (Compiled::Linear { uni, .. }, None) => {
+                let ascii = if hay.is_ascii() {
+                    self.ascii_linear()
+                } else {
+                    None
+                };
+                if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
                     // a complete chain from 0 is the leftmost-first match
                     scratch.spans.clear();
                     scratch.spans.resize(self.names.len(), None);
@@ -500,10 +579,8 @@ impl Pattern {
                         return Ok(true);
                     }
                     let whole = match ascii {
-                        Some(a) if hay.is_ascii() => {
-                            a.find(hay.as_bytes()).map(|m| (m.start(), m.end()))
-                        }
-                        _ => uni.find(hay).map(|m| (m.start(), m.end())),
+                        Some(a) => a.find(hay.as_bytes()).map(|m| (m.start(), m.end())),
+                        None => uni.find(hay).map(|m| (m.start(), m.end())),
                     };
                     let Some((start, end)) = whole else {
                         return Ok(false);
@@ -516,9 +593,7 @@ impl Pattern {
                         return Ok(true);
                     }
                 }
-                if let (Some(a), Some(locs)) = (ascii, scratch.blocs.as_mut())
-                    && hay.is_ascii()
-                {
+                if let (Some(a), Some(locs)) = (ascii, scratch.blocs.as_mut()) {
                     scratch.src = ScratchSrc::BLocs;
                     return Ok(a.captures_read(locs, hay.as_bytes()).is_some());
                 }
@@ -528,7 +603,7 @@ impl Pattern {
                 scratch.src = ScratchSrc::Locs;
                 return Ok(uni.captures_read(locs, hay).is_some());
             }
-            (Compiled::Fancy { uni, ascii }, None) => match ascii {
+            (Compiled::Fancy { uni, .. }, None) => match self.ascii_fancy() {
                 Some(a) if hay.is_ascii() => a,
                 _ => uni,
             },
@@ -551,15 +626,19 @@ impl Pattern {
         if let Some(ex) = self.exact_for(hay) {
             return ex.is_match(hay).map_err(|e| map_fancy_err(&e));
         }
+        let ascii = hay.is_ascii();
         match &self.compiled {
-            Compiled::Linear { ascii: Some(a), .. } if hay.is_ascii() => {
-                Ok(a.is_match(hay.as_bytes()))
+            Compiled::Linear { uni, .. } => match self.ascii_linear() {
+                Some(a) if ascii => Ok(a.is_match(hay.as_bytes())),
+                _ => Ok(uni.is_match(hay)),
+            },
+            Compiled::Fancy { uni, .. } => {
+                let re = match self.ascii_fancy() {
+                    Some(a) if ascii => a,
+                    _ => uni,
+                };
+                re.is_match(hay).map_err(|e| map_fancy_err(&e))
             }
-            Compiled::Linear { uni, .. } => Ok(uni.is_match(hay)),
-            Compiled::Fancy { ascii: Some(a), .. } if hay.is_ascii() => {
-                a.is_match(hay).map_err(|e| map_fancy_err(&e))
-            }
-            Compiled::Fancy { uni, .. } => uni.is_match(hay).map_err(|e| map_fancy_err(&e)),
         }
     }
 

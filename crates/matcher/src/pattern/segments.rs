@@ -30,6 +30,30 @@ pub(crate) struct Segments {
     segs: Vec<Segment>,
 }
 
+/// Segment sources, compiled on first use.
+#[derive(Debug)]
+pub(crate) struct SegmentsSrc {
+    parts: Vec<(String, Option<usize>, Vec<usize>)>,
+}
+
+impl SegmentsSrc {
+    pub(crate) fn compile(&self) -> Option<Segments> {
+        let mut segs = Vec::with_capacity(self.parts.len());
+        for (text, whole, groups) in &self.parts {
+            let re = meta::Regex::builder()
+                .configure(meta::Config::new().nfa_size_limit(Some(64 << 20)))
+                .build(text)
+                .ok()?;
+            segs.push(Segment {
+                re,
+                whole: *whole,
+                groups: groups.clone(),
+            });
+        }
+        Some(Segments { segs })
+    }
+}
+
 impl std::fmt::Debug for Segments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Segments({})", self.segs.len())
@@ -61,14 +85,14 @@ fn captures_in(n: &Node, out: &mut Vec<usize>) {
     }
 }
 
-impl Segments {
+impl SegmentsSrc {
     /// Segments for a linear pattern, or None when splitting does not help.
-    pub(crate) fn build(
+    pub(crate) fn new(
         node: &Node,
         names: &[Option<String>],
         prefix: &str,
         opts: EmitOpts,
-    ) -> Option<Segments> {
+    ) -> Option<SegmentsSrc> {
         let Node::Cat(children) = node else {
             return None;
         };
@@ -114,15 +138,13 @@ impl Segments {
                 }
                 _ => None,
             };
-            let re = meta::Regex::builder()
-                .configure(meta::Config::new().nfa_size_limit(Some(64 << 20)))
-                .build(&text)
-                .ok()?;
-            segs.push(Segment { re, whole, groups });
+            segs.push((text, whole, groups));
         }
-        Some(Segments { segs })
+        Some(SegmentsSrc { parts: segs })
     }
+}
 
+impl Segments {
     pub(crate) fn scratch(&self) -> SegScratch {
         SegScratch {
             caches: self.segs.iter().map(|s| s.re.create_cache()).collect(),
