@@ -9,6 +9,8 @@
 //! and the caller runs the regex instead. The unit tests below and
 //! `tests/hand_vs_regex.rs` compare both on many lines.
 
+use std::cell::Cell;
+
 use crate::strptime::{Fields, zone_offset_minutes};
 use crate::template::{Build, HitData, LINE_BEGIN, RawHit, WORD_BEGIN, WORD_END, WordBegin};
 
@@ -66,10 +68,18 @@ impl Hand {
     /// Python `re.search(hay, pos)` for the template (`hay` already cut at
     /// `endpos`).
     pub fn search(self, hay: &str, pos: usize) -> HandResult {
+        self.search_tracked(hay, pos).0
+    }
+
+    /// [`Hand::search`], and the highest byte index the matcher looked at
+    /// (`usize::MAX` when it looked at the whole text): the result is the
+    /// same for any text that has the same bytes up to there.
+    pub fn search_tracked(self, hay: &str, pos: usize) -> (HandResult, usize) {
         let mut c = Cur {
             b: hay.as_bytes(),
             s: hay,
             uni: false,
+            max: Cell::new(0),
         };
         let r = match self {
             Hand::Pattern {
@@ -86,10 +96,11 @@ impl Hand {
             Hand::EpochLineBegin => c.anchored(pos, |c, p| c.epoch(p).map(|e| (e, None))),
             Hand::Epoch => c.search_epoch(pos),
         };
+        let max = c.max.get();
         if c.uni {
-            return HandResult::Unsure;
+            return (HandResult::Unsure, max);
         }
-        match r {
+        let r = match r {
             Some((s0, s1, e, fields)) => HandResult::Hit(RawHit {
                 s0,
                 e0: e,
@@ -101,7 +112,8 @@ impl Hand {
                 },
             }),
             None => HandResult::Miss,
-        }
+        };
+        (r, max)
     }
 }
 
@@ -130,6 +142,8 @@ struct Cur<'a> {
     s: &'a str,
     /// a non-ASCII character met where the regex might have taken it
     uni: bool,
+    /// highest byte index looked at
+    max: Cell<usize>,
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -140,6 +154,7 @@ const WEEKDAYS: [&[u8; 3]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat",
 impl Cur<'_> {
     #[inline(always)]
     fn at(&self, i: usize) -> u8 {
+        self.seen(i);
         self.b.get(i).copied().unwrap_or(0)
     }
 
@@ -168,7 +183,15 @@ impl Cur<'_> {
         self.s.get(..i)?.chars().next_back()
     }
 
+    #[inline(always)]
+    fn seen(&self, i: usize) {
+        if i > self.max.get() {
+            self.max.set(i);
+        }
+    }
+
     fn char_at(&self, i: usize) -> Option<char> {
+        self.seen(i.saturating_add(3));
         self.s.get(i..)?.chars().next()
     }
 
@@ -186,10 +209,11 @@ impl Cur<'_> {
 
     #[inline]
     fn word_at(&self, i: usize) -> bool {
+        self.seen(i);
         if i >= self.b.len() {
             return false;
         }
-        let b = self.b[i];
+        let b = self.at(i);
         if b < 0x80 {
             return b.is_ascii_alphanumeric() || b == b'_';
         }
@@ -213,6 +237,7 @@ impl Cur<'_> {
     /// 3 letters, case-insensitively one of `names`.
     #[inline]
     fn name3(&mut self, i: usize, names: &[&[u8; 3]]) -> Option<i64> {
+        self.seen(i + 2);
         let b = self.b.get(i..i + 3)?;
         if b.is_ascii() {
             let w = [
@@ -224,6 +249,7 @@ impl Cur<'_> {
         }
         // `ſ` (U+017F) and `K` (U+212A) fold to ASCII letters: let the
         // regex decide when one of them is where a name could be
+        self.seen(i + 12);
         let r = self.s.get(i..).unwrap_or("");
         if r.chars()
             .take(3)
@@ -316,6 +342,7 @@ impl Cur<'_> {
                 .take(6)
                 .take_while(|c| c.is_ascii_digit())
                 .count();
+            self.seen(p + 1 + n);
             for l in (1..=n).rev() {
                 out.0[out.1] = p + 1 + l;
                 out.1 += 1;
@@ -632,6 +659,7 @@ impl Cur<'_> {
 
     /// `\d{10,11}\b(?:\.\d{3,6})?` then fail2ban's end bound; the end.
     fn epoch(&mut self, p: usize) -> Option<usize> {
+        self.seen(p);
         let n = self
             .b
             .get(p..)?
@@ -665,6 +693,7 @@ impl Cur<'_> {
 
     /// `(?:^|(?<=^\[)|(?<=\baudit\())EPOCH` searched from `pos`.
     fn search_epoch(&mut self, pos: usize) -> Found {
+        self.seen(usize::MAX);
         let try_at = |c: &mut Self, p: usize| c.epoch(p).map(|e| (p, p, e, None));
         if pos == 0
             && let Some(f) = try_at(self, 0)

@@ -234,6 +234,9 @@ impl DateDetector {
             last_idx: usize::MAX,
             first_unused: 0,
             zc: ZoneCache::default(),
+            memo: None,
+            memo_on: true,
+            memo_hits: 0,
         }
     }
 }
@@ -261,6 +264,85 @@ pub struct DateScanner {
     last_idx: usize,
     first_unused: usize,
     zc: ZoneCache,
+    /// the last fast-path hit, reused while lines start with the same bytes
+    memo: Option<Memo>,
+    memo_on: bool,
+    /// how often the memo answered (tests)
+    memo_hits: u64,
+}
+
+const MEMO_BYTES: usize = 64;
+
+/// A hand matcher's last hit: same template, same search start, same bytes
+/// up to the last one it looked at -> same hit (and, for the same "now" and
+/// zone, the same time).
+#[derive(Debug, Clone)]
+struct Memo {
+    tid: usize,
+    pos: usize,
+    hay_len: usize,
+    /// bytes `..upto` of the text decided the hit
+    upto: usize,
+    /// whether the matcher looked past the end of the text
+    saw_end: bool,
+    bytes: [u8; MEMO_BYTES],
+    hit: RawHit,
+    /// (ctx.now, zone cache generation, time) once computed
+    time: Option<(i64, u64, Option<Timestamp>)>,
+}
+
+/// `template.matchDate(line, pos, endpos)` for the last template, through
+/// the memo where its hand matcher can decide. The flag tells whether the
+/// hit is in the memo.
+fn last_match(
+    on: bool,
+    memo: &mut Option<Memo>,
+    t: &Template,
+    tid: usize,
+    line: &str,
+    pos: usize,
+    endpos: usize,
+) -> (Option<RawHit>, bool) {
+    if !on {
+        return (t.match_date(line, pos, endpos), false);
+    }
+    let hay_len = endpos.min(line.len());
+    if let Some(m) = memo.as_ref()
+        && m.tid == tid
+        && m.pos == pos
+        && (if m.saw_end {
+            hay_len == m.hay_len
+        } else {
+            hay_len >= m.upto
+        })
+        && line.as_bytes().get(..m.upto) == Some(&m.bytes[..m.upto])
+    {
+        return (Some(m.hit.clone()), true);
+    }
+    match t.match_date_tracked(line, pos, endpos) {
+        Some((Some(hit), max)) => {
+            let saw_end = max >= hay_len;
+            let upto = if saw_end { hay_len } else { max + 1 };
+            if upto <= MEMO_BYTES {
+                let mut bytes = [0u8; MEMO_BYTES];
+                bytes[..upto].copy_from_slice(&line.as_bytes()[..upto]);
+                *memo = Some(Memo {
+                    tid,
+                    pos,
+                    hay_len,
+                    upto,
+                    saw_end,
+                    bytes,
+                    hit: hit.clone(),
+                    time: None,
+                });
+                return (Some(hit), true);
+            }
+            (Some(hit), false)
+        }
+        Some((None, _)) => (None, false),
+        None => (t.match_date(line, pos, endpos), false),
+    }
 }
 
 /// Python's `line[i:i+1]` for a byte offset: `Some(None)` is the empty
@@ -297,13 +379,35 @@ impl DateScanner {
     /// Like [`DateScanner::find`], but also reports spans without a usable
     /// date (see [`DateMatch`]), which fail2ban still cuts out of the line.
     pub fn find_match(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
-        let (tid, hit) = self.match_time(line, ctx.now.as_secs_f64())?;
+        let (tid, hit, fast) = self.match_time(line, ctx.now.as_secs_f64())?;
         let t = &self.detector.templates[tid];
-        let time = if hit.s1 == hit.e1 {
+        let cached = match &self.memo {
+            Some(Memo {
+                time: Some((now, generation, time)),
+                ..
+            }) if fast
+                && *now == ctx.now.0
+                && *generation == self.zc.generation
+                && self.zc.same_tz(&ctx.tz) =>
+            {
+                Some(*time)
+            }
+            _ => None,
+        };
+        let time = if let Some(time) = cached {
+            time
+        } else if hit.s1 == hit.e1 {
             None
         } else {
             t.time(line, &hit, ctx, &mut self.zc)
         };
+        self.memo_hits += u64::from(cached.is_some());
+        if fast
+            && cached.is_none()
+            && let Some(m) = &mut self.memo
+        {
+            m.time = Some((ctx.now.0, self.zc.generation, time));
+        }
         Some(DateMatch {
             start: hit.s1,
             end: hit.e1,
@@ -317,21 +421,22 @@ impl DateScanner {
     }
 
     /// fail2ban's `DateDetector.matchTime`.
-    fn match_time(&mut self, line: &str, now: f64) -> Option<(usize, RawHit)> {
+    fn match_time(&mut self, line: &str, now: f64) -> Option<(usize, RawHit, bool)> {
         let templates = &self.detector.templates;
         let n = self.order.len();
         let len = line.len();
         let mut found: Option<(RawHit, usize)> = None;
         let mut ignore = usize::MAX;
         let mut winner: Option<(usize, RawHit)> = None;
+        let mut fast = false;
 
         let i = self.last_idx;
         if i < n {
             let ti = self.order[i].t;
             let t = &templates[ti];
-            let m = if t.anchored() {
+            let (m, memo) = if t.anchored() {
                 ignore = i;
-                t.match_date(line, 0, len)
+                last_match(self.memo_on, &mut self.memo, t, ti, line, 0, len)
             } else {
                 let (d, lp1, lp2) = self.last_pos;
                 let (e, le1, le2) = self.last_end;
@@ -341,10 +446,10 @@ impl DateScanner {
                     && (char_at(line, eu) == Some(le2)
                         || (char_before(line, eu) == Some(le1) && !isalnum(le1)));
                 if ok {
-                    t.match_date(line, du, eu)
+                    last_match(self.memo_on, &mut self.memo, t, ti, line, du, eu)
                 } else {
                     ignore = i;
-                    t.match_date(line, 0, len)
+                    last_match(self.memo_on, &mut self.memo, t, ti, line, 0, len)
                 }
             };
             if let Some(h) = m {
@@ -354,6 +459,7 @@ impl DateScanner {
                     || (h.s0 as i64 == self.last_pos.0 && h.e0 as i64 == self.last_end.0)
                 {
                     winner = Some((i, h));
+                    fast = memo;
                 } else {
                     found = Some((h, i));
                 }
@@ -422,7 +528,7 @@ impl DateScanner {
             i = self.reorder(i);
         }
         self.last_idx = i;
-        Some((tid, h))
+        Some((tid, h, fast))
     }
 
     /// fail2ban's `_reorderTemplate` (bubble a template up).
@@ -451,6 +557,69 @@ impl DateScanner {
             self.first_unused += 1;
         }
         pos
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    /// The memo must never change a result: two scanners, one without it.
+    #[test]
+    fn memo_changes_nothing() {
+        let det = Arc::new(DateDetector::fail2ban_default_for_year(2026));
+        let berlin = TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC);
+        let bases = [
+            "Jan 23 21:59:59 host sshd[1]: x",
+            "Jan 23 21:59:59 2005 host",
+            "Jan 23 21:59:59.123 host",
+            "Jan 23 21:59:59",
+            "Jan 23 21:59:5",
+            "2005-01-23 21:59:59 host",
+            "2005-01-23 21:59:59 +0100 x",
+            "2005-01-23 21:59:59+01",
+            "2005-01-23 21:59:59",
+            "1.2.3.4 - - [23/Jan/2005:21:59:59 +0100] x",
+            "1.2.3.44 - - [23/Jan/2005:21:59:59 +0100] x",
+            "[23/Jan/2005:21:59:59] x",
+            "1138457732 x",
+            "1138457732.123 x",
+            "Feb 30 21:59:59 x",
+            "Sun Jan 23 21:59:59 x",
+        ];
+        let mut lines = Vec::new();
+        for (k, b) in bases.iter().enumerate() {
+            for rep in 0..4 {
+                lines.push(b.to_string());
+                if rep == 2 {
+                    lines.push(format!("{b}9"));
+                    lines.push(b.replacen('2', "3", 1));
+                }
+            }
+            lines.push(bases[(k * 7) % bases.len()].to_string());
+        }
+        let mut a = det.scanner();
+        let mut b = det.scanner();
+        b.memo_on = false;
+        for round in 0..3 {
+            for (i, l) in lines.iter().enumerate() {
+                let ctx = TimeContext {
+                    now: Timestamp::from_secs(1_124_013_600 + (i as i64 / 5) * 86_400 * 30),
+                    tz: if (i / 7 + round) % 2 == 0 {
+                        TimeContext::fail2ban_test().tz
+                    } else {
+                        berlin.clone()
+                    },
+                };
+                assert_eq!(
+                    a.find_match(l, &ctx),
+                    b.find_match(l, &ctx),
+                    "line {i}: {l:?}"
+                );
+            }
+        }
+        assert!(a.memo_hits > 20, "memo used {} times", a.memo_hits);
+        assert_eq!(b.memo_hits, 0);
     }
 }
 

@@ -465,21 +465,28 @@ pub(crate) struct ZoneCache {
     hour: Option<(i64, i64)>,
     /// The zone the cache was filled for.
     tz: Option<TimeZone>,
+    /// Bumped whenever the zone changes.
+    pub generation: u64,
 }
 
 impl ZoneCache {
-    fn check_tz(&mut self, tz: &TimeZone) {
-        // Comparing two TZif zones costs ~150 ns; their IANA names do
-        // (two different tz databases with one name are not told apart).
-        let same = match &self.tz {
+    /// Whether the cache was filled for `tz`. Comparing two TZif zones
+    /// costs ~150 ns; their IANA names do (two tz databases with one name
+    /// are not told apart).
+    pub fn same_tz(&self, tz: &TimeZone) -> bool {
+        match &self.tz {
             None => false,
             Some(c) => match (c.iana_name(), tz.iana_name()) {
                 (Some(a), Some(b)) => a == b,
                 (None, None) => c == tz,
                 _ => false,
             },
-        };
-        if !same {
+        }
+    }
+
+    fn check_tz(&mut self, tz: &TimeZone) {
+        if !self.same_tz(tz) {
+            self.generation += 1;
             self.now = None;
             self.hour = None;
             self.tz = Some(tz.clone());

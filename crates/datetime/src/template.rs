@@ -577,6 +577,26 @@ impl Template {
         self.regex_search(hay, pos)
     }
 
+    /// [`Template::match_date`] for a template with a hand matcher that can
+    /// decide alone: the hit and the highest byte index looked at.
+    pub fn match_date_tracked(
+        &self,
+        line: &str,
+        pos: usize,
+        endpos: usize,
+    ) -> Option<(Option<RawHit>, usize)> {
+        let h = self.hand?;
+        let endpos = endpos.min(line.len());
+        if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+            return Some((None, usize::MAX));
+        }
+        match h.search_tracked(&line[..endpos], pos) {
+            (HandResult::Hit(hit), max) => Some((Some(hit), max)),
+            (HandResult::Miss, max) => Some((None, max)),
+            (HandResult::Unsure, _) => None,
+        }
+    }
+
     /// The regex path alone (also used to cross-check the hand matchers).
     pub fn regex_search(&self, hay: &str, pos: usize) -> Option<RawHit> {
         let locs = self.re.as_ref()?.captures_at(hay, pos)?;
