@@ -434,9 +434,15 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     };
 
     let logtz = match &spec.logtimezone {
-        Some(tz) if !tz.trim().is_empty() => parse_logtimezone(tz).map_err(|why| {
-            errors.push(Diagnostic::error("D002", format!("filter {}: invalid logtimezone {tz:?}: {why}", spec.name)))
-        }),
+        Some(tz) if !tz.trim().is_empty() => match stadtwache_datetime::parse_logtimezone(tz) {
+            Ok(z) => Ok(Some(z)),
+            Err(e) => {
+                let msg = e.to_string();
+                let msg = msg.strip_prefix("D002: ").unwrap_or(&msg).to_string();
+                errors.push(Diagnostic::error("D002", format!("filter {}: {msg}", spec.name)));
+                Err(())
+            }
+        },
         _ => Ok(None),
     };
 
@@ -457,46 +463,6 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
         warnings,
     })
-}
-
-/// TODO(match): use `stadtwache_datetime::parse_logtimezone` once the
-/// datetime crate has it; until then only `UTC` and fixed offsets
-/// (`UTC+0200`, `UTC-05:30`, `+0100`) are understood here.
-fn parse_logtimezone(tz: &str) -> Result<Option<TimeZone>, String> {
-    let t = tz.trim();
-    let rest = t.strip_prefix("UTC").or_else(|| t.strip_prefix("GMT")).unwrap_or(t);
-    if rest.is_empty() || rest == "Z" {
-        return Ok(Some(TimeZone::UTC));
-    }
-    let (sign, digits) = match rest.as_bytes()[0] {
-        b'+' => (1i32, &rest[1..]),
-        b'-' => (-1i32, &rest[1..]),
-        _ => return Err("expected UTC, UTC+HHMM or UTC-HHMM".into()),
-    };
-    let digits: String = digits.chars().filter(|c| *c != ':').collect();
-    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("expected UTC, UTC+HHMM or UTC-HHMM".into());
-    }
-    let (h, m) = if digits.len() <= 2 {
-        (digits.parse::<i32>().unwrap_or(0), 0)
-    } else {
-        let (h, m) = digits.split_at(digits.len() - 2);
-        (h.parse::<i32>().unwrap_or(0), m.parse::<i32>().unwrap_or(0))
-    };
-    if h > 23 || m > 59 {
-        return Err("offset out of range".into());
-    }
-    let secs = sign * (h * 3600 + m * 60);
-    let off = jiff_offset(secs).ok_or_else(|| "offset out of range".to_string())?;
-    Ok(Some(off))
-}
-
-fn jiff_offset(secs: i32) -> Option<TimeZone> {
-    // jiff is re-exported through the datetime crate as `TimeZone` only;
-    // build a fixed zone from a POSIX TZ string (sign inverted in POSIX).
-    let (sign, a) = if secs >= 0 { ('-', secs) } else { ('+', -secs) };
-    let spec = format!("X{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60);
-    TimeZone::posix(&spec).ok()
 }
 
 /// Everything compiled, behind `CompiledFilter`.
@@ -819,21 +785,37 @@ pub(crate) fn process_line(
     let hit = match &mut st.tz_ctx {
         Some(c) => {
             c.now = now;
-            scanner.find(line, c)
+            scanner.find_match(line, c)
         }
-        None => scanner.find(line, ctx),
+        None => scanner.find_match(line, ctx),
     };
     let hit = hit.filter(|h| {
         h.start <= h.end && h.end <= line.len() && line.is_char_boundary(h.start) && line.is_char_boundary(h.end)
     });
+    // fail2ban's `processLine`: the last date is used for a line without one
+    // when it is less than a minute before now.
     let recent_last = st.last_date.filter(|&d| d > now.saturating_sub(RECENT));
     let (time, status, cut) = match hit {
-        Some(h) if h.start < h.end => {
-            st.last_date = Some(h.time);
-            (Some(h.time), DateStatus::Found, Some((h.start, h.end)))
+        Some(h) if h.start < h.end => match h.time {
+            Some(t) => {
+                st.last_date = Some(t);
+                (Some(t), DateStatus::Found, Some((h.start, h.end)))
+            }
+            // a span that is no valid date: cut out all the same, unless
+            // the last date is used (then the line stays whole)
+            None => {
+                stats.no_date += 1;
+                match recent_last {
+                    Some(t) => (Some(t), DateStatus::NotFound, None),
+                    None => (None, DateStatus::NotFound, Some((h.start, h.end))),
+                }
+            }
+        },
+        // an empty date match (optional date): the last date, or now
+        Some(_) => {
+            stats.no_date += 1;
+            (Some(recent_last.unwrap_or(now)), DateStatus::NotFound, None)
         }
-        // An empty date match: the date is optional; last known or now.
-        Some(_) => (Some(recent_last.unwrap_or(now)), DateStatus::Found, None),
         None => {
             stats.no_date += 1;
             (recent_last, DateStatus::NotFound, None)

@@ -3,6 +3,7 @@
 # fail2ban made and the failures it returned, in the runner's dump format
 # (tab-separated; "\t", "\n", "\r", "\\" escaped):
 #   F name | P prefregex | R failregex | I ignoreregex | M maxlines | C checkall
+#   D datepattern
 #   L name line cut-start cut-end time       (a line whose date fail2ban cut out)
 #   J name line -1 -1 time                   (time given, journal style)
 #   E regex-index fid nofail attempts time fields   (one result of that line)
@@ -72,8 +73,10 @@ def new_filter(checkall, pref, fail, ignore, maxlines, datepattern=None):
     return f
 
 
-def emit_spec(name, checkall, pref, fail, ignore, maxlines):
+def emit_spec(name, checkall, pref, fail, ignore, maxlines, datepattern=None):
     emit('F', name)
+    if datepattern is not None:
+        emit('D', datepattern)
     if pref:
         emit('P', pref)
     for r in fail:
@@ -120,7 +123,8 @@ def samples(checkall):
             flt = new_filter(checkall, spec['pref'], spec['fail'], spec['ignore'], spec['maxlines'],
                              spec['datepattern'])
             tag = '%s#%d' % (flt_name, checkall)
-            emit_spec(tag, checkall, spec['pref'], spec['fail'], spec['ignore'], spec['maxlines'])
+            emit_spec(tag, checkall, spec['pref'], spec['fail'], spec['ignore'], spec['maxlines'],
+                      spec['datepattern'])
             rec = []
             orig = flt.findFailure
 

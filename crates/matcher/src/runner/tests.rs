@@ -487,6 +487,68 @@ fn group_name_helpers() {
     assert_eq!(py_splitlines("a\n\nb"), vec!["a", "", "b"]);
 }
 
+#[test]
+fn date_is_found_cut_out_and_used() {
+    let ctx = TimeContext::fail2ban_test();
+    let mut r = runner(&spec(&[r"^\s*srv sshd\[\d+\]: fail from <HOST>$", r"Aug 14 <HOST>"]), true);
+    let res = r.process_line("Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1", &ctx);
+    assert_eq!(res.date, DateStatus::Found);
+    // 11:59:59 CEST
+    assert_eq!(res.time, Some(Timestamp::from_secs(NOW - 1)));
+    let f = real(&res);
+    assert_eq!(f.len(), 1, "only the regex that does not need the date text: {:?}", res.failures);
+    assert_eq!(f[0].regex_index, 0);
+    assert_eq!(f[0].time, Timestamp::from_secs(NOW - 1));
+    assert_eq!(f[0].matches, vec!["Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1".to_string()]);
+    assert_eq!(r.stats().no_date, 0);
+}
+
+#[test]
+fn line_without_date_uses_a_recent_last_date_only() {
+    let ctx = TimeContext::fail2ban_test();
+    let mut r = runner(&spec(&[r"fail from <HOST>$"]), false);
+    // 30 s before now: recent
+    r.process_line("Aug 14 11:59:30 srv x: hello", &ctx);
+    let res = r.process_line("fail from 192.0.2.1", &ctx);
+    assert_eq!(res.date, DateStatus::NotFound);
+    assert_eq!(res.time, Some(Timestamp::from_secs(NOW - 30)));
+    assert_eq!(real(&res)[0].time, Timestamp::from_secs(NOW - 30));
+    // two hours before now: not used; the failure is "now"
+    r.process_line("Aug 14 10:00:00 srv x: hello", &ctx);
+    let res = r.process_line("fail from 192.0.2.1", &ctx);
+    assert_eq!(res.time, None);
+    assert_eq!(real(&res)[0].time, now());
+    assert_eq!(r.stats().no_date, 2);
+    assert_eq!(r.stats().lines, 4);
+}
+
+#[test]
+fn logtimezone_sets_the_zone_of_dates_without_one() {
+    let ctx = TimeContext::fail2ban_test();
+    let mut s = spec(&[r"fail from <HOST>$"]);
+    s.logtimezone = Some("UTC".into());
+    let mut r = runner(&s, false);
+    let res = r.process_line("Aug 14 09:59:59 srv x: fail from 192.0.2.1", &ctx);
+    assert_eq!(res.time, Some(Timestamp::from_secs(NOW - 1)));
+    s.logtimezone = Some("UTC+0200".into());
+    let mut r = runner(&s, false);
+    let res = r.process_line("Aug 14 11:59:59 srv x: fail from 192.0.2.1", &ctx);
+    assert_eq!(res.time, Some(Timestamp::from_secs(NOW - 1)));
+}
+
+#[test]
+fn bad_datepattern_and_logtimezone_are_coded_errors_with_place() {
+    let mut s = spec(&[r"^x <HOST>$", r"^y ("]);
+    s.datepattern =
+        Some(Spanned { text: "%Q%%(".into(), at: stadtwache_core::SourceRef { file: Some("x.conf".into()), line: 9 } });
+    s.logtimezone = Some("Mars/Olympus".into());
+    let errs = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap_err();
+    let d = errs.iter().find(|e| e.code == "D001").expect("D001");
+    assert_eq!((d.file.as_deref(), d.line), (Some(std::path::Path::new("x.conf")), 9));
+    assert!(errs.iter().any(|e| e.code == "D002"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.code.starts_with('P')), "the bad failregex too: {errs:?}");
+}
+
 /// Differential tests against fail2ban itself: `f2b_dump.py` drives
 /// fail2ban's `Filter` (the Debian package) over its own sample logs exactly
 /// as its samples test does (and over hand-made scenarios), recording per
@@ -508,10 +570,17 @@ fn differential(kind: &str) {
     assert!(status.as_ref().is_ok_and(|s| s.success()), "f2b_dump.py {kind}: {status:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
-    let (lines, failures, mismatches) = check_dump(&text);
+    let mut cache = HashMap::new();
+    let (lines, failures, mismatches) = check_dump(&text, false, &mut cache);
     eprintln!("{kind}: {lines} lines, {failures} results, {mismatches} mismatching lines");
     assert!(lines > 1000 && failures > 1000, "too little compared: {lines} lines, {failures} results");
     assert_eq!(mismatches, 0);
+    if kind == "samples" {
+        // the whole path: our date detection finds and cuts the dates
+        let (lines, failures, mismatches) = check_dump(&text, true, &mut cache);
+        eprintln!("{kind} with date detection: {lines} lines, {failures} results, {mismatches} mismatching lines");
+        assert_eq!(mismatches, 0);
+    }
 }
 
 #[test]
@@ -573,7 +642,11 @@ fn render_theirs(e: &[String]) -> String {
 }
 
 /// Run a dump through the runner: (lines, results, mismatching lines).
-fn check_dump(text: &str) -> (usize, usize, usize) {
+/// `detect`: find the dates with our detector (`process_line`) instead of
+/// using fail2ban's cut.
+/// `cache`: compiled filters by their spec (compiling is slow in debug builds).
+fn check_dump(text: &str, detect: bool, cache: &mut HashMap<String, Arc<CompiledFilter>>) -> (usize, usize, usize) {
+    let ctx = TimeContext::fail2ban_test();
     let mut specs: HashMap<String, FilterSpec> = HashMap::new();
     let mut check_all: HashMap<String, bool> = HashMap::new();
     let mut runners: HashMap<String, (Arc<CompiledFilter>, State, MatchStats)> = HashMap::new();
@@ -602,12 +675,13 @@ fn check_dump(text: &str) -> (usize, usize, usize) {
             "C" => {
                 check_all.insert(cur_spec.clone(), rec[1] == "1");
             }
-            "P" | "R" | "I" | "M" => {
+            "P" | "R" | "I" | "M" | "D" => {
                 let s = specs.get_mut(&cur_spec).unwrap();
                 match rec[0].as_str() {
                     "P" => s.prefregex = Some(Spanned::new(rec[1].clone())),
                     "R" => s.failregex.push(Spanned::new(rec[1].clone())),
                     "I" => s.ignoreregex.push(Spanned::new(rec[1].clone())),
+                    "D" => s.datepattern = Some(Spanned::new(rec[1].clone())),
                     _ => s.maxlines = rec[1].parse().unwrap(),
                 }
             }
@@ -616,10 +690,17 @@ fn check_dump(text: &str) -> (usize, usize, usize) {
                 lines += 1;
                 let name = &rec[1];
                 let (f, st, stats) = runners.entry(name.clone()).or_insert_with(|| {
-                    let f = match CompiledFilter::compile(&specs[name], &CompileOptions::default()) {
-                        Ok(c) => Arc::new(c.filter),
-                        Err(e) => panic!("{name}: {e:?}"),
-                    };
+                    let spec = &specs[name];
+                    let key = format!(
+                        "{:?}|{:?}|{:?}|{}|{:?}",
+                        spec.prefregex, spec.failregex, spec.ignoreregex, spec.maxlines, spec.datepattern
+                    );
+                    let f = Arc::clone(cache.entry(key).or_insert_with(|| {
+                        match CompiledFilter::compile(spec, &CompileOptions::default()) {
+                            Ok(c) => Arc::new(c.filter),
+                            Err(e) => panic!("{name}: {e:?}"),
+                        }
+                    }));
                     let st = State::new(&f);
                     (f, st, MatchStats::default())
                 });
@@ -631,7 +712,11 @@ fn check_dump(text: &str) -> (usize, usize, usize) {
                 let mut res =
                     LineResult { time: Some(date), date: DateStatus::Given, ignored: false, failures: SmallVec::new() };
                 let opts = RunOptions { check_all_regex: check_all.get(name).copied().unwrap_or(true) };
-                run(f, &opts, st, stats, Tl { text: line, cut }, date, now(), &mut res);
+                if detect && rec[0] == "L" {
+                    res = process_line(f, &opts, st, stats, line, &ctx);
+                } else {
+                    run(f, &opts, st, stats, Tl { text: line, cut }, date, now(), &mut res);
+                }
                 results += res.failures.len();
                 got.extend(res.failures.iter().map(render_ours));
                 ctx_line = format!("{name}: {line:?}");
