@@ -67,7 +67,9 @@ pub fn run_cli(req: CheckRequest) -> Result<ExitCode> {
                     compile_into(&r.spec, &mut diags);
                 }
                 if req.samples {
-                    diags.extend(crate::engine::run_samples(&pack));
+                    let (summary, failed) = crate::engine::run_samples(&pack);
+                    println!("{summary}");
+                    diags.extend(failed);
                 }
             }
             Err(e) => diags.extend(e),

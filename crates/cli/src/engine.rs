@@ -259,75 +259,10 @@ pub fn decision_text(v: &DecisionView<'_>) -> String {
     s
 }
 
-/// Run every native rule's samples; each failing sample is an error (`R200`
-/// must-match line did not match or captured other values, `R201`
-/// must-not-match line matched).
-pub fn run_samples(pack: &RulePack) -> Vec<Diagnostic> {
-    use stadtwache_match::{CompileOptions, CompiledFilter, FieldValue, FilterRunner, RunOptions};
-    use stadtwache_rules::SampleKind;
-    use std::sync::Arc;
-    let ctx = stadtwache_datetime::TimeContext {
-        now: Timestamp::from_secs(1_790_000_000),
-        tz: jiff::tz::TimeZone::UTC,
-    };
-    let mut out = Vec::new();
-    for rule in &pack.rules {
-        let Ok(c) = CompiledFilter::compile(&rule.spec, &CompileOptions::default()) else {
-            continue;
-        };
-        let filter = Arc::new(c.filter);
-        for sample in &rule.samples {
-            let mut runner = FilterRunner::new(Arc::clone(&filter), RunOptions::default());
-            let mut found = Vec::new();
-            for line in sample.line.split('\n') {
-                let res = runner.process_line(line, &ctx);
-                found.extend(
-                    res.failures
-                        .into_iter()
-                        .filter(|f| f.fid.is_some() && !f.nofail),
-                );
-            }
-            let at = |d: Diagnostic| match &sample.source.file {
-                Some(f) => d.at(f.clone(), sample.source.line),
-                None => d,
-            };
-            match sample.kind {
-                SampleKind::NoMatch if !found.is_empty() => out.push(at(Diagnostic::error(
-                    "R201",
-                    format!(
-                        "rule {}: must-not-match sample matched: {}",
-                        rule.id, sample.line
-                    ),
-                ))),
-                SampleKind::Match if found.is_empty() => out.push(at(Diagnostic::error(
-                    "R200",
-                    format!(
-                        "rule {}: must-match sample did not match: {}",
-                        rule.id, sample.line
-                    ),
-                ))),
-                SampleKind::Match => {
-                    let f = &found[0];
-                    for (k, want) in &sample.expect {
-                        let got = match f.fields.get(k.as_str()) {
-                            Some(FieldValue::One(v)) => Some(v.clone()),
-                            Some(FieldValue::Many(v)) => Some(v.join(",")),
-                            None => None,
-                        };
-                        if got.as_deref() != Some(want.as_str()) {
-                            out.push(at(Diagnostic::error(
-                                "R200",
-                                format!(
-                                    "rule {}: sample captured {k}={got:?}, expected {want:?}: {}",
-                                    rule.id, sample.line
-                                ),
-                            )));
-                        }
-                    }
-                }
-                SampleKind::NoMatch => {}
-            }
-        }
-    }
-    out
+/// Run every native rule's samples (`stadtwache check --samples`); each
+/// failing sample is an error at the sample's file and line.
+pub fn run_samples(pack: &RulePack) -> (String, Vec<Diagnostic>) {
+    use stadtwache_rules::samples::{check_pack, sample_context};
+    let report = check_pack(pack, &sample_context());
+    (report.summary(), report.failed)
 }

@@ -56,6 +56,9 @@ pub struct RuleArgs {
     /// Run only these native rules (ids, comma-separated).
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Run only the native rules of these services (sshd, http, postfix, …; comma-separated).
+    #[arg(long, value_name = "SERVICES", value_delimiter = ',')]
+    pub service: Vec<String>,
 }
 
 /// Time context for dates in logs.

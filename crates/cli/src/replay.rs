@@ -96,6 +96,8 @@ pub struct Pipeline {
     line_seq: u64,
     /// bantime.increment is on: known bad addresses count extra.
     increment: bool,
+    /// Newest event time of the current input.
+    input_clock: Option<stadtwache_core::Timestamp>,
 }
 
 impl Pipeline {
@@ -130,6 +132,7 @@ impl Pipeline {
             bans: Vec::new(),
             line_seq: 0,
             increment,
+            input_clock: None,
         })
     }
 
@@ -196,9 +199,13 @@ impl Pipeline {
                         event: &event,
                     });
                 }
-                // The pipeline's clock: the newest log time seen (log lines are
-                // not strictly ordered; a ban never expires backwards).
-                let now = self.detector.clock().map_or(event.time, |c| c.max(event.time));
+                // The pipeline's clock: the newest log time seen in this input
+                // (lines are not strictly ordered; a ban never expires
+                // backwards). Per input, so that replaying several logs of
+                // the same days one after the other still judges each ban
+                // against its own log's time.
+                let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
+                self.input_clock = Some(now);
                 self.decider.expire(now);
                 if let Some(trigger) = self.detector.observe(&event) {
                     Self::decide(
@@ -322,6 +329,7 @@ pub fn run_inputs(
             }
         };
         let name = input.name.clone();
+        pipe.input_clock = None;
         let compressed = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let mut reader = input.lines(max_line);
         let mut n = 0u64;

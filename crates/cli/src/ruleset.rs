@@ -126,10 +126,11 @@ pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagno
     if args.filters.is_empty() {
         let pack = native_pack(args.rules.as_deref())?;
         for r in pack.rules {
-            let selected = if args.only.is_empty() {
-                r.enabled
-            } else {
+            let selected = if !args.only.is_empty() {
                 args.only.iter().any(|o| o == &r.id)
+            } else {
+                r.enabled
+                    && (args.service.is_empty() || args.service.iter().any(|s| s == &r.service))
             };
             if !selected {
                 continue;
@@ -169,10 +170,13 @@ pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagno
                 },
             });
         }
-        if !args.only.is_empty() && rules.is_empty() && diags.iter().all(|d| !d.is_error()) {
+        if rules.is_empty() && diags.iter().all(|d| !d.is_error()) {
             diags.push(Diagnostic::error(
                 "R100",
-                format!("--only {:?} selects no native rule", args.only),
+                format!(
+                    "--only {:?} / --service {:?} select no native rule",
+                    args.only, args.service
+                ),
             ));
         }
     } else {
