@@ -249,6 +249,8 @@ pub struct Pattern {
     compiled: Compiled,
     /// Exact non-MULTILINE `$` for haystacks with inner newlines.
     exact: Lazy<fancy_regex::Regex>,
+    /// Python's `\B` never matches in an empty string: variant for `""`.
+    empty_hay: Lazy<fancy_regex::Regex>,
     /// Segment-chain fast path for captures (linear engine only).
     seg_src: Option<segments::SegmentsSrc>,
     segments: OnceLock<Option<segments::Segments>>,
@@ -380,7 +382,7 @@ impl Pattern {
         }
         let names = parsed.names.clone();
         let multiline_pat = exp.skiplines > 0 || emit::has_explicit_newline(&parsed.node);
-        let node = emit::elide_lookbehinds(parsed.node, None);
+        let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node, None));
         let plain_dollar = emit::has_plain_dollar(&node);
         let backtracking = emit::needs_backtracking(&node);
         let prefix = if parsed.global.i { "(?i)" } else { "" };
@@ -394,6 +396,7 @@ impl Pattern {
             relaxed,
             fancy,
             ascii_hay,
+            empty_hay: false,
         };
         let translated = render(eo(backtracking, false, backtracking, false));
         let relaxed = render(eo(false, true, false, false));
@@ -436,6 +439,12 @@ impl Pattern {
                 }
             }
         };
+        let empty_hay = Lazy::new(emit::has_non_boundary(&node).then(|| {
+            render(emit::EmitOpts {
+                empty_hay: true,
+                ..eo(true, false, true, false)
+            })
+        }));
         let exact = Lazy::new(
             (plain_dollar && !backtracking).then(|| render(eo(true, false, true, false))),
         );
@@ -475,6 +484,7 @@ impl Pattern {
             multiline_pat,
             compiled,
             exact,
+            empty_hay,
             seg_src,
             segments: OnceLock::new(),
             backtrack_limit: opts.backtrack_limit,
@@ -489,6 +499,11 @@ impl Pattern {
     /// needs the exact variant)?
     #[inline]
     fn exact_for(&self, hay: &str) -> Option<&fancy_regex::Regex> {
+        if hay.is_empty() && self.empty_hay.src.is_some() {
+            return self
+                .empty_hay
+                .get(|src| build_fancy(src, self.backtrack_limit).ok());
+        }
         self.exact.src.as_ref()?;
         let b = hay.as_bytes();
         memchr::memchr(b'\n', &b[..b.len().saturating_sub(1)])?;

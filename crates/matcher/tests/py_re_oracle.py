@@ -13,11 +13,13 @@ import json
 import re
 import sys
 import unicodedata
+import warnings
 
 SWEEP_END = 0x30000
 
 
 def main():
+    warnings.simplefilter("ignore")  # Python's FutureWarnings about set syntax
     req = json.load(sys.stdin)
     out = {"cases": [], "sweeps": []}
     for c in req.get("cases", []):

@@ -348,3 +348,112 @@ fn translation_matches_python() {
     assert_eq!(err_diff, 0);
     assert_eq!(sweep_diff, 0);
 }
+
+/// Random patterns from Python syntax pieces: same acceptance, same results.
+#[test]
+fn random_patterns_match_python() {
+    let pieces = [
+        "(", ")", "[", "]", "[^", "^", "$", "\\d", "\\w", "\\s", "\\S", "\\W", "\\b", "\\B", "\\Z",
+        "\\A", "{", "}", "{1,2}", "{,2}", "{2}", "*", "+", "?", "*?", "+?", "|", ".", "-", "a",
+        "b", "é", "(?i)", "(?:", "(?P<n>", "(?P=n)", "\\1", "(?=a)", "(?!b)", "(?<=a)", "(?<!b)",
+        "(?>", "(?i:", "(?-i:", "(?s:", "(?m:", "(?x:", " ", "#", "&&", "~~", "\\-", "\\]",
+        "\\x41", "\\101", "\\n", "]a", "a-c", "\\[",
+    ];
+    let mut seed: u64 = 0x0DDB_1A5E_5BAD_5EED;
+    let mut rnd = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let hays = [
+        "",
+        "a",
+        "ab",
+        "aB",
+        "ba b",
+        "a-c]",
+        "é a\nb\n",
+        "A[b]",
+        "#a&&b~~",
+        "a\n",
+        "abab aa",
+        "x-y_z 12",
+    ];
+    let mut cases = Vec::new();
+    for _ in 0..8000 {
+        let n = 1 + rnd(7);
+        let p: String = (0..n).map(|_| pieces[rnd(pieces.len())]).collect();
+        // avoid fail2ban's own rewrites: tags and wrapped global flags
+        // (and whitespace-only regexes, which fail2ban refuses)
+        if p.contains('<') && !p.contains("(?<") && !p.contains("(?P<")
+            || p.contains("((?")
+            || p.contains("(?:(?")
+            || p.trim().is_empty()
+        {
+            continue;
+        }
+        cases.push(json!({"pattern": p, "multiline": rnd(2) == 0, "hays": hays}));
+    }
+    let Some(resp) = oracle(&json!({"cases": cases})) else {
+        return;
+    };
+    let results = resp["cases"].as_array().expect("cases");
+    let (mut agree, mut differ, mut acc_diff, mut both_err, mut known) = (0, 0, 0, 0, 0);
+    let mut report = Vec::new();
+    for (case, res) in cases.iter().zip(results) {
+        let pat = case["pattern"].as_str().unwrap_or_default();
+        let ml = case["multiline"].as_bool().unwrap_or(false);
+        let ours = compile(pat, ml);
+        let p = match (ours, res["error"].is_null()) {
+            (Ok(p), true) => p,
+            (Err(_), false) => {
+                both_err += 1;
+                continue;
+            }
+            (Ok(p), false) => {
+                acc_diff += 1;
+                report.push(format!(
+                    "{pat:?} (m={ml}): Python rejects ({}), we accept as {:?}",
+                    res["error"],
+                    p.translated()
+                ));
+                continue;
+            }
+            (Err(e), true) => {
+                acc_diff += 1;
+                report.push(format!("{pat:?} (m={ml}): we reject: {e}"));
+                continue;
+            }
+        };
+        let p11 = p.warnings().iter().any(|w| w.code == "P011");
+        for (hay, py) in hays
+            .iter()
+            .zip(res["results"].as_array().into_iter().flatten())
+        {
+            let py: Option<Vec<Option<String>>> = py
+                .as_array()
+                .map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect());
+            let us = groups(&p, hay);
+            if us == py {
+                agree += 1;
+            } else if p11 && us.as_ref().map(|g| &g[0]) == py.as_ref().map(|g| &g[0]) {
+                known += 1;
+            } else {
+                differ += 1;
+                report.push(format!(
+                    "{pat:?} (m={ml}) -> {:?} on {hay:?}: python {py:?}, ours {us:?}",
+                    p.translated()
+                ));
+            }
+        }
+    }
+    for r in report.iter().take(60) {
+        eprintln!("{r}");
+    }
+    println!(
+        "random patterns: {agree} agree, {differ} differ, {known} known (P011); acceptance: {both_err} rejected by both, {acc_diff} differ"
+    );
+    assert_eq!(differ, 0);
+    assert_eq!(acc_diff, 0);
+}

@@ -19,6 +19,8 @@ pub(crate) struct EmitOpts {
     /// A variant only ever run on ASCII haystacks: Python's Unicode classes
     /// restricted to ASCII (same results there, much smaller automata).
     pub ascii_hay: bool,
+    /// For empty haystacks: Python's `\B` never matches in an empty string.
+    pub empty_hay: bool,
 }
 
 /// Does the (rewritten) AST need the backtracking engine?
@@ -35,6 +37,19 @@ pub(crate) fn needs_backtracking(n: &Node) -> bool {
         } => true,
         Node::Cat(v) | Node::Alt(v) => v.iter().any(needs_backtracking),
         Node::Group { node, .. } | Node::Repeat { node, .. } => needs_backtracking(node),
+        _ => false,
+    }
+}
+
+/// Does the AST contain `\B`?
+pub(crate) fn has_non_boundary(n: &Node) -> bool {
+    match n {
+        Node::WordB { neg: true, .. } => true,
+        Node::Cat(v) | Node::Alt(v) => v.iter().any(has_non_boundary),
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
+            has_non_boundary(node)
+        }
+        Node::Cond { yes, no, .. } => has_non_boundary(yes) || has_non_boundary(no),
         _ => false,
     }
 }
@@ -294,6 +309,60 @@ pub(crate) fn elide_lookbehinds(n: Node, prev: Option<Vec<char>>) -> Node {
     }
 }
 
+/// Python lets zero-width items (look-arounds, empty groups) be repeated;
+/// the engines do not. Python's empty-iteration rule makes `X*`/`X?` try X
+/// once (`(?:X|)`), `X*?` skip it, and `X+`/`X{n}` equal X.
+pub(crate) fn simplify_zero_width_repeats(n: Node) -> Node {
+    match n {
+        Node::Repeat {
+            node,
+            min,
+            max,
+            kind,
+        } => {
+            let node = simplify_zero_width_repeats(*node);
+            if super::pyre::width(&node) != (0, Some(0)) {
+                return Node::Repeat {
+                    node: Box::new(node),
+                    min,
+                    max,
+                    kind,
+                };
+            }
+            if max == Some(0) {
+                return Node::Empty;
+            }
+            if min >= 1 {
+                return node;
+            }
+            match kind {
+                RepKind::Lazy => Node::Empty,
+                _ => Node::Group {
+                    kind: GroupKind::NonCapture,
+                    node: Box::new(Node::Alt(vec![node, Node::Empty])),
+                },
+            }
+        }
+        Node::Cat(v) => Node::Cat(v.into_iter().map(simplify_zero_width_repeats).collect()),
+        Node::Alt(v) => Node::Alt(v.into_iter().map(simplify_zero_width_repeats).collect()),
+        Node::Group { kind, node } => Node::Group {
+            kind,
+            node: Box::new(simplify_zero_width_repeats(*node)),
+        },
+        Node::Look { ahead, neg, node } => Node::Look {
+            ahead,
+            neg,
+            node: Box::new(simplify_zero_width_repeats(*node)),
+        },
+        Node::Cond { group, yes, no } => Node::Cond {
+            group,
+            yes: Box::new(simplify_zero_width_repeats(*yes)),
+            no: Box::new(simplify_zero_width_repeats(*no)),
+        },
+        other => other,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Emission
 
@@ -414,6 +483,7 @@ pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut
         }
         Node::StartText => out.push_str(r"\A"),
         Node::EndText => out.push_str(r"\z"),
+        Node::WordB { neg: true, .. } if opts.empty_hay => out.push_str(r"[^\x{0}-\x{10FFFF}]"),
         Node::WordB { neg, ascii } => out.push_str(match (neg, ascii, opts.fancy) {
             (false, false, _) => r"\b",
             (true, false, _) => r"\B",

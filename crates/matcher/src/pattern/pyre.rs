@@ -140,6 +140,8 @@ pub(crate) struct Parsed {
 }
 
 const MAXREPEAT: u64 = u32::MAX as u64;
+/// Deeper group nesting is refused (the regex engines refuse it too).
+const MAX_NESTING: usize = 200;
 
 struct Parser<'a> {
     s: &'a str,
@@ -232,6 +234,12 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_sub(&mut self, flags: Flags, nested: usize) -> R<Node> {
+        if nested > MAX_NESTING {
+            return self.err(
+                "unsupported nesting depth (more than 200 levels of groups)",
+                self.pos,
+            );
+        }
         let mut items = Vec::new();
         loop {
             let first = nested == 0 && items.is_empty();

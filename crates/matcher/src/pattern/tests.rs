@@ -546,3 +546,99 @@ fn pattern_is_send_and_sync() {
     check::<Pattern>();
     check::<Scratch>();
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+    assert_eq!(code(&deep), "P009");
+    let deep = format!("{}a{}", "(?:".repeat(150), ")".repeat(150));
+    let _ = Pattern::compile(
+        &Spanned::new(deep),
+        PatternKind::Failregex,
+        &CompileOptions::default(),
+    );
+}
+
+/// Random garbage from regex/tag syntax: compile, match, capture — never panic.
+#[test]
+fn random_input_never_panics() {
+    let pieces = [
+        "(",
+        ")",
+        "[",
+        "]",
+        "^",
+        "$",
+        "\\",
+        "\\d",
+        "\\w",
+        "\\s",
+        "\\b",
+        "\\Z",
+        "\\1",
+        "\\x4",
+        "\\u12",
+        "{",
+        "}",
+        "{1,2}",
+        "{,",
+        "*",
+        "+",
+        "?",
+        "|",
+        ".",
+        "-",
+        "a",
+        "é",
+        "<HOST>",
+        "<F-USER>",
+        "</F-USER>",
+        "<F-ID/>",
+        "<SKIPLINES>",
+        "(?i)",
+        "(?P<n>",
+        "(?P=n)",
+        "(?=",
+        "(?!",
+        "(?<=",
+        "(?<!",
+        "(?(1)",
+        "(?>",
+        "(?#",
+        "(?x)",
+        "(?s:",
+        "\n",
+        " ",
+        "#",
+        "&&",
+        "~~",
+        "\\N{",
+        "(?:",
+    ];
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let opts = CompileOptions {
+        backtrack_limit: 10_000,
+    };
+    let mut ok = 0;
+    for _ in 0..3000 {
+        let n = 1 + rnd(8);
+        let s: String = (0..n).map(|_| pieces[rnd(pieces.len())]).collect();
+        for kind in [PatternKind::Failregex, PatternKind::Prefregex] {
+            if let Ok(p) = Pattern::compile(&Spanned::new(s.as_str()), kind, &opts) {
+                ok += 1;
+                for hay in ["", "a", "a\nb\n", "é 1.2.3.4 x", "user=x from ::1\n"] {
+                    let _ = p.is_match(hay);
+                    let _ = p.captures(hay);
+                }
+                let _ = p.required_literals();
+            }
+        }
+    }
+    assert!(ok > 100, "{ok}");
+}
