@@ -66,6 +66,37 @@
 //!   engine — exact when the haystack has no newline before its last char;
 //!   for haystacks with inner newlines an exact backtracking variant
 //!   (`(?=\n?\z)`) is used automatically.
+//! - Python quirks: repeated look-arounds (`(?=a)*` — the engines refuse
+//!   them; rewritten by Python's empty-iteration rule), `\B` never matching
+//!   in an empty string, Turkish dotted/dotless i under `(?i)`.
+//! - The IPv6 part of `<HOST>`/`<ADDR>`/`<IP6>` ends in `(?<=:):`; that
+//!   look-behind is provably always true where it stands (every branch
+//!   before it ends in `:`), so it is dropped and `<HOST>` stays linear.
+//!
+//! # Speed
+//!
+//! - `is_match`: the `regex` crate's lazy DFA (on ASCII haystacks a byte
+//!   variant with Python's classes restricted to ASCII — same results there).
+//! - `captures_with`: for linear patterns, the top-level concatenation is
+//!   split at capture groups and each piece found by an anchored DFA search
+//!   in turn (exact: see `pattern/segments.rs`); otherwise the full capture
+//!   engine. No allocation once a [`Scratch`] belongs to the pattern.
+//! - [`Pattern::required_literals`]: a sound any-of literal set for an
+//!   Aho-Corasick prefilter (also for backtracking patterns).
+//!
+//! # Known divergences from Python (documented, tested)
+//!
+//! - P011: a capture group inside a repetition that can match empty (`(a*)*`)
+//!   keeps the last non-empty iteration; Python keeps the final empty one.
+//!   The match itself is the same.
+//! - `\b`/`\B` on non-ASCII text follow Unicode's word characters (e.g. a
+//!   combining mark is a word char there, not in Python). `\w`, `\W`,
+//!   `\s`, `\S`, `\d`, `\D`, `.` and `(?i)` of the letters tested agree with
+//!   Python for every code point below U+30000 assigned in Python's Unicode
+//!   database (tests/python_re_translation.rs sweeps them); case folding
+//!   beyond Unicode simple folding plus the Turkish i is not reproduced.
+//! - `(?a)` together with `(?i)` still folds non-ASCII letters (Kelvin sign).
+//! - `\N{name}` knows only a few names, lone surrogates are refused (P009).
 
 mod emit;
 mod literals;
