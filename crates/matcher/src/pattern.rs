@@ -282,6 +282,10 @@ pub struct Pattern {
     exact: Lazy<fancy_regex::Regex>,
     /// Python's `\B` never matches in an empty string: variant for `""`.
     empty_hay: Lazy<fancy_regex::Regex>,
+    /// Backtracking patterns without required literals: a linear superset
+    /// (look-arounds dropped, …) that rejects most non-matching haystacks
+    /// before the backtracker runs.
+    superset: Lazy<regex::Regex>,
     /// Segment-chain fast path for captures (linear engine only).
     seg_src: Option<segments::SegmentsSrc>,
     segments: OnceLock<Option<segments::Segments>>,
@@ -470,6 +474,10 @@ impl Pattern {
                 }
             }
         };
+        // only where the runner has no literal prefilter (keeps the cost off
+        // patterns whose literal set already screens lines)
+        let literals = literals::required_literals(&relaxed);
+        let superset = Lazy::new((backtracking && literals.is_none()).then(|| relaxed.clone()));
         let empty_hay = Lazy::new(emit::has_non_boundary(&node).then(|| {
             render(emit::EmitOpts {
                 empty_hay: true,
@@ -516,10 +524,11 @@ impl Pattern {
             compiled,
             exact,
             empty_hay,
+            superset,
             seg_src,
             segments: OnceLock::new(),
             backtrack_limit: opts.backtrack_limit,
-            literals: literals::required_literals(&relaxed),
+            literals,
             warnings,
             skiplines: exp.skiplines,
             pool: std::sync::Mutex::new(Vec::new()),
@@ -556,6 +565,19 @@ impl Pattern {
             }
             Compiled::Linear { .. } => None,
         }
+    }
+
+    /// False when the linear superset of a backtracking pattern rules a match out.
+    #[inline]
+    fn superset_allows(&self, hay: &str) -> bool {
+        self.superset
+            .get(|src| {
+                regex::RegexBuilder::new(src)
+                    .size_limit(64 << 20)
+                    .build()
+                    .ok()
+            })
+            .is_none_or(|r| r.is_match(hay))
     }
 
     fn segments(&self) -> Option<&segments::Segments> {
@@ -649,6 +671,7 @@ impl Pattern {
                 scratch.src = ScratchSrc::Locs;
                 return Ok(uni.captures_read(locs, hay).is_some());
             }
+            (Compiled::Fancy { .. }, None) if !self.superset_allows(hay) => return Ok(false),
             (Compiled::Fancy { uni, .. }, None) => match self.ascii_fancy() {
                 Some(a) if hay.is_ascii() => a,
                 _ => uni,
@@ -678,6 +701,7 @@ impl Pattern {
                 Some(a) if ascii => Ok(a.is_match(hay.as_bytes())),
                 _ => Ok(uni.is_match(hay)),
             },
+            Compiled::Fancy { .. } if !self.superset_allows(hay) => Ok(false),
             Compiled::Fancy { uni, .. } => {
                 let re = match self.ascii_fancy() {
                     Some(a) if ascii => a,
