@@ -75,11 +75,29 @@ impl Hand {
     /// (`usize::MAX` when it looked at the whole text): the result is the
     /// same for any text that has the same bytes up to there.
     pub fn search_tracked(self, hay: &str, pos: usize) -> (HandResult, usize) {
+        self.search_limited(hay, pos, usize::MAX)
+    }
+
+    /// Whether this is a word-bounded search (not anchored at the line start).
+    pub fn is_word_search(self) -> bool {
+        matches!(
+            self,
+            Hand::Pattern {
+                anchored: false,
+                ..
+            }
+        )
+    }
+
+    /// [`Hand::search_tracked`] trying match starts up to `limit` only
+    /// (word-bounded pattern searches).
+    pub fn search_limited(self, hay: &str, pos: usize, limit: usize) -> (HandResult, usize) {
         let mut c = Cur {
             b: hay.as_bytes(),
             s: hay,
             uni: false,
             max: Cell::new(0),
+            limit,
         };
         let r = match self {
             Hand::Pattern {
@@ -144,6 +162,8 @@ struct Cur<'a> {
     uni: bool,
     /// highest byte index looked at
     max: Cell<usize>,
+    /// last match start a word search tries
+    limit: usize,
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -633,7 +653,7 @@ impl Cur<'_> {
     fn search_word(&mut self, pos: usize, shape: Shape, dec: (i64, i64)) -> Found {
         let len = self.b.len();
         let mut p = pos;
-        while p <= len {
+        while p <= len && p <= self.limit {
             let b = self.at(p);
             let cand = match shape {
                 Shape::Iso => b.is_ascii_digit(),
@@ -849,6 +869,14 @@ mod tests {
                     };
                     let hay = &line[..endpos];
                     let want = t.regex_search(hay, pos);
+                    // the template's own search (hand, prefilter, regex)
+                    let full = t.match_date(&line, pos, endpos);
+                    assert_eq!(
+                        full.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1)),
+                        want.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1)),
+                        "match_date of {} on {hay:?} from {pos}",
+                        t.name
+                    );
                     let got = match hand.search(hay, pos) {
                         HandResult::Unsure => {
                             unsure += 1;

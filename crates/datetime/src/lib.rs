@@ -645,6 +645,10 @@ mod perf_probe {
         let ctx = TimeContext::fail2ban_test();
         let line =
             "Nov 14 10:11:12 host sshd[1234]: Failed password for root from 192.0.2.1 port 22 ssh2";
+        let nodate = "srv sshd[1234]: Failed password for root from 192.0.2.17 port 22 ssh2";
+        for t in &det.templates {
+            time(&t.name, || t.match_date(nodate, 0, nodate.len()).is_some());
+        }
         let t = &det.templates[1];
         println!("{}", t.name);
         time("hand search", || {

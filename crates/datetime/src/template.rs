@@ -568,13 +568,34 @@ impl Template {
         }
         let hay = &line[..endpos];
         if let Some(h) = self.hand {
-            match h.search(hay, pos) {
+            let pre = self.prefilter().filter(|_| h.is_word_search());
+            let limit = if pre.is_some() { pos } else { usize::MAX };
+            match h.search_limited(hay, pos, limit).0 {
                 HandResult::Hit(hit) => return Some(hit),
-                HandResult::Miss => return None,
-                HandResult::Unsure => {}
+                HandResult::Unsure => return self.regex_search(hay, pos),
+                HandResult::Miss => {
+                    let pre = pre?;
+                    // Nothing starts at `pos`; the regex (a superset of the
+                    // template) tells where the next match could start.
+                    let next = pos + hay[pos..].chars().next()?.len_utf8();
+                    let start = pre.find_at(hay, next)?.start();
+                    return match h.search(hay, start) {
+                        HandResult::Hit(hit) => Some(hit),
+                        HandResult::Miss => None,
+                        HandResult::Unsure => self.regex_search(hay, pos),
+                    };
+                }
             }
         }
         self.regex_search(hay, pos)
+    }
+
+    /// A `regex` matching wherever this template can match.
+    fn prefilter(&self) -> Option<&regex::Regex> {
+        match &self.re {
+            Some(Re::Plain(r)) | Some(Re::Fancy(_, Some(r))) => Some(r),
+            _ => None,
+        }
     }
 
     /// [`Template::match_date`] for a template with a hand matcher that can
