@@ -8,7 +8,7 @@
 //!   --lines N       lines to run (default 2,000,000)
 //!   --mix M         `attack` (sshd lines only, mostly failures and helpers),
 //!                   `syslog` (30 % sshd, 70 % other daemons; default), `quiet`
-//!                   (no sshd failures at all)
+//!                   (30 % sshd without failures, 70 % other), `other` (no sshd)
 //!   --dates         lines start with a syslog date, found and cut out by the
 //!                   date detector (`process_line`); otherwise the lines have
 //!                   no date and the time is given (`process_line_at`)
@@ -189,6 +189,7 @@ fn main() {
     for i in 0..uniq {
         let body = match mix.as_str() {
             "attack" => sshd_line(&mut rng, false),
+            "other" => other_line(&mut rng),
             "quiet" => {
                 if rng.below(10) < 3 {
                     sshd_line(&mut rng, true)

@@ -51,6 +51,28 @@ enum Role {
 struct Group {
     index: usize,
     name: Arc<str>,
+    tag: u8,
+}
+
+/// Names the runner looks up, as small tags (no string compares per line).
+const T_OTHER: u8 = 0;
+
+#[inline(always)]
+fn tag_of(name: &str) -> u8 {
+    match name {
+        "fid" => 1,
+        "ip4" => 2,
+        "ip6" => 3,
+        "dns" => 4,
+        "cidr" => 5,
+        "mlfid" => 6,
+        "nofail" => 7,
+        "mlfgained" => 8,
+        "mlfforget" => 9,
+        "user" => 10,
+        "content" => 11,
+        _ => T_OTHER,
+    }
 }
 
 /// A compiled pattern with what the runner precomputes about its groups.
@@ -89,7 +111,8 @@ impl Pat {
                 Some(Role::Tuple(n)) => tuples.push((Arc::clone(&name), n)),
                 _ => {}
             }
-            groups.push(Group { index, name });
+            let tag = tag_of(&name);
+            groups.push(Group { index, name, tag });
         }
         alts.sort();
         tuples.sort();
@@ -119,12 +142,12 @@ impl Pat {
         g.0.reserve(self.groups.len());
         for grp in &self.groups {
             let v = capture_text(caps, grp.index, hay).map(|s| Val::Str(s.to_string()));
-            g.0.push((Arc::clone(&grp.name), v));
+            g.0.push(Entry { name: Arc::clone(&grp.name), tag: grp.tag, val: v });
         }
         for (k, n) in &self.alts {
             let v = g.get(k).cloned();
             if v.as_ref().is_some_and(Val::truthy) && !g.truthy(n) {
-                g.set(n, v);
+                g.set(n, tag_of(n), v);
             }
         }
         for (k, n) in &self.tuples {
@@ -141,7 +164,7 @@ impl Pat {
                 Some(Val::Str(s)) => vec![Some(s), v],
                 None => vec![None, v],
             };
-            g.set(n, Some(Val::Tuple(t)));
+            g.set(n, tag_of(n), Some(Val::Tuple(t)));
         }
         g
     }
@@ -515,41 +538,59 @@ impl Val {
     }
 }
 
+/// One named group (or key fail2ban adds to its dict).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    name: Arc<str>,
+    tag: u8,
+    val: Option<Val>,
+}
+
 /// Named groups in insertion order; a value of None is a group that did
 /// not take part (Python's `groupdict()` keeps those as `None`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Groups(Vec<(Arc<str>, Option<Val>)>);
+struct Groups(Vec<Entry>);
 
 impl Groups {
-    fn get(&self, k: &str) -> Option<&Val> {
-        self.0.iter().find(|(n, _)| &**n == k).and_then(|(_, v)| v.as_ref())
+    #[inline(always)]
+    fn position(&self, k: &str) -> Option<usize> {
+        let t = tag_of(k);
+        if t == T_OTHER { self.0.iter().position(|e| &*e.name == k) } else { self.0.iter().position(|e| e.tag == t) }
     }
 
+    #[inline(always)]
+    fn get(&self, k: &str) -> Option<&Val> {
+        self.position(k).and_then(|i| self.0[i].val.as_ref())
+    }
+
+    #[inline(always)]
     fn truthy(&self, k: &str) -> bool {
         self.get(k).is_some_and(Val::truthy)
     }
 
-    fn set(&mut self, k: &Arc<str>, v: Option<Val>) {
-        match self.0.iter_mut().find(|(n, _)| **n == **k) {
-            Some(slot) => slot.1 = v,
-            None => self.0.push((Arc::clone(k), v)),
+    /// Set a group by name (as `Arc`, tag known).
+    fn set(&mut self, name: &Arc<str>, tag: u8, v: Option<Val>) {
+        let slot = if tag == T_OTHER {
+            self.0.iter_mut().find(|e| *e.name == **name)
+        } else {
+            self.0.iter_mut().find(|e| e.tag == tag)
+        };
+        match slot {
+            Some(e) => e.val = v,
+            None => self.0.push(Entry { name: Arc::clone(name), tag, val: v }),
         }
     }
 
     fn set_str(&mut self, k: &str, v: Option<Val>) {
-        match self.0.iter_mut().find(|(n, _)| &**n == k) {
-            Some(slot) => slot.1 = v,
-            None => self.0.push((Arc::from(k), v)),
+        match self.position(k) {
+            Some(i) => self.0[i].val = v,
+            None => self.0.push(Entry { name: Arc::from(k), tag: tag_of(k), val: v }),
         }
     }
 
     fn pop(&mut self, k: &str) -> Option<Val> {
-        let i = self.0.iter().position(|(n, _)| &**n == k)?;
-        self.0.remove(i).1
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        let i = self.position(k)?;
+        self.0.remove(i).val
     }
 }
 
@@ -581,7 +622,7 @@ impl FailData {
 
     fn fields(&self) -> BTreeMap<String, FieldValue> {
         let mut out = BTreeMap::new();
-        for (k, v) in &self.groups.0 {
+        for Entry { name: k, val: v, .. } in &self.groups.0 {
             match v {
                 Some(Val::Str(s)) => {
                     out.insert(k.to_string(), FieldValue::One(s.clone()));
@@ -613,9 +654,32 @@ impl FailData {
 const MLFID_MAX_COUNT: usize = 100;
 const MLFID_MAX_TIME: Duration = Duration(300 * Timestamp::MICROS_PER_SEC);
 
+/// FNV-1a: the cache holds at most 100 keys, so hash flooding cannot hurt,
+/// and SipHash costs more than the rest of a lookup.
+#[derive(Clone, Copy, Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct MlfidCache {
-    map: HashMap<String, (u64, Timestamp, FailData)>,
+    map: HashMap<String, (u64, Timestamp, FailData), std::hash::BuildHasherDefault<Fnv>>,
     /// Insertion order (FIFO eviction): seq → key.
     order: BTreeMap<u64, String>,
     seq: u64,
@@ -721,7 +785,7 @@ fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]
 enum Cur {
     /// Unchanged.
     Org,
-    /// `[('', '', content)]` (the content is in `State::hay`, with "\n").
+    /// `[('', '', content)]` (the content is in `State::content`, with "\n").
     Content,
     /// A selection of the original lines.
     Idx(SmallVec<[usize; 4]>),
@@ -740,6 +804,8 @@ pub(crate) struct State {
     lines: Vec<OwnedLine>,
     hay: String,
     hay2: String,
+    /// `<F-CONTENT>` + "\n" while the line buffer is the content.
+    content: String,
     bits: Vec<u64>,
     cache: MlfidCache,
     pref_scratch: Scratch,
@@ -757,6 +823,7 @@ impl State {
             lines: Vec::new(),
             hay: String::new(),
             hay2: String::new(),
+            content: String::new(),
             bits: Vec::new(),
             cache: MlfidCache::default(),
             pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
@@ -872,9 +939,8 @@ fn run(
     };
     st.lines = match cur {
         Cur::Org => lines,
-        // `hay` is `content + "\n"` when the buffer ends as the content
         Cur::Content => {
-            vec![OwnedLine { text: st.hay.strip_suffix('\n').unwrap_or(&st.hay).to_string(), cut: None }]
+            vec![OwnedLine { text: st.content.strip_suffix('\n').unwrap_or(&st.content).to_string(), cut: None }]
         }
         Cur::Idx(idx) => idx.iter().filter_map(|&i| lines.get(i).cloned()).collect(),
     };
@@ -982,29 +1048,31 @@ fn find_failure(
         return cur;
     }
 
-    let mut pre_groups = Groups::default();
+    // Prefregex groups are made on the first failregex hit only (a line
+    // whose candidates all miss allocates nothing); `hay` keeps the whole
+    // buffer until then, the content goes to `st.content`.
+    let mut pre: Option<Groups> = None;
+    let mut have_pre = false;
+    let mut in_content = false;
     if let Some(pr) = &p.prefregex {
         let caps = &mut st.pref_scratch;
         if !captures(pr, &st.hay, caps, stats) {
             return cur;
         }
+        have_pre = pr.groups.iter().any(|g| g.tag != tag_of("content"));
         let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
-        pre_groups = pr.group_dict(caps, &st.hay);
-        pre_groups.pop("content");
         // fail2ban replaces the buffer only with a non-empty content.
-        // (in place: from here on `hay` holds `content + "\n"` for as long
-        // as the line buffer is the content)
         if let Some((s, e)) = content {
-            st.hay.truncate(e);
-            st.hay.replace_range(..s, "");
-            st.hay.push('\n');
+            st.content.clear();
+            st.content.push_str(&st.hay[s..e]);
+            st.content.push('\n');
             cur = Cur::Content;
+            in_content = true;
         }
         if pref_first && !any {
             return cur;
         }
     }
-    let have_pre = !pre_groups.is_empty();
 
     let mut hay_valid = true;
     for (fi, fr) in p.failregex.iter().enumerate() {
@@ -1014,9 +1082,10 @@ fn find_failure(
                 Cur::Org => {
                     st.hay.clear();
                     push_buf(&mut st.hay, 0..org.len(), org);
+                    in_content = false;
                 }
-                // `hay` still is `content + "\n"`
-                Cur::Content => {}
+                // `st.content` still is `content + "\n"`
+                Cur::Content => in_content = true,
                 Cur::Idx(idx) => {
                     st.hay.clear();
                     if idx.is_empty() {
@@ -1024,6 +1093,7 @@ fn find_failure(
                     } else {
                         push_buf(&mut st.hay, idx.iter().copied(), org);
                     }
+                    in_content = false;
                     // lines joined anew: the prefilter's answer no longer holds
                     p.prefilter.all(&mut st.bits);
                 }
@@ -1034,15 +1104,24 @@ fn find_failure(
             continue;
         }
         let Some(caps) = st.scratch.get_mut(fi) else { continue };
-        if !captures(fr, &st.hay, caps, stats) {
+        let hay: &str = if in_content { &st.content } else { &st.hay };
+        if !captures(fr, hay, caps, stats) {
             continue;
         }
-        let hit = locate(fr, caps, &st.hay, org);
-        let cur_groups = fr.group_dict(caps, &st.hay);
+        let hit = locate(fr, caps, hay, org);
+        let cur_groups = fr.group_dict(caps, hay);
+        if have_pre && pre.is_none() {
+            // `hay` is still the whole buffer the prefregex matched
+            if let Some(pr) = &p.prefregex {
+                let mut g = pr.group_dict(&st.pref_scratch, &st.hay);
+                g.pop("content");
+                pre = Some(g);
+            }
+        }
 
         // ignoreregex on a hit.
         if !p.ignoreregex.is_empty() {
-            let hay: &str = if multi {
+            let ig_hay: &str = if multi {
                 st.hay2.clear();
                 if hit.matched.is_empty() {
                     st.hay2.push('\n');
@@ -1050,12 +1129,14 @@ fn find_failure(
                     push_buf(&mut st.hay2, hit.matched.iter().copied(), org);
                 }
                 &st.hay2
+            } else if in_content {
+                &st.content
             } else {
                 &st.hay
             };
             let mut found = false;
             for ig in &p.ignoreregex {
-                if is_match(ig, hay, stats) {
+                if is_match(ig, ig_hay, stats) {
                     found = true;
                     if !check_all || multi {
                         cur = Cur::Idx(hit.unmatched.clone());
@@ -1080,14 +1161,28 @@ fn find_failure(
             hay_valid = false;
         }
 
+        // No failure id at all (fail2ban: "No group found", logged; the
+        // regex is skipped). Checked on the merged groups before merging.
+        let merged_has = |k: &str| match cur_groups.position(k) {
+            Some(_) => cur_groups.get(k).is_some(),
+            None => pre.as_ref().is_some_and(|g| g.get(k).is_some()),
+        };
+        if !FAILURE_ID_PRESENTS.iter().any(|k| merged_has(k)) {
+            continue;
+        }
+
         let mut fail = FailData::default();
-        if have_pre {
-            fail.groups = pre_groups.clone();
-            for (k, v) in cur_groups.0 {
-                fail.groups.set(&k, v);
+        match pre.as_mut() {
+            Some(pg) => {
+                // fail2ban: `preGroups.copy()` updated with the failregex's
+                // groups (None values too); without checkAllRegex no other
+                // failregex of this line gets that far, so no copy is needed
+                fail.groups = if check_all { pg.clone() } else { std::mem::take(pg) };
+                for e in cur_groups.0 {
+                    fail.groups.set(&e.name, e.tag, e.val);
+                }
             }
-        } else {
-            fail.groups = cur_groups;
+            None => fail.groups = cur_groups,
         }
         let matched_lines = lines_text(org, &hit.matched);
 
@@ -1120,10 +1215,7 @@ fn find_failure(
         } else if let Some(dns) = fail.groups.get("dns") {
             ip_text = Some(dns.key_text());
         } else {
-            if fid_grp.is_none() && mlfid.is_none() {
-                // fail2ban: "No group found" (a wrong regex); logged, skipped.
-                continue;
-            }
+            // (no id at all was skipped above)
             ip_text.clone_from(&fid_grp);
         }
 
@@ -1226,9 +1318,9 @@ fn merge_failure(
             if nf & 4 == 0 && !g.mlfpending {
                 g.matches = None;
             }
-            for (k, v) in fail.groups.0 {
-                if v.is_some() {
-                    g.groups.set(&k, v);
+            for e in fail.groups.0 {
+                if e.val.is_some() {
+                    g.groups.set(&e.name, e.tag, e.val);
                 }
             }
             fail = g;
