@@ -16,7 +16,9 @@ import json
 import os
 import random
 import re
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, '/usr/lib/python3/dist-packages')
@@ -27,6 +29,7 @@ from fail2ban.server.mytime import MyTime  # noqa: E402
 TEST_NOW = 1124013600
 CONFIG_DIR = '/etc/fail2ban'
 LOGS = '/usr/lib/python3/dist-packages/fail2ban/tests/files/logs'
+TEST_CONFIG_DIR = '/usr/lib/python3/dist-packages/fail2ban/tests/config'
 
 out = open(sys.argv[2], 'w')
 
@@ -95,16 +98,29 @@ def samples(checkall):
     MyTime.setTime(TEST_NOW)
     now_str = datetime.datetime.utcfromtimestamp(TEST_NOW).isoformat()
     share = {}
-    names = sorted(n[:-5] for n in os.listdir(os.path.join(CONFIG_DIR, 'filter.d'))
-                   if n.endswith('.conf') and not n.endswith('common.conf')
-                   and os.path.isfile(os.path.join(LOGS, n[:-5])))
-    for name in names:
+    names = [(n[:-5], CONFIG_DIR) for n in sorted(os.listdir(os.path.join(CONFIG_DIR, 'filter.d')))
+             if n.endswith('.conf') and not n.endswith('common.conf')]
+    # the samples test also runs its own test filters `zzz-*`; their include
+    # of common.conf is relative to fail2ban's source tree, so they are read
+    # from a copy beside the installed common.conf
+    tmp = tempfile.mkdtemp(prefix='stadtwache-f2b-')
+    os.mkdir(os.path.join(tmp, 'filter.d'))
+    shutil.copy(os.path.join(CONFIG_DIR, 'filter.d', 'common.conf'), os.path.join(tmp, 'filter.d'))
+    for n in sorted(os.listdir(os.path.join(TEST_CONFIG_DIR, 'filter.d'))):
+        if n.startswith('zzz-') and n.endswith('.conf'):
+            text = open(os.path.join(TEST_CONFIG_DIR, 'filter.d', n)).read()
+            text = re.sub(r'(?m)^before = .*common\.conf$', 'before = common.conf', text)
+            open(os.path.join(tmp, 'filter.d', n), 'w').write(text)
+            names.append((n[:-5], tmp))
+    for name, basedir in names:
+        if not os.path.isfile(os.path.join(LOGS, name)):
+            continue
         filters = {}
 
         def read_filter(flt_name, opts):
             if flt_name in filters:
                 return filters[flt_name]
-            fr = FilterReader(name, "jail", dict(opts or {}), basedir=CONFIG_DIR, share_config=share)
+            fr = FilterReader(name, "jail", dict(opts or {}), basedir=basedir, share_config=share)
             fr.read()
             fr.getOptions({})
             spec = {'pref': None, 'fail': [], 'ignore': [], 'maxlines': 1, 'datepattern': None}

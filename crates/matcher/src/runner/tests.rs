@@ -566,7 +566,12 @@ fn differential(kind: &str) {
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
     let out = std::env::temp_dir().join(format!("stadtwache-runner-{kind}-{}.tsv", std::process::id()));
-    let status = std::process::Command::new("python3").arg(script).arg(kind).arg(&out).status();
+    let status = std::process::Command::new("python3")
+        .arg(script)
+        .arg(kind)
+        .arg(&out)
+        .stderr(std::process::Stdio::null())
+        .status();
     assert!(status.as_ref().is_ok_and(|s| s.success()), "f2b_dump.py {kind}: {status:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
