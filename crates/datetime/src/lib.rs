@@ -29,8 +29,9 @@
 //! - Times: `reGroupDictStrptime` (year/day completion from "now", rolling
 //!   back dates in the future, `replace(year-1)`, zone names and offsets);
 //!   times without a zone are read in `ctx.tz` like glibc `mktime` with
-//!   `tm_isdst = -1` (a time in a DST gap uses the offset before the gap, one
-//!   in a fold the later instant). Like fail2ban, pattern templates drop the
+//!   `tm_isdst = -1` (a time in a DST gap uses the offset before the gap;
+//!   in a fold glibc keeps the offset of its previous result, which the
+//!   scanner tracks). Like fail2ban, pattern templates drop the
 //!   sub-second part; epoch templates keep it.
 //! - Regexes: the `regex` crate where the (translated) Python regex allows,
 //!   `fancy_regex` for backreferences/lookaround/conditionals. The hot
@@ -46,8 +47,8 @@
 //! - Offsets are bytes; fail2ban's "last position" bookkeeping counts
 //!   characters. They differ only when the number of multi-byte characters
 //!   before the date changes from one line to the next.
-//! - fail2ban's `template.hits` is global to the process; here it belongs to
-//!   the scanner. "Last used" times are `ctx.now`, not the wall clock.
+//! - fail2ban's `template.hits` and glibc's `mktime` offset memory are
+//!   global to the process; here they belong to the scanner. "Last used" times are `ctx.now`, not the wall clock.
 //! - Non-ASCII (Unicode) digits: the span agrees, but fail2ban's `int()`
 //!   reads them and we give no time. Python's and Rust's Unicode `\w`/`\s`
 //!   differ on a few exotic characters (`\x1c`-`\x1f` are `\s` in Python).
@@ -342,8 +343,9 @@ struct Memo {
     saw_end: bool,
     bytes: [u8; MEMO_BYTES],
     hit: RawHit,
-    /// (ctx.now, zone cache generation, time) once computed
-    time: Option<(i64, u64, Option<Timestamp>)>,
+    /// (ctx.now, zone cache generation, glibc offset state, time) once
+    /// computed
+    time: Option<(i64, u64, i64, Option<Timestamp>)>,
 }
 
 /// `template.matchDate(line, pos, endpos)` for the last template, through
@@ -438,11 +440,12 @@ impl DateScanner {
         let t = &self.detector.templates[tid];
         let cached = match &self.memo {
             Some(Memo {
-                time: Some((now, generation, time)),
+                time: Some((now, generation, last_off, time)),
                 ..
             }) if fast
                 && *now == ctx.now.0
                 && *generation == self.zc.generation
+                && *last_off == self.zc.last_off
                 && self.zc.same_tz(&ctx.tz) =>
             {
                 Some(*time)
@@ -461,7 +464,7 @@ impl DateScanner {
             && cached.is_none()
             && let Some(m) = &mut self.memo
         {
-            m.time = Some((ctx.now.0, self.zc.generation, time));
+            m.time = Some((ctx.now.0, self.zc.generation, self.zc.last_off, time));
         }
         Some(DateMatch {
             start: hit.s1,

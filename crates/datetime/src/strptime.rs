@@ -467,6 +467,9 @@ pub(crate) struct ZoneCache {
     tz: Option<TimeZone>,
     /// Bumped whenever the zone changes.
     pub generation: u64,
+    /// Offset (seconds) of the last `mktime` result: glibc's
+    /// `localtime_offset`, which decides folds.
+    pub last_off: i64,
 }
 
 impl ZoneCache {
@@ -509,14 +512,20 @@ impl ZoneCache {
     }
 
     /// glibc `mktime` with `tm_isdst = -1`: a civil time in a gap is read
-    /// with the offset before the gap, one in a fold as the later instant.
+    /// with the offset before the gap. In a fold glibc keeps the offset its
+    /// search starts from, which is the offset of its previous result (a
+    /// process-wide static, 0 at start): of the two instants it picks the
+    /// one whose offset the zone has at `naive - last offset`. Here that
+    /// state is per scanner ([`ZoneCache::last_off`]).
     fn mktime(&mut self, naive: i64, tz: &TimeZone) -> Option<i64> {
         let hour = naive.div_euclid(3600);
         if let Some((h, off)) = self.hour
             && h == hour
         {
+            self.last_off = off;
             return Some(naive - off);
         }
+        let last_off = self.last_off;
         let off_at = |secs: i64| -> Option<(i64, bool)> {
             let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
             let tod = secs.rem_euclid(86_400);
@@ -533,7 +542,12 @@ impl ZoneCache {
             Some(match tz.to_ambiguous_timestamp(dt).offset() {
                 AmbiguousOffset::Unambiguous { offset } => (i64::from(offset.seconds()), true),
                 AmbiguousOffset::Gap { before, .. } => (i64::from(before.seconds()), false),
-                AmbiguousOffset::Fold { after, .. } => (i64::from(after.seconds()), false),
+                AmbiguousOffset::Fold { before, after } => {
+                    let (b, a) = (i64::from(before.seconds()), i64::from(after.seconds()));
+                    let probe = jiff::Timestamp::from_second(secs - last_off).ok();
+                    let guess = probe.map(|t| i64::from(tz.to_offset(t).seconds()));
+                    (if guess == Some(b) { b } else { a }, false)
+                }
             })
         };
         let (off, clean) = off_at(naive)?;
@@ -546,6 +560,7 @@ impl ZoneCache {
                 self.hour = Some((hour, off));
             }
         }
+        self.last_off = off;
         Some(naive - off)
     }
 }
@@ -702,6 +717,25 @@ mod tests {
         assert_eq!(zone_offset_minutes("ABCD"), None);
         assert_eq!(zone_offset_minutes("+2000"), None);
         assert_eq!(zone_offset_minutes("+01:3"), None);
+    }
+
+    #[test]
+    fn mktime_like_glibc() {
+        // expected values: python3 time.mktime(..., isdst=-1) with TZ set to
+        // the test zone, after a summer / winter / no previous mktime call
+        let tz = TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0").unwrap();
+        let fold = days_from_civil(2005, 10, 30) * 86_400 + 3600 + 1800; // 01:30
+        let gap = days_from_civil(2005, 3, 27) * 86_400 + 2 * 3600 + 1800; // 02:30
+        let mut zc = ZoneCache::default();
+        assert_eq!(zc.mktime(fold, &tz), Some(1_130_632_200));
+        assert_eq!(zc.mktime(gap, &tz), Some(1_111_887_000));
+        let summer = days_from_civil(2005, 7, 1) * 86_400 + 12 * 3600;
+        assert_eq!(zc.mktime(summer, &tz), Some(1_120_212_000));
+        assert_eq!(zc.mktime(fold, &tz), Some(1_130_628_600));
+        assert_eq!(zc.mktime(fold, &tz), Some(1_130_628_600));
+        let winter = days_from_civil(2005, 12, 1) * 86_400 + 12 * 3600;
+        assert_eq!(zc.mktime(winter, &tz), Some(1_133_434_800));
+        assert_eq!(zc.mktime(fold, &tz), Some(1_130_632_200));
     }
 
     #[test]

@@ -7,6 +7,7 @@ only drives fail2ban; it contains none of its code).
 stdin (JSON):  {"now": 1124013600, "tz": "CET-01CEST-02,M3.5.0,M10.5.0",
                 "pattern": null | "datepattern text",
                 "logtimezone": null | "UTC+0200",
+                "prime_mktime": null | [y, m, d, H, M, S],
                 "files": [{"name": "...", "lines": ["...", ...],
                            "pattern": (optional, overrides the global one)}, ...]}
 stdout (JSON): {"files": [[null | [start, end, time], ...], ...]}
@@ -51,7 +52,12 @@ def main():
         for t in all_templates(dd):
             t.hits = 0
         res = []
+        prime = req.get('prime_mktime')
         for line in f['lines']:
+            if prime:
+                # glibc's mktime remembers the offset of its last result and
+                # resolves DST folds with it: start each line from a known one
+                time.mktime(tuple(prime) + (0, 0, -1))
             try:
                 m, _t = dd.matchTime(line)
             except Exception:

@@ -71,12 +71,16 @@ pub fn run_reference(
 /// Like [`run_reference`] with one JSON object per file (`name`, `lines`,
 /// `pattern`).
 pub fn run_reference_files(now: i64, tz: &str, files: Vec<Value>) -> Vec<Vec<Ref>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fail2ban_dates.py");
-    let req = json!({
+    run_reference_req(json!({
         "now": now,
         "tz": tz,
         "files": files,
-    });
+    }))
+}
+
+/// Run the reference script on a whole request (see the script's doc).
+pub fn run_reference_req(req: Value) -> Vec<Vec<Ref>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fail2ban_dates.py");
     let mut child = Command::new(PYTHON)
         .arg(script)
         .stdin(Stdio::piped())
