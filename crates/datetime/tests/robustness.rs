@@ -186,3 +186,11 @@ fn logtimezone_applies_to_dates_without_zone() {
     let h = sc.find("2005-01-23 21:59:59 +0000 x", &ctx).unwrap();
     assert_eq!(h.time, Timestamp::from_secs(1_106_517_599));
 }
+
+#[test]
+fn detector_is_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<DateDetector>();
+    send::<stadtwache_datetime::DateScanner>();
+}
