@@ -239,6 +239,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/dovecot.toml",
         include_str!("../../../rules/dovecot.toml"),
     ),
+    ("rules/http.toml", include_str!("../../../rules/http.toml")),
     (
         "rules/netfilter.toml",
         include_str!("../../../rules/netfilter.toml"),

@@ -103,6 +103,7 @@ fn every_service_file_is_embedded() {
     let services: HashSet<&str> = pack.rules.iter().map(|r| r.service.as_str()).collect();
     for s in [
         "sshd",
+        "http",
         "nginx",
         "apache",
         "postfix",
@@ -366,5 +367,21 @@ fn every_rule_is_in_the_documented_catalogue() {
         stale.is_empty(),
         "docs/rules.md catalogue is missing or has stale rows; expected:\n{}",
         stale.join("\n")
+    );
+    // And no row for a rule that is not in the pack (removed or renamed).
+    let pack = embedded();
+    let section = doc
+        .split("\n## Rule catalogue\n")
+        .nth(1)
+        .expect("docs/rules.md has a `## Rule catalogue` section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let unknown: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|id| pack.get(id).is_none())
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "docs/rules.md catalogue lists rules that are not in the pack: {unknown:?}"
     );
 }
