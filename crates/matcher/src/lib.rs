@@ -137,10 +137,17 @@ pub struct Failure {
     pub ip: Option<IpAddr>,
     /// Named captures after fail2ban's merging: `host`, `ip4`, `ip6`, `dns`,
     /// `user`, `users`, `mlfid`, any `<F-NAME>` in lower case.
+    ///
+    /// Exactly the keys of fail2ban's `fail` dict with a value: the groups
+    /// of prefregex and failregex that took part (`alt_*` merged into their
+    /// name, `tuple_*` as `Many`, a missing part as ""), `users` (sorted) for
+    /// `<F-MLFID>` failures, and `ip` when the failure id is not the address.
     pub fields: BTreeMap<String, FieldValue>,
     /// `<F-NOFAIL>` matched: a helper match, not a failure.
     pub nofail: bool,
-    /// Matched lines of this failure (fail2ban's `matches`; attempts = len).
+    /// Matched lines of this failure (fail2ban's `matches`; attempts = len),
+    /// as read (fail2ban keeps them as tuples and, for journal entries, with
+    /// the journal's time text in front; the count is the same).
     pub matches: Vec<String>,
 }
 

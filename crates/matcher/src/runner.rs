@@ -321,13 +321,19 @@ impl Prefilter {
         bits.clear();
         bits.extend_from_slice(&self.always);
         if let Some(ac) = &self.ac {
-            // Most lines contain no literal at all: a non-overlapping search
-            // (which uses the automaton's fast prefilter) says so quickly;
-            // only then is every occurrence needed (overlapping search).
-            if !self.any.as_ref().map_or_else(|| ac.is_match(hay), |any| any.is_match(hay)) {
+            // Most lines contain no literal at all: a leftmost search (which
+            // uses the automaton's fast SIMD prefilter) says so quickly. Its
+            // match starts where the first occurrence of any literal starts,
+            // so every occurrence (overlapping search) is found from there.
+            let first = match &self.any {
+                Some(any) => any.find(hay).map(|m| m.start()),
+                None => Some(0),
+            };
+            let Some(first) = first else {
                 return bits.iter().any(|&w| w != 0);
-            }
-            for m in ac.find_overlapping_iter(hay) {
+            };
+            let input = aho_corasick::Input::new(hay).span(first..hay.len());
+            for m in ac.find_overlapping_iter(input) {
                 for &i in &self.owners[m.pattern().as_usize()] {
                     bits[i as usize / 64] |= 1 << (i % 64);
                 }

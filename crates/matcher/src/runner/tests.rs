@@ -733,3 +733,11 @@ fn check_dump(text: &str, detect: bool, cache: &mut HashMap<String, Arc<Compiled
     flush(&mut got, &mut want, &ctx_line);
     (lines, results, mismatches)
 }
+
+#[test]
+fn runner_is_send_and_filter_is_shareable() {
+    fn send<T: Send>() {}
+    fn share<T: Send + Sync>() {}
+    send::<FilterRunner>();
+    share::<CompiledFilter>();
+}
