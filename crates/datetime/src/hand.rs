@@ -166,10 +166,33 @@ struct Cur<'a> {
     limit: usize,
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+const fn key3(s: &[u8; 3]) -> u32 {
+    s[0] as u32 | (s[1] as u32) << 8 | (s[2] as u32) << 16
+}
+
+const MONTHS: [u32; 12] = [
+    key3(b"jan"),
+    key3(b"feb"),
+    key3(b"mar"),
+    key3(b"apr"),
+    key3(b"may"),
+    key3(b"jun"),
+    key3(b"jul"),
+    key3(b"aug"),
+    key3(b"sep"),
+    key3(b"oct"),
+    key3(b"nov"),
+    key3(b"dec"),
 ];
-const WEEKDAYS: [&[u8; 3]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
+const WEEKDAYS: [u32; 7] = [
+    key3(b"mon"),
+    key3(b"tue"),
+    key3(b"wed"),
+    key3(b"thu"),
+    key3(b"fri"),
+    key3(b"sat"),
+    key3(b"sun"),
+];
 
 impl Cur<'_> {
     #[inline(always)]
@@ -256,16 +279,16 @@ impl Cur<'_> {
 
     /// 3 letters, case-insensitively one of `names`.
     #[inline]
-    fn name3(&mut self, i: usize, names: &[&[u8; 3]]) -> Option<i64> {
+    fn name3(&mut self, i: usize, names: &[u32]) -> Option<i64> {
         self.seen(i + 2);
         let b = self.b.get(i..i + 3)?;
         if b.is_ascii() {
-            let w = [
+            let w = key3(&[
                 b[0].to_ascii_lowercase(),
                 b[1].to_ascii_lowercase(),
                 b[2].to_ascii_lowercase(),
-            ];
-            return names.iter().position(|n| **n == w).map(|p| p as i64);
+            ]);
+            return names.iter().position(|n| *n == w).map(|p| p as i64);
         }
         // `ſ` (U+017F) and `K` (U+212A) fold to ASCII letters: let the
         // regex decide when one of them is where a name could be

@@ -405,10 +405,11 @@ fn last_match(
 /// Python's `line[i:i+1]` for a byte offset: `Some(None)` is the empty
 /// string, `None` an offset inside a character (equals nothing).
 fn char_at(line: &str, i: usize) -> Option<Option<char>> {
-    if i >= line.len() {
-        return Some(None);
+    match line.as_bytes().get(i) {
+        None => Some(None),
+        Some(&b) if b < 0x80 => Some(Some(char::from(b))),
+        Some(_) => line.get(i..).map(|r| r.chars().next()),
     }
-    line.get(i..).map(|r| r.chars().next())
 }
 
 /// Python's `line[i-1:i]`.
@@ -416,7 +417,10 @@ fn char_before(line: &str, i: usize) -> Option<Option<char>> {
     if i == 0 || i > line.len() {
         return Some(None);
     }
-    line.get(..i).map(|r| r.chars().next_back())
+    match line.as_bytes()[i - 1] {
+        b if b < 0x80 => Some(Some(char::from(b))),
+        _ => line.get(..i).map(|r| r.chars().next_back()),
+    }
 }
 
 fn isalnum(c: Option<char>) -> bool {
