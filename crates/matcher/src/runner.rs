@@ -52,6 +52,10 @@ struct Group {
     index: usize,
     name: Arc<str>,
     tag: u8,
+    /// Keep the group when it did not take part: only a failregex group
+    /// that the prefregex has too needs that (its None overrides the
+    /// prefregex's value, as in fail2ban's `dict.update`).
+    keep_none: bool,
 }
 
 /// Names the runner looks up, as small tags (no string compares per line).
@@ -112,7 +116,7 @@ impl Pat {
                 _ => {}
             }
             let tag = tag_of(&name);
-            groups.push(Group { index, name, tag });
+            groups.push(Group { index, name, tag, keep_none: false });
         }
         alts.sort();
         tuples.sort();
@@ -142,6 +146,9 @@ impl Pat {
         g.0.reserve(self.groups.len());
         for grp in &self.groups {
             let v = capture_text(caps, grp.index, hay).map(|s| Val::Str(s.to_string()));
+            if v.is_none() && !grp.keep_none {
+                continue;
+            }
             g.0.push(Entry { name: Arc::clone(&grp.name), tag: grp.tag, val: v });
         }
         for (k, n) in &self.alts {
@@ -428,6 +435,13 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
                         ),
                         src,
                     ));
+                }
+                let mut p = p;
+                if let Some(pr) = &prefregex {
+                    for g in &mut p.groups {
+                        g.keep_none =
+                            pr.has_group(&g.name) || pr.alts.iter().chain(&pr.tuples).any(|(_, n)| **n == *g.name);
+                    }
                 }
                 failregex.push(p);
             }

@@ -287,7 +287,21 @@ def scenarios():
                               "e 192.0.2.9/24", "e 2001:db8::5/64", "b host.example", "a 192.0.2.300",
                               "c [2001:db8::2]", "", "t v 192.0.2.4"])
 
-    for name, spec, gen in [("conn", conn, conn_lines(3000)), ("ml", ml, ml_lines(2000)),
+    # prefregex and failregex share group names: the failregex's groups that
+    # did not take part override the prefregex's values (dict.update)
+    prefuser = dict(pref=r"^(?:u=<F-USER>\S+</F-USER> )?(?:t=<F-ALT_TAG>\w+</F-ALT_TAG> )?<F-CONTENT>.+</F-CONTENT>$",
+                    fail=[r"^fail(?: as <F-USER>\S+</F-USER>)?(?: tag <F-TAG>\w+</F-TAG>)? from <HOST>$",
+                          r"^oops(?: <F-ALT_USER>\S+</F-ALT_USER>)? from <HOST>$"],
+                    ignore=[], maxlines=1)
+
+    def prefuser_lines(n):
+        for _ in range(n):
+            yield "%s%s%s from 192.0.2.%d" % (rnd.choice(["", "u=pre "]), rnd.choice(["", "t=tg "]),
+                                            rnd.choice(["fail", "fail as cur", "fail tag x", "oops", "oops alt"]),
+                                            rnd.randrange(1, 4))
+
+    for name, spec, gen in [("prefuser", prefuser, prefuser_lines(300)), ("conn", conn, conn_lines(3000)),
+                            ("ml", ml, ml_lines(2000)),
                             ("mlnopref", mlnopref, mlnopref_lines(2000)), ("many", many, many_lines(500))]:
         lines = list(gen)
         for checkall in (True, False):
