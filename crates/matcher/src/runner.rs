@@ -18,6 +18,21 @@
 //! Where fail2ban mutates shared dictionaries, this module keeps an owned
 //! [`FailData`] and writes it back to the mlfid cache at the same points, so
 //! what a later line sees is what fail2ban's later line would see.
+//!
+//! fail2ban's switches, as this runner has them: `returnRawHost` (no DNS
+//! lookups ever; a DNS name is the id as written), `usedns = warn` for
+//! `<HOST>`, `ignorePending` (a pending mlfid failure is only reported with
+//! `checkAllRegex`), `checkAllRegex` from [`RunOptions`]. Not here: the
+//! `checkFindTime` handling of odd times in operation (a decision for the
+//! later stages). Deliberate differences, none of them in what is counted:
+//! `matches` holds the lines as read (fail2ban: tuples, with the journal's
+//! time text in front for journal entries), and a failure on a line without
+//! any usable time gets `now` (fail2ban in operation does the same; its
+//! sample test, with `checkFindTime` off, gets None).
+//!
+//! `tests.rs` checks all of this against fail2ban itself (`f2b_dump.py`):
+//! every sample log of fail2ban's own test suite, both `checkAllRegex`
+//! modes, and random hand-made scenarios (mlfid, multi-line, ignoreregex).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
