@@ -14,6 +14,8 @@
 //!                   no date and the time is given (`process_line_at`)
 //!   --check-all     fail2ban's checkAllRegex
 //!   --literals      print each failregex's prefilter literals and exit
+//!   --probe         also time the prefregex alone, and each failregex alone
+//!                   on the lines it matches (patterns only, no runner)
 //! ```
 //!
 //! The filter is read from a file (e.g. the fail2ban `sshd` filter expanded
@@ -137,6 +139,64 @@ fn cpu_secs() -> Option<f64> {
     Some(ns / 1e9)
 }
 
+/// CPU time of the prefregex on every line, and of each failregex on the
+/// contents it matches.
+fn probe_patterns(spec: &FilterSpec, log: &[String]) {
+    let opts = CompileOptions::default();
+    let pref = spec.prefregex.as_ref().map(|p| Pattern::compile(p, PatternKind::Prefregex, &opts).unwrap());
+    let fails: Vec<Pattern> = spec
+        .failregex
+        .iter()
+        .map(|r| {
+            Pattern::compile_with(
+                r,
+                PatternKind::Failregex,
+                &opts,
+                stadtwache_match::pattern::PatternOptions { multiline: false, use_dns: true },
+            )
+            .unwrap()
+        })
+        .collect();
+    let bufs: Vec<String> = log.iter().map(|l| format!("{l}\n")).collect();
+    let mut contents: Vec<String> = Vec::new();
+    if let Some(p) = &pref {
+        let mut sc = p.new_scratch();
+        let ci = p.group_index("content");
+        let t = cpu_secs().unwrap_or(0.0);
+        let mut n = 0;
+        for b in &bufs {
+            if p.captures_with(b, &mut sc).unwrap_or(false) {
+                n += 1;
+                if let Some((s, e)) = ci.and_then(|i| sc.get(i)) {
+                    contents.push(format!("{}\n", &b[s..e]));
+                }
+            }
+        }
+        let dt = cpu_secs().unwrap_or(0.0) - t;
+        println!("prefregex: {} lines, {n} matched, {:.0} ns/line", bufs.len(), dt * 1e9 / bufs.len() as f64);
+    } else {
+        contents = bufs;
+    }
+    for (i, f) in fails.iter().enumerate() {
+        let mut sc = f.new_scratch();
+        let hits: Vec<&String> = contents.iter().filter(|c| f.is_match(c).unwrap_or(false)).collect();
+        if hits.is_empty() {
+            continue;
+        }
+        let t = cpu_secs().unwrap_or(0.0);
+        for c in &hits {
+            let _ = f.captures_with(c, &mut sc);
+        }
+        let dt = cpu_secs().unwrap_or(0.0) - t;
+        println!(
+            "failregex {i:2} ({:?}): {} hits, captures {:.0} ns/hit",
+            f.engine(),
+            hits.len(),
+            dt * 1e9 / hits.len() as f64
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(spec_path) = args.first() else {
@@ -150,6 +210,7 @@ fn main() {
     let mut dates = false;
     let mut check_all = false;
     let mut literals = false;
+    let mut probe = false;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -158,6 +219,7 @@ fn main() {
             "--dates" => dates = true,
             "--check-all" => check_all = true,
             "--literals" => literals = true,
+            "--probe" => probe = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -214,6 +276,9 @@ fn main() {
     }
     let bytes: usize = log.iter().map(|l| l.len() + 1).sum::<usize>() * (n_lines / uniq.max(1)).max(1);
 
+    if probe {
+        probe_patterns(&spec, &log);
+    }
     let ctx = TimeContext::fail2ban_test();
     let mut runner = FilterRunner::new(Arc::clone(&filter), RunOptions { check_all_regex: check_all });
     let t0 = Timestamp::from_secs(1_124_013_600);
