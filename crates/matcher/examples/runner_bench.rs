@@ -18,8 +18,13 @@
 //!                   on the lines it matches (patterns only, no runner)
 //! ```
 //!
-//! The filter is read from a file (e.g. the fail2ban `sshd` filter expanded
-//! by fail2ban's own reader), so no third-party regex is part of this crate.
+//! The filter is read from a file, e.g. fail2ban's `sshd` filter as fail2ban's
+//! own reader expands it (so no third-party regex is part of this crate):
+//!
+//! ```text
+//! python3 crates/matcher/src/runner/f2b_dump.py spec /tmp/sshd.spec sshd
+//! cargo run --release -p stadtwache-match --example runner_bench -- /tmp/sshd.spec --dates --mix syslog
+//! ```
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -278,6 +283,23 @@ fn main() {
 
     if probe {
         probe_patterns(&spec, &log);
+        // long hostile lines: 64 KiB (the reader's cap) of near-misses
+        let mut r = FilterRunner::new(Arc::clone(&filter), RunOptions { check_all_regex: check_all });
+        for body in [
+            format!("srv sshd[1]: Failed password for {} from 198.51.100.1 port 22 ssh2", "invalid user ".repeat(5000)),
+            format!("srv sshd[1]: Invalid user {}", "x from ".repeat(9000)),
+            format!("srv sshd[1]: {}", "Connection closed by ".repeat(3000)),
+        ] {
+            let t = Instant::now();
+            let res = r.process_line_at(&body, Timestamp::from_secs(1_124_013_600));
+            println!(
+                "hostile line of {} bytes: {:.3} ms (wall), {} results, budget exhausted {}",
+                body.len(),
+                t.elapsed().as_secs_f64() * 1e3,
+                res.failures.len(),
+                r.stats().budget_exhausted
+            );
+        }
     }
     let ctx = TimeContext::fail2ban_test();
     let mut runner = FilterRunner::new(Arc::clone(&filter), RunOptions { check_all_regex: check_all });

@@ -9,6 +9,7 @@
 #   E regex-index fid nofail attempts time fields   (one result of that line)
 #
 # usage: python3 f2b_dump.py samples|scenarios OUT
+#        python3 f2b_dump.py spec OUT FILTER [OPTIONS-JSON]   (one filter's spec only)
 #
 # Stadtwache's own code: it calls fail2ban as a library and copies none of it.
 import datetime
@@ -314,9 +315,25 @@ def scenarios():
                 emit_result(ret)
 
 
+def spec(name, opts):
+    # one stock filter as fail2ban reads it (for the runner's benchmark)
+    fr = FilterReader(name, "jail", opts, basedir=CONFIG_DIR, share_config={})
+    fr.read()
+    fr.getOptions({})
+    kinds = {'prefregex': 'P', 'addfailregex': 'R', 'addignoreregex': 'I', 'maxlines': 'M', 'datepattern': 'D'}
+    emit('F', name)
+    for opt in fr.convert():
+        for v in (opt[3] if opt[0] == 'multi-set' else [opt[3]]):
+            if opt[2] in kinds:
+                emit(kinds[opt[2]], v)
+
+
 if sys.argv[1] == 'samples':
     samples(True)
     samples(False)
+elif sys.argv[1] == 'spec':
+    # usage: python3 f2b_dump.py spec OUT NAME ['{"mode": "aggressive"}']
+    spec(sys.argv[3], json.loads(sys.argv[4]) if len(sys.argv) > 4 else {})
 else:
     scenarios()
 out.close()
