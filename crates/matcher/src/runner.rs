@@ -565,6 +565,13 @@ impl Val {
         }
     }
 
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Val::Str(s) => std::borrow::Cow::Borrowed(s),
+            Val::Tuple(_) => std::borrow::Cow::Owned(self.key_text()),
+        }
+    }
+
     fn key_text(&self) -> String {
         match self {
             Val::Str(s) => s.clone(),
@@ -650,7 +657,10 @@ impl FailData {
     fn update_users(&mut self, user: Option<&Val>) -> Option<usize> {
         if let Some(u) = user.filter(|u| u.truthy()) {
             let set = self.users.get_or_insert_with(BTreeSet::new);
-            set.insert(u.key_text().replace('\u{0}', ","));
+            set.insert(match u {
+                Val::Str(s) => s.clone(),
+                Val::Tuple(_) => u.key_text().replace('\u{0}', ","),
+            });
         }
         self.users.as_ref().map(BTreeSet::len)
     }
@@ -1237,24 +1247,34 @@ fn find_failure(
             fail.matches = Some(m);
         }
 
-        // failure id and address
-        let fid_grp = fail.groups.get("fid").map(Val::key_text);
-        let mut ip_text: Option<String> = None;
-        let mut cidr = Cidr::Raw;
-        if let Some(ip4) = fail.groups.get("ip4") {
-            ip_text = Some(ip4.key_text());
-            cidr = Cidr::parse(fail.groups.get("cidr"), Cidr::V4);
-        } else if let Some(ip6) = fail.groups.get("ip6") {
-            ip_text = Some(ip6.key_text());
-            cidr = Cidr::parse(fail.groups.get("cidr"), Cidr::V6);
-        } else if let Some(dns) = fail.groups.get("dns") {
-            ip_text = Some(dns.key_text());
-        } else {
-            // (no id at all was skipped above)
-            ip_text.clone_from(&fid_grp);
-        }
-
-        let (fid, ip) = match ip_text {
+        // failure id and address (texts borrowed from the groups)
+        let id = {
+            let g = &fail.groups;
+            let fid_grp = g.get("fid").map(Val::text);
+            let (ip_text, cidr) = if let Some(v) = g.get("ip4") {
+                (Some(v.text()), Cidr::parse(g.get("cidr"), Cidr::V4))
+            } else if let Some(v) = g.get("ip6") {
+                (Some(v.text()), Cidr::parse(g.get("cidr"), Cidr::V6))
+            } else if let Some(v) = g.get("dns") {
+                (Some(v.text()), Cidr::Raw)
+            } else {
+                // (no id at all was skipped above)
+                (fid_grp.clone(), Cidr::Raw)
+            };
+            ip_text.map(|ip| match &fid_grp {
+                // an id other than the address: the address goes to `ip`
+                Some(fid) if *fid != ip => {
+                    let (text, addr) = ip_addr(&ip, cidr);
+                    let (fid_text, fid_addr) = ip_addr(fid, Cidr::Raw);
+                    (fid_text, addr.or(fid_addr), Some(text))
+                }
+                _ => {
+                    let (text, addr) = ip_addr(&ip, cidr);
+                    (text, addr, None)
+                }
+            })
+        };
+        let (fid, ip) = match id {
             None => {
                 fail.mlfpending = true;
                 if !check_all {
@@ -1263,18 +1283,12 @@ fn find_failure(
                 }
                 (None, None)
             }
-            Some(ip) => match &fid_grp {
-                Some(fid) if *fid != ip => {
-                    let (text, addr) = ip_addr(&ip, cidr);
-                    fail.ip = Some(text);
-                    let (fid_text, fid_addr) = ip_addr(fid, Cidr::Raw);
-                    (Some(fid_text), addr.or(fid_addr))
+            Some((fid, ip, other)) => {
+                if other.is_some() {
+                    fail.ip = other;
                 }
-                _ => {
-                    let (text, addr) = ip_addr(&ip, cidr);
-                    (Some(text), addr)
-                }
-            },
+                (Some(fid), ip)
+            }
         };
         let matches = match &mlfid {
             Some(_) => fail.matches.clone().unwrap_or_default(),
