@@ -61,7 +61,7 @@ for f in "$ref" "$ours"; do
     fi
     if grep -qvE '^[0-9]+ [^ ]+$' "$f"; then
         echo "compare_bans: $(basename "$f") has lines not of the form '<epoch> <address>':" >&2
-        grep -vE '^[0-9]+ [^ ]+$' "$f" | head -3 >&2
+        grep -m 3 -vE '^[0-9]+ [^ ]+$' "$f" >&2 || true
         status=1
     fi
 done
@@ -73,7 +73,7 @@ k=$(grep -c '^[<>]' "$work/bans.diff" || true)
 echo "bans: fail2ban $n, stadtwache $m, diff $k lines"
 if [[ $k -ne 0 ]]; then
     echo "first differences (< fail2ban only, > stadtwache only):" >&2
-    grep '^[<>]' "$work/bans.diff" | head -20 >&2
+    grep -m 20 '^[<>]' "$work/bans.diff" >&2 || true
     status=1
 fi
 exit $status
