@@ -215,6 +215,13 @@ pub struct Checkpoint {
     pub fingerprint: Vec<u8>,
     /// End of the last complete line handed out.
     pub offset: u64,
+    /// The file this one is read after (the older generation of the same
+    /// log, still being read when the checkpoint was taken).
+    pub after: Option<FileId>,
+    /// The file's modification time when last seen, in nanoseconds since the
+    /// Unix epoch. On resume, files at rotated names modified later than this
+    /// are generations rotated while we were down, and are read.
+    pub modified_ns: i64,
 }
 
 /// Something that went wrong or may have lost lines; never silent.
@@ -285,6 +292,7 @@ struct Entry {
     head: Vec<u8>,
     split: Splitter,
     size: u64,
+    mtime: SystemTime,
     last_growth: Instant,
     /// Not at any matching path any more since then: read to the end, close.
     gone_since: Option<Instant>,
@@ -317,6 +325,8 @@ pub struct FileFollower {
     issues: VecDeque<FollowIssue>,
     /// Matches not to be read as new files (compressed, copies of live files).
     ignored: HashSet<FileId>,
+    /// Files at rotated names at the last poll.
+    rotated_seen: HashSet<FileId>,
     watcher: Watcher,
     backlog: bool,
     scratch: Vec<u8>,
@@ -357,6 +367,7 @@ impl FileFollower {
             st: FollowStats::default(),
             issues: VecDeque::new(),
             ignored: HashSet::new(),
+            rotated_seen: HashSet::new(),
             watcher,
             backlog: false,
             scratch: vec![0; CHUNK],
@@ -383,11 +394,14 @@ impl FileFollower {
         let mut out = Vec::new();
         self.backlog = false;
         let mut found = self.expand();
+        let rot = self.rotated_not_matched(&found);
         let mut vacated: HashMap<PathBuf, u64> = HashMap::new();
 
         // Saved checkpoints become open entries (first poll only).
+        let first = self.pending.is_some();
+        let mut newer_than = HashMap::new();
         if let Some(cps) = self.pending.take() {
-            self.resume(cps, &found, now);
+            newer_than = self.resume(cps, &found, &rot, now);
         }
 
         // Where is each open file now; was it truncated?
@@ -398,16 +412,57 @@ impl FileFollower {
             }
         }
         for serial in truncated {
-            self.truncation(serial, &mut found, &mut out, now);
+            self.truncation(serial, &mut found, &rot, &mut out, now);
         }
 
-        // New files, oldest first.
-        self.ignored.retain(|id| found.contains_key(id));
+        // Files that appeared at rotated names since the last poll: whole
+        // generations rotated away between two polls (or while we were down,
+        // newer than the file we resumed), and copies of content we never
+        // saw. Read from 0, before the live file at their path.
+        let tracked: HashSet<FileId> = self.entries.iter().map(|e| e.id).collect();
+        let mut seen_now = HashSet::new();
+        let mut rot_new = Vec::new();
+        for f in rot {
+            let id = FileId::of(&f.meta);
+            seen_now.insert(id);
+            if tracked.contains(&id) || self.ignored.contains(&id) || self.rotated_seen.contains(&id) {
+                continue;
+            }
+            let fresh = !first || newer_than.get(&f.pattern).is_some_and(|t| mtime(&f.meta) > *t);
+            if fresh {
+                rot_new.push(f);
+            }
+        }
+        self.rotated_seen = seen_now;
+        self.ignored.retain(|id| found.contains_key(id) || self.rotated_seen.contains(id));
+        rot_new.sort_by_key(|f| (mtime(&f.meta), f.path.clone()));
+        let mut chain = vacated;
+        let matched: Vec<PathBuf> = found.values().map(|f| f.path.clone()).collect();
+        for f in rot_new {
+            let live = self.live_of(&f.path, &chain, &matched);
+            let before = chain.get(&live).copied();
+            if let Some((serial, last)) = self.add_new(f, before, Some(&live), true, now)
+                && last
+            {
+                chain.insert(live, serial);
+            }
+        }
+
+        // New files at matching paths, oldest first.
         let mut new: Vec<Found> =
             found.into_iter().filter(|(id, _)| !self.ignored.contains(id)).map(|(_, f)| f).collect();
-        new.sort_by_key(|f| (f.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), f.path.clone()));
+        new.sort_by_key(|f| (mtime(&f.meta), f.path.clone()));
         for f in new {
-            self.add_new(f, &vacated, now);
+            // A glob that also matches rotated names (`app.log*`): a new
+            // `app.log.1` goes before `app.log`, but stays followed.
+            let live = self.live_of(&f.path, &chain, &matched);
+            let before = chain.get(&live).copied();
+            let rotated = (live != f.path).then_some(live.as_path());
+            if let Some((serial, last)) = self.add_new(f, before, rotated, false, now)
+                && last
+            {
+                chain.insert(live, serial);
+            }
         }
 
         self.read_all(&mut out, now);
@@ -442,6 +497,8 @@ impl FileFollower {
                 file: e.id,
                 fingerprint: e.head.clone(),
                 offset: e.split.committed,
+                after: e.blocked_by.and_then(|s| self.entries.iter().find(|p| p.serial == s)).map(|p| p.id),
+                modified_ns: to_ns(e.mtime),
             })
             .collect()
     }
@@ -463,7 +520,7 @@ impl FileFollower {
                 size: e.size,
                 lag: e.size.saturating_sub(e.split.committed),
                 draining: e.gone_since.is_some(),
-                blocked: e.blocked_by.is_some_and(|s| self.entries.iter().any(|p| p.serial == s && p.unread())),
+                blocked: e.blocked_by.is_some_and(|s| self.waits_for(s)),
             })
             .collect();
         s
@@ -568,26 +625,40 @@ impl FileFollower {
             head,
             split: Splitter::new(self.cfg.max_line, offset),
             size: meta.len(),
+            mtime: mtime(meta),
             last_growth: now,
             gone_since: None,
             blocked_by: None,
         }
     }
 
-    fn resume(&mut self, cps: Vec<Checkpoint>, found: &HashMap<FileId, Found>, now: Instant) {
-        let mut rotated: Option<Vec<(usize, PathBuf, Metadata)>> = None;
+    /// Open the files of saved checkpoints. Returns, per pattern, the oldest
+    /// modification time saved: rotated files modified later are generations
+    /// we have not seen.
+    fn resume(
+        &mut self,
+        cps: Vec<Checkpoint>,
+        found: &HashMap<FileId, Found>,
+        rot: &[Found],
+        now: Instant,
+    ) -> HashMap<usize, SystemTime> {
+        let mut newer_than: HashMap<usize, SystemTime> = HashMap::new();
+        let mut afters = Vec::new();
         for cp in cps {
             if self.entries.iter().any(|e| e.id == cp.file) {
                 continue; // duplicate checkpoint
             }
-            let place = match found.get(&cp.file) {
-                Some(f) => Some((f.pattern, f.path.clone())),
-                None => {
-                    let cands = rotated.get_or_insert_with(|| self.rotated_candidates(None));
-                    cands.iter().find(|(_, _, m)| FileId::of(m) == cp.file).map(|(i, p, _)| (*i, p.clone()))
-                }
-            };
-            let opened = place.and_then(|(i, p)| Some((i, self.open_checked(&p, cp.file)?)));
+            // Rotated files newer than this one are generations we have not seen.
+            let pattern_of = found.get(&cp.file).map(|f| f.pattern).or_else(|| {
+                self.patterns.iter().position(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches_path(&cp.path)))
+            });
+            if let Some(p) = pattern_of {
+                let t = from_ns(cp.modified_ns);
+                let e = newer_than.entry(p).or_insert(t);
+                *e = (*e).min(t);
+            }
+            let place = found.get(&cp.file).or_else(|| rot.iter().find(|f| FileId::of(&f.meta) == cp.file));
+            let opened = place.and_then(|f| Some((f.pattern, self.open_checked(&f.path, cp.file)?)));
             let Some((pattern, (file, meta))) = opened else {
                 self.st.resume_misses += 1;
                 self.issue(
@@ -605,8 +676,50 @@ impl FileFollower {
             // The fingerprint is checked like at every poll: a mismatch or a
             // file shorter than the offset is a truncation (or inode reuse).
             let e = self.new_entry(pattern, Arc::from(cp.path.as_path()), file, &meta, fingerprint, cp.offset, now);
+            afters.push((e.serial, cp.after));
             self.entries.push(e);
         }
+        // The order between generations, as it was.
+        for (serial, after) in afters {
+            let before = after.and_then(|id| self.entries.iter().find(|e| e.id == id)).map(|e| e.serial);
+            if let Some(e) = self.entries.iter_mut().find(|e| e.serial == serial) {
+                e.blocked_by = before;
+            }
+        }
+        newer_than
+    }
+
+    /// Files at rotated names that are not matched by the patterns.
+    fn rotated_not_matched(&mut self, found: &HashMap<FileId, Found>) -> Vec<Found> {
+        let mut seen = HashSet::new();
+        self.rotated_candidates(None)
+            .into_iter()
+            .filter(|(_, _, m)| {
+                let id = FileId::of(m);
+                !found.contains_key(&id) && seen.insert(id)
+            })
+            .map(|(pattern, path, meta)| Found { pattern, path, meta })
+            .collect()
+    }
+
+    /// The live path a rotated path belongs to: the longest known path that
+    /// is a prefix of it.
+    fn live_of(&self, rotated: &Path, chain: &HashMap<PathBuf, u64>, found: &[PathBuf]) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let r = rotated.as_os_str().as_bytes();
+        let known = chain
+            .keys()
+            .map(|p| p.as_path())
+            .chain(found.iter().map(|p| p.as_path()))
+            .chain(self.entries.iter().map(|e| &*e.path));
+        let mut best: Option<&Path> = None;
+        for p in known {
+            let b = p.as_os_str().as_bytes();
+            if b.len() < r.len() && r.starts_with(b) && best.is_none_or(|x| x.as_os_str().len() < b.len()) {
+                best = Some(p);
+            }
+        }
+        best.map(Path::to_path_buf).unwrap_or_else(|| rotated.to_path_buf())
     }
 
     /// Locate entry `i` among the matches, stat it, check its fingerprint.
@@ -650,6 +763,7 @@ impl FileFollower {
             }
         }
         let size = meta.len();
+        e.mtime = mtime(&meta);
         let head = match read_head(&e.file, self.cfg.fingerprint_len, size) {
             Ok(h) => h,
             Err(err) => {
@@ -674,6 +788,7 @@ impl FileFollower {
         &mut self,
         serial: u64,
         found: &mut HashMap<FileId, Found>,
+        rot: &[Found],
         out: &mut Vec<FollowedLine>,
         now: Instant,
     ) {
@@ -685,7 +800,7 @@ impl FileFollower {
             let e = &self.entries[i];
             (e.pattern, e.head.clone(), e.split.committed)
         };
-        let copy = if old_head.is_empty() { None } else { self.find_copy(pattern, &old_head, offset, found) };
+        let copy = if old_head.is_empty() { None } else { self.find_copy(pattern, &old_head, offset, found, rot) };
         let path = self.entries[i].path.clone();
         match copy {
             Some((cpath, file, meta, in_matches)) => {
@@ -697,7 +812,9 @@ impl FileFollower {
                 if !in_matches {
                     c.gone_since = Some(now);
                 }
-                // The copy goes before the truncated file, which waits for it.
+                // The copy takes the truncated file's place in the order (after
+                // what it waited for); the truncated file waits for the copy.
+                c.blocked_by = self.entries[i].blocked_by;
                 self.entries[i].blocked_by = Some(c.serial);
                 self.entries.insert(i, c);
                 let e = &mut self.entries[i + 1];
@@ -737,14 +854,13 @@ impl FileFollower {
         head: &[u8],
         offset: u64,
         found: &HashMap<FileId, Found>,
+        rot: &[Found],
     ) -> Option<(PathBuf, File, Metadata, bool)> {
-        let mut cands: Vec<(PathBuf, Metadata, bool)> =
-            found.values().map(|f| (f.path.clone(), f.meta.clone(), true)).collect();
-        for (_, p, m) in self.rotated_candidates(Some(pattern)) {
-            if !found.contains_key(&FileId::of(&m)) {
-                cands.push((p, m, false));
-            }
-        }
+        let cands = found
+            .values()
+            .map(|f| (f.path.clone(), f.meta.clone(), true))
+            .chain(rot.iter().filter(|f| f.pattern == pattern).map(|f| (f.path.clone(), f.meta.clone(), false)))
+            .collect::<Vec<_>>();
         let mut best: Option<(PathBuf, File, Metadata, bool)> = None;
         for (p, m, in_matches) in cands {
             let id = FileId::of(&m);
@@ -765,23 +881,32 @@ impl FileFollower {
         best
     }
 
-    fn add_new(&mut self, f: Found, vacated: &HashMap<PathBuf, u64>, now: Instant) {
+    /// Start following a file from 0, after `blocked_by`. A file at a rotated
+    /// name (`rotated_live` = the live path it belongs to) is read before the
+    /// file open at that live path; `gone`: then closed. Returns the serial,
+    /// and whether the file is now the last in its path's order.
+    fn add_new(
+        &mut self,
+        f: Found,
+        blocked_by: Option<u64>,
+        rotated_live: Option<&Path>,
+        gone: bool,
+        now: Instant,
+    ) -> Option<(u64, bool)> {
         let id = FileId::of(&f.meta);
-        let Some((file, meta)) = self.open_checked(&f.path, id) else {
-            return;
-        };
+        let (file, meta) = self.open_checked(&f.path, id)?;
         let head = match read_head(&file, self.cfg.fingerprint_len, meta.len()) {
             Ok(h) => h,
             Err(e) => {
                 self.st.read_errors += 1;
                 self.issue(&f.path, format!("read failed: {e}"));
-                return;
+                return None;
             }
         };
         if is_compressed(&head) {
             self.st.skipped_compressed += 1;
             self.ignored.insert(id);
-            return;
+            return None;
         }
         let min_fp = MIN_COPY_FINGERPRINT.min(self.cfg.fingerprint_len).max(1);
         let copy_of_live =
@@ -790,24 +915,50 @@ impl FileFollower {
             self.st.copies_deferred += 1;
             self.ignored.insert(id);
             self.issue(&f.path, "starts like a followed file: taken for its copy, not read".into());
-            return;
+            return None;
         }
         let mut e = self.new_entry(f.pattern, Arc::from(f.path.as_path()), file, &meta, head, 0, now);
-        e.blocked_by = vacated.get(&f.path).copied();
-        self.entries.push(e);
+        let serial = e.serial;
+        let Some(live) = rotated_live else {
+            e.blocked_by = blocked_by;
+            self.entries.push(e);
+            return Some((serial, true));
+        };
+        if gone {
+            e.gone_since = Some(now);
+        }
+        // Older than the file it would follow (a copy of content we never
+        // saw, made before that file was rotated), or a file still open at
+        // the live path: it goes before that file.
+        let before = blocked_by
+            .and_then(|s| self.entries.iter().position(|x| x.serial == s))
+            .filter(|&pos| e.mtime < self.entries[pos].mtime)
+            .or_else(|| self.entries.iter().position(|x| x.gone_since.is_none() && *x.path == *live));
+        match before {
+            Some(pos) => {
+                e.blocked_by = self.entries[pos].blocked_by;
+                self.entries[pos].blocked_by = Some(serial);
+                self.entries.insert(pos, e);
+                Some((serial, false))
+            }
+            None => {
+                e.blocked_by = blocked_by;
+                self.entries.push(e);
+                Some((serial, true))
+            }
+        }
     }
 
     fn read_all(&mut self, out: &mut Vec<FollowedLine>, now: Instant) {
         let mut i = 0;
         while i < self.entries.len() {
             if let Some(s) = self.entries[i].blocked_by {
-                match self.entries.iter().find(|p| p.serial == s) {
-                    Some(p) if p.unread() => {
-                        i += 1;
-                        continue;
-                    }
-                    Some(_) => {}
-                    None => self.entries[i].blocked_by = None,
+                if !self.entries.iter().any(|p| p.serial == s) {
+                    self.entries[i].blocked_by = None;
+                } else if self.waits_for(s) {
+                    self.backlog |= self.entries[i].unread();
+                    i += 1;
+                    continue;
                 }
             }
             self.read_entry(i, out, now);
@@ -832,6 +983,23 @@ impl FileFollower {
                 i += 1;
             }
         }
+    }
+
+    /// Entry `serial`, or one it waits for, still has bytes to read (so the
+    /// files after it must wait: an empty generation in between is not a
+    /// reason to go ahead).
+    fn waits_for(&self, serial: u64) -> bool {
+        let mut s = Some(serial);
+        for _ in 0..=self.entries.len() {
+            let Some(e) = s.and_then(|s| self.entries.iter().find(|e| e.serial == s)) else {
+                return false;
+            };
+            if e.unread() {
+                return true;
+            }
+            s = e.blocked_by;
+        }
+        false
     }
 
     fn read_entry(&mut self, i: usize, out: &mut Vec<FollowedLine>, now: Instant) {
@@ -905,6 +1073,18 @@ fn to_line(r: RawLine, e: &Entry, st: &mut FollowStats) -> FollowedLine {
         partial: r.partial,
         line_offset_end: r.end,
     }
+}
+
+fn mtime(m: &Metadata) -> SystemTime {
+    m.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn to_ns(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn from_ns(ns: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64)
 }
 
 fn read_head(file: &File, n: usize, size: u64) -> io::Result<Vec<u8>> {
