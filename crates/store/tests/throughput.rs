@@ -1,0 +1,103 @@
+//! Throughput figures (not a benchmark suite): run with
+//! `cargo test -p stadtwache-store --release --test throughput -- --ignored --nocapture`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use stadtwache_core::{Key, Timestamp};
+use stadtwache_store::{
+    Batch, ChangeCursor, Checkpoint, EvidenceLine, NewDecision, Origin, SqliteOptions, SqliteStore, Store, Synchronous,
+};
+
+const TOTAL: u32 = 100_000;
+const BATCH: u32 = 1_000;
+
+fn decision(n: u32) -> NewDecision {
+    let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
+    NewDecision {
+        rule: Some("sshd".into()),
+        reason: serde_json::json!({"rule": 0, "count": 5, "steps": [{"step": "allowlist", "matched": null}]}),
+        evidence: vec![EvidenceLine::new(
+            "/var/log/auth.log",
+            u64::from(n),
+            format!("Failed password for root from {ip} port 22 ssh2"),
+        )],
+        ..NewDecision::new(
+            Key::Ip(ip),
+            None,
+            Origin::Rule,
+            Timestamp::from_secs(1_000),
+            Some(Timestamp::from_secs(1_000 + i64::from(n % 3_600))),
+        )
+    }
+}
+
+fn run(sync: Synchronous) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SqliteOptions { synchronous: sync, ..SqliteOptions::default() };
+    let mut s = SqliteStore::open_with(dir.path(), &opts).unwrap();
+    let start = Instant::now();
+    for b in 0..TOTAL / BATCH {
+        let batch = Batch {
+            decisions: (b * BATCH..(b + 1) * BATCH).map(decision).collect(),
+            alerts: Vec::new(),
+            checkpoints: vec![Checkpoint {
+                source: "/var/log/auth.log".into(),
+                file: None,
+                offset: u64::from(b),
+                line: u64::from(b),
+                journal_cursor: None,
+                updated: Timestamp::from_secs(1_000),
+            }],
+        };
+        s.commit_batch(&batch).unwrap();
+    }
+    let insert = start.elapsed();
+    let t = Instant::now();
+    let active = s.active_decisions(Timestamp::from_secs(1_000)).unwrap().len();
+    let active_t = t.elapsed();
+    let t = Instant::now();
+    let startup = s.changed_since(ChangeCursor::START).unwrap();
+    let startup_t = t.elapsed();
+    let t = Instant::now();
+    let expired = s.expire(Timestamp::from_secs(1_000 + 1_800)).unwrap();
+    let expire_t = t.elapsed();
+    let t = Instant::now();
+    let delta = s.changed_since(startup.cursor).unwrap();
+    let delta_t = t.elapsed();
+    let t = Instant::now();
+    let n = 1_000;
+    for i in 0..n {
+        let key = Key::Ip(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 97)));
+        s.decisions_for(&key).unwrap();
+    }
+    let lookup_t = t.elapsed();
+    let t = Instant::now();
+    for i in 0..n {
+        s.insert_decision(&decision(TOTAL + i)).unwrap();
+    }
+    let single_t = t.elapsed();
+    println!(
+        "synchronous={sync:?}: {TOTAL} decisions in batches of {BATCH}: {:.2} s ({:.0} decisions/s); \
+         active_decisions ({active}) {:.0} ms; start-up stream ({}) {:.0} ms; \
+         expire ({expired}) {:.0} ms; stream delta ({} deleted) {:.0} ms; \
+         decisions_for {:.0} µs each; single-decision commits {:.0} µs each",
+        insert.as_secs_f64(),
+        f64::from(TOTAL) / insert.as_secs_f64(),
+        active_t.as_secs_f64() * 1e3,
+        startup.new.len(),
+        startup_t.as_secs_f64() * 1e3,
+        expire_t.as_secs_f64() * 1e3,
+        delta.deleted.len(),
+        delta_t.as_secs_f64() * 1e3,
+        lookup_t.as_secs_f64() * 1e6 / f64::from(n),
+        single_t.as_secs_f64() * 1e6 / f64::from(n),
+    );
+}
+
+#[test]
+#[ignore = "throughput figures; run by hand with --release"]
+fn throughput_100k_decisions_in_batches_of_1000() {
+    run(Synchronous::Normal);
+    run(Synchronous::Full);
+}
