@@ -232,7 +232,7 @@ fn make(world: &World, p: &Params, cps: Vec<Checkpoint>) -> FileFollower {
 }
 
 /// Run one case; returns a description of the first violation.
-fn run(p: &Params, ops: &[Op]) -> Result<(), String> {
+fn run(p: &Params, ops: &[Op]) -> Result<usize, String> {
     let tmp = TempDir::new();
     let mut world = World::new(tmp.0.clone());
     let mut committed_cp: Vec<Checkpoint>;
@@ -306,16 +306,37 @@ fn run(p: &Params, ops: &[Op]) -> Result<(), String> {
         }
         last = Some(key);
     }
-    Ok(())
+    Ok(got.len())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
-
-    #[test]
-    fn every_line_exactly_once_in_order(p in params(), ops in prop::collection::vec(op(), 1..40)) {
-        if let Err(e) = run(&p, &ops) {
-            prop_assert!(false, "{:?}: {}", p, e);
-        }
+/// Cases: 400 by default, `PROPTEST_CASES` to run more.
+#[test]
+fn every_line_exactly_once_in_order() {
+    use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    let config = Config {
+        cases,
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let (n_cases, n_ops, n_lines) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let strategy = (params(), prop::collection::vec(op(), 1..60));
+    let result = runner.run(&strategy, |(p, ops)| {
+        n_cases.fetch_add(1, Ordering::Relaxed);
+        n_ops.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        let lines = run(&p, &ops).map_err(|e| TestCaseError::fail(format!("{p:?}: {e}")))?;
+        n_lines.fetch_add(lines as u64, Ordering::Relaxed);
+        Ok(())
+    });
+    eprintln!(
+        "follow model: {} cases run, {} operations, {} lines checked exactly once",
+        n_cases.into_inner(),
+        n_ops.into_inner(),
+        n_lines.into_inner()
+    );
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }

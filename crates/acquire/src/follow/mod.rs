@@ -56,7 +56,12 @@
 //! offset: the inode was reused or the file truncated; it is handled as a
 //! truncation below. Not found: counted in `resume_misses` with an issue
 //! naming it. Every matching file without a checkpoint is read from its
-//! beginning (start-up included).
+//! beginning (start-up included); files at rotated names that are not
+//! matched are read only if modified after the checkpoint's `modified_ns`
+//! (generations rotated while we were down); on a first start (no
+//! checkpoints) they are history and not read. `Checkpoint::after` keeps the
+//! order between an older generation still being read and the newer file
+//! waiting for it.
 //!
 //! # Rotation
 //!
@@ -83,6 +88,13 @@
 //!   truncate we have not seen yet, or `cp app.log app.log.bak`) is not read
 //!   as a new file: it is deferred (counted in `copies_deferred`) and used as
 //!   the copy if the live file turns out truncated.
+//! - **a whole generation rotated away between two polls** (or a copy of
+//!   content we never saw, when the live file was empty at our last look):
+//!   any file that newly appears at a rotated name is read from 0 and closed,
+//!   in modification-time order, before the live file of its path.
+//! - **a glob that also matches rotated names** (`auth.log*`): rotated files
+//!   stay followed (open, in the checkpoints) while they match; their last
+//!   partial line waits for the partial timeout like any live file.
 //! - **deleted files** are read to their end through the open descriptor and
 //!   closed; **files appearing later** are read from 0; compressed files
 //!   (gzip, xz, bzip2, zstd magic) among the matches are skipped and counted.
@@ -94,7 +106,17 @@
 //! counted and kept (the last [`MAX_ISSUES`]) as [`FollowIssue`]s; reads per
 //! file per poll are capped by `read_budget` ([`FileFollower::has_backlog`]
 //! says to poll again at once). [`FileFollower::stats`] has all of it, with
-//! the lag (bytes not handed out) of every file.
+//! the lag (bytes not handed out) of every file. A rotated file that fails to
+//! read is given up (counted, with an issue) so it cannot hold back the files
+//! after it; a live one is retried at the next poll.
+//!
+//! # Known limits
+//!
+//! - With `rotate_wait` zero, lines a writer appends to a rotated file after
+//!   we closed it are lost (the default keeps it open 5 s).
+//! - Modification times order generations that appeared unseen; two
+//!   generations written within one timestamp tick may be ordered by path.
+//! - A file created and deleted (not renamed) between two polls is never seen.
 
 mod split;
 mod watch;
@@ -153,7 +175,7 @@ impl Default for FollowConfig {
             use_inotify: true,
             partial_line_timeout: None,
             fingerprint_len: 256,
-            rotated_suffixes: vec![".1".into(), "-[0-9]*".into()],
+            rotated_suffixes: vec![".[0-9]*".into(), "-[0-9]*".into()],
             rotate_wait: Duration::from_secs(5),
             read_budget: 4 << 20,
         }
@@ -961,9 +983,14 @@ impl FileFollower {
                     continue;
                 }
             }
-            self.read_entry(i, out, now);
+            let ok = self.read_entry(i, out, now);
             let e = &mut self.entries[i];
-            if e.unread() {
+            if !ok && e.gone_since.is_some() {
+                // A rotated file that cannot be read must not hold back the
+                // files after it forever.
+                e.size = e.split.read_pos;
+            }
+            if ok && e.unread() {
                 self.backlog = true;
             }
             let idle = e.gone_since.is_none()
@@ -1002,7 +1029,8 @@ impl FileFollower {
         false
     }
 
-    fn read_entry(&mut self, i: usize, out: &mut Vec<FollowedLine>, now: Instant) {
+    /// Read what entry `i` has, up to the budget. Returns false on a read error.
+    fn read_entry(&mut self, i: usize, out: &mut Vec<FollowedLine>, now: Instant) -> bool {
         let e = &mut self.entries[i];
         let mut budget = self.cfg.read_budget.max(1);
         let mut raw = Vec::new();
@@ -1029,11 +1057,18 @@ impl FileFollower {
             let l = to_line(r, e, &mut self.st);
             out.push(l);
         }
-        if let Some(err) = error {
-            let path = e.path.clone();
-            self.st.read_errors += 1;
-            self.issue(&path, format!("read failed: {err}"));
-        }
+        let Some(err) = error else { return true };
+        let (path, offset, draining) = (e.path.clone(), e.split.committed, e.gone_since.is_some());
+        self.st.read_errors += 1;
+        let msg = if draining {
+            format!(
+                "read failed at offset {offset}: {err}; giving up on this rotated file, the lines after the offset are lost"
+            )
+        } else {
+            format!("read failed at offset {offset}: {err}; retrying at the next poll")
+        };
+        self.issue(&path, msg);
+        false
     }
 
     fn refresh_watches(&mut self) {

@@ -471,3 +471,33 @@ fn regression_restart_reads_rotated_files_newer_than_the_checkpoint() {
     let mut f = follower(&d, "a.log", cp);
     assert_eq!(texts(f.poll_once()), vec!["unseen"]);
 }
+
+#[test]
+fn wait_wakes_up_on_a_write_under_inotify_and_not_at_all_with_a_backlog() {
+    let d = TempDir::new();
+    let p = d.path("a.log");
+    append(&p, "1\n2\n");
+    let config = FollowConfig { use_inotify: true, poll_interval: Duration::from_secs(30), read_budget: 2, ..cfg() };
+    let mut f = FileFollower::new(vec![d.pattern("a.log")], config, vec![]).unwrap();
+    f.poll_once();
+    assert!(f.has_backlog());
+    let start = Instant::now();
+    f.wait();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    f.poll_once();
+    f.poll_once();
+    assert!(!f.has_backlog());
+    if f.stats().watch != Some(WatchMode::Inotify) {
+        return; // no inotify here: wait() sleeps the poll interval.
+    }
+    let p2 = p.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        append(&p2, "3\n");
+    });
+    let start = Instant::now();
+    f.wait();
+    assert!(start.elapsed() < Duration::from_secs(20));
+    writer.join().unwrap();
+    assert_eq!(texts(f.poll_once()), vec!["3"]);
+}
