@@ -86,6 +86,7 @@ mod sqlite;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use serde::Serialize;
 use stadtwache_core::{Key, Timestamp};
@@ -406,19 +407,54 @@ pub struct FileIdentity {
 }
 
 /// Where a log source was read up to.
+///
+/// A followed file keeps one checkpoint per generation still being read (the
+/// rotated `auth.log.1` and the new `auth.log`): give them one `group` (the
+/// stream, e.g. the jail's log pattern) and distinct `source` ids (e.g.
+/// `group#dev:inode`), and write the group's whole set with
+/// [`Batch::replace_groups`], so that files that were read to their end and
+/// let go do not linger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Checkpoint {
-    /// The source's stable id (a path, `journald:sshd.service`, …).
+    /// Unique id of the checkpoint (a path, `journald:sshd.service`, …).
     pub source: String,
+    /// The stream it belongs to (may equal `source`).
+    pub group: String,
+    /// Last path the file was seen at.
+    pub path: Option<PathBuf>,
     /// For files; `None` for journald and other sources.
     pub file: Option<FileIdentity>,
+    /// `(dev, inode)` of the file this one is read after (the older
+    /// generation of the same log, still being read when the checkpoint was taken).
+    pub after: Option<(u64, u64)>,
+    /// The file's modification time when last seen (ns since the epoch).
+    pub modified_ns: Option<i64>,
     /// Byte offset after the last processed line.
     pub offset: u64,
-    /// Number of the last processed line (for evidence line numbers).
+    /// Number of the last processed line (0 when not counted).
     pub line: u64,
     /// journald cursor of the last processed entry.
     pub journal_cursor: Option<String>,
     pub updated: Timestamp,
+}
+
+impl Checkpoint {
+    /// A checkpoint of `source` (its own group) at `offset`, nothing else known.
+    pub fn new(source: impl Into<String>, offset: u64, updated: Timestamp) -> Self {
+        let source = source.into();
+        Checkpoint {
+            group: source.clone(),
+            source,
+            path: None,
+            file: None,
+            after: None,
+            modified_ns: None,
+            offset,
+            line: 0,
+            journal_cursor: None,
+            updated,
+        }
+    }
 }
 
 /// What [`Store::commit_batch`] writes in one transaction.
@@ -426,13 +462,20 @@ pub struct Checkpoint {
 pub struct Batch {
     pub decisions: Vec<NewDecision>,
     pub alerts: Vec<NewAlert>,
-    /// The positions after the lines that produced the decisions and alerts.
+    /// The positions after the lines that produced the decisions and alerts
+    /// (inserted or replaced by `source`).
     pub checkpoints: Vec<Checkpoint>,
+    /// Groups whose checkpoints are *replaced* by this batch: every stored
+    /// checkpoint of these groups is removed before `checkpoints` are written.
+    pub replace_groups: Vec<String>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.decisions.is_empty() && self.alerts.is_empty() && self.checkpoints.is_empty()
+        self.decisions.is_empty()
+            && self.alerts.is_empty()
+            && self.checkpoints.is_empty()
+            && self.replace_groups.is_empty()
     }
 }
 
@@ -512,7 +555,11 @@ pub trait Store: Send {
         self.commit_batch(&batch).map(|_| ())
     }
 
+    /// All checkpoints, by source.
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+
+    /// The checkpoints of one group, by source.
+    fn checkpoints_in(&self, group: &str) -> Result<Vec<Checkpoint>>;
 
     fn delete_checkpoint(&mut self, source: &str) -> Result<bool>;
 

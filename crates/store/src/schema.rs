@@ -61,14 +61,20 @@ CREATE INDEX alerts_value_time ON alerts(value, time);
 
 CREATE TABLE checkpoints (
     source         TEXT PRIMARY KEY,
+    grp            TEXT    NOT NULL,
+    path           BLOB,                   -- the path's bytes
     dev            INTEGER,                -- u64 bit pattern
     inode          INTEGER,                -- u64 bit pattern
     fingerprint    BLOB,
+    after_dev      INTEGER,
+    after_inode    INTEGER,
+    modified_ns    INTEGER,
     byte_offset    INTEGER NOT NULL,
     line           INTEGER NOT NULL,
     journal_cursor TEXT,
     updated        INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX checkpoints_group ON checkpoints(grp);
 
 CREATE TABLE bouncers (
     name        TEXT PRIMARY KEY,

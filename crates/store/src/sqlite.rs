@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, Row, TransactionBehavior};
 use stadtwache_core::{Key, Timestamp};
 
 use crate::keys::{self, MAX_KEY_LEN, MIN_KEY_LEN, SALT_BYTES};
@@ -280,9 +280,32 @@ fn insert_alert(conn: &Connection, path: &Path, a: &NewAlert) -> Result<AlertId>
     Ok(AlertId(conn.last_insert_rowid()))
 }
 
+fn path_bytes(p: &Path) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+fn path_from_bytes(b: Vec<u8>) -> PathBuf {
+    #[cfg(unix)]
+    {
+        PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(b))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&b).into_owned())
+    }
+}
+
 fn put_checkpoint(conn: &Connection, path: &Path, c: &Checkpoint) -> Result<()> {
     const OP: &str = "commit_batch (checkpoint)";
     check_name(OP, "source id", &c.source)?;
+    check_len(OP, "group", &c.group)?;
     if let Some(f) = &c.file {
         if f.fingerprint.len() > MAX_FINGERPRINT {
             return Err(StoreError::Invalid {
@@ -294,55 +317,103 @@ fn put_checkpoint(conn: &Connection, path: &Path, c: &Checkpoint) -> Result<()> 
     if let Some(cur) = &c.journal_cursor {
         check_len(OP, "journal cursor", cur)?;
     }
+    let file_path = c.path.as_deref().map(path_bytes);
+    if let Some(p) = &file_path {
+        if p.len() > crate::MAX_NAME_LEN {
+            return Err(StoreError::Invalid { op: OP, what: format!("path of {} bytes", p.len()) });
+        }
+    }
     let offset = to_i64(OP, "offset", c.offset)?;
     let line = to_i64(OP, "line", c.line)?;
     let e = sql_err(OP, path);
+    // u64 device and inode numbers keep their bit pattern in an i64.
     conn.prepare_cached(
-        "INSERT INTO checkpoints (source, dev, inode, fingerprint, byte_offset, line, \
-         journal_cursor, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (source) DO UPDATE SET dev = excluded.dev, inode = excluded.inode, \
-         fingerprint = excluded.fingerprint, byte_offset = excluded.byte_offset, \
-         line = excluded.line, journal_cursor = excluded.journal_cursor, \
-         updated = excluded.updated",
+        "INSERT OR REPLACE INTO checkpoints (source, grp, path, dev, inode, fingerprint, \
+         after_dev, after_inode, modified_ns, byte_offset, line, journal_cursor, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
     .map_err(&e)?
-    .execute((
+    .execute(rusqlite::params![
         &c.source,
-        // u64 device and inode numbers keep their bit pattern.
+        &c.group,
+        file_path,
         c.file.as_ref().map(|f| f.dev as i64),
         c.file.as_ref().map(|f| f.inode as i64),
         c.file.as_ref().map(|f| f.fingerprint.as_slice()),
+        c.after.map(|a| a.0 as i64),
+        c.after.map(|a| a.1 as i64),
+        c.modified_ns,
         offset,
         line,
         c.journal_cursor.as_deref(),
         c.updated.0,
-    ))
+    ])
     .map_err(&e)?;
     Ok(())
 }
 
+const CHECKPOINT_COLS: &str = "source, grp, path, dev, inode, fingerprint, after_dev, after_inode, \
+     modified_ns, byte_offset, line, journal_cursor, updated";
+
 fn read_checkpoint(op: &'static str, path: &Path, r: &Row<'_>) -> rusqlite::Result<Result<Checkpoint>> {
     let source: String = r.get(0)?;
-    let dev: Option<i64> = r.get(1)?;
-    let inode: Option<i64> = r.get(2)?;
-    let fingerprint: Option<Vec<u8>> = r.get(3)?;
-    let offset: i64 = r.get(4)?;
-    let line: i64 = r.get(5)?;
-    let journal_cursor: Option<String> = r.get(6)?;
-    let updated: i64 = r.get(7)?;
+    let group: String = r.get(1)?;
+    let file_path: Option<Vec<u8>> = r.get(2)?;
+    let dev: Option<i64> = r.get(3)?;
+    let inode: Option<i64> = r.get(4)?;
+    let fingerprint: Option<Vec<u8>> = r.get(5)?;
+    let after_dev: Option<i64> = r.get(6)?;
+    let after_inode: Option<i64> = r.get(7)?;
+    let modified_ns: Option<i64> = r.get(8)?;
+    let offset: i64 = r.get(9)?;
+    let line: i64 = r.get(10)?;
+    let journal_cursor: Option<String> = r.get(11)?;
+    let updated: i64 = r.get(12)?;
     let file = match (dev, inode) {
         (Some(dev), Some(inode)) => {
             Some(FileIdentity { dev: dev as u64, inode: inode as u64, fingerprint: fingerprint.unwrap_or_default() })
         }
         _ => None,
     };
+    let after = match (after_dev, after_inode) {
+        (Some(d), Some(i)) => Some((d as u64, i as u64)),
+        _ => None,
+    };
     let (Ok(offset), Ok(line)) = (u64::try_from(offset), u64::try_from(line)) else {
         return Ok(Err(corrupt(op, path, format!("negative offset of {source:?}"))));
     };
-    Ok(Ok(Checkpoint { source, file, offset, line, journal_cursor, updated: Timestamp(updated) }))
+    Ok(Ok(Checkpoint {
+        source,
+        group,
+        path: file_path.map(path_from_bytes),
+        file,
+        after,
+        modified_ns,
+        offset,
+        line,
+        journal_cursor,
+        updated: Timestamp(updated),
+    }))
 }
 
-const CHECKPOINT_COLS: &str = "source, dev, inode, fingerprint, byte_offset, line, journal_cursor, updated";
+fn query_checkpoints<P: rusqlite::Params>(
+    conn: &Connection,
+    op: &'static str,
+    path: &Path,
+    cond: &str,
+    params: P,
+) -> Result<Vec<Checkpoint>> {
+    let e = sql_err(op, path);
+    let mut st = conn
+        .prepare_cached(&format!("SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE {cond} ORDER BY source"))
+        .map_err(&e)?;
+    let rows = st
+        .query_map(params, |r| read_checkpoint(op, path, r))
+        .map_err(&e)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(&e)?;
+    rows.into_iter().collect()
+}
 
 /// Longer lasting first: permanent beats any end; then the later end; then the newer id.
 fn outlasts(a: &StoredDecision, b: &StoredDecision) -> bool {
@@ -484,6 +555,12 @@ impl Store for SqliteStore {
         }
         for a in &batch.alerts {
             out.alerts.push(insert_alert(&tx, &path, a)?);
+        }
+        for g in &batch.replace_groups {
+            tx.prepare_cached("DELETE FROM checkpoints WHERE grp = ?1")
+                .map_err(sql_err("commit_batch (replace group)", &path))?
+                .execute([g])
+                .map_err(sql_err("commit_batch (replace group)", &path))?;
         }
         for c in &batch.checkpoints {
             put_checkpoint(&tx, &path, c)?;
@@ -679,30 +756,15 @@ impl Store for SqliteStore {
     }
 
     fn get_checkpoint(&self, source: &str) -> Result<Option<Checkpoint>> {
-        const OP: &str = "get_checkpoint";
-        let e = sql_err(OP, &self.path);
-        self.conn
-            .prepare_cached(&format!("SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE source = ?1"))
-            .map_err(&e)?
-            .query_row([source], |r| read_checkpoint(OP, &self.path, r))
-            .optional()
-            .map_err(&e)?
-            .transpose()
+        Ok(query_checkpoints(&self.conn, "get_checkpoint", &self.path, "source = ?1", [source])?.into_iter().next())
     }
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
-        const OP: &str = "checkpoints";
-        let e = sql_err(OP, &self.path);
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("SELECT {CHECKPOINT_COLS} FROM checkpoints ORDER BY source"))
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| read_checkpoint(OP, &self.path, r))
-            .map_err(&e)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(&e)?;
-        rows.into_iter().collect()
+        query_checkpoints(&self.conn, "checkpoints", &self.path, "1 = 1", [])
+    }
+
+    fn checkpoints_in(&self, group: &str) -> Result<Vec<Checkpoint>> {
+        query_checkpoints(&self.conn, "checkpoints_in", &self.path, "grp = ?1", [group])
     }
 
     fn delete_checkpoint(&mut self, source: &str) -> Result<bool> {

@@ -194,27 +194,30 @@ fn decisions_round_trip_with_reason_and_capped_evidence() {
 #[test]
 fn invalid_input_is_refused_and_a_batch_is_all_or_nothing() {
     let mut s = mem();
-    let cp = |offset| Checkpoint {
-        source: "/var/log/auth.log".into(),
-        file: None,
-        offset,
-        line: offset,
-        journal_cursor: None,
-        updated: t(1),
-    };
+    let cp = |offset| Checkpoint { line: offset, ..Checkpoint::new("/var/log/auth.log", offset, t(1)) };
     s.put_checkpoint(&cp(10)).unwrap();
+    // The bad row comes last: everything written before it is rolled back.
     let bad = Batch {
-        decisions: vec![
-            ban(ip("192.0.2.1"), 1, Some(100)),
-            NewDecision::new(text("bob"), Some(24), Origin::Rule, t(1), None),
-        ],
+        decisions: vec![ban(ip("192.0.2.1"), 1, Some(100))],
         alerts: vec![],
-        checkpoints: vec![cp(20)],
+        checkpoints: vec![cp(20), Checkpoint::new("", 1, t(1))],
+        replace_groups: vec!["/var/log/auth.log".into()],
     };
     let err = s.commit_batch(&bad).unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
     assert!(s.active_decisions(t(1)).unwrap().is_empty());
     assert_eq!(s.get_checkpoint("/var/log/auth.log").unwrap().unwrap().offset, 10);
+    let bad = Batch {
+        decisions: vec![
+            ban(ip("192.0.2.1"), 1, Some(100)),
+            NewDecision::new(text("bob"), Some(24), Origin::Rule, t(1), None),
+        ],
+        checkpoints: vec![cp(20)],
+        ..Batch::default()
+    };
+    assert!(s.commit_batch(&bad).is_err());
+    assert!(s.active_decisions(t(1)).unwrap().is_empty());
+    assert_eq!(s.changed_since(ChangeCursor::START).unwrap().cursor, ChangeCursor::START);
 
     let too_long = NewDecision::new(ip("192.0.2.1"), Some(33), Origin::Rule, t(1), None);
     assert!(s.insert_decision(&too_long).is_err());
@@ -416,8 +419,12 @@ fn checkpoints_round_trip() {
     let mut s = mem();
     assert!(s.get_checkpoint("auth").unwrap().is_none());
     let cp = Checkpoint {
-        source: "/var/log/auth.log".into(),
+        source: "sshd#64769:1234".into(),
+        group: "sshd".into(),
+        path: Some("/var/log/auth.log".into()),
         file: Some(FileIdentity { dev: u64::MAX, inode: 1 << 63, fingerprint: vec![0, 1, 2, 255] }),
+        after: Some((u64::MAX - 1, 77)),
+        modified_ns: Some(1_700_000_000_123_456_789),
         offset: 123_456,
         line: 789,
         journal_cursor: None,
@@ -429,21 +436,43 @@ fn checkpoints_round_trip() {
     s.put_checkpoint(&moved).unwrap();
     assert_eq!(s.get_checkpoint(&cp.source).unwrap().unwrap(), moved);
     let journal = Checkpoint {
-        source: "journald:sshd.service".into(),
-        file: None,
-        offset: 0,
         line: 42,
         journal_cursor: Some("s=abc;i=1f;b=def;m=12;t=34;x=56".into()),
-        updated: t(7),
+        ..Checkpoint::new("journald:sshd.service", 0, t(7))
     };
     s.put_checkpoint(&journal).unwrap();
-    assert_eq!(s.checkpoints().unwrap(), vec![moved.clone(), journal.clone()]);
+    assert_eq!(s.checkpoints().unwrap(), vec![journal.clone(), moved.clone()]);
     assert!(s.delete_checkpoint(&journal.source).unwrap());
     assert!(!s.delete_checkpoint(&journal.source).unwrap());
-    assert_eq!(s.checkpoints().unwrap(), vec![moved]);
-    let mut big = cp;
+    assert_eq!(s.checkpoints().unwrap(), vec![moved.clone()]);
+    let mut big = cp.clone();
     big.file.as_mut().unwrap().fingerprint = vec![7; MAX_FINGERPRINT + 1];
     assert!(s.put_checkpoint(&big).is_err());
+
+    // A non-UTF-8 path survives.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = Checkpoint {
+            path: Some(std::ffi::OsStr::from_bytes(b"/var/log/\xff\xfe.log").into()),
+            ..Checkpoint::new("odd", 1, t(1))
+        };
+        s.put_checkpoint(&odd).unwrap();
+        assert_eq!(s.get_checkpoint("odd").unwrap().unwrap(), odd);
+        s.delete_checkpoint("odd").unwrap();
+    }
+
+    // A group's set is replaced whole: the rotated generation was let go.
+    let new_gen =
+        Checkpoint { source: "sshd#64769:5678".into(), after: Some((64769, 1234)), offset: 10, ..moved.clone() };
+    s.commit_batch(&Batch { checkpoints: vec![moved.clone(), new_gen.clone()], ..Batch::default() }).unwrap();
+    s.put_checkpoint(&Checkpoint::new("nginx", 5, t(1))).unwrap();
+    assert_eq!(s.checkpoints_in("sshd").unwrap(), vec![moved, new_gen.clone()]);
+    let only = Checkpoint { after: None, offset: 20, ..new_gen };
+    s.commit_batch(&Batch { checkpoints: vec![only.clone()], replace_groups: vec!["sshd".into()], ..Batch::default() })
+        .unwrap();
+    assert_eq!(s.checkpoints_in("sshd").unwrap(), vec![only]);
+    assert_eq!(s.checkpoints_in("nginx").unwrap().len(), 1);
 }
 
 #[test]

@@ -61,13 +61,11 @@ fn batch(i: u64) -> Batch {
             })
             .collect(),
         checkpoints: vec![Checkpoint {
-            source: SOURCE.into(),
             file: Some(FileIdentity { dev: 2049, inode: 131_072, fingerprint: b"first bytes".to_vec() }),
-            offset: (i + 1) * 100,
             line: i + 1,
-            journal_cursor: None,
-            updated: Timestamp::from_secs(i as i64),
+            ..Checkpoint::new(SOURCE, (i + 1) * 100, Timestamp::from_secs(i as i64))
         }],
+        replace_groups: vec![SOURCE.into()],
     }
 }
 

@@ -41,14 +41,8 @@ fn run(sync: Synchronous) {
         let batch = Batch {
             decisions: (b * BATCH..(b + 1) * BATCH).map(decision).collect(),
             alerts: Vec::new(),
-            checkpoints: vec![Checkpoint {
-                source: "/var/log/auth.log".into(),
-                file: None,
-                offset: u64::from(b),
-                line: u64::from(b),
-                journal_cursor: None,
-                updated: Timestamp::from_secs(1_000),
-            }],
+            checkpoints: vec![Checkpoint::new("/var/log/auth.log", u64::from(b), Timestamp::from_secs(1_000))],
+            replace_groups: Vec::new(),
         };
         s.commit_batch(&batch).unwrap();
     }
