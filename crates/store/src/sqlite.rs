@@ -586,9 +586,15 @@ impl Store for SqliteStore {
     }
 
     fn active_decisions(&self, now: Timestamp) -> Result<Vec<StoredDecision>> {
-        self.decisions_where(
+        // The partial index holds exactly the live decisions: never a scan of the ended ones.
+        query_decisions(
+            &self.conn,
             "active_decisions",
-            "d.deleted_at IS NULL AND (d.until IS NULL OR d.until >= ?1) ORDER BY d.id",
+            &self.path,
+            &format!(
+                "SELECT {DECISION_COLS} FROM decisions d INDEXED BY decisions_live_until \
+                 WHERE d.deleted_at IS NULL AND (d.until IS NULL OR d.until >= ?1) ORDER BY d.id"
+            ),
             [now.0],
         )
     }
@@ -641,7 +647,7 @@ impl Store for SqliteStore {
                 OP,
                 path,
                 &format!(
-                    "SELECT {DECISION_COLS} FROM decisions d \
+                    "SELECT {DECISION_COLS} FROM decisions d INDEXED BY decisions_live_until \
                      WHERE d.deleted_at IS NULL AND d.simulated = 0"
                 ),
                 [],
