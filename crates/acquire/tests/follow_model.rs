@@ -17,10 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+const MAX_LINE: usize = 200;
+
 #[derive(Clone, Debug)]
 enum Op {
-    /// Append `n` lines to the live file, then maybe the start of a line.
-    Append { n: usize, partial: bool },
+    /// Append `n` lines to the live file, then maybe the start of a line;
+    /// `long`: one of the lines is over the cap (skipped by the follower).
+    Append { n: usize, partial: bool, long: bool },
+    /// The writer has not reopened yet: append to the file just renamed away
+    /// (only right after a rename rotation, before any poll or restart).
+    LateAppend { n: usize },
     /// logrotate `create`: shift `.N` → `.N+1`, rename the live file to `.1`,
     /// create an empty live file.
     Rotate,
@@ -35,7 +41,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..4usize, any::<bool>()).prop_map(|(n, partial)| Op::Append { n, partial }),
+        4 => (0..4usize, any::<bool>(), prop::bool::weighted(0.1)).prop_map(|(n, partial, long)| Op::Append { n, partial, long }),
+        1 => (1..3usize).prop_map(|n| Op::LateAppend { n }),
         1 => Just(Op::Rotate),
         1 => Just(Op::CopyTruncate),
         4 => Just(Op::Poll { commit: true }),
@@ -84,6 +91,8 @@ struct World {
     live_gen: usize,
     gens: Vec<Gen>,
     tick: u64,
+    /// The generation just renamed away, while its writer may still write.
+    late: Option<usize>,
 }
 
 impl World {
@@ -97,6 +106,7 @@ impl World {
             live_gen: 0,
             gens: vec![Gen { content: Vec::new(), lines_written: 0, closed: false }],
             tick: 0,
+            late: None,
         };
         w.touch(&w.live.clone());
         w
@@ -114,13 +124,26 @@ impl World {
         self.dir.join(format!("app.log.{}", i + 1))
     }
 
-    fn append(&mut self, n: usize, partial: bool) {
+    fn append(&mut self, n: usize, partial: bool, long: bool) {
         let g = self.live_gen;
+        let path = self.live.clone();
+        self.write(g, &path, n, partial, long);
+    }
+
+    fn late_append(&mut self, n: usize) {
+        if let Some(g) = self.late {
+            let path = self.rotated_path(0);
+            self.write(g, &path, n, false, false);
+        }
+    }
+
+    fn write(&mut self, g: usize, path: &Path, n: usize, partial: bool, long: bool) {
         let mut data = String::new();
-        for _ in 0..n {
+        for i in 0..n {
             let k = self.gens[g].lines_written;
             self.gens[g].lines_written += 1;
-            data.push_str(&format!("g{g} n{k} some padding to make the line longer\n"));
+            let pad = if long && i == 0 { "x".repeat(MAX_LINE) } else { "some padding to make the line longer".into() };
+            data.push_str(&format!("g{g} n{k} {pad}\n"));
         }
         if partial {
             let k = self.gens[g].lines_written;
@@ -130,11 +153,11 @@ impl World {
         if data.is_empty() {
             return;
         }
-        let mut f = OpenOptions::new().append(true).open(&self.live).unwrap();
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
         f.write_all(data.as_bytes()).unwrap();
         drop(f);
         self.gens[g].content.extend_from_slice(data.as_bytes());
-        self.touch(&self.live.clone());
+        self.touch(path);
     }
 
     fn shift(&mut self) {
@@ -156,6 +179,7 @@ impl World {
         File::create(&self.live).unwrap();
         self.touch(&self.live.clone());
         self.new_gen();
+        self.late = Some(self.rotated[0]);
     }
 
     fn copytruncate(&mut self) {
@@ -176,10 +200,11 @@ impl World {
             let text = String::from_utf8(g.content.clone()).unwrap();
             let mut parts: Vec<&str> = text.split('\n').collect();
             let last = parts.pop().unwrap_or("");
-            out.extend(parts.iter().map(|s| s.to_string()));
+            // Lines over the cap are skipped (and counted).
+            out.extend(parts.iter().filter(|s| s.len() <= MAX_LINE).map(|s| s.to_string()));
             // A rotated file's last partial line is handed out when the file
             // is closed; with the wide glob it is still followed, so it waits.
-            if g.closed && !last.is_empty() && matches!(layout, Layout::LiveOnly) {
+            if g.closed && !last.is_empty() && last.len() <= MAX_LINE && matches!(layout, Layout::LiveOnly) {
                 out.push(last.to_string());
             }
         }
@@ -226,6 +251,7 @@ fn make(world: &World, p: &Params, cps: Vec<Checkpoint>) -> FileFollower {
         rotated_suffixes: vec![".[0-9]*".into()],
         read_budget: p.read_budget,
         fingerprint_len: p.fingerprint_len,
+        max_line: MAX_LINE,
         ..FollowConfig::default()
     };
     FileFollower::new(vec![pattern], cfg, cps).unwrap()
@@ -248,10 +274,15 @@ fn run(p: &Params, ops: &[Op]) -> Result<usize, String> {
     for op in ops {
         log.push(format!("{op:?}"));
         match op {
-            Op::Append { n, partial } => world.append(*n, *partial),
+            Op::Append { n, partial, long } => world.append(*n, *partial, *long),
+            Op::LateAppend { n } => world.late_append(*n),
             Op::Rotate => world.rotate(),
-            Op::CopyTruncate => world.copytruncate(),
+            Op::CopyTruncate => {
+                world.late = None;
+                world.copytruncate()
+            }
             Op::Poll { commit } => {
+                world.late = None;
                 uncommitted.extend(f.poll_once());
                 if *commit {
                     committed.append(&mut uncommitted);
@@ -259,6 +290,7 @@ fn run(p: &Params, ops: &[Op]) -> Result<usize, String> {
                 }
             }
             Op::Restart => {
+                world.late = None;
                 uncommitted.clear();
                 drop(f);
                 f = make(&world, p, committed_cp.clone());

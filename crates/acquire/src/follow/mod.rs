@@ -114,8 +114,9 @@
 //!
 //! - With `rotate_wait` zero, lines a writer appends to a rotated file after
 //!   we closed it are lost (the default keeps it open 5 s).
-//! - Modification times order generations that appeared unseen; two
-//!   generations written within one timestamp tick may be ordered by path.
+//! - Generations that appeared unseen are ordered by their rotated names
+//!   (`.N`: the higher the older; other suffixes such as dates in name
+//!   order), then by modification time.
 //! - A file created and deleted (not renamed) between two polls is never seen.
 
 mod split;
@@ -142,6 +143,9 @@ pub const MAX_ISSUES: usize = 100;
 const MIN_COPY_FINGERPRINT: usize = 32;
 
 const CHUNK: usize = 64 * 1024;
+
+/// Closed files remembered in the checkpoints, at most.
+const MAX_CLOSED: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FollowConfig {
@@ -349,6 +353,8 @@ pub struct FileFollower {
     ignored: HashSet<FileId>,
     /// Files at rotated names at the last poll.
     rotated_seen: HashSet<FileId>,
+    /// Files read to their end and closed, while still present.
+    closed: VecDeque<Checkpoint>,
     watcher: Watcher,
     backlog: bool,
     scratch: Vec<u8>,
@@ -390,6 +396,7 @@ impl FileFollower {
             issues: VecDeque::new(),
             ignored: HashSet::new(),
             rotated_seen: HashSet::new(),
+            closed: VecDeque::new(),
             watcher,
             backlog: false,
             scratch: vec![0; CHUNK],
@@ -417,6 +424,7 @@ impl FileFollower {
         self.backlog = false;
         let mut found = self.expand();
         let rot = self.rotated_not_matched(&found);
+        self.closed.retain(|c| found.contains_key(&c.file) || rot.iter().any(|f| FileId::of(&f.meta) == c.file));
         let mut vacated: HashMap<PathBuf, u64> = HashMap::new();
 
         // Saved checkpoints become open entries (first poll only).
@@ -429,7 +437,7 @@ impl FileFollower {
         // Where is each open file now; was it truncated?
         let mut truncated = Vec::new();
         for i in 0..self.entries.len() {
-            if self.check_entry(i, &mut found, &mut vacated, now) {
+            if self.check_entry(i, &mut found, &rot, &mut vacated, now) {
                 truncated.push(self.entries[i].serial);
             }
         }
@@ -457,11 +465,12 @@ impl FileFollower {
         }
         self.rotated_seen = seen_now;
         self.ignored.retain(|id| found.contains_key(id) || self.rotated_seen.contains(id));
-        rot_new.sort_by_key(|f| (mtime(&f.meta), f.path.clone()));
         let mut chain = vacated;
         let matched: Vec<PathBuf> = found.values().map(|f| f.path.clone()).collect();
-        for f in rot_new {
-            let live = self.live_of(&f.path, &chain, &matched);
+        let mut rot_new: Vec<(PathBuf, Found)> =
+            rot_new.into_iter().map(|f| (self.live_of(&f.path, &chain, &matched), f)).collect();
+        rot_new.sort_by_cached_key(|(live, f)| (live.clone(), age_key(&f.path, live, mtime(&f.meta))));
+        for (live, f) in rot_new {
             let before = chain.get(&live).copied();
             if let Some((serial, last)) = self.add_new(f, before, Some(&live), true, now)
                 && last
@@ -471,13 +480,13 @@ impl FileFollower {
         }
 
         // New files at matching paths, oldest first.
-        let mut new: Vec<Found> =
-            found.into_iter().filter(|(id, _)| !self.ignored.contains(id)).map(|(_, f)| f).collect();
-        new.sort_by_key(|f| (mtime(&f.meta), f.path.clone()));
-        for f in new {
+        let new: Vec<Found> = found.into_iter().filter(|(id, _)| !self.ignored.contains(id)).map(|(_, f)| f).collect();
+        let mut new: Vec<(PathBuf, Found)> =
+            new.into_iter().map(|f| (self.live_of(&f.path, &chain, &matched), f)).collect();
+        new.sort_by_cached_key(|(live, f)| (live.clone(), age_key(&f.path, live, mtime(&f.meta))));
+        for (live, f) in new {
             // A glob that also matches rotated names (`app.log*`): a new
             // `app.log.1` goes before `app.log`, but stays followed.
-            let live = self.live_of(&f.path, &chain, &matched);
             let before = chain.get(&live).copied();
             let rotated = (live != f.path).then_some(live.as_path());
             if let Some((serial, last)) = self.add_new(f, before, rotated, false, now)
@@ -507,21 +516,24 @@ impl FileFollower {
     }
 
     /// The complete set of checkpoints for everything handed out so far
-    /// (replace the stored set with it).
+    /// (replace the stored set with it). Files read to their end and closed
+    /// stay in it while they are still at a rotated name, so that a restart
+    /// does not take them for unseen generations.
     pub fn checkpoint(&self) -> Vec<Checkpoint> {
         if let Some(p) = &self.pending {
             return p.clone();
         }
-        self.entries
+        self.closed
             .iter()
-            .map(|e| Checkpoint {
+            .cloned()
+            .chain(self.entries.iter().map(|e| Checkpoint {
                 path: e.path.to_path_buf(),
                 file: e.id,
                 fingerprint: e.head.clone(),
                 offset: e.split.committed,
                 after: e.blocked_by.and_then(|s| self.entries.iter().find(|p| p.serial == s)).map(|p| p.id),
                 modified_ns: to_ns(e.mtime),
-            })
+            }))
             .collect()
     }
 
@@ -750,6 +762,7 @@ impl FileFollower {
         &mut self,
         i: usize,
         found: &mut HashMap<FileId, Found>,
+        rot: &[Found],
         vacated: &mut HashMap<PathBuf, u64>,
         now: Instant,
     ) -> bool {
@@ -781,6 +794,12 @@ impl FileFollower {
                     } else {
                         self.st.rotations += 1;
                     }
+                }
+                // Where it went, if to a rotated name.
+                if let Some(f) = rot.iter().find(|f| FileId::of(&f.meta) == id)
+                    && *e.path != *f.path
+                {
+                    e.path = Arc::from(f.path.as_path());
                 }
             }
         }
@@ -939,7 +958,12 @@ impl FileFollower {
             self.issue(&f.path, "starts like a followed file: taken for its copy, not read".into());
             return None;
         }
-        let mut e = self.new_entry(f.pattern, Arc::from(f.path.as_path()), file, &meta, head, 0, now);
+        // A file we closed, back at a matching path: go on where we stopped.
+        let mut offset = 0;
+        if let Some(k) = self.closed.iter().position(|c| c.file == id && head.starts_with(&c.fingerprint)) {
+            offset = self.closed.remove(k).map_or(0, |c| c.offset.min(meta.len()));
+        }
+        let mut e = self.new_entry(f.pattern, Arc::from(f.path.as_path()), file, &meta, head, offset, now);
         let serial = e.serial;
         let Some(live) = rotated_live else {
             e.blocked_by = blocked_by;
@@ -949,12 +973,15 @@ impl FileFollower {
         if gone {
             e.gone_since = Some(now);
         }
-        // Older than the file it would follow (a copy of content we never
-        // saw, made before that file was rotated), or a file still open at
-        // the live path: it goes before that file.
+        // Older by its rotated name than the file it would follow (a copy of
+        // content we never saw, made before that file was rotated too), or a
+        // file still open at the live path: it goes before that file.
         let before = blocked_by
             .and_then(|s| self.entries.iter().position(|x| x.serial == s))
-            .filter(|&pos| e.mtime < self.entries[pos].mtime)
+            .filter(|&pos| {
+                let t = &self.entries[pos];
+                *t.path != *live && age_key(&e.path, live, e.mtime) < age_key(&t.path, live, t.mtime)
+            })
             .or_else(|| self.entries.iter().position(|x| x.gone_since.is_none() && *x.path == *live));
         match before {
             Some(pos) => {
@@ -1004,8 +1031,21 @@ impl FileFollower {
                 }
             }
             if close {
-                self.entries.remove(i);
+                let e = self.entries.remove(i);
                 self.st.files_closed += 1;
+                if e.file.metadata().is_ok_and(|m| m.nlink() > 0) {
+                    self.closed.push_back(Checkpoint {
+                        path: e.path.to_path_buf(),
+                        file: e.id,
+                        fingerprint: e.head,
+                        offset: e.split.committed,
+                        after: None,
+                        modified_ns: to_ns(e.mtime),
+                    });
+                }
+                if self.closed.len() > MAX_CLOSED {
+                    self.closed.pop_front();
+                }
             } else {
                 i += 1;
             }
@@ -1112,6 +1152,28 @@ fn to_line(r: RawLine, e: &Entry, st: &mut FollowStats) -> FollowedLine {
 
 fn mtime(m: &Metadata) -> SystemTime {
     m.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Sort key of the age of `path` as a rotated name of `live`, oldest first:
+/// `.N` by N descending (`.3` before `.1`), other suffixes (dates) in name
+/// order, the live path itself last; the modification time breaks ties.
+fn age_key(path: &Path, live: &Path, modified: SystemTime) -> (u8, std::cmp::Reverse<u64>, Vec<u8>, SystemTime) {
+    use std::cmp::Reverse;
+    use std::os::unix::ffi::OsStrExt;
+    let (p, l) = (path.as_os_str().as_bytes(), live.as_os_str().as_bytes());
+    let suffix = if p.len() > l.len() && p.starts_with(l) { &p[l.len()..] } else { p };
+    if suffix.is_empty() || path == live {
+        return (2, Reverse(0), Vec::new(), modified);
+    }
+    if let Some(rest) = suffix.strip_prefix(b".") {
+        let digits: Vec<u8> = rest.iter().copied().take_while(u8::is_ascii_digit).collect();
+        if !digits.is_empty()
+            && let Ok(n) = std::str::from_utf8(&digits).unwrap_or("").parse::<u64>()
+        {
+            return (0, Reverse(n), Vec::new(), modified);
+        }
+    }
+    (1, Reverse(0), suffix.to_vec(), modified)
 }
 
 fn to_ns(t: SystemTime) -> i64 {
