@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0 OR MIT
 #
 # compare_bans.sh LOG
+# compare_bans.sh --lists FAIL2BAN_BANS STADTWACHE_BANS
 #
 # Replays LOG through fail2ban 1.0.2's own library (bench/fail2ban_replay.py)
 # and through `stadtwache replay`, with the same jail settings, and diffs the
-# two ban lists (format: see bench/README.md). Exit status: 0 identical,
+# two ban lists (format: see bench/README.md). With --lists, only compares two
+# ban lists made earlier (bench/run.sh uses this). Exit status: 0 identical,
 # 1 different, 2 usage/tool error.
 #
 # Environment:
@@ -15,8 +17,11 @@
 #   KEEP        directory to keep both ban lists and the diff in (optional)
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 LOG" >&2
+lists_only=
+if [[ $# -eq 3 && $1 == --lists ]]; then
+    lists_only=1
+elif [[ $# -ne 1 ]]; then
+    echo "usage: $0 LOG | $0 --lists FAIL2BAN_BANS STADTWACHE_BANS" >&2
     exit 2
 fi
 log=$1
@@ -27,6 +32,15 @@ MAXRETRY=${MAXRETRY:-5}
 FINDTIME=${FINDTIME:-10m}
 BANTIME=${BANTIME:-10m}
 
+if [[ -n $lists_only ]]; then
+    ref=$2
+    ours=$3
+    for f in "$ref" "$ours"; do
+        [[ -r $f ]] || { echo "compare_bans: cannot read $f" >&2; exit 2; }
+    done
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+else
 [[ -r $log ]] || { echo "compare_bans: cannot read $log" >&2; exit 2; }
 [[ -x $STADTWACHE ]] || { echo "compare_bans: no stadtwache binary at $STADTWACHE (set STADTWACHE)" >&2; exit 2; }
 
@@ -51,6 +65,7 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 [[ -f $ours ]] || { echo "compare_bans: stadtwache wrote no $ours" >&2; exit 2; }
 echo "stadtwache replay: $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b-a}') s wall" >&2
+fi
 
 status=0
 # Both lists must be in canonical order: time numerically, then address byte-wise.
