@@ -353,6 +353,9 @@ pub enum DecisionRef {
 ///   the log, e.g. a replaced database): `deleted` may be incomplete. `new` is
 ///   then computed as for `START`.
 ///
+/// The decisions come without `reason` (`Null`) and `evidence` (empty), which
+/// bouncers never see; [`Store::decision`] has them.
+///
 /// "Live" means not ended by [`Store::expire`] or [`Store::delete_decisions`];
 /// the daemon runs `expire(now)` before answering a pull (or every second),
 /// so a decision past its `until` has been ended.

@@ -641,3 +641,21 @@ fn a_damaged_row_is_a_corrupt_error() {
     s.conn.execute("UPDATE checkpoints SET byte_offset = -1", []).unwrap();
     assert!(s.get_checkpoint("x").unwrap_err().is_corrupt());
 }
+
+#[test]
+fn the_stream_leaves_out_reason_and_evidence() {
+    let mut s = mem();
+    let d = NewDecision {
+        reason: serde_json::json!({"count": 5}),
+        evidence: vec![EvidenceLine::new("auth.log", 1, "Failed password")],
+        rule: Some("sshd".into()),
+        ..ban(ip("192.0.2.1"), 1, Some(100))
+    };
+    let id = s.insert_decision(&d).unwrap();
+    let ch = s.changed_since(ChangeCursor::START).unwrap();
+    let got = &ch.new[0].decision;
+    assert_eq!(got.reason, serde_json::Value::Null);
+    assert!(got.evidence.is_empty());
+    assert_eq!((got.rule.as_deref(), got.until, &got.key), (Some("sshd"), Some(t(100)), &ip("192.0.2.1")));
+    assert_eq!(s.decision(id).unwrap().unwrap().decision, d);
+}
