@@ -22,12 +22,8 @@ fn sshd_throughput() {
         return;
     };
     let data: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let sshd = data
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|e| e["filter"] == "sshd" && e["mode"].is_null())
-        .expect("sshd");
+    let sshd =
+        data.as_array().expect("list").iter().find(|e| e["filter"] == "sshd" && e["mode"].is_null()).expect("sshd");
     let opts = CompileOptions::default();
     let t_compile = Instant::now();
     let mut pref = None;
@@ -39,25 +35,16 @@ fn sshd_throughput() {
             Some("failregex") => PatternKind::Failregex,
             _ => continue,
         };
-        let popts = PatternOptions {
-            multiline: false,
-            use_dns: true,
-        };
+        let popts = PatternOptions { multiline: false, use_dns: true };
         let p = Pattern::compile_with(&Spanned::new(src), kind, &opts, popts).expect("compile");
         if kind == PatternKind::Prefregex {
             pref = Some(p);
         } else {
-            let ac = p
-                .required_literals()
-                .map(|l| AhoCorasick::new(l).expect("ac"));
+            let ac = p.required_literals().map(|l| AhoCorasick::new(l).expect("ac"));
             fails.push((p, ac));
         }
     }
-    println!(
-        "sshd: compiled {} patterns in {:?}",
-        fails.len() + 1,
-        t_compile.elapsed()
-    );
+    println!("sshd: compiled {} patterns in {:?}", fails.len() + 1, t_compile.elapsed());
     let pref = pref.expect("prefregex");
     let content = pref.group_index("content").expect("content");
     // the date-cut sample lines, without fail2ban's final newline
@@ -112,9 +99,7 @@ fn sshd_throughput() {
         .iter()
         .filter_map(|l| {
             let mut sc = pref.new_scratch();
-            pref.captures_with(l, &mut sc)
-                .ok()?
-                .then(|| sc.get(content).map(|(a, b)| l[a..b].to_string()))?
+            pref.captures_with(l, &mut sc).ok()?.then(|| sc.get(content).map(|(a, b)| l[a..b].to_string()))?
         })
         .collect();
     let mut costs = Vec::new();
@@ -139,26 +124,17 @@ fn sshd_throughput() {
     }
     costs.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (ns, i, e, hits) in costs.iter().take(8) {
-        println!(
-            "  failregex {i}: {ns:.0} ns/line ({e:?}, {hits} hits/{} lines)",
-            contents.len()
-        );
+        println!("  failregex {i}: {ns:.0} ns/line ({e:?}, {hits} hits/{} lines)", contents.len());
     }
     // pieces
     let t = Instant::now();
     for i in 0..n {
         let _ = pref.captures_with(&lines[i % lines.len()], &mut scratch);
     }
-    println!(
-        "  prefregex captures only: {:.0} lines/s",
-        n as f64 / t.elapsed().as_secs_f64()
-    );
+    println!("  prefregex captures only: {:.0} lines/s", n as f64 / t.elapsed().as_secs_f64());
     let t = Instant::now();
     for i in 0..n {
         let _ = pref.is_match(&lines[i % lines.len()]);
     }
-    println!(
-        "  prefregex is_match only: {:.0} lines/s",
-        n as f64 / t.elapsed().as_secs_f64()
-    );
+    println!("  prefregex is_match only: {:.0} lines/s", n as f64 / t.elapsed().as_secs_f64());
 }

@@ -33,12 +33,7 @@ fn oracle(req: &Value) -> Option<Value> {
         .spawn()
         .expect("run py_re_oracle.py");
     let body = serde_json::to_vec(req).expect("json");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&body)
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(&body).expect("write");
     let out = child.wait_with_output().expect("oracle output");
     assert!(out.status.success(), "oracle failed");
     Some(serde_json::from_slice(&out.stdout).expect("oracle JSON"))
@@ -200,27 +195,14 @@ const PATTERNS: &[&str] = &[
 ];
 
 fn compile(p: &str, multiline: bool) -> Result<Pattern, String> {
-    let popts = PatternOptions {
-        multiline,
-        use_dns: true,
-    };
-    Pattern::compile_with(
-        &Spanned::new(p),
-        PatternKind::Ignoreregex,
-        &CompileOptions::default(),
-        popts,
-    )
-    .map_err(|d| d[0].to_string())
+    let popts = PatternOptions { multiline, use_dns: true };
+    Pattern::compile_with(&Spanned::new(p), PatternKind::Ignoreregex, &CompileOptions::default(), popts)
+        .map_err(|d| d[0].to_string())
 }
 
 fn groups(p: &Pattern, hay: &str) -> Option<Vec<Option<String>>> {
     let c = p.captures(hay).expect("budget")?;
-    Some(
-        c.groups
-            .iter()
-            .map(|g| g.map(|(a, b)| hay[a..b].to_string()))
-            .collect(),
-    )
+    Some(c.groups.iter().map(|g| g.map(|(a, b)| hay[a..b].to_string())).collect())
 }
 
 #[test]
@@ -272,10 +254,7 @@ fn translation_matches_python() {
             }
             (Ok(_), false) => {
                 err_diff += 1;
-                report.push(format!(
-                    "{pat:?} (m={ml}): Python rejects: {}",
-                    res["error"]
-                ));
+                report.push(format!("{pat:?} (m={ml}): Python rejects: {}", res["error"]));
                 continue;
             }
             (Ok(_), true) => {}
@@ -283,13 +262,9 @@ fn translation_matches_python() {
         let p = ours.expect("checked");
         // documented divergence (P011): captures of groups in nullable repeats
         let known = p.warnings().iter().any(|w| w.code == "P011");
-        for (hay, py) in HAYS
-            .iter()
-            .zip(res["results"].as_array().into_iter().flatten())
-        {
-            let py: Option<Vec<Option<String>>> = py
-                .as_array()
-                .map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect());
+        for (hay, py) in HAYS.iter().zip(res["results"].as_array().into_iter().flatten()) {
+            let py: Option<Vec<Option<String>>> =
+                py.as_array().map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect());
             let us = groups(&p, hay);
             if us == py {
                 agree += 1;
@@ -297,20 +272,14 @@ fn translation_matches_python() {
                 known_diff += 1;
             } else {
                 differ += 1;
-                report.push(format!(
-                    "{pat:?} (m={ml}) -> {:?} on {hay:?}: python {py:?}, ours {us:?}",
-                    p.translated()
-                ));
+                report.push(format!("{pat:?} (m={ml}) -> {:?} on {hay:?}: python {py:?}, ours {us:?}", p.translated()));
             }
         }
     }
     // Unicode sweeps
     let mut sweep_diff = 0;
     let mut sweep_agree = 0;
-    for (src, bits) in sweeps_src
-        .iter()
-        .zip(resp["sweeps"].as_array().into_iter().flatten())
-    {
+    for (src, bits) in sweeps_src.iter().zip(resp["sweeps"].as_array().into_iter().flatten()) {
         let p = compile(&format!(r"\A(?:{src})\Z"), false).expect("sweep pattern");
         let mut diffs = Vec::new();
         for (cp, b) in bits.as_str().unwrap_or_default().bytes().enumerate() {
@@ -353,11 +322,10 @@ fn translation_matches_python() {
 #[test]
 fn random_patterns_match_python() {
     let pieces = [
-        "(", ")", "[", "]", "[^", "^", "$", "\\d", "\\w", "\\s", "\\S", "\\W", "\\b", "\\B", "\\Z",
-        "\\A", "{", "}", "{1,2}", "{,2}", "{2}", "*", "+", "?", "*?", "+?", "|", ".", "-", "a",
-        "b", "é", "(?i)", "(?:", "(?P<n>", "(?P=n)", "\\1", "(?=a)", "(?!b)", "(?<=a)", "(?<!b)",
-        "(?>", "(?i:", "(?-i:", "(?s:", "(?m:", "(?x:", " ", "#", "&&", "~~", "\\-", "\\]",
-        "\\x41", "\\101", "\\n", "]a", "a-c", "\\[",
+        "(", ")", "[", "]", "[^", "^", "$", "\\d", "\\w", "\\s", "\\S", "\\W", "\\b", "\\B", "\\Z", "\\A", "{", "}",
+        "{1,2}", "{,2}", "{2}", "*", "+", "?", "*?", "+?", "|", ".", "-", "a", "b", "é", "(?i)", "(?:", "(?P<n>",
+        "(?P=n)", "\\1", "(?=a)", "(?!b)", "(?<=a)", "(?<!b)", "(?>", "(?i:", "(?-i:", "(?s:", "(?m:", "(?x:", " ",
+        "#", "&&", "~~", "\\-", "\\]", "\\x41", "\\101", "\\n", "]a", "a-c", "\\[",
     ];
     let mut seed: u64 = 0x0DDB_1A5E_5BAD_5EED;
     let mut rnd = |n: usize| {
@@ -366,20 +334,7 @@ fn random_patterns_match_python() {
         seed ^= seed << 17;
         (seed % n as u64) as usize
     };
-    let hays = [
-        "",
-        "a",
-        "ab",
-        "aB",
-        "ba b",
-        "a-c]",
-        "é a\nb\n",
-        "A[b]",
-        "#a&&b~~",
-        "a\n",
-        "abab aa",
-        "x-y_z 12",
-    ];
+    let hays = ["", "a", "ab", "aB", "ba b", "a-c]", "é a\nb\n", "A[b]", "#a&&b~~", "a\n", "abab aa", "x-y_z 12"];
     let mut cases = Vec::new();
     for _ in 0..8000 {
         let n = 1 + rnd(7);
@@ -427,13 +382,9 @@ fn random_patterns_match_python() {
             }
         };
         let p11 = p.warnings().iter().any(|w| w.code == "P011");
-        for (hay, py) in hays
-            .iter()
-            .zip(res["results"].as_array().into_iter().flatten())
-        {
-            let py: Option<Vec<Option<String>>> = py
-                .as_array()
-                .map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect());
+        for (hay, py) in hays.iter().zip(res["results"].as_array().into_iter().flatten()) {
+            let py: Option<Vec<Option<String>>> =
+                py.as_array().map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect());
             let us = groups(&p, hay);
             if us == py {
                 agree += 1;
@@ -441,10 +392,7 @@ fn random_patterns_match_python() {
                 known += 1;
             } else {
                 differ += 1;
-                report.push(format!(
-                    "{pat:?} (m={ml}) -> {:?} on {hay:?}: python {py:?}, ours {us:?}",
-                    p.translated()
-                ));
+                report.push(format!("{pat:?} (m={ml}) -> {:?} on {hay:?}: python {py:?}, ours {us:?}", p.translated()));
             }
         }
     }

@@ -27,14 +27,8 @@ pub(crate) struct EmitOpts {
 pub(crate) fn needs_backtracking(n: &Node) -> bool {
     match n {
         Node::Look { .. } | Node::Backref(_) | Node::Cond { .. } => true,
-        Node::Group {
-            kind: GroupKind::Atomic,
-            ..
-        } => true,
-        Node::Repeat {
-            kind: RepKind::Possessive,
-            ..
-        } => true,
+        Node::Group { kind: GroupKind::Atomic, .. } => true,
+        Node::Repeat { kind: RepKind::Possessive, .. } => true,
         Node::Cat(v) | Node::Alt(v) => v.iter().any(needs_backtracking),
         Node::Group { node, .. } | Node::Repeat { node, .. } => needs_backtracking(node),
         _ => false,
@@ -46,9 +40,7 @@ pub(crate) fn has_non_boundary(n: &Node) -> bool {
     match n {
         Node::WordB { neg: true, .. } => true,
         Node::Cat(v) | Node::Alt(v) => v.iter().any(has_non_boundary),
-        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
-            has_non_boundary(node)
-        }
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => has_non_boundary(node),
         Node::Cond { yes, no, .. } => has_non_boundary(yes) || has_non_boundary(no),
         _ => false,
     }
@@ -59,9 +51,7 @@ pub(crate) fn has_plain_dollar(n: &Node) -> bool {
     match n {
         Node::End { multiline: false } => true,
         Node::Cat(v) | Node::Alt(v) => v.iter().any(has_plain_dollar),
-        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
-            has_plain_dollar(node)
-        }
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => has_plain_dollar(node),
         Node::Cond { yes, no, .. } => has_plain_dollar(yes) || has_plain_dollar(no),
         _ => false,
     }
@@ -77,9 +67,7 @@ pub(crate) fn has_explicit_newline(n: &Node) -> bool {
             SetItem::Perl(_) => false,
         }),
         Node::Cat(v) | Node::Alt(v) => v.iter().any(has_explicit_newline),
-        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
-            has_explicit_newline(node)
-        }
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => has_explicit_newline(node),
         Node::Cond { yes, no, .. } => has_explicit_newline(yes) || has_explicit_newline(no),
         _ => false,
     }
@@ -91,14 +79,9 @@ pub(crate) fn has_explicit_newline(n: &Node) -> bool {
 pub(crate) fn has_capture_in_nullable_repeat(n: &Node) -> bool {
     fn has_capture(n: &Node) -> bool {
         match n {
-            Node::Group {
-                kind: GroupKind::Capture(_),
-                ..
-            } => true,
+            Node::Group { kind: GroupKind::Capture(_), .. } => true,
             Node::Cat(v) | Node::Alt(v) => v.iter().any(has_capture),
-            Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => {
-                has_capture(node)
-            }
+            Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => has_capture(node),
             Node::Cond { yes, no, .. } => has_capture(yes) || has_capture(no),
             _ => false,
         }
@@ -110,9 +93,7 @@ pub(crate) fn has_capture_in_nullable_repeat(n: &Node) -> bool {
         }
         Node::Cat(v) | Node::Alt(v) => v.iter().any(has_capture_in_nullable_repeat),
         Node::Group { node, .. } | Node::Look { node, .. } => has_capture_in_nullable_repeat(node),
-        Node::Cond { yes, no, .. } => {
-            has_capture_in_nullable_repeat(yes) || has_capture_in_nullable_repeat(no)
-        }
+        Node::Cond { yes, no, .. } => has_capture_in_nullable_repeat(yes) || has_capture_in_nullable_repeat(no),
         _ => false,
     }
 }
@@ -228,16 +209,10 @@ fn body_contains(body: &Node, c: char) -> Option<bool> {
     match body {
         Node::Lit { c: l, icase } => Some(lit_chars(*l, *icase)?.contains(&c)),
         Node::Set(s) => {
-            let chars = set_chars(&Set {
-                negated: false,
-                ..s.clone()
-            })?;
+            let chars = set_chars(&Set { negated: false, ..s.clone() })?;
             Some(chars.contains(&c) != s.negated)
         }
-        Node::Group {
-            kind: GroupKind::NonCapture,
-            node,
-        } => body_contains(node, c),
+        Node::Group { kind: GroupKind::NonCapture, node } => body_contains(node, c),
         _ => None,
     }
 }
@@ -246,16 +221,11 @@ fn body_contains(body: &Node, c: char) -> Option<bool> {
 /// of chars that may precede the node (None = unknown, incl. start of text).
 pub(crate) fn elide_lookbehinds(n: Node, prev: Option<Vec<char>>) -> Node {
     match n {
-        Node::Look {
-            ahead: false,
-            neg,
-            node,
-        } => {
+        Node::Look { ahead: false, neg, node } => {
             if let Some(p) = &prev
                 && !p.is_empty()
             {
-                let decided: Option<Vec<bool>> =
-                    p.iter().map(|&c| body_contains(&node, c)).collect();
+                let decided: Option<Vec<bool>> = p.iter().map(|&c| body_contains(&node, c)).collect();
                 if let Some(d) = decided {
                     // positive: every possible preceding char is in the body set
                     // negative: none is
@@ -264,11 +234,7 @@ pub(crate) fn elide_lookbehinds(n: Node, prev: Option<Vec<char>>) -> Node {
                     }
                 }
             }
-            Node::Look {
-                ahead: false,
-                neg,
-                node,
-            }
+            Node::Look { ahead: false, neg, node }
         }
         Node::Cat(v) => {
             let mut out = Vec::with_capacity(v.len());
@@ -281,29 +247,12 @@ pub(crate) fn elide_lookbehinds(n: Node, prev: Option<Vec<char>>) -> Node {
             }
             Node::Cat(out)
         }
-        Node::Alt(v) => Node::Alt(
-            v.into_iter()
-                .map(|c| elide_lookbehinds(c, prev.clone()))
-                .collect(),
-        ),
-        Node::Group { kind, node } => Node::Group {
-            kind,
-            node: Box::new(elide_lookbehinds(*node, prev)),
-        },
-        Node::Repeat {
-            node,
-            min,
-            max,
-            kind,
-        } => {
+        Node::Alt(v) => Node::Alt(v.into_iter().map(|c| elide_lookbehinds(c, prev.clone())).collect()),
+        Node::Group { kind, node } => Node::Group { kind, node: Box::new(elide_lookbehinds(*node, prev)) },
+        Node::Repeat { node, min, max, kind } => {
             let (l, _) = last_chars(&node);
             let inner_prev = union(prev, l);
-            Node::Repeat {
-                node: Box::new(elide_lookbehinds(*node, inner_prev)),
-                min,
-                max,
-                kind,
-            }
+            Node::Repeat { node: Box::new(elide_lookbehinds(*node, inner_prev)), min, max, kind }
         }
         other => other,
     }
@@ -314,20 +263,10 @@ pub(crate) fn elide_lookbehinds(n: Node, prev: Option<Vec<char>>) -> Node {
 /// once (`(?:X|)`), `X*?` skip it, and `X+`/`X{n}` equal X.
 pub(crate) fn simplify_zero_width_repeats(n: Node) -> Node {
     match n {
-        Node::Repeat {
-            node,
-            min,
-            max,
-            kind,
-        } => {
+        Node::Repeat { node, min, max, kind } => {
             let node = simplify_zero_width_repeats(*node);
             if super::pyre::width(&node) != (0, Some(0)) {
-                return Node::Repeat {
-                    node: Box::new(node),
-                    min,
-                    max,
-                    kind,
-                };
+                return Node::Repeat { node: Box::new(node), min, max, kind };
             }
             if max == Some(0) {
                 return Node::Empty;
@@ -337,23 +276,15 @@ pub(crate) fn simplify_zero_width_repeats(n: Node) -> Node {
             }
             match kind {
                 RepKind::Lazy => Node::Empty,
-                _ => Node::Group {
-                    kind: GroupKind::NonCapture,
-                    node: Box::new(Node::Alt(vec![node, Node::Empty])),
-                },
+                _ => Node::Group { kind: GroupKind::NonCapture, node: Box::new(Node::Alt(vec![node, Node::Empty])) },
             }
         }
         Node::Cat(v) => Node::Cat(v.into_iter().map(simplify_zero_width_repeats).collect()),
         Node::Alt(v) => Node::Alt(v.into_iter().map(simplify_zero_width_repeats).collect()),
-        Node::Group { kind, node } => Node::Group {
-            kind,
-            node: Box::new(simplify_zero_width_repeats(*node)),
-        },
-        Node::Look { ahead, neg, node } => Node::Look {
-            ahead,
-            neg,
-            node: Box::new(simplify_zero_width_repeats(*node)),
-        },
+        Node::Group { kind, node } => Node::Group { kind, node: Box::new(simplify_zero_width_repeats(*node)) },
+        Node::Look { ahead, neg, node } => {
+            Node::Look { ahead, neg, node: Box::new(simplify_zero_width_repeats(*node)) }
+        }
         Node::Cond { group, yes, no } => Node::Cond {
             group,
             yes: Box::new(simplify_zero_width_repeats(*yes)),
@@ -369,9 +300,7 @@ pub(crate) fn simplify_zero_width_repeats(n: Node) -> Node {
 fn push_char(out: &mut String, c: char, in_class: bool) {
     if c != ' ' && (c.is_control() || c.is_whitespace() || c == '\u{FEFF}') {
         out.push_str(&format!("\\x{{{:X}}}", c as u32));
-    } else if regex_syntax::is_meta_character(c)
-        || (in_class && matches!(c, '&' | '~' | '-' | '[' | ']' | '^'))
-    {
+    } else if regex_syntax::is_meta_character(c) || (in_class && matches!(c, '&' | '~' | '-' | '[' | ']' | '^')) {
         out.push('\\');
         out.push(c);
     } else {
@@ -455,10 +384,7 @@ fn emit_set(out: &mut String, s: &Set, ascii_hay: bool) {
 }
 
 fn is_atom(n: &Node) -> bool {
-    matches!(
-        n,
-        Node::Lit { .. } | Node::Any { .. } | Node::Set(_) | Node::Group { .. }
-    )
+    matches!(n, Node::Lit { .. } | Node::Any { .. } | Node::Set(_) | Node::Group { .. })
 }
 
 pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut String) {
@@ -466,20 +392,13 @@ pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut
         Node::Empty => {}
         // Python's ignore-case also folds the dotted/dotless Turkish i (simple
         // lower-case mapping); Unicode simple case folding does not.
-        Node::Lit {
-            c: 'i' | 'I',
-            icase: true,
-        } => out.push_str(r"[iI\x{130}\x{131}]"),
+        Node::Lit { c: 'i' | 'I', icase: true } => out.push_str(r"[iI\x{130}\x{131}]"),
         Node::Lit { c, .. } => push_char(out, *c, false),
         Node::Any { dotall } => out.push_str(if *dotall { "(?s:.)" } else { "." }),
         Node::Set(s) => emit_set(out, s, opts.ascii_hay),
         Node::Start { multiline } => out.push_str(if *multiline { "(?m:^)" } else { r"\A" }),
         Node::End { multiline } => {
-            out.push_str(if *multiline || !opts.exact_dollar || opts.relaxed {
-                "(?m:$)"
-            } else {
-                r"(?=\n?\z)"
-            })
+            out.push_str(if *multiline || !opts.exact_dollar || opts.relaxed { "(?m:$)" } else { r"(?=\n?\z)" })
         }
         Node::StartText => out.push_str(r"\A"),
         Node::EndText => out.push_str(r"\z"),
@@ -489,12 +408,8 @@ pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut
             (true, false, _) => r"\B",
             (false, true, false) => r"(?-u:\b)",
             (true, true, false) => r"(?-u:\B)",
-            (false, true, true) => {
-                r"(?:(?<![0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<=[0-9A-Za-z_])(?![0-9A-Za-z_]))"
-            }
-            (true, true, true) => {
-                r"(?:(?<=[0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<![0-9A-Za-z_])(?![0-9A-Za-z_]))"
-            }
+            (false, true, true) => r"(?:(?<![0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<=[0-9A-Za-z_])(?![0-9A-Za-z_]))",
+            (true, true, true) => r"(?:(?<=[0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<![0-9A-Za-z_])(?![0-9A-Za-z_]))",
         }),
         Node::Cat(v) => {
             for c in v {
@@ -528,12 +443,7 @@ pub(crate) fn emit(n: &Node, names: &[Option<String>], opts: EmitOpts, out: &mut
             emit(node, names, opts, out);
             out.push(')');
         }
-        Node::Repeat {
-            node,
-            min,
-            max,
-            kind,
-        } => {
+        Node::Repeat { node, min, max, kind } => {
             if is_atom(node) {
                 emit(node, names, opts, out);
             } else {

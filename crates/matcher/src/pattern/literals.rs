@@ -49,10 +49,7 @@ fn cross(a: &Lits, b: &Lits) -> Option<Lits> {
             }
         }
     }
-    Some(Lits {
-        set,
-        exact: a.exact && b.exact,
-    })
+    Some(Lits { set, exact: a.exact && b.exact })
 }
 
 fn better(a: Option<Lits>, b: Option<Lits>) -> Option<Lits> {
@@ -61,11 +58,7 @@ fn better(a: Option<Lits>, b: Option<Lits>) -> Option<Lits> {
             if !b.useful() {
                 return Some(a);
             }
-            if !a.useful() || b.score() > a.score() {
-                Some(b)
-            } else {
-                Some(a)
-            }
+            if !a.useful() || b.score() > a.score() { Some(b) } else { Some(a) }
         }
         (a, None) => a,
         (None, b) => b,
@@ -126,19 +119,13 @@ fn required(h: &Hir) -> Option<Lits> {
                     match cross(&acc, &sub) {
                         Some(x) => acc = x,
                         None => {
-                            return Some(Lits {
-                                exact: false,
-                                ..sub
-                            });
+                            return Some(Lits { exact: false, ..sub });
                         }
                     }
                 }
                 return Some(acc);
             }
-            Some(Lits {
-                exact: false,
-                ..sub
-            })
+            Some(Lits { exact: false, ..sub })
         }
         HirKind::Alternation(alts) => {
             let mut set: Vec<Vec<u8>> = Vec::new();
@@ -204,10 +191,7 @@ fn required(h: &Hir) -> Option<Lits> {
 
 /// Required literals of a (linear, superset) pattern in Rust syntax.
 pub(crate) fn required_literals(relaxed_pattern: &str) -> Option<Vec<String>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .build()
-        .parse(relaxed_pattern)
-        .ok()?;
+    let hir = regex_syntax::ParserBuilder::new().build().parse(relaxed_pattern).ok()?;
     let lits = required(&hir)?;
     if !lits.useful() {
         return None;
@@ -229,16 +213,10 @@ mod tests {
     fn basic_sets() {
         assert_eq!(required_literals("abc"), Some(vec!["abc".to_string()]));
         assert_eq!(required_literals("a.*bcd"), Some(vec!["bcd".to_string()]));
-        assert_eq!(
-            required_literals("(?:foo|bar)x"),
-            Some(vec!["barx".to_string(), "foox".to_string()])
-        );
+        assert_eq!(required_literals("(?:foo|bar)x"), Some(vec!["barx".to_string(), "foox".to_string()]));
         assert_eq!(required_literals(".*"), None);
         assert_eq!(required_literals("a?"), None);
         assert_eq!(required_literals("(?:foo|.*)"), None);
-        assert_eq!(
-            required_literals("[aA]uth"),
-            Some(vec!["Auth".to_string(), "auth".to_string()])
-        );
+        assert_eq!(required_literals("[aA]uth"), Some(vec!["Auth".to_string(), "auth".to_string()]));
     }
 }

@@ -111,14 +111,7 @@ pub(crate) enum Node {
 
 impl Node {
     fn is_at(&self) -> bool {
-        matches!(
-            self,
-            Node::Start { .. }
-                | Node::End { .. }
-                | Node::StartText
-                | Node::EndText
-                | Node::WordB { .. }
-        )
+        matches!(self, Node::Start { .. } | Node::End { .. } | Node::StartText | Node::EndText | Node::WordB { .. })
     }
 }
 
@@ -166,10 +159,7 @@ fn is_identifier(name: &str) -> bool {
 
 impl<'a> Parser<'a> {
     fn err<T>(&self, msg: impl Into<String>, pos: usize) -> R<T> {
-        Err(PyError {
-            msg: msg.into(),
-            pos,
-        })
+        Err(PyError { msg: msg.into(), pos })
     }
 
     fn peek(&self) -> Option<char> {
@@ -235,30 +225,19 @@ impl<'a> Parser<'a> {
 
     fn parse_sub(&mut self, flags: Flags, nested: usize) -> R<Node> {
         if nested > MAX_NESTING {
-            return self.err(
-                "unsupported nesting depth (more than 200 levels of groups)",
-                self.pos,
-            );
+            return self.err("unsupported nesting depth (more than 200 levels of groups)", self.pos);
         }
         let mut items = Vec::new();
         loop {
             let first = nested == 0 && items.is_empty();
             // global flags (only allowed at the very start) apply to every later top-level branch
-            let f = if nested == 0 {
-                merge_global(flags, self.flags_global)
-            } else {
-                flags
-            };
+            let f = if nested == 0 { merge_global(flags, self.flags_global) } else { flags };
             items.push(self.parse_seq(f, first, nested)?);
             if !self.eat('|') {
                 break;
             }
         }
-        Ok(if items.len() == 1 {
-            items.pop().unwrap_or(Node::Empty)
-        } else {
-            Node::Alt(items)
-        })
+        Ok(if items.len() == 1 { items.pop().unwrap_or(Node::Empty) } else { Node::Alt(items) })
     }
 
     fn hex_escape(&mut self, esc_start: usize, kind: char, n: usize) -> R<char> {
@@ -269,13 +248,8 @@ impl<'a> Parser<'a> {
         let v = u32::from_str_radix(&h, 16).unwrap_or(u32::MAX);
         match char::from_u32(v) {
             Some(c) => Ok(c),
-            None if kind == 'U' && v > 0x10FFFF => {
-                self.err(format!("bad escape \\{kind}{h}"), esc_start)
-            }
-            None => self.err(
-                format!("unsupported escape \\{kind}{h} (surrogate code point)"),
-                esc_start,
-            ),
+            None if kind == 'U' && v > 0x10FFFF => self.err(format!("bad escape \\{kind}{h}"), esc_start),
+            None => self.err(format!("unsupported escape \\{kind}{h} (surrogate code point)"), esc_start),
         }
     }
 
@@ -286,10 +260,7 @@ impl<'a> Parser<'a> {
         let name = self.get_until('}', "character name")?;
         match unicode_name(&name) {
             Some(c) => Ok(c),
-            None => self.err(
-                format!("unsupported \\N{{{name}}} (named characters are not supported)"),
-                esc_start,
-            ),
+            None => self.err(format!("unsupported \\N{{{name}}} (named characters are not supported)"), esc_start),
         }
     }
 
@@ -303,11 +274,7 @@ impl<'a> Parser<'a> {
             'S' => (PerlKind::Space, true),
             _ => return None,
         };
-        Some(Perl {
-            kind,
-            neg,
-            ascii: flags.a,
-        })
+        Some(Perl { kind, neg, ascii: flags.a })
     }
 
     /// Escape inside a class: returns a char or a Perl class.
@@ -332,10 +299,7 @@ impl<'a> Parser<'a> {
                 d.push_str(&self.get_while(2, |c| ('0'..='7').contains(&c)));
                 let v = u32::from_str_radix(&d, 8).unwrap_or(0);
                 if v > 0o377 {
-                    return self.err(
-                        format!("octal escape value \\{d} outside of range 0-0o377"),
-                        esc_start,
-                    );
+                    return self.err(format!("octal escape value \\{d} outside of range 0-0o377"), esc_start);
                 }
                 Ok(SetItem::Char(char::from_u32(v).unwrap_or('\0')))
             }
@@ -353,31 +317,18 @@ impl<'a> Parser<'a> {
             'A' => return Ok(Node::StartText),
             'Z' => return Ok(Node::EndText),
             'b' => {
-                return Ok(Node::WordB {
-                    neg: false,
-                    ascii: flags.a,
-                });
+                return Ok(Node::WordB { neg: false, ascii: flags.a });
             }
             'B' => {
-                return Ok(Node::WordB {
-                    neg: true,
-                    ascii: flags.a,
-                });
+                return Ok(Node::WordB { neg: true, ascii: flags.a });
             }
             _ => {}
         }
         if let Some(p) = self.perl(c, flags) {
-            return Ok(Node::Set(Set {
-                negated: false,
-                items: vec![SetItem::Perl(p)],
-                icase: flags.i,
-            }));
+            return Ok(Node::Set(Set { negated: false, items: vec![SetItem::Perl(p)], icase: flags.i }));
         }
         if let Some(lit) = simple_escape(c, false) {
-            return Ok(Node::Lit {
-                c: lit,
-                icase: flags.i,
-            });
+            return Ok(Node::Lit { c: lit, icase: flags.i });
         }
         let lit = match c {
             'x' => self.hex_escape(esc_start, 'x', 2)?,
@@ -395,22 +346,13 @@ impl<'a> Parser<'a> {
                     self.bump();
                     esc.push(n);
                     let b = esc.as_bytes();
-                    if b[0] <= b'7'
-                        && b[1] <= b'7'
-                        && self.peek().is_some_and(|c| ('0'..='7').contains(&c))
-                    {
+                    if b[0] <= b'7' && b[1] <= b'7' && self.peek().is_some_and(|c| ('0'..='7').contains(&c)) {
                         esc.push(self.bump().unwrap_or('0'));
                         let v = u32::from_str_radix(&esc, 8).unwrap_or(0);
                         if v > 0o377 {
-                            return self.err(
-                                format!("octal escape value \\{esc} outside of range 0-0o377"),
-                                esc_start,
-                            );
+                            return self.err(format!("octal escape value \\{esc} outside of range 0-0o377"), esc_start);
                         }
-                        return Ok(Node::Lit {
-                            c: char::from_u32(v).unwrap_or('\0'),
-                            icase: flags.i,
-                        });
+                        return Ok(Node::Lit { c: char::from_u32(v).unwrap_or('\0'), icase: flags.i });
                     }
                 }
                 let group: usize = esc.parse().unwrap_or(usize::MAX);
@@ -427,10 +369,7 @@ impl<'a> Parser<'a> {
             }
             c => c,
         };
-        Ok(Node::Lit {
-            c: lit,
-            icase: flags.i,
-        })
+        Ok(Node::Lit { c: lit, icase: flags.i })
     }
 
     fn parse_class(&mut self, flags: Flags) -> R<Node> {
@@ -445,11 +384,7 @@ impl<'a> Parser<'a> {
             if this == ']' && !items.is_empty() {
                 break;
             }
-            let code1 = if this == '\\' {
-                self.class_escape(flags)?
-            } else {
-                SetItem::Char(this)
-            };
+            let code1 = if this == '\\' { self.class_escape(flags)? } else { SetItem::Char(this) };
             let this_text = self.s[this_start..self.pos].to_string();
             if self.eat('-') {
                 let that_start = self.pos;
@@ -461,34 +396,20 @@ impl<'a> Parser<'a> {
                     items.push(SetItem::Char('-'));
                     break;
                 }
-                let code2 = if that == '\\' {
-                    self.class_escape(flags)?
-                } else {
-                    SetItem::Char(that)
-                };
+                let code2 = if that == '\\' { self.class_escape(flags)? } else { SetItem::Char(that) };
                 let that_text = &self.s[that_start..self.pos];
                 let (SetItem::Char(lo), SetItem::Char(hi)) = (&code1, &code2) else {
-                    return self.err(
-                        format!("bad character range {this_text}-{that_text}"),
-                        this_start,
-                    );
+                    return self.err(format!("bad character range {this_text}-{that_text}"), this_start);
                 };
                 if hi < lo {
-                    return self.err(
-                        format!("bad character range {this_text}-{that_text}"),
-                        this_start,
-                    );
+                    return self.err(format!("bad character range {this_text}-{that_text}"), this_start);
                 }
                 items.push(SetItem::Range(*lo, *hi));
             } else {
                 items.push(code1);
             }
         }
-        Ok(Node::Set(Set {
-            negated,
-            items,
-            icase: flags.i,
-        }))
+        Ok(Node::Set(Set { negated, items, icase: flags.i }))
     }
 
     fn parse_flags(&mut self, first_char: char, start: usize) -> R<Option<(Flags, Flags)>> {
@@ -511,17 +432,11 @@ impl<'a> Parser<'a> {
             loop {
                 let c = char.unwrap_or(')');
                 if c == 'L' {
-                    return self.err(
-                        "bad inline flags: cannot use 'L' flag with a str pattern",
-                        self.pos,
-                    );
+                    return self.err("bad inline flags: cannot use 'L' flag with a str pattern", self.pos);
                 }
                 if c == 'a' || c == 'u' {
                     if type_flag.is_some_and(|t| t != c) {
-                        return self.err(
-                            "bad inline flags: flags 'a', 'u' and 'L' are incompatible",
-                            self.pos,
-                        );
+                        return self.err("bad inline flags: flags 'a', 'u' and 'L' are incompatible", self.pos);
                     }
                     type_flag = Some(c);
                 }
@@ -534,11 +449,7 @@ impl<'a> Parser<'a> {
                     None => return self.err("missing -, : or )", self.pos),
                     Some(')' | '-' | ':') => break,
                     Some(c) if !is_flag(c) => {
-                        let msg = if c.is_alphabetic() {
-                            "unknown flag"
-                        } else {
-                            "missing -, : or )"
-                        };
+                        let msg = if c.is_alphabetic() { "unknown flag" } else { "missing -, : or )" };
                         return self.err(msg, self.pos - c.len_utf8());
                     }
                     _ => {}
@@ -562,11 +473,7 @@ impl<'a> Parser<'a> {
             match c {
                 None => return self.err("missing flag", self.pos),
                 Some(c) if !is_flag(c) => {
-                    let msg = if c.is_alphabetic() {
-                        "unknown flag"
-                    } else {
-                        "missing flag"
-                    };
+                    let msg = if c.is_alphabetic() { "unknown flag" } else { "missing flag" };
                     return self.err(msg, self.pos - c.len_utf8());
                 }
                 _ => {}
@@ -574,10 +481,7 @@ impl<'a> Parser<'a> {
             let mut c = c.unwrap_or(':');
             loop {
                 if "aLu".contains(c) {
-                    return self.err(
-                        "bad inline flags: cannot turn off flags 'a', 'u' and 'L'",
-                        self.pos,
-                    );
+                    return self.err("bad inline flags: cannot turn off flags 'a', 'u' and 'L'", self.pos);
                 }
                 if c == 't' {
                     return self.err("bad inline flags: cannot turn off global flag", self.pos);
@@ -587,11 +491,7 @@ impl<'a> Parser<'a> {
                     None => return self.err("missing :", self.pos),
                     Some(':') => break,
                     Some(n) if !is_flag(n) => {
-                        let msg = if n.is_alphabetic() {
-                            "unknown flag"
-                        } else {
-                            "missing :"
-                        };
+                        let msg = if n.is_alphabetic() { "unknown flag" } else { "missing :" };
                         return self.err(msg, self.pos - n.len_utf8());
                     }
                     Some(n) => c = n,
@@ -642,10 +542,7 @@ impl<'a> Parser<'a> {
                         '+' => (1, None),
                         _ => {
                             if self.peek() == Some('}') {
-                                seq.push(Node::Lit {
-                                    c: '{',
-                                    icase: flags.i,
-                                });
+                                seq.push(Node::Lit { c: '{', icase: flags.i });
                                 continue;
                             }
                             let save = self.pos;
@@ -657,18 +554,11 @@ impl<'a> Parser<'a> {
                             };
                             if !self.eat('}') {
                                 self.pos = save;
-                                seq.push(Node::Lit {
-                                    c: '{',
-                                    icase: flags.i,
-                                });
+                                seq.push(Node::Lit { c: '{', icase: flags.i });
                                 continue;
                             }
                             let parse = |t: &str| -> Option<u64> { t.parse::<u64>().ok() };
-                            let min = if lo.is_empty() {
-                                0
-                            } else {
-                                parse(&lo).unwrap_or(u64::MAX)
-                            };
+                            let min = if lo.is_empty() { 0 } else { parse(&lo).unwrap_or(u64::MAX) };
                             let max = match &hi {
                                 None => Some(min),
                                 Some(h) if h.is_empty() => None,
@@ -678,8 +568,7 @@ impl<'a> Parser<'a> {
                                 return self.err("the repetition number is too large", this_start);
                             }
                             if max.is_some_and(|m| m < min) {
-                                return self
-                                    .err("min repeat greater than max repeat", this_start + 1);
+                                return self.err("min repeat greater than max repeat", this_start + 1);
                             }
                             (min as u32, max.map(|m| m as u32))
                         }
@@ -700,12 +589,7 @@ impl<'a> Parser<'a> {
                     } else {
                         RepKind::Greedy
                     };
-                    seq.push(Node::Repeat {
-                        node: Box::new(item),
-                        min,
-                        max,
-                        kind,
-                    });
+                    seq.push(Node::Repeat { node: Box::new(item), min, max, kind });
                 }
                 '.' => seq.push(Node::Any { dotall: flags.s }),
                 '^' => seq.push(Node::Start { multiline: flags.m }),
@@ -743,9 +627,7 @@ impl<'a> Parser<'a> {
                                     let c = self.bump();
                                     return match c {
                                         None => self.err("unexpected end of pattern", self.pos),
-                                        Some(c) => {
-                                            self.err(format!("unknown extension ?P{c}"), start + 1)
-                                        }
+                                        Some(c) => self.err(format!("unknown extension ?P{c}"), start + 1),
                                     };
                                 }
                             }
@@ -754,8 +636,7 @@ impl<'a> Parser<'a> {
                                 loop {
                                     match self.bump() {
                                         None => {
-                                            return self
-                                                .err("missing ), unterminated comment", start);
+                                            return self.err("missing ), unterminated comment", start);
                                         }
                                         Some(')') => break,
                                         _ => {}
@@ -773,10 +654,7 @@ impl<'a> Parser<'a> {
                                         }
                                         Some(d @ ('=' | '!')) => c = d,
                                         Some(d) => {
-                                            return self.err(
-                                                format!("unknown extension ?<{d}"),
-                                                start + 1,
-                                            );
+                                            return self.err(format!("unknown extension ?<{d}"), start + 1);
                                         }
                                     }
                                     ahead = false;
@@ -788,17 +666,10 @@ impl<'a> Parser<'a> {
                                 if !ahead {
                                     let (lo, hi) = width(&p);
                                     if Some(lo) != hi {
-                                        return self.err(
-                                            "look-behind requires fixed-width pattern",
-                                            start,
-                                        );
+                                        return self.err("look-behind requires fixed-width pattern", start);
                                     }
                                 }
-                                seq.push(Node::Look {
-                                    ahead,
-                                    neg: c == '!',
-                                    node: Box::new(p),
-                                });
+                                seq.push(Node::Look { ahead, neg: c == '!', node: Box::new(p) });
                                 continue;
                             }
                             '(' => {
@@ -808,10 +679,7 @@ impl<'a> Parser<'a> {
                                     match self.group_by_name(&condname) {
                                         Some(g) => g,
                                         None => {
-                                            return self.err(
-                                                format!("unknown group name '{condname}'"),
-                                                at,
-                                            );
+                                            return self.err(format!("unknown group name '{condname}'"), at);
                                         }
                                     }
                                 } else {
@@ -822,10 +690,7 @@ impl<'a> Parser<'a> {
                                             g
                                         }
                                         _ => {
-                                            return self.err(
-                                                format!("bad character in group name '{condname}'"),
-                                                at,
-                                            );
+                                            return self.err(format!("bad character in group name '{condname}'"), at);
                                         }
                                     }
                                 };
@@ -833,10 +698,7 @@ impl<'a> Parser<'a> {
                                 let no = if self.eat('|') {
                                     let n = self.parse_seq(flags, false, nested + 1)?;
                                     if self.peek() == Some('|') {
-                                        return self.err(
-                                            "conditional backref with more than two branches",
-                                            self.pos,
-                                        );
+                                        return self.err("conditional backref with more than two branches", self.pos);
                                     }
                                     n
                                 } else {
@@ -845,11 +707,7 @@ impl<'a> Parser<'a> {
                                 if !self.eat(')') {
                                     return self.err("missing ), unterminated subpattern", start);
                                 }
-                                seq.push(Node::Cond {
-                                    group,
-                                    yes: Box::new(yes),
-                                    no: Box::new(no),
-                                });
+                                seq.push(Node::Cond { group, yes: Box::new(yes), no: Box::new(no) });
                                 continue;
                             }
                             '>' => {
@@ -859,10 +717,7 @@ impl<'a> Parser<'a> {
                             c if "iLmsxatu-".contains(c) => match self.parse_flags(c, start)? {
                                 None => {
                                     if !first || !seq.is_empty() {
-                                        return self.err(
-                                            "global flags not at the start of the expression",
-                                            start,
-                                        );
+                                        return self.err("global flags not at the start of the expression", start);
                                     }
                                     flags = merge_global(flags, self.flags_global);
                                     continue;
@@ -912,10 +767,7 @@ impl<'a> Parser<'a> {
                         self.spans[g].1 = self.pos - 1;
                         kind = GroupKind::Capture(g);
                     }
-                    seq.push(Node::Group {
-                        kind,
-                        node: Box::new(p),
-                    });
+                    seq.push(Node::Group { kind, node: Box::new(p) });
                 }
                 c => seq.push(Node::Lit { c, icase: flags.i }),
             }
@@ -981,9 +833,7 @@ fn unicode_name(name: &str) -> Option<char> {
         "APOSTROPHE" => '\'',
         _ => {
             if let Some(d) = n.strip_prefix("DIGIT ") {
-                let ds = [
-                    "ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE",
-                ];
+                let ds = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"];
                 let i = ds.iter().position(|x| *x == d)?;
                 return char::from_digit(i as u32, 10);
             }
@@ -995,11 +845,7 @@ fn unicode_name(name: &str) -> Option<char> {
             if let Some(l) = n.strip_prefix("LATIN SMALL LETTER ")
                 && l.len() == 1
             {
-                return l
-                    .chars()
-                    .next()
-                    .filter(char::is_ascii_uppercase)
-                    .map(|c| c.to_ascii_lowercase());
+                return l.chars().next().filter(char::is_ascii_uppercase).map(|c| c.to_ascii_lowercase());
             }
             return None;
         }
@@ -1034,10 +880,7 @@ pub(crate) fn width(n: &Node) -> (u64, Option<u64>) {
         Node::Group { node, .. } => width(node),
         Node::Repeat { node, min, max, .. } => {
             let (c, d) = width(node);
-            (
-                c.saturating_mul(*min as u64),
-                max.and_then(|m| d.map(|d| d.saturating_mul(m as u64))),
-            )
+            (c.saturating_mul(*min as u64), max.and_then(|m| d.map(|d| d.saturating_mul(m as u64))))
         }
         Node::Backref(_) => (0, None),
         Node::Cond { yes, no, .. } => {
@@ -1054,10 +897,7 @@ pub(crate) fn parse(s: &str, multiline: bool) -> Result<Parsed, PyError> {
     let mut p = Parser {
         s,
         pos: 0,
-        flags_global: Flags {
-            m: multiline,
-            ..Flags::default()
-        },
+        flags_global: Flags { m: multiline, ..Flags::default() },
         names: vec![None],
         spans: vec![(0, s.len())],
         open: Vec::new(),
@@ -1066,25 +906,14 @@ pub(crate) fn parse(s: &str, multiline: bool) -> Result<Parsed, PyError> {
     let flags = p.flags_global;
     let node = p.parse_sub(flags, 0)?;
     if p.pos < s.len() {
-        return Err(PyError {
-            msg: "unbalanced parenthesis".into(),
-            pos: p.pos,
-        });
+        return Err(PyError { msg: "unbalanced parenthesis".into(), pos: p.pos });
     }
     for &(g, at) in &p.cond_refs {
         if g >= p.names.len() {
-            return Err(PyError {
-                msg: format!("invalid group reference {g}"),
-                pos: at,
-            });
+            return Err(PyError { msg: format!("invalid group reference {g}"), pos: at });
         }
     }
-    Ok(Parsed {
-        node,
-        names: p.names,
-        spans: p.spans,
-        global: p.flags_global,
-    })
+    Ok(Parsed { node, names: p.names, spans: p.spans, global: p.flags_global })
 }
 
 #[cfg(test)]
@@ -1173,11 +1002,7 @@ mod tests {
             p.node,
             Node::Set(Set {
                 negated: false,
-                items: vec![
-                    SetItem::Char(']'),
-                    SetItem::Range('a', 'c'),
-                    SetItem::Char('-')
-                ],
+                items: vec![SetItem::Char(']'), SetItem::Range('a', 'c'), SetItem::Char('-')],
                 icase: false
             })
         );
@@ -1188,20 +1013,8 @@ mod tests {
         let p = ok("x{a");
         assert!(matches!(&p.node, Node::Cat(v) if v.len() == 3));
         let p = ok(r"\101");
-        assert_eq!(
-            p.node,
-            Node::Lit {
-                c: 'A',
-                icase: false
-            }
-        );
+        assert_eq!(p.node, Node::Lit { c: 'A', icase: false });
         let p = ok(r"\0");
-        assert_eq!(
-            p.node,
-            Node::Lit {
-                c: '\0',
-                icase: false
-            }
-        );
+        assert_eq!(p.node, Node::Lit { c: '\0', icase: false });
     }
 }

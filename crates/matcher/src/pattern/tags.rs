@@ -110,10 +110,7 @@ fn custom_name(tn: &str) -> Option<(bool, &str)> {
         None => (false, tn),
     };
     let name = rest.strip_prefix("F-")?;
-    if !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     {
         Some((close, name))
     } else {
@@ -167,8 +164,7 @@ pub(crate) fn expand(regex: &str, use_dns: bool) -> Expansion {
                     }
                     text.push(')');
                 } else {
-                    out.problems
-                        .push(TagProblem::CloseWithoutOpen(name.to_string()));
+                    out.problems.push(TagProblem::CloseWithoutOpen(name.to_string()));
                     text.push_str(tag);
                 }
             }
@@ -179,21 +175,13 @@ pub(crate) fn expand(regex: &str, use_dns: bool) -> Expansion {
                     }
                     // fail2ban: the tag stays "open"; a later close closes the new one
                     let idx = out.pairs.len();
-                    out.pairs.push(TagPair {
-                        name: name.to_string(),
-                        open: text.len(),
-                        close: None,
-                    });
+                    out.pairs.push(TagPair { name: name.to_string(), open: text.len(), close: None });
                     if let Some(o) = opened.iter_mut().find(|(n, _)| n == name) {
                         o.1 = idx;
                     }
                 } else {
                     opened.push((name.to_string(), out.pairs.len()));
-                    out.pairs.push(TagPair {
-                        name: name.to_string(),
-                        open: text.len(),
-                        close: None,
-                    });
+                    out.pairs.push(TagPair { name: name.to_string(), open: text.len(), close: None });
                 }
                 text.push_str("(?P<");
                 text.push_str(&map_tag_to_group(name));
@@ -294,10 +282,7 @@ mod tests {
 
     #[test]
     fn custom_tags() {
-        let e = expand(
-            "<F-USER>x</F-USER> <F-ID>y</F-ID> <F-ALT_USER1>z</F-ALT_USER1>",
-            true,
-        );
+        let e = expand("<F-USER>x</F-USER> <F-ID>y</F-ID> <F-ALT_USER1>z</F-ALT_USER1>", true);
         assert!(e.problems.is_empty(), "{:?}", e.problems);
         assert_eq!(e.text, "(?P<user>x) (?P<fid>y) (?P<alt_user1>z)");
         assert_eq!(e.pairs.len(), 3);
@@ -307,24 +292,12 @@ mod tests {
 
     #[test]
     fn tag_problems() {
-        assert_eq!(
-            expand("</F-USER>", true).problems,
-            vec![TagProblem::CloseWithoutOpen("USER".into())]
-        );
+        assert_eq!(expand("</F-USER>", true).problems, vec![TagProblem::CloseWithoutOpen("USER".into())]);
         assert_eq!(expand("</F-USER>", true).text, "</F-USER>");
-        assert_eq!(
-            expand("<F-USER>", true).problems,
-            vec![TagProblem::Unclosed("USER".into())]
-        );
+        assert_eq!(expand("<F-USER>", true).problems, vec![TagProblem::Unclosed("USER".into())]);
         assert_eq!(expand("<f-user>x</f-user>", true).problems.len(), 2);
-        assert_eq!(
-            expand("<F-USER/>", true).problems,
-            vec![TagProblem::Unknown("<F-USER/>".into())]
-        );
-        assert_eq!(
-            expand("<F-A>x</F-A></F-A>", true).problems,
-            vec![TagProblem::ClosedTwice("A".into())]
-        );
+        assert_eq!(expand("<F-USER/>", true).problems, vec![TagProblem::Unknown("<F-USER/>".into())]);
+        assert_eq!(expand("<F-A>x</F-A></F-A>", true).problems, vec![TagProblem::ClosedTwice("A".into())]);
         // non-F tags are left alone, as fail2ban does
         assert!(expand("<foo> <HOSTX>", true).problems.is_empty());
         assert_eq!(expand("<foo> <HOSTX>", true).text, "<foo> <HOSTX>");
@@ -334,10 +307,7 @@ mod tests {
     fn skiplines() {
         let e = expand("a<SKIPLINES>b<SKIPLINES>c", true);
         assert_eq!(e.skiplines, 2);
-        assert_eq!(
-            e.text,
-            r"a\n(?P<skiplines0>(?:(?:.*\n)*?))b\n(?P<skiplines1>(?:(?:.*\n)*?))c"
-        );
+        assert_eq!(e.text, r"a\n(?P<skiplines0>(?:(?:.*\n)*?))b\n(?P<skiplines1>(?:(?:.*\n)*?))c");
     }
 
     #[test]

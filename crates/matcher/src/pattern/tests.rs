@@ -2,8 +2,7 @@ use super::*;
 use stadtwache_core::SourceRef;
 
 fn compile(s: &str, kind: PatternKind) -> Pattern {
-    Pattern::compile(&Spanned::new(s), kind, &CompileOptions::default())
-        .unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
+    Pattern::compile(&Spanned::new(s), kind, &CompileOptions::default()).unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
 }
 
 fn pat(s: &str) -> Pattern {
@@ -11,13 +10,7 @@ fn pat(s: &str) -> Pattern {
 }
 
 fn err(s: &str) -> Vec<Diagnostic> {
-    let src = Spanned {
-        text: s.to_string(),
-        at: SourceRef {
-            file: Some("f.conf".into()),
-            line: 7,
-        },
-    };
+    let src = Spanned { text: s.to_string(), at: SourceRef { file: Some("f.conf".into()), line: 7 } };
     match Pattern::compile(&src, PatternKind::Failregex, &CompileOptions::default()) {
         Ok(p) => panic!("{s:?} compiled to {:?}", p.translated()),
         Err(e) => {
@@ -46,12 +39,7 @@ fn group<'h>(p: &Pattern, hay: &'h str, name: &str) -> Option<&'h str> {
 fn m(p: &Pattern, hay: &str) -> bool {
     let a = p.is_match(hay).unwrap();
     let b = p.captures(hay).unwrap().is_some();
-    assert_eq!(
-        a,
-        b,
-        "is_match and captures disagree on {hay:?} for {}",
-        p.translated()
-    );
+    assert_eq!(a, b, "is_match and captures disagree on {hay:?} for {}", p.translated());
     a
 }
 
@@ -60,24 +48,12 @@ fn host_tag_groups() {
     let p = pat("^fail from <HOST>$");
     assert_eq!(p.engine(), Engine::Linear, "{}", p.translated());
     assert_eq!(group(&p, "fail from 192.0.2.1", "ip4"), Some("192.0.2.1"));
-    assert_eq!(
-        group(&p, "fail from ::ffff:192.0.2.1", "ip4"),
-        Some("192.0.2.1")
-    );
-    assert_eq!(
-        group(&p, "fail from 2001:db8::1", "ip6"),
-        Some("2001:db8::1")
-    );
-    assert_eq!(
-        group(&p, "fail from [2001:db8::1]", "ip6"),
-        Some("2001:db8::1")
-    );
+    assert_eq!(group(&p, "fail from ::ffff:192.0.2.1", "ip4"), Some("192.0.2.1"));
+    assert_eq!(group(&p, "fail from 2001:db8::1", "ip6"), Some("2001:db8::1"));
+    assert_eq!(group(&p, "fail from [2001:db8::1]", "ip6"), Some("2001:db8::1"));
     assert_eq!(group(&p, "fail from fe80::", "ip6"), Some("fe80::"));
     assert_eq!(group(&p, "fail from ::1", "ip6"), Some("::1"));
-    assert_eq!(
-        group(&p, "fail from host.example.com", "dns"),
-        Some("host.example.com")
-    );
+    assert_eq!(group(&p, "fail from host.example.com", "dns"), Some("host.example.com"));
     assert_eq!(group(&p, "fail from host.example.com", "ip4"), None);
     assert!(p.has_failure_id_group());
     // usedns = no: <HOST> is <ADDR>
@@ -85,10 +61,7 @@ fn host_tag_groups() {
         &Spanned::new("from <HOST>$"),
         PatternKind::Failregex,
         &CompileOptions::default(),
-        PatternOptions {
-            multiline: false,
-            use_dns: false,
-        },
+        PatternOptions { multiline: false, use_dns: false },
     )
     .unwrap();
     assert!(p.group_index("dns").is_none());
@@ -141,24 +114,11 @@ fn simple_tags() {
 
 #[test]
 fn custom_group_tags() {
-    let p = pat(
-        "^<F-MLFID>\\d+</F-MLFID> <F-NOFAIL>x</F-NOFAIL> <F-USER>\\S+</F-USER> <F-ALT_USER1>\\S+</F-ALT_USER1> \
-         <F-TUPLE_ID_1>\\d</F-TUPLE_ID_1> <F-ID>\\w+</F-ID> <F-PORT>\\d+</F-PORT> <F-CONTENT>.+</F-CONTENT>",
-    );
+    let p =
+        pat("^<F-MLFID>\\d+</F-MLFID> <F-NOFAIL>x</F-NOFAIL> <F-USER>\\S+</F-USER> <F-ALT_USER1>\\S+</F-ALT_USER1> \
+         <F-TUPLE_ID_1>\\d</F-TUPLE_ID_1> <F-ID>\\w+</F-ID> <F-PORT>\\d+</F-PORT> <F-CONTENT>.+</F-CONTENT>");
     let names: Vec<_> = p.group_names().iter().flatten().cloned().collect();
-    assert_eq!(
-        names,
-        [
-            "mlfid",
-            "nofail",
-            "user",
-            "alt_user1",
-            "tuple_id_1",
-            "fid",
-            "fport",
-            "content"
-        ]
-    );
+    assert_eq!(names, ["mlfid", "nofail", "user", "alt_user1", "tuple_id_1", "fid", "fport", "content"]);
     let hay = "42 x bob alice 7 conn 22 rest of it";
     assert_eq!(group(&p, hay, "mlfid"), Some("42"));
     assert_eq!(group(&p, hay, "user"), Some("bob"));
@@ -199,11 +159,7 @@ fn tag_errors_are_coded() {
     assert_eq!(code(r"\q <HOST>"), "P007");
     assert_eq!(code(r"\N{SNOWMAN} <HOST>"), "P009");
     // the message carries Python's wording
-    assert!(
-        err("a{3,1}")[0]
-            .message
-            .contains("min repeat greater than max repeat")
-    );
+    assert!(err("a{3,1}")[0].message.contains("min repeat greater than max repeat"));
 }
 
 #[test]
@@ -368,27 +324,15 @@ fn backtracking_fallback() {
 
 #[test]
 fn budget_exceeded_is_reported_not_hung() {
-    let opts = CompileOptions {
-        backtrack_limit: 10_000,
-    };
-    let p = Pattern::compile(
-        &Spanned::new(r"^(a|a)*(?=c)b"),
-        PatternKind::Failregex,
-        &opts,
-    )
-    .unwrap();
+    let opts = CompileOptions { backtrack_limit: 10_000 };
+    let p = Pattern::compile(&Spanned::new(r"^(a|a)*(?=c)b"), PatternKind::Failregex, &opts).unwrap();
     assert_eq!(p.engine(), Engine::Backtracking);
     let hay = format!("{}b", "a".repeat(40));
     assert_eq!(p.is_match(&hay), Err(BudgetExceeded));
     assert_eq!(p.captures(&hay), Err(BudgetExceeded));
     // without literals, a linear superset (look-arounds dropped) rules most
     // lines out before backtracking
-    let p = Pattern::compile(
-        &Spanned::new(r"^(a|a)*(?=c)[-+*/=<>!~%^]"),
-        PatternKind::Failregex,
-        &opts,
-    )
-    .unwrap();
+    let p = Pattern::compile(&Spanned::new(r"^(a|a)*(?=c)[-+*/=<>!~%^]"), PatternKind::Failregex, &opts).unwrap();
     assert_eq!(p.required_literals(), None);
     assert_eq!(p.is_match(&format!("{}b", "a".repeat(40))), Ok(false));
 }
@@ -413,19 +357,11 @@ fn scratch_captures() {
 fn required_literals_examples() {
     let p = pat(r"^[aA]uthentication (?:failure|error|failed) for <F-USER>.*</F-USER> from <HOST>");
     let lits = p.required_literals().unwrap();
-    assert!(
-        lits.iter().all(|l| l.contains("uthentication ")),
-        "{lits:?}"
-    );
+    assert!(lits.iter().all(|l| l.contains("uthentication ")), "{lits:?}");
     assert_eq!(pat(r"^.*$").required_literals(), None);
     // backtracking patterns get sound sets too
     let p = pat(r"^(?!x)Failed (\w+) \1 from <HOST>");
-    assert!(
-        p.required_literals()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("Failed "))
-    );
+    assert!(p.required_literals().unwrap().iter().any(|l| l.contains("Failed ")));
 }
 
 #[test]
@@ -463,16 +399,8 @@ fn bad_input_never_panics() {
         "(?x)#",
         "(?P<é>x)",
     ] {
-        let _ = Pattern::compile(
-            &Spanned::new(s),
-            PatternKind::Failregex,
-            &CompileOptions::default(),
-        );
-        let _ = Pattern::compile(
-            &Spanned::new(s),
-            PatternKind::Prefregex,
-            &CompileOptions::default(),
-        );
+        let _ = Pattern::compile(&Spanned::new(s), PatternKind::Failregex, &CompileOptions::default());
+        let _ = Pattern::compile(&Spanned::new(s), PatternKind::Prefregex, &CompileOptions::default());
     }
 }
 
@@ -505,13 +433,10 @@ fn segment_chain_equals_full_engine_on_random_patterns() {
         (seed % n as u64) as usize
     };
     let atoms = [
-        "a", "b", "ab", "a*", "b+", "a?", "[ab]", r"\w+", r"\s*", r"\S+", ".", ".*", ".*?", "a|b",
-        "ab|a", "(?:a|ab)", "$", "^", r"\b", "x{0,2}", "(?:ab)*", "(?:a*)+?",
+        "a", "b", "ab", "a*", "b+", "a?", "[ab]", r"\w+", r"\s*", r"\S+", ".", ".*", ".*?", "a|b", "ab|a", "(?:a|ab)",
+        "$", "^", r"\b", "x{0,2}", "(?:ab)*", "(?:a*)+?",
     ];
-    let hays = [
-        "", "a", "ab", "aab", "abab", "ba", "a b", "ab ab x", "xx ab", "a\n", "b a\nab", "aaaa",
-        "bbb aa",
-    ];
+    let hays = ["", "a", "ab", "aab", "abab", "ba", "a b", "ab ab x", "xx ab", "a\n", "b a\nab", "aaaa", "bbb aa"];
     let mut checked = 0;
     for _ in 0..800 {
         let k = 2 + rnd(4);
@@ -525,11 +450,8 @@ fn segment_chain_equals_full_engine_on_random_patterns() {
             }
         }
         // failregex: MULTILINE, so `$` is `(?m:$)` and the reference below is exact
-        let Ok(p) = Pattern::compile(
-            &Spanned::new(src.as_str()),
-            PatternKind::Failregex,
-            &CompileOptions::default(),
-        ) else {
+        let Ok(p) = Pattern::compile(&Spanned::new(src.as_str()), PatternKind::Failregex, &CompileOptions::default())
+        else {
             continue;
         };
         if p.engine() != Engine::Linear {
@@ -538,11 +460,9 @@ fn segment_chain_equals_full_engine_on_random_patterns() {
         let full = regex::Regex::new(p.translated()).unwrap();
         for hay in hays {
             let ours = p.captures(hay).unwrap();
-            let theirs = full.captures(hay).map(|c| {
-                (0..c.len())
-                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
-                    .collect::<Vec<_>>()
-            });
+            let theirs = full
+                .captures(hay)
+                .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
             assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
             checked += 1;
         }
@@ -562,11 +482,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
     assert_eq!(code(&deep), "P009");
     let deep = format!("{}a{}", "(?:".repeat(150), ")".repeat(150));
-    let _ = Pattern::compile(
-        &Spanned::new(deep),
-        PatternKind::Failregex,
-        &CompileOptions::default(),
-    );
+    let _ = Pattern::compile(&Spanned::new(deep), PatternKind::Failregex, &CompileOptions::default());
 }
 
 /// Random garbage from regex/tag syntax: compile, match, capture — never panic.
@@ -632,9 +548,7 @@ fn random_input_never_panics() {
         seed ^= seed << 17;
         (seed % n as u64) as usize
     };
-    let opts = CompileOptions {
-        backtrack_limit: 10_000,
-    };
+    let opts = CompileOptions { backtrack_limit: 10_000 };
     let mut ok = 0;
     for _ in 0..3000 {
         let n = 1 + rnd(8);
