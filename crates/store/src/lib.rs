@@ -79,6 +79,24 @@
 //! with every bouncer's salt and compares in constant time (bouncers are few;
 //! the daemon may cache positive answers).
 
+//! # Wiring in the daemon
+//!
+//! ```text
+//! start:   store = SqliteStore::open(data_dir)
+//!          enforce every store.active_decisions(now)            (idempotent)
+//!          resume each follower from store.checkpoints_in(group)
+//! lines:   match → detect → decide over a run of lines; then ONE
+//!          store.commit_batch(Batch { decisions, alerts,
+//!                                     checkpoints: follower's set, replace_groups: [group] })
+//!          and only then enforce the new decisions
+//! timer:   store.expire(now) every second; the firewall enforcer follows
+//!          store.changed_since(its cursor) like any bouncer
+//! LAPI:    name = store.authenticate(X-Api-Key)?
+//!          changes = store.changed_since(startup ? START : bouncer's cursor)
+//!          store.record_pull(name, now, changes.cursor)
+//! daily:   store.purge(now - retention)
+//! ```
+
 mod error;
 mod keys;
 mod schema;

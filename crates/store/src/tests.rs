@@ -659,3 +659,11 @@ fn the_stream_leaves_out_reason_and_evidence() {
     assert_eq!((got.rule.as_deref(), got.until, &got.key), (Some("sshd"), Some(t(100)), &ip("192.0.2.1")));
     assert_eq!(s.decision(id).unwrap().unwrap().decision, d);
 }
+
+#[test]
+fn the_trait_is_object_safe_and_send() {
+    let mut s: Box<dyn Store> = Box::new(mem());
+    let id = s.insert_decision(&ban(ip("192.0.2.1"), 1, None)).unwrap();
+    let handle = std::thread::spawn(move || s.decision(id).unwrap().is_some());
+    assert!(handle.join().unwrap());
+}
