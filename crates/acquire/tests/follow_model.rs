@@ -32,6 +32,9 @@ enum Op {
     Rotate,
     /// logrotate `copytruncate`: shift, copy the live file to `.1`, truncate it.
     CopyTruncate,
+    /// logrotate's `rotate N`: delete the oldest rotated file, if all its
+    /// lines were committed (its inode may then be reused by a new file).
+    Expire,
     /// One poll; `commit`: store the checkpoint (else the daemon "crashes"
     /// before its transaction at the next restart).
     Poll { commit: bool },
@@ -45,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..3usize).prop_map(|n| Op::LateAppend { n }),
         1 => Just(Op::Rotate),
         1 => Just(Op::CopyTruncate),
+        1 => Just(Op::Expire),
         4 => Just(Op::Poll { commit: true }),
         1 => Just(Op::Poll { commit: false }),
         1 => Just(Op::Restart),
@@ -287,6 +291,29 @@ fn run(p: &Params, ops: &[Op]) -> Result<usize, String> {
                 if *commit {
                     committed.append(&mut uncommitted);
                     committed_cp = f.checkpoint();
+                }
+            }
+            Op::Expire => {
+                let want = world.expected(p.layout);
+                if let Some(&g) = world.rotated.last() {
+                    let prefix = format!("g{g} ");
+                    // Every line handed out, a trailing partial one included
+                    // (which the wide glob only hands out on a timeout).
+                    let content = &world.gens[g].content;
+                    let partial = !content.is_empty() && !content.ends_with(b"\n");
+                    // (Over-cap lines are never handed out: nothing tells the
+                    // model whether the follower got past them.)
+                    let long = content.split(|&b| b == b'\n').any(|l| l.len() > MAX_LINE);
+                    let done = !long
+                        && (!partial || matches!(p.layout, Layout::LiveOnly))
+                        && want
+                            .iter()
+                            .filter(|l| l.starts_with(&prefix))
+                            .all(|l| committed.iter().any(|c| &c.text == l));
+                    if done && world.late != Some(g) {
+                        std::fs::remove_file(world.rotated_path(world.rotated.len() - 1)).unwrap();
+                        world.rotated.pop();
+                    }
                 }
             }
             Op::Restart => {

@@ -350,9 +350,11 @@ pub struct FileFollower {
     st: FollowStats,
     issues: VecDeque<FollowIssue>,
     /// Matches not to be read as new files (compressed, copies of live files).
-    ignored: HashSet<FileId>,
+    ignored: HashMap<FileId, Option<SystemTime>>,
+    /// `rotated_suffixes`, compiled.
+    suffixes: Vec<glob::Pattern>,
     /// Files at rotated names at the last poll.
-    rotated_seen: HashSet<FileId>,
+    rotated_seen: HashMap<FileId, Option<SystemTime>>,
     /// Files read to their end and closed, while still present.
     closed: VecDeque<Checkpoint>,
     watcher: Watcher,
@@ -384,6 +386,7 @@ impl FileFollower {
                     .map_err(|e| FollowError::Pattern { pattern: g.clone(), message: e.to_string() })?;
             }
         }
+        let suffixes = config.rotated_suffixes.iter().filter_map(|s| glob::Pattern::new(s).ok()).collect();
         let watcher = Watcher::new(config.use_inotify);
         Ok(FileFollower {
             patterns,
@@ -394,8 +397,9 @@ impl FileFollower {
             c: SplitCounters::default(),
             st: FollowStats::default(),
             issues: VecDeque::new(),
-            ignored: HashSet::new(),
-            rotated_seen: HashSet::new(),
+            ignored: HashMap::new(),
+            rotated_seen: HashMap::new(),
+            suffixes,
             closed: VecDeque::new(),
             watcher,
             backlog: false,
@@ -424,14 +428,18 @@ impl FileFollower {
         self.backlog = false;
         let mut found = self.expand();
         let rot = self.rotated_not_matched(&found);
-        self.closed.retain(|c| found.contains_key(&c.file) || rot.iter().any(|f| FileId::of(&f.meta) == c.file));
+        let open: HashSet<FileId> = self.entries.iter().map(|e| e.id).collect();
+        self.closed.retain(|c| {
+            !open.contains(&c.file)
+                && (found.contains_key(&c.file) || rot.iter().any(|f| FileId::of(&f.meta) == c.file))
+        });
         let mut vacated: HashMap<PathBuf, u64> = HashMap::new();
 
         // Saved checkpoints become open entries (first poll only).
         let first = self.pending.is_some();
         let mut newer_than = HashMap::new();
         if let Some(cps) = self.pending.take() {
-            newer_than = self.resume(cps, &found, &rot, now);
+            newer_than = self.resume(cps, &found, &rot, &mut vacated, now);
         }
 
         // Where is each open file now; was it truncated?
@@ -450,12 +458,14 @@ impl FileFollower {
         // newer than the file we resumed), and copies of content we never
         // saw. Read from 0, before the live file at their path.
         let tracked: HashSet<FileId> = self.entries.iter().map(|e| e.id).collect();
-        let mut seen_now = HashSet::new();
+        let mut seen_now = HashMap::new();
         let mut rot_new = Vec::new();
         for f in rot {
             let id = FileId::of(&f.meta);
-            seen_now.insert(id);
-            if tracked.contains(&id) || self.ignored.contains(&id) || self.rotated_seen.contains(&id) {
+            seen_now.insert(id, born(&f.meta));
+            // Same inode and same birth time (where the file system keeps
+            // one): the same file, not a new one that reuses the inode.
+            if tracked.contains(&id) || known(&self.ignored, &f.meta) || known(&self.rotated_seen, &f.meta) {
                 continue;
             }
             let fresh = !first || newer_than.get(&f.pattern).is_some_and(|t| mtime(&f.meta) > *t);
@@ -464,7 +474,7 @@ impl FileFollower {
             }
         }
         self.rotated_seen = seen_now;
-        self.ignored.retain(|id| found.contains_key(id) || self.rotated_seen.contains(id));
+        self.ignored.retain(|id, _| found.contains_key(id) || self.rotated_seen.contains_key(id));
         let mut chain = vacated;
         let matched: Vec<PathBuf> = found.values().map(|f| f.path.clone()).collect();
         let mut rot_new: Vec<(PathBuf, Found)> =
@@ -480,7 +490,7 @@ impl FileFollower {
         }
 
         // New files at matching paths, oldest first.
-        let new: Vec<Found> = found.into_iter().filter(|(id, _)| !self.ignored.contains(id)).map(|(_, f)| f).collect();
+        let new: Vec<Found> = found.into_values().filter(|f| !known(&self.ignored, &f.meta)).collect();
         let mut new: Vec<(PathBuf, Found)> =
             new.into_iter().map(|f| (self.live_of(&f.path, &chain, &matched), f)).collect();
         new.sort_by_cached_key(|(live, f)| (live.clone(), age_key(&f.path, live, mtime(&f.meta))));
@@ -554,7 +564,7 @@ impl FileFollower {
                 size: e.size,
                 lag: e.size.saturating_sub(e.split.committed),
                 draining: e.gone_since.is_some(),
-                blocked: e.blocked_by.is_some_and(|s| self.waits_for(s)),
+                blocked: e.blocked_by.is_some_and(|s| self.waits_for(s, e.serial)),
             })
             .collect();
         s
@@ -650,6 +660,8 @@ impl FileFollower {
     ) -> Entry {
         self.next_serial += 1;
         self.st.files_opened += 1;
+        let id = FileId::of(meta);
+        self.closed.retain(|c| c.file != id);
         Entry {
             serial: self.next_serial,
             pattern,
@@ -674,14 +686,18 @@ impl FileFollower {
         cps: Vec<Checkpoint>,
         found: &HashMap<FileId, Found>,
         rot: &[Found],
+        vacated: &mut HashMap<PathBuf, u64>,
         now: Instant,
     ) -> HashMap<usize, SystemTime> {
         let mut newer_than: HashMap<usize, SystemTime> = HashMap::new();
         let mut afters = Vec::new();
+        let mut empty_after = Vec::new();
+        let mut skipped: HashMap<FileId, Option<FileId>> = HashMap::new();
         for cp in cps {
             if self.entries.iter().any(|e| e.id == cp.file) {
                 continue; // duplicate checkpoint
             }
+            let empty = cp.offset == 0 && cp.fingerprint.is_empty();
             // Rotated files newer than this one are generations we have not seen.
             let pattern_of = found.get(&cp.file).map(|f| f.pattern).or_else(|| {
                 self.patterns.iter().position(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches_path(&cp.path)))
@@ -690,6 +706,14 @@ impl FileFollower {
                 let t = from_ns(cp.modified_ns);
                 let e = newer_than.entry(p).or_insert(t);
                 *e = (*e).min(t);
+            }
+            if empty {
+                // Nothing read and nothing to recognise the file by (its inode
+                // may have been reused): it is found again as a new file, in
+                // its place in the order.
+                skipped.insert(cp.file, cp.after);
+                empty_after.push((cp.path.clone(), cp.after));
+                continue;
             }
             let place = found.get(&cp.file).or_else(|| rot.iter().find(|f| FileId::of(&f.meta) == cp.file));
             let opened = place.and_then(|f| Some((f.pattern, self.open_checked(&f.path, cp.file)?)));
@@ -704,18 +728,66 @@ impl FileFollower {
                 );
                 continue;
             };
-            self.st.resumed += 1;
             let mut fingerprint = cp.fingerprint;
             fingerprint.truncate(self.cfg.fingerprint_len);
-            // The fingerprint is checked like at every poll: a mismatch or a
-            // file shorter than the offset is a truncation (or inode reuse).
-            let e = self.new_entry(pattern, Arc::from(cp.path.as_path()), file, &meta, fingerprint, cp.offset, now);
-            afters.push((e.serial, cp.after));
-            self.entries.push(e);
+            let head = read_head(&file, fingerprint.len(), meta.len()).unwrap_or_default();
+            if meta.len() >= cp.offset && head == fingerprint {
+                self.st.resumed += 1;
+                let e = self.new_entry(pattern, Arc::from(cp.path.as_path()), file, &meta, fingerprint, cp.offset, now);
+                afters.push((e.serial, cp.after));
+                self.entries.push(e);
+                continue;
+            }
+            // Truncated while we were down (copytruncate), or another file
+            // that got the inode: this file is found again as a new one; the
+            // rest of ours is read from its copy, if there is one.
+            self.st.truncations += 1;
+            match self.find_copy(pattern, &fingerprint, cp.offset, found, rot) {
+                Some((cpath, cfile, cmeta, in_matches)) => {
+                    self.st.truncations_recovered += 1;
+                    self.st.resumed += 1;
+                    let mut c =
+                        self.new_entry(pattern, Arc::from(cpath.as_path()), cfile, &cmeta, fingerprint, cp.offset, now);
+                    if !in_matches {
+                        c.gone_since = Some(now);
+                    }
+                    vacated.insert(cp.path.clone(), c.serial);
+                    afters.push((c.serial, cp.after));
+                    self.entries.push(c);
+                }
+                None => {
+                    self.st.truncations_unrecovered += 1;
+                    self.issue(
+                        &cp.path,
+                        format!(
+                            "checkpointed file truncated or replaced while we were down, and no copy found by fingerprint: lines after offset {} that were not processed are lost",
+                            cp.offset
+                        ),
+                    );
+                }
+            }
         }
         // The order between generations, as it was.
+        // Through skipped ones, to the nearest file resumed.
+        let resolve = |mut after: Option<FileId>| {
+            for _ in 0..=skipped.len() {
+                match after.and_then(|id| skipped.get(&id)) {
+                    Some(next) => after = *next,
+                    None => break,
+                }
+            }
+            after
+        };
+        for (path, after) in empty_after {
+            if let Some(e) = resolve(after).and_then(|id| self.entries.iter().find(|e| e.id == id)) {
+                vacated.insert(path, e.serial);
+            }
+        }
         for (serial, after) in afters {
-            let before = after.and_then(|id| self.entries.iter().find(|e| e.id == id)).map(|e| e.serial);
+            let before = resolve(after)
+                .and_then(|id| self.entries.iter().find(|e| e.id == id))
+                .map(|e| e.serial)
+                .filter(|&b| b != serial); // the inode went to the copy itself
             if let Some(e) = self.entries.iter_mut().find(|e| e.serial == serial) {
                 e.blocked_by = before;
             }
@@ -749,11 +821,24 @@ impl FileFollower {
         let mut best: Option<&Path> = None;
         for p in known {
             let b = p.as_os_str().as_bytes();
-            if b.len() < r.len() && r.starts_with(b) && best.is_none_or(|x| x.as_os_str().len() < b.len()) {
+            if b.len() < r.len()
+                && r.starts_with(b)
+                && self.is_rotated_suffix(&r[b.len()..])
+                && best.is_none_or(|x| x.as_os_str().len() < b.len())
+            {
                 best = Some(p);
             }
         }
         best.map(Path::to_path_buf).unwrap_or_else(|| rotated.to_path_buf())
+    }
+
+    /// `app.log.10` is a rotated name of `app.log`, not of `app.log.1`.
+    fn is_rotated_suffix(&self, rest: &[u8]) -> bool {
+        let Ok(rest) = std::str::from_utf8(rest) else { return false };
+        if self.suffixes.is_empty() {
+            return rest.starts_with(['.', '-']);
+        }
+        self.suffixes.iter().any(|p| p.matches(rest))
     }
 
     /// Locate entry `i` among the matches, stat it, check its fingerprint.
@@ -946,7 +1031,7 @@ impl FileFollower {
         };
         if is_compressed(&head) {
             self.st.skipped_compressed += 1;
-            self.ignored.insert(id);
+            self.ignored.insert(id, born(&meta));
             return None;
         }
         let min_fp = MIN_COPY_FINGERPRINT.min(self.cfg.fingerprint_len).max(1);
@@ -954,7 +1039,7 @@ impl FileFollower {
             self.entries.iter().any(|e| e.gone_since.is_none() && e.head.len() >= min_fp && head.starts_with(&e.head));
         if copy_of_live {
             self.st.copies_deferred += 1;
-            self.ignored.insert(id);
+            self.ignored.insert(id, born(&meta));
             self.issue(&f.path, "starts like a followed file: taken for its copy, not read".into());
             return None;
         }
@@ -976,16 +1061,23 @@ impl FileFollower {
         // Older by its rotated name than the file it would follow (a copy of
         // content we never saw, made before that file was rotated too), or a
         // file still open at the live path: it goes before that file.
-        let before = blocked_by
-            .and_then(|s| self.entries.iter().position(|x| x.serial == s))
-            .filter(|&pos| {
-                let t = &self.entries[pos];
-                *t.path != *live && age_key(&e.path, live, e.mtime) < age_key(&t.path, live, t.mtime)
-            })
-            .or_else(|| self.entries.iter().position(|x| x.gone_since.is_none() && *x.path == *live));
-        match before {
+        let older_than_pred = blocked_by.and_then(|s| self.entries.iter().position(|x| x.serial == s)).filter(|&pos| {
+            let t = &self.entries[pos];
+            *t.path != *live && age_key(&e.path, live, e.mtime) < age_key(&t.path, live, t.mtime)
+        });
+        let before = match older_than_pred {
+            // Between the predecessor's predecessor and the predecessor.
             Some(pos) => {
                 e.blocked_by = self.entries[pos].blocked_by;
+                Some(pos)
+            }
+            // After the predecessor, before the file open at the live path.
+            None => self.entries.iter().position(|x| x.gone_since.is_none() && *x.path == *live).inspect(|&pos| {
+                e.blocked_by = blocked_by.or(self.entries[pos].blocked_by);
+            }),
+        };
+        match before {
+            Some(pos) => {
                 self.entries[pos].blocked_by = Some(serial);
                 self.entries.insert(pos, e);
                 Some((serial, false))
@@ -1004,7 +1096,7 @@ impl FileFollower {
             if let Some(s) = self.entries[i].blocked_by {
                 if !self.entries.iter().any(|p| p.serial == s) {
                     self.entries[i].blocked_by = None;
-                } else if self.waits_for(s) {
+                } else if self.waits_for(s, self.entries[i].serial) {
                     self.backlog |= self.entries[i].unread();
                     i += 1;
                     continue;
@@ -1033,6 +1125,9 @@ impl FileFollower {
             if close {
                 let e = self.entries.remove(i);
                 self.st.files_closed += 1;
+                // An older record of the same inode is stale (the inode was
+                // freed and reused).
+                self.closed.retain(|c| c.file != e.id);
                 if e.file.metadata().is_ok_and(|m| m.nlink() > 0) {
                     self.closed.push_back(Checkpoint {
                         path: e.path.to_path_buf(),
@@ -1055,12 +1150,15 @@ impl FileFollower {
     /// Entry `serial`, or one it waits for, still has bytes to read (so the
     /// files after it must wait: an empty generation in between is not a
     /// reason to go ahead).
-    fn waits_for(&self, serial: u64) -> bool {
+    fn waits_for(&self, serial: u64, from: u64) -> bool {
         let mut s = Some(serial);
         for _ in 0..=self.entries.len() {
             let Some(e) = s.and_then(|s| self.entries.iter().find(|e| e.serial == s)) else {
                 return false;
             };
+            if e.serial == from {
+                return false; // a cycle never blocks
+            }
             if e.unread() {
                 return true;
             }
@@ -1174,6 +1272,18 @@ fn age_key(path: &Path, live: &Path, modified: SystemTime) -> (u8, std::cmp::Rev
         }
     }
     (1, Reverse(0), suffix.to_vec(), modified)
+}
+
+/// Birth time, where the file system keeps one (statx).
+fn born(m: &Metadata) -> Option<SystemTime> {
+    m.created().ok()
+}
+
+/// Is this file in the map: same inode, and same birth time where both are
+/// known (a new file that reuses a freed inode is not the same file).
+fn known(map: &HashMap<FileId, Option<SystemTime>>, m: &Metadata) -> bool {
+    let b = born(m);
+    map.get(&FileId::of(m)).is_some_and(|&x| x.is_none() || b.is_none() || x == b)
 }
 
 fn to_ns(t: SystemTime) -> i64 {
