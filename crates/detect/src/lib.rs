@@ -4,7 +4,8 @@
 //! and, per `(rule, key)`, the state of that window. [`Detector::observe`]
 //! feeds one [`Event`] and returns a [`Trigger`] when the window's threshold
 //! is reached. The crate is pure: no I/O, no clock, no randomness — time is
-//! always the event's time (or the `now` handed to [`Detector::purge`]).
+//! always the event's time (or the `now` handed to [`Detector::service`],
+//! [`Detector::cleanup`] or [`Detector::purge`]).
 //!
 //! # Window kinds
 //!
@@ -20,30 +21,53 @@
 //!
 //! # Fail2ban semantics
 //!
-//! Per key there is at most one ticket `{first, last, retry, failures}`.
-//! For a failure at `t` with weight `w` (fail2ban's `count` argument of
-//! `FailManager.addFailure`):
+//! Per key there is at most one ticket `{first, last, retry, failures}`
+//! (`last` is what fail2ban's `FailTicket.getTime()` returns: the newest
+//! failure time; `first` is `_firstTime`). For a failure at `t` with weight
+//! `w` (fail2ban's `count` argument of `FailManager.addFailure`):
 //!
-//! 1. *cleanup*: a ticket with `last <= clock - findtime` is dropped (what
-//!    `FailManager.cleanup(clock)` does), where `clock` is the newest event
-//!    time the detector has seen — fail2ban runs cleanup with its own
-//!    monotone clock, not with the line's time;
-//! 2. no ticket: a new one with `first = last = t`, `retry = w`;
-//! 3. otherwise, only if `t > last`: when `first < t - findtime` the retry
+//! 1. no ticket: a new one with `first = last = t`, `retry = w`;
+//! 2. otherwise, only if `t > last`: when `first < t - findtime` the retry
 //!    count is *aged* to `round_half_even(retry / (t - first) * findtime)` and
 //!    `first = t - findtime`; then `last = t`. Then `retry += w` — also for a
 //!    failure older than `last` (time going backwards still counts, exactly as
 //!    in fail2ban, and does not move `last`);
-//! 4. `retry >= maxretry` triggers; the trigger's `time` is the ticket's
+//! 3. `retry >= maxretry` triggers; the trigger's `time` is the ticket's
 //!    `last` (fail2ban bans from the ticket time, so `until = last + bantime`).
 //!
-//! fail2ban itself runs `cleanup` only every 100 lines or after a ban, at
-//! most every 5 s of *wall-clock* time, so a stale ticket may occasionally
-//! survive there and be aged in step 3 instead of dropped. That makes
-//! fail2ban slightly non-deterministic; we model the cleanup as running before
-//! every failure (at the monotone clock), which is the deterministic limit of
-//! fail2ban's behaviour. `crates/decide/tests/jail_vs_fail2ban.rs` checks the
-//! result against fail2ban's own classes driven the same way.
+//! A failure never drops a stale ticket by itself: a ticket whose `last` is
+//! older than `findtime` is still *aged* by its next failure (step 2), as in
+//! fail2ban. Stale tickets are dropped only by the cleanup, on the caller's
+//! schedule:
+//!
+//! * [`Detector::service`]`(now)` is fail2ban's `Filter.performSvc()`: per
+//!   rule, at most once per [`FAIL2BAN_SVC_INTERVAL`] (5 s) of `now`
+//!   (`if now >= next_svc { next_svc = now + 5 s; cleanup(now) }`, `next_svc`
+//!   starting at minus infinity). fail2ban calls it from the polling thread
+//!   (emulated as "before every line" by `bench/fail2ban_replay.py`), every
+//!   100 processed lines and after each ban; a replay calls it before each
+//!   line with the line clock (`now = max(now, line time)`). The two calls on
+//!   the line path need no emulation then: they happen at the same `now` as
+//!   the line's own service call, after it, and the throttle makes a second
+//!   call at the same `now` a no-op (the first either ran and set
+//!   `next_svc = now + 5 s > now`, or found `now < next_svc`).
+//! * [`Detector::cleanup`]`(now)` is `FailManager.cleanup(now)` without the
+//!   throttle: it drops every fail2ban ticket with `last <= now - findtime`.
+//!   Calling it before every failure at the monotone clock gives the
+//!   "cleanup always up to date" limit of fail2ban's behaviour.
+//!
+//! Both cost O(dropped) amortised: per rule, tickets are indexed by `last`
+//! in a list that is in time order when failures arrive in time order (O(1)
+//! per failure); a failure older than the list's newest ticket time goes to
+//! an ordered set instead (O(log n)). `crates/decide/tests/jail_vs_fail2ban.rs`
+//! checks the result against fail2ban's own `Filter.performSvc`,
+//! `FailManager` and `BanManager` driven the same way.
+//!
+//! fail2ban's clock never goes backwards; ours may (a replay keeps one clock
+//! per input). A `now` earlier than the previous service of the rule restarts
+//! the schedule there instead of suspending the cleanup until the clock has
+//! caught up again; for a monotone `now` this is exactly fail2ban's throttle.
+//!
 //! fail2ban keeps times as float seconds; we keep integer microseconds and
 //! compute the aging ratio in `f64` seconds with the same operation order, so
 //! results are identical for times with whole-second (or exactly
@@ -71,9 +95,9 @@
 //! time seen (`now` of that key); windows are evaluated against it, never
 //! against an older event time:
 //!
-//! * `Fail2ban`: as fail2ban (see steps 1 and 3 above): an old failure is
-//!   still added to a live ticket, and tickets are cleaned up against the
-//!   detector-wide monotone clock ([`Detector::clock`]);
+//! * `Fail2ban`: as fail2ban (see step 2 above): an old failure is still
+//!   added to a live ticket; tickets are cleaned up against the caller's
+//!   `now` ([`Detector::service`]), not against event times;
 //! * `Count`/`Distinct`: an event older than `now - window` is ignored (it
 //!   could never count), a slightly older one is inserted in time order and
 //!   counts as long as it is inside `(now - window, now]`.
@@ -90,7 +114,7 @@
 //! Memory per pair is a fixed slot plus, for `Count`, up to `threshold`
 //! buffered events and, for `Distinct`, up to `threshold` values.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -223,6 +247,8 @@ pub struct DetectStats {
     pub unknown_rule: u64,
     /// Count/Distinct events older than their key's window (ignored).
     pub too_old: u64,
+    /// fail2ban tickets dropped by [`Detector::service`] / [`Detector::cleanup`].
+    pub cleaned: u64,
 }
 
 /// What the window looked like when it triggered (for explanations).
@@ -324,10 +350,54 @@ impl State {
 struct Slot {
     rule: u32,
     key: Key,
+    /// LRU list (by observation).
     prev: u32,
     next: u32,
+    /// Where a fail2ban ticket is indexed by its time (`state.last`).
+    timed: Timed,
+    /// The rule's time-ordered ticket list, when `timed == Timed::List`.
+    tprev: u32,
+    tnext: u32,
     state: State,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timed {
+    /// Not indexed (not a fail2ban ticket).
+    No,
+    /// In [`Svc`]'s list, which is ordered by `last`.
+    List,
+    /// In [`Svc::late`] (its `last` was older than the list's newest).
+    Late,
+}
+
+/// fail2ban's service state of one rule (`Filter.performSvc` +
+/// `FailManager.cleanup`), and its tickets indexed by time.
+#[derive(Debug)]
+struct Svc {
+    /// `now` of the last service that ran (`next_svc - 5 s` in fail2ban's
+    /// terms); `i64::MIN` before the first.
+    last_run: i64,
+    /// Oldest / newest ticket of the time-ordered list.
+    oldest: u32,
+    newest: u32,
+    /// Tickets that did not fit at the newest end of the list: `(last, slot)`.
+    late: BTreeSet<(i64, u32)>,
+}
+
+impl Default for Svc {
+    fn default() -> Self {
+        Svc {
+            last_run: i64::MIN,
+            oldest: NIL,
+            newest: NIL,
+            late: BTreeSet::new(),
+        }
+    }
+}
+
+/// fail2ban's `Filter.performSvc` throttle: at most one cleanup per 5 s.
+pub const FAIL2BAN_SVC_INTERVAL: Duration = Duration(5_000_000);
 
 const DEAD_KEY: Key = Key::Ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
 
@@ -336,6 +406,8 @@ const DEAD_KEY: Key = Key::Ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFI
 pub struct Detector {
     specs: Vec<WindowSpec>,
     maps: Vec<FxHashMap<Key, u32>>,
+    /// Per rule (used for `Fail2ban` rules only).
+    svc: Vec<Svc>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Most recently observed.
@@ -344,7 +416,7 @@ pub struct Detector {
     tail: u32,
     opts: DetectorOptions,
     stats: DetectStats,
-    /// Newest event time seen (fail2ban's clock for `cleanup`).
+    /// Newest event time seen.
     clock: i64,
 }
 
@@ -384,9 +456,11 @@ impl Detector {
             ..opts
         };
         let maps = specs.iter().map(|_| FxHashMap::default()).collect();
+        let svc = specs.iter().map(|_| Svc::default()).collect();
         Detector {
             specs,
             maps,
+            svc,
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -456,8 +530,91 @@ impl Detector {
         }
     }
 
-    /// Removes slot `i` from its map and the list and frees it.
+    // ---- fail2ban tickets by time ----------------------------------------
+
+    /// Indexes the fail2ban ticket in slot `i` by its `last` (not indexed yet).
+    fn time_index(&mut self, i: u32) {
+        let (r, last) = {
+            let s = &self.slots[i as usize];
+            debug_assert_eq!(s.timed, Timed::No);
+            (s.rule as usize, s.state.last)
+        };
+        let svc = &mut self.svc[r];
+        let newest = svc.newest;
+        if newest == NIL || self.slots[newest as usize].state.last <= last {
+            let s = &mut self.slots[i as usize];
+            s.timed = Timed::List;
+            s.tprev = newest;
+            s.tnext = NIL;
+            if newest != NIL {
+                self.slots[newest as usize].tnext = i;
+            } else {
+                svc.oldest = i;
+            }
+            svc.newest = i;
+        } else {
+            svc.late.insert((last, i));
+            self.slots[i as usize].timed = Timed::Late;
+        }
+    }
+
+    /// Removes slot `i` from the time index (before its `last` changes).
+    fn time_unindex(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        let timed = std::mem::replace(&mut s.timed, Timed::No);
+        let (r, prev, next, last) = (s.rule as usize, s.tprev, s.tnext, s.state.last);
+        s.tprev = NIL;
+        s.tnext = NIL;
+        match timed {
+            Timed::No => {}
+            Timed::Late => {
+                self.svc[r].late.remove(&(last, i));
+            }
+            Timed::List => {
+                if prev != NIL {
+                    self.slots[prev as usize].tnext = next;
+                } else {
+                    self.svc[r].oldest = next;
+                }
+                if next != NIL {
+                    self.slots[next as usize].tprev = prev;
+                } else {
+                    self.svc[r].newest = prev;
+                }
+            }
+        }
+    }
+
+    /// `FailManager.cleanup(now)` for rule `r`: drops the tickets with
+    /// `last <= now - findtime`. O(dropped) (+ log n per late ticket).
+    fn cleanup_rule(&mut self, r: usize, now: i64) -> usize {
+        let Some(WindowSpec::Fail2ban { findtime, .. }) = self.specs.get(r).copied() else {
+            return 0;
+        };
+        let lim = now.saturating_sub(findtime.0);
+        let mut n = 0;
+        loop {
+            let i = self.svc[r].oldest;
+            if i == NIL || self.slots[i as usize].state.last > lim {
+                break;
+            }
+            self.remove_slot(i);
+            n += 1;
+        }
+        while let Some(&(last, i)) = self.svc[r].late.first() {
+            if last > lim {
+                break;
+            }
+            self.remove_slot(i);
+            n += 1;
+        }
+        self.stats.cleaned += n as u64;
+        n
+    }
+
+    /// Removes slot `i` from its map and the lists and frees it.
     fn remove_slot(&mut self, i: u32) {
+        self.time_unindex(i);
         self.unlink(i);
         let s = &mut self.slots[i as usize];
         let key = std::mem::replace(&mut s.key, DEAD_KEY);
@@ -494,6 +651,9 @@ impl Detector {
                     key: key.clone(),
                     prev: NIL,
                     next: NIL,
+                    timed: Timed::No,
+                    tprev: NIL,
+                    tnext: NIL,
                     state,
                 });
                 i
@@ -524,7 +684,6 @@ impl Detector {
     pub fn observe(&mut self, ev: &Event) -> Option<Trigger> {
         self.stats.events += 1;
         self.clock = self.clock.max(ev.time.0);
-        let clock = self.clock;
         let r = ev.rule.0;
         let Some(spec) = self.specs.get(r as usize).copied() else {
             self.stats.unknown_rule += 1;
@@ -563,12 +722,16 @@ impl Detector {
             }),
             WindowSpec::Fail2ban { maxretry, findtime } => {
                 let i = self.lookup_or_insert(r, key, t);
+                let (fresh, moves) = {
+                    let st = &self.slots[i as usize].state;
+                    (!st.active, st.active && t > st.last)
+                };
+                if moves {
+                    self.time_unindex(i);
+                }
                 let st = &mut self.slots[i as usize].state;
                 let ft = findtime.0;
-                if st.active && st.last <= clock.saturating_sub(ft) {
-                    st.active = false; // FailManager.cleanup(t)
-                }
-                if !st.active {
+                if fresh {
                     st.active = true;
                     st.first = t;
                     st.last = t;
@@ -596,6 +759,9 @@ impl Detector {
                     self.remove_slot(i);
                     Some(trig)
                 } else {
+                    if fresh || moves {
+                        self.time_index(i);
+                    }
                     None
                 }
             }
@@ -685,11 +851,18 @@ impl Detector {
             return None;
         };
         let i = *self.maps[rule.0 as usize].get(key)?;
-        let st = &mut self.slots[i as usize].state;
-        if !st.active {
-            return None;
-        }
         let t = time.0;
+        let moves = {
+            let st = &self.slots[i as usize].state;
+            if !st.active {
+                return None;
+            }
+            t > st.last
+        };
+        if moves {
+            self.time_unindex(i);
+        }
+        let st = &mut self.slots[i as usize].state;
         if t > st.last {
             let lo = t.saturating_sub(findtime.0);
             if st.first < lo {
@@ -707,8 +880,47 @@ impl Detector {
             self.stats.triggers += 1;
             Some(trig)
         } else {
+            if moves {
+                self.time_index(i);
+            }
             None
         }
+    }
+
+    /// fail2ban's `Filter.performSvc()` at `now`, for every `Fail2ban` rule:
+    /// a rule whose last service ran less than [`FAIL2BAN_SVC_INTERVAL`]
+    /// before `now` is skipped (fail2ban's throttle, `next_svc = now + 5 s`);
+    /// otherwise its tickets with `last <= now - findtime` are dropped
+    /// ([`Detector::cleanup`]). A `now` earlier than the rule's last service
+    /// restarts the schedule (see the crate docs). Returns how many tickets
+    /// were dropped.
+    ///
+    /// Call it as fail2ban does: before each line, with the line clock
+    /// (`max` of the times seen so far), before that line's events.
+    pub fn service(&mut self, now: Timestamp) -> usize {
+        let now = now.0;
+        let mut n = 0;
+        for r in 0..self.specs.len() {
+            if !matches!(self.specs[r], WindowSpec::Fail2ban { .. }) {
+                continue;
+            }
+            let last = self.svc[r].last_run;
+            if now >= last.saturating_add(FAIL2BAN_SVC_INTERVAL.0) || now < last {
+                self.svc[r].last_run = now;
+                n += self.cleanup_rule(r, now);
+            }
+        }
+        n
+    }
+
+    /// fail2ban's `FailManager.cleanup(now)` for every `Fail2ban` rule,
+    /// without [`Detector::service`]'s throttle (and without touching its
+    /// schedule): drops the tickets whose newest failure time is
+    /// `<= now - findtime`. Returns how many were dropped.
+    pub fn cleanup(&mut self, now: Timestamp) -> usize {
+        (0..self.specs.len())
+            .map(|r| self.cleanup_rule(r, now.0))
+            .sum()
     }
 
     /// Forgets the window of `(rule, key)` (e.g. after a manual unban).

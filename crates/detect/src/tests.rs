@@ -27,12 +27,14 @@ fn f2b(maxretry: u32, findtime: i64) -> Detector {
 }
 
 /// Per event: `(attempts, banned)` where attempts is the ticket's retry count
-/// after the failure (fail2ban's `addFailure` return value).
+/// after the failure (fail2ban's `addFailure` return value). Runs the
+/// unthrottled `cleanup(t)` before every failure, like the script below.
 fn run_f2b(maxretry: u32, findtime: i64, events: &[(&str, f64, u32)]) -> Vec<(u64, bool)> {
     let mut d = f2b(maxretry, findtime);
     let mut out = Vec::new();
     for (n, &(k, t, w)) in events.iter().enumerate() {
         let key = Key::Text(Arc::from(k));
+        d.cleanup(Timestamp::from_secs_f64(t));
         match d.observe(&ev(0, &key, t, w, n as u64)) {
             Some(tr) => out.push((tr.count, true)),
             None => out.push((d.snapshot(RuleId(0), &key).unwrap().count, false)),
@@ -461,9 +463,100 @@ fn spec_validation() {
     assert!(WindowSpec::Once.validate().is_ok());
 }
 
+/// Checks the time index of every fail2ban rule: the list is ordered by
+/// `last`, every fail2ban slot is in exactly one of list / late set, and
+/// nothing else is indexed.
+fn check_time_index(d: &Detector) {
+    let mut seen = 0;
+    for (r, svc) in d.svc.iter().enumerate() {
+        let (mut i, mut prev, mut prev_last) = (svc.oldest, NIL, i64::MIN);
+        while i != NIL {
+            let s = &d.slots[i as usize];
+            assert_eq!((s.rule as usize, s.timed, s.tprev), (r, Timed::List, prev));
+            assert!(s.state.last >= prev_last);
+            prev_last = s.state.last;
+            (prev, i) = (i, s.tnext);
+            seen += 1;
+        }
+        assert_eq!(svc.newest, prev);
+        for &(last, i) in &svc.late {
+            let s = &d.slots[i as usize];
+            assert_eq!(
+                (s.rule as usize, s.timed, s.state.last),
+                (r, Timed::Late, last)
+            );
+            seen += 1;
+        }
+    }
+    let tickets = d
+        .maps
+        .iter()
+        .enumerate()
+        .filter(|(r, _)| matches!(d.specs[*r], WindowSpec::Fail2ban { .. }))
+        .map(|(_, m)| m.len())
+        .sum::<usize>();
+    assert_eq!(seen, tickets);
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// `cleanup`/`service` drop exactly the tickets with
+        /// `last <= now - findtime`, whatever the order of event times, also
+        /// with eviction, triggers, `forget` and `purge` in between.
+        #[test]
+        fn f2b_cleanup_drops_exactly_the_stale_tickets(
+            max_keys in 3usize..40,
+            ops in proptest::collection::vec((0u8..8, 0u8..2, 0u8..24, 0i64..400), 1..300),
+        ) {
+            let specs = vec![
+                WindowSpec::Fail2ban { maxretry: 6, findtime: Duration::from_secs(30) },
+                WindowSpec::Fail2ban { maxretry: 1000, findtime: Duration::from_secs(100) },
+            ];
+            let fts = [30i64, 100];
+            let mut d = Detector::new(specs, DetectorOptions { max_keys, evidence_cap: 2 });
+            let keys: Vec<Key> = (0..24).map(|k| Key::Text(Arc::from(format!("k{k}")))).collect();
+            for (n, &(op, rule, k, t)) in ops.iter().enumerate() {
+                let key = &keys[k as usize];
+                match op {
+                    0..=3 => {
+                        d.observe(&ev(u32::from(rule), key, t as f64, 1, n as u64));
+                    }
+                    4 => {
+                        d.add_observed(RuleId(u32::from(rule)), key, Timestamp::from_secs(t), 1);
+                    }
+                    5 => {
+                        d.forget(RuleId(u32::from(rule)), key);
+                    }
+                    _ => {
+                        let now = Timestamp::from_secs(t + 50);
+                        let before: Vec<(usize, Key, i64)> = (0..2usize)
+                            .flat_map(|r| keys.iter().map(move |k| (r, k)))
+                            .filter_map(|(r, k)| {
+                                d.snapshot(RuleId(r as u32), k).map(|s| (r, k.clone(), s.last_seen.0))
+                            })
+                            .collect();
+                        let stale = before.iter().filter(|(r, _, l)| *l <= now.0 - fts[*r] * 1_000_000).count();
+                        let dropped = if op == 6 { d.cleanup(now) } else { d.service(now) };
+                        if op == 6 {
+                            prop_assert_eq!(dropped, stale);
+                        }
+                        for (r, k, l) in &before {
+                            let fresh = *l > now.0 - fts[*r] * 1_000_000;
+                            let kept = d.snapshot(RuleId(*r as u32), k).is_some();
+                            prop_assert!(kept || dropped > 0);
+                            if op == 6 {
+                                prop_assert_eq!(kept, fresh);
+                            }
+                        }
+                    }
+                }
+                check_time_index(&d);
+            }
+        }
+    }
 
     /// Naive recompute: for each event, the newest time of the key so far is
     /// `now`; the count is the sum of weights of events after the last
@@ -638,7 +731,7 @@ fn mapped_ipv4_shares_the_ipv4_ticket() {
 }
 
 #[test]
-fn f2b_cleanup_uses_the_monotone_clock() {
+fn f2b_cleanup_uses_the_callers_clock() {
     // Another key's newer event moves the clock: a's ticket (last 0) is
     // cleaned up at clock 700 even though a's next failure is dated 650.
     let mut d = f2b(2, 600);
@@ -646,6 +739,187 @@ fn f2b_cleanup_uses_the_monotone_clock() {
     d.observe(&ev(0, &a, 0.0, 1, 0));
     d.observe(&ev(0, &b, 700.0, 1, 1));
     assert_eq!(d.clock(), Some(Timestamp::from_secs(700)));
+    assert_eq!(d.cleanup(d.clock().unwrap()), 1);
     assert!(d.observe(&ev(0, &a, 650.0, 1, 2)).is_none());
     assert_eq!(d.snapshot(RuleId(0), &a).unwrap().count, 1);
+    // Without a cleanup the stale ticket is not dropped by a failure: it is
+    // aged (fail2ban's addFailure): round(1 / 650 * 600) = 1, + 1 = 2 → ban.
+    let mut d = f2b(2, 600);
+    d.observe(&ev(0, &a, 0.0, 1, 0));
+    d.observe(&ev(0, &b, 700.0, 1, 1));
+    let t = d.observe(&ev(0, &a, 650.0, 1, 2)).unwrap();
+    assert_eq!((t.count, t.time), (2, Timestamp::from_secs(650)));
+}
+
+// ---- fail2ban's service schedule -------------------------------------------
+//
+// Expectations obtained with /usr/bin/python3 and fail2ban 1.0.2's real
+// classes: `flt = Filter(None); flt.setMaxRetry(m); flt.setFindTime(f)`, then
+// per line `now = max(now, t); MyTime.setTime(now); flt.performSvc()`, and
+// for a failure line `a = flt.failManager.addFailure(FailTicket(ip, t))`,
+// `toBan(ip)` + `performSvc()` when `a >= m`; printed as
+// `(t, ip, a, tickets dropped by the line's performSvc[, 'BAN', time, retry])`
+// or `(t, 'svc-dropped', n)` for a line without failure.
+
+/// Lines `(t, Some(key))` (failure) or `(t, None)`: per line `service(now)`
+/// then the failure. Returns per line `(attempts or 0, banned, dropped)`.
+fn run_svc(maxretry: u32, findtime: i64, lines: &[(f64, Option<&str>)]) -> Vec<(u64, bool, usize)> {
+    let mut d = f2b(maxretry, findtime);
+    let mut now = i64::MIN;
+    let mut out = Vec::new();
+    for (n, &(t, k)) in lines.iter().enumerate() {
+        now = now.max(Timestamp::from_secs_f64(t).0);
+        let dropped = d.service(Timestamp(now));
+        let Some(k) = k else {
+            out.push((0, false, dropped));
+            continue;
+        };
+        let key = Key::Text(Arc::from(k));
+        match d.observe(&ev(0, &key, t, 1, n as u64)) {
+            Some(tr) => out.push((tr.count, true, dropped)),
+            None => out.push((d.snapshot(RuleId(0), &key).unwrap().count, false, dropped)),
+        }
+    }
+    out
+}
+
+#[test]
+fn f2b_service_is_throttled_and_stale_tickets_age_in_between() {
+    // throttle_ages (maxretry 5, findtime 10): [(0, 'a', 1, 0), (3, 'a', 2, 0),
+    // (10, 'b', 1, 0), (14, 'a', 2, 0), (15, 'svc-dropped', 0), (20, 'b', 1, 1),
+    // (21, 'b', 2, 0)]. Services run at 0, 10, 15, 20 (14 < 10 + 5): at 14
+    // a's ticket (last 3 <= 14 - 10) is stale but still there, so it is aged,
+    // round(2 / 14 * 10) = 1, + 1 = 2 — not dropped and restarted at 1.
+    let r = run_svc(
+        5,
+        10,
+        &[
+            (0.0, Some("a")),
+            (3.0, Some("a")),
+            (10.0, Some("b")),
+            (14.0, Some("a")),
+            (15.0, None),
+            (20.0, Some("b")),
+            (21.0, Some("b")),
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            (1, false, 0),
+            (2, false, 0),
+            (1, false, 0),
+            (2, false, 0),
+            (0, false, 0),
+            (1, false, 1),
+            (2, false, 0)
+        ]
+    );
+}
+
+#[test]
+fn f2b_aging_between_services_can_ban() {
+    // aged_ban (maxretry 3, findtime 10): [(0, 'a', 1, 0), (1, 'a', 2, 0),
+    // (8, 'svc-dropped', 0), (12, 'a', 3, 0, 'BAN', 12, 3), (13, 'a', 1, 0)]
+    // The service at 8 sets the next one to 13; at 12 the stale ticket
+    // (last 1 <= 2) ages to round(2 / 12 * 10) = 2, + 1 = 3: a ban that the
+    // cleanup-before-every-failure limit would not give.
+    let lines = [
+        (0.0, Some("a")),
+        (1.0, Some("a")),
+        (8.0, None),
+        (12.0, Some("a")),
+        (13.0, Some("a")),
+    ];
+    let r = run_svc(3, 10, &lines);
+    assert_eq!(
+        r,
+        vec![
+            (1, false, 0),
+            (2, false, 0),
+            (0, false, 0),
+            (3, true, 0),
+            (1, false, 0)
+        ]
+    );
+    let mut d = f2b(3, 10);
+    let a = Key::Text(Arc::from("a"));
+    for (n, &(t, k)) in lines.iter().enumerate() {
+        d.cleanup(Timestamp::from_secs_f64(t));
+        if k.is_some() {
+            assert!(d.observe(&ev(0, &a, t, 1, n as u64)).is_none());
+        }
+    }
+}
+
+#[test]
+fn f2b_service_with_time_going_backwards() {
+    // backwards (maxretry 3, findtime 10): [(100, 'a', 1, 0), (104, 'b', 1, 0),
+    // (50, 'a', 2, 0), (120, 'svc-dropped', 2), (121, 'a', 1, 0)]
+    let r = run_svc(
+        3,
+        10,
+        &[
+            (100.0, Some("a")),
+            (104.0, Some("b")),
+            (50.0, Some("a")),
+            (120.0, None),
+            (121.0, Some("a")),
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            (1, false, 0),
+            (1, false, 0),
+            (2, false, 0),
+            (0, false, 2),
+            (1, false, 0)
+        ]
+    );
+    // A caller clock that goes backwards (next input of a replay) restarts
+    // the schedule instead of suspending the cleanup until it catches up.
+    let mut d = f2b(3, 10);
+    let a = Key::Text(Arc::from("a"));
+    assert_eq!(d.service(Timestamp::from_secs(1000)), 0);
+    d.observe(&ev(0, &a, 100.0, 1, 0));
+    assert_eq!(d.service(Timestamp::from_secs(104)), 0); // restarted at 104
+    assert_eq!(d.service(Timestamp::from_secs(108)), 0); // throttled (< 109)
+    assert_eq!(d.service(Timestamp::from_secs(109)), 0); // ran; next at 114
+    assert_eq!(d.service(Timestamp::from_secs(113)), 0); // throttled, ticket stale
+    assert_eq!(d.snapshot(RuleId(0), &a).unwrap().count, 1);
+    assert_eq!(d.service(Timestamp::from_secs(114)), 1);
+    assert_eq!(d.stats().cleaned, 1);
+    assert_eq!(d.stats().tracked_keys, 0);
+}
+
+#[test]
+fn f2b_service_is_per_rule_and_leaves_other_kinds_alone() {
+    let mut d = Detector::new(
+        vec![
+            WindowSpec::Fail2ban {
+                maxretry: 9,
+                findtime: Duration::from_secs(10),
+            },
+            WindowSpec::Count {
+                threshold: 9,
+                window: Duration::from_secs(10),
+            },
+            WindowSpec::Fail2ban {
+                maxretry: 9,
+                findtime: Duration::from_secs(100),
+            },
+        ],
+        DetectorOptions::default(),
+    );
+    let a = ip("192.0.2.1");
+    for r in 0..3 {
+        d.observe(&ev(r, &a, 0.0, 1, 0));
+    }
+    assert_eq!(d.service(Timestamp::from_secs(50)), 1); // rule 0 only
+    assert!(d.snapshot(RuleId(0), &a).is_none());
+    assert!(d.snapshot(RuleId(1), &a).is_some()); // Count: purge's business
+    assert!(d.snapshot(RuleId(2), &a).is_some());
+    assert_eq!(d.service(Timestamp::from_secs(100)), 1); // rule 2
+    assert_eq!(d.stats().tracked_keys, 1);
 }
