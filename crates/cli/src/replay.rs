@@ -144,6 +144,18 @@ impl Pipeline {
         let mut dated = false;
         for (ri, runner) in self.runners.iter_mut().enumerate() {
             let res = runner.process_line(text, &self.ctx);
+            // The pipeline's clock: the newest log time seen in this input,
+            // kept across undated lines (lines are not strictly ordered; a ban
+            // never expires backwards). Per input, so that replaying several
+            // logs of the same days one after the other still judges each ban
+            // against its own log's time. fail2ban runs its service step
+            // (failure-list cleanup, throttled to every 5 s) at this clock
+            // before it processes the line.
+            if let Some(t) = res.time {
+                let now = self.input_clock.map_or(t, |c| c.max(t));
+                self.input_clock = Some(now);
+                self.detector.service(now);
+            }
             ignored |= res.ignored;
             dated |= res.date == stadtwache_match::DateStatus::Found;
             let rule = &self.rules.rules[ri];
@@ -199,11 +211,8 @@ impl Pipeline {
                         event: &event,
                     });
                 }
-                // The pipeline's clock: the newest log time seen in this input
-                // (lines are not strictly ordered; a ban never expires
-                // backwards). Per input, so that replaying several logs of
-                // the same days one after the other still judges each ban
-                // against its own log's time.
+                // The line's clock (an event dated later than its line, if
+                // any, moves it on).
                 let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
                 self.input_clock = Some(now);
                 self.decider.expire(now);
