@@ -693,6 +693,10 @@ impl FileFollower {
         let mut afters = Vec::new();
         let mut empty_after = Vec::new();
         let mut skipped: HashMap<FileId, Option<FileId>> = HashMap::new();
+        // Checkpointed identity → the entry that goes on with its content (the
+        // file itself, or its copy). Not "the entry with that inode now": the
+        // inode may have been reused.
+        let mut resumed_from: HashMap<FileId, u64> = HashMap::new();
         for cp in cps {
             if self.entries.iter().any(|e| e.id == cp.file) {
                 continue; // duplicate checkpoint
@@ -735,6 +739,7 @@ impl FileFollower {
                 self.st.resumed += 1;
                 let e = self.new_entry(pattern, Arc::from(cp.path.as_path()), file, &meta, fingerprint, cp.offset, now);
                 afters.push((e.serial, cp.after));
+                resumed_from.insert(cp.file, e.serial);
                 self.entries.push(e);
                 continue;
             }
@@ -753,6 +758,7 @@ impl FileFollower {
                     }
                     vacated.insert(cp.path.clone(), c.serial);
                     afters.push((c.serial, cp.after));
+                    resumed_from.insert(cp.file, c.serial);
                     self.entries.push(c);
                 }
                 None => {
@@ -779,15 +785,12 @@ impl FileFollower {
             after
         };
         for (path, after) in empty_after {
-            if let Some(e) = resolve(after).and_then(|id| self.entries.iter().find(|e| e.id == id)) {
-                vacated.insert(path, e.serial);
+            if let Some(&s) = resolve(after).and_then(|id| resumed_from.get(&id)) {
+                vacated.insert(path, s);
             }
         }
         for (serial, after) in afters {
-            let before = resolve(after)
-                .and_then(|id| self.entries.iter().find(|e| e.id == id))
-                .map(|e| e.serial)
-                .filter(|&b| b != serial); // the inode went to the copy itself
+            let before = resolve(after).and_then(|id| resumed_from.get(&id)).copied().filter(|&b| b != serial);
             if let Some(e) = self.entries.iter_mut().find(|e| e.serial == serial) {
                 e.blocked_by = before;
             }
@@ -1151,6 +1154,9 @@ impl FileFollower {
     /// files after it must wait: an empty generation in between is not a
     /// reason to go ahead).
     fn waits_for(&self, serial: u64, from: u64) -> bool {
+        if self.in_cycle(from) {
+            return false;
+        }
         let mut s = Some(serial);
         for _ in 0..=self.entries.len() {
             let Some(e) = s.and_then(|s| self.entries.iter().find(|e| e.serial == s)) else {
@@ -1168,6 +1174,20 @@ impl FileFollower {
     }
 
     /// Read what entry `i` has, up to the budget. Returns false on a read error.
+    /// Entry `serial` waits, through others, for itself. (Never built on
+    /// purpose; a safety net so that a wrong link cannot stop reading.)
+    fn in_cycle(&self, serial: u64) -> bool {
+        let mut s = self.entries.iter().find(|e| e.serial == serial).and_then(|e| e.blocked_by);
+        for _ in 0..=self.entries.len() {
+            match s {
+                Some(x) if x == serial => return true,
+                Some(x) => s = self.entries.iter().find(|e| e.serial == x).and_then(|e| e.blocked_by),
+                None => return false,
+            }
+        }
+        false
+    }
+
     fn read_entry(&mut self, i: usize, out: &mut Vec<FollowedLine>, now: Instant) -> bool {
         let e = &mut self.entries[i];
         let mut budget = self.cfg.read_budget.max(1);
