@@ -128,13 +128,7 @@ struct Line {
     failures: Vec<(&'static str, u32)>,
 }
 
-const ADDRS: &[&str] = &[
-    "192.0.2.1",
-    "192.0.2.2",
-    "2001:db8::7",
-    "::ffff:192.0.2.1",
-    "198.51.100.9",
-];
+const ADDRS: &[&str] = &["192.0.2.1", "192.0.2.2", "2001:db8::7", "::ffff:192.0.2.1", "198.51.100.9"];
 
 fn scenarios() -> Vec<Scenario> {
     let mut rng = Rng(0x5eed_f00d_1234_5678);
@@ -153,11 +147,7 @@ fn scenarios() -> Vec<Scenario> {
         let mut lines = Vec::with_capacity(n);
         for _ in 0..n {
             t += rng.below(4 * gap as u64 + 1) as i64; // quarter seconds
-            let jitter = if rng.below(10) == 0 {
-                rng.below(4 * 40) as i64
-            } else {
-                0
-            };
+            let jitter = if rng.below(10) == 0 { rng.below(4 * 40) as i64 } else { 0 };
             let nfail = match rng.below(12) {
                 k if k < 4 * quiet => 0,
                 11 => 2,
@@ -165,25 +155,13 @@ fn scenarios() -> Vec<Scenario> {
             };
             let failures = (0..nfail)
                 .map(|_| {
-                    let count = if rng.below(15) == 0 {
-                        2 + rng.below(2) as u32
-                    } else {
-                        1
-                    };
+                    let count = if rng.below(15) == 0 { 2 + rng.below(2) as u32 } else { 1 };
                     (ADDRS[rng.below(nkeys as u64) as usize], count)
                 })
                 .collect();
-            lines.push(Line {
-                q: t - jitter,
-                failures,
-            });
+            lines.push(Line { q: t - jitter, failures });
         }
-        out.push(Scenario {
-            maxretry,
-            findtime,
-            bantime,
-            lines,
-        });
+        out.push(Scenario { maxretry, findtime, bantime, lines });
     }
     out
 }
@@ -205,16 +183,10 @@ fn key(a: &str) -> Key {
 
 fn ours(s: &Scenario, cleanup: Cleanup) -> Vec<String> {
     let mut det = Detector::new(
-        vec![WindowSpec::Fail2ban {
-            maxretry: s.maxretry,
-            findtime: Duration::from_secs(s.findtime),
-        }],
+        vec![WindowSpec::Fail2ban { maxretry: s.maxretry, findtime: Duration::from_secs(s.findtime) }],
         DetectorOptions::default(),
     );
-    let mut dec = Decider::new(Policy {
-        bantime: Duration::from_secs(s.bantime),
-        ..Policy::default()
-    });
+    let mut dec = Decider::new(Policy { bantime: Duration::from_secs(s.bantime), ..Policy::default() });
     let us = |t: Option<Timestamp>| t.map_or("perm".to_string(), |t| t.0.to_string());
     let mut out = vec!["S".to_string()];
     let mut clock: Option<Timestamp> = None;
@@ -226,22 +198,11 @@ fn ours(s: &Scenario, cleanup: Cleanup) -> Vec<String> {
             Cleanup::Service => det.service(now),
             Cleanup::EveryLine => det.cleanup(now),
         };
-        let mut unbans: Vec<String> = dec
-            .expire(now)
-            .into_iter()
-            .map(|u| format!("unban {}", u.key))
-            .collect();
+        let mut unbans: Vec<String> = dec.expire(now).into_iter().map(|u| format!("unban {}", u.key)).collect();
         unbans.sort();
         out.extend(unbans);
         for &(a, c) in &line.failures {
-            let ev = Event {
-                rule: RuleId(0),
-                key: key(a),
-                time,
-                weight: c,
-                distinct: None,
-                line_no: n as u64,
-            };
+            let ev = Event { rule: RuleId(0), key: key(a), time, weight: c, distinct: None, line_no: n as u64 };
             if let Some(tr) = det.observe(&ev) {
                 out.push(match dec.decide(&tr, now) {
                     Decision::Ban { key, until, .. } => {
@@ -269,9 +230,7 @@ fn first_difference(ours: &[String], theirs: &[String]) -> Option<usize> {
 
 #[test]
 fn detector_and_decider_ban_like_fail2ban() {
-    let probe = Command::new(PYTHON)
-        .args(["-c", "import fail2ban.server.failmanager"])
-        .output();
+    let probe = Command::new(PYTHON).args(["-c", "import fail2ban.server.failmanager"]).output();
     if !matches!(probe, Ok(ref o) if o.status.success()) {
         skip("fail2ban's Python modules are not importable with /usr/bin/python3");
         return;
@@ -402,31 +361,17 @@ print("\n".join(out))
 
 fn ours_increment(s: &Scenario) -> Vec<String> {
     let mut det = Detector::new(
-        vec![WindowSpec::Fail2ban {
-            maxretry: s.maxretry,
-            findtime: Duration::from_secs(s.findtime),
-        }],
+        vec![WindowSpec::Fail2ban { maxretry: s.maxretry, findtime: Duration::from_secs(s.findtime) }],
         DetectorOptions::default(),
     );
-    let inc = stadtwache_decide::BanIncrement {
-        purge_age: Duration(i64::MAX),
-        ..Default::default()
-    };
-    let mut dec = Decider::new(Policy {
-        bantime: Duration::from_secs(s.bantime),
-        increment: Some(inc),
-        ..Policy::default()
-    });
+    let inc = stadtwache_decide::BanIncrement { purge_age: Duration(i64::MAX), ..Default::default() };
+    let mut dec =
+        Decider::new(Policy { bantime: Duration::from_secs(s.bantime), increment: Some(inc), ..Policy::default() });
     let us = |t: Option<Timestamp>| t.map_or("perm".to_string(), |t| t.0.to_string());
     let mut out = vec!["S".to_string()];
     let record = |d: Decision, tr: &stadtwache_detect::Trigger, out: &mut Vec<String>| {
         out.push(match d {
-            Decision::Ban {
-                key,
-                until,
-                ban_count,
-                ..
-            } => format!("ban {key} {} {} {ban_count}", tr.time.0, us(until)),
+            Decision::Ban { key, until, ban_count, .. } => format!("ban {key} {} {} {ban_count}", tr.time.0, us(until)),
             Decision::AlreadyBanned { key, until, .. } => format!("already {key} {}", us(until)),
             Decision::Expired { key, .. } => format!("expired {key}"),
             Decision::Allowlisted { entry, .. } => format!("allowlisted {entry}"),
@@ -438,22 +383,11 @@ fn ours_increment(s: &Scenario) -> Vec<String> {
         let now = clock.map_or(time, |c| c.max(time));
         clock = Some(now);
         det.service(now);
-        let mut unbans: Vec<String> = dec
-            .expire(now)
-            .into_iter()
-            .map(|u| format!("unban {}", u.key))
-            .collect();
+        let mut unbans: Vec<String> = dec.expire(now).into_iter().map(|u| format!("unban {}", u.key)).collect();
         unbans.sort();
         out.extend(unbans);
         for &(a, c) in &line.failures {
-            let ev = Event {
-                rule: RuleId(0),
-                key: key(a),
-                time,
-                weight: c,
-                distinct: None,
-                line_no: n as u64,
-            };
+            let ev = Event { rule: RuleId(0), key: key(a), time, weight: c, distinct: None, line_no: n as u64 };
             if let Some(tr) = det.observe(&ev) {
                 let d = dec.decide(&tr, now);
                 record(d, &tr, &mut out);
@@ -489,18 +423,9 @@ fn run_python(script: &str, scenarios: &[Scenario]) -> Vec<Vec<String>> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
     let mut by_scenario: Vec<Vec<String>> = Vec::new();
     for line in String::from_utf8(output.stdout).unwrap().lines() {
         if line == "S" {
@@ -515,9 +440,7 @@ fn run_python(script: &str, scenarios: &[Scenario]) -> Vec<Vec<String>> {
 
 #[test]
 fn increment_and_bad_ip_bonus_like_fail2ban() {
-    let probe = Command::new(PYTHON)
-        .args(["-c", "import fail2ban.server.observer"])
-        .output();
+    let probe = Command::new(PYTHON).args(["-c", "import fail2ban.server.observer"]).output();
     if !matches!(probe, Ok(ref o) if o.status.success()) {
         skip("fail2ban's Python modules are not importable with /usr/bin/python3");
         return;
@@ -542,12 +465,7 @@ fn increment_and_bad_ip_bonus_like_fail2ban() {
             };
             lines.push(Line { q: t, failures });
         }
-        scenarios.push(Scenario {
-            maxretry,
-            findtime,
-            bantime,
-            lines,
-        });
+        scenarios.push(Scenario { maxretry, findtime, bantime, lines });
     }
     let theirs = run_python(SCRIPT_INCREMENT, &scenarios);
     let (mut bans, mut rebans) = (0, 0);
@@ -564,14 +482,8 @@ fn increment_and_bad_ip_bonus_like_fail2ban() {
             );
         }
         bans += theirs.iter().filter(|l| l.starts_with("ban ")).count();
-        rebans += theirs
-            .iter()
-            .filter(|l| l.starts_with("ban ") && !l.ends_with(" 1"))
-            .count();
+        rebans += theirs.iter().filter(|l| l.starts_with("ban ") && !l.ends_with(" 1")).count();
     }
-    println!(
-        "increment vs fail2ban: {} scenarios, {bans} bans ({rebans} repeat bans) identical",
-        scenarios.len()
-    );
+    println!("increment vs fail2ban: {} scenarios, {bans} bans ({rebans} repeat bans) identical", scenarios.len());
     assert!(rebans > 100, "{rebans}");
 }

@@ -152,9 +152,7 @@ impl WindowSpec {
     pub fn threshold(&self) -> u32 {
         match *self {
             WindowSpec::Fail2ban { maxretry, .. } => maxretry,
-            WindowSpec::Count { threshold, .. } | WindowSpec::Distinct { threshold, .. } => {
-                threshold
-            }
+            WindowSpec::Count { threshold, .. } | WindowSpec::Distinct { threshold, .. } => threshold,
             WindowSpec::Once => 1,
         }
     }
@@ -175,10 +173,7 @@ impl WindowSpec {
         if !matches!(self, WindowSpec::Once) && window.0 <= 0 {
             return Err(SpecError::NonPositiveWindow { window });
         }
-        if matches!(
-            self,
-            WindowSpec::Count { threshold: 0, .. } | WindowSpec::Distinct { threshold: 0, .. }
-        ) {
+        if matches!(self, WindowSpec::Count { threshold: 0, .. } | WindowSpec::Distinct { threshold: 0, .. }) {
             return Err(SpecError::ZeroThreshold);
         }
         Ok(())
@@ -223,10 +218,7 @@ pub struct DetectorOptions {
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        DetectorOptions {
-            max_keys: 100_000,
-            evidence_cap: 16,
-        }
+        DetectorOptions { max_keys: 100_000, evidence_cap: 16 }
     }
 }
 
@@ -387,12 +379,7 @@ struct Svc {
 
 impl Default for Svc {
     fn default() -> Self {
-        Svc {
-            last_run: i64::MIN,
-            oldest: NIL,
-            newest: NIL,
-            late: BTreeSet::new(),
-        }
+        Svc { last_run: i64::MIN, oldest: NIL, newest: NIL, late: BTreeSet::new() }
     }
 }
 
@@ -432,9 +419,7 @@ fn f2b_age(retry: i64, dt_us: i64, findtime_us: i64) -> i64 {
 /// spellings share one ticket); `None` for every other key.
 pub fn canonical_mapped(key: &Key) -> Option<Key> {
     match key {
-        Key::Ip(std::net::IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map(|v4| Key::Ip(std::net::IpAddr::V4(v4))),
+        Key::Ip(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| Key::Ip(std::net::IpAddr::V4(v4))),
         _ => None,
     }
 }
@@ -451,10 +436,7 @@ fn push_capped(buf: &mut VecDeque<u64>, cap: usize, line: u64) {
 
 impl Detector {
     pub fn new(specs: Vec<WindowSpec>, opts: DetectorOptions) -> Self {
-        let opts = DetectorOptions {
-            max_keys: opts.max_keys.clamp(1, (NIL - 1) as usize),
-            ..opts
-        };
+        let opts = DetectorOptions { max_keys: opts.max_keys.clamp(1, (NIL - 1) as usize), ..opts };
         let maps = specs.iter().map(|_| FxHashMap::default()).collect();
         let svc = specs.iter().map(|_| Svc::default()).collect();
         Detector {
@@ -706,11 +688,7 @@ impl Detector {
                 time: ev.time,
                 count: u64::from(ev.weight),
                 first_seen: ev.time,
-                evidence: if cap > 0 {
-                    vec![ev.line_no]
-                } else {
-                    Vec::new()
-                },
+                evidence: if cap > 0 { vec![ev.line_no] } else { Vec::new() },
                 window: WindowSummary {
                     kind: WindowKind::Once,
                     threshold: 1,
@@ -809,12 +787,7 @@ impl Detector {
                                 e.line = ev.line_no;
                             }
                         }
-                        None => st.values.push(DistinctEntry {
-                            value: v.clone(),
-                            first: t,
-                            last: t,
-                            line: ev.line_no,
-                        }),
+                        None => st.values.push(DistinctEntry { value: v.clone(), first: t, last: t, line: ev.line_no }),
                     }
                 }
                 if st.values.len() as u64 >= u64::from(threshold) {
@@ -837,13 +810,7 @@ impl Detector {
     /// ban-time-increment observer's bonus for known bad addresses). Without a
     /// ticket (e.g. just banned) nothing happens. Returns a trigger when the
     /// ticket now reaches `maxretry`.
-    pub fn add_observed(
-        &mut self,
-        rule: RuleId,
-        key: &Key,
-        time: Timestamp,
-        extra: u32,
-    ) -> Option<Trigger> {
+    pub fn add_observed(&mut self, rule: RuleId, key: &Key, time: Timestamp, extra: u32) -> Option<Trigger> {
         let mapped = canonical_mapped(key);
         let key = mapped.as_ref().unwrap_or(key);
         let spec = self.specs.get(rule.0 as usize).copied()?;
@@ -918,9 +885,7 @@ impl Detector {
     /// schedule): drops the tickets whose newest failure time is
     /// `<= now - findtime`. Returns how many were dropped.
     pub fn cleanup(&mut self, now: Timestamp) -> usize {
-        (0..self.specs.len())
-            .map(|r| self.cleanup_rule(r, now.0))
-            .sum()
+        (0..self.specs.len()).map(|r| self.cleanup_rule(r, now.0)).sum()
     }
 
     /// Forgets the window of `(rule, key)` (e.g. after a manual unban).
@@ -928,12 +893,7 @@ impl Detector {
     pub fn forget(&mut self, rule: RuleId, key: &Key) -> bool {
         let mapped = canonical_mapped(key);
         let key = mapped.as_ref().unwrap_or(key);
-        match self
-            .maps
-            .get(rule.0 as usize)
-            .and_then(|m| m.get(key))
-            .copied()
-        {
+        match self.maps.get(rule.0 as usize).and_then(|m| m.get(key)).copied() {
             Some(i) => {
                 self.remove_slot(i);
                 true
@@ -950,11 +910,7 @@ impl Detector {
         while self.tail != NIL {
             let i = self.tail;
             let s = &self.slots[i as usize];
-            let window = self
-                .specs
-                .get(s.rule as usize)
-                .map(|w| w.window().0)
-                .unwrap_or(0);
+            let window = self.specs.get(s.rule as usize).map(|w| w.window().0).unwrap_or(0);
             if s.state.now > now.0.saturating_sub(window) {
                 break;
             }
@@ -1025,11 +981,7 @@ impl Detector {
             count: st.sum,
             first_seen: Timestamp(st.events.front().map_or(st.now, |e| e.0)),
             evidence: st.events.iter().skip(skip).map(|e| e.2).collect(),
-            window: Self::summary(
-                spec,
-                st.now.saturating_sub(spec.window().0),
-                st.events.len() as u64,
-            ),
+            window: Self::summary(spec, st.now.saturating_sub(spec.window().0), st.events.len() as u64),
         }
     }
 
@@ -1040,11 +992,7 @@ impl Detector {
         let mut order: Vec<&DistinctEntry> = st.values.iter().collect();
         order.sort_by_key(|e| (e.last, e.line));
         let skip = order.len().saturating_sub(cap);
-        let mut window = Self::summary(
-            spec,
-            st.now.saturating_sub(spec.window().0),
-            st.values.len() as u64,
-        );
+        let mut window = Self::summary(spec, st.now.saturating_sub(spec.window().0), st.values.len() as u64);
         window.distinct_values = order.iter().skip(skip).map(|e| e.value.clone()).collect();
         Trigger {
             rule: RuleId(s.rule),

@@ -18,10 +18,7 @@ fn ev(rule: u32, key: &Key, secs: f64, weight: u32, line: u64) -> Event {
 
 fn f2b(maxretry: u32, findtime: i64) -> Detector {
     Detector::new(
-        vec![WindowSpec::Fail2ban {
-            maxretry,
-            findtime: Duration::from_secs(findtime),
-        }],
+        vec![WindowSpec::Fail2ban { maxretry, findtime: Duration::from_secs(findtime) }],
         DetectorOptions::default(),
     )
 }
@@ -51,16 +48,7 @@ fn run_f2b(maxretry: u32, findtime: i64, events: &[(&str, f64, u32)]) -> Vec<(u6
 #[test]
 fn f2b_basic_ban_and_fresh_ticket_after_ban() {
     // basic [(0, 1), (100, 2), (200, 3, 'BAN', 200, 3, 3), (300, 1)]
-    let r = run_f2b(
-        3,
-        600,
-        &[
-            ("a", 0.0, 1),
-            ("a", 100.0, 1),
-            ("a", 200.0, 1),
-            ("a", 300.0, 1),
-        ],
-    );
+    let r = run_f2b(3, 600, &[("a", 0.0, 1), ("a", 100.0, 1), ("a", 200.0, 1), ("a", 300.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (3, true), (1, false)]);
 }
 
@@ -70,29 +58,11 @@ fn f2b_aging_when_span_exceeds_findtime() {
     // at 1000: retry = round(2 / 1000 * 600) = 1, +1 = 2 (a sliding window
     // would say 2 as well, but a plain counter 3); first becomes 400.
     // at 1001: round(2 / 601 * 600) = 2, +1 = 3 → ban.
-    let r = run_f2b(
-        3,
-        600,
-        &[
-            ("a", 0.0, 1),
-            ("a", 500.0, 1),
-            ("a", 1000.0, 1),
-            ("a", 1001.0, 1),
-        ],
-    );
+    let r = run_f2b(3, 600, &[("a", 0.0, 1), ("a", 500.0, 1), ("a", 1000.0, 1), ("a", 1001.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (2, false), (3, true)]);
     // aging [(0, 1), (500, 2), (1100, 1), (1150, 2)]: at 1100 the ticket
     // (last 500 <= 1100 - 600) is removed by cleanup before it could age.
-    let r = run_f2b(
-        3,
-        600,
-        &[
-            ("a", 0.0, 1),
-            ("a", 500.0, 1),
-            ("a", 1100.0, 1),
-            ("a", 1150.0, 1),
-        ],
-    );
+    let r = run_f2b(3, 600, &[("a", 0.0, 1), ("a", 500.0, 1), ("a", 1100.0, 1), ("a", 1150.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (1, false), (2, false)]);
 }
 
@@ -100,29 +70,13 @@ fn f2b_aging_when_span_exceeds_findtime() {
 fn f2b_aging_rounds_half_to_even() {
     // tie720 [(0, 1), (100, 2), (600, 3), (720, 3)]
     // at 720: round(3 / 720 * 600) = round(2.5) = 2 (banker's), +1 = 3.
-    let r = run_f2b(
-        10,
-        600,
-        &[
-            ("a", 0.0, 1),
-            ("a", 100.0, 1),
-            ("a", 600.0, 1),
-            ("a", 720.0, 1),
-        ],
-    );
+    let r = run_f2b(10, 600, &[("a", 0.0, 1), ("a", 100.0, 1), ("a", 600.0, 1), ("a", 720.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (3, false), (3, false)]);
     // tie_b [(0, 1), (0, 2), (0, 3), (0, 4), (500, 5), (1000, 4)]
     let r = run_f2b(
         10,
         600,
-        &[
-            ("a", 0.0, 1),
-            ("a", 0.0, 1),
-            ("a", 0.0, 1),
-            ("a", 0.0, 1),
-            ("a", 500.0, 1),
-            ("a", 1000.0, 1),
-        ],
+        &[("a", 0.0, 1), ("a", 0.0, 1), ("a", 0.0, 1), ("a", 0.0, 1), ("a", 500.0, 1), ("a", 1000.0, 1)],
     );
     assert_eq!(r.last(), Some(&(4, false)));
     assert_eq!(r[4], (5, false));
@@ -135,17 +89,7 @@ fn f2b_not_a_sliding_window() {
     // [(0, 1), (400, 2), (800, 3, 'BAN', 800, 3, 3), (1200, 1), (1600, 2), (2000, 3, 'BAN', ...)]
     let ev: Vec<(&str, f64, u32)> = (0..6).map(|i| ("a", 400.0 * i as f64, 1)).collect();
     let r = run_f2b(3, 600, &ev);
-    assert_eq!(
-        r,
-        vec![
-            (1, false),
-            (2, false),
-            (3, true),
-            (1, false),
-            (2, false),
-            (3, true)
-        ]
-    );
+    assert_eq!(r, vec![(1, false), (2, false), (3, true), (1, false), (2, false), (3, true)]);
 }
 
 #[test]
@@ -161,11 +105,7 @@ fn f2b_time_going_backwards_still_counts() {
     assert_eq!(t.first_seen, Timestamp::from_secs(40));
     assert_eq!(t.evidence, vec![1, 2, 3]);
     // backwards_then_age [(1000, 1), (10, 2), (1500, 3)] (maxretry 5)
-    let r = run_f2b(
-        5,
-        600,
-        &[("a", 1000.0, 1), ("a", 10.0, 1), ("a", 1500.0, 1)],
-    );
+    let r = run_f2b(5, 600, &[("a", 1000.0, 1), ("a", 10.0, 1), ("a", 1500.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (3, false)]);
 }
 
@@ -186,14 +126,8 @@ fn f2b_weights_are_addfailure_count() {
 #[test]
 fn f2b_cleanup_boundary_is_inclusive() {
     // cleanup_edge_600 [(0, 1), (600, 1)]; cleanup_edge_599 [(0, 1), (599, 2, 'BAN', ...)]
-    assert_eq!(
-        run_f2b(2, 600, &[("a", 0.0, 1), ("a", 600.0, 1)]),
-        vec![(1, false), (1, false)]
-    );
-    assert_eq!(
-        run_f2b(2, 600, &[("a", 0.0, 1), ("a", 599.0, 1)]),
-        vec![(1, false), (2, true)]
-    );
+    assert_eq!(run_f2b(2, 600, &[("a", 0.0, 1), ("a", 600.0, 1)]), vec![(1, false), (1, false)]);
+    assert_eq!(run_f2b(2, 600, &[("a", 0.0, 1), ("a", 599.0, 1)]), vec![(1, false), (2, true)]);
     // cleanup_stale [(0, 1), (100, 2), (700, 1)]
     let r = run_f2b(3, 600, &[("a", 0.0, 1), ("a", 100.0, 1), ("a", 700.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (1, false)]);
@@ -202,27 +136,14 @@ fn f2b_cleanup_boundary_is_inclusive() {
 #[test]
 fn f2b_fractional_seconds() {
     // fraction [(0.25, 1), (400.5, 2), (1000.75, 1), (1001, 2)]
-    let r = run_f2b(
-        3,
-        600,
-        &[
-            ("a", 0.25, 1),
-            ("a", 400.5, 1),
-            ("a", 1000.75, 1),
-            ("a", 1001.0, 1),
-        ],
-    );
+    let r = run_f2b(3, 600, &[("a", 0.25, 1), ("a", 400.5, 1), ("a", 1000.75, 1), ("a", 1001.0, 1)]);
     assert_eq!(r, vec![(1, false), (2, false), (1, false), (2, false)]);
 }
 
 #[test]
 fn f2b_keys_are_independent() {
     // mixed_keys [(0, 1), (1, 1), (2, 2, 'BAN', 2, 2, 2), (700, 1)]
-    let r = run_f2b(
-        2,
-        600,
-        &[("a", 0.0, 1), ("b", 1.0, 1), ("a", 2.0, 1), ("b", 700.0, 1)],
-    );
+    let r = run_f2b(2, 600, &[("a", 0.0, 1), ("b", 1.0, 1), ("a", 2.0, 1), ("b", 700.0, 1)]);
     assert_eq!(r, vec![(1, false), (1, false), (2, true), (1, false)]);
 }
 
@@ -231,25 +152,17 @@ fn f2b_observed_bonus_needs_a_ticket() {
     // observed_missing 0 0 ; observed_present: addFailure(t) = 1, addFailure(t, 2, True) = 3
     let mut d = f2b(3, 600);
     let k = ip("192.0.2.7");
-    assert!(
-        d.add_observed(RuleId(0), &k, Timestamp::from_secs(5), 2)
-            .is_none()
-    );
+    assert!(d.add_observed(RuleId(0), &k, Timestamp::from_secs(5), 2).is_none());
     assert_eq!(d.stats().tracked_keys, 0);
     assert!(d.observe(&ev(0, &k, 5.0, 1, 0)).is_none());
-    let t = d
-        .add_observed(RuleId(0), &k, Timestamp::from_secs(5), 2)
-        .unwrap();
+    let t = d.add_observed(RuleId(0), &k, Timestamp::from_secs(5), 2).unwrap();
     assert_eq!(t.count, 3);
     assert_eq!(d.stats().tracked_keys, 0);
 }
 
 #[test]
 fn count_exact_sliding_window() {
-    let spec = WindowSpec::Count {
-        threshold: 3,
-        window: Duration::from_secs(10),
-    };
+    let spec = WindowSpec::Count { threshold: 3, window: Duration::from_secs(10) };
     let mut d = Detector::new(vec![spec], DetectorOptions::default());
     let k = ip("2001:db8::1");
     assert!(d.observe(&ev(0, &k, 0.0, 1, 1)).is_none());
@@ -270,10 +183,7 @@ fn count_exact_sliding_window() {
 
 #[test]
 fn count_out_of_order_events() {
-    let spec = WindowSpec::Count {
-        threshold: 3,
-        window: Duration::from_secs(10),
-    };
+    let spec = WindowSpec::Count { threshold: 3, window: Duration::from_secs(10) };
     let mut d = Detector::new(vec![spec], DetectorOptions::default());
     let k = ip("192.0.2.1");
     assert!(d.observe(&ev(0, &k, 20.0, 1, 1)).is_none());
@@ -288,16 +198,10 @@ fn count_out_of_order_events() {
 
 #[test]
 fn distinct_user_enumeration() {
-    let spec = WindowSpec::Distinct {
-        threshold: 3,
-        window: Duration::from_secs(60),
-    };
+    let spec = WindowSpec::Distinct { threshold: 3, window: Duration::from_secs(60) };
     let mut d = Detector::new(vec![spec], DetectorOptions::default());
     let k = ip("198.51.100.4");
-    let dev = |t: f64, v: Option<&str>, line: u64| Event {
-        distinct: v.map(Arc::from),
-        ..ev(0, &k, t, 1, line)
-    };
+    let dev = |t: f64, v: Option<&str>, line: u64| Event { distinct: v.map(Arc::from), ..ev(0, &k, t, 1, line) };
     assert!(d.observe(&dev(0.0, Some("root"), 1)).is_none());
     assert!(d.observe(&dev(1.0, Some("root"), 2)).is_none());
     assert!(d.observe(&dev(2.0, None, 3)).is_none());
@@ -332,32 +236,20 @@ fn unknown_rule_is_ignored() {
     assert!(d.observe(&ev(7, &ip("192.0.2.1"), 0.0, 1, 0)).is_none());
     assert_eq!(d.stats().unknown_rule, 1);
     assert!(!d.forget(RuleId(7), &ip("192.0.2.1")));
-    assert!(
-        d.add_observed(RuleId(7), &ip("192.0.2.1"), Timestamp(0), 5)
-            .is_none()
-    );
+    assert!(d.add_observed(RuleId(7), &ip("192.0.2.1"), Timestamp(0), 5).is_none());
 }
 
 #[test]
 fn key_cap_bounds_memory_under_a_flood() {
     let cap = 10_000;
     let mut d = Detector::new(
-        vec![WindowSpec::Fail2ban {
-            maxretry: 5,
-            findtime: Duration::from_secs(600),
-        }],
-        DetectorOptions {
-            max_keys: cap,
-            ..DetectorOptions::default()
-        },
+        vec![WindowSpec::Fail2ban { maxretry: 5, findtime: Duration::from_secs(600) }],
+        DetectorOptions { max_keys: cap, ..DetectorOptions::default() },
     );
     let first = Key::Ip(IpAddr::from([10, 0, 0, 0]));
     for n in 0u32..1_000_000 {
         let key = Key::Ip(IpAddr::from((0x0a00_0000u32 + n).to_be_bytes()));
-        assert!(
-            d.observe(&ev(0, &key, f64::from(n) / 1000.0, 1, u64::from(n)))
-                .is_none()
-        );
+        assert!(d.observe(&ev(0, &key, f64::from(n) / 1000.0, 1, u64::from(n))).is_none());
         assert!(d.stats().tracked_keys <= cap);
     }
     let s = d.stats();
@@ -374,14 +266,8 @@ fn key_cap_bounds_memory_under_a_flood() {
 #[test]
 fn eviction_is_least_recently_observed() {
     let mut d = Detector::new(
-        vec![WindowSpec::Count {
-            threshold: 100,
-            window: Duration::from_secs(600),
-        }],
-        DetectorOptions {
-            max_keys: 2,
-            ..DetectorOptions::default()
-        },
+        vec![WindowSpec::Count { threshold: 100, window: Duration::from_secs(600) }],
+        DetectorOptions { max_keys: 2, ..DetectorOptions::default() },
     );
     let (a, b, c) = (ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3"));
     d.observe(&ev(0, &a, 0.0, 1, 0));
@@ -397,14 +283,8 @@ fn eviction_is_least_recently_observed() {
 fn purge_drops_stale_windows_and_forget_works() {
     let mut d = Detector::new(
         vec![
-            WindowSpec::Fail2ban {
-                maxretry: 5,
-                findtime: Duration::from_secs(600),
-            },
-            WindowSpec::Count {
-                threshold: 5,
-                window: Duration::from_secs(60),
-            },
+            WindowSpec::Fail2ban { maxretry: 5, findtime: Duration::from_secs(600) },
+            WindowSpec::Count { threshold: 5, window: Duration::from_secs(60) },
         ],
         DetectorOptions::default(),
     );
@@ -423,14 +303,8 @@ fn purge_drops_stale_windows_and_forget_works() {
 #[test]
 fn evidence_is_capped_keeping_the_newest() {
     let mut d = Detector::new(
-        vec![WindowSpec::Fail2ban {
-            maxretry: 10,
-            findtime: Duration::from_secs(600),
-        }],
-        DetectorOptions {
-            evidence_cap: 3,
-            ..DetectorOptions::default()
-        },
+        vec![WindowSpec::Fail2ban { maxretry: 10, findtime: Duration::from_secs(600) }],
+        DetectorOptions { evidence_cap: 3, ..DetectorOptions::default() },
     );
     let k = ip("192.0.2.1");
     let mut last = None;
@@ -442,24 +316,8 @@ fn evidence_is_capped_keeping_the_newest() {
 
 #[test]
 fn spec_validation() {
-    assert!(
-        WindowSpec::Count {
-            threshold: 0,
-            window: Duration::from_secs(1)
-        }
-        .validate()
-        .is_err()
-    );
-    assert_eq!(
-        WindowSpec::Fail2ban {
-            maxretry: 3,
-            findtime: Duration::ZERO
-        }
-        .validate()
-        .unwrap_err()
-        .code(),
-        "C040"
-    );
+    assert!(WindowSpec::Count { threshold: 0, window: Duration::from_secs(1) }.validate().is_err());
+    assert_eq!(WindowSpec::Fail2ban { maxretry: 3, findtime: Duration::ZERO }.validate().unwrap_err().code(), "C040");
     assert!(WindowSpec::Once.validate().is_ok());
 }
 
@@ -481,10 +339,7 @@ fn check_time_index(d: &Detector) {
         assert_eq!(svc.newest, prev);
         for &(last, i) in &svc.late {
             let s = &d.slots[i as usize];
-            assert_eq!(
-                (s.rule as usize, s.timed, s.state.last),
-                (r, Timed::Late, last)
-            );
+            assert_eq!((s.rule as usize, s.timed, s.state.last), (r, Timed::Late, last));
             seen += 1;
         }
     }
@@ -572,11 +427,7 @@ mod prop {
             if t > lo && w > 0 {
                 hist[k].push((t, w));
             }
-            let sum: u64 = hist[k]
-                .iter()
-                .filter(|e| e.0 > lo)
-                .map(|e| u64::from(e.1))
-                .sum();
+            let sum: u64 = hist[k].iter().filter(|e| e.0 > lo).map(|e| u64::from(e.1)).sum();
             if sum >= u64::from(threshold) {
                 out.push(Some(sum));
                 hist[k].clear();
@@ -590,11 +441,7 @@ mod prop {
     }
 
     /// Naive distinct recompute, same conventions as `naive`.
-    fn naive_distinct(
-        threshold: u32,
-        window: i64,
-        evs: &[(u8, i64, Option<u8>)],
-    ) -> Vec<Option<u64>> {
+    fn naive_distinct(threshold: u32, window: i64, evs: &[(u8, i64, Option<u8>)]) -> Vec<Option<u64>> {
         let mut out = Vec::new();
         let mut hist: Vec<Vec<(i64, u8)>> = vec![Vec::new(); 4];
         let mut now: Vec<Option<i64>> = vec![None; 4];
@@ -673,24 +520,12 @@ mod prop {
 fn throughput() {
     let mut d = Detector::new(
         vec![
-            WindowSpec::Fail2ban {
-                maxretry: 5,
-                findtime: Duration::from_secs(600),
-            },
-            WindowSpec::Count {
-                threshold: 20,
-                window: Duration::from_secs(60),
-            },
+            WindowSpec::Fail2ban { maxretry: 5, findtime: Duration::from_secs(600) },
+            WindowSpec::Count { threshold: 20, window: Duration::from_secs(60) },
         ],
-        DetectorOptions {
-            max_keys: 100_000,
-            ..DetectorOptions::default()
-        },
+        DetectorOptions { max_keys: 100_000, ..DetectorOptions::default() },
     );
-    let n: u64 = std::env::var("TP_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000_000);
+    let n: u64 = std::env::var("TP_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000);
     let start = std::time::Instant::now();
     let mut trig = 0u64;
     let mut x = 0x1234_5678u64;
@@ -710,21 +545,14 @@ fn throughput() {
         trig += u64::from(d.observe(&e).is_some());
     }
     let el = start.elapsed();
-    eprintln!(
-        "{n} events in {el:?}: {:.1} M/s, {trig} triggers, {:?}",
-        n as f64 / el.as_secs_f64() / 1e6,
-        d.stats()
-    );
+    eprintln!("{n} events in {el:?}: {:.1} M/s, {trig} triggers, {:?}", n as f64 / el.as_secs_f64() / 1e6, d.stats());
 }
 
 #[test]
 fn mapped_ipv4_shares_the_ipv4_ticket() {
     // fail2ban: IPAddr("::ffff:192.0.2.1") is the IPv4 address 192.0.2.1
     let mut d = f2b(2, 600);
-    assert!(
-        d.observe(&ev(0, &ip("::ffff:192.0.2.1"), 0.0, 1, 0))
-            .is_none()
-    );
+    assert!(d.observe(&ev(0, &ip("::ffff:192.0.2.1"), 0.0, 1, 0)).is_none());
     let t = d.observe(&ev(0, &ip("192.0.2.1"), 1.0, 1, 1)).unwrap();
     assert_eq!(t.key, ip("192.0.2.1"));
     assert_eq!(t.count, 2);
@@ -805,15 +633,7 @@ fn f2b_service_is_throttled_and_stale_tickets_age_in_between() {
     );
     assert_eq!(
         r,
-        vec![
-            (1, false, 0),
-            (2, false, 0),
-            (1, false, 0),
-            (2, false, 0),
-            (0, false, 0),
-            (1, false, 1),
-            (2, false, 0)
-        ]
+        vec![(1, false, 0), (2, false, 0), (1, false, 0), (2, false, 0), (0, false, 0), (1, false, 1), (2, false, 0)]
     );
 }
 
@@ -824,24 +644,9 @@ fn f2b_aging_between_services_can_ban() {
     // The service at 8 sets the next one to 13; at 12 the stale ticket
     // (last 1 <= 2) ages to round(2 / 12 * 10) = 2, + 1 = 3: a ban that the
     // cleanup-before-every-failure limit would not give.
-    let lines = [
-        (0.0, Some("a")),
-        (1.0, Some("a")),
-        (8.0, None),
-        (12.0, Some("a")),
-        (13.0, Some("a")),
-    ];
+    let lines = [(0.0, Some("a")), (1.0, Some("a")), (8.0, None), (12.0, Some("a")), (13.0, Some("a"))];
     let r = run_svc(3, 10, &lines);
-    assert_eq!(
-        r,
-        vec![
-            (1, false, 0),
-            (2, false, 0),
-            (0, false, 0),
-            (3, true, 0),
-            (1, false, 0)
-        ]
-    );
+    assert_eq!(r, vec![(1, false, 0), (2, false, 0), (0, false, 0), (3, true, 0), (1, false, 0)]);
     let mut d = f2b(3, 10);
     let a = Key::Text(Arc::from("a"));
     for (n, &(t, k)) in lines.iter().enumerate() {
@@ -856,27 +661,9 @@ fn f2b_aging_between_services_can_ban() {
 fn f2b_service_with_time_going_backwards() {
     // backwards (maxretry 3, findtime 10): [(100, 'a', 1, 0), (104, 'b', 1, 0),
     // (50, 'a', 2, 0), (120, 'svc-dropped', 2), (121, 'a', 1, 0)]
-    let r = run_svc(
-        3,
-        10,
-        &[
-            (100.0, Some("a")),
-            (104.0, Some("b")),
-            (50.0, Some("a")),
-            (120.0, None),
-            (121.0, Some("a")),
-        ],
-    );
-    assert_eq!(
-        r,
-        vec![
-            (1, false, 0),
-            (1, false, 0),
-            (2, false, 0),
-            (0, false, 2),
-            (1, false, 0)
-        ]
-    );
+    let r =
+        run_svc(3, 10, &[(100.0, Some("a")), (104.0, Some("b")), (50.0, Some("a")), (120.0, None), (121.0, Some("a"))]);
+    assert_eq!(r, vec![(1, false, 0), (1, false, 0), (2, false, 0), (0, false, 2), (1, false, 0)]);
     // A caller clock that goes backwards (next input of a replay) restarts
     // the schedule instead of suspending the cleanup until it catches up.
     let mut d = f2b(3, 10);
@@ -897,18 +684,9 @@ fn f2b_service_with_time_going_backwards() {
 fn f2b_service_is_per_rule_and_leaves_other_kinds_alone() {
     let mut d = Detector::new(
         vec![
-            WindowSpec::Fail2ban {
-                maxretry: 9,
-                findtime: Duration::from_secs(10),
-            },
-            WindowSpec::Count {
-                threshold: 9,
-                window: Duration::from_secs(10),
-            },
-            WindowSpec::Fail2ban {
-                maxretry: 9,
-                findtime: Duration::from_secs(100),
-            },
+            WindowSpec::Fail2ban { maxretry: 9, findtime: Duration::from_secs(10) },
+            WindowSpec::Count { threshold: 9, window: Duration::from_secs(10) },
+            WindowSpec::Fail2ban { maxretry: 9, findtime: Duration::from_secs(100) },
         ],
         DetectorOptions::default(),
     );
