@@ -76,7 +76,8 @@
 //!   if found, it is read from our offset to its end (the lines we had not yet
 //!   read before the truncation), then the live file from 0. If not found
 //!   (compressed at once, or moved elsewhere), `truncations_unrecovered`
-//!   counts it and an issue says that unread lines may be lost.
+//!   counts it and an issue says that unread lines may be lost; a partial
+//!   line we held is handed out as it is (flagged `partial`).
 //!
 //!   **The inherent race**: lines written between logrotate's copy and its
 //!   truncate are in neither the copy nor the truncated file. No tailer can
@@ -159,7 +160,8 @@ pub struct FollowConfig {
     /// Hand out a partial last line after the file has not grown for this
     /// long. `None`: only when the file is closed for good.
     pub partial_line_timeout: Option<Duration>,
-    /// How many leading bytes identify a file together with its inode.
+    /// How many leading bytes identify a file together with its inode (the
+    /// store keeps at most 256: `stadtwache_store::MAX_FINGERPRINT`).
     pub fingerprint_len: usize,
     /// Glob suffixes appended to each pattern to find rotated files by
     /// identity (on resume) and by fingerprint (copytruncate copies).
