@@ -14,6 +14,7 @@
 //! ```text
 //! // replay: the monotone log clock; daemon: real time
 //! let now = detector.clock().map_or(event.time, |c| c.max(event.time));
+//! detector.service(now);                // once per line: fail2ban's throttled cleanup
 //! for unban in decider.expire(now) { /* unban */ }
 //! if let Some(trigger) = detector.observe(&event) {
 //!     let decision = decider.decide(&trigger, now);
