@@ -99,6 +99,7 @@
 //! - `\N{name}` knows only a few names, lone surrogates are refused (P009).
 
 mod emit;
+mod linearize;
 mod literals;
 mod pyre;
 mod segments;
@@ -154,10 +155,7 @@ pub struct PatternOptions {
 impl PatternOptions {
     /// The defaults [`Pattern::compile`] uses for a kind.
     pub fn for_kind(kind: PatternKind) -> Self {
-        PatternOptions {
-            multiline: kind == PatternKind::Failregex,
-            use_dns: true,
-        }
+        PatternOptions { multiline: kind == PatternKind::Failregex, use_dns: true }
     }
 }
 
@@ -169,6 +167,8 @@ pub struct Scratch {
     locs: Option<regex::CaptureLocations>,
     blocs: Option<regex::bytes::CaptureLocations>,
     spans: Vec<Option<(usize, usize)>>,
+    /// Spans by original group index (patterns rewritten by `linearize`).
+    mapped: Vec<Option<(usize, usize)>>,
     src: ScratchSrc,
     seg: Option<segments::SegScratch>,
 }
@@ -179,6 +179,7 @@ enum ScratchSrc {
     Spans,
     Locs,
     BLocs,
+    Mapped,
 }
 
 impl Scratch {
@@ -188,6 +189,7 @@ impl Scratch {
             ScratchSrc::Locs => self.locs.as_ref().and_then(|l| l.get(i)),
             ScratchSrc::BLocs => self.blocs.as_ref().and_then(|l| l.get(i)),
             ScratchSrc::Spans => self.spans.get(i).copied().flatten(),
+            ScratchSrc::Mapped => self.mapped.get(i).copied().flatten(),
         }
     }
 
@@ -197,6 +199,7 @@ impl Scratch {
             ScratchSrc::Locs => self.locs.as_ref().map_or(0, |l| l.len()),
             ScratchSrc::BLocs => self.blocs.as_ref().map_or(0, |l| l.len()),
             ScratchSrc::Spans => self.spans.len(),
+            ScratchSrc::Mapped => self.mapped.len(),
         }
     }
 
@@ -216,21 +219,13 @@ struct Lazy<T> {
 
 impl<T> std::fmt::Debug for Lazy<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Lazy({:?}, compiled: {})",
-            self.src,
-            self.cell.get().is_some()
-        )
+        write!(f, "Lazy({:?}, compiled: {})", self.src, self.cell.get().is_some())
     }
 }
 
 impl<T> Lazy<T> {
     fn new(src: Option<String>) -> Self {
-        Lazy {
-            src,
-            cell: OnceLock::new(),
-        }
+        Lazy { src, cell: OnceLock::new() }
     }
 
     fn get(&self, build: impl FnOnce(&str) -> Option<T>) -> Option<&T> {
@@ -243,14 +238,8 @@ impl<T> Lazy<T> {
 /// Python's Unicode classes restricted to ASCII: identical results on ASCII
 /// haystacks (the common case for logs), much smaller automata.
 enum Compiled {
-    Linear {
-        uni: regex::Regex,
-        ascii: Lazy<regex::bytes::Regex>,
-    },
-    Fancy {
-        uni: fancy_regex::Regex,
-        ascii: Lazy<fancy_regex::Regex>,
-    },
+    Linear { uni: regex::Regex, ascii: Lazy<regex::bytes::Regex> },
+    Fancy { uni: fancy_regex::Regex, ascii: Lazy<fancy_regex::Regex> },
 }
 
 impl std::fmt::Debug for Compiled {
@@ -263,10 +252,7 @@ impl std::fmt::Debug for Compiled {
 }
 
 fn build_ascii_linear(src: &str) -> Option<regex::bytes::Regex> {
-    regex::bytes::RegexBuilder::new(src)
-        .size_limit(64 << 20)
-        .build()
-        .ok()
+    regex::bytes::RegexBuilder::new(src).size_limit(64 << 20).build().ok()
 }
 
 #[derive(Debug)]
@@ -276,6 +262,12 @@ pub struct Pattern {
     expanded: String,
     translated: String,
     names: Vec<Option<String>>,
+    /// Groups of the compiled regex (more than `names` after `linearize`).
+    ngroups: usize,
+    /// Compiled group index → group index of `names` (after `linearize`).
+    remap: Option<Vec<usize>>,
+    /// Needed backtracking as written; runs linear after `linearize`.
+    linearized: bool,
     multiline_pat: bool,
     compiled: Compiled,
     /// Exact non-MULTILINE `$` for haystacks with inner newlines.
@@ -301,10 +293,7 @@ fn diag(src: &Spanned, code: &'static str, msg: String) -> Diagnostic {
     let d = Diagnostic::error(code, msg);
     match &src.at.file {
         Some(f) => d.at(f.clone(), src.at.line),
-        None => Diagnostic {
-            line: src.at.line,
-            ..d
-        },
+        None => Diagnostic { line: src.at.line, ..d },
     }
 }
 
@@ -322,11 +311,7 @@ fn build_fancy(pat: &str, backtrack_limit: usize) -> Result<fancy_regex::Regex, 
 }
 
 impl Pattern {
-    pub fn compile(
-        src: &Spanned,
-        kind: PatternKind,
-        opts: &CompileOptions,
-    ) -> Result<Pattern, Vec<Diagnostic>> {
+    pub fn compile(src: &Spanned, kind: PatternKind, opts: &CompileOptions) -> Result<Pattern, Vec<Diagnostic>> {
         Self::compile_with(src, kind, opts, PatternOptions::for_kind(kind))
     }
 
@@ -347,19 +332,12 @@ impl Pattern {
                         "unknown tag {t} (fail2ban tags: <F-NAME>…</F-NAME> in upper case, <F-ID/>, <F-PORT/>, <HOST>, …)"
                     ),
                 ),
-                tags::TagProblem::CloseWithoutOpen(t) => (
-                    "P003",
-                    format!("closing tag </F-{t}> without an opening <F-{t}>"),
-                ),
-                tags::TagProblem::Unclosed(t) => {
-                    ("P004", format!("tag <F-{t}> is never closed by </F-{t}>"))
+                tags::TagProblem::CloseWithoutOpen(t) => {
+                    ("P003", format!("closing tag </F-{t}> without an opening <F-{t}>"))
                 }
-                tags::TagProblem::ClosedTwice(t) => {
-                    ("P005", format!("tag </F-{t}> closes <F-{t}> a second time"))
-                }
-                tags::TagProblem::Reopened(t) => {
-                    ("P005", format!("tag <F-{t}> opened again before </F-{t}>"))
-                }
+                tags::TagProblem::Unclosed(t) => ("P004", format!("tag <F-{t}> is never closed by </F-{t}>")),
+                tags::TagProblem::ClosedTwice(t) => ("P005", format!("tag </F-{t}> closes <F-{t}> a second time")),
+                tags::TagProblem::Reopened(t) => ("P005", format!("tag <F-{t}> opened again before </F-{t}>")),
             };
             errors.push(diag(src, code, msg));
         }
@@ -373,18 +351,11 @@ impl Pattern {
         let parsed = match pyre::parse(&expanded, popts.multiline) {
             Ok(p) => p,
             Err(e) => {
-                let code = if e.msg.starts_with("unsupported") {
-                    "P009"
-                } else {
-                    "P007"
-                };
+                let code = if e.msg.starts_with("unsupported") { "P009" } else { "P007" };
                 return Err(vec![diag(
                     src,
                     code,
-                    format!(
-                        "invalid regex: {} at position {} in {:?}",
-                        e.msg, e.pos, expanded
-                    ),
+                    format!("invalid regex: {} at position {} in {:?}", e.msg, e.pos, expanded),
                 )]);
             }
         };
@@ -394,21 +365,13 @@ impl Pattern {
                 continue;
             };
             let close = tags::map_pos(&edits, close);
-            if let Some(g) = parsed
-                .spans
-                .iter()
-                .skip(1)
-                .position(|s| s.0 == open)
-                .map(|g| g + 1)
+            if let Some(g) = parsed.spans.iter().skip(1).position(|s| s.0 == open).map(|g| g + 1)
                 && parsed.spans[g].1 != close
             {
                 errors.push(diag(
                     src,
                     "P006",
-                    format!(
-                        "<F-{0}>…</F-{0}> is not properly nested with the regex's parentheses",
-                        pair.name
-                    ),
+                    format!("<F-{0}>…</F-{0}> is not properly nested with the regex's parentheses", pair.name),
                 ));
             }
         }
@@ -418,12 +381,28 @@ impl Pattern {
         let names = parsed.names.clone();
         let multiline_pat = exp.skiplines > 0 || emit::has_explicit_newline(&parsed.node);
         let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node, None));
+        let orig_node = node;
+        let mut linearized = false;
+        let (node, cnames, remap) =
+            match emit::needs_backtracking(&orig_node).then(|| linearize::linearize(&orig_node)).flatten() {
+                Some(l) => {
+                    linearized = true;
+                    if l.map.iter().enumerate().all(|(i, &o)| i == o) {
+                        (l.node, names.clone(), None)
+                    } else {
+                        let unnamed = vec![None; l.map.len()];
+                        (l.node, unnamed, Some(l.map))
+                    }
+                }
+                None => (orig_node.clone(), names.clone(), None),
+            };
+        let ngroups = cnames.len();
         let plain_dollar = emit::has_plain_dollar(&node);
         let backtracking = emit::needs_backtracking(&node);
         let prefix = if parsed.global.i { "(?i)" } else { "" };
         let render = |o: emit::EmitOpts| {
             let mut s = String::from(prefix);
-            emit::emit(&node, &names, o, &mut s);
+            emit::emit(&node, &cnames, o, &mut s);
             s
         };
         let eo = |exact_dollar, relaxed, fancy, ascii_hay| emit::EmitOpts {
@@ -434,7 +413,12 @@ impl Pattern {
             empty_hay: false,
         };
         let translated = render(eo(backtracking, false, backtracking, false));
-        let relaxed = render(eo(false, true, false, false));
+        // literals and the superset from the pattern as written
+        let relaxed = {
+            let mut s = String::from(prefix);
+            emit::emit(&orig_node, &names, eo(false, true, false, false), &mut s);
+            s
+        };
         let compiled = if backtracking {
             match build_fancy(&translated, opts.backtrack_limit) {
                 Ok(uni) => {
@@ -445,31 +429,21 @@ impl Pattern {
                     return Err(vec![diag(
                         src,
                         "P008",
-                        format!(
-                            "regex not supported by the backtracking engine: {e} (translated: {translated:?})"
-                        ),
+                        format!("regex not supported by the backtracking engine: {e} (translated: {translated:?})"),
                     )]);
                 }
             }
         } else {
-            match regex::RegexBuilder::new(&translated)
-                .size_limit(64 << 20)
-                .build()
-            {
+            match regex::RegexBuilder::new(&translated).size_limit(64 << 20).build() {
                 Ok(uni) => {
-                    let ascii = Lazy::new(Some(format!(
-                        "(?-u){}",
-                        render(eo(false, false, false, true))
-                    )));
+                    let ascii = Lazy::new(Some(format!("(?-u){}", render(eo(false, false, false, true)))));
                     Compiled::Linear { uni, ascii }
                 }
                 Err(e) => {
                     return Err(vec![diag(
                         src,
                         "P008",
-                        format!(
-                            "regex not supported by the regex engine: {e} (translated: {translated:?})"
-                        ),
+                        format!("regex not supported by the regex engine: {e} (translated: {translated:?})"),
                     )]);
                 }
             }
@@ -478,22 +452,18 @@ impl Pattern {
         // patterns whose literal set already screens lines)
         let literals = literals::required_literals(&relaxed);
         let superset = Lazy::new((backtracking && literals.is_none()).then(|| relaxed.clone()));
-        let empty_hay = Lazy::new(emit::has_non_boundary(&node).then(|| {
-            render(emit::EmitOpts {
-                empty_hay: true,
-                ..eo(true, false, true, false)
-            })
-        }));
-        let exact = Lazy::new(
-            (plain_dollar && !backtracking).then(|| render(eo(true, false, true, false))),
+        let empty_hay = Lazy::new(
+            emit::has_non_boundary(&node)
+                .then(|| render(emit::EmitOpts { empty_hay: true, ..eo(true, false, true, false) })),
         );
+        let exact = Lazy::new((plain_dollar && !backtracking).then(|| render(eo(true, false, true, false))));
         let seg_src = if backtracking {
             None
         } else {
-            segments::SegmentsSrc::new(&node, &names, prefix, eo(false, false, false, false))
+            segments::SegmentsSrc::new(&node, &cnames, prefix, eo(false, false, false, false))
         };
         let mut warnings = Vec::new();
-        if emit::has_capture_in_nullable_repeat(&node) {
+        if emit::has_capture_in_nullable_repeat(&orig_node) {
             let mut w = diag(
                 src,
                 "P011",
@@ -504,8 +474,7 @@ impl Pattern {
             w.severity = stadtwache_core::Severity::Warning;
             warnings.push(w);
         }
-        if kind == PatternKind::Prefregex && !names.iter().any(|n| n.as_deref() == Some("content"))
-        {
+        if kind == PatternKind::Prefregex && !names.iter().any(|n| n.as_deref() == Some("content")) {
             let mut w = diag(
                 src,
                 "P010",
@@ -520,6 +489,9 @@ impl Pattern {
             expanded,
             translated,
             names,
+            ngroups,
+            remap,
+            linearized,
             multiline_pat,
             compiled,
             exact,
@@ -540,15 +512,12 @@ impl Pattern {
     #[inline]
     fn exact_for(&self, hay: &str) -> Option<&fancy_regex::Regex> {
         if hay.is_empty() && self.empty_hay.src.is_some() {
-            return self
-                .empty_hay
-                .get(|src| build_fancy(src, self.backtrack_limit).ok());
+            return self.empty_hay.get(|src| build_fancy(src, self.backtrack_limit).ok());
         }
         self.exact.src.as_ref()?;
         let b = hay.as_bytes();
         memchr::memchr(b'\n', &b[..b.len().saturating_sub(1)])?;
-        self.exact
-            .get(|src| build_fancy(src, self.backtrack_limit).ok())
+        self.exact.get(|src| build_fancy(src, self.backtrack_limit).ok())
     }
 
     fn ascii_linear(&self) -> Option<&regex::bytes::Regex> {
@@ -560,9 +529,7 @@ impl Pattern {
 
     fn ascii_fancy(&self) -> Option<&fancy_regex::Regex> {
         match &self.compiled {
-            Compiled::Fancy { ascii, .. } => {
-                ascii.get(|src| build_fancy(src, self.backtrack_limit).ok())
-            }
+            Compiled::Fancy { ascii, .. } => ascii.get(|src| build_fancy(src, self.backtrack_limit).ok()),
             Compiled::Linear { .. } => None,
         }
     }
@@ -571,12 +538,7 @@ impl Pattern {
     #[inline]
     fn superset_allows(&self, hay: &str) -> bool {
         self.superset
-            .get(|src| {
-                regex::RegexBuilder::new(src)
-                    .size_limit(64 << 20)
-                    .build()
-                    .ok()
-            })
+            .get(|src| regex::RegexBuilder::new(src).size_limit(64 << 20).build().ok())
             .is_none_or(|r| r.is_match(hay))
     }
 
@@ -614,10 +576,9 @@ impl Pattern {
         if s.owner != self.id {
             s.owner = self.id;
             (s.locs, s.blocs) = match &self.compiled {
-                Compiled::Linear { uni, .. } => (
-                    Some(uni.capture_locations()),
-                    self.ascii_linear().map(|a| a.capture_locations()),
-                ),
+                Compiled::Linear { uni, .. } => {
+                    (Some(uni.capture_locations()), self.ascii_linear().map(|a| a.capture_locations()))
+                }
                 Compiled::Fancy { .. } => (None, None),
             };
             s.spans.clear();
@@ -629,18 +590,37 @@ impl Pattern {
     /// scratch belongs to this pattern); returns whether it matched.
     pub fn captures_with(&self, hay: &str, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
         self.prepare(scratch);
+        let m = self.captures_raw(hay, scratch)?;
+        if m && let Some(map) = &self.remap {
+            // copies of a group sit in different alternatives: at most one
+            // of them takes part
+            let mut mapped = std::mem::take(&mut scratch.mapped);
+            mapped.clear();
+            mapped.resize(self.names.len(), None);
+            for (ci, &o) in map.iter().enumerate() {
+                if let Some(sp) = scratch.get(ci)
+                    && let Some(slot) = mapped.get_mut(o)
+                {
+                    *slot = Some(sp);
+                }
+            }
+            scratch.mapped = mapped;
+            scratch.src = ScratchSrc::Mapped;
+        }
+        Ok(m)
+    }
+
+    /// [`Pattern::captures_with`] by compiled group index.
+    #[inline]
+    fn captures_raw(&self, hay: &str, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
         let fancy = match (&self.compiled, self.exact_for(hay)) {
             (_, Some(ex)) => ex,
             (Compiled::Linear { uni, .. }, None) => {
-                let ascii = if hay.is_ascii() {
-                    self.ascii_linear()
-                } else {
-                    None
-                };
+                let ascii = if hay.is_ascii() { self.ascii_linear() } else { None };
                 if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
                     // a complete chain from 0 is the leftmost-first match
                     scratch.spans.clear();
-                    scratch.spans.resize(self.names.len(), None);
+                    scratch.spans.resize(self.ngroups, None);
                     if let Some(end) = segs.run(hay, 0, ss, &mut scratch.spans) {
                         scratch.spans[0] = Some((0, end));
                         scratch.src = ScratchSrc::Spans;
@@ -654,7 +634,7 @@ impl Pattern {
                         return Ok(false);
                     };
                     scratch.spans.clear();
-                    scratch.spans.resize(self.names.len(), None);
+                    scratch.spans.resize(self.ngroups, None);
                     if segs.run(hay, start, ss, &mut scratch.spans) == Some(end) {
                         scratch.spans[0] = Some((start, end));
                         scratch.src = ScratchSrc::Spans;
@@ -681,9 +661,7 @@ impl Pattern {
         scratch.spans.clear();
         match fancy.captures(hay) {
             Ok(Some(c)) => {
-                scratch
-                    .spans
-                    .extend((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))));
+                scratch.spans.extend((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))));
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -736,6 +714,13 @@ impl Pattern {
         }
     }
 
+    /// Did the pattern need the backtracking engine as written and run on
+    /// the linear one after rewriting (conditionals split into cases,
+    /// `(?:(?!LIT).)*` where its end is forced)?
+    pub fn linearized(&self) -> bool {
+        self.linearized
+    }
+
     pub fn kind(&self) -> PatternKind {
         self.kind
     }
@@ -758,9 +743,7 @@ impl Pattern {
     /// fail2ban's `FAILURE_ID_PRESENTS` check: does the pattern have a
     /// `fid`, `ip4`, `ip6`, `dns` or `mlfid` group?
     pub fn has_failure_id_group(&self) -> bool {
-        ["fid", "ip4", "ip6", "dns", "mlfid"]
-            .iter()
-            .any(|g| self.group_index(g).is_some())
+        ["fid", "ip4", "ip6", "dns", "mlfid"].iter().any(|g| self.group_index(g).is_some())
     }
 
     /// Literals such that every match contains at least one of them (None:

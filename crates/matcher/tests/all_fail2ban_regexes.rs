@@ -31,9 +31,7 @@ fn dump() -> Option<Value> {
         skip(&format!("{PYTHON} not found"));
         return None;
     }
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import fail2ban.client.filterreader"])
-        .status();
+    let ok = Command::new(PYTHON).args(["-c", "import fail2ban.client.filterreader"]).status();
     if !matches!(ok, Ok(s) if s.success()) {
         skip("the fail2ban Python package is not installed");
         return None;
@@ -43,15 +41,8 @@ fn dump() -> Option<Value> {
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/f2b_regex_dump.py");
-    let out = Command::new(PYTHON)
-        .arg(&script)
-        .output()
-        .expect("run f2b_regex_dump.py");
-    assert!(
-        out.status.success(),
-        "f2b_regex_dump.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(PYTHON).arg(&script).output().expect("run f2b_regex_dump.py");
+    assert!(out.status.success(), "f2b_regex_dump.py failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(serde_json::from_slice(&out.stdout).expect("helper JSON"))
 }
 
@@ -68,19 +59,12 @@ fn our_groups(p: &Pattern, hay: &str) -> Result<Option<Vec<Option<String>>>, Str
     match p.captures(hay) {
         Err(_) => Err("budget exceeded".into()),
         Ok(None) => Ok(None),
-        Ok(Some(c)) => Ok(Some(
-            c.groups
-                .iter()
-                .map(|g| g.map(|(a, b)| hay[a..b].to_string()))
-                .collect(),
-        )),
+        Ok(Some(c)) => Ok(Some(c.groups.iter().map(|g| g.map(|(a, b)| hay[a..b].to_string())).collect())),
     }
 }
 
 fn py_groups(v: &Value) -> Vec<Option<String>> {
-    v.as_array()
-        .map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
+    v.as_array().map(|a| a.iter().map(|g| g.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
 #[test]
@@ -88,12 +72,12 @@ fn all_fail2ban_regexes() {
     let Some(data) = dump() else { return };
     let entries = data.as_array().expect("list");
     let opts = CompileOptions::default();
-    let (mut compiled, mut failed, mut py_failed, mut both_failed) =
-        (0usize, 0usize, 0usize, 0usize);
+    let (mut compiled, mut failed, mut py_failed, mut both_failed) = (0usize, 0usize, 0usize, 0usize);
     let (mut agree, mut differ) = (0usize, 0usize);
     let (mut exp_same, mut exp_diff) = (0usize, 0usize);
     let (mut nl_agree, mut nl_differ) = (0usize, 0usize);
     let (mut linear, mut backtracking, mut with_lits) = (0usize, 0usize, 0usize);
+    let mut linearized = 0usize;
     let mut unsound = 0usize;
     let mut problems: Vec<String> = Vec::new();
     let note = |problems: &mut Vec<String>, s: String| {
@@ -106,22 +90,13 @@ fn all_fail2ban_regexes() {
             // include-only files such as *-common.conf cannot be loaded as filters
             continue;
         }
-        let filter = format!(
-            "{}[{}]",
-            e["filter"].as_str().unwrap_or("?"),
-            e["mode"].as_str().unwrap_or("default")
-        );
-        let hays: Vec<&str> = e["hays"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let filter = format!("{}[{}]", e["filter"].as_str().unwrap_or("?"), e["mode"].as_str().unwrap_or("default"));
+        let hays: Vec<&str> =
+            e["hays"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         for r in e["regexes"].as_array().into_iter().flatten() {
             let src = r["source"].as_str().unwrap_or_default();
             let kind = kind_of(r["kind"].as_str().unwrap_or_default());
-            let popts = PatternOptions {
-                multiline: r["multiline"].as_bool().unwrap_or(false),
-                use_dns: true,
-            };
+            let popts = PatternOptions { multiline: r["multiline"].as_bool().unwrap_or(false), use_dns: true };
             let ours = Pattern::compile_with(&Spanned::new(src), kind, &opts, popts);
             let py_ok = r["error"].is_null();
             let p = match (ours, py_ok) {
@@ -132,21 +107,12 @@ fn all_fail2ban_regexes() {
                 }
                 (Ok(_), false) => {
                     py_failed += 1;
-                    note(
-                        &mut problems,
-                        format!(
-                            "{filter}: Python rejects, we accept: {src:?} ({})",
-                            r["error"]
-                        ),
-                    );
+                    note(&mut problems, format!("{filter}: Python rejects, we accept: {src:?} ({})", r["error"]));
                     continue;
                 }
                 (Err(d), true) => {
                     failed += 1;
-                    note(
-                        &mut problems,
-                        format!("{filter}: we reject {src:?}: {}", d[0]),
-                    );
+                    note(&mut problems, format!("{filter}: we reject {src:?}: {}", d[0]));
                     continue;
                 }
             };
@@ -155,17 +121,16 @@ fn all_fail2ban_regexes() {
                 Engine::Linear => linear += 1,
                 Engine::Backtracking => backtracking += 1,
             }
+            if p.linearized() {
+                linearized += 1;
+            }
             if r["expanded"].as_str() == Some(p.expanded()) {
                 exp_same += 1;
             } else {
                 exp_diff += 1;
                 note(
                     &mut problems,
-                    format!(
-                        "{filter}: expanded differs:\n  py: {}\n  us: {}",
-                        r["expanded"],
-                        p.expanded()
-                    ),
+                    format!("{filter}: expanded differs:\n  py: {}\n  us: {}", r["expanded"], p.expanded()),
                 );
             }
             let lits = p.required_literals();
@@ -179,10 +144,7 @@ fn all_fail2ban_regexes() {
                     Ok(g) => g,
                     Err(why) => {
                         differ += 1;
-                        note(
-                            &mut problems,
-                            format!("{filter}: {why} on {hay:?} for {src:?}"),
-                        );
+                        note(&mut problems, format!("{filter}: {why} on {hay:?} for {src:?}"));
                         continue;
                     }
                 };
@@ -209,9 +171,7 @@ fn all_fail2ban_regexes() {
                     nl_differ += 1;
                     note(
                         &mut problems,
-                        format!(
-                            "{filter}: without final newline: ours {us_nl} on {stripped:?} for {src:?}"
-                        ),
+                        format!("{filter}: without final newline: ours {us_nl} on {stripped:?} for {src:?}"),
                     );
                 }
                 if py.is_some()
@@ -219,10 +179,7 @@ fn all_fail2ban_regexes() {
                     && !l.iter().any(|l| hay.contains(l.as_str()))
                 {
                     unsound += 1;
-                    note(
-                        &mut problems,
-                        format!("{filter}: literals {l:?} miss matching {hay:?} for {src:?}"),
-                    );
+                    note(&mut problems, format!("{filter}: literals {l:?} miss matching {hay:?} for {src:?}"));
                 }
             }
         }
@@ -234,7 +191,9 @@ fn all_fail2ban_regexes() {
         "patterns: {compiled} compiled, {failed} failed (python also rejects: {both_failed}; python rejects, we accept: {py_failed})"
     );
     println!(
-        "engines: {linear} linear, {backtracking} backtracking; {with_lits} with required literals"
+        "engines: {linear} linear ({linearized} of them by rewriting; as written: {} linear, {} backtracking), {backtracking} backtracking; {with_lits} with required literals",
+        linear - linearized,
+        backtracking + linearized
     );
     println!("expanded text: {exp_same} same as fail2ban, {exp_diff} differ");
     println!("search diff: {agree} agree, {differ} differ");
