@@ -75,6 +75,11 @@
 //!
 //! # Speed
 //!
+//! - Patterns that need backtracking only for conditionals or for the
+//!   `(?:(?!LIT).)*` idiom where its end is forced are rewritten for the
+//!   linear engine (`pattern/linearize.rs`: case split in backtracking
+//!   order, group copies mapped back; [`Pattern::linearized`]); e.g. sshd's
+//!   `^Failed <cmnfailed> for (?P<cond_inv>invalid user )?…(?(cond_user)…)`.
 //! - `is_match`: the `regex` crate's lazy DFA (on ASCII haystacks a byte
 //!   variant with Python's classes restricted to ASCII — same results there).
 //! - `captures_with`: for linear patterns, the top-level concatenation is
