@@ -90,26 +90,17 @@ impl Input {
         if path.as_os_str() == "-" {
             return Ok(Input::from_reader("<stdin>", io::stdin()));
         }
-        let open_err = |source| AcquireError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
+        let open_err = |source| AcquireError::Open { path: path.to_path_buf(), source };
         let mut file = File::open(path).map_err(open_err)?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(open_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "is a directory",
-            )));
+            return Err(open_err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory")));
         }
         let mut magic = [0u8; 2];
         let n = read_full(&mut file, &mut magic).map_err(open_err)?;
         let head = io::Cursor::new(magic[..n].to_vec());
         let name = path.display().to_string();
         if n == 2 && magic == [0x1f, 0x8b] {
-            let dec = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-                READ_CHUNK,
-                head.chain(file),
-            ));
+            let dec = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_CHUNK, head.chain(file)));
             Ok(Input::from_reader(name, dec))
         } else {
             Ok(Input::from_reader(name, head.chain(file)))
@@ -117,10 +108,7 @@ impl Input {
     }
 
     pub fn from_reader(name: impl Into<String>, reader: impl Read + Send + 'static) -> Input {
-        Input {
-            name: name.into(),
-            reader: Box::new(reader),
-        }
+        Input { name: name.into(), reader: Box::new(reader) }
     }
 
     pub fn lines(self, max_line: usize) -> LineReader {
@@ -273,18 +261,10 @@ impl LineReader {
         let number = self.stats.lines;
         let bytes = &self.buf[s..e];
         match std::str::from_utf8(bytes) {
-            Ok(text) => Line {
-                number,
-                text: Cow::Borrowed(text),
-                replaced: false,
-            },
+            Ok(text) => Line { number, text: Cow::Borrowed(text), replaced: false },
             Err(_) => {
                 self.stats.invalid_utf8 += 1;
-                Line {
-                    number,
-                    text: String::from_utf8_lossy(bytes),
-                    replaced: true,
-                }
+                Line { number, text: String::from_utf8_lossy(bytes), replaced: true }
             }
         }
     }
@@ -353,9 +333,7 @@ mod tests {
     fn gzip_is_detected_by_magic_and_truncation_is_reported_not_fatal() {
         let dir = std::env::temp_dir().join(format!("sw-acq-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let text: String = (0..50_000)
-            .map(|i| format!("Jan  1 00:00:00 h sshd[1]: line {i}\n"))
-            .collect();
+        let text: String = (0..50_000).map(|i| format!("Jan  1 00:00:00 h sshd[1]: line {i}\n")).collect();
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(text.as_bytes()).unwrap();
         let gz = enc.finish().unwrap();

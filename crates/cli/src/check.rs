@@ -44,10 +44,7 @@ pub fn run_cli(req: CheckRequest) -> Result<ExitCode> {
             }
         }
     }
-    let dir = req
-        .filter_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/etc/fail2ban/filter.d"));
+    let dir = req.filter_dir.clone().unwrap_or_else(|| PathBuf::from("/etc/fail2ban/filter.d"));
     for f in &req.filters {
         checked += 1;
         match ruleset::load_fail2ban(f, &dir) {
@@ -79,15 +76,8 @@ pub fn run_cli(req: CheckRequest) -> Result<ExitCode> {
     for d in &diags {
         eprintln!("{d}");
     }
-    let errors = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
+    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diags.len() - errors;
     println!("checked {checked} filters/rules: {errors} errors, {warnings} warnings");
-    Ok(if errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -16,20 +16,9 @@ use crate::timectx::fmt_time;
 
 fn window_spec(w: &Window) -> WindowSpec {
     match w {
-        Window::Fail2ban { maxretry, findtime } => WindowSpec::Fail2ban {
-            maxretry: *maxretry,
-            findtime: *findtime,
-        },
-        Window::Count { threshold, window } => WindowSpec::Count {
-            threshold: *threshold,
-            window: *window,
-        },
-        Window::Distinct {
-            threshold, window, ..
-        } => WindowSpec::Distinct {
-            threshold: *threshold,
-            window: *window,
-        },
+        Window::Fail2ban { maxretry, findtime } => WindowSpec::Fail2ban { maxretry: *maxretry, findtime: *findtime },
+        Window::Count { threshold, window } => WindowSpec::Count { threshold: *threshold, window: *window },
+        Window::Distinct { threshold, window, .. } => WindowSpec::Distinct { threshold: *threshold, window: *window },
         Window::Once => WindowSpec::Once,
     }
 }
@@ -51,18 +40,9 @@ pub fn detector(rules: &RuleSet, policy: &PolicyArgs) -> Result<Detector, Vec<Di
         return Err(diags);
     }
     if policy.max_keys == 0 {
-        return Err(vec![Diagnostic::error(
-            "C004",
-            "--max-keys must be at least 1",
-        )]);
+        return Err(vec![Diagnostic::error("C004", "--max-keys must be at least 1")]);
     }
-    Ok(Detector::new(
-        specs,
-        DetectorOptions {
-            max_keys: policy.max_keys,
-            ..DetectorOptions::default()
-        },
-    ))
+    Ok(Detector::new(specs, DetectorOptions { max_keys: policy.max_keys, ..DetectorOptions::default() }))
 }
 
 pub fn decider(rules: &RuleSet, args: &PolicyArgs) -> Result<Decider, Vec<Diagnostic>> {
@@ -98,13 +78,7 @@ pub fn decider(rules: &RuleSet, args: &PolicyArgs) -> Result<Decider, Vec<Diagno
     } else {
         None
     };
-    let policy = Policy {
-        bantime,
-        increment,
-        allowlist,
-        ipv6_prefix: args.ipv6_prefix,
-        simulate: args.simulate,
-    };
+    let policy = Policy { bantime, increment, allowlist, ipv6_prefix: args.ipv6_prefix, simulate: args.simulate };
     if let Err(e) = policy.validate() {
         diags.push(e.to_diagnostic());
     }
@@ -158,9 +132,7 @@ pub fn decision_text(v: &DecisionView<'_>) -> String {
     s.push_str(&format!(
         "-- {} at {}: rule {} [{}] ({:?} window: {} events since {}, threshold {} within {})\n",
         match d {
-            Decision::Ban {
-                simulated: true, ..
-            } => "BAN (simulated)",
+            Decision::Ban { simulated: true, .. } => "BAN (simulated)",
             Decision::Ban { .. } => "BAN",
             Decision::AlreadyBanned { .. } => "already banned",
             Decision::Allowlisted { .. } => "NOT banned: allowlisted",
@@ -191,48 +163,24 @@ pub fn decision_text(v: &DecisionView<'_>) -> String {
             Step::Aggregated { prefix, network } => {
                 format!("IPv6 aggregated to {network}/{prefix}")
             }
-            Step::AggregationSkipped {
-                prefix,
-                allowlist_entry,
-            } => {
-                format!(
-                    "IPv6 /{prefix} aggregation skipped: it would cover allowlisted {allowlist_entry}"
-                )
+            Step::AggregationSkipped { prefix, allowlist_entry } => {
+                format!("IPv6 /{prefix} aggregation skipped: it would cover allowlisted {allowlist_entry}")
             }
             Step::ExpiredBeforeNow { until, now } => {
-                format!(
-                    "ban would end {} which is before now {}",
-                    fmt_time(*until),
-                    fmt_time(*now)
-                )
+                format!("ban would end {} which is before now {}", fmt_time(*until), fmt_time(*now))
             }
-            Step::AlreadyBanned {
-                until,
-                prolonged,
-                new_until,
-            } => {
+            Step::AlreadyBanned { until, prolonged, new_until } => {
                 let t = |u: &Option<Timestamp>| u.map(fmt_time).unwrap_or_else(|| "ever".into());
                 if *prolonged {
-                    format!(
-                        "already banned until {}; prolonged to {}",
-                        t(until),
-                        t(new_until)
-                    )
+                    format!("already banned until {}; prolonged to {}", t(until), t(new_until))
                 } else {
                     format!("already banned until {}", t(until))
                 }
             }
             Step::BaseBantime { bantime, from_rule } => {
-                format!(
-                    "base ban time {} (from {})",
-                    dur(*bantime),
-                    if *from_rule { "the rule" } else { "the policy" }
-                )
+                format!("base ban time {} (from {})", dur(*bantime), if *from_rule { "the rule" } else { "the policy" })
             }
-            Step::Increment(calc) => format!(
-                "bantime.increment: {}",
-                serde_json::to_string(calc).unwrap_or_default()
-            ),
+            Step::Increment(calc) => format!("bantime.increment: {}", serde_json::to_string(calc).unwrap_or_default()),
             Step::IncrementNotApplied { previous_bans } => {
                 format!("bantime.increment not applied ({previous_bans} previous bans)")
             }
@@ -242,13 +190,7 @@ pub fn decision_text(v: &DecisionView<'_>) -> String {
         s.push_str(&line);
         s.push('\n');
     }
-    if let Decision::Ban {
-        until,
-        duration,
-        ban_count,
-        ..
-    } = d
-    {
+    if let Decision::Ban { until, duration, ban_count, .. } = d {
         s.push_str(&format!(
             "   => banned for {} until {} (ban #{} of this address)\n",
             dur(*duration),

@@ -87,34 +87,18 @@ impl Collector {
             writeln!(out, "== {}", e.key)?;
             if e.hits.is_empty() {
                 writeln!(out, "No rule matched a line about {}.", e.key)?;
-                let rules: Vec<_> = pipe
-                    .rules
-                    .rules
-                    .iter()
-                    .map(|r| format!("{} ({})", r.name, r.origin_text()))
-                    .collect();
+                let rules: Vec<_> =
+                    pipe.rules.rules.iter().map(|r| format!("{} ({})", r.name, r.origin_text())).collect();
                 writeln!(out, "Rules that ran: {}", rules.join(", "))?;
                 continue;
             }
-            writeln!(
-                out,
-                "{} lines matched ({} more not shown):",
-                e.hits.len(),
-                e.hits_dropped
-            )?;
+            writeln!(out, "{} lines matched ({} more not shown):", e.hits.len(), e.hits_dropped)?;
             for h in &e.hits {
                 writeln!(out, "  {}:{}  [{}]  {}", h.input, h.line_no, h.time, h.line)?;
-                writeln!(
-                    out,
-                    "      rule {} failregex #{} ({}): {}",
-                    h.rule, h.regex_index, h.regex_at, h.regex
-                )?;
+                writeln!(out, "      rule {} failregex #{} ({}): {}", h.rule, h.regex_index, h.regex_at, h.regex)?;
             }
             if e.texts.is_empty() {
-                writeln!(
-                    out,
-                    "No decision: the windows never reached their thresholds."
-                )?;
+                writeln!(out, "No decision: the windows never reached their thresholds.")?;
             }
             for t in &e.texts {
                 writeln!(out, "{t}")?;
@@ -181,8 +165,7 @@ impl Observer for Collector {
 }
 
 pub fn run_cli(req: ExplainRequest) -> Result<ExitCode> {
-    let Some(mut pipe) = replay::build_pipeline(&req.rules, &req.policy, &req.time, &req.files)?
-    else {
+    let Some(mut pipe) = replay::build_pipeline(&req.rules, &req.policy, &req.time, &req.files)? else {
         return Ok(ExitCode::from(1));
     };
     let mut col = Collector::new(std::slice::from_ref(&req.key))?;
@@ -194,9 +177,5 @@ pub fn run_cli(req: ExplainRequest) -> Result<ExitCode> {
     } else {
         col.print(&mut out, &pipe)?;
     }
-    Ok(if all_opened {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if all_opened { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

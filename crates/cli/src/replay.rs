@@ -101,26 +101,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(
-        rules: RuleSet,
-        policy: &PolicyArgs,
-        ctx: TimeContext,
-    ) -> Result<Pipeline, Vec<Diagnostic>> {
-        let runners = rules
-            .rules
-            .iter()
-            .map(|r| FilterRunner::new(Arc::clone(&r.filter), RunOptions::default()))
-            .collect();
+    pub fn new(rules: RuleSet, policy: &PolicyArgs, ctx: TimeContext) -> Result<Pipeline, Vec<Diagnostic>> {
+        let runners =
+            rules.rules.iter().map(|r| FilterRunner::new(Arc::clone(&r.filter), RunOptions::default())).collect();
         let detector = crate::engine::detector(&rules, policy)?;
         let decider = crate::engine::decider(&rules, policy)?;
-        let stats = RunStats {
-            rules: rules
-                .rules
-                .iter()
-                .map(|r| RuleCounters::new(&r.name))
-                .collect(),
-            ..RunStats::default()
-        };
+        let stats =
+            RunStats { rules: rules.rules.iter().map(|r| RuleCounters::new(&r.name)).collect(), ..RunStats::default() };
         let increment = decider.policy().increment.is_some();
         Ok(Pipeline {
             rules,
@@ -176,9 +163,7 @@ impl Pipeline {
                     },
                     KeySel::Field(name) => match f.fields.get(name.as_str()) {
                         Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
-                        Some(FieldValue::Many(v)) if !v.is_empty() => {
-                            Key::Text(Arc::from(v[0].as_str()))
-                        }
+                        Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
                         _ => {
                             counters.no_key += 1;
                             continue;
@@ -202,14 +187,7 @@ impl Pipeline {
                     line_no: self.line_seq,
                 };
                 if obs.wants(&event.key) {
-                    obs.hit(&HitView {
-                        input,
-                        line_no,
-                        line: text,
-                        rule,
-                        failure: f,
-                        event: &event,
-                    });
+                    obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
                 }
                 // The line's clock (an event dated later than its line, if
                 // any, moves it on).
@@ -217,36 +195,16 @@ impl Pipeline {
                 self.input_clock = Some(now);
                 self.decider.expire(now);
                 if let Some(trigger) = self.detector.observe(&event) {
-                    Self::decide(
-                        &mut self.decider,
-                        &mut self.bans,
-                        counters,
-                        rule,
-                        &trigger,
-                        now,
-                        obs,
-                    );
+                    Self::decide(&mut self.decider, &mut self.bans, counters, rule, &trigger, now, obs);
                 }
                 // bantime.increment: known bad addresses count extra (fail2ban's observer).
                 if self.increment {
                     if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
-                        let extra = self
-                            .decider
-                            .bad_ip_extra_retries(&event.key, event.time, maxretry);
+                        let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
                         if extra > 0 {
-                            if let Some(trigger) = self
-                                .detector
-                                .add_observed(event.rule, &event.key, event.time, extra)
+                            if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra)
                             {
-                                Self::decide(
-                                    &mut self.decider,
-                                    &mut self.bans,
-                                    counters,
-                                    rule,
-                                    &trigger,
-                                    now,
-                                    obs,
-                                );
+                                Self::decide(&mut self.decider, &mut self.bans, counters, rule, &trigger, now, obs);
                             }
                         }
                     }
@@ -278,11 +236,7 @@ impl Pipeline {
         let decision = decider.decide(trigger, now);
         crate::engine::count_decision(&decision, counters, trigger.time, bans);
         if obs.wants(&trigger.key) {
-            obs.decision(&DecisionView {
-                rule,
-                trigger,
-                decision: &decision,
-            });
+            obs.decision(&DecisionView { rule, trigger, decision: &decision });
         }
     }
 
@@ -310,19 +264,13 @@ pub fn run_inputs(
     obs: &mut dyn Observer,
 ) -> bool {
     let mut all_opened = true;
-    let total_bytes: u64 = files
-        .iter()
-        .filter(|p| p.as_os_str() != "-")
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total_bytes: u64 =
+        files.iter().filter(|p| p.as_os_str() != "-").filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let bar = (progress && std::io::stderr().is_terminal() && total_bytes > 16 << 20).then(|| {
         let bar = indicatif::ProgressBar::new(total_bytes);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -423,12 +371,7 @@ pub fn run_cli(req: ReplayRequest) -> Result<ExitCode> {
     }
     out.flush()?;
     if let Some(path) = &req.bans_out {
-        report::write_bans(path, &pipe.bans)
-            .with_context(|| format!("writing {}", path.display()))?;
+        report::write_bans(path, &pipe.bans).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if all_opened {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if all_opened { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

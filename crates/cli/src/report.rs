@@ -32,10 +32,7 @@ pub struct RuleCounters {
 
 impl RuleCounters {
     pub fn new(name: &str) -> Self {
-        RuleCounters {
-            name: name.to_string(),
-            ..Default::default()
-        }
+        RuleCounters { name: name.to_string(), ..Default::default() }
     }
 }
 
@@ -59,11 +56,7 @@ impl RunStats {
     }
 }
 
-pub fn human_summary(
-    out: &mut impl Write,
-    pipe: &Pipeline,
-    elapsed: StdDuration,
-) -> io::Result<()> {
+pub fn human_summary(out: &mut impl Write, pipe: &Pipeline, elapsed: StdDuration) -> io::Result<()> {
     let s = &pipe.stats;
     let secs = elapsed.as_secs_f64().max(1e-9);
     writeln!(
@@ -94,23 +87,9 @@ pub fn human_summary(
         s.total(|r| r.allowlisted),
         s.total(|r| r.already_banned),
     )?;
-    writeln!(
-        out,
-        "Keys: {} tracked at end, {} evicted by the key cap",
-        s.tracked_keys, s.evicted
-    )?;
-    let name_w = s
-        .rules
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    writeln!(
-        out,
-        "{:<name_w$}  {:>9} {:>8} {:>8} {:>9} {:>8}",
-        "rule", "hits", "alerts", "bans", "no-addr", "budget"
-    )?;
+    writeln!(out, "Keys: {} tracked at end, {} evicted by the key cap", s.tracked_keys, s.evicted)?;
+    let name_w = s.rules.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "{:<name_w$}  {:>9} {:>8} {:>8} {:>9} {:>8}", "rule", "hits", "alerts", "bans", "no-addr", "budget")?;
     for r in &s.rules {
         if r.hits == 0 && r.alerts == 0 && s.rules.len() > 12 {
             continue;
@@ -224,9 +203,7 @@ pub fn fmt_epoch(t: Timestamp) -> String {
     if t.0 % Timestamp::MICROS_PER_SEC == 0 {
         t.as_secs().to_string()
     } else {
-        format!("{:.6}", t.as_secs_f64())
-            .trim_end_matches('0')
-            .to_string()
+        format!("{:.6}", t.as_secs_f64()).trim_end_matches('0').to_string()
     }
 }
 

@@ -30,24 +30,15 @@ pub enum Window {
     /// Exact sliding window.
     Count { threshold: u32, window: Duration },
     /// Distinct values of a field per key in the window.
-    Distinct {
-        field: String,
-        threshold: u32,
-        window: Duration,
-    },
+    Distinct { field: String, threshold: u32, window: Duration },
     /// Every hit triggers.
     Once,
 }
 
 #[derive(Clone, Debug)]
 pub enum Origin {
-    Fail2ban {
-        files: Vec<std::path::PathBuf>,
-    },
-    Native {
-        file: Option<std::path::PathBuf>,
-        line: u32,
-    },
+    Fail2ban { files: Vec<std::path::PathBuf> },
+    Native { file: Option<std::path::PathBuf>, line: u32 },
 }
 
 #[derive(Debug)]
@@ -68,10 +59,7 @@ impl Rule {
                 let f: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
                 format!("fail2ban filter {}", f.join(" + "))
             }
-            Origin::Native {
-                file: Some(f),
-                line,
-            } => format!("native rule {}:{line}", f.display()),
+            Origin::Native { file: Some(f), line } => format!("native rule {}:{line}", f.display()),
             Origin::Native { file: None, .. } => "native rule (embedded)".to_string(),
         }
     }
@@ -101,8 +89,7 @@ pub fn load_fail2ban(
     arg: &str,
     dir: &Path,
 ) -> Result<(FilterSpec, Vec<std::path::PathBuf>, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let (name, opts): (String, BTreeMap<String, String>) =
-        parse_filter_arg(arg).map_err(|d| vec![d])?;
+    let (name, opts): (String, BTreeMap<String, String>) = parse_filter_arg(arg).map_err(|d| vec![d])?;
     let loader = FilterLoader::new(dir.to_path_buf());
     let loaded = loader.load(&name, &opts)?;
     let mut spec = loaded.spec;
@@ -121,16 +108,15 @@ pub fn native_pack(rules_dir: Option<&Path>) -> Result<RulePack, Vec<Diagnostic>
 pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut rules = Vec::new();
-    let findtime = Duration::parse(&policy.findtime)
-        .map_err(|e| vec![Diagnostic::error("C003", format!("--findtime: {e}"))])?;
+    let findtime =
+        Duration::parse(&policy.findtime).map_err(|e| vec![Diagnostic::error("C003", format!("--findtime: {e}"))])?;
     if args.filters.is_empty() {
         let pack = native_pack(args.rules.as_deref())?;
         for r in pack.rules {
             let selected = if !args.only.is_empty() {
                 args.only.iter().any(|o| o == &r.id)
             } else {
-                r.enabled
-                    && (args.service.is_empty() || args.service.iter().any(|s| s == &r.service))
+                r.enabled && (args.service.is_empty() || args.service.iter().any(|s| s == &r.service))
             };
             if !selected {
                 continue;
@@ -143,19 +129,10 @@ pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagno
                 other => KeySel::Field(other.name().to_string()),
             };
             let window = match &r.detect {
-                DetectSpec::Count { threshold, window } => Window::Count {
-                    threshold: *threshold,
-                    window: *window,
-                },
-                DetectSpec::Distinct {
-                    field,
-                    threshold,
-                    window,
-                } => Window::Distinct {
-                    field: field.clone(),
-                    threshold: *threshold,
-                    window: *window,
-                },
+                DetectSpec::Count { threshold, window } => Window::Count { threshold: *threshold, window: *window },
+                DetectSpec::Distinct { field, threshold, window } => {
+                    Window::Distinct { field: field.clone(), threshold: *threshold, window: *window }
+                }
                 DetectSpec::Once => Window::Once,
             };
             rules.push(Rule {
@@ -164,19 +141,13 @@ pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagno
                 key,
                 window,
                 bantime: r.bantime,
-                origin: Origin::Native {
-                    file: r.source.file.clone(),
-                    line: r.source.line,
-                },
+                origin: Origin::Native { file: r.source.file.clone(), line: r.source.line },
             });
         }
         if rules.is_empty() && diags.iter().all(|d| !d.is_error()) {
             diags.push(Diagnostic::error(
                 "R100",
-                format!(
-                    "--only {:?} / --service {:?} select no native rule",
-                    args.only, args.service
-                ),
+                format!("--only {:?} / --service {:?} select no native rule", args.only, args.service),
             ));
         }
     } else {
@@ -189,10 +160,7 @@ pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagno
                             name: arg.clone(),
                             filter,
                             key: KeySel::Host,
-                            window: Window::Fail2ban {
-                                maxretry: policy.maxretry,
-                                findtime,
-                            },
+                            window: Window::Fail2ban { maxretry: policy.maxretry, findtime },
                             bantime: None,
                             origin: Origin::Fail2ban { files },
                         });
@@ -205,8 +173,5 @@ pub fn build(args: &RuleArgs, policy: &PolicyArgs) -> Result<RuleSet, Vec<Diagno
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
-    Ok(RuleSet {
-        rules,
-        warnings: diags,
-    })
+    Ok(RuleSet { rules, warnings: diags })
 }

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use stadtwache_acquire::Input;
 use stadtwache_core::Diagnostic;
-use stadtwache_match::{
-    CompileOptions, CompiledFilter, DateStatus, FieldValue, FilterRunner, FilterSpec, RunOptions,
-};
+use stadtwache_match::{CompileOptions, CompiledFilter, DateStatus, FieldValue, FilterRunner, FilterSpec, RunOptions};
 
 use crate::replay::print_diagnostics;
 use crate::{TimeArgs, ruleset, timectx};
@@ -35,10 +33,7 @@ fn load_spec(req: &TestFilterRequest) -> Result<(FilterSpec, String), Vec<Diagno
     if let Some(id) = req.filter.strip_prefix("native:") {
         let pack = ruleset::native_pack(req.rules.as_deref())?;
         let Some(rule) = pack.rules.into_iter().find(|r| r.id == id) else {
-            return Err(vec![Diagnostic::error(
-                "R101",
-                format!("no native rule with id {id:?}"),
-            )]);
+            return Err(vec![Diagnostic::error("R101", format!("no native rule with id {id:?}"))]);
         };
         let origin = match &rule.source.file {
             Some(f) => format!("{}:{}", f.display(), rule.source.line),
@@ -90,17 +85,11 @@ pub fn run_cli(req: TestFilterRequest) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let mut runner = FilterRunner::new(
-        Arc::clone(&compiled),
-        RunOptions {
-            check_all_regex: req.all_regex,
-        },
-    );
+    let mut runner = FilterRunner::new(Arc::clone(&compiled), RunOptions { check_all_regex: req.all_regex });
     let n_regex = compiled.failregex_count();
     let mut hits = vec![0u64; n_regex];
     let mut shown = vec![0usize; n_regex];
-    let (mut matched, mut ignored, mut missed, mut dated, mut undated) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut matched, mut ignored, mut missed, mut dated, mut undated) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     writeln!(out, "Running tests\n=============\n")?;
@@ -114,11 +103,7 @@ pub fn run_cli(req: TestFilterRequest) -> Result<ExitCode> {
             DateStatus::Found | DateStatus::Given => dated += 1,
             DateStatus::NotFound => undated += 1,
         }
-        let real: Vec<_> = res
-            .failures
-            .iter()
-            .filter(|f| f.fid.is_some() && !f.nofail)
-            .collect();
+        let real: Vec<_> = res.failures.iter().filter(|f| f.fid.is_some() && !f.nofail).collect();
         if !real.is_empty() {
             matched += 1;
             for f in real {
@@ -142,12 +127,7 @@ pub fn run_cli(req: TestFilterRequest) -> Result<ExitCode> {
         } else {
             missed += 1;
             if req.print_missed && missed_lines.len() < 10_000 {
-                missed_lines.push(format!(
-                    "{}:{}: {}",
-                    req.file.display(),
-                    line.number,
-                    line.text
-                ));
+                missed_lines.push(format!("{}:{}: {}", req.file.display(), line.number, line.text));
             }
         }
     }
@@ -160,15 +140,8 @@ pub fn run_cli(req: TestFilterRequest) -> Result<ExitCode> {
         writeln!(out, "|  {:>2}) [{}] {}", i + 1, h, src.text)?;
     }
     writeln!(out, "`-\n")?;
-    writeln!(
-        out,
-        "Date template hits: {dated} lines with a date, {undated} without\n"
-    )?;
-    writeln!(
-        out,
-        "Lines: {} lines, {ignored} ignored, {matched} matched, {missed} missed",
-        st.lines
-    )?;
+    writeln!(out, "Date template hits: {dated} lines with a date, {undated} without\n")?;
+    writeln!(out, "Lines: {} lines, {ignored} ignored, {matched} matched, {missed} missed", st.lines)?;
     if st.oversize + st.invalid_utf8 > 0 || !st.read_errors.is_empty() {
         writeln!(
             out,

@@ -31,18 +31,15 @@ fn zone(name: &str) -> Result<TimeZone> {
     if let Ok(tz) = TimeZone::posix(name) {
         return Ok(tz);
     }
-    bail!(
-        "C001: unknown time zone {name:?} (use an IANA name like Europe/Berlin, UTC, or a POSIX TZ string)"
-    )
+    bail!("C001: unknown time zone {name:?} (use an IANA name like Europe/Berlin, UTC, or a POSIX TZ string)")
 }
 
 fn parse_now(text: &str) -> Result<Timestamp> {
     if let Ok(secs) = text.parse::<f64>() {
         return Ok(Timestamp::from_secs_f64(secs));
     }
-    let ts: jiff::Timestamp = text
-        .parse()
-        .with_context(|| format!("C002: --now {text:?} is neither epoch seconds nor RFC 3339"))?;
+    let ts: jiff::Timestamp =
+        text.parse().with_context(|| format!("C002: --now {text:?} is neither epoch seconds nor RFC 3339"))?;
     Ok(Timestamp(ts.as_microsecond()))
 }
 
@@ -58,9 +55,7 @@ fn newest_mtime(files: &[PathBuf]) -> Option<Timestamp> {
 
 /// The CLI edge is the one place that reads the wall clock.
 pub fn wall_clock() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(d.as_micros() as i64)
 }
 

@@ -64,14 +64,7 @@ fn summary(out: &Output) -> serde_json::Value {
     v
 }
 
-const COMMON: &[&str] = &[
-    "--tz",
-    "UTC",
-    "--now",
-    "2026-06-01T00:00:00Z",
-    "--service",
-    "sshd",
-];
+const COMMON: &[&str] = &["--tz", "UTC", "--now", "2026-06-01T00:00:00Z", "--service", "sshd"];
 
 #[test]
 fn bad_input_is_counted_and_loses_no_good_line() {
@@ -88,37 +81,17 @@ fn bad_input_is_counted_and_loses_no_good_line() {
 
     // A truncated gzip file holding more failures.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(failures("203.0.113.9", 2000, 0).as_bytes())
-        .unwrap();
+    enc.write_all(failures("203.0.113.9", 2000, 0).as_bytes()).unwrap();
     let gz = enc.finish().unwrap();
     std::fs::write(dir.path("old.log.gz"), &gz[..gz.len() * 2 / 3]).unwrap();
 
-    let out = run(bin()
-        .arg("replay")
-        .arg("--json")
-        .args(COMMON)
-        .arg(dir.path("auth.log"))
-        .arg(dir.path("old.log.gz")));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "bad lines never make the run fail"
-    );
+    let out = run(bin().arg("replay").arg("--json").args(COMMON).arg(dir.path("auth.log")).arg(dir.path("old.log.gz")));
+    assert_eq!(out.status.code(), Some(0), "bad lines never make the run fail");
     let s = summary(&out);
     assert_eq!(s["skipped"]["oversize"], 1);
-    assert_eq!(
-        s["invalid_utf8"], 2,
-        "garbage line and the line with a broken user name"
-    );
-    assert_eq!(
-        s["skipped"]["read_errors"].as_array().unwrap().len(),
-        1,
-        "the truncated .gz"
-    );
-    assert!(
-        s["no_date"].as_u64().unwrap() >= 2,
-        "garbage and unknown-date lines have no date"
-    );
+    assert_eq!(s["invalid_utf8"], 2, "garbage line and the line with a broken user name");
+    assert_eq!(s["skipped"]["read_errors"].as_array().unwrap().len(), 1, "the truncated .gz");
+    assert!(s["no_date"].as_u64().unwrap() >= 2, "garbage and unknown-date lines have no date");
     // Every good failure line was seen: 7 from auth.log (incl. the one with
     // invalid UTF-8 in the user name) plus what the truncated gzip held.
     let hits: u64 = String::from_utf8_lossy(&out.stdout)
@@ -128,29 +101,19 @@ fn bad_input_is_counted_and_loses_no_good_line() {
         .count() as u64;
     assert_eq!(hits, 7);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("I002"),
-        "the early end of the .gz is reported: {stderr}"
-    );
+    assert!(stderr.contains("I002"), "the early end of the .gz is reported: {stderr}");
 }
 
 #[test]
 fn an_unreadable_input_is_exit_1_but_the_others_still_run() {
     let dir = TempDir::new("unreadable");
     std::fs::write(dir.path("auth.log"), failures("198.51.100.8", 6, 0)).unwrap();
-    let out = run(bin()
-        .arg("replay")
-        .arg("--json")
-        .args(COMMON)
-        .arg(dir.path("missing.log"))
-        .arg(dir.path("auth.log")));
+    let out =
+        run(bin().arg("replay").arg("--json").args(COMMON).arg(dir.path("missing.log")).arg(dir.path("auth.log")));
     assert_eq!(out.status.code(), Some(1));
     let s = summary(&out);
     assert_eq!(s["lines"], 6);
-    assert!(
-        s["bans"].as_u64().unwrap() >= 1,
-        "the readable input still produced its ban"
-    );
+    assert!(s["bans"].as_u64().unwrap() >= 1, "the readable input still produced its ban");
     assert!(String::from_utf8_lossy(&out.stderr).contains("I001"));
 }
 
@@ -161,37 +124,20 @@ fn stdin_and_bans_out_and_allowlist() {
     input.push_str(&failures("198.51.100.21", 8, 100));
     let bans = dir.path("bans.txt");
     let mut child = bin()
-        .args([
-            "replay",
-            "-",
-            "--ignoreip",
-            "198.51.100.21/32",
-            "--bans-out",
-        ])
+        .args(["replay", "-", "--ignoreip", "198.51.100.21/32", "--bans-out"])
         .arg(&bans)
         .args(COMMON)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = std::fs::read_to_string(&bans).unwrap();
-    let addrs: Vec<&str> = text
-        .lines()
-        .map(|l| l.split_whitespace().nth(1).unwrap())
-        .collect();
+    let addrs: Vec<&str> = text.lines().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
     assert!(addrs.contains(&"198.51.100.20"), "{text}");
-    assert!(
-        !addrs.contains(&"198.51.100.21"),
-        "allowlisted address must never be banned: {text}"
-    );
+    assert!(!addrs.contains(&"198.51.100.21"), "allowlisted address must never be banned: {text}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Allowlisted: 1"));
 }
 
@@ -199,52 +145,34 @@ fn stdin_and_bans_out_and_allowlist() {
 fn explain_shows_lines_rule_window_and_policy() {
     let dir = TempDir::new("explain");
     std::fs::write(dir.path("auth.log"), failures("198.51.100.30", 6, 0)).unwrap();
-    let out = run(bin()
-        .args(["explain", "198.51.100.30"])
-        .arg(dir.path("auth.log"))
-        .args(COMMON));
+    let out = run(bin().args(["explain", "198.51.100.30"]).arg(dir.path("auth.log")).args(COMMON));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("== 198.51.100.30"), "{text}");
-    assert!(
-        text.contains("Failed password for root from 198.51.100.30"),
-        "evidence lines: {text}"
-    );
+    assert!(text.contains("Failed password for root from 198.51.100.30"), "evidence lines: {text}");
     assert!(text.contains("rule sshd-auth-failure"), "{text}");
     assert!(text.contains("BAN"), "{text}");
     assert!(text.contains("base ban time"), "policy steps: {text}");
 
-    let out = run(bin()
-        .args(["explain", "198.51.100.99"])
-        .arg(dir.path("auth.log"))
-        .args(COMMON));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("No rule matched a line about 198.51.100.99")
-    );
+    let out = run(bin().args(["explain", "198.51.100.99"]).arg(dir.path("auth.log")).args(COMMON));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No rule matched a line about 198.51.100.99"));
 }
 
 #[test]
 fn test_filter_reports_matches_and_misses() {
     let dir = TempDir::new("tf");
     let mut log = failures("198.51.100.40", 2, 0);
-    log.push_str(
-        "Mar  2 10:05:00 gw sshd[9]: Accepted publickey for alice from 198.51.100.41 port 2 ssh2\n",
-    );
+    log.push_str("Mar  2 10:05:00 gw sshd[9]: Accepted publickey for alice from 198.51.100.41 port 2 ssh2\n");
     std::fs::write(dir.path("auth.log"), log).unwrap();
-    let out = run(bin()
-        .args(["test-filter", "native:sshd-auth-failure"])
-        .arg(dir.path("auth.log"))
-        .args(["--tz", "UTC", "--print-missed"]));
+    let out = run(bin().args(["test-filter", "native:sshd-auth-failure"]).arg(dir.path("auth.log")).args([
+        "--tz",
+        "UTC",
+        "--print-missed",
+    ]));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("Lines: 3 lines, 0 ignored, 2 matched, 1 missed"),
-        "{text}"
-    );
-    assert!(
-        text.contains("Accepted publickey for alice"),
-        "missed line printed: {text}"
-    );
+    assert!(text.contains("Lines: 3 lines, 0 ignored, 2 matched, 1 missed"), "{text}");
+    assert!(text.contains("Accepted publickey for alice"), "missed line printed: {text}");
 }
 
 #[test]
@@ -258,21 +186,10 @@ fn broken_rules_are_exit_1_with_code_file_and_line() {
     let out = run(bin().arg("check").arg("--rules").arg(&dir.0));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("error[R002]") && err.contains("x.toml:6"),
-        "unknown key with file and line: {err}"
-    );
+    assert!(err.contains("error[R002]") && err.contains("x.toml:6"), "unknown key with file and line: {err}");
 
-    let out = run(bin()
-        .arg("replay")
-        .arg("--rules")
-        .arg(&dir.0)
-        .arg(dir.path("x.toml")));
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "broken rules stop a replay before it starts"
-    );
+    let out = run(bin().arg("replay").arg("--rules").arg(&dir.0).arg(dir.path("x.toml")));
+    assert_eq!(out.status.code(), Some(1), "broken rules stop a replay before it starts");
 }
 
 #[test]
@@ -290,9 +207,7 @@ fn every_diagnostic_code_in_the_source_is_documented() {
     let code_re = regex_lite_codes();
     let mut missing = Vec::new();
     for entry in walk(&root.join("crates")) {
-        if entry.extension().is_some_and(|e| e == "rs")
-            && entry.components().any(|c| c.as_os_str() == "src")
-        {
+        if entry.extension().is_some_and(|e| e == "rs") && entry.components().any(|c| c.as_os_str() == "src") {
             let text = std::fs::read_to_string(&entry).unwrap();
             for code in code_re(&text) {
                 if !doc.contains(&format!("| {code} |")) && !missing.contains(&code) {
@@ -301,10 +216,7 @@ fn every_diagnostic_code_in_the_source_is_documented() {
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "codes used in the source but not in docs/diagnostics.md: {missing:?}"
-    );
+    assert!(missing.is_empty(), "codes used in the source but not in docs/diagnostics.md: {missing:?}");
 }
 
 /// `"X123"` string literals (X one of F P D R C I) in Rust source.

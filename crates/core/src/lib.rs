@@ -133,17 +133,13 @@ fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if rest.is_empty() {
             break;
         }
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err("expected a number"));
         }
         let num: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
         rest = rest[num_len..].trim_start();
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let mult = match unit.to_ascii_lowercase().as_str() {

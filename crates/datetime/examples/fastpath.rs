@@ -49,17 +49,7 @@ fn main() {
         tz: TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0").unwrap(),
     };
     let only = std::env::args().nth(1);
-    for fmt in [
-        "syslog",
-        "iso",
-        "iso-t",
-        "clf",
-        "epoch",
-        "syslog-burst",
-        "iso-burst",
-        "clf-burst",
-        "nodate",
-    ] {
+    for fmt in ["syslog", "iso", "iso-t", "clf", "epoch", "syslog-burst", "iso-burst", "clf-burst", "nodate"] {
         if only.as_deref().is_some_and(|o| o != fmt) {
             continue;
         }
@@ -84,11 +74,7 @@ fn main() {
             (Some(a), Some(b)) => format!("{:6.1} ns/line CPU", (b - a) as f64 / n),
             _ => String::new(),
         };
-        let expect = if fmt == "nodate" {
-            0
-        } else {
-            1000 + rounds * ls.len()
-        };
+        let expect = if fmt == "nodate" { 0 } else { 1000 + rounds * ls.len() };
         assert_eq!(found, expect, "{fmt}: every line has a date (or none)");
         println!("{fmt:12} {ns:6.1} ns/line wall, {cpu}");
     }

@@ -58,11 +58,7 @@ impl Hand {
             (WordBegin::Yes, f) if f == WORD_BEGIN | WORD_END => false,
             _ => return None,
         };
-        Some(Hand::Pattern {
-            shape,
-            anchored,
-            dec: b.ex_decades,
-        })
+        Some(Hand::Pattern { shape, anchored, dec: b.ex_decades })
     }
 
     /// Python `re.search(hay, pos)` for the template (`hay` already cut at
@@ -80,31 +76,15 @@ impl Hand {
 
     /// Whether this is a word-bounded search (not anchored at the line start).
     pub fn is_word_search(self) -> bool {
-        matches!(
-            self,
-            Hand::Pattern {
-                anchored: false,
-                ..
-            }
-        )
+        matches!(self, Hand::Pattern { anchored: false, .. })
     }
 
     /// [`Hand::search_tracked`] trying match starts up to `limit` only
     /// (word-bounded pattern searches).
     pub fn search_limited(self, hay: &str, pos: usize, limit: usize) -> (HandResult, usize) {
-        let mut c = Cur {
-            b: hay.as_bytes(),
-            s: hay,
-            uni: false,
-            max: Cell::new(0),
-            limit,
-        };
+        let mut c = Cur { b: hay.as_bytes(), s: hay, uni: false, max: Cell::new(0), limit };
         let r = match self {
-            Hand::Pattern {
-                shape,
-                anchored,
-                dec,
-            } => {
+            Hand::Pattern { shape, anchored, dec } => {
                 if anchored {
                     c.anchored(pos, |c, p| c.body(shape, dec, p))
                 } else {
@@ -136,11 +116,7 @@ impl Hand {
 }
 
 fn is_word_char(ch: char) -> bool {
-    if ch.is_ascii() {
-        ch.is_ascii_alphanumeric() || ch == '_'
-    } else {
-        regex_syntax::is_word_character(ch)
-    }
+    if ch.is_ascii() { ch.is_ascii_alphanumeric() || ch == '_' } else { regex_syntax::is_word_character(ch) }
 }
 
 type Cands = ([(usize, i64); 3], usize);
@@ -184,15 +160,8 @@ const MONTHS: [u32; 12] = [
     key3(b"nov"),
     key3(b"dec"),
 ];
-const WEEKDAYS: [u32; 7] = [
-    key3(b"mon"),
-    key3(b"tue"),
-    key3(b"wed"),
-    key3(b"thu"),
-    key3(b"fri"),
-    key3(b"sat"),
-    key3(b"sun"),
-];
+const WEEKDAYS: [u32; 7] =
+    [key3(b"mon"), key3(b"tue"), key3(b"wed"), key3(b"thu"), key3(b"fri"), key3(b"sat"), key3(b"sun")];
 
 impl Cur<'_> {
     #[inline(always)]
@@ -283,21 +252,14 @@ impl Cur<'_> {
         self.seen(i + 2);
         let b = self.b.get(i..i + 3)?;
         if b.is_ascii() {
-            let w = key3(&[
-                b[0].to_ascii_lowercase(),
-                b[1].to_ascii_lowercase(),
-                b[2].to_ascii_lowercase(),
-            ]);
+            let w = key3(&[b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase(), b[2].to_ascii_lowercase()]);
             return names.iter().position(|n| *n == w).map(|p| p as i64);
         }
         // `ſ` (U+017F) and `K` (U+212A) fold to ASCII letters: let the
         // regex decide when one of them is where a name could be
         self.seen(i + 12);
         let r = self.s.get(i..).unwrap_or("");
-        if r.chars()
-            .take(3)
-            .any(|c| matches!(c, '\u{17f}' | '\u{212a}'))
-        {
+        if r.chars().take(3).any(|c| matches!(c, '\u{17f}' | '\u{212a}')) {
             self.uni = true;
         }
         None
@@ -306,10 +268,7 @@ impl Cur<'_> {
     /// `%ExY`: 4 digits whose decade is accepted.
     #[inline]
     fn ex_year(&mut self, i: usize, dec: (i64, i64)) -> Option<i64> {
-        if !(self.range(i, b'0', b'9')
-            && self.range(i + 1, b'0', b'9')
-            && self.range(i + 2, b'0', b'9'))
-        {
+        if !(self.range(i, b'0', b'9') && self.range(i + 1, b'0', b'9') && self.range(i + 2, b'0', b'9')) {
             return None;
         }
         let d = self.dval(i) * 100 + self.dval(i + 1) * 10 + self.dval(i + 2);
@@ -380,11 +339,7 @@ impl Cur<'_> {
     fn fraction(&self, p: usize, seps: &[u8]) -> ([usize; 7], usize) {
         let mut out = ([0usize; 7], 0);
         if seps.contains(&self.at(p)) && p < self.b.len() {
-            let n = self.b[p + 1..]
-                .iter()
-                .take(6)
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let n = self.b[p + 1..].iter().take(6).take_while(|c| c.is_ascii_digit()).count();
             self.seen(p + 1 + n);
             for l in (1..=n).rev() {
                 out.0[out.1] = p + 1 + l;
@@ -432,11 +387,7 @@ impl Cur<'_> {
 
     fn zone_value(&self, q: usize, e: usize) -> Option<i64> {
         let t = &self.s[q..e];
-        if matches!(t, "Z" | "UTC" | "GMT") {
-            Some(0)
-        } else {
-            zone_offset_minutes(t)
-        }
+        if matches!(t, "Z" | "UTC" | "GMT") { Some(0) } else { zone_offset_minutes(t) }
     }
 
     #[inline]
@@ -514,9 +465,7 @@ impl Cur<'_> {
                     let mut rest = |c: &mut Self, q: usize| -> Option<(usize, Option<i64>, bool)> {
                         // (?:\s*%z)?
                         let mut z = q;
-                        while z < c.b.len()
-                            && matches!(c.b[z], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
-                        {
+                        while z < c.b.len() && matches!(c.b[z], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
                             z += 1;
                         }
                         if c.at(z) >= 0x80 && c.char_at(z).is_some_and(char::is_whitespace) {
@@ -531,9 +480,7 @@ impl Cur<'_> {
                         }
                         c.bound(q).then_some((q, None, false))
                     };
-                    if let Some((e, [h, mi, s], tz, bad)) =
-                        self.hms(p4, b'1', Some((b'2', b'3')), b".,", &mut rest)
-                    {
+                    if let Some((e, [h, mi, s], tz, bad)) = self.hms(p4, b'1', Some((b'2', b'3')), b".,", &mut rest) {
                         return Some((e, fields(Some(y), m, d, h, mi, s, tz, bad)));
                     }
                 }
@@ -632,9 +579,7 @@ impl Cur<'_> {
                     }
                     c.bound(q).then_some((q, None, false))
                 };
-                if let Some((e, [h, mi, s], tz, bad)) =
-                    self.hms(p4, b'1', Some((b'2', b'3')), b".", &mut rest)
-                {
+                if let Some((e, [h, mi, s], tz, bad)) = self.hms(p4, b'1', Some((b'2', b'3')), b".", &mut rest) {
                     return Some((e, fields(Some(y), m + 1, d, h, mi, s, tz, bad)));
                 }
             }
@@ -703,13 +648,7 @@ impl Cur<'_> {
     /// `\d{10,11}\b(?:\.\d{3,6})?` then fail2ban's end bound; the end.
     fn epoch(&mut self, p: usize) -> Option<usize> {
         self.seen(p);
-        let n = self
-            .b
-            .get(p..)?
-            .iter()
-            .take(12)
-            .take_while(|c| c.is_ascii_digit())
-            .count();
+        let n = self.b.get(p..)?.iter().take(12).take_while(|c| c.is_ascii_digit()).count();
         // a non-ASCII digit next to the ASCII ones would be a `\d` for Python
         if self.uni_digit(p) || self.uni_digit(p + n) {
             return None;
@@ -719,11 +658,7 @@ impl Cur<'_> {
         }
         let q = p + n;
         if self.at(q) == b'.' && q < self.b.len() {
-            let m = self.b[q + 1..]
-                .iter()
-                .take(7)
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let m = self.b[q + 1..].iter().take(7).take_while(|c| c.is_ascii_digit()).count();
             if self.uni_digit(q + 1 + m) {
                 return None;
             }
@@ -766,16 +701,7 @@ impl Cur<'_> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fields(
-    year: Option<i64>,
-    m: i64,
-    d: i64,
-    h: i64,
-    mi: i64,
-    s: i64,
-    tz: Option<i64>,
-    bad: bool,
-) -> Fields {
+fn fields(year: Option<i64>, m: i64, d: i64, h: i64, mi: i64, s: i64, tz: Option<i64>, bad: bool) -> Fields {
     // all values come from at most 4 digits (zone: minutes within a day)
     Fields {
         year: year.map(|y| y as i32),
@@ -831,9 +757,9 @@ mod tests {
         "11384577321.1234567 x",
     ];
     const PIECES: &[&str] = &[
-        "0", "1", "2", "3", "5", "6", "9", " ", "  ", ":", ".", ",", "-", "/", "T", "Z", "z", "+",
-        "_", "a", "x", "[", "]", "(", "@", "é", "٣", "\u{2003}", "\t", "ſ", "UTC", "gmt", "Sep",
-        "sun ", "2005", "2035", "1999", "24", "60", "61", "audit(", "\n",
+        "0", "1", "2", "3", "5", "6", "9", " ", "  ", ":", ".", ",", "-", "/", "T", "Z", "z", "+", "_", "a", "x", "[",
+        "]", "(", "@", "é", "٣", "\u{2003}", "\t", "ſ", "UTC", "gmt", "Sep", "sun ", "2005", "2035", "1999", "24",
+        "60", "61", "audit(", "\n",
     ];
 
     fn mutate(r: &mut Rng, s: &str) -> String {
@@ -873,11 +799,7 @@ mod tests {
         let (mut compared, mut unsure, mut hits) = (0usize, 0usize, 0usize);
         for round in 0..6000 {
             let seed = SEEDS[round % SEEDS.len()];
-            let line = if round < SEEDS.len() {
-                seed.to_string()
-            } else {
-                mutate(&mut r, seed)
-            };
+            let line = if round < SEEDS.len() { seed.to_string() } else { mutate(&mut r, seed) };
             let bs = boundaries(&line);
             for t in &templates {
                 let hand = t.hand.unwrap();
@@ -925,9 +847,6 @@ mod tests {
         }
         eprintln!("hand vs regex: {compared} compared, {hits} hits, {unsure} unsure");
         assert!(hits > 2500, "too few hits compared: {hits}");
-        assert!(
-            unsure * 10 < compared,
-            "hand matchers unsure too often: {unsure}/{compared}"
-        );
+        assert!(unsure * 10 < compared, "hand matchers unsure too often: {unsure}/{compared}");
     }
 }

@@ -141,9 +141,7 @@ pub struct DateDetector {
 /// The year `%ExY` is built around, from the system clock (fail2ban builds
 /// its `%ExY` regex from `datetime.now()` at start-up the same way).
 fn clock_year() -> i64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     strptime::civil_from_days(secs.div_euclid(86_400)).0
 }
 
@@ -162,8 +160,7 @@ fn default_all(b: &Build) -> Vec<Template> {
     for t in default_originals(b) {
         if !t.name.starts_with("{^LN-BEG}") && !t.name.starts_with('^') {
             let wrap = |s: &str| format!("{{^LN-BEG}}{s}");
-            let mut t2 =
-                template::get_anchored_template(&t, &wrap, b).expect("anchored default compiles");
+            let mut t2 = template::get_anchored_template(&t, &wrap, b).expect("anchored default compiles");
             if t2.name != t.name {
                 t2.weight = 100.0;
                 first.push(t2);
@@ -205,9 +202,7 @@ impl DateDetector {
     /// The default template list with `%ExY` built around `year` (fail2ban
     /// accepts the years 2000 .. the end of the decade of `year + 3`).
     pub fn fail2ban_default_for_year(year: i64) -> DateDetector {
-        DateDetector {
-            templates: default_all(&Build::for_year(year)),
-        }
+        DateDetector { templates: default_all(&Build::for_year(year)) }
     }
 
     /// A filter's `datepattern` (after config interpolation, so `%%` is
@@ -222,15 +217,9 @@ impl DateDetector {
     /// [`DateDetector::from_datepattern`] with `%ExY` built around `year`.
     pub fn from_datepattern_for_year(pattern: &str, year: i64) -> Result<DateDetector, DateError> {
         let b = Build::for_year(year);
-        let mut bld = Builder {
-            templates: Vec::new(),
-        };
+        let mut bld = Builder { templates: Vec::new() };
         for p in pattern.split('\n').map(str::trim).filter(|p| !p.is_empty()) {
-            let key = if p.contains('%') {
-                p.to_string()
-            } else {
-                p.to_uppercase()
-            };
+            let key = if p.contains('%') { p.to_string() } else { p.to_uppercase() };
             let ignore_dup = !bld.templates.is_empty();
             if key == "{^LN-BEG}" || key == "{DEFAULT}" {
                 for t in default_all(&b) {
@@ -243,9 +232,7 @@ impl DateDetector {
                 for t in default_originals(&b) {
                     let wrap = |s: &str| {
                         let inner = template::unbound_pattern(s);
-                        RE_DATE_PREMATCH
-                            .replace_all(p, |_: &fancy_regex::Captures<'_, str>| inner.clone())
-                            .into_owned()
+                        RE_DATE_PREMATCH.replace_all(p, |_: &fancy_regex::Captures<'_, str>| inner.clone()).into_owned()
                     };
                     let t2 = template::get_anchored_template(&t, &wrap, &b)?;
                     bld.append(t2, ignore_dup, p)?;
@@ -262,9 +249,7 @@ impl DateDetector {
             // fail2ban falls back to the default templates
             bld.templates = default_all(&b);
         }
-        Ok(DateDetector {
-            templates: bld.templates,
-        })
+        Ok(DateDetector { templates: bld.templates })
     }
 
     /// Names of the templates, in their initial order (diagnostics).
@@ -276,14 +261,7 @@ impl DateDetector {
         let n = self.templates.len();
         DateScanner {
             detector: Arc::clone(self),
-            order: (0..n)
-                .map(|t| Slot {
-                    t,
-                    hits: 0,
-                    last_used: 0.0,
-                    distance: 0x7fff_ffff,
-                })
-                .collect(),
+            order: (0..n).map(|t| Slot { t, hits: 0, last_used: 0.0, distance: 0x7fff_ffff }).collect(),
             ever_hit: vec![false; n],
             last_pos: (1, None, None),
             last_end: (0x7fff_ffff, None, None),
@@ -367,11 +345,7 @@ fn last_match(
     if let Some(m) = memo.as_ref()
         && m.tid == tid
         && m.pos == pos
-        && (if m.saw_end {
-            hay_len == m.hay_len
-        } else {
-            hay_len >= m.upto
-        })
+        && (if m.saw_end { hay_len == m.hay_len } else { hay_len >= m.upto })
         && line.as_bytes().get(..m.upto) == Some(&m.bytes[..m.upto])
     {
         return (Some(m.hit.clone()), true);
@@ -383,16 +357,7 @@ fn last_match(
             if upto <= MEMO_BYTES {
                 let mut bytes = [0u8; MEMO_BYTES];
                 bytes[..upto].copy_from_slice(&line.as_bytes()[..upto]);
-                *memo = Some(Memo {
-                    tid,
-                    pos,
-                    hay_len,
-                    upto,
-                    saw_end,
-                    bytes,
-                    hit: hit.clone(),
-                    time: None,
-                });
+                *memo = Some(Memo { tid, pos, hay_len, upto, saw_end, bytes, hit: hit.clone(), time: None });
                 return (Some(hit), true);
             }
             (Some(hit), false)
@@ -430,11 +395,7 @@ fn isalnum(c: Option<char>) -> bool {
 impl DateScanner {
     pub fn find(&mut self, line: &str, ctx: &TimeContext) -> Option<DateHit> {
         let m = self.find_match(line, ctx)?;
-        Some(DateHit {
-            start: m.start,
-            end: m.end,
-            time: m.time?,
-        })
+        Some(DateHit { start: m.start, end: m.end, time: m.time? })
     }
 
     /// Like [`DateScanner::find`], but also reports spans without a usable
@@ -443,14 +404,12 @@ impl DateScanner {
         let (tid, hit, fast) = self.match_time(line, ctx.now.as_secs_f64())?;
         let t = &self.detector.templates[tid];
         let cached = match &self.memo {
-            Some(Memo {
-                time: Some((now, generation, last_off, time)),
-                ..
-            }) if fast
-                && *now == ctx.now.0
-                && *generation == self.zc.generation
-                && *last_off == self.zc.last_off
-                && self.zc.same_tz(&ctx.tz) =>
+            Some(Memo { time: Some((now, generation, last_off, time)), .. })
+                if fast
+                    && *now == ctx.now.0
+                    && *generation == self.zc.generation
+                    && *last_off == self.zc.last_off
+                    && self.zc.same_tz(&ctx.tz) =>
             {
                 Some(*time)
             }
@@ -470,11 +429,7 @@ impl DateScanner {
         {
             m.time = Some((ctx.now.0, self.zc.generation, self.zc.last_off, time));
         }
-        Some(DateMatch {
-            start: hit.s1,
-            end: hit.e1,
-            time,
-        })
+        Some(DateMatch { start: hit.s1, end: hit.e1, time })
     }
 
     fn weight(&self, i: usize) -> f64 {
@@ -503,10 +458,8 @@ impl DateScanner {
                 let (d, lp1, lp2) = self.last_pos;
                 let (e, le1, le2) = self.last_end;
                 let (du, eu) = (d.max(0) as usize, e.max(0) as usize);
-                let ok = (char_before(line, du) == Some(lp1)
-                    || (char_at(line, du) == Some(lp2) && !isalnum(lp2)))
-                    && (char_at(line, eu) == Some(le2)
-                        || (char_before(line, eu) == Some(le1) && !isalnum(le1)));
+                let ok = (char_before(line, du) == Some(lp1) || (char_at(line, du) == Some(lp2) && !isalnum(lp2)))
+                    && (char_at(line, eu) == Some(le2) || (char_before(line, eu) == Some(le1) && !isalnum(le1)));
                 if ok {
                     last_match(self.memo_on, &mut self.memo, t, ti, line, du, eu)
                 } else {
@@ -516,10 +469,7 @@ impl DateScanner {
             };
             if let Some(h) = m {
                 self.ever_hit[ti] = true;
-                if n == 1
-                    || t.anchored()
-                    || (h.s0 as i64 == self.last_pos.0 && h.e0 as i64 == self.last_end.0)
-                {
+                if n == 1 || t.anchored() || (h.s0 as i64 == self.last_pos.0 && h.e0 as i64 == self.last_end.0) {
                     winner = Some((i, h));
                     fast = memo;
                 } else {
@@ -542,9 +492,7 @@ impl DateScanner {
                     let distance = h.s0 as i64;
                     if i + 1 >= n
                         || t.anchored()
-                        || (distance == 0
-                            && self.order[i].hits > 0
-                            && !self.ever_hit[self.order[i + 1].t])
+                        || (distance == 0 && self.order[i].hits > 0 && !self.ever_hit[self.order[i + 1].t])
                     {
                         winner = Some((i, h));
                         break;
@@ -575,11 +523,7 @@ impl DateScanner {
         if self.first_unused == i {
             self.first_unused += 1;
         }
-        self.last_pos = (
-            h.s0 as i64,
-            char_before(line, h.s0).flatten(),
-            char_at(line, h.s0).flatten(),
-        );
+        self.last_pos = (h.s0 as i64, char_before(line, h.s0).flatten(), char_at(line, h.s0).flatten());
         let before_end = if h.e0 == 0 {
             line.chars().next_back() // Python's line[-1]
         } else {
@@ -597,13 +541,8 @@ impl DateScanner {
     fn reorder(&mut self, num: usize) -> usize {
         let untime = self.order[num].last_used - 300.0;
         let weight = self.weight(num);
-        let mut pos = if self.first_unused < num {
-            self.first_unused
-        } else {
-            num / 2
-        };
-        let moveable =
-            |s: &Self, pos: usize| weight > s.weight(pos) || untime > s.order[pos].last_used;
+        let mut pos = if self.first_unused < num { self.first_unused } else { num / 2 };
+        let moveable = |s: &Self, pos: usize| weight > s.weight(pos) || untime > s.order[pos].last_used;
         if !moveable(self, pos) {
             if pos == num - 1 {
                 return num;
@@ -667,17 +606,9 @@ mod memo_tests {
             for (i, l) in lines.iter().enumerate() {
                 let ctx = TimeContext {
                     now: Timestamp::from_secs(1_124_013_600 + (i as i64 / 5) * 86_400 * 30),
-                    tz: if (i / 7 + round) % 2 == 0 {
-                        TimeContext::fail2ban_test().tz
-                    } else {
-                        berlin.clone()
-                    },
+                    tz: if (i / 7 + round) % 2 == 0 { TimeContext::fail2ban_test().tz } else { berlin.clone() },
                 };
-                assert_eq!(
-                    a.find_match(l, &ctx),
-                    b.find_match(l, &ctx),
-                    "line {i}: {l:?}"
-                );
+                assert_eq!(a.find_match(l, &ctx), b.find_match(l, &ctx), "line {i}: {l:?}");
             }
         }
         assert!(a.memo_hits > 20, "memo used {} times", a.memo_hits);

@@ -85,13 +85,8 @@ pub(crate) fn translate(py: &str) -> String {
             b'(' if py[i..].starts_with("(?(") => {
                 // conditional: named reference -> (?(<name>)
                 let rest = &py[i + 3..];
-                let name_len = rest
-                    .bytes()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                    .count();
-                if name_len > 0
-                    && rest.as_bytes().get(name_len) == Some(&b')')
-                    && !rest.as_bytes()[0].is_ascii_digit()
+                let name_len = rest.bytes().take_while(|c| c.is_ascii_alphanumeric() || *c == b'_').count();
+                if name_len > 0 && rest.as_bytes().get(name_len) == Some(&b')') && !rest.as_bytes()[0].is_ascii_digit()
                 {
                     out.push_str("(?(<");
                     out.push_str(&rest[..name_len]);
@@ -137,8 +132,7 @@ pub(crate) fn translate(py: &str) -> String {
             }
         }
     }
-    out.replace(r"(?=\b|\W|$)", HALF_BOUNDS)
-        .replace(r"(?=^|\b|\W)", HALF_BOUNDS)
+    out.replace(r"(?=\b|\W|$)", HALF_BOUNDS).replace(r"(?=^|\b|\W)", HALF_BOUNDS)
 }
 
 /// Length of a Python repetition `{m}`, `{m,}`, `{,n}`, `{m,n}` at the start

@@ -28,9 +28,7 @@ pub(crate) struct Fields {
     pub bad: bool,
 }
 
-const A_MONTH: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
+const A_MONTH: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 const F_MONTH: [&str; 12] = [
     "january",
     "february",
@@ -46,15 +44,7 @@ const F_MONTH: [&str; 12] = [
     "december",
 ];
 const A_WEEKDAY: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const F_WEEKDAY: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
+const F_WEEKDAY: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
 /// Python's `int()` for the strings our groups capture: surrounding
 /// whitespace, an optional sign, ASCII digits with single underscores
@@ -204,11 +194,8 @@ pub(crate) fn fields_from_groups<'a>(
                 Key::WeekU => f.week = Some((n32(py_int(val)?)?, false)),
                 Key::WeekW => f.week = Some((n32(py_int(val)?)?, true)),
                 Key::Zone => {
-                    f.tzoffset = Some(if matches!(val, "Z" | "UTC" | "GMT") {
-                        0
-                    } else {
-                        n32(zone_offset_minutes(val)?)?
-                    });
+                    f.tzoffset =
+                        Some(if matches!(val, "Z" | "UTC" | "GMT") { 0 } else { n32(zone_offset_minutes(val)?)? });
                 }
                 Key::AmPm => {}
             }
@@ -232,86 +219,30 @@ fn abbr_offset(abbr: &str) -> Option<i64> {
         (-8 * 60, &["U", "AKDT", "CIST", "HAY", "HNP", "PST", "PT"]),
         (-7 * 60, &["T", "HAP", "HNR", "MST", "PDT"]),
         (-6 * 60, &["S", "CST", "EAST", "GALT", "HAR", "HNC", "MDT"]),
-        (
-            -5 * 60,
-            &[
-                "R", "CDT", "COT", "EASST", "ECT", "EST", "ET", "HAC", "HNE", "PET",
-            ],
-        ),
-        (
-            -4 * 60,
-            &[
-                "Q", "AST", "BOT", "CLT", "COST", "EDT", "FKT", "GYT", "HAE", "HNA", "PYT",
-            ],
-        ),
-        (
-            -3 * 60,
-            &[
-                "P", "ADT", "ART", "BRT", "CLST", "FKST", "GFT", "HAA", "PMST", "PYST", "SRT",
-                "UYT", "WGT",
-            ],
-        ),
+        (-5 * 60, &["R", "CDT", "COT", "EASST", "ECT", "EST", "ET", "HAC", "HNE", "PET"]),
+        (-4 * 60, &["Q", "AST", "BOT", "CLT", "COST", "EDT", "FKT", "GYT", "HAE", "HNA", "PYT"]),
+        (-3 * 60, &["P", "ADT", "ART", "BRT", "CLST", "FKST", "GFT", "HAA", "PMST", "PYST", "SRT", "UYT", "WGT"]),
         (-2 * 60, &["O", "BRST", "FNT", "PMDT", "UYST", "WGST"]),
         (-60, &["N", "AZOT", "CVT", "EGT"]),
         (0, &["Z", "EGST", "GMT", "UTC", "WET", "WT"]),
         (60, &["A", "CET", "DFT", "WAT", "WEDT", "WEST"]),
         (2 * 60, &["B", "CAT", "CEDT", "CEST", "EET", "SAST", "WAST"]),
         (3 * 60, &["C", "EAT", "EEDT", "EEST", "IDT", "MSK"]),
-        (
-            4 * 60,
-            &[
-                "D", "AMT", "AZT", "GET", "GST", "KUYT", "MSD", "MUT", "RET", "SAMT", "SCT",
-            ],
-        ),
-        (
-            5 * 60,
-            &[
-                "E", "AMST", "AQTT", "AZST", "HMT", "MAWT", "MVT", "PKT", "TFT", "TJT", "TMT",
-                "UZT", "YEKT",
-            ],
-        ),
-        (
-            6 * 60,
-            &[
-                "F", "ALMT", "BIOT", "BTT", "IOT", "KGT", "NOVT", "OMST", "YEKST",
-            ],
-        ),
-        (
-            7 * 60,
-            &[
-                "G", "CXT", "DAVT", "HOVT", "ICT", "KRAT", "NOVST", "OMSST", "THA", "WIB",
-            ],
-        ),
+        (4 * 60, &["D", "AMT", "AZT", "GET", "GST", "KUYT", "MSD", "MUT", "RET", "SAMT", "SCT"]),
+        (5 * 60, &["E", "AMST", "AQTT", "AZST", "HMT", "MAWT", "MVT", "PKT", "TFT", "TJT", "TMT", "UZT", "YEKT"]),
+        (6 * 60, &["F", "ALMT", "BIOT", "BTT", "IOT", "KGT", "NOVT", "OMST", "YEKST"]),
+        (7 * 60, &["G", "CXT", "DAVT", "HOVT", "ICT", "KRAT", "NOVST", "OMSST", "THA", "WIB"]),
         (
             8 * 60,
             &[
-                "H", "ACT", "AWST", "BDT", "BNT", "CAST", "HKT", "IRKT", "KRAST", "MYT", "PHT",
-                "SGT", "ULAT", "WITA", "WST",
+                "H", "ACT", "AWST", "BDT", "BNT", "CAST", "HKT", "IRKT", "KRAST", "MYT", "PHT", "SGT", "ULAT", "WITA",
+                "WST",
             ],
         ),
-        (
-            9 * 60,
-            &[
-                "I", "AWDT", "IRKST", "JST", "KST", "PWT", "TLT", "WDT", "WIT", "YAKT",
-            ],
-        ),
-        (
-            10 * 60,
-            &["K", "AEST", "ChST", "PGT", "VLAT", "YAKST", "YAPT"],
-        ),
-        (
-            11 * 60,
-            &[
-                "L", "AEDT", "LHDT", "MAGT", "NCT", "PONT", "SBT", "VLAST", "VUT",
-            ],
-        ),
-        (
-            12 * 60,
-            &[
-                "M", "ANAST", "ANAT", "FJT", "GILT", "MAGST", "MHT", "NZST", "PETST", "PETT",
-                "TVT", "WFT",
-            ],
-        ),
+        (9 * 60, &["I", "AWDT", "IRKST", "JST", "KST", "PWT", "TLT", "WDT", "WIT", "YAKT"]),
+        (10 * 60, &["K", "AEST", "ChST", "PGT", "VLAT", "YAKST", "YAPT"]),
+        (11 * 60, &["L", "AEDT", "LHDT", "MAGT", "NCT", "PONT", "SBT", "VLAST", "VUT"]),
+        (12 * 60, &["M", "ANAST", "ANAT", "FJT", "GILT", "MAGST", "MHT", "NZST", "PETST", "PETT", "TVT", "WFT"]),
         (13 * 60, &["FJST", "NZDT"]),
         (690, &["NFT"]),
         (630, &["ACDT", "LHST"]),
@@ -329,10 +260,7 @@ fn abbr_offset(abbr: &str) -> Option<i64> {
     if abbr.is_empty() {
         return Some(0);
     }
-    TABLE
-        .iter()
-        .find(|(_, names)| names.contains(&abbr))
-        .map(|(o, _)| *o)
+    TABLE.iter().find(|(_, names)| names.contains(&abbr)).map(|(o, _)| *o)
 }
 
 /// fail2ban's `validateTimeZone`/`zone2offset` for a string: an optional
@@ -393,10 +321,7 @@ fn parse_fixed_offset(s: &str) -> Option<i64> {
 /// fail2ban's `logtimezone` option (`UTC`, `UTC+0200`, `UTC-05`, `GMT+01:00`,
 /// `CET`, `+0100`, ...): a fixed-offset zone (fail2ban has no DST for these).
 pub fn parse_logtimezone(s: &str) -> Result<TimeZone, DateError> {
-    let err = |why: &str| DateError::InvalidTimeZone {
-        zone: s.to_string(),
-        why: why.to_string(),
-    };
+    let err = |why: &str| DateError::InvalidTimeZone { zone: s.to_string(), why: why.to_string() };
     let minutes = zone_offset_minutes(s).ok_or_else(|| err("unknown or unsupported time zone"))?;
     let secs = i32::try_from(minutes * 60).map_err(|_| err("offset out of range"))?;
     let off = jiff::tz::Offset::from_seconds(secs).map_err(|e| err(&e.to_string()))?;
@@ -574,22 +499,13 @@ fn julian_from_week(year: i64, week: i64, weekday: i64, starts_monday: bool) -> 
         dow = (dow + 1) % 7;
     }
     let week0 = (7 - first) % 7;
-    if week == 0 {
-        1 + dow - first
-    } else {
-        1 + week0 + 7 * (week - 1) + dow
-    }
+    if week == 0 { 1 + dow - first } else { 1 + week0 + 7 * (week - 1) + dow }
 }
 
 /// The rest of `reGroupDictStrptime`: complete year/day from "now", apply the
 /// zone, roll back dates "in the future". Whole seconds since the epoch, or
 /// `None` where fail2ban raises (invalid date, overflow, ...).
-pub(crate) fn to_epoch(
-    f: &Fields,
-    now: Timestamp,
-    tz: &TimeZone,
-    zc: &mut ZoneCache,
-) -> Option<i64> {
+pub(crate) fn to_epoch(f: &Fields, now: Timestamp, tz: &TimeZone, zc: &mut ZoneCache) -> Option<i64> {
     if f.bad {
         return None;
     }
@@ -618,12 +534,7 @@ pub(crate) fn to_epoch(
             if !(1..=9999).contains(&year) {
                 return None;
             }
-            julian = Some(julian_from_week(
-                year,
-                i64::from(week),
-                i64::from(wd),
-                monday,
-            ));
+            julian = Some(julian_from_week(year, i64::from(week), i64::from(wd), monday));
         }
         if let Some(j) = julian {
             if !(1..=9999).contains(&year) || !(-1_000_000..=1_000_000).contains(&j) {

@@ -61,15 +61,11 @@ impl Build {
             hi = hi.max(y / 10);
             y += 3;
         }
-        Build {
-            ex_decades: (lo, hi),
-        }
+        Build { ex_decades: (lo, hi) }
     }
 
     fn ex_year_re(&self) -> String {
-        let alts: Vec<String> = (self.ex_decades.0..=self.ex_decades.1)
-            .map(|d| d.to_string())
-            .collect();
+        let alts: Vec<String> = (self.ex_decades.0..=self.ex_decades.1).map(|d| d.to_string()).collect();
         format!(r"(?P<Y>(?:{})\d)", alts.join("|"))
     }
 }
@@ -129,23 +125,16 @@ fn meta(re: &str) -> FRegex {
 }
 
 static RE_GROUPED: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"));
-static RE_GROUP: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"));
+static RE_GROUP: LazyLock<FRegex> = LazyLock::new(|| meta(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"));
 static RE_GLOBALFLAGS: LazyLock<FRegex> = LazyLock::new(|| meta(r"\(\?[a-z]+\)"));
-static RE_NO_WRD_BOUND_BEG: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"));
-static RE_NO_WRD_BOUND_END: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"));
-static RE_DEL_WRD_BOUNDS: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"));
-static RE_LINE_BOUND_BEG: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"));
+static RE_NO_WRD_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"));
+static RE_NO_WRD_BOUND_END: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"));
+static RE_DEL_WRD_BOUNDS: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"));
+static RE_LINE_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"));
 static RE_LINE_BOUND_END: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<![\\\|])(?:\$\)?)$"));
 static RE_ALPHA_PATTERN: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!\%)\%[aAbBpc]"));
-pub(crate) static RE_EPOCH_PATTERN: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"(?i)(?<!\\)\{L?EPOCH\}"));
-pub(crate) static RE_DATE_PREMATCH: LazyLock<FRegex> =
-    LazyLock::new(|| meta(r"(?i)(?<!\\)\{DATE\}"));
+pub(crate) static RE_EPOCH_PATTERN: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?i)(?<!\\)\{L?EPOCH\}"));
+pub(crate) static RE_DATE_PREMATCH: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?i)(?<!\\)\{DATE\}"));
 static RE_EXSANC_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\((?:\?:)?\^\|\\b\|\\W\)"));
 static RE_EXEANC_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"\(\?=\\b\|\\W\|\$\)$"));
 
@@ -169,18 +158,9 @@ pub(crate) enum WordBegin {
 }
 
 /// `DateTemplate.setRegex`: returns (regex, flags); may prefix the name.
-fn set_regex(
-    name: &mut String,
-    regex: &str,
-    word_begin: WordBegin,
-    word_end: bool,
-) -> (String, u8) {
+fn set_regex(name: &mut String, regex: &str, word_begin: WordBegin, word_end: bool) -> (String, u8) {
     let mut regex = regex.trim().to_string();
-    let gf = RE_GLOBALFLAGS
-        .find(&regex)
-        .ok()
-        .flatten()
-        .map(|m| (m.start(), m.end(), m.as_str().to_string()));
+    let gf = RE_GLOBALFLAGS.find(&regex).ok().flatten().map(|m| (m.start(), m.end(), m.as_str().to_string()));
     if let Some((s, e, _)) = &gf {
         regex.replace_range(*s..*e, "");
     }
@@ -215,11 +195,8 @@ fn set_regex(
     if flags & LINE_END == 0 && is_match(&RE_LINE_BOUND_END, &regex) {
         flags |= LINE_END;
     }
-    let regex = RE_DEL_WRD_BOUNDS
-        .replace_all(&regex, |c: &fancy_regex::Captures<'_, str>| {
-            c[0].replace("**", "")
-        })
-        .into_owned();
+    let regex =
+        RE_DEL_WRD_BOUNDS.replace_all(&regex, |c: &fancy_regex::Captures<'_, str>| c[0].replace("**", "")).into_owned();
     let regex = match gf {
         Some((_, _, g)) => g + &regex,
         None => regex,
@@ -231,14 +208,10 @@ fn set_regex(
 fn directive(key: &str, b: &Build) -> Option<(String, &'static str)> {
     let (re, name): (&str, &str) = match key {
         "%" => ("%", "%"),
-        "A" => (
-            "(?P<A>wednesday|thursday|saturday|tuesday|monday|friday|sunday)",
-            "DAYNAME",
-        ),
-        "B" => (
-            "(?P<B>september|february|november|december|january|october|august|march|april|june|july|may)",
-            "MONTH",
-        ),
+        "A" => ("(?P<A>wednesday|thursday|saturday|tuesday|monday|friday|sunday)", "DAYNAME"),
+        "B" => {
+            ("(?P<B>september|february|november|december|january|october|august|march|april|june|july|may)", "MONTH")
+        }
         "ExH" => (r"(?P<H>[0-1]\d|2[0-3])", "Ex24hour"),
         "ExM" => (r"(?P<M>[0-5]\d)", "ExMinute"),
         "ExS" => (r"(?P<S>[0-5]\d|6[0-1])", "ExSecond"),
@@ -249,10 +222,7 @@ fn directive(key: &str, b: &Build) -> Option<(String, &'static str)> {
         "Exl" => (r" ?(?P<I>1[0-2]|\d)", "%Exl"),
         "Exm" => (r"(?P<m>0[1-9]|1[0-2])", "ExMonth"),
         "Exy" => (r"(?P<y>\d{2})", "ExYear2"),
-        "Exz" => (
-            r"(?P<z>(?:[A-Z](?:[A-Z]{2,4})?)?[+-][01]\d(?::?\d{2})?|[A-Z](?:[A-Z]{2,4})?)",
-            "ExZone offset",
-        ),
+        "Exz" => (r"(?P<z>(?:[A-Z](?:[A-Z]{2,4})?)?[+-][01]\d(?::?\d{2})?|[A-Z](?:[A-Z]{2,4})?)", "ExZone offset"),
         "G" => (r"(?P<G>\d\d\d\d)", "%G"),
         "H" => (r"(?P<H>[0-1]?\d|2[0-3])", "24hour"),
         "I" => (r"(?P<I>1[0-2]|0[1-9]|[1-9])", "12hour"),
@@ -261,37 +231,25 @@ fn directive(key: &str, b: &Build) -> Option<(String, &'static str)> {
         "U" => (r"(?P<U>5[0-3]|[0-4]\d|\d)", "Yearweek"),
         "V" => (r"(?P<V>5[0-3]|0[1-9]|[1-4]\d|\d)", "%V"),
         "W" => (r"(?P<W>5[0-3]|[0-4]\d|\d)", "Yearweek"),
-        "X" => (
-            r"(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)",
-            "%X",
-        ),
+        "X" => (r"(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)", "%X"),
         "Y" => (r"(?P<Y>\d{4})", "Year"),
         "Z" => (r"(?P<Z>Z|[A-Z]{3,5})", "Zone name"),
         "a" => ("(?P<a>mon|tue|wed|thu|fri|sat|sun)", "DAY"),
-        "b" => (
-            "(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
-            "MON",
-        ),
+        "b" => ("(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", "MON"),
         "c" => (
             r"(?P<a>mon|tue|wed|thu|fri|sat|sun)\s+(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s+(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])\s+(?P<H>2[0-3]|[0-1]\d|\d):(?P<M>[0-5]\d|\d):(?P<S>6[0-1]|[0-5]\d|\d)\s+(?P<Y>\d\d\d\d)",
             "%c",
         ),
         "d" => (r"(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])", "Day"),
         "f" => (r"(?P<f>[0-9]{1,6})", "Microseconds"),
-        "j" => (
-            r"(?P<j>36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])",
-            "Yearday",
-        ),
+        "j" => (r"(?P<j>36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])", "Yearday"),
         "k" => (r" ?(?P<H>[0-2]?\d)", "%k"),
         "l" => (r" ?(?P<I>1?\d)", "%l"),
         "m" => (r"(?P<m>0?[1-9]|1[0-2])", "Month"),
         "p" => ("(?P<p>am|pm)", "AMPM"),
         "u" => ("(?P<u>[1-7])", "%u"),
         "w" => ("(?P<w>[0-6])", "Weekday"),
-        "x" => (
-            r"(?P<m>1[0-2]|0[1-9]|[1-9])/(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])/(?P<y>\d\d)",
-            "%x",
-        ),
+        "x" => (r"(?P<m>1[0-2]|0[1-9]|[1-9])/(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])/(?P<y>\d\d)", "%x"),
         "y" => (r"(?P<y>\d\d)", "Year2"),
         "z" => (r"(?P<z>Z|UTC|GMT|[+-][01]\d(?::?\d{2})?)", "Zone offset"),
         _ => return None,
@@ -299,9 +257,7 @@ fn directive(key: &str, b: &Build) -> Option<(String, &'static str)> {
     Some((re.to_string(), name))
 }
 
-const EX_KEYS: [&str; 11] = [
-    "ExZ", "Exz", "Exd", "Exm", "ExH", "Exk", "Exl", "ExM", "ExS", "ExY", "Exy",
-];
+const EX_KEYS: [&str; 11] = ["ExZ", "Exz", "Exd", "Exm", "ExH", "Exk", "Exl", "ExM", "ExS", "ExY", "Exy"];
 const SINGLE_KEYS: &str = "dfHIGjmMSUwuVyYzAaBbpZ%WcxXkl";
 
 /// Expand `%` directives: (name, regex). Unknown directives are an error
@@ -314,14 +270,10 @@ fn expand_directives(pattern: &str, b: &Build) -> Result<(String, String), Strin
         name.push_str(&rest[..pos]);
         regex.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
-        let key = EX_KEYS
-            .iter()
-            .find(|k| after.starts_with(**k))
-            .map(|k| &after[..k.len()])
-            .or_else(|| {
-                let c = after.chars().next()?;
-                SINGLE_KEYS.contains(c).then(|| &after[..c.len_utf8()])
-            });
+        let key = EX_KEYS.iter().find(|k| after.starts_with(**k)).map(|k| &after[..k.len()]).or_else(|| {
+            let c = after.chars().next()?;
+            SINGLE_KEYS.contains(c).then(|| &after[..c.len_utf8()])
+        });
         let Some(key) = key else {
             let shown: String = after.chars().take(3).collect();
             return Err(format!("unsupported directive %{shown}"));
@@ -337,10 +289,7 @@ fn expand_directives(pattern: &str, b: &Build) -> Result<(String, String), Strin
 }
 
 fn invalid(pattern: &str, why: impl Into<String>) -> DateError {
-    DateError::InvalidPattern {
-        pattern: pattern.to_string(),
-        why: why.into(),
-    }
+    DateError::InvalidPattern { pattern: pattern.to_string(), why: why.into() }
 }
 
 /// A compiled template regex: the `regex` crate where the pattern allows
@@ -377,11 +326,7 @@ impl Re {
                     pre.find_at(hay, pos)?;
                 }
                 let c = r.captures_from_pos(hay, pos).ok()??;
-                Some(
-                    (0..c.len())
-                        .map(|i| c.get(i).map(|m| (m.start(), m.end())))
-                        .collect(),
-                )
+                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
             }
         }
     }
@@ -392,12 +337,7 @@ fn compile(pattern_for_err: &str, py_regex: &str) -> Result<Re, DateError> {
     if let Ok(r) = regex::RegexBuilder::new(&tr).size_limit(1 << 22).build() {
         return Ok(Re::Plain(r));
     }
-    let pre = relax_backrefs(&tr).and_then(|r| {
-        regex::RegexBuilder::new(&r)
-            .size_limit(1 << 22)
-            .build()
-            .ok()
-    });
+    let pre = relax_backrefs(&tr).and_then(|r| regex::RegexBuilder::new(&r).size_limit(1 << 22).build().ok());
     let r = fancy_regex::RegexBuilder::new(&tr)
         .backtrack_limit(100_000)
         .build()
@@ -406,10 +346,7 @@ fn compile(pattern_for_err: &str, py_regex: &str) -> Result<Re, DateError> {
     let mut names: Vec<&str> = r.capture_names().flatten().collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(invalid(
-            pattern_for_err,
-            format!("redefinition of group name {:?}", w[0]),
-        ));
+        return Err(invalid(pattern_for_err, format!("redefinition of group name {:?}", w[0])));
     }
     Ok(Re::Fancy(r, pre))
 }
@@ -477,23 +414,11 @@ impl Template {
         let re = compile(orig, &regex)?;
         let conv = strptime_conv(&re);
         let hand = Hand::for_pattern(p, wb, flags, b);
-        Ok(Template {
-            name,
-            pattern: Some(orig.to_string()),
-            flags,
-            weight: 1.0,
-            re: Some(re),
-            hand,
-            conv,
-        })
+        Ok(Template { name, pattern: Some(orig.to_string()), flags, weight: 1.0, re: Some(re), hand, conv })
     }
 
     /// `DateEpoch(lineBeginOnly, pattern, longFrm)`.
-    pub fn epoch(
-        line_begin_only: bool,
-        pattern: Option<&str>,
-        long: bool,
-    ) -> Result<Template, DateError> {
+    pub fn epoch(line_begin_only: bool, pattern: Option<&str>, long: bool) -> Result<Template, DateError> {
         let mut name = match (pattern, long) {
             (Some(p), _) => p.to_string(),
             (None, false) => "Epoch".to_string(),
@@ -501,9 +426,7 @@ impl Template {
         };
         let epoch_re = if long { LEPOCH_RE } else { EPOCH_RE };
         let (regex, flags, grp) = if let Some(p) = pattern {
-            let inner = RE_EPOCH_PATTERN.replace_all(p, |_: &fancy_regex::Captures<'_, str>| {
-                format!("({epoch_re})")
-            });
+            let inner = RE_EPOCH_PATTERN.replace_all(p, |_: &fancy_regex::Captures<'_, str>| format!("({epoch_re})"));
             let (r, f) = set_regex(&mut name, &format!("({inner})"), WordBegin::Yes, true);
             (r, f, 2)
         } else if !line_begin_only {
@@ -516,44 +439,21 @@ impl Template {
             let (r, f) = set_regex(&mut name, &r, WordBegin::Start, true);
             (r, f, 1)
         };
-        let hand = (pattern.is_none() && !long).then_some(if line_begin_only {
-            Hand::EpochLineBegin
-        } else {
-            Hand::Epoch
-        });
+        let hand =
+            (pattern.is_none() && !long).then_some(if line_begin_only { Hand::EpochLineBegin } else { Hand::Epoch });
         // (the hand matcher covers the short default forms completely; the
         // regex is kept to cross-check it in tests)
         let re = Some(compile(pattern.unwrap_or(&name), &regex)?);
-        Ok(Template {
-            name,
-            pattern: None,
-            flags,
-            weight: 1.0,
-            re,
-            hand,
-            conv: Conv::Epoch { grp, long },
-        })
+        Ok(Template { name, pattern: None, flags, weight: 1.0, re, hand, conv: Conv::Epoch { grp, long } })
     }
 
     /// `DateTai64n(wordBegin)`.
     pub fn tai64n(line_begin: bool) -> Result<Template, DateError> {
         let mut name = "TAI64N".to_string();
-        let wb = if line_begin {
-            WordBegin::Start
-        } else {
-            WordBegin::No
-        };
+        let wb = if line_begin { WordBegin::Start } else { WordBegin::No };
         let (regex, flags) = set_regex(&mut name, "@[0-9a-f]{24}", wb, true);
         let re = compile(&name, &regex)?;
-        Ok(Template {
-            name,
-            pattern: None,
-            flags,
-            weight: 1.0,
-            re: Some(re),
-            hand: None,
-            conv: Conv::Tai64n,
-        })
+        Ok(Template { name, pattern: None, flags, weight: 1.0, re: Some(re), hand: None, conv: Conv::Tai64n })
     }
 
     pub fn anchored(&self) -> bool {
@@ -600,12 +500,7 @@ impl Template {
 
     /// [`Template::match_date`] for a template with a hand matcher that can
     /// decide alone: the hit and the highest byte index looked at.
-    pub fn match_date_tracked(
-        &self,
-        line: &str,
-        pos: usize,
-        endpos: usize,
-    ) -> Option<(Option<RawHit>, usize)> {
+    pub fn match_date_tracked(&self, line: &str, pos: usize, endpos: usize) -> Option<(Option<RawHit>, usize)> {
         let h = self.hand?;
         let endpos = endpos.min(line.len());
         if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
@@ -623,23 +518,11 @@ impl Template {
         let locs = self.re.as_ref()?.captures_at(hay, pos)?;
         let (s0, e0) = (*locs.first()?)?;
         let (s1, e1) = locs.get(1).copied().flatten().unwrap_or((s0, s0));
-        Some(RawHit {
-            s0,
-            e0,
-            s1,
-            e1,
-            data: HitData::Locs(locs),
-        })
+        Some(RawHit { s0, e0, s1, e1, data: HitData::Locs(locs) })
     }
 
     /// `getDate`: the instant of a hit, `None` where fail2ban gets no date.
-    pub fn time(
-        &self,
-        line: &str,
-        hit: &RawHit,
-        ctx: &TimeContext,
-        zc: &mut ZoneCache,
-    ) -> Option<Timestamp> {
+    pub fn time(&self, line: &str, hit: &RawHit, ctx: &TimeContext, zc: &mut ZoneCache) -> Option<Timestamp> {
         let group = |i: usize| -> Option<&str> {
             match &hit.data {
                 HitData::Locs(l) => l.get(i).copied().flatten().map(|(s, e)| &line[s..e]),
@@ -653,10 +536,7 @@ impl Template {
                     HitData::Fields(f) => *f,
                     _ => {
                         let ampm = ampm.map(group);
-                        strptime::fields_from_groups(
-                            keys.iter().map(|(k, i)| (*k, group(*i))),
-                            ampm,
-                        )
+                        strptime::fields_from_groups(keys.iter().map(|(k, i)| (*k, group(*i))), ampm)
                     }
                 };
                 strptime::to_epoch(&fields, ctx.now, &ctx.tz, zc).map(Timestamp::from_secs)
@@ -678,11 +558,7 @@ impl Template {
 pub(crate) fn epoch_value(v: &str, long: bool) -> Option<Timestamp> {
     if long && v.len() >= 13 {
         let f: f64 = v.parse().ok()?;
-        let f = if v.len() >= 16 && !v.contains('.') {
-            f / 1_000_000.0
-        } else {
-            f / 1000.0
-        };
+        let f = if v.len() >= 16 && !v.contains('.') { f / 1_000_000.0 } else { f / 1000.0 };
         return Some(Timestamp::from_secs_f64(f));
     }
     if v.bytes().all(|c| c.is_ascii_digit()) && !v.is_empty() && v.len() <= 17 {
@@ -701,11 +577,7 @@ pub(crate) fn epoch_value(v: &str, long: bool) -> Option<Timestamp> {
 }
 
 /// `_getPatternTemplate(pattern, key)`.
-pub(crate) fn get_pattern_template(
-    pattern: &str,
-    key: Option<&str>,
-    b: &Build,
-) -> Result<Template, DateError> {
+pub(crate) fn get_pattern_template(pattern: &str, key: Option<&str>, b: &Build) -> Result<Template, DateError> {
     let key: String = match key {
         Some(k) => k.to_string(),
         None if pattern.contains('%') => pattern.to_string(),

@@ -15,11 +15,7 @@ use common::Ref;
 use stadtwache_datetime::{DateDetector, TimeContext};
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -48,18 +44,11 @@ fn fail2ban_sample_logs_agree() {
                 .map(|l| l.trim_end_matches('\r').to_string())
                 .filter(|l| !l.starts_with('#'))
                 .collect();
-            (
-                p.strip_prefix(common::F2B_LOGS)
-                    .unwrap()
-                    .display()
-                    .to_string(),
-                lines,
-            )
+            (p.strip_prefix(common::F2B_LOGS).unwrap().display().to_string(), lines)
         })
         .collect();
     let ctx = TimeContext::fail2ban_test();
-    let reference =
-        common::run_reference(1_124_013_600, "CET-01CEST-02,M3.5.0,M10.5.0", None, &files);
+    let reference = common::run_reference(1_124_013_600, "CET-01CEST-02,M3.5.0,M10.5.0", None, &files);
     // %ExY as fail2ban builds it today (from the machine's clock)
     let det = Arc::new(DateDetector::fail2ban_default());
     let (mut agree, mut differ, mut timed) = (0usize, 0usize, 0usize);
@@ -79,9 +68,7 @@ fn fail2ban_sample_logs_agree() {
             } else {
                 differ += 1;
                 if shown.len() < 40 {
-                    shown.push(format!(
-                        "{name}: {line:?}\n    ours {ours:?}\n    f2b  {r:?}"
-                    ));
+                    shown.push(format!("{name}: {line:?}\n    ours {ours:?}\n    f2b  {r:?}"));
                 }
             }
         }

@@ -18,9 +18,7 @@ const FILTER_D: &str = "/etc/fail2ban/filter.d";
 /// The first `datepattern = ...` line, with `%%` as the config loader turns
 /// it (skipping ones that need interpolation).
 fn datepattern(conf: &str) -> Option<String> {
-    let line = conf
-        .lines()
-        .find(|l| l.trim_start().starts_with("datepattern") && l.contains('='))?;
+    let line = conf.lines().find(|l| l.trim_start().starts_with("datepattern") && l.contains('='))?;
     let v = line.split_once('=')?.1.trim();
     if v.contains("%(") || v.contains("<L_") || v.contains("<lt_") {
         return None;
@@ -41,18 +39,10 @@ fn filter_datepatterns_agree() {
         return;
     }
     let mut cases = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(FILTER_D)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(FILTER_D).unwrap().flatten().map(|e| e.path()).collect();
     entries.sort();
     for conf in entries {
-        let Some(name) = conf
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".conf"))
-        else {
+        let Some(name) = conf.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".conf")) else {
             continue;
         };
         let log = Path::new(common::F2B_LOGS).join(name);
@@ -70,23 +60,14 @@ fn filter_datepatterns_agree() {
             .collect();
         cases.push((name.to_string(), pattern, lines));
     }
-    assert!(
-        cases.len() >= 20,
-        "expected fail2ban's filters with datepatterns"
-    );
-    let files = cases
-        .iter()
-        .map(|(n, p, l)| json!({"name": n, "lines": l, "pattern": p}))
-        .collect();
-    let reference =
-        common::run_reference_files(1_124_013_600, "CET-01CEST-02,M3.5.0,M10.5.0", files);
+    assert!(cases.len() >= 20, "expected fail2ban's filters with datepatterns");
+    let files = cases.iter().map(|(n, p, l)| json!({"name": n, "lines": l, "pattern": p})).collect();
+    let reference = common::run_reference_files(1_124_013_600, "CET-01CEST-02,M3.5.0,M10.5.0", files);
     let ctx = TimeContext::fail2ban_test();
     let (mut agree, mut differ, mut timed) = (0usize, 0usize, 0usize);
     let mut shown = Vec::new();
     for ((name, pattern, lines), refs) in cases.iter().zip(&reference) {
-        let det = Arc::new(
-            DateDetector::from_datepattern(pattern).unwrap_or_else(|e| panic!("{name}: {e}")),
-        );
+        let det = Arc::new(DateDetector::from_datepattern(pattern).unwrap_or_else(|e| panic!("{name}: {e}")));
         let mut sc = det.scanner();
         for (line, r) in lines.iter().zip(refs) {
             let ours = match sc.find_match(line, &ctx) {
@@ -99,9 +80,7 @@ fn filter_datepatterns_agree() {
             } else {
                 differ += 1;
                 if shown.len() < 30 {
-                    shown.push(format!(
-                        "{name} [{pattern}]: {line:?}\n    ours {ours:?}\n    f2b  {r:?}"
-                    ));
+                    shown.push(format!("{name} [{pattern}]: {line:?}\n    ours {ours:?}\n    f2b  {r:?}"));
                 }
             }
         }

@@ -57,10 +57,7 @@ fn completion_edges_agree() {
     let mut shown = Vec::new();
     for now in nows {
         // one stream per line, so each line is searched from scratch
-        let files: Vec<_> = lines
-            .iter()
-            .map(|l| serde_json::json!({"name": "x", "lines": [l]}))
-            .collect();
+        let files: Vec<_> = lines.iter().map(|l| serde_json::json!({"name": "x", "lines": [l]})).collect();
         // glibc's mktime resolves a DST fold with the offset of its previous
         // result; our fresh scanner starts from glibc's initial state (0).
         // For this zone's fold (01:00-02:00 local, switch at 00:00 UTC) a
@@ -72,10 +69,7 @@ fn completion_edges_agree() {
             "files": files,
             "prime_mktime": [2005, 12, 1, 12, 0, 0],
         }));
-        let ctx = TimeContext {
-            now: Timestamp::from_secs(now),
-            tz: tz.clone(),
-        };
+        let ctx = TimeContext { now: Timestamp::from_secs(now), tz: tz.clone() };
         for (line, r) in lines.iter().zip(&reference) {
             let ours = match det.scanner().find_match(line, &ctx) {
                 None => Ref::None,
@@ -85,10 +79,7 @@ fn completion_edges_agree() {
                 agree += 1;
             } else {
                 differ += 1;
-                shown.push(format!(
-                    "now={now} {line:?}: ours {ours:?}, fail2ban {:?}",
-                    r[0]
-                ));
+                shown.push(format!("now={now} {line:?}: ours {ours:?}, fail2ban {:?}", r[0]));
             }
         }
     }

@@ -43,16 +43,10 @@ fn nasty_lines() -> Vec<String> {
     v.push("Jan 23 21:59:59 ".repeat(5000));
     v.push("2".repeat(100_000));
     let mut r = Rng(42);
-    let alphabet: Vec<char> = "0123456789 :-/.,TZ+[]@abcJanFebSunUTCé٣\u{2003}\t"
-        .chars()
-        .collect();
+    let alphabet: Vec<char> = "0123456789 :-/.,TZ+[]@abcJanFebSunUTCé٣\u{2003}\t".chars().collect();
     for _ in 0..3000 {
         let n = (r.next() % 60) as usize;
-        v.push(
-            (0..n)
-                .map(|_| alphabet[(r.next() % alphabet.len() as u64) as usize])
-                .collect(),
-        );
+        v.push((0..n).map(|_| alphabet[(r.next() % alphabet.len() as u64) as usize]).collect());
     }
     v
 }
@@ -60,18 +54,9 @@ fn nasty_lines() -> Vec<String> {
 fn contexts() -> Vec<TimeContext> {
     vec![
         TimeContext::fail2ban_test(),
-        TimeContext {
-            now: Timestamp(i64::MAX),
-            tz: TimeZone::UTC,
-        },
-        TimeContext {
-            now: Timestamp(i64::MIN),
-            tz: TimeZone::UTC,
-        },
-        TimeContext {
-            now: Timestamp::from_secs(253_402_300_000),
-            tz: parse_logtimezone("UTC-1959").unwrap(),
-        },
+        TimeContext { now: Timestamp(i64::MAX), tz: TimeZone::UTC },
+        TimeContext { now: Timestamp(i64::MIN), tz: TimeZone::UTC },
+        TimeContext { now: Timestamp::from_secs(253_402_300_000), tz: parse_logtimezone("UTC-1959").unwrap() },
     ]
 }
 
@@ -105,21 +90,14 @@ fn no_panics_on_bad_lines() {
             }
         }
     }
-    assert!(
-        found > 1000,
-        "the nasty lines should still contain dates: {found}"
-    );
+    assert!(found > 1000, "the nasty lines should still contain dates: {found}");
 }
 
 #[test]
 fn invalid_dates_have_no_time() {
     let det = Arc::new(DateDetector::fail2ban_default_for_year(2026));
     let ctx = TimeContext::fail2ban_test();
-    for l in [
-        "Feb 30 10:00:00 x",
-        "Jan 23 24:59:59 x",
-        "Feb 29 10:00:00 x",
-    ] {
+    for l in ["Feb 30 10:00:00 x", "Jan 23 24:59:59 x", "Feb 29 10:00:00 x"] {
         let mut sc = det.scanner();
         assert_eq!(sc.find(l, &ctx), None, "{l}");
         let m = sc.find_match(l, &ctx).expect("span still cut");
@@ -129,15 +107,7 @@ fn invalid_dates_have_no_time() {
 
 #[test]
 fn bad_patterns_are_errors() {
-    for p in [
-        "%q",
-        "%Exb %H",
-        "%s",
-        "%",
-        "(%H:%M",
-        "%d %d",
-        "^%H:%M:%S\n^%H:%M:%S",
-    ] {
+    for p in ["%q", "%Exb %H", "%s", "%", "(%H:%M", "%d %d", "^%H:%M:%S\n^%H:%M:%S"] {
         let e = DateDetector::from_datepattern(p).expect_err(p);
         assert!(matches!(e, DateError::InvalidPattern { .. }), "{p}: {e}");
         assert!(e.to_string().starts_with("D001"), "{e}");
@@ -175,10 +145,7 @@ fn logtimezone_like_fail2ban() {
 #[test]
 fn logtimezone_applies_to_dates_without_zone() {
     let det = Arc::new(DateDetector::fail2ban_default_for_year(2026));
-    let ctx = TimeContext {
-        now: Timestamp::from_secs(1_124_013_600),
-        tz: parse_logtimezone("UTC+0200").unwrap(),
-    };
+    let ctx = TimeContext { now: Timestamp::from_secs(1_124_013_600), tz: parse_logtimezone("UTC+0200").unwrap() };
     let mut sc = det.scanner();
     // 2005-01-23 21:59:59 at +02:00, and an explicit zone still wins
     let h = sc.find("2005-01-23 21:59:59 x", &ctx).unwrap();

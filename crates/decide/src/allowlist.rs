@@ -50,19 +50,11 @@ pub struct Allowlist {
 }
 
 fn mask4(plen: u8) -> u32 {
-    if plen == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(plen.min(32)))
-    }
+    if plen == 0 { 0 } else { u32::MAX << (32 - u32::from(plen.min(32))) }
 }
 
 fn mask6(plen: u8) -> u128 {
-    if plen == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(plen.min(128)))
-    }
+    if plen == 0 { 0 } else { u128::MAX << (128 - u32::from(plen.min(128))) }
 }
 
 /// `::ffff:a.b.c.d` → `a.b.c.d`; other addresses unchanged.
@@ -85,25 +77,18 @@ pub(crate) fn key_ip(key: &Key) -> Option<IpAddr> {
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s
-        .strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(s);
+    let s = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(s);
     s.parse().ok()
 }
 
 fn looks_like_address(s: &str) -> bool {
     let dotted = s.contains('.') && s.chars().all(|c| c.is_ascii_digit() || c == '.');
-    let colons = s.matches(':').count() >= 2
-        && s.chars()
-            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    let colons = s.matches(':').count() >= 2 && s.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
     dotted || colons || s.starts_with('[')
 }
 
 fn netmask_to_plen(mask: &str, text: &str) -> Result<u8, PolicyError> {
-    let bad = || PolicyError::InvalidNetmask {
-        text: text.to_string(),
-    };
+    let bad = || PolicyError::InvalidNetmask { text: text.to_string() };
     let (bits, width) = match mask.parse::<IpAddr>().map_err(|_| bad())? {
         IpAddr::V4(m) => (u128::from(u32::from(m)) << 96, 32u32),
         IpAddr::V6(m) => (u128::from(m), 128u32),
@@ -119,75 +104,45 @@ impl AllowEntry {
     /// Parses one entry (see [`Allowlist`]).
     pub fn parse(text: &str) -> Result<AllowEntry, PolicyError> {
         let t = text.trim();
-        let entry = |kind| AllowEntry {
-            text: t.to_string(),
-            kind,
-        };
+        let entry = |kind| AllowEntry { text: t.to_string(), kind };
         if let Some((addr, mask)) = t.split_once('/') {
-            let ip = parse_ip(addr).ok_or_else(|| PolicyError::InvalidAddress {
-                text: t.to_string(),
-            })?;
+            let ip = parse_ip(addr).ok_or_else(|| PolicyError::InvalidAddress { text: t.to_string() })?;
             let plen = if mask.contains('.') || mask.contains(':') {
                 netmask_to_plen(mask, t)?
             } else {
-                mask.parse::<u8>().map_err(|_| PolicyError::InvalidPrefix {
-                    text: t.to_string(),
-                })?
+                mask.parse::<u8>().map_err(|_| PolicyError::InvalidPrefix { text: t.to_string() })?
             };
             let max = if ip.is_ipv4() { 32 } else { 128 };
             if plen > max {
-                return Err(PolicyError::InvalidPrefix {
-                    text: t.to_string(),
-                });
+                return Err(PolicyError::InvalidPrefix { text: t.to_string() });
             }
             return Ok(match ip {
-                IpAddr::V4(v4) => entry(EntryKind::V4 {
-                    net: u32::from(v4) & mask4(plen),
-                    plen,
-                }),
+                IpAddr::V4(v4) => entry(EntryKind::V4 { net: u32::from(v4) & mask4(plen), plen }),
                 IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                     Some(v4) if plen >= 96 => {
                         let p4 = plen - 96;
-                        entry(EntryKind::V4 {
-                            net: u32::from(v4) & mask4(p4),
-                            plen: p4,
-                        })
+                        entry(EntryKind::V4 { net: u32::from(v4) & mask4(p4), plen: p4 })
                     }
-                    _ => entry(EntryKind::V6 {
-                        net: u128::from(v6) & mask6(plen),
-                        plen,
-                    }),
+                    _ => entry(EntryKind::V6 { net: u128::from(v6) & mask6(plen), plen }),
                 },
             });
         }
         if let Some(ip) = parse_ip(t) {
             return Ok(match canonical_ip(ip) {
-                IpAddr::V4(v4) => entry(EntryKind::V4 {
-                    net: u32::from(v4),
-                    plen: 32,
-                }),
-                IpAddr::V6(v6) => entry(EntryKind::V6 {
-                    net: u128::from(v6),
-                    plen: 128,
-                }),
+                IpAddr::V4(v4) => entry(EntryKind::V4 { net: u32::from(v4), plen: 32 }),
+                IpAddr::V6(v6) => entry(EntryKind::V6 { net: u128::from(v6), plen: 128 }),
             });
         }
         if t.is_empty() || looks_like_address(t) {
-            return Err(PolicyError::InvalidAddress {
-                text: t.to_string(),
-            });
+            return Err(PolicyError::InvalidAddress { text: t.to_string() });
         }
         Ok(entry(EntryKind::Text(Arc::from(t))))
     }
 
     fn matches(&self, key: &Key, ip: Option<IpAddr>) -> bool {
         match (&self.kind, ip) {
-            (EntryKind::V4 { net, plen }, Some(IpAddr::V4(a))) => {
-                u32::from(a) & mask4(*plen) == *net
-            }
-            (EntryKind::V6 { net, plen }, Some(IpAddr::V6(a))) => {
-                u128::from(a) & mask6(*plen) == *net
-            }
+            (EntryKind::V4 { net, plen }, Some(IpAddr::V4(a))) => u32::from(a) & mask4(*plen) == *net,
+            (EntryKind::V6 { net, plen }, Some(IpAddr::V6(a))) => u128::from(a) & mask6(*plen) == *net,
             (EntryKind::Text(t), _) => matches!(key, Key::Text(k) if **k == **t),
             _ => false,
         }
@@ -218,10 +173,7 @@ impl Allowlist {
     /// commas. Empty entries are skipped, exact duplicates kept once.
     pub fn parse(spec: &str) -> Result<Allowlist, PolicyError> {
         let mut list = Allowlist::new();
-        for tok in spec
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|s| !s.is_empty())
-        {
+        for tok in spec.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()) {
             list.add(tok)?;
         }
         Ok(list)

@@ -112,16 +112,7 @@ impl BanIncrement {
             random = Duration::from_secs_f64(frac * rnd.as_secs_f64());
             result = Duration(result.0.saturating_add(random.0));
         }
-        IncrementCalc {
-            previous_bans: n,
-            method,
-            factor: self.factor,
-            multiplier,
-            computed,
-            capped_by,
-            random,
-            result,
-        }
+        IncrementCalc { previous_bans: n, method, factor: self.factor, multiplier, computed, capped_by, random, result }
     }
 
     /// fail2ban's observer (`failureFound`) counts each new failure of a known
@@ -152,18 +143,14 @@ impl BanIncrement {
             inc.factor = match f.parse::<f64>() {
                 Ok(v) if v.is_finite() && v >= 0.0 => v,
                 _ => {
-                    return Err(PolicyError::InvalidFactor {
-                        text: f.to_string(),
-                    });
+                    return Err(PolicyError::InvalidFactor { text: f.to_string() });
                 }
             };
         }
         if let Some(f) = formula.map(str::trim).filter(|f| !f.is_empty()) {
             let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
             if squash(f) != squash(DEFAULT_FORMULA) {
-                return Err(PolicyError::UnsupportedFormula {
-                    text: f.to_string(),
-                });
+                return Err(PolicyError::UnsupportedFormula { text: f.to_string() });
             }
         }
         if let Some(m) = multipliers {
@@ -174,9 +161,7 @@ impl BanIncrement {
                 None => Ok(None),
                 Some(s) => match Duration::parse(s) {
                     Ok(d) if d.0 >= 0 => Ok(Some(d)),
-                    _ => Err(PolicyError::InvalidDuration {
-                        text: s.to_string(),
-                    }),
+                    _ => Err(PolicyError::InvalidDuration { text: s.to_string() }),
                 },
             }
         };
@@ -190,11 +175,6 @@ impl BanIncrement {
 /// single spaces and converts with `int()`; we accept any white space).
 pub fn parse_multipliers(text: &str) -> Result<Vec<u64>, PolicyError> {
     text.split_whitespace()
-        .map(|m| {
-            m.parse::<u64>()
-                .map_err(|_| PolicyError::InvalidMultipliers {
-                    text: text.to_string(),
-                })
-        })
+        .map(|m| m.parse::<u64>().map_err(|_| PolicyError::InvalidMultipliers { text: text.to_string() }))
         .collect()
 }

@@ -102,9 +102,7 @@ pub enum PolicyError {
     InvalidMultipliers { text: String },
     #[error("C025 invalid bantime.factor (a non-negative number): {text:?}")]
     InvalidFactor { text: String },
-    #[error(
-        "C026 unsupported bantime.formula (only the default formula; use bantime.multipliers): {text:?}"
-    )]
+    #[error("C026 unsupported bantime.formula (only the default formula; use bantime.multipliers): {text:?}")]
     UnsupportedFormula { text: String },
     #[error("C027 invalid duration: {text:?}")]
     InvalidDuration { text: String },
@@ -140,11 +138,7 @@ impl PolicyError {
 
     pub fn to_diagnostic(&self) -> Diagnostic {
         let msg = self.to_string();
-        let msg = msg
-            .strip_prefix(self.code())
-            .map(str::trim_start)
-            .unwrap_or(&msg)
-            .to_string();
+        let msg = msg.strip_prefix(self.code()).map(str::trim_start).unwrap_or(&msg).to_string();
         Diagnostic::error(self.code(), msg)
     }
 }
@@ -182,9 +176,7 @@ impl Policy {
     pub fn validate(&self) -> Result<(), PolicyError> {
         if let Some(p) = self.ipv6_prefix {
             if p == 0 || p > 128 {
-                return Err(PolicyError::InvalidIpv6Prefix {
-                    text: p.to_string(),
-                });
+                return Err(PolicyError::InvalidIpv6Prefix { text: p.to_string() });
             }
         }
         Ok(())
@@ -207,16 +199,9 @@ pub enum Step {
     ExpiredBeforeNow { until: Timestamp, now: Timestamp },
     /// The key is banned already until `until` (`None` = permanent); when
     /// `prolonged`, the ban now ends at `new_until`.
-    AlreadyBanned {
-        until: Option<Timestamp>,
-        prolonged: bool,
-        new_until: Option<Timestamp>,
-    },
+    AlreadyBanned { until: Option<Timestamp>, prolonged: bool, new_until: Option<Timestamp> },
     /// The base ban time (rule's own or the policy's); `None` = permanent.
-    BaseBantime {
-        bantime: Option<Duration>,
-        from_rule: bool,
-    },
+    BaseBantime { bantime: Option<Duration>, from_rule: bool },
     /// bantime.increment applied.
     Increment(IncrementCalc),
     /// bantime.increment on, but not applied (first ban or permanent).
@@ -272,12 +257,7 @@ pub enum Decision {
         reason: Explanation,
     },
     /// `trigger.time + bantime < now`: the ban would already be over.
-    Expired {
-        key: Key,
-        prefix: Option<u8>,
-        until: Timestamp,
-        reason: Explanation,
-    },
+    Expired { key: Key, prefix: Option<u8>, until: Timestamp, reason: Explanation },
 }
 
 impl Decision {
@@ -452,25 +432,16 @@ impl Decider {
         };
         let canon = canonical_ip(*ip);
         if canon != *ip {
-            steps.push(Step::MappedToIpv4 {
-                from: key.clone(),
-                to: Key::Ip(canon),
-            });
+            steps.push(Step::MappedToIpv4 { from: key.clone(), to: Key::Ip(canon) });
         }
         match (canon, self.policy.ipv6_prefix) {
             (IpAddr::V6(_), Some(p)) if p < 128 => {
                 if let Some(e) = self.policy.allowlist.overlaps(canon, p) {
-                    steps.push(Step::AggregationSkipped {
-                        prefix: p,
-                        allowlist_entry: e.text.clone(),
-                    });
+                    steps.push(Step::AggregationSkipped { prefix: p, allowlist_entry: e.text.clone() });
                     return (Key::Ip(canon), None);
                 }
                 let net = Key::Ip(allowlist::network(canon, p));
-                steps.push(Step::Aggregated {
-                    prefix: p,
-                    network: net.clone(),
-                });
+                steps.push(Step::Aggregated { prefix: p, network: net.clone() });
                 (net, Some(p))
             }
             _ => (Key::Ip(canon), None),
@@ -497,10 +468,7 @@ impl Decider {
     }
 
     fn purge_age(&self) -> Duration {
-        self.policy
-            .increment
-            .as_ref()
-            .map_or(Duration::from_secs(86_400), |i| i.purge_age)
+        self.policy.increment.as_ref().map_or(Duration::from_secs(86_400), |i| i.purge_age)
     }
 
     /// fail2ban `_purge_bips`.
@@ -530,13 +498,8 @@ impl Decider {
         // 1. The allowlist, always first.
         if let Some(e) = self.policy.allowlist.matches(&trig.key) {
             let entry = e.text.clone();
-            steps.push(Step::Allowlist {
-                matched: Some(entry.clone()),
-            });
-            return Decision::Allowlisted {
-                entry,
-                reason: reason(steps),
-            };
+            steps.push(Step::Allowlist { matched: Some(entry.clone()) });
+            return Decision::Allowlisted { entry, reason: reason(steps) };
         }
         steps.push(Step::Allowlist { matched: None });
 
@@ -551,21 +514,12 @@ impl Decider {
             let until = trig.time.saturating_add(base);
             if until < now {
                 steps.push(Step::ExpiredBeforeNow { until, now });
-                return Decision::Expired {
-                    key: t.0,
-                    prefix: t.1,
-                    until,
-                    reason: reason(steps),
-                };
+                return Decision::Expired { key: t.0, prefix: t.1, until, reason: reason(steps) };
             }
         }
         self.retire_if_over(&t, now);
         if let Some(rec) = self.bans.get_mut(&t) {
-            let new_eob = if permanent {
-                None
-            } else {
-                Some(trig.time.saturating_add(base))
-            };
+            let new_eob = if permanent { None } else { Some(trig.time.saturating_add(base)) };
             let later = match (new_eob, rec.until) {
                 (_, None) => false,
                 (None, Some(_)) => true,
@@ -578,11 +532,7 @@ impl Decider {
                     None
                 } else {
                     let dif = trig.time.since(rec.time);
-                    Some(if dif.0 > 0 {
-                        Duration(base.0.saturating_add(dif.0))
-                    } else {
-                        base
-                    })
+                    Some(if dif.0 > 0 { Duration(base.0.saturating_add(dif.0)) } else { base })
                 };
                 rec.bantime = bt;
                 rec.until = bt.map(|b| rec.time.saturating_add(b));
@@ -594,25 +544,12 @@ impl Decider {
                 }
             }
             let until = rec.until;
-            steps.push(Step::AlreadyBanned {
-                until: old,
-                prolonged,
-                new_until: until,
-            });
-            return Decision::AlreadyBanned {
-                key: t.0,
-                prefix: t.1,
-                until,
-                prolonged,
-                reason: reason(steps),
-            };
+            steps.push(Step::AlreadyBanned { until: old, prolonged, new_until: until });
+            return Decision::AlreadyBanned { key: t.0, prefix: t.1, until, prolonged, reason: reason(steps) };
         }
 
         // 4. Base bantime and bantime.increment.
-        steps.push(Step::BaseBantime {
-            bantime: (!permanent).then_some(base),
-            from_rule,
-        });
+        steps.push(Step::BaseBantime { bantime: (!permanent).then_some(base), from_rule });
         let previous = self.history_of(&t, now).map_or(0, |h| h.ban_count);
         let mut duration = (!permanent).then_some(base);
         if let Some(inc) = &self.policy.increment {
@@ -621,21 +558,14 @@ impl Decider {
                 duration = Some(calc.result);
                 steps.push(Step::Increment(calc));
             } else {
-                steps.push(Step::IncrementNotApplied {
-                    previous_bans: previous,
-                });
+                steps.push(Step::IncrementNotApplied { previous_bans: previous });
             }
         }
         let until = duration.map(|d| trig.time.saturating_add(d));
         if let Some(u) = until {
             if u < now {
                 steps.push(Step::ExpiredBeforeNow { until: u, now });
-                return Decision::Expired {
-                    key: t.0,
-                    prefix: t.1,
-                    until: u,
-                    reason: reason(steps),
-                };
+                return Decision::Expired { key: t.0, prefix: t.1, until: u, reason: reason(steps) };
             }
         }
         let simulated = self.policy.simulate;
@@ -648,14 +578,7 @@ impl Decider {
         if let Some(u) = until {
             self.heap.push(Reverse((u.0, self.generation, t.clone())));
         }
-        self.history.insert(
-            t.clone(),
-            History {
-                ban_count,
-                last_ban: trig.time,
-                last_bantime: duration,
-            },
-        );
+        self.history.insert(t.clone(), History { ban_count, last_ban: trig.time, last_bantime: duration });
         self.bans.insert(
             t.clone(),
             BanRecord {
@@ -669,15 +592,7 @@ impl Decider {
                 reason: self.store_reasons.then(|| Box::new(explanation.clone())),
             },
         );
-        Decision::Ban {
-            key: t.0,
-            prefix: t.1,
-            duration,
-            until,
-            ban_count,
-            simulated,
-            reason: explanation,
-        }
+        Decision::Ban { key: t.0, prefix: t.1, duration, until, ban_count, simulated, reason: explanation }
     }
 
     /// Bans that are over at `now` (`now > until`, as fail2ban), oldest end
@@ -708,10 +623,7 @@ impl Decider {
                 self.bans.contains_key(t)
                     || h.last_bantime.is_none()
                     || !(h.last_ban.0 < horizon
-                        && h.last_ban
-                            .0
-                            .saturating_add(h.last_bantime.map_or(0, |b| b.0).saturating_mul(3))
-                            < horizon)
+                        && h.last_ban.0.saturating_add(h.last_bantime.map_or(0, |b| b.0).saturating_mul(3)) < horizon)
             });
         }
         // Stale heap entries of removed bans are dropped as they surface.
@@ -735,9 +647,7 @@ impl Decider {
         }
         let t = self.target_quiet(key);
         match self.history_of(&t, time) {
-            Some(h) if time > h.last_ban => {
-                BanIncrement::bad_ip_extra_retries(h.ban_count, maxretry)
-            }
+            Some(h) if time > h.last_ban => BanIncrement::bad_ip_extra_retries(h.ban_count, maxretry),
             _ => 0,
         }
     }
@@ -745,20 +655,16 @@ impl Decider {
     /// Everything known about `key` at `now` (for `stadtwache explain`).
     pub fn explain(&self, key: &Key, now: Timestamp) -> KeyReport {
         let t = self.target_quiet(key);
-        let ban = self
-            .bans
-            .get(&t)
-            .filter(|r| r.until.is_none_or(|u| now <= u))
-            .map(|r| BanInfo {
-                key: t.0.clone(),
-                prefix: t.1,
-                since: r.time,
-                bantime: r.bantime,
-                until: r.until,
-                ban_count: r.ban_count,
-                simulated: r.simulated,
-                reason: r.reason.as_deref().cloned(),
-            });
+        let ban = self.bans.get(&t).filter(|r| r.until.is_none_or(|u| now <= u)).map(|r| BanInfo {
+            key: t.0.clone(),
+            prefix: t.1,
+            since: r.time,
+            bantime: r.bantime,
+            until: r.until,
+            ban_count: r.ban_count,
+            simulated: r.simulated,
+            reason: r.reason.as_deref().cloned(),
+        });
         KeyReport {
             key: key.clone(),
             ban_key: t.0.clone(),

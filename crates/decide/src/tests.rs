@@ -31,10 +31,7 @@ fn trig(key: &Key, t: i64) -> Trigger {
 }
 
 fn policy(bantime: i64) -> Policy {
-    Policy {
-        bantime: Duration::from_secs(bantime),
-        ..Policy::default()
-    }
+    Policy { bantime: Duration::from_secs(bantime), ..Policy::default() }
 }
 
 fn ban_duration(d: &Decision) -> Option<Duration> {
@@ -51,32 +48,19 @@ fn allowlist_cidr_edges_v4_v6_and_mapped() {
     // Expectations checked against fail2ban's IPAddr(a).isInNet(IPAddr(n))
     // with /usr/bin/python3 (see the report); all agree except the mapped
     // network entry, where fail2ban says False and we deliberately cover it.
-    let a = Allowlist::parse(
-        "10.0.0.0/8, 2001:db8::/32 192.168.0.0/255.255.0.0 ::ffff:172.16.0.0/108 127.0.0.1 ::1 alice",
-    )
-    .unwrap();
+    let a =
+        Allowlist::parse("10.0.0.0/8, 2001:db8::/32 192.168.0.0/255.255.0.0 ::ffff:172.16.0.0/108 127.0.0.1 ::1 alice")
+            .unwrap();
     let hit = |k: &str| a.matches(&ip(k)).map(|e| e.text.clone());
     assert_eq!(hit("10.255.255.255").as_deref(), Some("10.0.0.0/8"));
     assert_eq!(hit("10.0.0.0").as_deref(), Some("10.0.0.0/8"));
     assert_eq!(hit("11.0.0.0"), None);
     assert_eq!(hit("9.255.255.255"), None);
-    assert_eq!(
-        hit("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff").as_deref(),
-        Some("2001:db8::/32")
-    );
+    assert_eq!(hit("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff").as_deref(), Some("2001:db8::/32"));
     assert_eq!(hit("2001:db9::"), None);
-    assert_eq!(
-        hit("192.168.3.4").as_deref(),
-        Some("192.168.0.0/255.255.0.0")
-    );
-    assert_eq!(
-        hit("::ffff:192.168.1.5").as_deref(),
-        Some("192.168.0.0/255.255.0.0")
-    );
-    assert_eq!(
-        hit("172.31.255.255").as_deref(),
-        Some("::ffff:172.16.0.0/108")
-    );
+    assert_eq!(hit("192.168.3.4").as_deref(), Some("192.168.0.0/255.255.0.0"));
+    assert_eq!(hit("::ffff:192.168.1.5").as_deref(), Some("192.168.0.0/255.255.0.0"));
+    assert_eq!(hit("172.31.255.255").as_deref(), Some("::ffff:172.16.0.0/108"));
     assert_eq!(hit("172.32.0.0"), None);
     assert_eq!(hit("127.0.0.1").as_deref(), Some("127.0.0.1"));
     assert_eq!(hit("127.0.0.2"), None);
@@ -131,12 +115,7 @@ fn allowlisted_keys_are_never_banned() {
     match &dec {
         Decision::Allowlisted { entry, reason } => {
             assert_eq!(entry, "192.0.2.0/24");
-            assert_eq!(
-                reason.steps,
-                vec![Step::Allowlist {
-                    matched: Some("192.0.2.0/24".into())
-                }]
-            );
+            assert_eq!(reason.steps, vec![Step::Allowlist { matched: Some("192.0.2.0/24".into()) }]);
         }
         other => panic!("{other:?}"),
     }
@@ -173,105 +152,57 @@ fn increment_sequence_matches_fail2ban_formula() {
     // (ban count, bantime) = (1, 600), (2, 1200), (3, 2400), (4, 4800), (5, 9600), (6, 19200).
     let f2b: Vec<i64> = (0..24).map(|c: u32| 600 * (1i64 << c.min(20))).collect();
     assert_eq!(f2b[21], 629_145_600);
-    let p = Policy {
-        increment: Some(BanIncrement::default()),
-        ..policy(600)
-    };
+    let p = Policy { increment: Some(BanIncrement::default()), ..policy(600) };
     assert_eq!(ban_sequence(p, 24), f2b);
 
     // maxtime = 1d: [600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400, ...]
     let inc = BanIncrement::from_fail2ban(None, None, None, Some("1d"), None).unwrap();
-    let p = Policy {
-        increment: Some(inc),
-        ..policy(600)
-    };
-    assert_eq!(
-        ban_sequence(p, 10),
-        vec![
-            600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400
-        ]
-    );
+    let p = Policy { increment: Some(inc), ..policy(600) };
+    assert_eq!(ban_sequence(p, 10), vec![600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 86400, 86400]);
 
     // factor 0.5: [600, 600, 1200.0, 2400.0, 4800.0, 9600.0] (max(Time, ...))
     let inc = BanIncrement::from_fail2ban(Some("0.5"), None, None, None, None).unwrap();
-    let p = Policy {
-        increment: Some(inc),
-        ..policy(600)
-    };
+    let p = Policy { increment: Some(inc), ..policy(600) };
     assert_eq!(ban_sequence(p, 6), vec![600, 600, 1200, 2400, 4800, 9600]);
 
     // multipliers "1 5 30 60 300 720 1440 2880", bantime 60:
     // [60, 300, 1800, 3600, 18000, 43200, 86400, 172800, 172800, 172800]
-    let inc =
-        BanIncrement::from_fail2ban(None, None, Some("1 5 30 60 300 720 1440 2880"), None, None)
-            .unwrap();
-    let p = Policy {
-        increment: Some(inc),
-        ..policy(60)
-    };
-    assert_eq!(
-        ban_sequence(p, 10),
-        vec![
-            60, 300, 1800, 3600, 18000, 43200, 86400, 172800, 172800, 172800
-        ]
-    );
+    let inc = BanIncrement::from_fail2ban(None, None, Some("1 5 30 60 300 720 1440 2880"), None, None).unwrap();
+    let p = Policy { increment: Some(inc), ..policy(60) };
+    assert_eq!(ban_sequence(p, 10), vec![60, 300, 1800, 3600, 18000, 43200, 86400, 172800, 172800, 172800]);
 
     // multipliers "1 2 4" factor 3, bantime 100: calcBanTime gives
     // [300, 600, 1200, 1200, 1200] for Count 0..4; the first ban is not
     // incremented (no database entry), so the bans are 100, 600, 1200, 1200.
     let inc = BanIncrement::from_fail2ban(Some("3"), None, Some("1 2 4"), None, None).unwrap();
-    let p = Policy {
-        increment: Some(inc.clone()),
-        ..policy(100)
-    };
+    let p = Policy { increment: Some(inc.clone()), ..policy(100) };
     assert_eq!(ban_sequence(p, 4), vec![100, 600, 1200, 1200]);
-    assert_eq!(
-        inc.calc(Duration::from_secs(100), 0, 0).result,
-        Duration::from_secs(300)
-    );
+    assert_eq!(inc.calc(Duration::from_secs(100), 0, 0).result, Duration::from_secs(300));
 
     // multipliers "1 2 4 8" maxtime 1000, bantime 200: [200, 400, 800, 1000, 1000]
     let inc = BanIncrement::from_fail2ban(None, None, Some("1 2 4 8"), Some("1000"), None).unwrap();
-    let p = Policy {
-        increment: Some(inc),
-        ..policy(200)
-    };
+    let p = Policy { increment: Some(inc), ..policy(200) };
     assert_eq!(ban_sequence(p, 5), vec![200, 400, 800, 1000, 1000]);
 }
 
 #[test]
 fn increment_explains_its_steps_and_rndtime_is_deterministic() {
-    let inc = BanIncrement {
-        maxtime: Some(Duration::from_secs(1000)),
-        ..BanIncrement::default()
-    };
+    let inc = BanIncrement { maxtime: Some(Duration::from_secs(1000)), ..BanIncrement::default() };
     let c = inc.calc(Duration::from_secs(600), 1, 0);
     assert_eq!(c.multiplier, 2.0);
     assert_eq!(c.computed, Duration::from_secs(1200));
     assert_eq!(c.capped_by, Some(Duration::from_secs(1000)));
     assert_eq!(c.result, Duration::from_secs(1000));
 
-    let unseeded = BanIncrement {
-        rndtime: Some(Duration::from_secs(60)),
-        ..BanIncrement::default()
-    };
-    assert_eq!(
-        unseeded.calc(Duration::from_secs(600), 1, 42).random,
-        Duration::ZERO
-    );
-    let seeded = BanIncrement {
-        rnd_seed: Some(7),
-        ..unseeded
-    };
+    let unseeded = BanIncrement { rndtime: Some(Duration::from_secs(60)), ..BanIncrement::default() };
+    assert_eq!(unseeded.calc(Duration::from_secs(600), 1, 42).random, Duration::ZERO);
+    let seeded = BanIncrement { rnd_seed: Some(7), ..unseeded };
     let a = seeded.calc(Duration::from_secs(600), 1, 42);
     let b = seeded.calc(Duration::from_secs(600), 1, 42);
     assert_eq!(a, b);
     assert!(a.random > Duration::ZERO && a.random < Duration::from_secs(60));
     assert_eq!(a.result, Duration(1200 * 1_000_000 + a.random.0));
-    assert_ne!(
-        seeded.calc(Duration::from_secs(600), 1, 43).random,
-        a.random
-    );
+    assert_ne!(seeded.calc(Duration::from_secs(600), 1, 43).random, a.random);
 }
 
 #[test]
@@ -279,41 +210,11 @@ fn increment_config_errors() {
     let e = BanIncrement::from_fail2ban(None, Some("ban.Time * 3"), None, None, None).unwrap_err();
     assert_eq!((e.code(), e.text()), ("C026", "ban.Time * 3"));
     assert!(BanIncrement::from_fail2ban(None, Some(DEFAULT_FORMULA), None, None, None).is_ok());
-    assert_eq!(
-        BanIncrement::from_fail2ban(Some("2.0 / 2.885385"), None, None, None, None)
-            .unwrap_err()
-            .code(),
-        "C025"
-    );
-    assert_eq!(
-        BanIncrement::from_fail2ban(None, None, Some("1 2 x"), None, None)
-            .unwrap_err()
-            .code(),
-        "C024"
-    );
-    assert_eq!(
-        BanIncrement::from_fail2ban(None, None, None, Some("1 fortnight"), None)
-            .unwrap_err()
-            .code(),
-        "C027"
-    );
-    assert_eq!(
-        Policy {
-            ipv6_prefix: Some(0),
-            ..Policy::default()
-        }
-        .validate()
-        .unwrap_err()
-        .code(),
-        "C023"
-    );
-    assert!(
-        Decider::try_new(Policy {
-            ipv6_prefix: Some(129),
-            ..Policy::default()
-        })
-        .is_err()
-    );
+    assert_eq!(BanIncrement::from_fail2ban(Some("2.0 / 2.885385"), None, None, None, None).unwrap_err().code(), "C025");
+    assert_eq!(BanIncrement::from_fail2ban(None, None, Some("1 2 x"), None, None).unwrap_err().code(), "C024");
+    assert_eq!(BanIncrement::from_fail2ban(None, None, None, Some("1 fortnight"), None).unwrap_err().code(), "C027");
+    assert_eq!(Policy { ipv6_prefix: Some(0), ..Policy::default() }.validate().unwrap_err().code(), "C023");
+    assert!(Decider::try_new(Policy { ipv6_prefix: Some(129), ..Policy::default() }).is_err());
 }
 
 #[test]
@@ -327,10 +228,7 @@ fn bad_ip_extra_retries_like_failure_found() {
     assert_eq!(BanIncrement::bad_ip_extra_retries(40, 100), 99);
 
     let k = ip("198.51.100.1");
-    let mut d = Decider::new(Policy {
-        increment: Some(BanIncrement::default()),
-        ..policy(600)
-    });
+    let mut d = Decider::new(Policy { increment: Some(BanIncrement::default()), ..policy(600) });
     assert_eq!(d.bad_ip_extra_retries(&k, secs(50), 5), 0);
     assert!(d.decide(&trig(&k, 100), secs(100)).is_ban());
     assert_eq!(d.bad_ip_extra_retries(&k, secs(100), 5), 0); // not after the ban
@@ -344,25 +242,16 @@ fn bad_ip_extra_retries_like_failure_found() {
 #[test]
 fn ban_history_is_purged_like_fail2ban_bips() {
     let k = ip("198.51.100.1");
-    let mut d = Decider::new(Policy {
-        increment: Some(BanIncrement::default()),
-        ..policy(600)
-    });
+    let mut d = Decider::new(Policy { increment: Some(BanIncrement::default()), ..policy(600) });
     d.decide(&trig(&k, 0), secs(0));
     // last ban 0 + 3 × 600 must be older than now - 1d
     let t = 86_400 + 1_801;
     assert_eq!(d.expire(secs(t)).len(), 1);
     assert!(d.explain(&k, secs(t)).history.is_none());
-    assert_eq!(
-        ban_duration(&d.decide(&trig(&k, t), secs(t))),
-        Some(Duration::from_secs(600))
-    );
+    assert_eq!(ban_duration(&d.decide(&trig(&k, t), secs(t))), Some(Duration::from_secs(600)));
     // within the purge age the count goes on
     d.expire(secs(t + 700));
-    assert_eq!(
-        ban_duration(&d.decide(&trig(&k, t + 700), secs(t + 700))),
-        Some(Duration::from_secs(1200))
-    );
+    assert_eq!(ban_duration(&d.decide(&trig(&k, t + 700), secs(t + 700))), Some(Duration::from_secs(1200)));
 }
 
 // ---- bans, prolonging, expiry ------------------------------------------------
@@ -372,15 +261,7 @@ fn ban_runs_from_trigger_time_and_expires_strictly_after() {
     let mut d = Decider::new(policy(600));
     let k = ip("192.0.2.1");
     match d.decide(&trig(&k, 100), secs(105)) {
-        Decision::Ban {
-            key,
-            prefix,
-            duration,
-            until,
-            ban_count,
-            simulated,
-            reason,
-        } => {
+        Decision::Ban { key, prefix, duration, until, ban_count, simulated, reason } => {
             assert_eq!(key, k);
             assert_eq!(prefix, None);
             assert_eq!(duration, Some(Duration::from_secs(600)));
@@ -395,18 +276,11 @@ fn ban_runs_from_trigger_time_and_expires_strictly_after() {
     assert!(d.expire(secs(700)).is_empty()); // fail2ban: unban when now > end
     let un = d.expire(Timestamp(secs(700).0 + 1));
     assert_eq!(un.len(), 1);
-    assert_eq!(
-        (un[0].since, un[0].until, un[0].ban_count),
-        (secs(100), secs(700), 1)
-    );
+    assert_eq!((un[0].since, un[0].until, un[0].ban_count), (secs(100), secs(700), 1));
     assert_eq!(d.active_bans(), 0);
     // second ban counts as the 2nd even without increment
     match d.decide(&trig(&k, 800), secs(800)) {
-        Decision::Ban {
-            ban_count,
-            duration,
-            ..
-        } => {
+        Decision::Ban { ban_count, duration, .. } => {
             assert_eq!(ban_count, 2);
             assert_eq!(duration, Some(Duration::from_secs(600)));
         }
@@ -420,12 +294,7 @@ fn already_banned_prolongs_like_ban_manager() {
     let k = ip("192.0.2.1");
     assert!(d.decide(&trig(&k, 100), secs(100)).is_ban());
     match d.decide(&trig(&k, 300), secs(300)) {
-        Decision::AlreadyBanned {
-            until,
-            prolonged,
-            reason,
-            ..
-        } => {
+        Decision::AlreadyBanned { until, prolonged, reason, .. } => {
             assert_eq!(until, Some(secs(900)));
             assert!(prolonged);
             assert!(reason.steps.contains(&Step::AlreadyBanned {
@@ -438,9 +307,7 @@ fn already_banned_prolongs_like_ban_manager() {
     }
     // a trigger with an older time does not shorten or move the ban
     match d.decide(&trig(&k, 200), secs(300)) {
-        Decision::AlreadyBanned {
-            until, prolonged, ..
-        } => {
+        Decision::AlreadyBanned { until, prolonged, .. } => {
             assert_eq!(until, Some(secs(900)));
             assert!(!prolonged);
         }
@@ -452,20 +319,12 @@ fn already_banned_prolongs_like_ban_manager() {
 
     // with increment the prolongation uses the *base* bantime: a 1200 s
     // second ban is not prolonged by a trigger 100 s later (end 2700 < 3200)
-    let mut d = Decider::new(Policy {
-        increment: Some(BanIncrement::default()),
-        ..policy(600)
-    });
+    let mut d = Decider::new(Policy { increment: Some(BanIncrement::default()), ..policy(600) });
     d.decide(&trig(&k, 0), secs(0));
     d.expire(secs(1_000));
-    assert_eq!(
-        ban_duration(&d.decide(&trig(&k, 2_000), secs(2_000))),
-        Some(Duration::from_secs(1200))
-    );
+    assert_eq!(ban_duration(&d.decide(&trig(&k, 2_000), secs(2_000))), Some(Duration::from_secs(1200)));
     match d.decide(&trig(&k, 2_100), secs(2_100)) {
-        Decision::AlreadyBanned {
-            until, prolonged, ..
-        } => {
+        Decision::AlreadyBanned { until, prolonged, .. } => {
             assert_eq!(until, Some(secs(3_200)));
             assert!(!prolonged);
         }
@@ -483,21 +342,13 @@ fn expired_and_permanent_bans() {
     }
     assert!(d.decide(&trig(&k, 0), secs(600)).is_ban());
 
-    let mut d = Decider::new(Policy {
-        increment: Some(BanIncrement::default()),
-        ..policy(-1)
-    });
+    let mut d = Decider::new(Policy { increment: Some(BanIncrement::default()), ..policy(-1) });
     match d.decide(&trig(&k, 0), secs(1_000_000)) {
-        Decision::Ban {
-            until, duration, ..
-        } => assert_eq!((until, duration), (None, None)),
+        Decision::Ban { until, duration, .. } => assert_eq!((until, duration), (None, None)),
         other => panic!("{other:?}"),
     }
     assert!(d.expire(Timestamp(i64::MAX)).is_empty());
-    assert!(matches!(
-        d.decide(&trig(&k, 5), secs(5)),
-        Decision::AlreadyBanned { until: None, .. }
-    ));
+    assert!(matches!(d.decide(&trig(&k, 5), secs(5)), Decision::AlreadyBanned { until: None, .. }));
     assert!(d.unban(&k).is_some());
     assert_eq!(d.active_bans(), 0);
 }
@@ -509,9 +360,7 @@ fn ban_over_but_not_yet_expired_is_reported_by_the_next_expire() {
     d.decide(&trig(&k, 0), secs(0));
     // no expire() call in between: the old ban is over at 1000
     match d.decide(&trig(&k, 1_000), secs(1_000)) {
-        Decision::Ban {
-            ban_count, until, ..
-        } => assert_eq!((ban_count, until), (2, Some(secs(1_600)))),
+        Decision::Ban { ban_count, until, .. } => assert_eq!((ban_count, until), (2, Some(secs(1_600)))),
         other => panic!("{other:?}"),
     }
     let un = d.expire(secs(1_000));
@@ -522,18 +371,11 @@ fn ban_over_but_not_yet_expired_is_reported_by_the_next_expire() {
 
 #[test]
 fn rule_bantime_overrides_policy() {
-    let mut d =
-        Decider::new(policy(600)).with_rule_bantimes(vec![None, Some(Duration::from_secs(86_400))]);
+    let mut d = Decider::new(policy(600)).with_rule_bantimes(vec![None, Some(Duration::from_secs(86_400))]);
     let mut t = trig(&ip("192.0.2.1"), 0);
     t.rule = RuleId(1);
-    assert_eq!(
-        ban_duration(&d.decide(&t, secs(0))),
-        Some(Duration::from_secs(86_400))
-    );
-    assert_eq!(
-        ban_duration(&d.decide(&trig(&ip("192.0.2.2"), 0), secs(0))),
-        Some(Duration::from_secs(600))
-    );
+    assert_eq!(ban_duration(&d.decide(&t, secs(0))), Some(Duration::from_secs(86_400)));
+    assert_eq!(ban_duration(&d.decide(&trig(&ip("192.0.2.2"), 0), secs(0))), Some(Duration::from_secs(600)));
 }
 
 // ---- IPv6 aggregation, simulation -------------------------------------------
@@ -545,19 +387,11 @@ fn ipv6_aggregation_to_prefix() {
     p.allowlist = Allowlist::parse("2001:db8:0:2::53").unwrap();
     let mut d = Decider::new(p);
     match d.decide(&trig(&ip("2001:db8:0:1:aaaa::1"), 0), secs(0)) {
-        Decision::Ban {
-            key,
-            prefix,
-            reason,
-            ..
-        } => {
+        Decision::Ban { key, prefix, reason, .. } => {
             assert_eq!(key, ip("2001:db8:0:1::"));
             assert_eq!(prefix, Some(64));
             assert_eq!(target_string(&key, prefix), "2001:db8:0:1::/64");
-            assert!(reason.steps.contains(&Step::Aggregated {
-                prefix: 64,
-                network: ip("2001:db8:0:1::")
-            }));
+            assert!(reason.steps.contains(&Step::Aggregated { prefix: 64, network: ip("2001:db8:0:1::") }));
             assert_eq!(reason.key, ip("2001:db8:0:1:aaaa::1"));
         }
         other => panic!("{other:?}"),
@@ -565,48 +399,27 @@ fn ipv6_aggregation_to_prefix() {
     // another address of the same /64 is already banned
     assert!(matches!(
         d.decide(&trig(&ip("2001:db8:0:1:ffff::2"), 1), secs(1)),
-        Decision::AlreadyBanned {
-            prefix: Some(64),
-            ..
-        }
+        Decision::AlreadyBanned { prefix: Some(64), .. }
     ));
     // another /64 is a new ban
     assert!(d.decide(&trig(&ip("2001:db8:0:3::1"), 1), secs(1)).is_ban());
     // the /64 of an allowlisted address is not banned as a whole
     match d.decide(&trig(&ip("2001:db8:0:2::99"), 2), secs(2)) {
-        Decision::Ban {
-            key,
-            prefix,
-            reason,
-            ..
-        } => {
+        Decision::Ban { key, prefix, reason, .. } => {
             assert_eq!((key, prefix), (ip("2001:db8:0:2::99"), None));
-            assert!(
-                reason
-                    .steps
-                    .iter()
-                    .any(|s| matches!(s, Step::AggregationSkipped { .. }))
-            );
+            assert!(reason.steps.iter().any(|s| matches!(s, Step::AggregationSkipped { .. })));
         }
         other => panic!("{other:?}"),
     }
     // IPv4 and mapped IPv4 are never aggregated
     match d.decide(&trig(&ip("::ffff:198.51.100.7"), 3), secs(3)) {
-        Decision::Ban {
-            key,
-            prefix,
-            reason,
-            ..
-        } => {
+        Decision::Ban { key, prefix, reason, .. } => {
             assert_eq!((key, prefix), (ip("198.51.100.7"), None));
             assert!(matches!(reason.steps[1], Step::MappedToIpv4 { .. }));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        d.decide(&trig(&ip("198.51.100.7"), 4), secs(4)),
-        Decision::AlreadyBanned { .. }
-    ));
+    assert!(matches!(d.decide(&trig(&ip("198.51.100.7"), 4), secs(4)), Decision::AlreadyBanned { .. }));
     // explain finds the aggregated ban from any address of the prefix
     let r = d.explain(&ip("2001:db8:0:1::77"), secs(5));
     assert_eq!(r.ban_key, ip("2001:db8:0:1::"));
@@ -616,33 +429,19 @@ fn ipv6_aggregation_to_prefix() {
 
 #[test]
 fn simulation_flag_marks_bans_but_keeps_state() {
-    let mut d = Decider::new(Policy {
-        simulate: true,
-        ..policy(600)
-    });
+    let mut d = Decider::new(Policy { simulate: true, ..policy(600) });
     let k = ip("192.0.2.1");
     match d.decide(&trig(&k, 0), secs(0)) {
-        Decision::Ban {
-            simulated, reason, ..
-        } => {
+        Decision::Ban { simulated, reason, .. } => {
             assert!(simulated);
             assert_eq!(reason.steps.last(), Some(&Step::Simulated));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        d.decide(&trig(&k, 1), secs(1)),
-        Decision::AlreadyBanned { .. }
-    ));
+    assert!(matches!(d.decide(&trig(&k, 1), secs(1)), Decision::AlreadyBanned { .. }));
     assert!(d.expire(secs(601)).iter().all(|u| u.simulated));
     let mut d = Decider::new(policy(600));
-    assert!(matches!(
-        d.decide(&trig(&k, 0), secs(0)),
-        Decision::Ban {
-            simulated: false,
-            ..
-        }
-    ));
+    assert!(matches!(d.decide(&trig(&k, 0), secs(0)), Decision::Ban { simulated: false, .. }));
 }
 
 #[test]
@@ -658,12 +457,8 @@ fn decisions_serialise_to_json() {
     assert_eq!(v["decision"], "ban");
     assert_eq!(v["ban_count"], 2);
     assert_eq!(v["reason"]["window"]["kind"], "fail2ban");
-    let steps: Vec<&str> = v["reason"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
+    let steps: Vec<&str> =
+        v["reason"]["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(steps, vec!["allowlist", "base_bantime", "increment"]);
     assert_eq!(v["reason"]["steps"][2]["multiplier"], 2.0);
     assert!(serde_json::to_string(&d.explain(&k, secs(701))).is_ok());
@@ -673,17 +468,9 @@ fn decisions_serialise_to_json() {
 
 /// Replays `(address, seconds)` failures through Detector + Decider as the
 /// crate docs prescribe and returns what happened, in fail2ban's words.
-fn jail(
-    maxretry: u32,
-    findtime: i64,
-    bantime: i64,
-    events: &[(&str, i64)],
-) -> Vec<(String, String, i64, i64)> {
+fn jail(maxretry: u32, findtime: i64, bantime: i64, events: &[(&str, i64)]) -> Vec<(String, String, i64, i64)> {
     let mut det = Detector::new(
-        vec![WindowSpec::Fail2ban {
-            maxretry,
-            findtime: Duration::from_secs(findtime),
-        }],
+        vec![WindowSpec::Fail2ban { maxretry, findtime: Duration::from_secs(findtime) }],
         DetectorOptions::default(),
     );
     let mut dec = Decider::new(policy(bantime));
@@ -693,25 +480,15 @@ fn jail(
         for u in dec.expire(now) {
             out.push(("unban".into(), u.key.to_string(), t, 0));
         }
-        let ev = Event {
-            rule: RuleId(0),
-            key: ip(a),
-            time: now,
-            weight: 1,
-            distinct: None,
-            line_no: n as u64,
-        };
+        let ev = Event { rule: RuleId(0), key: ip(a), time: now, weight: 1, distinct: None, line_no: n as u64 };
         if let Some(tr) = det.observe(&ev) {
             match dec.decide(&tr, now) {
                 Decision::Ban { key, until, .. } => {
                     out.push(("ban".into(), key.to_string(), t, until.unwrap().as_secs()))
                 }
-                Decision::AlreadyBanned { key, until, .. } => out.push((
-                    "already".into(),
-                    key.to_string(),
-                    t,
-                    until.unwrap().as_secs(),
-                )),
+                Decision::AlreadyBanned { key, until, .. } => {
+                    out.push(("already".into(), key.to_string(), t, until.unwrap().as_secs()))
+                }
                 other => panic!("{other:?}"),
             }
         }
@@ -740,22 +517,9 @@ fn wiring_gives_fail2ban_bans() {
 
     // burst, pause past the unban, burst: [('ban', 20, 320), ('already', 50, 350, True),
     // ('unban', 400), ('ban', 420, 720)] with bantime 300
-    let got = jail(
-        3,
-        600,
-        300,
-        &[0, 10, 20, 30, 40, 50, 400, 410, 420].map(|t| ("192.0.2.1", t)),
-    );
+    let got = jail(3, 600, 300, &[0, 10, 20, 30, 40, 50, 400, 410, 420].map(|t| ("192.0.2.1", t)));
     let s = |a: &str, t, u| (a.to_string(), "192.0.2.1".to_string(), t, u);
-    assert_eq!(
-        got,
-        vec![
-            s("ban", 20, 320),
-            s("already", 50, 350),
-            s("unban", 400, 0),
-            s("ban", 420, 720)
-        ]
-    );
+    assert_eq!(got, vec![s("ban", 20, 320), s("already", 50, 350), s("unban", 400, 0), s("ban", 420, 720)]);
 }
 
 mod prop {
@@ -773,21 +537,10 @@ mod prop {
         "2001:db8:1::5",
         "::1",
     ];
-    const ALLOW: &[&str] = &[
-        "192.0.2.0/25",
-        "10.0.0.0/8",
-        "2001:db8:0:2::1",
-        "2001:db8:0:1::/64",
-        "alice",
-        "::1",
-    ];
+    const ALLOW: &[&str] = &["192.0.2.0/25", "10.0.0.0/8", "2001:db8:0:2::1", "2001:db8:0:1::/64", "alice", "::1"];
 
     fn key_of(i: usize) -> Key {
-        if i >= KEYS.len() {
-            Key::Text(Arc::from(["alice", "bob"][i % 2]))
-        } else {
-            ip(KEYS[i])
-        }
+        if i >= KEYS.len() { Key::Text(Arc::from(["alice", "bob"][i % 2])) } else { ip(KEYS[i]) }
     }
 
     proptest! {

@@ -16,8 +16,7 @@ fn is_opt_char(c: char) -> bool {
 /// Returns the filter name (trimmed) and its options (names and values
 /// trimmed). Errors carry code `F011`.
 pub fn parse_filter_arg(s: &str) -> Result<(String, BTreeMap<String, String>), Diagnostic> {
-    let bad =
-        |msg: String| Diagnostic::error(codes::ARG_SYNTAX, format!("filter argument {s:?}: {msg}"));
+    let bad = |msg: String| Diagnostic::error(codes::ARG_SYNTAX, format!("filter argument {s:?}: {msg}"));
     let trimmed_end = s.trim_end();
     let (name, optstr) = match s.find('[') {
         None => (s, None),
@@ -25,10 +24,7 @@ pub fn parse_filter_arg(s: &str) -> Result<(String, BTreeMap<String, String>), D
             if !trimmed_end.ends_with(']') {
                 return Err(bad("'[' without closing ']' at the end".into()));
             }
-            (
-                &s[..open],
-                Some(&trimmed_end[open + 1..trimmed_end.len() - 1]),
-            )
+            (&s[..open], Some(&trimmed_end[open + 1..trimmed_end.len() - 1]))
         }
     };
     let name = name.trim();
@@ -65,10 +61,7 @@ pub fn parse_filter_arg(s: &str) -> Result<(String, BTreeMap<String, String>), D
             i += 1;
         }
         if i == name_start || at(i) != Some('=') {
-            return Err(bad(format!(
-                "expected `option=value` at {:?}",
-                &optstr[chars[name_start].0..]
-            )));
+            return Err(bad(format!("expected `option=value` at {:?}", &optstr[chars[name_start].0..])));
         }
         let opt = optstr[chars[name_start].0..chars[i].0].to_string();
         i += 1;
@@ -103,17 +96,11 @@ pub fn parse_filter_arg(s: &str) -> Result<(String, BTreeMap<String, String>), D
                 if at(j) == Some('[') {
                     i = j + 1;
                 } else {
-                    return Err(bad(format!(
-                        "unexpected text after option {opt:?}: {:?}",
-                        &optstr[byte(i)..]
-                    )));
+                    return Err(bad(format!("unexpected text after option {opt:?}: {:?}", &optstr[byte(i)..])));
                 }
             }
             Some(_) => {
-                return Err(bad(format!(
-                    "unexpected text after option {opt:?}: {:?}",
-                    &optstr[byte(i)..]
-                )));
+                return Err(bad(format!("unexpected text after option {opt:?}: {:?}", &optstr[byte(i)..])));
             }
         }
     }
@@ -129,11 +116,7 @@ pub fn format_filter_arg(name: &str, opts: &BTreeMap<String, String>) -> String 
         .iter()
         .map(|(k, v)| {
             if v.contains([',', ']', '"']) || v.trim() != v {
-                if v.contains('"') {
-                    format!("{k}='{v}'")
-                } else {
-                    format!("{k}=\"{v}\"")
-                }
+                if v.contains('"') { format!("{k}='{v}'") } else { format!("{k}=\"{v}\"") }
             } else {
                 format!("{k}={v}")
             }
@@ -156,13 +139,7 @@ mod tests {
         assert_eq!(ok("sshd"), ("sshd".into(), vec![]));
         assert_eq!(
             ok("sshd[mode=aggressive, maxlines=2]"),
-            (
-                "sshd".into(),
-                vec![
-                    ("maxlines".into(), "2".into()),
-                    ("mode".into(), "aggressive".into())
-                ]
-            )
+            ("sshd".into(), vec![("maxlines".into(), "2".into()), ("mode".into(), "aggressive".into())])
         );
         assert_eq!(
             ok(r#"f[a="x, ]y", b='q"', c=][d= e ,]"#),
@@ -181,14 +158,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_code() {
-        for bad in [
-            "sshd[mode=x",
-            "[mode=x]",
-            "sshd[=x]",
-            "sshd[mode]",
-            "sshd[a=\"x\"y]",
-            "sshd[a=1] [b=2",
-        ] {
+        for bad in ["sshd[mode=x", "[mode=x]", "sshd[=x]", "sshd[mode]", "sshd[a=\"x\"y]", "sshd[a=1] [b=2"] {
             let e = parse_filter_arg(bad).unwrap_err();
             assert_eq!(e.code, codes::ARG_SYNTAX, "{bad}");
         }

@@ -54,98 +54,26 @@ pub const JAIL_OPTION_IGNORED: &str = "F106";
 
 /// The table of all codes: (code, is_error, one-line meaning).
 pub const ALL: &[(&str, bool, &str)] = &[
-    (
-        FILTER_NOT_FOUND,
-        true,
-        "filter not found (no .conf/.local file)",
-    ),
-    (
-        FILE_UNREADABLE,
-        true,
-        "file cannot be read (I/O error or not UTF-8)",
-    ),
-    (
-        INI_SYNTAX,
-        true,
-        "INI line is neither section, option, comment nor continuation",
-    ),
-    (
-        INI_NO_SECTION,
-        true,
-        "option before the first [section] header",
-    ),
-    (
-        INI_DUPLICATE_SECTION,
-        true,
-        "section appears twice in one file",
-    ),
-    (
-        INI_DUPLICATE_OPTION,
-        true,
-        "option appears twice in one section of one file",
-    ),
-    (
-        INTERP_MISSING,
-        true,
-        "%(name)s refers to an undefined option",
-    ),
-    (
-        INTERP_SYNTAX,
-        true,
-        "'%' not followed by '%' or a well-formed '(name)s'",
-    ),
-    (
-        INTERP_DEPTH,
-        true,
-        "%(name)s interpolation nested deeper than 10 levels",
-    ),
-    (
-        TAG_RECURSION,
-        true,
-        "<tag> definitions are self-referencing",
-    ),
-    (
-        ARG_SYNTAX,
-        true,
-        "invalid filter argument syntax name[opt=value, ...]",
-    ),
+    (FILTER_NOT_FOUND, true, "filter not found (no .conf/.local file)"),
+    (FILE_UNREADABLE, true, "file cannot be read (I/O error or not UTF-8)"),
+    (INI_SYNTAX, true, "INI line is neither section, option, comment nor continuation"),
+    (INI_NO_SECTION, true, "option before the first [section] header"),
+    (INI_DUPLICATE_SECTION, true, "section appears twice in one file"),
+    (INI_DUPLICATE_OPTION, true, "option appears twice in one section of one file"),
+    (INTERP_MISSING, true, "%(name)s refers to an undefined option"),
+    (INTERP_SYNTAX, true, "'%' not followed by '%' or a well-formed '(name)s'"),
+    (INTERP_DEPTH, true, "%(name)s interpolation nested deeper than 10 levels"),
+    (TAG_RECURSION, true, "<tag> definitions are self-referencing"),
+    (ARG_SYNTAX, true, "invalid filter argument syntax name[opt=value, ...]"),
     (NO_DEFINITION, true, "no [Definition] section"),
     (NO_FAILREGEX, true, "no failregex defined"),
-    (
-        BAD_MAXLINES,
-        true,
-        "maxlines is not an integer greater than zero",
-    ),
+    (BAD_MAXLINES, true, "maxlines is not an integer greater than zero"),
     (BAD_JOURNALMATCH, true, "journalmatch has unbalanced quotes"),
-    (
-        TOO_LARGE,
-        true,
-        "file > 4 MiB or value > 1 MiB after expansion",
-    ),
-    (
-        IGNORECOMMAND_UNSUPPORTED,
-        false,
-        "ignorecommand is not supported and not run",
-    ),
-    (
-        USEDNS_IGNORED,
-        false,
-        "usedns is not supported in filters; ignored",
-    ),
-    (
-        TAG_UNRESOLVED,
-        false,
-        "undefined <tag> in a regex is kept literally",
-    ),
-    (
-        CONDITIONAL_IGNORED,
-        false,
-        "conditional section/option is ignored",
-    ),
+    (TOO_LARGE, true, "file > 4 MiB or value > 1 MiB after expansion"),
+    (IGNORECOMMAND_UNSUPPORTED, false, "ignorecommand is not supported and not run"),
+    (USEDNS_IGNORED, false, "usedns is not supported in filters; ignored"),
+    (TAG_UNRESOLVED, false, "undefined <tag> in a regex is kept literally"),
+    (CONDITIONAL_IGNORED, false, "conditional section/option is ignored"),
     (INCLUDE_MISSING, false, "included file does not exist"),
-    (
-        JAIL_OPTION_IGNORED,
-        false,
-        "jail-level option in a filter is ignored",
-    ),
+    (JAIL_OPTION_IGNORED, false, "jail-level option in a filter is ignored"),
 ];

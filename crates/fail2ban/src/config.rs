@@ -21,9 +21,7 @@ pub(crate) const MAX_VALUE_SIZE: usize = 1 << 20;
 fn read_capped(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut buf)?;
+    std::fs::File::open(path)?.take(MAX_FILE_SIZE + 1).read_to_end(&mut buf)?;
     Ok((buf.len() as u64 <= MAX_FILE_SIZE).then_some(buf))
 }
 
@@ -67,18 +65,10 @@ struct FileCache {
 
 impl Config {
     pub(crate) fn new() -> Self {
-        Config {
-            sources: Sources::new(),
-            ..Default::default()
-        }
+        Config { sources: Sources::new(), ..Default::default() }
     }
 
-    fn read_one(
-        &mut self,
-        cache: &mut FileCache,
-        path: &Path,
-        diags: &mut Vec<Diagnostic>,
-    ) -> Option<IniFile> {
+    fn read_one(&mut self, cache: &mut FileCache, path: &Path, diags: &mut Vec<Diagnostic>) -> Option<IniFile> {
         if let Some((_, f)) = cache.entries.iter().find(|(p, _)| p == path) {
             return f.clone();
         }
@@ -86,11 +76,8 @@ impl Config {
             match read_capped(path) {
                 Ok(None) => {
                     diags.push(
-                        Diagnostic::error(
-                            codes::TOO_LARGE,
-                            format!("file larger than {MAX_FILE_SIZE} bytes"),
-                        )
-                        .at(path, 0),
+                        Diagnostic::error(codes::TOO_LARGE, format!("file larger than {MAX_FILE_SIZE} bytes"))
+                            .at(path, 0),
                     );
                     None
                 }
@@ -101,18 +88,12 @@ impl Config {
                         Some(f)
                     }
                     Err(e) => {
-                        diags.push(
-                            Diagnostic::error(codes::FILE_UNREADABLE, format!("not UTF-8: {e}"))
-                                .at(path, 0),
-                        );
+                        diags.push(Diagnostic::error(codes::FILE_UNREADABLE, format!("not UTF-8: {e}")).at(path, 0));
                         None
                     }
                 },
                 Err(e) => {
-                    diags.push(
-                        Diagnostic::error(codes::FILE_UNREADABLE, format!("cannot read: {e}"))
-                            .at(path, 0),
-                    );
+                    diags.push(Diagnostic::error(codes::FILE_UNREADABLE, format!("cannot read: {e}")).at(path, 0));
                     None
                 }
             }
@@ -191,11 +172,7 @@ impl Config {
                     if name.is_empty() {
                         continue;
                     }
-                    let r = if Path::new(name).is_absolute() {
-                        PathBuf::from(name)
-                    } else {
-                        dir.join(name)
-                    };
+                    let r = if Path::new(name).is_absolute() { PathBuf::from(name) } else { dir.join(name) };
                     if seen.contains(&r) {
                         continue;
                     }
@@ -224,9 +201,7 @@ impl Config {
     /// Read `files` with their includes and merge them (fail2ban
     /// `SafeConfigParserWithIncludes.read`).
     pub(crate) fn read(&mut self, files: &[PathBuf], diags: &mut Vec<Diagnostic>) {
-        let mut cache = FileCache {
-            entries: Vec::new(),
-        };
+        let mut cache = FileCache { entries: Vec::new() };
         let full = self.includes(&mut cache, files, &[], diags);
         for f in full {
             let Some(ini) = self.read_one(&mut cache, &f, diags) else {
@@ -278,35 +253,20 @@ impl Config {
     }
 
     /// Raw value lookup through vars → section → defaults.
-    fn lookup<'a>(
-        &'a self,
-        section: &str,
-        vars: &'a OMap<Value>,
-        key: &str,
-    ) -> Result<Option<&'a Value>, GetError> {
+    fn lookup<'a>(&'a self, section: &str, vars: &'a OMap<Value>, key: &str) -> Result<Option<&'a Value>, GetError> {
         let sec = if section == DEFAULT_SECTION {
             None
         } else {
             Some(self.sections.get(section).ok_or(GetError::NoSection)?)
         };
-        Ok(vars
-            .get(key)
-            .or_else(|| sec.and_then(|s| s.get(key)))
-            .or_else(|| self.defaults.get(key)))
+        Ok(vars.get(key).or_else(|| sec.and_then(|s| s.get(key))).or_else(|| self.defaults.get(key)))
     }
 
     /// Python `ConfigParser.get(section, option, vars=vars)` with fail2ban's
     /// interpolation. `vars` keys must be lower-case.
-    pub(crate) fn get(
-        &self,
-        section: &str,
-        option: &str,
-        vars: &OMap<Value>,
-    ) -> Result<Traced, GetError> {
+    pub(crate) fn get(&self, section: &str, option: &str, vars: &OMap<Value>) -> Result<Traced, GetError> {
         let option = option.to_lowercase();
-        let val = self
-            .lookup(section, vars, &option)?
-            .ok_or(GetError::NoOption)?;
+        let val = self.lookup(section, vars, &option)?.ok_or(GetError::NoOption)?;
         let mut out = Traced::default();
         self.interpolate(section, &option, &val.v, val.at, vars, 1, &mut out)?;
         Ok(out)
@@ -323,9 +283,7 @@ impl Config {
         let found = if seclwr == "default" {
             None
         } else if seclwr == "known" {
-            self.sections
-                .get(&format!("KNOWN/{section}"))
-                .and_then(|s| s.get(opt))
+            self.sections.get(&format!("KNOWN/{section}")).and_then(|s| s.get(opt))
         } else {
             match self.sections.get(sec) {
                 None => return None,
@@ -348,11 +306,7 @@ impl Config {
     ) -> Result<(), GetError> {
         let fatal = |code: &'static str, msg: String| {
             let src = self.sources.get(rest.first_origin().max(at)).clone();
-            let src = if src.file.is_some() {
-                src
-            } else {
-                self.sources.get(at).clone()
-            };
+            let src = if src.file.is_some() { src } else { self.sources.get(at).clone() };
             let mut d = Diagnostic::error(code, msg);
             d.file = src.file;
             d.line = src.line;
@@ -361,9 +315,7 @@ impl Config {
         if depth > MAX_INTERPOLATION_DEPTH {
             return Err(fatal(
                 codes::INTERP_DEPTH,
-                format!(
-                    "[{section}] {option}: %(…)s references nest deeper than {MAX_INTERPOLATION_DEPTH} levels"
-                ),
+                format!("[{section}] {option}: %(…)s references nest deeper than {MAX_INTERPOLATION_DEPTH} levels"),
             ));
         }
         let text = rest.as_str();
@@ -379,16 +331,11 @@ impl Config {
                 out.push(&rest.slice(p, p + 1));
                 pos = p + 2;
             } else if let Some(inner) = after.strip_prefix('(') {
-                let close = inner
-                    .find(')')
-                    .filter(|&c| c > 0 && inner[c + 1..].starts_with('s'));
+                let close = inner.find(')').filter(|&c| c > 0 && inner[c + 1..].starts_with('s'));
                 let Some(close) = close else {
                     return Err(fatal(
                         codes::INTERP_SYNTAX,
-                        format!(
-                            "[{section}] {option}: bad interpolation reference {:?}",
-                            &text[p..]
-                        ),
+                        format!("[{section}] {option}: bad interpolation reference {:?}", &text[p..]),
                     ));
                 };
                 let name = &inner[..close];
@@ -407,9 +354,7 @@ impl Config {
                         None => {
                             return Err(fatal(
                                 codes::INTERP_MISSING,
-                                format!(
-                                    "[{section}] {option}: %({name})s refers to an undefined option"
-                                ),
+                                format!("[{section}] {option}: %({name})s refers to an undefined option"),
                             ));
                         }
                     }
@@ -422,18 +367,13 @@ impl Config {
                 if out.as_str().len() > MAX_VALUE_SIZE {
                     return Err(fatal(
                         codes::TOO_LARGE,
-                        format!(
-                            "[{section}] {option}: value grows beyond {MAX_VALUE_SIZE} bytes while interpolating"
-                        ),
+                        format!("[{section}] {option}: value grows beyond {MAX_VALUE_SIZE} bytes while interpolating"),
                     ));
                 }
             } else {
                 return Err(fatal(
                     codes::INTERP_SYNTAX,
-                    format!(
-                        "[{section}] {option}: '%' must be followed by '%' or '(', found {:?}",
-                        &text[p..]
-                    ),
+                    format!("[{section}] {option}: '%' must be followed by '%' or '(', found {:?}", &text[p..]),
                 ));
             }
         }
@@ -441,12 +381,7 @@ impl Config {
     }
 
     /// fail2ban `get_ex`: like `get`, but `sec/opt` names a section's option.
-    pub(crate) fn get_ex(
-        &self,
-        section: &str,
-        option: &str,
-        vars: &OMap<Value>,
-    ) -> Result<Traced, GetError> {
+    pub(crate) fn get_ex(&self, section: &str, option: &str, vars: &OMap<Value>) -> Result<Traced, GetError> {
         if let Some(slash) = option.find('/') {
             let (sec, opt) = (&option[..slash], &option[slash + 1..]);
             let ok_sec = !sec.is_empty() && sec.chars().all(|c| is_word(c) || c == '-');
@@ -474,10 +409,7 @@ impl Config {
 
     /// Own option names of a section (without defaults).
     pub(crate) fn own_options(&self, section: &str) -> Vec<String> {
-        self.sections
-            .get(section)
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default()
+        self.sections.get(section).map(|s| s.keys().cloned().collect()).unwrap_or_default()
     }
 
     pub(crate) fn source(&self, id: u32) -> SourceRef {

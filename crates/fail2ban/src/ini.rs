@@ -86,17 +86,13 @@ pub(crate) fn parse(path: &Path, text: &str, sources: &mut Sources) -> (IniFile,
     let mut cur: Option<Option<String>> = None;
     let mut pending: Option<Pending> = None;
     let mut indent_level: usize = 0;
-    let err =
-        |code: &'static str, msg: String, line: u32| Diagnostic::error(code, msg).at(path, line);
+    let err = |code: &'static str, msg: String, line: u32| Diagnostic::error(code, msg).at(path, line);
 
     let flush = |p: Option<Pending>, file: &mut IniFile, sources: &mut Sources| {
         let Some(p) = p else { return };
         let mut v = Traced::default();
         for (i, (l, n)) in p.lines.iter().enumerate() {
-            let id = sources.intern(SourceRef {
-                file: Some(path.to_path_buf()),
-                line: *n,
-            });
+            let id = sources.intern(SourceRef { file: Some(path.to_path_buf()), line: *n });
             if i > 0 {
                 v.push_str("\n", id);
             }
@@ -180,9 +176,7 @@ pub(crate) fn parse(path: &Path, text: &str, sources: &mut Sources) -> (IniFile,
         let Some(delim) = value.find(['=', ':']) else {
             diags.push(err(
                 codes::INI_SYNTAX,
-                format!(
-                    "expected `name = value`, a [section] or an indented continuation: {value:?}"
-                ),
+                format!("expected `name = value`, a [section] or an indented continuation: {value:?}"),
                 lineno,
             ));
             continue;
@@ -190,20 +184,11 @@ pub(crate) fn parse(path: &Path, text: &str, sources: &mut Sources) -> (IniFile,
         flush(pending.take(), &mut file, sources);
         let name = value[..delim].trim_end().to_lowercase();
         if name.is_empty() {
-            diags.push(err(
-                codes::INI_SYNTAX,
-                format!("option without a name: {value:?}"),
-                lineno,
-            ));
+            diags.push(err(codes::INI_SYNTAX, format!("option without a name: {value:?}"), lineno));
             continue;
         }
-        let sec_key = section
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SECTION.to_string());
-        if seen_options
-            .iter()
-            .any(|(s, o)| *s == sec_key && *o == name)
-        {
+        let sec_key = section.clone().unwrap_or_else(|| DEFAULT_SECTION.to_string());
+        if seen_options.iter().any(|(s, o)| *s == sec_key && *o == name) {
             diags.push(err(
                 codes::INI_DUPLICATE_OPTION,
                 format!("option {name:?} appears twice in section [{sec_key}] of this file"),
@@ -212,17 +197,9 @@ pub(crate) fn parse(path: &Path, text: &str, sources: &mut Sources) -> (IniFile,
         } else {
             seen_options.push((sec_key, name.clone()));
         }
-        let at = sources.intern(SourceRef {
-            file: Some(path.to_path_buf()),
-            line: lineno,
-        });
+        let at = sources.intern(SourceRef { file: Some(path.to_path_buf()), line: lineno });
         let first = value[delim + 1..].trim().to_string();
-        pending = Some(Pending {
-            section,
-            option: name,
-            lines: vec![(first, lineno)],
-            at,
-        });
+        pending = Some(Pending { section, option: name, lines: vec![(first, lineno)], at });
     }
     flush(pending.take(), &mut file, sources);
     (file, diags)
@@ -239,8 +216,7 @@ mod tests {
 
     #[test]
     fn multiline_values_comments_and_blank_lines() {
-        let (f, d) =
-            p("[A]\nx = one ; c\n  two;three\n# comment\n\n  four\ny: z\n[DEFAULT]\nK = v\n");
+        let (f, d) = p("[A]\nx = one ; c\n  two;three\n# comment\n\n  four\ny: z\n[DEFAULT]\nK = v\n");
         assert!(d.is_empty(), "{d:?}");
         let a = f.sections.get("A").unwrap();
         assert_eq!(a.get("x").unwrap().v.as_str(), "one\ntwo;three\n\nfour");
@@ -252,9 +228,6 @@ mod tests {
     fn crlf_and_trailing_blank_lines() {
         let (f, d) = p("[A]\r\nx = 1\r\n  2\r\n\r\n\r\n");
         assert!(d.is_empty());
-        assert_eq!(
-            f.sections.get("A").unwrap().get("x").unwrap().v.as_str(),
-            "1\n2"
-        );
+        assert_eq!(f.sections.get("A").unwrap().get("x").unwrap().v.as_str(), "1\n2");
     }
 }

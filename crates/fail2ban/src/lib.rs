@@ -35,28 +35,12 @@ use traced::{OMap, Traced};
 pub const DEFAULT_FILTER_DIR: &str = "/etc/fail2ban/filter.d";
 
 /// Options fail2ban's filter reader takes from `[Definition]`, in its order.
-const CONFIG_OPTS: &[&str] = &[
-    "usedns",
-    "prefregex",
-    "ignoreregex",
-    "failregex",
-    "maxlines",
-    "datepattern",
-    "journalmatch",
-];
+const CONFIG_OPTS: &[&str] =
+    &["usedns", "prefregex", "ignoreregex", "failregex", "maxlines", "datepattern", "journalmatch"];
 
 /// Jail-level settings that have no effect when written in a filter.
-const JAIL_OPTS: &[&str] = &[
-    "maxretry",
-    "findtime",
-    "bantime",
-    "ignoreip",
-    "ignoreself",
-    "logpath",
-    "backend",
-    "logencoding",
-    "maxmatches",
-];
+const JAIL_OPTS: &[&str] =
+    &["maxretry", "findtime", "bantime", "ignoreip", "ignoreself", "logpath", "backend", "logencoding", "maxmatches"];
 
 /// A filter loaded and ready to compile.
 ///
@@ -114,15 +98,10 @@ impl FilterLoader {
 
     /// The path (without extension) a filter name stands for.
     fn base_path(&self, name: &str) -> PathBuf {
-        let looks_like_path =
-            name.contains('/') || name.ends_with(".conf") || name.ends_with(".local");
+        let looks_like_path = name.contains('/') || name.ends_with(".conf") || name.ends_with(".local");
         if looks_like_path {
             let p = PathBuf::from(name);
-            return if name.ends_with(".conf") || name.ends_with(".local") {
-                p.with_extension("")
-            } else {
-                p
-            };
+            return if name.ends_with(".conf") || name.ends_with(".local") { p.with_extension("") } else { p };
         }
         match self.single_file() {
             Some((dir, stem)) if name.is_empty() || name == stem => dir.join(stem),
@@ -164,29 +143,19 @@ impl FilterLoader {
     ///
     /// `name` may itself carry options (`sshd[mode=ddos]`, as
     /// [`check_all`](Self::check_all) names variants); `options` override them.
-    pub fn load(
-        &self,
-        name: &str,
-        options: &BTreeMap<String, String>,
-    ) -> Result<LoadedFilter, Vec<Diagnostic>> {
+    pub fn load(&self, name: &str, options: &BTreeMap<String, String>) -> Result<LoadedFilter, Vec<Diagnostic>> {
         if name.contains('[') && name.trim_end().ends_with(']') {
             let (n, mut o) = parse_filter_arg(name).map_err(|d| vec![d])?;
             o.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
             return self.load(&n, &o);
         }
         let base = self.base_path(name);
-        let display_stem = base
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let display_stem = base.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let files = Self::config_files(&base);
         if files.is_empty() {
             return Err(vec![Diagnostic::error(
                 codes::FILTER_NOT_FOUND,
-                format!(
-                    "filter {name:?} not found: no {0}.conf or {0}.local",
-                    base.display()
-                ),
+                format!("filter {name:?} not found: no {0}.conf or {0}.local", base.display()),
             )]);
         }
         let mut diags = Vec::new();
@@ -199,12 +168,7 @@ impl FilterLoader {
         match result {
             Some(mut spec) if !diags.iter().any(Diagnostic::is_error) => {
                 spec.0.name = format_filter_arg(&display_stem, options);
-                Ok(LoadedFilter {
-                    spec: spec.0,
-                    journalmatch: spec.1,
-                    warnings: diags,
-                    files: cfg.files,
-                })
+                Ok(LoadedFilter { spec: spec.0, journalmatch: spec.1, warnings: diags, files: cfg.files })
             }
             _ => Err(diags),
         }
@@ -225,9 +189,7 @@ impl FilterLoader {
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)
             .map(|rd| {
                 rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.is_file() && p.extension().is_some_and(|x| x == "conf" || x == "local")
-                    })
+                    .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "conf" || x == "local"))
                     .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
                     .collect()
             })
@@ -288,8 +250,7 @@ impl FilterLoader {
                     Ok(f) => f.warnings,
                     Err(d) => d,
                 };
-                let fresh: Vec<Diagnostic> =
-                    diags.into_iter().filter(|d| !seen.contains(d)).collect();
+                let fresh: Vec<Diagnostic> = diags.into_iter().filter(|d| !seen.contains(d)).collect();
                 seen.extend(fresh.iter().cloned());
                 out.push((format_filter_arg(&name, &opts), fresh));
             }
@@ -311,11 +272,7 @@ fn declared_params(cfg: &Config) -> Vec<(String, Vec<String>)> {
             names.push(format!("{sec}/{k}"));
         }
     }
-    let mut raw: Vec<(&str, &str)> = cfg
-        .defaults
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.v.as_str()))
-        .collect();
+    let mut raw: Vec<(&str, &str)> = cfg.defaults.iter().map(|(k, v)| (k.as_str(), v.v.as_str())).collect();
     for (_, s) in cfg.sections.iter() {
         raw.extend(s.iter().map(|(k, v)| (k.as_str(), v.v.as_str())));
     }
@@ -350,15 +307,13 @@ fn declared_params(cfg: &Config) -> Vec<(String, Vec<String>)> {
                         return None;
                     }
                     let mid = n.strip_prefix(prefix)?.strip_suffix(suffix)?;
-                    (!mid.is_empty() && !mid.contains(['<', '>', '/', ' ']))
-                        .then(|| mid.to_string())
+                    (!mid.is_empty() && !mid.contains(['<', '>', '/', ' '])).then(|| mid.to_string())
                 })
                 .collect();
             let param = param.to_lowercase();
             match params.iter_mut().find(|(p, _)| *p == param) {
                 Some((_, Some(set))) => {
-                    let inter: Vec<String> =
-                        set.iter().filter(|v| cands.contains(v)).cloned().collect();
+                    let inter: Vec<String> = set.iter().filter(|v| cands.contains(v)).cloned().collect();
                     if !inter.is_empty() {
                         *set = inter;
                     }
@@ -380,10 +335,7 @@ fn declared_params(cfg: &Config) -> Vec<(String, Vec<String>)> {
 }
 
 fn spanned(cfg: &Config, t: &Traced) -> Spanned {
-    Spanned {
-        text: t.as_str().to_string(),
-        at: cfg.source(t.first_origin()),
-    }
+    Spanned { text: t.as_str().to_string(), at: cfg.source(t.first_origin()) }
 }
 
 fn diag_at(cfg: &Config, mut d: Diagnostic, origin: u32) -> Diagnostic {
@@ -395,20 +347,13 @@ fn diag_at(cfg: &Config, mut d: Diagnostic, origin: u32) -> Diagnostic {
 
 /// Where an option of `[Definition]` (or the defaults) was written.
 fn option_origin(cfg: &Config, section: &str, opt: &str) -> u32 {
-    cfg.sections
-        .get(section)
-        .and_then(|s| s.get(opt))
-        .or_else(|| cfg.defaults.get(opt))
-        .map(|v| v.at)
-        .unwrap_or(0)
+    cfg.sections.get(section).and_then(|s| s.get(opt)).or_else(|| cfg.defaults.get(opt)).map(|v| v.at).unwrap_or(0)
 }
 
 /// Regex tags fail2ban itself understands (not option references).
 fn is_regex_tag(name: &str) -> bool {
-    matches!(
-        name,
-        "HOST" | "ADDR" | "IP4" | "IP6" | "DNS" | "CIDR" | "SUBNET" | "SKIPLINES"
-    ) || name.starts_with("F-")
+    matches!(name, "HOST" | "ADDR" | "IP4" | "IP6" | "DNS" | "CIDR" | "SUBNET" | "SKIPLINES")
+        || name.starts_with("F-")
         || name.starts_with("/F-")
 }
 
@@ -442,13 +387,7 @@ fn resolve(
     let mut vars: OMap<Value> = OMap::default();
     let mut init: OMap<Traced> = OMap::default();
     for (k, v) in options {
-        vars.insert(
-            k.to_lowercase(),
-            Value {
-                v: Traced::new(v, 0),
-                at: 0,
-            },
-        );
+        vars.insert(k.to_lowercase(), Value { v: Traced::new(v, 0), at: 0 });
         init.insert(k.clone(), Traced::new(v, 0));
     }
     if !cfg.has_section("Definition") {
@@ -534,10 +473,7 @@ fn resolve(
             return None;
         }
         Ok(Err(rec)) => {
-            let origin = combined
-                .get(&rec.tag)
-                .map(Traced::first_origin)
-                .unwrap_or(0);
+            let origin = combined.get(&rec.tag).map(Traced::first_origin).unwrap_or(0);
             let d = if rec.too_large {
                 Diagnostic::error(
                     codes::TOO_LARGE,
@@ -564,29 +500,16 @@ fn resolve(
         Ok(Ok(())) => {}
     }
 
-    let mut spec = FilterSpec {
-        maxlines: 1,
-        ..Default::default()
-    };
-    let lines = |v: &Traced| -> Vec<Traced> {
-        v.split_lines()
-            .into_iter()
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
+    let mut spec = FilterSpec { maxlines: 1, ..Default::default() };
+    let lines = |v: &Traced| -> Vec<Traced> { v.split_lines().into_iter().filter(|l| !l.is_empty()).collect() };
     let check_tags = |t: &Traced, what: &str, diags: &mut Vec<Diagnostic>| {
         let s = t.as_str();
         let mut from = 0;
         while let Some((a, b)) = tags::find_tag(s, from) {
             from = b;
             let name = &s[a + 1..b - 1];
-            let identifier = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_')
-                && name
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+            let identifier = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
             // All-capital names are literal log text (`<NOSRV>`) or regex tags.
             let looks_literal = !name.chars().any(char::is_lowercase);
             if !identifier || looks_literal || is_regex_tag(name) || s[..a].ends_with("(?P") {
@@ -608,10 +531,7 @@ fn resolve(
         check_tags(v, "prefregex", diags);
         spec.prefregex = Some(spanned(cfg, v));
     }
-    for (key, target) in [
-        ("failregex", &mut spec.failregex),
-        ("ignoreregex", &mut spec.ignoreregex),
-    ] {
+    for (key, target) in [("failregex", &mut spec.failregex), ("ignoreregex", &mut spec.ignoreregex)] {
         if let Some(v) = combined.get(key) {
             for l in lines(v) {
                 check_tags(&l, key, diags);
@@ -629,13 +549,9 @@ fn resolve(
                 cfg,
                 Diagnostic::error(
                     codes::BAD_MAXLINES,
-                    format!(
-                        "maxlines must be an integer greater than zero, not {:?}",
-                        v.as_str()
-                    ),
+                    format!("maxlines must be an integer greater than zero, not {:?}", v.as_str()),
                 ),
-                v.first_origin()
-                    .max(option_origin(cfg, "Definition", "maxlines")),
+                v.first_origin().max(option_origin(cfg, "Definition", "maxlines")),
             )),
         }
     }
@@ -646,10 +562,7 @@ fn resolve(
             if shlex_unbalanced(l) {
                 diags.push(diag_at(
                     cfg,
-                    Diagnostic::error(
-                        codes::BAD_JOURNALMATCH,
-                        format!("journalmatch has unbalanced quotes: {l:?}"),
-                    ),
+                    Diagnostic::error(codes::BAD_JOURNALMATCH, format!("journalmatch has unbalanced quotes: {l:?}")),
                     v.first_origin(),
                 ));
             }
@@ -663,10 +576,7 @@ fn resolve(
             cfg,
             Diagnostic::warning(
                 codes::USEDNS_IGNORED,
-                format!(
-                    "usedns = {:?} is not supported in filters (no DNS look-ups); ignored",
-                    v.as_str()
-                ),
+                format!("usedns = {:?} is not supported in filters (no DNS look-ups); ignored", v.as_str()),
             ),
             option_origin(cfg, "Definition", "usedns"),
         ));
@@ -674,10 +584,7 @@ fn resolve(
     // logtimezone: given with the name, or written in [Definition] (extension).
     let tz = match options.get("logtimezone") {
         Some(v) => Some(v.clone()),
-        None => cfg
-            .get("Definition", "logtimezone", &vars)
-            .ok()
-            .map(|t| t.as_str().trim().to_string()),
+        None => cfg.get("Definition", "logtimezone", &vars).ok().map(|t| t.as_str().trim().to_string()),
     };
     spec.logtimezone = tz.filter(|t| !t.is_empty());
     // Settings that fail2ban applies to the jail, not the filter.

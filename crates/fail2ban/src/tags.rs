@@ -121,12 +121,7 @@ mod tests {
 
     #[test]
     fn nested_and_embedded_tags() {
-        let mut m = map(&[
-            ("a", "3"),
-            ("b", "<a>_3"),
-            ("c", "<x-<a>>"),
-            ("x-3", "ok<HOST>"),
-        ]);
+        let mut m = map(&[("a", "3"), ("b", "<a>_3"), ("c", "<x-<a>>"), ("x-3", "ok<HOST>")]);
         let r: Result<_, ()> = substitute_recursive(&mut m, &[], &mut |_| Ok(None));
         assert!(r.unwrap().is_ok());
         assert_eq!(m.get("b").unwrap().as_str(), "3_3");

@@ -13,9 +13,7 @@ pub(crate) struct Sources {
 impl Sources {
     pub(crate) fn new() -> Self {
         // id 0: unknown origin (filter arguments, synthesized text).
-        Sources {
-            refs: vec![SourceRef::default()],
-        }
+        Sources { refs: vec![SourceRef::default()] }
     }
 
     pub(crate) fn intern(&mut self, r: SourceRef) -> u32 {
@@ -42,10 +40,7 @@ pub(crate) struct Traced {
 
 impl Traced {
     pub(crate) fn new(text: &str, origin: u32) -> Self {
-        Traced {
-            text: text.to_string(),
-            origin: vec![origin; text.len()],
-        }
+        Traced { text: text.to_string(), origin: vec![origin; text.len()] }
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -68,10 +63,7 @@ impl Traced {
 
     /// `self[range]` (byte range on char boundaries).
     pub(crate) fn slice(&self, start: usize, end: usize) -> Traced {
-        Traced {
-            text: self.text[start..end].to_string(),
-            origin: self.origin[start..end].to_vec(),
-        }
+        Traced { text: self.text[start..end].to_string(), origin: self.origin[start..end].to_vec() }
     }
 
     /// Remove trailing whitespace (Python `rstrip`).

@@ -28,9 +28,7 @@ use serde_json::Value;
 use stadtwache_core::Timestamp;
 use stadtwache_datetime::TimeContext;
 use stadtwache_fail2ban::FilterLoader;
-use stadtwache_match::{
-    CompileOptions, CompiledFilter, Failure, FieldValue, FilterRunner, LineResult, RunOptions,
-};
+use stadtwache_match::{CompileOptions, CompiledFilter, Failure, FieldValue, FilterRunner, LineResult, RunOptions};
 
 const FILTER_DIR: &str = "/etc/fail2ban/filter.d";
 const LOG_DIR: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
@@ -44,10 +42,7 @@ fn out(s: &str) {
 
 fn skip(why: &str) {
     let bang = "!".repeat(70);
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n{bang}\nSKIPPED: conformance: {why}\n{bang}\n"
-    );
+    let _ = writeln!(std::io::stderr(), "\n{bang}\nSKIPPED: conformance: {why}\n{bang}\n");
     if std::env::var("STADTWACHE_REQUIRE_FAIL2BAN").as_deref() == Ok("1") {
         panic!("STADTWACHE_REQUIRE_FAIL2BAN=1 but {why}");
     }
@@ -79,11 +74,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Day (of month) of the last Sunday of a month.
 fn last_sunday(y: i64, m: i64) -> i64 {
-    let days_in = days_from_civil(
-        if m == 12 { y + 1 } else { y },
-        if m == 12 { 1 } else { m + 1 },
-        1,
-    ) - days_from_civil(y, m, 1);
+    let days_in =
+        days_from_civil(if m == 12 { y + 1 } else { y }, if m == 12 { 1 } else { m + 1 }, 1) - days_from_civil(y, m, 1);
     let last = days_from_civil(y, m, days_in);
     // 1970-01-01 was a Thursday (weekday 4, Sunday = 0).
     let wd = (last + 4).rem_euclid(7);
@@ -97,14 +89,8 @@ fn local_to_micros(s: &str) -> Option<i64> {
         None => (s, None),
     };
     let (date, time) = main.split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     if d.len() != 3 || t.len() != 3 {
         return None;
     }
@@ -121,11 +107,7 @@ fn local_to_micros(s: &str) -> Option<i64> {
     let end = days_from_civil(y, 10, last_sunday(y, 10)) * 86_400 + 3600;
     let dst = naive - 7200;
     let std = naive - 3600;
-    let secs = if (start..end).contains(&dst) {
-        dst
-    } else {
-        std
-    };
+    let secs = if (start..end).contains(&dst) { dst } else { std };
     Some(secs * 1_000_000 + micros)
 }
 
@@ -156,16 +138,9 @@ fn eval_condition(expr: &str, name: &str, opts: &BTreeMap<String, Value>) -> Res
     let l = lhs.trim();
     let left: Option<String> = if l == "name" {
         Some(name.to_string())
-    } else if let Some(inner) = l
-        .strip_prefix("opts.get(")
-        .and_then(|x| x.strip_suffix(')'))
-    {
+    } else if let Some(inner) = l.strip_prefix("opts.get(").and_then(|x| x.strip_suffix(')')) {
         let key = lit(inner)?.ok_or_else(|| format!("bad key in {expr:?}"))?;
-        opts.get(&key).map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string())
-        })
+        opts.get(&key).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
     } else {
         return Err(format!("unsupported condition {expr:?}"));
     };
@@ -204,52 +179,21 @@ impl Tally {
 fn build_variant(loader: &FilterLoader, name: &str, opts: &BTreeMap<String, Value>) -> Variant {
     let str_opts: BTreeMap<String, String> = opts
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-            )
-        })
+        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
         .collect();
-    let fail = |e: String| Variant {
-        runner: None,
-        error: Some(e),
-        regexes: Vec::new(),
-        used: BTreeSet::new(),
-    };
+    let fail = |e: String| Variant { runner: None, error: Some(e), regexes: Vec::new(), used: BTreeSet::new() };
     let loaded = match loader.load(name, &str_opts) {
         Ok(f) => f,
         Err(d) => {
-            return fail(format!(
-                "load: {}",
-                d.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
+            return fail(format!("load: {}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")));
         }
     };
-    let regexes = loaded
-        .spec
-        .failregex
-        .iter()
-        .map(|s| s.text.clone())
-        .collect();
-    let compiled = catch_unwind(AssertUnwindSafe(|| {
-        CompiledFilter::compile(&loaded.spec, &CompileOptions::default())
-    }));
+    let regexes = loaded.spec.failregex.iter().map(|s| s.text.clone()).collect();
+    let compiled = catch_unwind(AssertUnwindSafe(|| CompiledFilter::compile(&loaded.spec, &CompileOptions::default())));
     let compiled = match compiled {
         Ok(Ok(c)) => c,
         Ok(Err(d)) => {
-            let mut v = fail(format!(
-                "compile: {}",
-                d.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
+            let mut v = fail(format!("compile: {}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")));
             v.regexes = regexes;
             return v;
         }
@@ -259,18 +203,8 @@ fn build_variant(loader: &FilterLoader, name: &str, opts: &BTreeMap<String, Valu
             return v;
         }
     };
-    let runner = FilterRunner::new(
-        Arc::new(compiled.filter),
-        RunOptions {
-            check_all_regex: true,
-        },
-    );
-    Variant {
-        runner: Some(runner),
-        error: None,
-        regexes,
-        used: BTreeSet::new(),
-    }
+    let runner = FilterRunner::new(Arc::new(compiled.filter), RunOptions { check_all_regex: true });
+    Variant { runner: Some(runner), error: None, regexes, used: BTreeSet::new() }
 }
 
 /// Python `str(dict)` of the options (only used as a cache key).
@@ -297,13 +231,7 @@ fn describe(f: &Failure) -> String {
             FieldValue::Many(m) => format!("{k}={m:?}"),
         })
         .collect();
-    format!(
-        "regex #{} fid={:?} time={} {}",
-        f.regex_index,
-        f.fid,
-        f.time.0 as f64 / 1e6,
-        fields.join(" ")
-    )
+    format!("regex #{} fid={:?} time={} {}", f.regex_index, f.fid, f.time.0 as f64 / 1e6, fields.join(" "))
 }
 
 /// An address with optional prefix length, as fail2ban's `IPAddr` compares them.
@@ -326,9 +254,7 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Resu
         }
         let fv: Value = match f.fields.get(k) {
             Some(FieldValue::One(s)) => Value::String(s.clone()),
-            Some(FieldValue::Many(m)) => {
-                Value::Array(m.iter().cloned().map(Value::String).collect())
-            }
+            Some(FieldValue::Many(m)) => Value::Array(m.iter().cloned().map(Value::String).collect()),
             None if k == "host" => f.fid.clone().map(Value::String).unwrap_or(Value::Null),
             None if k == "attempts" => Value::from(f.matches.len()),
             None => Value::Null,
@@ -340,12 +266,10 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Resu
             && (f.fields.contains_key("ip4") || f.fields.contains_key("ip6"));
         let equal = match (&fv, v) {
             // Text that is no valid address compares as text (fail2ban: AF_UNSPEC, raw).
-            (Value::String(a), Value::String(b)) if by_address => {
-                match (parse_addr(a), parse_addr(b)) {
-                    (None, None) => a == b,
-                    (x, y) => x.is_some() && x == y,
-                }
-            }
+            (Value::String(a), Value::String(b)) if by_address => match (parse_addr(a), parse_addr(b)) {
+                (None, None) => a == b,
+                (x, y) => x.is_some() && x == y,
+            },
             (Value::Array(a), Value::Array(b)) => {
                 let mut a: Vec<String> = a.iter().map(Value::to_string).collect();
                 let mut b: Vec<String> = b.iter().map(Value::to_string).collect();
@@ -371,11 +295,7 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Resu
             None => errs.push(format!("time: cannot parse expected {t:?}")),
         }
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(errs.join("; "))
-    }
+    if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) }
 }
 
 /// fail2ban's `testSampleRegexs<NAME>` for one filter.
@@ -400,16 +320,10 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                 continue;
             }
         };
-        let lines: Vec<String> = bytes
-            .split(|&b| b == b'\n')
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
+        let lines: Vec<String> =
+            bytes.split(|&b| b == b'\n').map(|l| String::from_utf8_lossy(l).into_owned()).collect();
         // A final newline leaves an empty last element, which is no line.
-        let n_lines = if bytes.ends_with(b"\n") {
-            lines.len() - 1
-        } else {
-            lines.len()
-        };
+        let n_lines = if bytes.ends_with(b"\n") { lines.len() - 1 } else { lines.len() };
         let mut ignore_block = false;
         let mut idx = 0;
         let mut faildata: serde_json::Map<String, Value>;
@@ -422,19 +336,13 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                 let parsed: Value = match serde_json::from_str(json) {
                     Ok(v) => v,
                     Err(e) => {
-                        tally.fail(format!(
-                            "{}:{lnnum}: bad JSON in annotation: {e}",
-                            path.display()
-                        ));
+                        tally.fail(format!("{}:{lnnum}: bad JSON in annotation: {e}", path.display()));
                         continue;
                     }
                 };
                 match kind {
                     "fileOptions" => {
-                        common_opts = parsed
-                            .as_object()
-                            .map(|m| m.clone().into_iter().collect())
-                            .unwrap_or_default();
+                        common_opts = parsed.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
                         continue;
                     }
                     "filterOptions" => {
@@ -466,17 +374,13 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                                 .filter(|(k, _)| !k.starts_with("test."))
                                 .map(|(k, v)| (k.clone(), v.clone()))
                                 .collect();
-                            let suffix = match opts.get("test.filter-name").and_then(Value::as_str)
-                            {
+                            let suffix = match opts.get("test.filter-name").and_then(Value::as_str) {
                                 Some(n) if !n.is_empty() => n.to_string(),
                                 _ => py_repr(&flt_opts),
                             };
                             let flt_name = format!("{name}{suffix}");
                             if !variants.contains_key(&flt_name) {
-                                variants.insert(
-                                    flt_name.clone(),
-                                    build_variant(loader, name, &flt_opts),
-                                );
+                                variants.insert(flt_name.clone(), build_variant(loader, name, &flt_opts));
                                 order.push(flt_name.clone());
                             }
                             tests.push((flt_name, opts));
@@ -494,10 +398,7 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                         // failJSON: the data is for the next line, whatever it is.
                         faildata = parsed.as_object().cloned().unwrap_or_default();
                         if idx >= n_lines {
-                            tally.fail(format!(
-                                "{}:{lnnum}: failJSON at end of file",
-                                path.display()
-                            ));
+                            tally.fail(format!("{}:{lnnum}: failJSON at end of file", path.display()));
                             break;
                         }
                         line = lines[idx].clone();
@@ -516,10 +417,7 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
             if filter_tests.as_ref().is_none_or(Vec::is_empty) {
                 let flt_name = name.to_string();
                 if !variants.contains_key(&flt_name) {
-                    variants.insert(
-                        flt_name.clone(),
-                        build_variant(loader, name, &BTreeMap::new()),
-                    );
+                    variants.insert(flt_name.clone(), build_variant(loader, name, &BTreeMap::new()));
                     order.push(flt_name.clone());
                 }
                 filter_tests = Some(vec![(flt_name, BTreeMap::new())]);
@@ -527,11 +425,7 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
             let line_trimmed = line.trim_end_matches(['\r', '\n']).to_string();
             let mut line = line_trimmed;
             for (flt_name, opts) in filter_tests.clone().unwrap_or_default() {
-                if let Some(c) = faildata
-                    .get("constraint")
-                    .and_then(Value::as_str)
-                    .filter(|c| !c.is_empty())
-                {
+                if let Some(c) = faildata.get("constraint").and_then(Value::as_str).filter(|c| !c.is_empty()) {
                     match eval_condition(c, name, &opts) {
                         Ok(true) => {}
                         Ok(false) => continue,
@@ -541,17 +435,11 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                         }
                     }
                 }
-                let want_match = faildata
-                    .get("match")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                let want_match = faildata.get("match").and_then(Value::as_bool).unwrap_or(false);
                 let here = format!("{filename}:{lnnum} [{flt_name}]");
                 let variant = variants.get_mut(&flt_name).expect("variant built");
                 let Some(runner) = variant.runner.as_mut() else {
-                    tally.fail(format!(
-                        "{here}: {}",
-                        variant.error.clone().unwrap_or_default()
-                    ));
+                    tally.fail(format!("{here}: {}", variant.error.clone().unwrap_or_default()));
                     continue;
                 };
                 let journal = opts.get("logtype").and_then(Value::as_str) == Some("journal");
@@ -568,10 +456,7 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                 let res = match res {
                     Ok(r) => r,
                     Err(p) => {
-                        tally.fail(format!(
-                            "{here}: matcher panicked: {}\n      line: {line}",
-                            panic_text(p)
-                        ));
+                        tally.fail(format!("{here}: matcher panicked: {}\n      line: {line}", panic_text(p)));
                         continue;
                     }
                 };
@@ -587,24 +472,16 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                     found.push(f);
                 }
                 let verdict: Result<(), String> = if found.is_empty() {
-                    if want_match {
-                        Err("no match, expected one".to_string())
-                    } else {
-                        Ok(())
-                    }
+                    if want_match { Err("no match, expected one".to_string()) } else { Ok(()) }
                 } else if !want_match {
-                    Err(format!(
-                        "matched, expected no match: {}",
-                        describe(&found[0])
-                    ))
+                    Err(format!("matched, expected no match: {}", describe(&found[0])))
                 } else if found.len() > 1 {
                     Err(format!(
                         "Multiple regexs matched {:?}",
                         found.iter().map(|f| f.regex_index).collect::<Vec<_>>()
                     ))
                 } else {
-                    check_failure(&found[0], &faildata)
-                        .map_err(|e| format!("{e}\n      got: {}", describe(&found[0])))
+                    check_failure(&found[0], &faildata).map_err(|e| format!("{e}\n      got: {}", describe(&found[0])))
                 };
                 match verdict {
                     Ok(()) => {
@@ -618,9 +495,7 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
                     }
                     Err(e) => {
                         let expected: String = serde_json::to_string(&faildata).unwrap_or_default();
-                        tally.fail(format!(
-                            "{here}: {e}\n      line: {line}\n      expected: {expected}"
-                        ));
+                        tally.fail(format!("{here}: {e}\n      line: {line}\n      expected: {expected}"));
                     }
                 }
             }
@@ -633,9 +508,7 @@ fn run_filter_test(loader: &FilterLoader, name: &str, log_dir: &Path, ctx: &Time
             if v.used.contains(&idx) || used_re.contains(r) {
                 tally.samples_ok += 1;
             } else {
-                tally
-                    .samples_missing
-                    .push(format!("{flt_name}: regex has no samples: {idx}: {r}"));
+                tally.samples_missing.push(format!("{flt_name}: regex has no samples: {idx}: {r}"));
             }
         }
     }
@@ -668,9 +541,7 @@ fn ratchet_path() -> PathBuf {
 fn fail2ban_sample_logs() {
     let log_dir = Path::new(LOG_DIR);
     if !log_dir.is_dir() || !Path::new(FILTER_DIR).is_dir() {
-        skip(&format!(
-            "{LOG_DIR} or {FILTER_DIR} missing (apt-get install fail2ban)"
-        ));
+        skip(&format!("{LOG_DIR} or {FILTER_DIR} missing (apt-get install fail2ban)"));
         return;
     }
     let loader = FilterLoader::new(FILTER_DIR);
@@ -679,20 +550,13 @@ fn fail2ban_sample_logs() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
 
-    let names: Vec<String> = loader
-        .filter_names()
-        .into_iter()
-        .filter(|n| !n.ends_with("common"))
-        .collect();
+    let names: Vec<String> = loader.filter_names().into_iter().filter(|n| !n.ends_with("common")).collect();
     let (mut passed, mut failed, mut samples_ok, mut samples_missing) = (0, 0, 0, 0);
     let mut run_logs: BTreeSet<String> = BTreeSet::new();
     for name in &names {
         if !log_dir.join(name).is_file() {
             failed += 1;
-            out(&format!(
-                "{name}: 0 passed, 1 failed\n    no sample log file {}",
-                log_dir.join(name).display()
-            ));
+            out(&format!("{name}: 0 passed, 1 failed\n    no sample log file {}", log_dir.join(name).display()));
             continue;
         }
         run_logs.insert(name.clone());
@@ -703,10 +567,7 @@ fn fail2ban_sample_logs() {
         samples_missing += t.samples_missing.len();
         let mut line = format!("{name}: {} passed, {} failed", t.passed, t.failed);
         if !t.samples_missing.is_empty() {
-            line.push_str(&format!(
-                " ({} regexes without samples)",
-                t.samples_missing.len()
-            ));
+            line.push_str(&format!(" ({} regexes without samples)", t.samples_missing.len()));
         }
         out(&line);
         for d in t.details.iter().take(SHOW_FAILURES) {
@@ -737,25 +598,16 @@ fn fail2ban_sample_logs() {
             not_run.join(", ")
         ));
     }
-    out(&format!(
-        "regex samples: {samples_ok} passed, {samples_missing} failed"
-    ));
+    out(&format!("regex samples: {samples_ok} passed, {samples_missing} failed"));
 
     let ratchet_file = ratchet_path();
-    let ratchet: usize = std::fs::read_to_string(&ratchet_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let ratchet: usize = std::fs::read_to_string(&ratchet_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     if passed < ratchet {
-        out(&format!(
-            "conformance REGRESSED: {passed} passed < ratchet {ratchet}; see the failures above"
-        ));
+        out(&format!("conformance REGRESSED: {passed} passed < ratchet {ratchet}; see the failures above"));
     } else if passed > ratchet {
         if std::env::var("STADTWACHE_UPDATE_RATCHET").as_deref() == Ok("1") {
             std::fs::write(&ratchet_file, format!("{passed}\n")).expect("write ratchet");
-            out(&format!(
-                "conformance ratchet raised from {ratchet} to {passed}"
-            ));
+            out(&format!("conformance ratchet raised from {ratchet} to {passed}"));
         } else {
             out(&format!(
                 "hint: conformance improved ({passed} > ratchet {ratchet}); raise the ratchet with \
@@ -774,32 +626,17 @@ fn fail2ban_sample_logs() {
 #[test]
 fn helpers() {
     // 2005-08-14T12:00:00 CEST is the test's "now".
-    assert_eq!(
-        local_to_micros("2005-08-14T12:00:00"),
-        Some(TEST_NOW * 1_000_000)
-    );
-    assert_eq!(
-        local_to_micros("2005-01-14T12:00:00.5"),
-        Some((1_105_700_400) * 1_000_000 + 500_000)
-    );
+    assert_eq!(local_to_micros("2005-08-14T12:00:00"), Some(TEST_NOW * 1_000_000));
+    assert_eq!(local_to_micros("2005-01-14T12:00:00.5"), Some((1_105_700_400) * 1_000_000 + 500_000));
     assert_eq!(last_sunday(2005, 3), 27);
     assert_eq!(last_sunday(2005, 10), 30);
     let opts = BTreeMap::from([("mode".to_string(), Value::String("aggressive".into()))]);
     assert_eq!(eval_condition("name=='sshd'", "sshd", &opts), Ok(true));
     assert_eq!(eval_condition("name == 'sshd'", "x", &opts), Ok(false));
-    assert_eq!(
-        eval_condition("opts.get('mode') != 'aggressive'", "x", &opts),
-        Ok(false)
-    );
-    assert_eq!(
-        eval_condition("opts.get('x') != 'aggressive'", "x", &opts),
-        Ok(true)
-    );
+    assert_eq!(eval_condition("opts.get('mode') != 'aggressive'", "x", &opts), Ok(false));
+    assert_eq!(eval_condition("opts.get('x') != 'aggressive'", "x", &opts), Ok(true));
     assert!(eval_condition("len(x) > 1", "x", &opts).is_err());
-    assert_eq!(
-        annotation("# failJSON: {\"a\": 1}"),
-        Some(("failJSON", " {\"a\": 1}"))
-    );
+    assert_eq!(annotation("# failJSON: {\"a\": 1}"), Some(("failJSON", " {\"a\": 1}")));
     assert_eq!(annotation("## addFILE: \"x\""), Some(("addFILE", " \"x\"")));
     assert_eq!(annotation("# other"), None);
     assert_eq!(parse_addr("2001:DB8::1"), parse_addr("2001:db8::1"));

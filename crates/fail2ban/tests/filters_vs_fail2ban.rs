@@ -20,10 +20,7 @@ fn out(s: &str) {
 
 fn skip(why: &str) {
     let bang = "!".repeat(70);
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n{bang}\nSKIPPED: filters_vs_fail2ban: {why}\n{bang}\n"
-    );
+    let _ = writeln!(std::io::stderr(), "\n{bang}\nSKIPPED: filters_vs_fail2ban: {why}\n{bang}\n");
     if std::env::var("STADTWACHE_REQUIRE_FAIL2BAN").as_deref() == Ok("1") {
         panic!("STADTWACHE_REQUIRE_FAIL2BAN=1 but {why}");
     }
@@ -31,9 +28,7 @@ fn skip(why: &str) {
 
 fn fail2ban_available() -> Result<(), String> {
     if !Path::new(FILTER_DIR).is_dir() {
-        return Err(format!(
-            "{FILTER_DIR} does not exist (apt-get install fail2ban)"
-        ));
+        return Err(format!("{FILTER_DIR} does not exist (apt-get install fail2ban)"));
     }
     let ok = Command::new(PYTHON)
         .args(["-c", "import fail2ban.client.filterreader"])
@@ -42,9 +37,7 @@ fn fail2ban_available() -> Result<(), String> {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        return Err(format!(
-            "{PYTHON} cannot import fail2ban (apt-get install fail2ban)"
-        ));
+        return Err(format!("{PYTHON} cannot import fail2ban (apt-get install fail2ban)"));
     }
     Ok(())
 }
@@ -62,31 +55,16 @@ fn reference_in(basedir: &Path, filters: &[(String, BTreeMap<String, String>)]) 
         "basedir": basedir,
         "filters": filters.iter().map(|(n, o)| json!({"name": n, "opts": o})).collect::<Vec<_>>(),
     });
-    let mut child = Command::new(PYTHON)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(req.to_string().as_bytes())
-        .unwrap();
+    let mut child =
+        Command::new(PYTHON).arg(&script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run python");
+    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "reference script failed");
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("reference JSON")
 }
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_array().map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
 }
 
 /// Split a journalmatch line into words as Python's `shlex.split` does for
@@ -156,68 +134,38 @@ fn compare(
     for w in &f.warnings {
         println!("  {display}: {w}");
     }
-    let texts =
-        |v: &[stadtwache_core::Spanned]| v.iter().map(|s| s.text.clone()).collect::<Vec<_>>();
+    let texts = |v: &[stadtwache_core::Spanned]| v.iter().map(|s| s.text.clone()).collect::<Vec<_>>();
     let ours_pref = f.spec.prefregex.as_ref().map(|s| s.text.clone());
     let theirs_pref = r["prefregex"].as_str().map(str::to_string);
     if ours_pref != theirs_pref {
-        problems.push(format!(
-            "prefregex: ours {ours_pref:?}\n      fail2ban {theirs_pref:?}"
-        ));
+        problems.push(format!("prefregex: ours {ours_pref:?}\n      fail2ban {theirs_pref:?}"));
     }
     for (what, ours, theirs) in [
         ("failregex", texts(&f.spec.failregex), strs(&r["failregex"])),
-        (
-            "ignoreregex",
-            texts(&f.spec.ignoreregex),
-            strs(&r["ignoreregex"]),
-        ),
+        ("ignoreregex", texts(&f.spec.ignoreregex), strs(&r["ignoreregex"])),
     ] {
         if ours != theirs {
-            problems.push(format!(
-                "{what}: ours {ours:#?}\n      fail2ban {theirs:#?}"
-            ));
+            problems.push(format!("{what}: ours {ours:#?}\n      fail2ban {theirs:#?}"));
         }
     }
     let ours_dp = f.spec.datepattern.as_ref().map(|s| s.text.clone());
     let theirs_dp = r["datepattern"].as_str().map(str::to_string);
     if ours_dp != theirs_dp {
-        problems.push(format!(
-            "datepattern: ours {ours_dp:?}, fail2ban {theirs_dp:?}"
-        ));
+        problems.push(format!("datepattern: ours {ours_dp:?}, fail2ban {theirs_dp:?}"));
     }
     let theirs_ml = r["maxlines"].as_u64().unwrap_or(1) as usize;
     if f.spec.maxlines != theirs_ml {
-        problems.push(format!(
-            "maxlines: ours {}, fail2ban {theirs_ml}",
-            f.spec.maxlines
-        ));
+        problems.push(format!("maxlines: ours {}, fail2ban {theirs_ml}", f.spec.maxlines));
     }
-    let ours_jm: Vec<Vec<String>> = f
-        .journalmatch
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .map(tokens)
-        .filter(|t| !t.is_empty())
-        .collect();
-    let theirs_jm: Vec<Vec<String>> = r["journalmatch"]
-        .as_array()
-        .map(|a| a.iter().map(strs).collect())
-        .unwrap_or_default();
+    let ours_jm: Vec<Vec<String>> =
+        f.journalmatch.as_deref().unwrap_or("").lines().map(tokens).filter(|t| !t.is_empty()).collect();
+    let theirs_jm: Vec<Vec<String>> =
+        r["journalmatch"].as_array().map(|a| a.iter().map(strs).collect()).unwrap_or_default();
     if ours_jm != theirs_jm {
-        problems.push(format!(
-            "journalmatch: ours {ours_jm:?}, fail2ban {theirs_jm:?}"
-        ));
+        problems.push(format!("journalmatch: ours {ours_jm:?}, fail2ban {theirs_jm:?}"));
     }
     // Every pattern must say where it was written.
-    for s in f
-        .spec
-        .failregex
-        .iter()
-        .chain(&f.spec.ignoreregex)
-        .chain(&f.spec.prefregex)
-    {
+    for s in f.spec.failregex.iter().chain(&f.spec.ignoreregex).chain(&f.spec.prefregex) {
         if need_positions && (s.at.file.is_none() || s.at.line == 0) {
             problems.push(format!("no source position for {:?}", s.text));
         }
@@ -272,19 +220,9 @@ fn check_all_on_stock_filters_has_no_errors() {
         return;
     }
     let all = FilterLoader::new(FILTER_DIR).check_all();
-    let errors: Vec<String> = all
-        .iter()
-        .flat_map(|(n, ds)| {
-            ds.iter()
-                .filter(|d| d.is_error())
-                .map(move |d| format!("{n}: {d}"))
-        })
-        .collect();
-    println!(
-        "check_all: {} filter variants, {} errors",
-        all.len(),
-        errors.len()
-    );
+    let errors: Vec<String> =
+        all.iter().flat_map(|(n, ds)| ds.iter().filter(|d| d.is_error()).map(move |d| format!("{n}: {d}"))).collect();
+    println!("check_all: {} filter variants, {} errors", all.len(), errors.len());
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
@@ -310,9 +248,7 @@ fn every_stock_variant_compiles() {
             }
         }
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     let chunk = specs.len().div_ceil(threads).max(1);
     let results: Vec<(String, Vec<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = specs
@@ -321,25 +257,17 @@ fn every_stock_variant_compiles() {
                 s.spawn(move || {
                     part.iter()
                         .map(|(display, spec)| {
-                            let errs =
-                                match CompiledFilter::compile(spec, &CompileOptions::default()) {
-                                    Ok(_) => Vec::new(),
-                                    Err(d) => d
-                                        .iter()
-                                        .filter(|d| d.is_error())
-                                        .map(|d| d.to_string())
-                                        .collect(),
-                                };
+                            let errs = match CompiledFilter::compile(spec, &CompileOptions::default()) {
+                                Ok(_) => Vec::new(),
+                                Err(d) => d.iter().filter(|d| d.is_error()).map(|d| d.to_string()).collect(),
+                            };
                             (display.clone(), errs)
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("compile thread"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("compile thread")).collect()
     });
     let (mut ok, mut failed) = (0, 0);
     for (display, errs) in &results {
@@ -401,39 +329,25 @@ fn synthetic_filters_match_fail2ban() {
              mdre-normal = N\nmdre-extra = E <known/mode>\nuser_re = user=<user>\nmode = normal\n\
              [Init]\nuser = \\S+\nmaxlines = 2\nmode = extra\n",
         ),
-        (
-            "t3.conf",
-            "[Definition]\nfailregex = <user> <HOST>\n[Init]\nuser = a\n",
-        ),
+        ("t3.conf", "[Definition]\nfailregex = <user> <HOST>\n[Init]\nuser = a\n"),
         ("t3.local", "[Init]\nuser = <known/user>b\n"),
         ("t4.conf", "[Definition]\nfailregex = %(missing)s <HOST>\n"),
-        (
-            "t5.conf",
-            "[Definition]\nfailregex = <a> <HOST>\na = base\n[Definition?logtype=journal]\na = journal\n",
-        ),
-        (
-            "t6.conf",
-            "[DEFAULT]\nx = one\n[Definition]\nfailregex = %(known/x)s <HOST>\n",
-        ),
+        ("t5.conf", "[Definition]\nfailregex = <a> <HOST>\na = base\n[Definition?logtype=journal]\na = journal\n"),
+        ("t6.conf", "[DEFAULT]\nx = one\n[Definition]\nfailregex = %(known/x)s <HOST>\n"),
         ("t6.local", "[DEFAULT]\nx = two\n"),
         (
             "t7.conf",
             "[Definition] trailing\nfailregex = <sec/opt> <default/x> <known/failregex> <HOST>\n\
              [sec]\nopt = S\n[DEFAULT]\nx = D\n",
         ),
-        (
-            "t8.conf",
-            "[Definition]\nfailregex = %(a)s\na = %(b)s <b>\nb = <c>\nc = C\ndatepattern =\nmaxlines = 0\n",
-        ),
+        ("t8.conf", "[Definition]\nfailregex = %(a)s\na = %(b)s <b>\nb = <c>\nc = C\ndatepattern =\nmaxlines = 0\n"),
         ("t9.conf", "[Definition]\nfailregex = x\nfailregex = y\n"),
     ];
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let o = |s: &[(&str, &str)]| -> BTreeMap<String, String> {
-        s.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     };
     let cases: Vec<(String, BTreeMap<String, String>)> = vec![
         ("t1".into(), o(&[])),
@@ -459,10 +373,7 @@ fn synthetic_filters_match_fail2ban() {
             same += 1;
         } else {
             differ += 1;
-            out(&format!(
-                "DIFFER synthetic {}:",
-                format_filter_arg(name, opts)
-            ));
+            out(&format!("DIFFER synthetic {}:", format_filter_arg(name, opts)));
             for p in problems {
                 out(&format!("    {p}"));
             }
@@ -470,8 +381,6 @@ fn synthetic_filters_match_fail2ban() {
         }
     }
     let _ = std::fs::remove_dir_all(&base);
-    out(&format!(
-        "synthetic filters: {same} identical, {differ} differ"
-    ));
+    out(&format!("synthetic filters: {same} identical, {differ} differ"));
     assert_eq!(differ, 0, "synthetic filters differ from fail2ban");
 }

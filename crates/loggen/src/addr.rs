@@ -33,9 +33,7 @@ const V4_EXCLUDED: &[(u32, u32)] = &[
 
 /// `true` if the address is outside all special-purpose IPv4 blocks.
 pub fn is_public_v4(a: u32) -> bool {
-    V4_EXCLUDED
-        .iter()
-        .all(|&(net, len)| (a >> (32 - len)) != (net >> (32 - len)))
+    V4_EXCLUDED.iter().all(|&(net, len)| (a >> (32 - len)) != (net >> (32 - len)))
 }
 
 /// Random public-looking IPv4 address.
@@ -78,11 +76,7 @@ pub fn random_v6(rng: &mut Rng) -> Ipv6Addr {
 
 /// Random public-looking address, IPv6 with probability `v6_share`.
 pub fn random_addr(rng: &mut Rng, v6_share: f64) -> IpAddr {
-    if v6_share > 0.0 && rng.chance(v6_share) {
-        IpAddr::V6(random_v6(rng))
-    } else {
-        IpAddr::V4(random_v4(rng))
-    }
+    if v6_share > 0.0 && rng.chance(v6_share) { IpAddr::V6(random_v6(rng)) } else { IpAddr::V4(random_v4(rng)) }
 }
 
 /// Enumerates distinct public IPv4 addresses in a scrambled but
@@ -95,10 +89,7 @@ pub struct DistinctV4 {
 
 impl DistinctV4 {
     pub fn new(key: u64) -> Self {
-        DistinctV4 {
-            next: 0,
-            key: mix64(key) as u32,
-        }
+        DistinctV4 { next: 0, key: mix64(key) as u32 }
     }
 }
 
@@ -139,10 +130,7 @@ const V6_SPACE: u64 = 65_535 * 65_535;
 
 impl DistinctV6 {
     pub fn new(key: u64) -> Self {
-        DistinctV6 {
-            next: 0,
-            key: mix64(key ^ 0x6666),
-        }
+        DistinctV6 { next: 0, key: mix64(key ^ 0x6666) }
     }
 }
 
@@ -188,13 +176,7 @@ mod tests {
             let a: Ipv4Addr = s.parse().unwrap();
             assert!(!is_public_v4(u32::from(a)), "{s}");
         }
-        for s in [
-            "8.8.8.8",
-            "172.15.0.1",
-            "172.32.0.1",
-            "185.1.2.3",
-            "45.9.1.1",
-        ] {
+        for s in ["8.8.8.8", "172.15.0.1", "172.32.0.1", "185.1.2.3", "45.9.1.1"] {
             let a: Ipv4Addr = s.parse().unwrap();
             assert!(is_public_v4(u32::from(a)), "{s}");
         }

@@ -23,11 +23,7 @@ pub struct Sink<A> {
 
 impl<A> Sink<A> {
     fn new() -> Self {
-        Sink {
-            lines: Vec::new(),
-            spawned: Vec::new(),
-            generated: 0,
-        }
+        Sink { lines: Vec::new(), spawned: Vec::new(), generated: 0 }
     }
 
     /// Queues a line for time `t` (clamped to the current step's time).
@@ -49,12 +45,7 @@ pub trait World {
     type Actor;
     /// Runs one step of `actor` at `now`. Returns the next wake-up time
     /// (clamped to be `>= now`) or `None` when the actor is finished.
-    fn step(
-        &mut self,
-        actor: &mut Self::Actor,
-        now: i64,
-        sink: &mut Sink<Self::Actor>,
-    ) -> Option<i64>;
+    fn step(&mut self, actor: &mut Self::Actor, now: i64, sink: &mut Sink<Self::Actor>) -> Option<i64>;
 }
 
 /// How a queued line body is turned into an output line.
@@ -156,11 +147,7 @@ pub fn run<W: World, O: Write + ?Sized>(
             seq += 1;
         }
         for (t, actor) in sink.spawned.drain(..) {
-            actors.push(Sched {
-                t: t.max(now),
-                seq,
-                actor,
-            });
+            actors.push(Sched { t: t.max(now), seq, actor });
             seq += 1;
         }
     }
@@ -173,12 +160,7 @@ mod tests {
     struct Ticker;
     impl World for Ticker {
         type Actor = (u32, i64);
-        fn step(
-            &mut self,
-            a: &mut (u32, i64),
-            now: i64,
-            sink: &mut Sink<(u32, i64)>,
-        ) -> Option<i64> {
+        fn step(&mut self, a: &mut (u32, i64), now: i64, sink: &mut Sink<(u32, i64)>) -> Option<i64> {
             // Emit a line now and one "late" line, interleaving actors.
             sink.line(now, format!("{} at {now}", a.0));
             sink.line(now + 7, format!("{} late {}", a.0, now + 7));
@@ -189,20 +171,10 @@ mod tests {
     #[test]
     fn interleaves_in_time_order() {
         let mut out = Vec::new();
-        let st = run(
-            &mut Ticker,
-            vec![(0, (1, 3)), (1, (2, 5))],
-            100,
-            Stamp::None,
-            &mut out,
-        )
-        .unwrap();
+        let st = run(&mut Ticker, vec![(0, (1, 3)), (1, (2, 5))], 100, Stamp::None, &mut out).unwrap();
         assert_eq!(st.lines, 100);
         let text = String::from_utf8(out).unwrap();
-        let times: Vec<i64> = text
-            .lines()
-            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
-            .collect();
+        let times: Vec<i64> = text.lines().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect();
         assert_eq!(times.len(), 100);
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
     }

@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use stadtwache_loggen::{
-    CardinalityOptions, NginxOptions, RunStats, SshdOptions, generate_cardinality, generate_nginx,
-    generate_sshd, time::parse_start,
+    CardinalityOptions, NginxOptions, RunStats, SshdOptions, generate_cardinality, generate_nginx, generate_sshd,
+    time::parse_start,
 };
 
 #[derive(Parser, Debug)]
@@ -106,15 +106,11 @@ fn check_days(days: f64) -> Result<()> {
     Ok(())
 }
 
-fn with_output(
-    common: &Common,
-    f: impl FnOnce(&mut dyn Write) -> io::Result<RunStats>,
-) -> Result<RunStats> {
+fn with_output(common: &Common, f: impl FnOnce(&mut dyn Write) -> io::Result<RunStats>) -> Result<RunStats> {
     let began = Instant::now();
     let stats = match &common.output {
         Some(path) => {
-            let file =
-                File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut w = BufWriter::with_capacity(1 << 20, file);
             let s = f(&mut w)?;
             w.flush()?;
@@ -154,66 +150,30 @@ fn with_output(
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Sshd {
-            lines,
-            days,
-            attackers,
-            host,
-            common,
-        } => {
+        Cmd::Sshd { lines, days, attackers, host, common } => {
             let start = check_common(&common)?;
             check_days(days)?;
             if attackers == 0 {
                 bail!("--attackers must be at least 1");
             }
-            let o = SshdOptions {
-                lines,
-                seed: common.seed,
-                start,
-                days,
-                attackers,
-                ipv6_share: common.ipv6_share,
-                host,
-            };
+            let o =
+                SshdOptions { lines, seed: common.seed, start, days, attackers, ipv6_share: common.ipv6_share, host };
             with_output(&common, |w| generate_sshd(&o, w))?;
         }
-        Cmd::Nginx {
-            lines,
-            days,
-            attackers,
-            common,
-        } => {
+        Cmd::Nginx { lines, days, attackers, common } => {
             let start = check_common(&common)?;
             check_days(days)?;
             if attackers == 0 {
                 bail!("--attackers must be at least 1");
             }
-            let o = NginxOptions {
-                lines,
-                seed: common.seed,
-                start,
-                days,
-                attackers,
-                ipv6_share: common.ipv6_share,
-            };
+            let o = NginxOptions { lines, seed: common.seed, start, days, attackers, ipv6_share: common.ipv6_share };
             with_output(&common, |w| generate_nginx(&o, w))?;
         }
-        Cmd::Cardinality {
-            addresses,
-            days,
-            host,
-            common,
-        } => {
+        Cmd::Cardinality { addresses, days, host, common } => {
             let start = check_common(&common)?;
             check_days(days)?;
-            let o = CardinalityOptions {
-                addresses,
-                seed: common.seed,
-                start,
-                days,
-                ipv6_share: common.ipv6_share,
-                host,
-            };
+            let o =
+                CardinalityOptions { addresses, seed: common.seed, start, days, ipv6_share: common.ipv6_share, host };
             with_output(&common, |w| generate_cardinality(&o, w))?;
         }
     }

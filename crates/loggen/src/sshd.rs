@@ -94,9 +94,7 @@ const INVALID_USERS: &[&str] = &[
 ];
 
 /// Existing accounts that password guessers hit.
-const VALID_TARGETS: &[&str] = &[
-    "root", "root", "root", "root", "root", "root", "git", "postgres",
-];
+const VALID_TARGETS: &[&str] = &["root", "root", "root", "root", "root", "root", "git", "postgres"];
 
 /// Legitimate users (name, uid).
 const BENIGN_USERS: &[(&str, u32)] = &[
@@ -189,11 +187,7 @@ fn fingerprint(rng: &mut Rng) -> String {
 }
 
 fn pick_invalid_user(rng: &mut Rng) -> &'static str {
-    if rng.chance(0.01) {
-        ""
-    } else {
-        INVALID_USERS[rng.below(INVALID_USERS.len() as u64) as usize]
-    }
+    if rng.chance(0.01) { "" } else { INVALID_USERS[rng.below(INVALID_USERS.len() as u64) as usize] }
 }
 
 impl Ssh {
@@ -224,13 +218,7 @@ impl Ssh {
                     break a;
                 }
             };
-            Client {
-                ip,
-                user,
-                uid,
-                fingerprint: fingerprint(crng),
-                password: crng.chance(0.2),
-            }
+            Client { ip, user, uid, fingerprint: fingerprint(crng), password: crng.chance(0.2) }
         };
         let clients = (0..60)
             .map(|_| {
@@ -272,12 +260,7 @@ impl Ssh {
         if self.pid > 4_194_000 {
             self.pid = 1000 + self.rng.below(1000) as u32;
         }
-        Conn {
-            host: &self.host,
-            pid: self.pid,
-            port: self.rng.range(1024, 65_535) as u16,
-            t,
-        }
+        Conn { host: &self.host, pid: self.pid, port: self.rng.range(1024, 65_535) as u16, t }
     }
 
     /// Mean gap to the next spawn, slowed down or sped up so that the
@@ -292,61 +275,28 @@ impl Ssh {
 }
 
 fn benign_session(w: &mut Ssh, now: i64, client_idx: usize, auto: bool, sink: &mut Sink<Actor>) {
-    let rng_dur = if auto {
-        w.rng.range(2, 45)
-    } else {
-        (w.rng.exp(1500.0) as u64).max(3)
-    };
+    let rng_dur = if auto { w.rng.range(2, 45) } else { (w.rng.exp(1500.0) as u64).max(3) };
     let typo = !auto && w.rng.chance(0.04);
-    let c = if auto {
-        &w.automation[client_idx]
-    } else {
-        &w.clients[client_idx]
-    };
+    let c = if auto { &w.automation[client_idx] } else { &w.clients[client_idx] };
     let (ip, user, uid, password) = (c.ip, c.user, c.uid, c.password || typo);
     let fp = c.fingerprint.clone();
     let mut rng = w.rng.fork(now as u64);
     let mut k = w.conn(now);
     let port = k.port;
     if typo {
-        k.say(
-            sink,
-            format_args!("Failed password for {user} from {ip} port {port} ssh2"),
-        );
+        k.say(sink, format_args!("Failed password for {user} from {ip} port {port} ssh2"));
         k.wait(&mut rng, 2, 8);
     }
     if password {
-        k.say(
-            sink,
-            format_args!("Accepted password for {user} from {ip} port {port} ssh2"),
-        );
+        k.say(sink, format_args!("Accepted password for {user} from {ip} port {port} ssh2"));
     } else {
-        k.say(
-            sink,
-            format_args!(
-                "Accepted publickey for {user} from {ip} port {port} ssh2: ED25519 SHA256:{fp}"
-            ),
-        );
+        k.say(sink, format_args!("Accepted publickey for {user} from {ip} port {port} ssh2: ED25519 SHA256:{fp}"));
     }
-    k.say(
-        sink,
-        format_args!(
-            "pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"
-        ),
-    );
+    k.say(sink, format_args!("pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)"));
     k.t += rng_dur as i64;
-    k.say(
-        sink,
-        format_args!("Received disconnect from {ip} port {port}:11: disconnected by user"),
-    );
-    k.say(
-        sink,
-        format_args!("Disconnected from user {user} {ip} port {port}"),
-    );
-    k.say(
-        sink,
-        format_args!("pam_unix(sshd:session): session closed for user {user}"),
-    );
+    k.say(sink, format_args!("Received disconnect from {ip} port {port}:11: disconnected by user"));
+    k.say(sink, format_args!("Disconnected from user {user} {ip} port {port}"));
+    k.say(sink, format_args!("pam_unix(sshd:session): session closed for user {user}"));
 }
 
 /// Password guessing against an existing account, `tries` attempts on one
@@ -356,52 +306,49 @@ fn conn_password(w: &mut Ssh, ip: IpAddr, now: i64, tries: u32, sink: &mut Sink<
     let mut rng = w.rng.fork(now as u64 ^ 0xA);
     let mut k = w.conn(now);
     let p = k.port;
-    k.say(sink, format_args!("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={user}"));
-    k.wait(&mut rng, 1, 3);
     k.say(
         sink,
-        format_args!("Failed password for {user} from {ip} port {p} ssh2"),
+        format_args!(
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={user}"
+        ),
     );
+    k.wait(&mut rng, 1, 3);
+    k.say(sink, format_args!("Failed password for {user} from {ip} port {p} ssh2"));
     for _ in 1..tries {
         k.wait(&mut rng, 1, 4);
-        k.say(
-            sink,
-            format_args!("Failed password for {user} from {ip} port {p} ssh2"),
-        );
+        k.say(sink, format_args!("Failed password for {user} from {ip} port {p} ssh2"));
     }
     if tries >= 6 {
-        k.say(sink, format_args!("error: maximum authentication attempts exceeded for {user} from {ip} port {p} ssh2 [preauth]"));
-        k.say(sink, format_args!("Disconnecting authenticating user {user} {ip} port {p}: Too many authentication failures [preauth]"));
+        k.say(
+            sink,
+            format_args!(
+                "error: maximum authentication attempts exceeded for {user} from {ip} port {p} ssh2 [preauth]"
+            ),
+        );
+        k.say(
+            sink,
+            format_args!(
+                "Disconnecting authenticating user {user} {ip} port {p}: Too many authentication failures [preauth]"
+            ),
+        );
     } else {
         match rng.below(3) {
             0 => {
-                k.say(
-                    sink,
-                    format_args!("Received disconnect from {ip} port {p}:11: Bye Bye [preauth]"),
-                );
-                k.say(
-                    sink,
-                    format_args!(
-                        "Disconnected from authenticating user {user} {ip} port {p} [preauth]"
-                    ),
-                );
+                k.say(sink, format_args!("Received disconnect from {ip} port {p}:11: Bye Bye [preauth]"));
+                k.say(sink, format_args!("Disconnected from authenticating user {user} {ip} port {p} [preauth]"));
             }
-            1 => k.say(
-                sink,
-                format_args!(
-                    "Connection closed by authenticating user {user} {ip} port {p} [preauth]"
-                ),
-            ),
-            _ => k.say(
-                sink,
-                format_args!(
-                    "Connection reset by authenticating user {user} {ip} port {p} [preauth]"
-                ),
-            ),
+            1 => k.say(sink, format_args!("Connection closed by authenticating user {user} {ip} port {p} [preauth]")),
+            _ => k.say(sink, format_args!("Connection reset by authenticating user {user} {ip} port {p} [preauth]")),
         }
     }
     if tries > 1 {
-        k.say(sink, format_args!("PAM {} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={user}", tries - 1));
+        k.say(
+            sink,
+            format_args!(
+                "PAM {} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={user}",
+                tries - 1
+            ),
+        );
     }
 }
 
@@ -413,43 +360,37 @@ fn conn_invalid(w: &mut Ssh, ip: IpAddr, now: i64, tries: u32, sink: &mut Sink<A
     let p = k.port;
     k.say(sink, format_args!("Invalid user {user} from {ip} port {p}"));
     k.wait(&mut rng, 0, 2);
+    k.say(sink, format_args!("pam_unix(sshd:auth): check pass; user unknown"));
     k.say(
         sink,
-        format_args!("pam_unix(sshd:auth): check pass; user unknown"),
+        format_args!("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}"),
     );
-    k.say(sink, format_args!("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}"));
     k.wait(&mut rng, 1, 3);
-    k.say(
-        sink,
-        format_args!("Failed password for invalid user {user} from {ip} port {p} ssh2"),
-    );
+    k.say(sink, format_args!("Failed password for invalid user {user} from {ip} port {p} ssh2"));
     for _ in 1..tries {
         k.wait(&mut rng, 1, 4);
-        k.say(
-            sink,
-            format_args!("Failed password for invalid user {user} from {ip} port {p} ssh2"),
-        );
+        k.say(sink, format_args!("Failed password for invalid user {user} from {ip} port {p} ssh2"));
     }
     if tries >= 6 {
         k.say(sink, format_args!("error: maximum authentication attempts exceeded for invalid user {user} from {ip} port {p} ssh2 [preauth]"));
-        k.say(sink, format_args!("Disconnecting invalid user {user} {ip} port {p}: Too many authentication failures [preauth]"));
+        k.say(
+            sink,
+            format_args!("Disconnecting invalid user {user} {ip} port {p}: Too many authentication failures [preauth]"),
+        );
     } else if rng.chance(0.6) {
-        k.say(
-            sink,
-            format_args!("Received disconnect from {ip} port {p}:11: Bye Bye [preauth]"),
-        );
-        k.say(
-            sink,
-            format_args!("Disconnected from invalid user {user} {ip} port {p} [preauth]"),
-        );
+        k.say(sink, format_args!("Received disconnect from {ip} port {p}:11: Bye Bye [preauth]"));
+        k.say(sink, format_args!("Disconnected from invalid user {user} {ip} port {p} [preauth]"));
     } else {
-        k.say(
-            sink,
-            format_args!("Connection closed by invalid user {user} {ip} port {p} [preauth]"),
-        );
+        k.say(sink, format_args!("Connection closed by invalid user {user} {ip} port {p} [preauth]"));
     }
     if tries > 1 {
-        k.say(sink, format_args!("PAM {} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}", tries - 1));
+        k.say(
+            sink,
+            format_args!(
+                "PAM {} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",
+                tries - 1
+            ),
+        );
     }
 }
 
@@ -461,33 +402,20 @@ fn conn_keyprobe(w: &mut Ssh, ip: IpAddr, now: i64, sink: &mut Sink<Actor>) {
     let p = k.port;
     k.say(sink, format_args!("Invalid user {user} from {ip} port {p}"));
     match mode {
-        0 => k.say(
-            sink,
-            format_args!("Connection closed by invalid user {user} {ip} port {p} [preauth]"),
-        ),
+        0 => k.say(sink, format_args!("Connection closed by invalid user {user} {ip} port {p} [preauth]")),
         1 => {
-            k.say(
-                sink,
-                format_args!("Failed none for invalid user {user} from {ip} port {p} ssh2"),
-            );
-            k.say(
-                sink,
-                format_args!("Received disconnect from {ip} port {p}:11: Bye Bye [preauth]"),
-            );
-            k.say(
-                sink,
-                format_args!("Disconnected from invalid user {user} {ip} port {p} [preauth]"),
-            );
+            k.say(sink, format_args!("Failed none for invalid user {user} from {ip} port {p} ssh2"));
+            k.say(sink, format_args!("Received disconnect from {ip} port {p}:11: Bye Bye [preauth]"));
+            k.say(sink, format_args!("Disconnected from invalid user {user} {ip} port {p} [preauth]"));
         }
         _ => {
             k.say(
                 sink,
-                format_args!("Received disconnect from {ip} port {p}:11: Normal Shutdown, Thank you for playing [preauth]"),
+                format_args!(
+                    "Received disconnect from {ip} port {p}:11: Normal Shutdown, Thank you for playing [preauth]"
+                ),
             );
-            k.say(
-                sink,
-                format_args!("Disconnected from invalid user {user} {ip} port {p} [preauth]"),
-            );
+            k.say(sink, format_args!("Disconnected from invalid user {user} {ip} port {p} [preauth]"));
         }
     }
 }
@@ -495,11 +423,7 @@ fn conn_keyprobe(w: &mut Ssh, ip: IpAddr, now: i64, sink: &mut Sink<Actor>) {
 /// Keyboard-interactive through PAM (KbdInteractiveAuthentication yes).
 fn conn_kbd(w: &mut Ssh, ip: IpAddr, now: i64, tries: u32, sink: &mut Sink<Actor>) {
     let invalid = w.rng.chance(0.4);
-    let user = if invalid {
-        pick_invalid_user(&mut w.rng)
-    } else {
-        *w.rng.pick(VALID_TARGETS)
-    };
+    let user = if invalid { pick_invalid_user(&mut w.rng) } else { *w.rng.pick(VALID_TARGETS) };
     let mut rng = w.rng.fork(now as u64 ^ 0xC);
     let mut k = w.conn(now);
     let p = k.port;
@@ -509,32 +433,18 @@ fn conn_kbd(w: &mut Ssh, ip: IpAddr, now: i64, tries: u32, sink: &mut Sink<Actor
     for _ in 0..tries {
         k.wait(&mut rng, 1, 4);
         if invalid {
-            k.say(
-                sink,
-                format_args!(
-                    "error: PAM: Authentication failure for illegal user {user} from {ip}"
-                ),
-            );
+            k.say(sink, format_args!("error: PAM: Authentication failure for illegal user {user} from {ip}"));
             k.say(
                 sink,
                 format_args!("Failed keyboard-interactive/pam for invalid user {user} from {ip} port {p} ssh2"),
             );
         } else {
-            k.say(
-                sink,
-                format_args!("error: PAM: Authentication failure for {user} from {ip}"),
-            );
-            k.say(
-                sink,
-                format_args!("Failed keyboard-interactive/pam for {user} from {ip} port {p} ssh2"),
-            );
+            k.say(sink, format_args!("error: PAM: Authentication failure for {user} from {ip}"));
+            k.say(sink, format_args!("Failed keyboard-interactive/pam for {user} from {ip} port {p} ssh2"));
         }
     }
     let who = if invalid { "invalid" } else { "authenticating" };
-    k.say(
-        sink,
-        format_args!("Connection closed by {who} user {user} {ip} port {p} [preauth]"),
-    );
+    k.say(sink, format_args!("Connection closed by {who} user {user} {ip} port {p} [preauth]"));
 }
 
 /// Connections that never get to authentication.
@@ -605,61 +515,41 @@ fn conn_oldschool(w: &mut Ssh, ip: IpAddr, now: i64, sink: &mut Sink<Actor>) {
     match kind {
         0 => {
             k.say(sink, format_args!("Invalid user {user} from {ip}"));
-            k.say(
-                sink,
-                format_args!("input_userauth_request: invalid user {user} [preauth]"),
-            );
+            k.say(sink, format_args!("input_userauth_request: invalid user {user} [preauth]"));
             k.say(sink, format_args!("pam_unix(sshd:auth): check pass; user unknown"));
-            k.say(sink, format_args!("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}"));
+            k.say(
+                sink,
+                format_args!(
+                    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}"
+                ),
+            );
             k.wait(&mut rng, 1, 3);
-            k.say(
-                sink,
-                format_args!("Failed password for invalid user {user} from {ip} port {p} ssh2"),
-            );
-            k.say(
-                sink,
-                format_args!("Received disconnect from {ip}: 11: Bye Bye [preauth]"),
-            );
+            k.say(sink, format_args!("Failed password for invalid user {user} from {ip} port {p} ssh2"));
+            k.say(sink, format_args!("Received disconnect from {ip}: 11: Bye Bye [preauth]"));
         }
         1 => {
             for _ in 0..tries {
-                k.say(
-                    sink,
-                    format_args!("Failed password for root from {ip} port {p} ssh2"),
-                );
+                k.say(sink, format_args!("Failed password for root from {ip} port {p} ssh2"));
                 k.wait(&mut rng, 1, 3);
             }
             if tries >= 6 {
-                k.say(
-                    sink,
-                    format_args!("Disconnecting: Too many authentication failures for root [preauth]"),
-                );
+                k.say(sink, format_args!("Disconnecting: Too many authentication failures for root [preauth]"));
             } else {
-                k.say(
-                    sink,
-                    format_args!("Received disconnect from {ip}: 11: Bye Bye [preauth]"),
-                );
+                k.say(sink, format_args!("Received disconnect from {ip}: 11: Bye Bye [preauth]"));
             }
         }
-        2 => k.say(sink, format_args!("error: Received disconnect from {ip} port {p}:3: com.jcraft.jsch.JSchException: Auth fail [preauth]")),
+        2 => k.say(
+            sink,
+            format_args!(
+                "error: Received disconnect from {ip} port {p}:3: com.jcraft.jsch.JSchException: Auth fail [preauth]"
+            ),
+        ),
         _ => {
-            k.say(
-                sink,
-                format_args!("User root from {ip} not allowed because not listed in AllowUsers"),
-            );
-            k.say(
-                sink,
-                format_args!("input_userauth_request: invalid user root [preauth]"),
-            );
+            k.say(sink, format_args!("User root from {ip} not allowed because not listed in AllowUsers"));
+            k.say(sink, format_args!("input_userauth_request: invalid user root [preauth]"));
             k.wait(&mut rng, 1, 3);
-            k.say(
-                sink,
-                format_args!("Failed password for invalid user root from {ip} port {p} ssh2"),
-            );
-            k.say(
-                sink,
-                format_args!("Connection closed by {ip} port {p} [preauth]"),
-            );
+            k.say(sink, format_args!("Failed password for invalid user root from {ip} port {p} ssh2"));
+            k.say(sink, format_args!("Connection closed by {ip} port {p} [preauth]"));
         }
     }
 }
@@ -708,11 +598,7 @@ impl World for Ssh {
                 let style = self.styles[a];
                 let gap = match style {
                     Style::Burst => {
-                        let tries = if self.rng.chance(0.5) {
-                            6
-                        } else {
-                            self.rng.range(1, 5) as u32
-                        };
+                        let tries = if self.rng.chance(0.5) { 6 } else { self.rng.range(1, 5) as u32 };
                         conn_password(self, ip, now, tries, sink);
                         self.rng.range(1, 12)
                     }
@@ -720,11 +606,7 @@ impl World for Ssh {
                         if self.rng.chance(0.25) {
                             conn_keyprobe(self, ip, now, sink);
                         } else {
-                            let tries = if self.rng.chance(0.8) {
-                                1
-                            } else {
-                                self.rng.range(2, 6) as u32
-                            };
+                            let tries = if self.rng.chance(0.8) { 1 } else { self.rng.range(2, 6) as u32 };
                             conn_invalid(self, ip, now, tries, sink);
                         }
                         self.rng.range(0, 6)
@@ -778,13 +660,7 @@ pub fn generate_sshd<O: Write + ?Sized>(o: &SshdOptions, out: &mut O) -> std::io
     for i in 0..w.automation.len() {
         let period = [300, 900, 3600][i % 3];
         let first = o.start + w.rng.below(period as u64) as i64;
-        initial.push((
-            first,
-            Actor::Automation {
-                client: i as u32,
-                period,
-            },
-        ));
+        initial.push((first, Actor::Automation { client: i as u32, period }));
     }
     run(&mut w, initial, o.lines, Stamp::Syslog, out)
 }
@@ -834,20 +710,14 @@ impl World for Card {
         let user = *self.rng.pick(INVALID_USERS);
         match self.rng.below(4) {
             // One failure.
-            0 => sink.line(
-                now,
-                format!("{h} sshd[{pid}]: Failed password for root from {ip} port {port} ssh2"),
-            ),
+            0 => sink.line(now, format!("{h} sshd[{pid}]: Failed password for root from {ip} port {port} ssh2")),
             1 => sink.line(
                 now,
                 format!("{h} sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2"),
             ),
             // Two failures: invalid user + failed password, one connection.
             2 => {
-                sink.line(
-                    now,
-                    format!("{h} sshd[{pid}]: Invalid user {user} from {ip} port {port}"),
-                );
+                sink.line(now, format!("{h} sshd[{pid}]: Invalid user {user} from {ip} port {port}"));
                 sink.line(
                     now + self.rng.below(3) as i64,
                     format!("{h} sshd[{pid}]: Failed password for invalid user {user} from {ip} port {port} ssh2"),
@@ -855,17 +725,11 @@ impl World for Card {
             }
             // Two failures: a second connection a little later.
             _ => {
-                sink.line(
-                    now,
-                    format!("{h} sshd[{pid}]: Failed password for root from {ip} port {port} ssh2"),
-                );
+                sink.line(now, format!("{h} sshd[{pid}]: Failed password for root from {ip} port {port} ssh2"));
                 let later = now + self.rng.range(1, 300) as i64;
                 let pid2 = pid + 1 + self.rng.below(50) as u32;
                 let port2 = self.rng.range(1024, 65_535);
-                sink.line(
-                    later,
-                    format!("{h} sshd[{pid2}]: Failed password for root from {ip} port {port2} ssh2"),
-                );
+                sink.line(later, format!("{h} sshd[{pid2}]: Failed password for root from {ip} port {port2} ssh2"));
             }
         }
         if self.left == 0 {
@@ -878,10 +742,7 @@ impl World for Card {
 
 /// Writes an sshd log in which `o.addresses` distinct addresses fail once
 /// or twice each (about 1.5 lines per address).
-pub fn generate_cardinality<O: Write + ?Sized>(
-    o: &CardinalityOptions,
-    out: &mut O,
-) -> std::io::Result<RunStats> {
+pub fn generate_cardinality<O: Write + ?Sized>(o: &CardinalityOptions, out: &mut O) -> std::io::Result<RunStats> {
     let mut rng = Rng::new(o.seed);
     let span = o.days.max(1.0 / 24.0) * 86_400.0;
     let mut w = Card {

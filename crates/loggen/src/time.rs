@@ -3,9 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 
-pub const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+pub const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -81,14 +79,7 @@ pub fn civil(t: i64) -> Civil {
     let days = t.div_euclid(86_400);
     let rem = t.rem_euclid(86_400) as u32;
     let (year, month, day) = civil_from_days(days);
-    Civil {
-        year,
-        month,
-        day,
-        hour: rem / 3600,
-        min: rem / 60 % 60,
-        sec: rem % 60,
-    }
+    Civil { year, month, day, hour: rem / 3600, min: rem / 60 % 60, sec: rem % 60 }
 }
 
 #[inline]
@@ -136,10 +127,7 @@ pub struct SyslogClock {
 
 impl Default for SyslogClock {
     fn default() -> Self {
-        SyslogClock {
-            last: i64::MIN,
-            buf: [b' '; 15],
-        }
+        SyslogClock { last: i64::MIN, buf: [b' '; 15] }
     }
 }
 

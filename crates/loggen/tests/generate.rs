@@ -6,8 +6,7 @@ use std::net::IpAddr;
 
 use stadtwache_loggen::time::{MONTHS, days_from_civil, parse_start};
 use stadtwache_loggen::{
-    CardinalityOptions, NginxOptions, SshdOptions, generate_cardinality, generate_nginx,
-    generate_sshd,
+    CardinalityOptions, NginxOptions, SshdOptions, generate_cardinality, generate_nginx, generate_sshd,
 };
 
 const START: &str = "2026-03-02T00:00:00Z";
@@ -32,14 +31,8 @@ fn sshd(lines: u64, seed: u64) -> Vec<u8> {
 }
 
 fn nginx(lines: u64, seed: u64) -> Vec<u8> {
-    let o = NginxOptions {
-        lines,
-        seed,
-        start: parse_start(START).unwrap(),
-        days: 3.0,
-        attackers: 3000,
-        ipv6_share: 0.1,
-    };
+    let o =
+        NginxOptions { lines, seed, start: parse_start(START).unwrap(), days: 3.0, attackers: 3000, ipv6_share: 0.1 };
     let mut out = Vec::new();
     let st = generate_nginx(&o, &mut out).unwrap();
     assert_eq!(st.lines, lines);
@@ -160,17 +153,8 @@ fn sshd_mix_and_address_hygiene() {
 fn zipf_skew_over_attackers() {
     let text = String::from_utf8(sshd(100_000, 5)).unwrap();
     let mut counts = std::collections::HashMap::<&str, u32>::new();
-    for line in text
-        .lines()
-        .filter(|l| l.contains("]: Failed password for "))
-    {
-        let ip = line
-            .split(" from ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap();
+    for line in text.lines().filter(|l| l.contains("]: Failed password for ")) {
+        let ip = line.split(" from ").nth(1).unwrap().split(' ').next().unwrap();
         *counts.entry(ip).or_default() += 1;
     }
     let mut v: Vec<u32> = counts.values().copied().collect();
@@ -191,14 +175,7 @@ fn nginx_deterministic_exact_monotonic() {
     assert_eq!(text.lines().count(), 30_000);
     let times: Vec<i64> = text.lines().map(clf_time).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
-    for needle in [
-        "/.env",
-        "/wp-login.php",
-        "/cgi-bin/",
-        "etc/passwd",
-        "\" 404 ",
-        "\" 200 ",
-    ] {
+    for needle in ["/.env", "/wp-login.php", "/cgi-bin/", "etc/passwd", "\" 404 ", "\" 200 "] {
         assert!(text.contains(needle), "missing {needle:?}");
     }
 }
@@ -224,13 +201,7 @@ fn cardinality_distinct_addresses() {
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
     let mut per = std::collections::HashMap::<&str, u32>::new();
     for line in text.lines() {
-        let ip = line
-            .split(" from ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap();
+        let ip = line.split(" from ").nth(1).unwrap().split(' ').next().unwrap();
         *per.entry(ip).or_default() += 1;
     }
     assert_eq!(per.len(), 50_000);

@@ -161,11 +161,7 @@ pub enum DetectSpec {
     Count { threshold: u32, window: Duration },
     /// `threshold` distinct values of `field` for one key within `window`
     /// (user enumeration, port scans).
-    Distinct {
-        field: String,
-        threshold: u32,
-        window: Duration,
-    },
+    Distinct { field: String, threshold: u32, window: Duration },
     /// A single match is enough (exploit probes).
     Once,
 }
@@ -213,8 +209,7 @@ impl NativeRule {
     pub fn compile(&self) -> Result<Arc<CompiledFilter>, Vec<Diagnostic>> {
         match &self.compiled {
             Some(c) => Ok(Arc::clone(c)),
-            None => CompiledFilter::compile(&self.spec, &CompileOptions::default())
-                .map(|c| Arc::new(c.filter)),
+            None => CompiledFilter::compile(&self.spec, &CompileOptions::default()).map(|c| Arc::new(c.filter)),
         }
     }
 
@@ -223,44 +218,21 @@ impl NativeRule {
     }
 
     pub fn no_match_samples(&self) -> impl Iterator<Item = &Sample> {
-        self.samples
-            .iter()
-            .filter(|s| s.kind == SampleKind::NoMatch)
+        self.samples.iter().filter(|s| s.kind == SampleKind::NoMatch)
     }
 }
 
 /// The rule files compiled into the binary: (virtual path, text).
 pub const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "rules/apache.toml",
-        include_str!("../../../rules/apache.toml"),
-    ),
-    (
-        "rules/dovecot.toml",
-        include_str!("../../../rules/dovecot.toml"),
-    ),
+    ("rules/apache.toml", include_str!("../../../rules/apache.toml")),
+    ("rules/dovecot.toml", include_str!("../../../rules/dovecot.toml")),
     ("rules/http.toml", include_str!("../../../rules/http.toml")),
-    (
-        "rules/netfilter.toml",
-        include_str!("../../../rules/netfilter.toml"),
-    ),
-    (
-        "rules/nginx.toml",
-        include_str!("../../../rules/nginx.toml"),
-    ),
-    (
-        "rules/openvpn.toml",
-        include_str!("../../../rules/openvpn.toml"),
-    ),
-    (
-        "rules/postfix.toml",
-        include_str!("../../../rules/postfix.toml"),
-    ),
+    ("rules/netfilter.toml", include_str!("../../../rules/netfilter.toml")),
+    ("rules/nginx.toml", include_str!("../../../rules/nginx.toml")),
+    ("rules/openvpn.toml", include_str!("../../../rules/openvpn.toml")),
+    ("rules/postfix.toml", include_str!("../../../rules/postfix.toml")),
     ("rules/sshd.toml", include_str!("../../../rules/sshd.toml")),
-    (
-        "rules/strongswan.toml",
-        include_str!("../../../rules/strongswan.toml"),
-    ),
+    ("rules/strongswan.toml", include_str!("../../../rules/strongswan.toml")),
 ];
 
 /// How loading checks rules.
@@ -274,9 +246,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            check_patterns: true,
-        }
+        LoadOptions { check_patterns: true }
     }
 }
 
@@ -287,10 +257,7 @@ pub fn try_load_embedded() -> Result<RulePack, Vec<Diagnostic>> {
 
 /// [`try_load_embedded`] with options.
 pub fn try_load_embedded_with(opts: &LoadOptions) -> Result<RulePack, Vec<Diagnostic>> {
-    let sources = EMBEDDED
-        .iter()
-        .map(|(p, t)| (PathBuf::from(p), (*t).to_string()))
-        .collect();
+    let sources = EMBEDDED.iter().map(|(p, t)| (PathBuf::from(p), (*t).to_string())).collect();
     load_sources(sources, Vec::new(), opts)
 }
 
@@ -305,9 +272,7 @@ pub fn try_load_embedded_with(opts: &LoadOptions) -> Result<RulePack, Vec<Diagno
 /// stadtwache-rules` rules out before a release; use [`try_load_embedded`]
 /// to get the diagnostics instead.
 pub fn load_embedded() -> RulePack {
-    match try_load_embedded_with(&LoadOptions {
-        check_patterns: false,
-    }) {
+    match try_load_embedded_with(&LoadOptions { check_patterns: false }) {
         Ok(pack) => pack,
         Err(diags) => {
             let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
@@ -321,9 +286,7 @@ pub fn load_dir(dir: &Path) -> Result<RulePack, Vec<Diagnostic>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            return Err(vec![
-                Diagnostic::error(codes::IO, format!("cannot read rule directory: {e}")).at(dir, 0),
-            ]);
+            return Err(vec![Diagnostic::error(codes::IO, format!("cannot read rule directory: {e}")).at(dir, 0)]);
         }
     };
     let mut paths: Vec<PathBuf> = entries
@@ -333,9 +296,7 @@ pub fn load_dir(dir: &Path) -> Result<RulePack, Vec<Diagnostic>> {
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(vec![
-            Diagnostic::error(codes::NO_FILES, "no *.toml rule files in directory").at(dir, 0),
-        ]);
+        return Err(vec![Diagnostic::error(codes::NO_FILES, "no *.toml rule files in directory").at(dir, 0)]);
     }
     read_and_load(&paths)
 }
@@ -352,16 +313,8 @@ pub fn load_str(path: &Path, text: &str) -> Result<RulePack, Vec<Diagnostic>> {
 }
 
 /// [`load_str`] with options.
-pub fn load_str_with(
-    path: &Path,
-    text: &str,
-    opts: &LoadOptions,
-) -> Result<RulePack, Vec<Diagnostic>> {
-    load_sources(
-        vec![(path.to_path_buf(), text.to_string())],
-        Vec::new(),
-        opts,
-    )
+pub fn load_str_with(path: &Path, text: &str, opts: &LoadOptions) -> Result<RulePack, Vec<Diagnostic>> {
+    load_sources(vec![(path.to_path_buf(), text.to_string())], Vec::new(), opts)
 }
 
 fn read_and_load(paths: &[PathBuf]) -> Result<RulePack, Vec<Diagnostic>> {
@@ -370,8 +323,7 @@ fn read_and_load(paths: &[PathBuf]) -> Result<RulePack, Vec<Diagnostic>> {
     for p in paths {
         match std::fs::read_to_string(p) {
             Ok(t) => sources.push((p.clone(), t)),
-            Err(e) => diags
-                .push(Diagnostic::error(codes::IO, format!("cannot read rule file: {e}")).at(p, 0)),
+            Err(e) => diags.push(Diagnostic::error(codes::IO, format!("cannot read rule file: {e}")).at(p, 0)),
         }
     }
     load_sources(sources, diags, &LoadOptions::default())
@@ -385,13 +337,7 @@ fn load_sources(
     let mut pack = RulePack::default();
     let mut seen: HashMap<String, SourceRef> = HashMap::new();
     for (path, text) in &sources {
-        let mut fl = FileLoader {
-            path,
-            text,
-            opts,
-            diags: &mut diags,
-            warnings: &mut pack.warnings,
-        };
+        let mut fl = FileLoader { path, text, opts, diags: &mut diags, warnings: &mut pack.warnings };
         for rule in fl.load() {
             if let Some(first) = seen.get(&rule.id) {
                 let where_ = match &first.file {
@@ -424,10 +370,7 @@ fn load_sources(
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> u32 {
     let end = offset.min(text.len());
-    let end = (0..=end)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
+    let end = (0..=end).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
     text[..end].bytes().filter(|&b| b == b'\n').count() as u32 + 1
 }
 
@@ -446,22 +389,15 @@ impl<'a> FileLoader<'a> {
 
     fn err(&mut self, code: &'static str, span: std::ops::Range<usize>, msg: impl Into<String>) {
         let line = self.line(span);
-        self.diags
-            .push(Diagnostic::error(code, msg).at(self.path, line));
+        self.diags.push(Diagnostic::error(code, msg).at(self.path, line));
     }
 
     fn src(&self, span: std::ops::Range<usize>) -> SourceRef {
-        SourceRef {
-            file: Some(self.path.to_path_buf()),
-            line: self.line(span),
-        }
+        SourceRef { file: Some(self.path.to_path_buf()), line: self.line(span) }
     }
 
     fn spanned(&self, s: &toml::Spanned<String>) -> Spanned {
-        Spanned {
-            text: s.get_ref().clone(),
-            at: self.src(s.span()),
-        }
+        Spanned { text: s.get_ref().clone(), at: self.src(s.span()) }
     }
 
     /// Map a serde/toml error to a diagnostic.
@@ -487,10 +423,7 @@ impl<'a> FileLoader<'a> {
         self.err(code, span, msg);
     }
 
-    fn deserialize<T: for<'de> Deserialize<'de>>(
-        &mut self,
-        v: toml::Spanned<DeValue<'_>>,
-    ) -> Option<T> {
+    fn deserialize<T: for<'de> Deserialize<'de>>(&mut self, v: toml::Spanned<DeValue<'_>>) -> Option<T> {
         let span = v.span();
         match T::deserialize(ValueDeserializer::from(v)) {
             Ok(t) => Some(t),
@@ -535,27 +468,18 @@ impl<'a> FileLoader<'a> {
                     let span = v.span();
                     match v.into_inner() {
                         DeValue::Array(items) => rule_values.extend(items),
-                        _ => self.err(
-                            codes::BAD_VALUE,
-                            span,
-                            "`rule` must be an array of tables (`[[rule]]`)",
-                        ),
+                        _ => self.err(codes::BAD_VALUE, span, "`rule` must be an array of tables (`[[rule]]`)"),
                     }
                 }
                 other => {
-                    let msg = format!(
-                        "unknown key `{other}`, expected one of `service`, `description`, `defaults`, `rule`"
-                    );
+                    let msg =
+                        format!("unknown key `{other}`, expected one of `service`, `description`, `defaults`, `rule`");
                     self.err(codes::UNKNOWN_KEY, kspan, msg);
                 }
             }
         }
-        let service = service.unwrap_or_else(|| {
-            self.path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
+        let service = service
+            .unwrap_or_else(|| self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         self.check_defaults(&defaults);
         let mut rules = Vec::new();
         let mut ids: HashMap<String, u32> = HashMap::new();
@@ -569,10 +493,7 @@ impl<'a> FileLoader<'a> {
                 continue;
             };
             if let Some(first) = ids.get(doc.id.get_ref()) {
-                let msg = format!(
-                    "rule id `{}` already defined on line {first}",
-                    doc.id.get_ref()
-                );
+                let msg = format!("rule id `{}` already defined on line {first}", doc.id.get_ref());
                 self.err(codes::DUPLICATE_ID, doc.id.span(), msg);
                 continue;
             }
@@ -599,10 +520,7 @@ impl<'a> FileLoader<'a> {
     fn severity(&mut self, s: &toml::Spanned<String>) -> Option<RuleSeverity> {
         let r = RuleSeverity::parse(s.get_ref());
         if r.is_none() {
-            let msg = format!(
-                "unknown severity `{}`, expected low, medium, high or critical",
-                s.get_ref()
-            );
+            let msg = format!("unknown severity `{}`, expected low, medium, high or critical", s.get_ref());
             self.err(codes::BAD_SEVERITY, s.span(), msg);
         }
         r
@@ -611,11 +529,7 @@ impl<'a> FileLoader<'a> {
     fn maxlines(&mut self, m: &toml::Spanned<i64>) -> Option<usize> {
         let v = *m.get_ref();
         if !(1..=MAX_MAXLINES).contains(&v) {
-            self.err(
-                codes::BAD_MAXLINES,
-                m.span(),
-                format!("maxlines must be between 1 and {MAX_MAXLINES}, got {v}"),
-            );
+            self.err(codes::BAD_MAXLINES, m.span(), format!("maxlines must be between 1 and {MAX_MAXLINES}, got {v}"));
             return None;
         }
         Some(v as usize)
@@ -631,11 +545,7 @@ impl<'a> FileLoader<'a> {
         match r {
             Ok(v) if v > Duration::ZERO => Some(v),
             Ok(v) => {
-                self.err(
-                    codes::BAD_DURATION,
-                    d.span(),
-                    format!("{what} must be positive, got {v}"),
-                );
+                self.err(codes::BAD_DURATION, d.span(), format!("{what} must be positive, got {v}"));
                 None
             }
             Err(e) => {
@@ -647,31 +557,21 @@ impl<'a> FileLoader<'a> {
 
     fn text_nonempty(&mut self, s: &toml::Spanned<String>, what: &str) -> bool {
         if s.get_ref().trim().is_empty() {
-            self.err(
-                codes::EMPTY_TEXT,
-                s.span(),
-                format!("{what} must not be empty"),
-            );
+            self.err(codes::EMPTY_TEXT, s.span(), format!("{what} must not be empty"));
             false
         } else {
             true
         }
     }
 
-    fn build_rule(
-        &mut self,
-        service: &str,
-        defaults: &DefaultsDoc,
-        doc: RuleDoc,
-    ) -> Option<NativeRule> {
+    fn build_rule(&mut self, service: &str, defaults: &DefaultsDoc, doc: RuleDoc) -> Option<NativeRule> {
         let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let source = self.src(doc.id.span());
 
         let id = doc.id.get_ref().clone();
         if !valid_id(&id) {
-            let msg = format!(
-                "rule id `{id}` must be lower-case letters, digits and `-`, starting with a letter or digit"
-            );
+            let msg =
+                format!("rule id `{id}` must be lower-case letters, digits and `-`, starting with a letter or digit");
             self.err(codes::BAD_ID, doc.id.span(), msg);
         }
         self.text_nonempty(&doc.description, "description");
@@ -682,68 +582,37 @@ impl<'a> FileLoader<'a> {
         };
         let maxlines = match doc.maxlines.as_ref() {
             Some(m) => self.maxlines(m).unwrap_or(1),
-            None => defaults
-                .maxlines
-                .as_ref()
-                .and_then(|m| usize::try_from(*m.get_ref()).ok())
-                .unwrap_or(1),
+            None => defaults.maxlines.as_ref().and_then(|m| usize::try_from(*m.get_ref()).ok()).unwrap_or(1),
         };
         let bantime = match doc.bantime.as_ref() {
             Some(b) => self.duration(b, "bantime"),
-            None => defaults
-                .bantime
-                .as_ref()
-                .and_then(|b| duration_quiet(b.get_ref())),
+            None => defaults.bantime.as_ref().and_then(|b| duration_quiet(b.get_ref())),
         };
 
         // Patterns.
         let patterns_span = doc.patterns.span();
         let patterns = doc.patterns.into_inner();
         if patterns.is_empty() {
-            self.err(
-                codes::NO_PATTERNS,
-                patterns_span,
-                format!("rule `{id}` has no patterns"),
-            );
+            self.err(codes::NO_PATTERNS, patterns_span, format!("rule `{id}` has no patterns"));
         }
         for p in &patterns {
             self.text_nonempty(p, "pattern");
         }
         let failregex: Vec<Spanned> = patterns.iter().map(|p| self.spanned(p)).collect();
-        let prefregex = doc
-            .prefregex
-            .as_ref()
-            .or(defaults.prefregex.as_ref())
-            .map(|p| self.spanned(p));
-        let mut ignoreregex: Vec<Spanned> =
-            defaults.ignore.iter().map(|p| self.spanned(p)).collect();
+        let prefregex = doc.prefregex.as_ref().or(defaults.prefregex.as_ref()).map(|p| self.spanned(p));
+        let mut ignoreregex: Vec<Spanned> = defaults.ignore.iter().map(|p| self.spanned(p)).collect();
         ignoreregex.extend(doc.ignore.iter().map(|p| self.spanned(p)));
-        let datepattern = doc
-            .datepattern
-            .as_ref()
-            .or(defaults.datepattern.as_ref())
-            .map(|p| self.spanned(p));
-        let logtimezone = doc
-            .logtimezone
-            .as_ref()
-            .or(defaults.logtimezone.as_ref())
-            .map(|s| s.get_ref().clone());
+        let datepattern = doc.datepattern.as_ref().or(defaults.datepattern.as_ref()).map(|p| self.spanned(p));
+        let logtimezone = doc.logtimezone.as_ref().or(defaults.logtimezone.as_ref()).map(|s| s.get_ref().clone());
 
         // Key and detection.
         let key_src = doc.key.as_ref().or(defaults.key.as_ref());
-        let key = key_src
-            .map(|k| KeyField::parse(k.get_ref()))
-            .unwrap_or(KeyField::Host);
-        let captured_anywhere = |field: &str| {
-            prefregex
-                .iter()
-                .chain(failregex.iter())
-                .any(|p| captures_field(&p.text, field))
-        };
+        let key = key_src.map(|k| KeyField::parse(k.get_ref())).unwrap_or(KeyField::Host);
+        let captured_anywhere =
+            |field: &str| prefregex.iter().chain(failregex.iter()).any(|p| captures_field(&p.text, field));
         let captured = |field: &str| {
             prefregex.iter().any(|p| captures_field(&p.text, field))
-                || (!failregex.is_empty()
-                    && failregex.iter().all(|p| captures_field(&p.text, field)))
+                || (!failregex.is_empty() && failregex.iter().all(|p| captures_field(&p.text, field)))
         };
         if let Some(k) = key_src {
             if k.get_ref().trim().is_empty() {
@@ -774,43 +643,27 @@ impl<'a> FileLoader<'a> {
         // Samples.
         let mut samples = Vec::new();
         for s in doc.samples.map(|s| s.into_docs()).unwrap_or_default() {
-            let SamplesDoc {
-                must_match,
-                no_match,
-            } = s;
+            let SamplesDoc { must_match, no_match } = s;
             for m in must_match {
                 let at = self.src(m.span());
                 let span = m.span();
                 match m.into_inner() {
-                    SampleDoc::Line(line) => samples.push(Sample {
-                        kind: SampleKind::Match,
-                        line,
-                        expect: BTreeMap::new(),
-                        source: at,
-                    }),
+                    SampleDoc::Line(line) => {
+                        samples.push(Sample { kind: SampleKind::Match, line, expect: BTreeMap::new(), source: at })
+                    }
                     SampleDoc::Table(mut t) => match t.remove("line") {
                         Some(line) => {
                             for k in t.keys() {
-                                let known = ["host", "ip4", "ip6", "dns", "fid", "mlfid"]
-                                    .contains(&k.as_str())
+                                let known = ["host", "ip4", "ip6", "dns", "fid", "mlfid"].contains(&k.as_str())
                                     || captured_anywhere(k);
                                 if !known {
-                                    let msg = format!(
-                                        "sample expects `{k}`, which no pattern of rule `{id}` captures"
-                                    );
+                                    let msg = format!("sample expects `{k}`, which no pattern of rule `{id}` captures");
                                     self.err(codes::BAD_SAMPLE, span.clone(), msg);
                                 }
                             }
-                            samples.push(Sample {
-                                kind: SampleKind::Match,
-                                line,
-                                expect: t,
-                                source: at,
-                            })
+                            samples.push(Sample { kind: SampleKind::Match, line, expect: t, source: at })
                         }
-                        None => {
-                            self.err(codes::BAD_SAMPLE, span, "sample table needs a `line` key")
-                        }
+                        None => self.err(codes::BAD_SAMPLE, span, "sample table needs a `line` key"),
                     },
                 }
             }
@@ -895,18 +748,13 @@ impl<'a> FileLoader<'a> {
         let threshold = |this: &mut Self| -> Option<u32> {
             match &d.threshold {
                 None => {
-                    this.err(
-                        codes::BAD_DETECT,
-                        span.clone(),
-                        format!("detect kind `{kind}` needs `threshold`"),
-                    );
+                    this.err(codes::BAD_DETECT, span.clone(), format!("detect kind `{kind}` needs `threshold`"));
                     None
                 }
                 Some(t) => match u32::try_from(*t.get_ref()) {
                     Ok(v) if v >= 1 => Some(v),
                     _ => {
-                        let msg =
-                            format!("threshold must be a whole number ≥ 1, got {}", t.get_ref());
+                        let msg = format!("threshold must be a whole number ≥ 1, got {}", t.get_ref());
                         this.err(codes::BAD_DETECT, t.span(), msg);
                         None
                     }
@@ -918,11 +766,7 @@ impl<'a> FileLoader<'a> {
                 let t = threshold(self);
                 let w = match &d.window {
                     None => {
-                        self.err(
-                            codes::BAD_DETECT,
-                            span.clone(),
-                            format!("detect kind `{kind}` needs `window`"),
-                        );
+                        self.err(codes::BAD_DETECT, span.clone(), format!("detect kind `{kind}` needs `window`"));
                         None
                     }
                     Some(w) => self.duration(w, "window"),
@@ -930,30 +774,18 @@ impl<'a> FileLoader<'a> {
                 let f = if kind == "distinct" {
                     match &d.field {
                         None => {
-                            self.err(
-                                codes::BAD_DETECT,
-                                span.clone(),
-                                "detect kind `distinct` needs `field`",
-                            );
+                            self.err(codes::BAD_DETECT, span.clone(), "detect kind `distinct` needs `field`");
                             None
                         }
                         Some(f) if f.get_ref().trim().is_empty() => {
-                            self.err(
-                                codes::BAD_DETECT,
-                                f.span(),
-                                "detect.field must not be empty",
-                            );
+                            self.err(codes::BAD_DETECT, f.span(), "detect.field must not be empty");
                             None
                         }
                         Some(f) => Some(f.get_ref().clone()),
                     }
                 } else {
                     if let Some(f) = &d.field {
-                        self.err(
-                            codes::BAD_DETECT,
-                            f.span(),
-                            "`field` only applies to detect kind `distinct`",
-                        );
+                        self.err(codes::BAD_DETECT, f.span(), "`field` only applies to detect kind `distinct`");
                         ok = false;
                     }
                     None
@@ -963,15 +795,8 @@ impl<'a> FileLoader<'a> {
                     return None;
                 }
                 match f {
-                    Some(field) => Some(DetectSpec::Distinct {
-                        field,
-                        threshold: t,
-                        window: w,
-                    }),
-                    None if kind == "count" => Some(DetectSpec::Count {
-                        threshold: t,
-                        window: w,
-                    }),
+                    Some(field) => Some(DetectSpec::Distinct { field, threshold: t, window: w }),
+                    None if kind == "count" => Some(DetectSpec::Count { threshold: t, window: w }),
                     None => None,
                 }
             }
@@ -983,19 +808,14 @@ impl<'a> FileLoader<'a> {
                 ];
                 for (present, name) in extra {
                     if let Some(s) = present {
-                        self.err(
-                            codes::BAD_DETECT,
-                            s,
-                            format!("`{name}` does not apply to detect kind `once`"),
-                        );
+                        self.err(codes::BAD_DETECT, s, format!("`{name}` does not apply to detect kind `once`"));
                         ok = false;
                     }
                 }
                 ok.then_some(DetectSpec::Once)
             }
             other => {
-                let msg =
-                    format!("unknown detect kind `{other}`, expected count, distinct or once");
+                let msg = format!("unknown detect kind `{other}`, expected count, distinct or once");
                 self.err(codes::BAD_DETECT, d.kind.span(), msg);
                 None
             }
@@ -1024,9 +844,7 @@ fn valid_id(id: &str) -> bool {
 pub fn captures_field(pattern: &str, field: &str) -> bool {
     let lower = pattern.to_ascii_lowercase();
     let f = field.to_ascii_lowercase();
-    if f == "host"
-        && (lower.contains("<host>") || lower.contains("<addr>") || lower.contains("<cidr>"))
-    {
+    if f == "host" && (lower.contains("<host>") || lower.contains("<addr>") || lower.contains("<cidr>")) {
         return true;
     }
     if f == "fid" && lower.contains("<f-id>") {

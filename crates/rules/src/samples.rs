@@ -34,10 +34,7 @@ pub mod codes {
 /// The context samples are checked in: now = 2026-06-01T12:00:00Z (dates
 /// without a year are completed from it), zone UTC.
 pub fn sample_context() -> TimeContext {
-    TimeContext {
-        now: Timestamp::from_secs(1_780_315_200),
-        tz: TimeZone::UTC,
-    }
+    TimeContext { now: Timestamp::from_secs(1_780_315_200), tz: TimeZone::UTC }
 }
 
 /// Outcome of checking samples.
@@ -51,11 +48,7 @@ pub struct SampleReport {
 impl SampleReport {
     /// `rule samples: N passed, N failed`.
     pub fn summary(&self) -> String {
-        format!(
-            "rule samples: {} passed, {} failed",
-            self.passed,
-            self.failed.len()
-        )
+        format!("rule samples: {} passed, {} failed", self.passed, self.failed.len())
     }
 }
 
@@ -98,11 +91,7 @@ pub fn check_sample(
             let msg = format!("rule {}: no date found in sample line: {line}", rule.id);
             return Err(at(Diagnostic::error(codes::NO_DATE, msg)));
         }
-        failures.extend(
-            r.failures
-                .into_iter()
-                .filter(|f| !f.nofail && f.fid.is_some()),
-        );
+        failures.extend(r.failures.into_iter().filter(|f| !f.nofail && f.fid.is_some()));
     }
     match sample.kind {
         SampleKind::NoMatch if failures.is_empty() => Ok(()),
@@ -116,24 +105,14 @@ pub fn check_sample(
             Err(at(Diagnostic::error(codes::NO_MATCH_MATCHED, msg)))
         }
         SampleKind::Match if failures.is_empty() => {
-            let msg = format!(
-                "rule {}: must-match sample did not match: {}",
-                rule.id, sample.line
-            );
+            let msg = format!("rule {}: must-match sample did not match: {}", rule.id, sample.line);
             Err(at(Diagnostic::error(codes::MATCH_FAILED, msg)))
         }
         SampleKind::Match => {
-            if failures
-                .iter()
-                .any(|f| sample.expect.iter().all(|(k, v)| field_matches(f, k, v)))
-            {
+            if failures.iter().any(|f| sample.expect.iter().all(|(k, v)| field_matches(f, k, v))) {
                 return Ok(());
             }
-            let want: Vec<String> = sample
-                .expect
-                .iter()
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect();
+            let want: Vec<String> = sample.expect.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             let got: Vec<String> = failures.iter().map(describe).collect();
             let msg = format!(
                 "rule {}: sample captured {}, expected {}: {}",
@@ -166,20 +145,14 @@ pub fn field_matches(f: &Failure, name: &str, want: &str) -> bool {
     if name == "host" {
         return f.ip.is_some_and(|ip| ip.to_string() == want)
             || f.fid.as_deref() == Some(want)
-            || ["ip4", "ip6", "dns"]
-                .iter()
-                .any(|k| f.fields.get(*k).is_some_and(|v| field_str(v) == want));
+            || ["ip4", "ip6", "dns"].iter().any(|k| f.fields.get(*k).is_some_and(|v| field_str(v) == want));
     }
     false
 }
 
 fn describe(f: &Failure) -> String {
-    let mut parts = vec![format!(
-        "host={:?}",
-        f.ip.map(|i| i.to_string())
-            .or_else(|| f.fid.clone())
-            .unwrap_or_default()
-    )];
+    let mut parts =
+        vec![format!("host={:?}", f.ip.map(|i| i.to_string()).or_else(|| f.fid.clone()).unwrap_or_default())];
     parts.extend(
         f.fields
             .iter()

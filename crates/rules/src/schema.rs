@@ -94,21 +94,13 @@ impl<'de> Deserialize<'de> for SamplesField {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a `[rule.samples]` table or `[[rule.samples]]` tables")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 SamplesDoc::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(|d| SamplesField::One(Spanned::new(0..0, d)))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                Vec::<Spanned<SamplesDoc>>::deserialize(
-                    serde::de::value::SeqAccessDeserializer::new(seq),
-                )
-                .map(SamplesField::Many)
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<Spanned<SamplesDoc>>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(SamplesField::Many)
             }
         }
         d.deserialize_any(V)

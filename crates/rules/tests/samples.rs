@@ -19,26 +19,14 @@ fn all_rule_samples() {
         println!("  FAIL {f}");
     }
     let text: Vec<String> = report.failed.iter().map(|d| d.to_string()).collect();
-    assert!(
-        report.failed.is_empty(),
-        "{}:\n{}",
-        report.summary(),
-        text.join("\n")
-    );
+    assert!(report.failed.is_empty(), "{}:\n{}", report.summary(), text.join("\n"));
     assert!(report.passed >= 6 * pack.rules.len());
 }
 
 #[test]
 fn embedded_pack_compiles_with_patterns() {
-    let pack = stadtwache_rules::try_load_embedded().unwrap_or_else(|ds| {
-        panic!(
-            "{}",
-            ds.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
+    let pack = stadtwache_rules::try_load_embedded()
+        .unwrap_or_else(|ds| panic!("{}", ds.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")));
     assert!(!pack.rules.is_empty());
 }
 
@@ -53,9 +41,7 @@ detect = { kind = "once" }
 "#;
     let ds = stadtwache_rules::load_str(std::path::Path::new("demo.toml"), text).unwrap_err();
     assert!(
-        ds.iter().any(|d| d.is_error()
-            && d.line == 5
-            && d.file.as_deref() == Some(std::path::Path::new("demo.toml"))),
+        ds.iter().any(|d| d.is_error() && d.line == 5 && d.file.as_deref() == Some(std::path::Path::new("demo.toml"))),
         "{ds:#?}"
     );
 }
@@ -84,20 +70,9 @@ no_match = [
 "#;
     let pack = stadtwache_rules::load_str(std::path::Path::new("demo.toml"), text).unwrap();
     let rule = &pack.rules[0];
-    let filter = Arc::new(
-        CompiledFilter::compile(&rule.spec, &CompileOptions::default())
-            .unwrap()
-            .filter,
-    );
-    let results: Vec<Option<&str>> = rule
-        .samples
-        .iter()
-        .map(|s| {
-            check_sample(rule, &filter, s, &sample_context())
-                .err()
-                .map(|d| d.code)
-        })
-        .collect();
+    let filter = Arc::new(CompiledFilter::compile(&rule.spec, &CompileOptions::default()).unwrap().filter);
+    let results: Vec<Option<&str>> =
+        rule.samples.iter().map(|s| check_sample(rule, &filter, s, &sample_context()).err().map(|d| d.code)).collect();
     assert_eq!(
         results,
         [
@@ -130,12 +105,7 @@ fn shipped_patterns_run_on_the_linear_engine() {
             .failregex
             .iter()
             .map(|p| (p, PatternKind::Failregex))
-            .chain(
-                r.spec
-                    .ignoreregex
-                    .iter()
-                    .map(|p| (p, PatternKind::Ignoreregex)),
-            )
+            .chain(r.spec.ignoreregex.iter().map(|p| (p, PatternKind::Ignoreregex)))
             .chain(r.spec.prefregex.iter().map(|p| (p, PatternKind::Prefregex)));
         for (p, kind) in kinds {
             let c = Pattern::compile(p, kind, &CompileOptions::default()).expect("compiles");
@@ -144,9 +114,5 @@ fn shipped_patterns_run_on_the_linear_engine() {
             }
         }
     }
-    assert!(
-        slow.is_empty(),
-        "patterns on the backtracking engine:\n{}",
-        slow.join("\n")
-    );
+    assert!(slow.is_empty(), "patterns on the backtracking engine:\n{}", slow.join("\n"));
 }

@@ -4,14 +4,10 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use stadtwache_rules::{
-    DetectSpec, KeyField, LoadOptions, RulePack, codes, load_str_with, try_load_embedded_with,
-};
+use stadtwache_rules::{DetectSpec, KeyField, LoadOptions, RulePack, codes, load_str_with, try_load_embedded_with};
 
 fn schema_only() -> LoadOptions {
-    LoadOptions {
-        check_patterns: false,
-    }
+    LoadOptions { check_patterns: false }
 }
 
 fn embedded() -> RulePack {
@@ -45,19 +41,12 @@ fn every_rule_has_enough_samples_and_unique_id() {
             problems.push(format!("{}: duplicate id", r.id));
         }
         if !r.id.starts_with(&format!("{}-", r.service)) {
-            problems.push(format!(
-                "{}: id does not start with service `{}-`",
-                r.id, r.service
-            ));
+            problems.push(format!("{}: id does not start with service `{}-`", r.id, r.service));
         }
         let m: Vec<_> = r.match_samples().collect();
         let n = r.no_match_samples().count();
         if m.len() < 3 {
-            problems.push(format!(
-                "{}: {} must-match samples (need ≥ 3)",
-                r.id,
-                m.len()
-            ));
+            problems.push(format!("{}: {} must-match samples (need ≥ 3)", r.id, m.len()));
         }
         if n < 3 {
             problems.push(format!("{}: {} must-not-match samples (need ≥ 3)", r.id, n));
@@ -65,33 +54,20 @@ fn every_rule_has_enough_samples_and_unique_id() {
         for s in &m {
             let line = s.source.line;
             if !s.expect.contains_key("host") {
-                problems.push(format!(
-                    "{}: sample on line {line} has no expected host",
-                    r.id
-                ));
+                problems.push(format!("{}: sample on line {line} has no expected host", r.id));
             }
             if r.key != KeyField::Host && !s.expect.contains_key(r.key.name()) {
-                problems.push(format!(
-                    "{}: sample on line {line} has no expected key `{}`",
-                    r.id,
-                    r.key.name()
-                ));
+                problems.push(format!("{}: sample on line {line} has no expected key `{}`", r.id, r.key.name()));
             }
             if let DetectSpec::Distinct { field, .. } = &r.detect
                 && !s.expect.contains_key(field)
             {
-                problems.push(format!(
-                    "{}: sample on line {line} has no expected `{field}`",
-                    r.id
-                ));
+                problems.push(format!("{}: sample on line {line} has no expected `{field}`", r.id));
             }
         }
         let captures_user = r.spec.failregex.iter().any(|p| p.text.contains("<F-USER>"));
         if captures_user && !m.iter().any(|s| s.expect.contains_key("user")) {
-            problems.push(format!(
-                "{}: captures a user but no sample expects one",
-                r.id
-            ));
+            problems.push(format!("{}: captures a user but no sample expects one", r.id));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -101,17 +77,7 @@ fn every_rule_has_enough_samples_and_unique_id() {
 fn every_service_file_is_embedded() {
     let pack = embedded();
     let services: HashSet<&str> = pack.rules.iter().map(|r| r.service.as_str()).collect();
-    for s in [
-        "sshd",
-        "http",
-        "nginx",
-        "apache",
-        "postfix",
-        "dovecot",
-        "openvpn",
-        "strongswan",
-        "netfilter",
-    ] {
+    for s in ["sshd", "http", "nginx", "apache", "postfix", "dovecot", "openvpn", "strongswan", "netfilter"] {
         assert!(services.contains(s), "no rules for {s}");
     }
 }
@@ -126,19 +92,9 @@ fn embedded_matches_files_on_disk() {
     }
     let n = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "toml")
-        })
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"))
         .count();
-    assert_eq!(
-        n,
-        stadtwache_rules::EMBEDDED.len(),
-        "a rules/*.toml file is not embedded"
-    );
+    assert_eq!(n, stadtwache_rules::EMBEDDED.len(), "a rules/*.toml file is not embedded");
 }
 
 // ---------------------------------------------------------------------------
@@ -160,9 +116,7 @@ fn diags(text: &str) -> Vec<stadtwache_core::Diagnostic> {
 }
 
 fn has(ds: &[stadtwache_core::Diagnostic], code: &str, line: u32) -> bool {
-    ds.iter().any(|d| {
-        d.code == code && d.line == line && d.file.as_deref() == Some(Path::new("demo.toml"))
-    })
+    ds.iter().any(|d| d.code == code && d.line == line && d.file.as_deref() == Some(Path::new("demo.toml")))
 }
 
 #[test]
@@ -172,13 +126,7 @@ fn good_rule_loads() {
     let r = &pack.rules[0];
     assert_eq!(r.service, "demo");
     assert_eq!(r.key, KeyField::Host);
-    assert_eq!(
-        r.detect,
-        DetectSpec::Count {
-            threshold: 3,
-            window: stadtwache_core::Duration::from_secs(600)
-        }
-    );
+    assert_eq!(r.detect, DetectSpec::Count { threshold: 3, window: stadtwache_core::Duration::from_secs(600) });
     assert_eq!(r.spec.failregex[0].at.line, 5);
     assert_eq!(r.spec.maxlines, 1);
 }
@@ -220,10 +168,7 @@ fn all_problems_of_all_rules_at_once() {
 fn syntax_error_has_line() {
     let text = format!("{GOOD_RULE}\n[[rule]\nid = 1\n");
     let ds = diags(&text);
-    assert!(
-        ds.iter().any(|d| d.code == codes::SYNTAX && d.line == 8),
-        "{ds:#?}"
-    );
+    assert!(ds.iter().any(|d| d.code == codes::SYNTAX && d.line == 8), "{ds:#?}");
 }
 
 #[test]
@@ -242,10 +187,7 @@ fn distinct_field_must_be_captured() {
     );
     let ds = diags(&text);
     assert!(has(&ds, codes::FIELD_NOT_CAPTURED, 6), "{ds:#?}");
-    let text = text.replace(
-        "^fail from <HOST>$",
-        "^fail for <F-USER>\\S+</F-USER> from <HOST>$",
-    );
+    let text = text.replace("^fail from <HOST>$", "^fail for <F-USER>\\S+</F-USER> from <HOST>$");
     load_str_with(Path::new("demo.toml"), &text, &schema_only()).unwrap();
 }
 
@@ -257,8 +199,14 @@ fn errors_in_several_files_are_all_reported() {
     std::fs::write(dir.join("b.toml"), "[[rule]]\nid = \"b\"\n").unwrap();
     let ds = stadtwache_rules::load_dir(&dir).unwrap_err();
     std::fs::remove_dir_all(&dir).ok();
-    assert!(ds.iter().any(|d| d.file.as_deref() == Some(&dir.join("a.toml")) && d.code == codes::UNKNOWN_KEY), "{ds:#?}");
-    assert!(ds.iter().any(|d| d.file.as_deref() == Some(&dir.join("b.toml")) && d.code == codes::MISSING_KEY), "{ds:#?}");
+    assert!(
+        ds.iter().any(|d| d.file.as_deref() == Some(&dir.join("a.toml")) && d.code == codes::UNKNOWN_KEY),
+        "{ds:#?}"
+    );
+    assert!(
+        ds.iter().any(|d| d.file.as_deref() == Some(&dir.join("b.toml")) && d.code == codes::MISSING_KEY),
+        "{ds:#?}"
+    );
 }
 
 #[test]
@@ -296,16 +244,11 @@ fn broken_variants_of_the_shipped_files_never_panic() {
         "detect = { kind = \"once\" }\n",
     ];
     for (path, text) in stadtwache_rules::EMBEDDED {
-        let cuts: Vec<usize> = (0..text.len())
-            .step_by(173)
-            .filter(|&i| text.is_char_boundary(i))
-            .collect();
+        let cuts: Vec<usize> = (0..text.len()).step_by(173).filter(|&i| text.is_char_boundary(i)).collect();
         for (n, &i) in cuts.iter().enumerate() {
             let j = junk[n % junk.len()];
             let end = (i + n % 7).min(text.len());
-            let end = (end..=text.len())
-                .find(|&e| text.is_char_boundary(e))
-                .unwrap_or(text.len());
+            let end = (end..=text.len()).find(|&e| text.is_char_boundary(e)).unwrap_or(text.len());
             let broken = format!("{}{}{}", &text[..i], j, &text[end..]);
             let _ = load_str_with(Path::new(path), &broken, &schema_only());
         }
@@ -318,11 +261,7 @@ fn samples_as_several_tables() {
         "{GOOD_RULE}\n[[rule.samples]]\nmatch = [{{ line = 'a', host = \"1.2.3.4\" }}]\n\n[[rule.samples]]\nmatch = ['b']\nno_match = ['c']\n"
     );
     let pack = load_str_with(Path::new("demo.toml"), &text, &schema_only()).unwrap();
-    let lines: Vec<&str> = pack.rules[0]
-        .samples
-        .iter()
-        .map(|s| s.line.as_str())
-        .collect();
+    let lines: Vec<&str> = pack.rules[0].samples.iter().map(|s| s.line.as_str()).collect();
     assert_eq!(lines, ["a", "b", "c"]);
     assert_eq!(pack.rules[0].samples[1].source.line, 12);
     let bad = format!("{GOOD_RULE}\n[[rule.samples]]\nmacth = ['a']\n");
@@ -335,53 +274,31 @@ fn samples_as_several_tables() {
 
 #[test]
 fn every_rule_is_in_the_documented_catalogue() {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rules.md"))
-            .unwrap();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rules.md")).unwrap();
     let mut stale = Vec::new();
     for r in embedded().rules {
         let detect = match &r.detect {
             DetectSpec::Count { threshold, window } => format!("count ≥ {threshold} in {window}"),
-            DetectSpec::Distinct {
-                field,
-                threshold,
-                window,
-            } => {
+            DetectSpec::Distinct { field, threshold, window } => {
                 format!("≥ {threshold} distinct `{field}` in {window}")
             }
             DetectSpec::Once => "once".to_string(),
         };
-        let bantime = r
-            .bantime
-            .map(|b| b.to_string())
-            .unwrap_or_else(|| "—".into());
-        let row = format!(
-            "| `{}` | {} | {detect} | {bantime} | {} |",
-            r.id, r.severity, r.description
-        );
+        let bantime = r.bantime.map(|b| b.to_string()).unwrap_or_else(|| "—".into());
+        let row = format!("| `{}` | {} | {detect} | {bantime} | {} |", r.id, r.severity, r.description);
         if !doc.lines().any(|l| l == row) {
             stale.push(row);
         }
     }
-    assert!(
-        stale.is_empty(),
-        "docs/rules.md catalogue is missing or has stale rows; expected:\n{}",
-        stale.join("\n")
-    );
+    assert!(stale.is_empty(), "docs/rules.md catalogue is missing or has stale rows; expected:\n{}", stale.join("\n"));
     // And no row for a rule that is not in the pack (removed or renamed).
     let pack = embedded();
-    let section = doc
-        .split("\n## Rule catalogue\n")
-        .nth(1)
-        .expect("docs/rules.md has a `## Rule catalogue` section");
+    let section = doc.split("\n## Rule catalogue\n").nth(1).expect("docs/rules.md has a `## Rule catalogue` section");
     let section = section.split("\n## ").next().unwrap_or(section);
     let unknown: Vec<&str> = section
         .lines()
         .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
         .filter(|id| pack.get(id).is_none())
         .collect();
-    assert!(
-        unknown.is_empty(),
-        "docs/rules.md catalogue lists rules that are not in the pack: {unknown:?}"
-    );
+    assert!(unknown.is_empty(), "docs/rules.md catalogue lists rules that are not in the pack: {unknown:?}");
 }

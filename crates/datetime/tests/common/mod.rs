@@ -55,16 +55,8 @@ pub fn skip_unless_available(test: &str) -> bool {
 }
 
 /// Run fail2ban over `files` (each a fresh stream).
-pub fn run_reference(
-    now: i64,
-    tz: &str,
-    pattern: Option<&str>,
-    files: &[(String, Vec<String>)],
-) -> Vec<Vec<Ref>> {
-    let files: Vec<Value> = files
-        .iter()
-        .map(|(n, l)| json!({"name": n, "lines": l, "pattern": pattern}))
-        .collect();
+pub fn run_reference(now: i64, tz: &str, pattern: Option<&str>, files: &[(String, Vec<String>)]) -> Vec<Vec<Ref>> {
+    let files: Vec<Value> = files.iter().map(|(n, l)| json!({"name": n, "lines": l, "pattern": pattern})).collect();
     run_reference_files(now, tz, files)
 }
 
