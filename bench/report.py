@@ -64,6 +64,8 @@ def ratio(peer, ours, what):
     if peer is None or ours is None or ours <= 0 or peer <= 0:
         return "—"
     r = peer / ours
+    if 0.95 <= r <= 1.05:
+        return "≈ same"
     if what == "rss":
         return "×{:.1f} smaller".format(r) if r >= 1 else "**{:.1f}× larger**".format(1 / r)
     return "×{:.1f} faster".format(r) if r >= 1 else "**{:.1f}× slower**".format(1 / r)
@@ -188,7 +190,7 @@ for tool in ("stadtwache-f2b", "stadtwache-native"):
     js = os.path.join(RAW, "card-1m.{}.1".format("sw-f2b" if tool == "stadtwache-f2b" else "sw-native"), "summary.json")
     try:
         d = json.load(open(js))
-        w("* card-1m.log, {}: {} lines, key cap 100000 per rule window (default `--max-keys`): "
+        w("* card-1m.log, {}: {} lines, key cap 100,000 tracked (rule, key) pairs (default `--max-keys`): "
           "tracked_keys {:,} at end, evicted {:,}, peak RSS {:.1f} MB (timed run includes `--json` output).".format(
               LABEL[tool].strip("*"), d.get("lines"), d.get("tracked_keys", 0), d.get("evicted", 0), s["rss"]))
     except (OSError, ValueError):
