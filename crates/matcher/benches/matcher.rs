@@ -89,7 +89,9 @@ fn fail2ban_sshd() -> Option<FilterSpec> {
 
 /// A native sshd rule written for this benchmark (not fail2ban's filter).
 fn native_sshd() -> FilterSpec {
-    let pre = r"^\S+ sshd\[\d+\]: ";
+    // Searched after the date detector cut the date out (no `^`: the host
+    // name and spacing before the daemon tag vary).
+    let pre = r"sshd\[\d+\]:\s+";
     let rx = [
         r"Failed (?:password|none|keyboard-interactive/pam) for (?:invalid user )?<F-USER>\S*</F-USER> from <HOST> port \d+",
         r"Invalid user <F-USER>\S*</F-USER> from <HOST>",
