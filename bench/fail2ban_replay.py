@@ -334,11 +334,13 @@ def replay(args):
                 now = date
             if now is not None:
                 MyTime.setTime(now)
-            if poll_svc:
+            if poll_svc and now is not None:
                 # The polling thread runs Filter.performSvc() (failure-list
                 # cleanup, itself throttled to once per 5 s) every 10 ticks
                 # of ~0.2-2 s, independent of the line count; emulate it as
-                # "due at every line" so the 5 s throttle decides.
+                # "due at every line" so the 5 s throttle decides. Not before
+                # the first dated line: the clock would be the wall clock,
+                # which would push the next cleanup past a historical log.
                 flt.performSvc()
             # Bans that ended before this moment are lifted first.
             while check_unban(unban_max) >= unban_max:
