@@ -75,6 +75,19 @@ pub fn random_v6(rng: &mut Rng) -> Ipv6Addr {
 }
 
 /// Random public-looking address, IPv6 with probability `v6_share`.
+/// `n` distinct addresses, in the order `random_addr` first draws them.
+pub fn distinct_addrs(rng: &mut Rng, n: usize, v6_share: f64) -> Vec<IpAddr> {
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let a = random_addr(rng, v6_share);
+        if seen.insert(a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
 pub fn random_addr(rng: &mut Rng, v6_share: f64) -> IpAddr {
     if v6_share > 0.0 && rng.chance(v6_share) { IpAddr::V6(random_v6(rng)) } else { IpAddr::V4(random_v4(rng)) }
 }

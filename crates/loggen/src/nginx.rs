@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::addr::random_addr;
+use crate::addr::{distinct_addrs, random_addr};
 use crate::engine::{RunStats, Sink, Stamp, World, run};
 use crate::rng::{Rng, Zipf, mix64};
 use crate::time::fmt_clf;
@@ -293,14 +293,7 @@ pub fn generate_nginx<O: Write + ?Sized>(o: &NginxOptions, out: &mut O) -> std::
     let mut rng = Rng::new(o.seed);
     let mut arng = rng.fork(1);
     let n = o.attackers.max(1);
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    let mut attackers = Vec::with_capacity(n);
-    while attackers.len() < n {
-        let a = random_addr(&mut arng, o.ipv6_share);
-        if seen.insert(a) {
-            attackers.push(a);
-        }
-    }
+    let attackers = distinct_addrs(&mut arng, n, o.ipv6_share);
     let span = o.days.max(1.0 / 24.0) * 86_400.0;
     let rate = o.lines as f64 / span;
     let mut w = Web {

@@ -17,7 +17,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::addr::{DistinctV4, DistinctV6, random_addr};
+use crate::addr::{DistinctV4, DistinctV6, distinct_addrs, random_addr};
 use crate::engine::{RunStats, Sink, Stamp, World, run};
 use crate::rng::{Rng, Zipf, mix64};
 
@@ -195,14 +195,9 @@ impl Ssh {
         let mut rng = Rng::new(o.seed);
         let mut arng = rng.fork(1);
         let n = o.attackers.max(1);
-        let mut seen = std::collections::HashSet::with_capacity(n);
-        let mut attackers = Vec::with_capacity(n);
-        while attackers.len() < n {
-            let a = random_addr(&mut arng, o.ipv6_share);
-            if seen.insert(a) {
-                attackers.push(a);
-            }
-        }
+        let attackers = distinct_addrs(&mut arng, n, o.ipv6_share);
+        // Benign clients never share an address with an attacker.
+        let seen: std::collections::HashSet<IpAddr> = attackers.iter().copied().collect();
         let weights: Vec<u32> = STYLES.iter().map(|s| s.1).collect();
         let styles = (0..n)
             .map(|i| {
