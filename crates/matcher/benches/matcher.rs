@@ -29,26 +29,10 @@ use stadtwache_datetime::{TimeContext, parse_logtimezone};
 use stadtwache_loggen::{SshdOptions, generate_sshd, time::parse_start};
 use stadtwache_match::{CompileOptions, CompiledFilter, FilterRunner, FilterSpec, RunOptions};
 
-const SAMPLE_LINES: u64 = 20_000;
+#[path = "../tests/support/spec_format.rs"]
+mod spec_format;
 
-fn unescape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\\' {
-            match it.next() {
-                Some('t') => o.push('\t'),
-                Some('n') => o.push('\n'),
-                Some('r') => o.push('\r'),
-                Some(c) => o.push(c),
-                None => {}
-            }
-        } else {
-            o.push(c);
-        }
-    }
-    o
-}
+const SAMPLE_LINES: u64 = 20_000;
 
 /// fail2ban's `sshd` filter (normal mode) as its reader expands it, or None
 /// when fail2ban is not installed.
@@ -71,19 +55,7 @@ fn fail2ban_sshd() -> Option<FilterSpec> {
     let text = std::fs::read_to_string(&out).ok();
     let _ = std::fs::remove_file(&out);
     let text = text.filter(|_| ok)?;
-    let mut spec = FilterSpec { name: "fail2ban sshd".into(), maxlines: 1, ..FilterSpec::default() };
-    for line in text.lines() {
-        let Some((kind, value)) = line.split_once('\t') else { continue };
-        let v = unescape(value);
-        match kind {
-            "P" => spec.prefregex = Some(Spanned::new(v)),
-            "R" => spec.failregex.push(Spanned::new(v)),
-            "I" => spec.ignoreregex.push(Spanned::new(v)),
-            "M" => spec.maxlines = v.trim().parse().unwrap_or(1),
-            "D" => spec.datepattern = Some(Spanned::new(v)),
-            _ => {}
-        }
-    }
+    let spec = spec_format::parse_spec("fail2ban sshd", &text);
     (!spec.failregex.is_empty()).then_some(spec)
 }
 

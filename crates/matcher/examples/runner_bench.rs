@@ -34,41 +34,12 @@ use stadtwache_datetime::TimeContext;
 use stadtwache_match::pattern::{Pattern, PatternKind};
 use stadtwache_match::{CompileOptions, CompiledFilter, FilterRunner, FilterSpec, RunOptions};
 
-fn unescape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\\' {
-            match it.next() {
-                Some('t') => o.push('\t'),
-                Some('n') => o.push('\n'),
-                Some('r') => o.push('\r'),
-                Some(c) => o.push(c),
-                None => {}
-            }
-        } else {
-            o.push(c);
-        }
-    }
-    o
-}
+#[path = "../tests/support/spec_format.rs"]
+mod spec_format;
 
 fn read_spec(path: &str) -> FilterSpec {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut spec = FilterSpec { name: path.to_string(), maxlines: 1, ..FilterSpec::default() };
-    for line in text.lines() {
-        let Some((kind, value)) = line.split_once('\t') else { continue };
-        let v = unescape(value);
-        match kind {
-            "P" => spec.prefregex = Some(Spanned::new(v)),
-            "R" => spec.failregex.push(Spanned::new(v)),
-            "I" => spec.ignoreregex.push(Spanned::new(v)),
-            "M" => spec.maxlines = v.trim().parse().unwrap_or(1),
-            "D" => spec.datepattern = Some(Spanned::new(v)),
-            _ => {}
-        }
-    }
-    spec
+    spec_format::parse_spec(path, &text)
 }
 
 /// xorshift64*: deterministic, dependency-free.

@@ -3,6 +3,10 @@
 use super::*;
 use crate::{CompileOptions, FilterRunner, FilterSpec, RunOptions};
 
+#[path = "../../tests/support/spec_format.rs"]
+mod spec_format;
+use spec_format::unescape;
+
 const NOW: i64 = 1_124_013_600; // Sun Aug 14 12:00:00 CEST 2005
 
 fn now() -> Timestamp {
@@ -596,25 +600,6 @@ fn differential_fail2ban_samples() {
 #[test]
 fn differential_fail2ban_scenarios() {
     differential("scenarios");
-}
-
-fn unescape(s: &str) -> String {
-    let mut o = String::new();
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\\' {
-            match it.next() {
-                Some('t') => o.push('\t'),
-                Some('n') => o.push('\n'),
-                Some('r') => o.push('\r'),
-                Some(c) => o.push(c),
-                None => {}
-            }
-        } else {
-            o.push(c);
-        }
-    }
-    o
 }
 
 fn render_ours(f: &Failure) -> String {
