@@ -6,8 +6,10 @@
 //! `report` (human and JSON output), `explain`, `testfilter`, `check`.
 
 mod check;
+mod daemon;
 mod engine;
 mod explain;
+mod ops;
 mod replay;
 mod report;
 mod ruleset;
@@ -36,8 +38,145 @@ enum Command {
     Explain(ExplainArgs),
     /// Test one filter against a log file, like fail2ban-regex.
     TestFilter(TestFilterArgs),
-    /// Check fail2ban filters and native rules; print every problem, exit 1 on errors.
+    /// Check fail2ban filters and native rules, or a daemon config; print every problem, exit 1 on errors.
     Check(CheckArgs),
+    /// Run the daemon: follow log sources, detect, decide, enforce (nftables, decision API).
+    Run(RunArgs),
+    /// List, add or delete decisions (bans) in the daemon's store.
+    #[command(subcommand)]
+    Decisions(DecisionsCmd),
+    /// List alerts (rules that triggered).
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
+    /// Manage API keys of bouncers (CrowdSec-compatible clients).
+    #[command(subcommand)]
+    Bouncers(BouncersCmd),
+    /// The lineage of every decision about an address: lines → rule → window → policy → enforcement.
+    Why(WhyArgs),
+    /// Sources, lag, counts and enforcement health of the running daemon.
+    Status(StatusArgs),
+    /// Firewall maintenance.
+    #[command(subcommand)]
+    Firewall(FirewallCmd),
+}
+
+/// Which daemon's state to work on.
+#[derive(Args, Debug, Clone)]
+struct TargetArgs {
+    /// The daemon's config file (default: the embedded default).
+    #[arg(long, short = 'c', value_name = "FILE", env = "STADTWACHE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override the config's data directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> ops::Target {
+        ops::Target { config: self.config.clone(), data_dir: self.data_dir.clone() }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Config file (TOML). Without it: the embedded default (the usual log files that exist,
+    /// SQLite under /var/lib/stadtwache, nftables in dry-run, API on 127.0.0.1:8089).
+    #[arg(long, short = 'c', value_name = "FILE", env = "STADTWACHE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum DecisionsCmd {
+    /// Active decisions.
+    List {
+        #[command(flatten)]
+        t: TargetArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban an address or network by hand.
+    Add {
+        /// Address, network (CIDR) or other key.
+        target: String,
+        /// How long: 4h, 1d, 30m, or `permanent`.
+        #[arg(long, default_value = "4h")]
+        duration: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        t: TargetArgs,
+    },
+    /// End decisions: by id (`#12` or `12`) or every decision on a target.
+    Delete {
+        what: String,
+        #[command(flatten)]
+        t: TargetArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertsCmd {
+    List {
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only alerts about this address.
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        t: TargetArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BouncersCmd {
+    /// Create a bouncer and print its API key (once).
+    Add {
+        name: String,
+        #[command(flatten)]
+        t: TargetArgs,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        t: TargetArgs,
+    },
+    Delete {
+        name: String,
+        #[command(flatten)]
+        t: TargetArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct WhyArgs {
+    /// The address (or network, or other key).
+    target: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    t: TargetArgs,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    t: TargetArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum FirewallCmd {
+    /// Remove everything Stadtwache created in nftables (its table), and nothing else.
+    Remove {
+        #[command(flatten)]
+        t: TargetArgs,
+    },
 }
 
 /// Which rules to run and where they come from.
@@ -199,6 +338,9 @@ struct CheckArgs {
     /// Also run every native rule's samples.
     #[arg(long)]
     samples: bool,
+    /// Check a daemon config file (every key, source and rule it names).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -235,12 +377,28 @@ fn main() -> ExitCode {
             all_regex: a.all_regex,
             max_line: a.max_line_bytes,
         }),
+        Command::Check(CheckArgs { config: Some(path), .. }) => Ok(ops::check_config(&path)),
         Command::Check(a) => check::run_cli(check::CheckRequest {
             filter_dir: a.filter_dir,
             filters: a.filters,
             rules: a.rules,
             samples: a.samples,
         }),
+        Command::Run(a) => daemon::run(daemon::RunRequest { config: a.config }),
+        Command::Decisions(DecisionsCmd::List { t, json }) => ops::decisions_list(&t.target(), json),
+        Command::Decisions(DecisionsCmd::Add { target, duration, reason, t }) => {
+            ops::decisions_add(&t.target(), &target, &duration, reason)
+        }
+        Command::Decisions(DecisionsCmd::Delete { what, t }) => ops::decisions_delete(&t.target(), &what),
+        Command::Alerts(AlertsCmd::List { rule, ip, limit, json, t }) => {
+            ops::alerts_list(&t.target(), rule, ip, limit, json)
+        }
+        Command::Bouncers(BouncersCmd::Add { name, t }) => ops::bouncers_add(&t.target(), &name),
+        Command::Bouncers(BouncersCmd::List { json, t }) => ops::bouncers_list(&t.target(), json),
+        Command::Bouncers(BouncersCmd::Delete { name, t }) => ops::bouncers_delete(&t.target(), &name),
+        Command::Why(a) => ops::why(&a.t.target(), &a.target, a.json),
+        Command::Status(a) => ops::status(&a.t.target(), a.json),
+        Command::Firewall(FirewallCmd::Remove { t }) => ops::firewall_remove(&t.target()),
     };
     match result {
         Ok(code) => code,

@@ -98,6 +98,12 @@ pub struct Pipeline {
     increment: bool,
     /// Newest event time of the current input.
     input_clock: Option<stadtwache_core::Timestamp>,
+    /// The daemon's clock (real time), set before each line. `None` in
+    /// replay, where the log's own time is the clock.
+    live_now: Option<stadtwache_core::Timestamp>,
+    /// Failures older than `now - window` seen in live mode (fail2ban:
+    /// "ignore line since time … < now - findtime"), per rule.
+    pub stale: Vec<u64>,
 }
 
 impl Pipeline {
@@ -109,6 +115,7 @@ impl Pipeline {
         let stats =
             RunStats { rules: rules.rules.iter().map(|r| RuleCounters::new(&r.name)).collect(), ..RunStats::default() };
         let increment = decider.policy().increment.is_some();
+        let nrules = rules.rules.len();
         Ok(Pipeline {
             rules,
             runners,
@@ -120,17 +127,50 @@ impl Pipeline {
             line_seq: 0,
             increment,
             input_clock: None,
+            live_now: None,
+            stale: vec![0; nrules],
         })
+    }
+
+    /// Live mode: the wall clock `now` (also completes year-less dates).
+    pub fn set_live_now(&mut self, now: stadtwache_core::Timestamp) {
+        self.live_now = Some(now);
+        self.ctx.now = now;
+    }
+
+    /// The window length of a rule (for the live stale check).
+    fn window_len(rule: &Rule) -> Option<stadtwache_core::Duration> {
+        match rule.window {
+            ruleset::Window::Fail2ban { findtime, .. } => Some(findtime),
+            ruleset::Window::Count { window, .. } | ruleset::Window::Distinct { window, .. } => Some(window),
+            ruleset::Window::Once => None,
+        }
     }
 
     /// Run one line through every rule.
     pub fn line(&mut self, input: &str, line_no: u64, text: &str, obs: &mut dyn Observer) {
+        self.line_at(input, line_no, text, None, obs)
+    }
+
+    /// Run one line through every rule; `time`: the line's time when the
+    /// source knows it (journald, `time = "arrival"`), skipping date detection.
+    pub fn line_at(
+        &mut self,
+        input: &str,
+        line_no: u64,
+        text: &str,
+        time: Option<stadtwache_core::Timestamp>,
+        obs: &mut dyn Observer,
+    ) {
         self.line_seq += 1;
         let mut matched = false;
         let mut ignored = false;
         let mut dated = false;
         for (ri, runner) in self.runners.iter_mut().enumerate() {
-            let res = runner.process_line(text, &self.ctx);
+            let res = match time {
+                Some(t) => runner.process_line_at(text, t),
+                None => runner.process_line(text, &self.ctx),
+            };
             // The pipeline's clock: the newest log time seen in this input,
             // kept across undated lines (lines are not strictly ordered; a ban
             // never expires backwards). Per input, so that replaying several
@@ -138,7 +178,9 @@ impl Pipeline {
             // against its own log's time. fail2ban runs its service step
             // (failure-list cleanup, throttled to every 5 s) at this clock
             // before it processes the line.
-            if let Some(t) = res.time {
+            if let Some(live) = self.live_now {
+                self.detector.service(live);
+            } else if let Some(t) = res.time {
                 let now = self.input_clock.map_or(t, |c| c.max(t));
                 self.input_clock = Some(now);
                 self.detector.service(now);
@@ -178,6 +220,12 @@ impl Pipeline {
                     },
                     _ => None,
                 };
+                if let (Some(live), Some(len)) = (self.live_now, Self::window_len(rule)) {
+                    if f.time < live.saturating_sub(len) {
+                        self.stale[ri] += 1;
+                        continue;
+                    }
+                }
                 let event = Event {
                     rule: RuleId(ri as u32),
                     key,
@@ -191,8 +239,14 @@ impl Pipeline {
                 }
                 // The line's clock (an event dated later than its line, if
                 // any, moves it on).
-                let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
-                self.input_clock = Some(now);
+                let now = match self.live_now {
+                    Some(live) => live,
+                    None => {
+                        let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
+                        self.input_clock = Some(now);
+                        now
+                    }
+                };
                 self.decider.expire(now);
                 if let Some(trigger) = self.detector.observe(&event) {
                     Self::decide(&mut self.decider, &mut self.bans, counters, rule, &trigger, now, obs);
@@ -238,6 +292,10 @@ impl Pipeline {
         if obs.wants(&trigger.key) {
             obs.decision(&DecisionView { rule, trigger, decision: &decision });
         }
+    }
+
+    pub fn detector_stats(&self) -> stadtwache_detect::DetectStats {
+        self.detector.stats()
     }
 
     pub fn simulated(&self) -> bool {

@@ -21,7 +21,7 @@ pub fn build(args: &TimeArgs, files: &[PathBuf]) -> Result<TimeContext> {
     Ok(TimeContext { now, tz })
 }
 
-fn zone(name: &str) -> Result<TimeZone> {
+pub fn zone(name: &str) -> Result<TimeZone> {
     if name.eq_ignore_ascii_case("utc") || name.eq_ignore_ascii_case("z") {
         return Ok(TimeZone::UTC);
     }
