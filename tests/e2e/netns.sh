@@ -72,11 +72,19 @@ KbdInteractiveAuthentication no
 StrictModes no
 LogLevel INFO
 EOF
-: > "$W/sshd.log"
-in_s /usr/sbin/sshd -f "$W/sshd_config" -E "$W/sshd.log" || { fail "sshd starts"; exit 1; }
+: > "$W/auth.log"
+# sshd logs to stderr; a syslog daemon would write these lines to auth.log
+# with its usual prefix — this loop does exactly that (no syslog daemon runs
+# in the test's namespaces).
+(in_s /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>&1 | while IFS= read -r l; do
+   printf '%s server sshd[%s]: %s\n' "$(date '+%b %e %H:%M:%S')" "$BASHPID" "$l"
+ done >> "$W/auth.log") &
+for _ in $(seq 50); do grep -q "Server listening" "$W/auth.log" && break; sleep 0.1; done
+grep -q "Server listening" "$W/auth.log" || { fail "sshd starts"; cat "$W/auth.log"; exit 1; }
 
 # --- nginx with auth_request --------------------------------------------------
-mkdir -p "$W/nginx"
+mkdir -p "$W/nginx" "$W/www"
+echo hello > "$W/www/index.html"
 cat > "$W/nginx.conf" <<EOF
 user root;
 worker_processes 1;
@@ -92,10 +100,10 @@ http {
     # Behind a load balancer on this host: believe its X-Forwarded-For.
     set_real_ip_from 127.0.0.1;
     real_ip_header X-Forwarded-For;
+    # (not `return 200`: it runs in the rewrite phase, before auth_request's access phase)
     location / {
       auth_request /_stadtwache;
-      default_type text/plain;
-      return 200 "hello\n";
+      root $W/www;
     }
     location = /_stadtwache {
       internal;
@@ -126,9 +134,8 @@ ignoreip = ["127.0.0.1/8"]
 [[source]]
 name = "sshd"
 type = "file"
-paths = ["$W/sshd.log"]
+paths = ["$W/auth.log"]
 filters = ["sshd"]
-time = "arrival"
 
 [[source]]
 name = "burst"
@@ -149,9 +156,10 @@ EOF
 check "stadtwache check --config" "$BIN" check --config "$W/stadtwache.toml"
 
 start_daemon() {
-  in_s "$BIN" run --config "$W/stadtwache.toml" >>"$W/daemon.log" 2>&1 &
+  # `ip netns exec` execs the daemon: $! is the daemon's own PID.
+  ip netns exec "$S" "$BIN" run --config "$W/stadtwache.toml" >>"$W/daemon.log" 2>&1 &
   DPID=$!
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     in_s curl -s -o /dev/null http://127.0.0.1:8089/metrics && in_s nft list table inet stadtwache >/dev/null 2>&1 && return 0
     sleep 0.1
   done
@@ -189,12 +197,12 @@ check "attacker: port 22 blocked" no_tcp "$A" 10.77.1.1 22
 check "attacker: port 80 blocked" test "$(http_code "$A" http://10.77.1.1/)" = 000
 check "client: port 22 still open" tcp "$C" 10.77.2.1 22
 check "client: http still 200" test "$(http_code "$C" http://10.77.2.1/)" = 200
-"$BIN" why 10.77.1.2 --config "$W/stadtwache.toml" | sed 's/^/  why: /' | head -30
-check "why shows the rule and the nft state" bash -c "'$BIN' why 10.77.1.2 --config '$W/stadtwache.toml' | grep -q 'in the nftables set'"
+in_s "$BIN" why 10.77.1.2 --config "$W/stadtwache.toml" | sed 's/^/  why: /' | head -30
+check "why shows the rule and the nft state" bash -c "ip netns exec $S '$BIN' why 10.77.1.2 --config '$W/stadtwache.toml' | grep -q 'in the nftables set'"
 
 # --- admin API → nginx 403 ---------------------------------------------------
 TOKEN=$(cat "$W/admin.token")
-code=$(in_s curl -s -m 3 -o "$W/admin.out" -w '%{http_code}' -X POST http://127.0.0.1:8089/admin/v1/decisions \
+code=$(in_s curl -s -m 3 -o "$W/admin.out" -w '%{http_code}' -X POST http://127.0.0.1:8089/v1/admin/decisions \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"value":"203.0.113.7","duration":"1h","reason":"e2e test"}')
 check "admin API adds a decision ($code)" test "${code:0:1}" = 2
@@ -206,7 +214,7 @@ check "nginx answers 200 to another address via the same proxy" \
 check "nginx answers 403 to the rule-banned attacker via the proxy" \
   test "$(http_code "$S" http://127.0.0.1/ -H 'X-Forwarded-For: 10.77.1.2')" = 403
 check "bad admin token is refused" \
-  test "$(in_s curl -s -m 3 -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:8089/admin/v1/decisions -H 'Authorization: Bearer wrong' -d '{}')" = 401
+  test "$(in_s curl -s -m 3 -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:8089/v1/admin/decisions -H 'Authorization: Bearer wrong' -d '{}')" = 401
 
 # --- restart ------------------------------------------------------------------
 stop_daemon
@@ -239,7 +247,7 @@ for rep in range(3):
         out.write("%s server sshd[%d]: Invalid user u%d from %s port %d\n" % (ts, 1000 + n, rep, ip, 40000 + n))
         n += 1
 EOF
-alerts_burst() { "$BIN" alerts list --config "$1" --rule sshd --limit 100000 --json | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin) if str(a["key"]).startswith("198.18.")))'; }
+alerts_burst() { "$BIN" alerts list --config "$1" --rule sshd --limit 100000 --json | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin) if str(a["key"].get("Ip", "")).startswith("198.18.")))'; }
 # the burst, appended in pieces while we kill -9 the daemon twice
 total=$(wc -l < "$W/burst.all")
 split -l 150 "$W/burst.all" "$W/burst.part."
@@ -261,9 +269,9 @@ sleep 1
 killed=$(alerts_burst "$W/stadtwache.toml")
 # The uninterrupted run: the same burst file, one daemon, no kill.
 sed -e "s#$W/data#$W/data2#" -e 's#"127.0.0.1:8089"#"127.0.0.1:8090"#' -e "s#table = \"stadtwache\"#table = \"stadtwache2\"#" \
-    -e "s#$W/sshd.log#$W/sshd2.log#" -e "s#$W/burst.log#$W/burst.all#" "$W/stadtwache.toml" > "$W/stadtwache2.toml"
-: > "$W/sshd2.log"
-in_s "$BIN" run --config "$W/stadtwache2.toml" >>"$W/daemon2.log" 2>&1 &
+    -e "s#$W/auth.log#$W/auth2.log#" -e "s#$W/burst.log#$W/burst.all#" "$W/stadtwache.toml" > "$W/stadtwache2.toml"
+: > "$W/auth2.log"
+ip netns exec "$S" "$BIN" run --config "$W/stadtwache2.toml" >>"$W/daemon2.log" 2>&1 &
 D2=$!
 for _ in $(seq 100); do
   n2=$(alerts_burst "$W/stadtwache2.toml" 2>/dev/null || echo 0)

@@ -408,7 +408,7 @@ pub fn status(t: &Target, json: bool) -> Result<ExitCode> {
 pub fn firewall_remove(t: &Target) -> Result<ExitCode> {
     let cfg = t.config()?;
     crate::daemon::stages::firewall_remove(&cfg)?;
-    println!("removed table inet {} (nothing else was touched)", cfg.nftables.table);
+    println!("removed table inet {} (nothing else was touched)", cfg.nftables.nft.table);
     Ok(ExitCode::SUCCESS)
 }
 

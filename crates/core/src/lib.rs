@@ -144,6 +144,8 @@ fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         rest = &rest[unit_len..];
         let mult = match unit.to_ascii_lowercase().as_str() {
             "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            // Not in fail2ban; for the daemon's own short intervals.
+            "ms" | "msec" | "msecs" => 0.001,
             "m" | "mi" | "min" | "mins" | "minute" | "minutes" => 60.0,
             "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
             "d" | "day" | "days" => 86_400.0,

@@ -220,18 +220,10 @@ pub struct SourceConfig {
     /// `journald`: read this journal directory instead of the system journal.
     #[serde(default)]
     pub journal_directory: Option<PathBuf>,
-    /// `syslog`: UDP listen address (`0.0.0.0:514`).
+    /// `syslog`: the receiver (`[source.syslog]`: `udp`, `tcp`, `allowed_senders`,
+    /// `max_message`, `oversize`, `max_connections`, `idle_timeout_secs`, `timezone`).
     #[serde(default)]
-    pub udp: Option<String>,
-    /// `syslog`: TCP listen address.
-    #[serde(default)]
-    pub tcp: Option<String>,
-    /// `syslog`: senders allowed (CIDRs); empty = loopback only.
-    #[serde(default)]
-    pub allowed_senders: Vec<String>,
-    /// `syslog`: messages longer than this many bytes are cut and counted.
-    #[serde(default)]
-    pub max_message_bytes: Option<usize>,
+    pub syslog: Option<stadtwache_acquire::syslog::SyslogConfig>,
     /// fail2ban filters (`sshd`, `sshd[mode=aggressive]`, a path). Without
     /// them, the native rule pack runs (narrowed by `services`/`only`).
     #[serde(default)]
@@ -269,70 +261,52 @@ impl SourceConfig {
     }
 }
 
-/// `[nftables]`: stage 1, the network edge.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[nftables]`: stage 1, the network edge. Besides `enabled` and
+/// `reconcile_interval`, every key of [`stadtwache_enforce::NftConfig`]
+/// (`table`, `input`, `forward`, `priority`, `counter`, `command`,
+/// `timeout_tolerance_secs`, `timeout_ms`, `max_output_bytes`,
+/// `max_split_transactions`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct NftablesSection {
     /// Off by default: decisions are then recorded and served by the API,
-    /// and the firewall stage runs dry (counted, logged, nothing changed).
+    /// and the firewall stage runs dry (counted, nothing changed).
     pub enabled: bool,
-    /// Our table (family `inet`); nothing outside it is touched.
-    pub table: String,
-    /// Priority of our input and forward chains (lower runs first).
-    pub priority: i32,
-    /// Drop in the input hook (traffic to this machine).
-    pub input: bool,
-    /// Drop in the forward hook (traffic routed through this machine).
-    pub forward: bool,
     /// How often the kernel sets are compared with the stored decisions and repaired.
     pub reconcile_interval: String,
-    /// The `nft` command (with a prefix, e.g. `["ip", "netns", "exec", "fw", "nft"]`).
-    pub command: Vec<String>,
+    pub nft: stadtwache_enforce::NftConfig,
 }
 
 impl Default for NftablesSection {
     fn default() -> Self {
         NftablesSection {
             enabled: false,
-            table: "stadtwache".into(),
-            priority: -10,
-            input: true,
-            forward: true,
             reconcile_interval: "30s".into(),
-            command: vec!["nft".into()],
+            nft: stadtwache_enforce::NftConfig::default(),
         }
     }
 }
 
-/// `[api]`: stage 2, the HTTP decision API.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[api]`: stage 2, the HTTP decision API. Besides `enabled`, every key of
+/// [`stadtwache_api::ApiConfig`] (`listen`, `admin_token_file`,
+/// `trusted_proxies`, `stale_after`, `fail_mode`, caps, …).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ApiSection {
     pub enabled: bool,
-    /// Listen address (loopback by default).
-    pub listen: String,
-    /// File holding the admin token (first line). Without it, admin endpoints are off.
-    pub admin_token_file: Option<PathBuf>,
-    /// Peers whose `X-Forwarded-For` / `X-Real-IP` is believed (CIDRs).
-    pub trusted_proxies: Vec<String>,
-    /// When the decision index is older than this, `fail_mode` applies.
-    pub stale_after: String,
-    /// `open` (allow when stale; default) or `closed` (deny when stale).
-    pub fail_mode: String,
+    pub api: stadtwache_api::ApiConfig,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection {
-            enabled: true,
-            listen: "127.0.0.1:8089".into(),
-            admin_token_file: None,
-            trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()],
-            stale_after: "30s".into(),
-            fail_mode: "open".into(),
-        }
+        let api = stadtwache_api::ApiConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)),
+            ..stadtwache_api::ApiConfig::default()
+        };
+        ApiSection { enabled: true, api }
     }
 }
+
+/// Our API's default port (CrowdSec's LAPI has 8080; both may run on one host).
+pub const DEFAULT_API_PORT: u16 = 8089;
 
 /// The result of reading a configuration: the config if nothing is an
 /// error, and every diagnostic either way.
@@ -393,10 +367,7 @@ fn file_source(name: &str, path: &str, services: &[&str]) -> SourceConfig {
         units: vec![],
         identifiers: vec![],
         journal_directory: None,
-        udp: None,
-        tcp: None,
-        allowed_senders: vec![],
-        max_message_bytes: None,
+        syslog: None,
         filters: vec![],
         services: services.iter().map(|s| s.to_string()).collect(),
         only: vec![],
@@ -472,8 +443,56 @@ pub fn parse(text: &str, file: Option<&Path>) -> Loaded {
             "daemon" => sec!(daemon),
             "policy" => sec!(policy),
             "rules" => sec!(rules),
-            "nftables" => sec!(nftables),
-            "api" => sec!(api),
+            "nftables" => {
+                let mut own = match cx.section::<toml::Table>("[nftables]", value) {
+                    Some(t) => t,
+                    None => {
+                        had_error = true;
+                        continue;
+                    }
+                };
+                if let Some(v) = own.remove("enabled") {
+                    match v.as_bool() {
+                        Some(b) => nftables.enabled = b,
+                        None => cx.err("K003", key_start, "[nftables] enabled: expected true or false"),
+                    }
+                }
+                if let Some(v) = own.remove("reconcile_interval") {
+                    match v.as_str() {
+                        Some(t) => nftables.reconcile_interval = t.to_string(),
+                        None => cx.err("K003", key_start, "[nftables] reconcile_interval: expected a duration text"),
+                    }
+                }
+                match stadtwache_enforce::NftConfig::deserialize(toml::Value::Table(own)) {
+                    Ok(n) => nftables.nft = n,
+                    Err(e) => cx.err("K003", key_start, format!("[nftables]: {}", e.message().trim())),
+                }
+            }
+            "api" => {
+                let mut own = match cx.section::<toml::Table>("[api]", value) {
+                    Some(t) => t,
+                    None => {
+                        had_error = true;
+                        continue;
+                    }
+                };
+                if let Some(v) = own.remove("enabled") {
+                    match v.as_bool() {
+                        Some(b) => api.enabled = b,
+                        None => cx.err("K003", key_start, "[api] enabled: expected true or false"),
+                    }
+                }
+                let listen_given = own.contains_key("listen");
+                match stadtwache_api::ApiConfig::deserialize(toml::Value::Table(own)) {
+                    Ok(mut a) => {
+                        if !listen_given {
+                            a.listen = api.api.listen;
+                        }
+                        api.api = a;
+                    }
+                    Err(e) => cx.err("K003", key_start, format!("[api]: {}", e.message().trim())),
+                }
+            }
             "source" => {
                 let DeValue::Array(items) = value.into_inner() else {
                     cx.err("K003", key_start, "`source` must be an array of tables: write [[source]]");
@@ -506,25 +525,16 @@ pub fn parse(text: &str, file: Option<&Path>) -> Loaded {
             cx.err("K010", *at, format!("source name {:?} used twice", s.name));
         }
     }
-    for (what, off, text) in [
-        ("[nftables] reconcile_interval", nft_at, &nftables.reconcile_interval),
-        ("[api] stale_after", api_at, &api.stale_after),
-    ] {
-        if let Err(e) = Duration::parse(text) {
-            cx.err("K005", off, format!("{what}: {e}"));
+    if let Err(e) = Duration::parse(&nftables.reconcile_interval) {
+        cx.err("K005", nft_at, format!("[nftables] reconcile_interval: {e}"));
+    }
+    if let Err(e) = nftables.nft.validate() {
+        cx.err("K006", nft_at, format!("[nftables] {e}"));
+    }
+    if api.enabled {
+        if let Err(e) = api.api.validate() {
+            cx.err("K007", api_at, format!("[api] {e}"));
         }
-    }
-    if nftables.command.is_empty() {
-        cx.err("K006", nft_at, "[nftables] command must not be empty");
-    }
-    if !nftables.table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || nftables.table.is_empty() {
-        cx.err("K006", nft_at, format!("[nftables] table {:?}: use letters, digits, _ and -", nftables.table));
-    }
-    if api.listen.parse::<std::net::SocketAddr>().is_err() {
-        cx.err("K007", api_at, format!("[api] listen {:?} is not an address:port", api.listen));
-    }
-    if !matches!(api.fail_mode.as_str(), "open" | "closed") {
-        cx.err("K007", api_at, format!("[api] fail_mode {:?}: use open or closed", api.fail_mode));
     }
     let bad = cx.diags.iter().any(Diagnostic::is_error) || had_error;
     let config = (!bad).then(|| Config {
@@ -596,22 +606,22 @@ fn validate_source(cx: &mut Ctx<'_>, at: usize, s: &SourceConfig, policy: &Polic
                 }
             }
         }
-        SourceKind::Syslog => {
-            if s.udp.is_none() && s.tcp.is_none() {
-                cx.err("K012", at, format!("{what}: a syslog source needs `udp` and/or `tcp`"));
-            }
-            for a in s.udp.iter().chain(&s.tcp) {
-                if a.parse::<std::net::SocketAddr>().is_err() {
-                    cx.err("K012", at, format!("{what}: {a:?} is not an address:port"));
+        SourceKind::Syslog => match &s.syslog {
+            None => cx.err("K012", at, format!("{what}: a syslog source needs a [source.syslog] table (udp/tcp)")),
+            Some(sc) => {
+                if sc.udp.is_empty() && sc.tcp.is_empty() {
+                    cx.err("K012", at, format!("{what}: [source.syslog] needs `udp` and/or `tcp` addresses"));
+                }
+                for a in &sc.allowed_senders {
+                    if let Err(e) = a.parse::<stadtwache_acquire::syslog::Cidr>() {
+                        cx.err("K012", at, format!("{what}: [source.syslog]: {e}"));
+                    }
+                }
+                if sc.max_message == 0 {
+                    cx.err("K012", at, format!("{what}: [source.syslog] max_message must be at least 1"));
                 }
             }
-            let mut allow = stadtwache_decide::Allowlist::default();
-            for entry in &s.allowed_senders {
-                if let Err(e) = allow.add(entry) {
-                    cx.err("K012", at, format!("{what}: allowed_senders: {}", e.to_diagnostic().message));
-                }
-            }
-        }
+        },
         SourceKind::Journald | SourceKind::Stdin => {}
     }
     if s.kind != SourceKind::File {
@@ -623,10 +633,7 @@ fn validate_source(cx: &mut Ctx<'_>, at: usize, s: &SourceConfig, policy: &Polic
         wrong.extend(misplaced("journal_directory", s.journal_directory.is_some()));
     }
     if s.kind != SourceKind::Syslog {
-        wrong.extend(misplaced("udp", s.udp.is_some()));
-        wrong.extend(misplaced("tcp", s.tcp.is_some()));
-        wrong.extend(misplaced("allowed_senders", !s.allowed_senders.is_empty()));
-        wrong.extend(misplaced("max_message_bytes", s.max_message_bytes.is_some()));
+        wrong.extend(misplaced("syslog", s.syslog.is_some()));
     }
     for w in wrong {
         cx.err("K013", at, w);

@@ -129,11 +129,6 @@ pub struct Pending {
     pub lines: u64,
 }
 
-impl Pending {
-    pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.decisions.is_empty() && self.lines == 0
-    }
-}
 
 /// All sources' detection.
 pub struct Engine {

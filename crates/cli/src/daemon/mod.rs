@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::{Context, Result};
-use stadtwache_core::{Diagnostic, Duration, Timestamp};
+use stadtwache_core::{Diagnostic, Duration};
 use stadtwache_store::{Batch, SqliteOptions, SqliteStore, Store, Synchronous};
 
 use config::Config;
@@ -225,7 +225,7 @@ pub fn run(req: RunRequest) -> Result<ExitCode> {
         cfg.sources.len(),
         cfg.daemon.data_dir.display(),
         if cfg.nftables.enabled { "on" } else { "dry-run" },
-        if cfg.api.enabled { cfg.api.listen.as_str() } else { "off" }
+        if cfg.api.enabled { cfg.api.api.listen.to_string() } else { "off".into() }
     );
     let mut committer = Committer { retry: None, failures: 0, last_error: None, commits: 0 };
     let mut last_commit = Instant::now();
@@ -344,9 +344,4 @@ fn reload(
             None
         }
     }
-}
-
-/// Now, for the stage thread and status.
-pub fn now() -> Timestamp {
-    wall_clock()
 }
