@@ -170,8 +170,10 @@ impl NftEnforcer {
 
     /// Runs the configured command with `args`, `stdin` as its input,
     /// enforcing the time limit and the output caps.
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<RunOutput, EnforceError> {
+    fn run(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Result<RunOutput, EnforceError> {
         let cmd = &self.config.command;
+        let spawn_err =
+            |e: std::io::Error| EnforceError::Spawn { command: self.command_text(), message: e.to_string() };
         let mut child = Command::new(&cmd[0])
             .args(&cmd[1..])
             .args(args)
@@ -179,47 +181,57 @@ impl NftEnforcer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| EnforceError::Spawn { command: self.command_text(), message: e.to_string() })?;
-        let child_stdin = child.stdin.take();
-        let mut child_stdout = child.stdout.take();
-        let mut child_stderr = child.stderr.take();
-        let max_out = self.config.max_output_bytes;
+            .map_err(spawn_err)?;
         let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
+        let timeout = || EnforceError::Timeout { command: self.command_text(), timeout_ms: self.config.timeout_ms };
 
-        let (status, stdout, stderr, timed_out) = std::thread::scope(|scope| {
-            if let (Some(mut w), Some(data)) = (child_stdin, stdin) {
-                // A write error means nft exited early; its status tells why.
-                scope.spawn(move || {
-                    let _ = w.write_all(data);
-                });
-            }
-            let out = scope.spawn(move || read_capped(child_stdout.as_mut(), max_out));
-            let err = scope.spawn(move || read_capped(child_stderr.as_mut(), STDERR_CAP));
-            let mut timed_out = false;
-            let mut nap = Duration::from_micros(200);
-            let status = loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Ok(status),
-                    Ok(None) if Instant::now() >= deadline => {
-                        timed_out = true;
-                        let _ = child.kill();
-                        break child.wait();
-                    }
-                    Ok(None) => {
-                        std::thread::sleep(nap);
-                        nap = (nap * 2).min(Duration::from_millis(10));
-                    }
-                    Err(e) => break Err(e),
+        // Plain threads, not scoped ones: a process that nft leaves behind
+        // holding the pipes (or a wrapper's child) must not block us past the
+        // deadline; such threads end when the pipes close.
+        if let (Some(mut w), Some(data)) = (child.stdin.take(), stdin) {
+            // A write error means nft exited early; its status tells why.
+            std::thread::spawn(move || {
+                let _ = w.write_all(&data);
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let max_out = self.config.max_output_bytes;
+        for (is_out, pipe) in [
+            (true, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (false, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let cap = if is_out { max_out } else { STDERR_CAP };
+                let _ = tx.send((is_out, read_capped(pipe, cap)));
+            });
+        }
+        drop(tx);
+
+        let mut nap = Duration::from_micros(200);
+        let status = loop {
+            match child.try_wait().map_err(spawn_err)? {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(timeout());
                 }
-            };
-            let stdout = out.join().unwrap_or((Vec::new(), false));
-            let stderr = err.join().unwrap_or((Vec::new(), false));
-            (status, stdout, stderr, timed_out)
-        });
-        let status =
-            status.map_err(|e| EnforceError::Spawn { command: self.command_text(), message: e.to_string() })?;
-        if timed_out {
-            return Err(EnforceError::Timeout { command: self.command_text(), timeout_ms: self.config.timeout_ms });
+                None => {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(10));
+                }
+            }
+        };
+        let (mut stdout, mut stderr) = ((Vec::new(), false), (Vec::new(), false));
+        for _ in 0..2 {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok((true, r)) => stdout = r,
+                Ok((false, r)) => stderr = r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(timeout()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
         if !status.success() {
             let text = String::from_utf8_lossy(&stderr.0);
@@ -232,9 +244,9 @@ impl NftEnforcer {
     }
 
     /// Runs `script` as one transaction, updating the health counters.
-    fn transact(&mut self, script: &str) -> Result<(), EnforceError> {
+    fn transact(&mut self, script: String) -> Result<(), EnforceError> {
         self.health.transactions += 1;
-        match self.run(&["-f", "-"], Some(script.as_bytes())) {
+        match self.run(&["-f", "-"], Some(script.into_bytes())) {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.health.failures += 1;
@@ -340,7 +352,7 @@ impl NftEnforcer {
         }
         stats.transactions += 1;
         let script = self.ops_script(ops);
-        match self.transact(&script) {
+        match self.transact(script) {
             Ok(()) => {
                 for op in ops {
                     match op {
@@ -413,8 +425,8 @@ impl NftEnforcer {
 }
 
 /// Reads all of `r`, keeping at most `cap` bytes; `true` when more came.
-fn read_capped<R: Read>(r: Option<&mut R>, cap: usize) -> (Vec<u8>, bool) {
-    let Some(r) = r else { return (Vec::new(), false) };
+fn read_capped(r: Option<Box<dyn Read + Send>>, cap: usize) -> (Vec<u8>, bool) {
+    let Some(mut r) = r else { return (Vec::new(), false) };
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut over = false;
@@ -602,7 +614,7 @@ impl Enforcer for NftEnforcer {
 
     fn ensure(&mut self) -> Result<(), EnforceError> {
         let script = self.ensure_script();
-        self.transact(&script)
+        self.transact(script)
     }
 
     fn apply(&mut self, add: &[Ban], remove: &[Target]) -> Result<ApplyStats, EnforceError> {
@@ -687,7 +699,7 @@ impl Enforcer for NftEnforcer {
         let t = &self.config.table;
         // `add` first, so that a missing table is no error (1.0.6 has no `destroy`).
         let script = format!("add table inet {t}\ndelete table inet {t}\n");
-        self.transact(&script)
+        self.transact(script)
     }
 
     fn health(&self) -> Health {

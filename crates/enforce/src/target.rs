@@ -135,6 +135,18 @@ impl From<IpAddr> for Target {
     }
 }
 
+impl From<Ipv4Addr> for Target {
+    fn from(addr: Ipv4Addr) -> Self {
+        Target::addr(IpAddr::V4(addr))
+    }
+}
+
+impl From<Ipv6Addr> for Target {
+    fn from(addr: Ipv6Addr) -> Self {
+        Target::addr(IpAddr::V6(addr))
+    }
+}
+
 impl serde::Serialize for Target {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
