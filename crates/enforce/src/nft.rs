@@ -1,6 +1,6 @@
 //! [`NftEnforcer`]: bans as elements of nftables sets, one `nft -f -` transaction per call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -145,6 +145,12 @@ fn write_target(s: &mut String, t: &Target) {
 pub struct NftEnforcer {
     config: NftConfig,
     health: Health,
+    /// Targets our successful transactions left in their set (expired ones
+    /// included). A ban of a target not in here is written as a plain `add`
+    /// (a third of the work of add/delete/add); if it was there after all
+    /// (added by someone else, or before a restart without reconcile), it
+    /// keeps its old timeout until the next `reconcile` retimes it.
+    written: HashSet<Target>,
 }
 
 /// Result of one nft run.
@@ -156,7 +162,7 @@ impl NftEnforcer {
     /// An enforcer with `config` (validated). Runs nothing yet.
     pub fn new(config: NftConfig) -> Result<Self, EnforceError> {
         config.validate()?;
-        Ok(Self { config, health: Health::default() })
+        Ok(Self { config, health: Health::default(), written: HashSet::new() })
     }
 
     /// The configuration.
@@ -355,9 +361,17 @@ impl NftEnforcer {
         match self.transact(script) {
             Ok(()) => {
                 for op in ops {
-                    match op {
-                        Op::Add { .. } => stats.added += 1,
-                        Op::Remove { .. } => stats.removed += 1,
+                    match *op {
+                        Op::Add { target, .. } => {
+                            stats.added += 1;
+                            self.written.insert(target);
+                        }
+                        Op::Remove { set, target } => {
+                            stats.removed += 1;
+                            if set == SetKind::of(&target) {
+                                self.written.remove(&target);
+                            }
+                        }
                     }
                 }
                 self.health.elements_added += ops.iter().filter(|o| matches!(o, Op::Add { .. })).count() as u64;
@@ -619,8 +633,8 @@ impl Enforcer for NftEnforcer {
 
     fn apply(&mut self, add: &[Ban], remove: &[Target]) -> Result<ApplyStats, EnforceError> {
         let (bans, skipped) = merge_bans(add);
-        let banned: std::collections::HashSet<Target> = bans.iter().map(|b| b.0).collect();
-        let mut seen = std::collections::HashSet::with_capacity(remove.len());
+        let banned: HashSet<Target> = bans.iter().map(|b| b.0).collect();
+        let mut seen = HashSet::with_capacity(remove.len());
         let mut ops: Vec<Op> = Vec::with_capacity(bans.len() + remove.len());
         for t in remove {
             if !banned.contains(t) && seen.insert(*t) {
@@ -628,7 +642,8 @@ impl Enforcer for NftEnforcer {
             }
         }
         for (target, timeout) in bans {
-            ops.push(Op::Add { set: SetKind::of(&target), target, timeout, fresh: false });
+            let fresh = !self.written.contains(&target);
+            ops.push(Op::Add { set: SetKind::of(&target), target, timeout, fresh });
         }
         let mut stats = ApplyStats { skipped_expired: skipped, ..ApplyStats::default() };
         self.run_ops_repairing(&ops, &mut stats)?;
@@ -688,6 +703,10 @@ impl Enforcer for NftEnforcer {
         let mut stats = ApplyStats::default();
         self.run_ops_repairing(&ops, &mut stats)?;
         drift.total = want.len() - stats.rejected.iter().filter(|(t, _)| want.contains_key(t)).count();
+        self.written = want.into_keys().collect();
+        for (t, _) in &stats.rejected {
+            self.written.remove(t);
+        }
         drift.rejected = stats.rejected;
         self.health.drift_missing += drift.missing as u64;
         self.health.drift_extra += drift.extra as u64;
@@ -699,6 +718,7 @@ impl Enforcer for NftEnforcer {
         let t = &self.config.table;
         // `add` first, so that a missing table is no error (1.0.6 has no `destroy`).
         let script = format!("add table inet {t}\ndelete table inet {t}\n");
+        self.written.clear();
         self.transact(script)
     }
 

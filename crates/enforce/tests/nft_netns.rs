@@ -235,3 +235,23 @@ fn remove_all_removes_our_table_only() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_ban_of_an_element_added_by_someone_else_is_retimed_by_reconcile() {
+    let Some(ns) = netns_or_skip() else { return };
+    let mut e = NftEnforcer::new(ns.config()).unwrap();
+    e.ensure().unwrap();
+    ns.nft(&["add", "element", "inet", "stadtwache", "v4", "{ 192.0.2.1 timeout 10s }"]);
+    let ban = Ban::new(t("192.0.2.1"), secs(3600));
+    e.apply(&[ban], &[]).unwrap();
+    // A plain `add` (the enforcer did not know the element); on kernels that
+    // do not update timeouts on re-add, the element still has ~10 s.
+    let d = e.reconcile(&[ban]).unwrap();
+    let remaining = e.list().unwrap()[0].1.unwrap();
+    assert!(remaining > secs(3500), "{remaining:?}");
+    assert_eq!((d.missing, d.extra), (0, 0));
+    assert!(d.retimed <= 1);
+    // Now it is known: the next ban resets the timeout through add/delete/add.
+    e.apply(&[Ban::new(t("192.0.2.1"), secs(20))], &[]).unwrap();
+    assert!(e.list().unwrap()[0].1.unwrap() <= secs(20));
+}
