@@ -133,6 +133,19 @@ fn a_repeated_ban_resets_the_timeout_both_ways() {
     assert_eq!(remaining(&mut e), None);
     e.apply(&[Ban::new(a, secs(30))], &[]).unwrap();
     assert!(remaining(&mut e).unwrap() <= secs(30));
+
+    // The same in an interval set, next to adjacent prefixes (no merging).
+    let p = t("198.51.100.0/24");
+    let near = [Ban::new(t("198.51.99.0/24"), secs(600)), Ban::new(t("198.51.101.0/24"), secs(600))];
+    e.apply(&near, &[]).unwrap();
+    let rem_p = |e: &mut NftEnforcer| e.list().unwrap().into_iter().find(|(x, _)| *x == p).unwrap().1;
+    e.apply(&[Ban::new(p, secs(600))], &[]).unwrap();
+    e.apply(&[Ban::new(p, secs(60))], &[]).unwrap();
+    assert!(rem_p(&mut e).unwrap() <= secs(60));
+    e.apply(&[Ban::permanent(p)], &[]).unwrap();
+    assert_eq!(rem_p(&mut e), None);
+    e.apply(&[], &[p]).unwrap();
+    assert_eq!(listed(&mut e), ["192.0.2.1", "198.51.101.0/24", "198.51.99.0/24"]);
 }
 
 #[test]
