@@ -56,6 +56,12 @@
 //!   split in halves and retried (bounded number of extra transactions), and
 //!   the elements that fail alone are reported in [`ApplyStats::rejected`].
 //!   A removal that fails alone because of an overlap was not in the set.
+//! - **Layout changes**: `ensure` resets our chains in one transaction
+//!   (create-if-missing, flush, delete, re-create), so a new priority or hook
+//!   set takes effect with no moment without the drop rules. A set of ours
+//!   with another type or flags cannot be altered: nft says "File exists",
+//!   and `ensure` then replaces the whole table atomically; `reconcile`
+//!   restores the elements.
 //! - **Missing table repaired**: when nft says a set does not exist (someone
 //!   deleted our table), `apply` runs [`Enforcer::ensure`] once and retries.
 //! - **Untrusted output**: nft's stdout is capped ([`NftConfig::max_output_bytes`]),

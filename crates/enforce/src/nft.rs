@@ -479,9 +479,7 @@ fn overlap(e: &EnforceError) -> bool {
 /// nft refused the batch because of (some of) its elements, not because
 /// of the table or the command.
 fn element_level(e: &EnforceError) -> bool {
-    overlap(e)
-        || matches!(e, EnforceError::Nft { stderr, .. }
-            if stderr.contains("value too large") || stderr.contains("File exists") || stderr.contains("element does not exist"))
+    overlap(e) || matches!(e, EnforceError::Nft { stderr, .. } if stderr.contains("value too large"))
 }
 
 /// nft says the table or a set does not exist.
@@ -627,8 +625,19 @@ impl Enforcer for NftEnforcer {
     }
 
     fn ensure(&mut self) -> Result<(), EnforceError> {
-        let script = self.ensure_script();
-        self.transact(script)
+        match self.transact(self.ensure_script()) {
+            // A set of ours with another type or flags (an older layout, or
+            // made by hand) cannot be changed in place: replace the whole
+            // table in one transaction. Its elements are gone until the next
+            // `reconcile` restores them.
+            Err(EnforceError::Nft { stderr, .. }) if stderr.contains("File exists") => {
+                let t = &self.config.table;
+                let script = format!("add table inet {t}\ndelete table inet {t}\n{}", self.ensure_script());
+                self.written.clear();
+                self.transact(script)
+            }
+            other => other,
+        }
     }
 
     fn apply(&mut self, add: &[Ban], remove: &[Target]) -> Result<ApplyStats, EnforceError> {

@@ -268,3 +268,20 @@ fn a_ban_of_an_element_added_by_someone_else_is_retimed_by_reconcile() {
     e.apply(&[Ban::new(t("192.0.2.1"), secs(20))], &[]).unwrap();
     assert!(e.list().unwrap()[0].1.unwrap() <= secs(20));
 }
+
+#[test]
+fn ensure_replaces_a_set_of_another_layout() {
+    let Some(ns) = netns_or_skip() else { return };
+    ns.nft(&["add", "table", "inet", "stadtwache"]);
+    ns.nft(&["add", "set", "inet", "stadtwache", "v4", "{ type ipv4_addr; flags interval; }"]);
+    ns.nft(&["add", "element", "inet", "stadtwache", "v4", "{ 192.0.2.0/24 }"]);
+    let mut e = NftEnforcer::new(ns.config()).unwrap();
+    e.ensure().unwrap();
+    let v4 = ns.nft(&["list", "set", "inet", "stadtwache", "v4"]);
+    assert!(v4.contains("flags timeout") && !v4.contains("interval"), "{v4}");
+    let h = e.health();
+    assert_eq!((h.transactions, h.failures), (2, 1));
+    // reconcile puts the bans back
+    let d = e.reconcile(&[Ban::new(t("192.0.2.0/24"), secs(60))]).unwrap();
+    assert_eq!((d.missing, d.total), (1, 1));
+}
