@@ -44,13 +44,24 @@
 //!   `delete element …{x}`, and a ban `add {x}`, `delete {x}`, `add {x timeout
 //!   T}`: the ban's timeout is set exactly whether `x` was there or not (an
 //!   `add` of an existing element does not reset its timeout on older kernels).
-//!   Elements known to be absent (reconcile's missing ones) get a plain `add`.
+//!   That triples the work, so it is only done for targets that this enforcer
+//!   has written (or found in `reconcile`) and not removed since; any other ban
+//!   gets a plain `add` (see BENCHMARKS: 100,000 new bans take about a third of
+//!   the time). Should such a target be in the kernel after all (someone else
+//!   added it), it keeps its old timeout until the next `reconcile`, which
+//!   retimes it and counts it in [`Drift::retimed`].
 //! - **One bad element does not lose the others.** [`Target`] cannot hold an
 //!   invalid address, but a prefix can still conflict with one in the kernel.
 //!   When nft rejects a transaction for an element-level reason, the batch is
 //!   split in halves and retried (bounded number of extra transactions), and
 //!   the elements that fail alone are reported in [`ApplyStats::rejected`].
 //!   A removal that fails alone because of an overlap was not in the set.
+//! - **Layout changes**: `ensure` resets our chains in one transaction
+//!   (create-if-missing, flush, delete, re-create), so a new priority or hook
+//!   set takes effect with no moment without the drop rules. A set of ours
+//!   with another type or flags cannot be altered: nft says "File exists",
+//!   and `ensure` then replaces the whole table atomically; `reconcile`
+//!   restores the elements.
 //! - **Missing table repaired**: when nft says a set does not exist (someone
 //!   deleted our table), `apply` runs [`Enforcer::ensure`] once and retries.
 //! - **Untrusted output**: nft's stdout is capped ([`NftConfig::max_output_bytes`]),
@@ -198,8 +209,10 @@ pub trait Enforcer: Send {
     fn ensure(&mut self) -> Result<(), EnforceError>;
 
     /// Remove `remove`, then add `add`, in one transaction. Adding an
-    /// existing ban resets its remaining time; removing an absent target is
-    /// no error. A target in both lists ends up banned.
+    /// existing ban resets its remaining time (see the crate docs for the one
+    /// exception that `reconcile` repairs); removing an absent target is no
+    /// error. A target in both lists ends up banned. Call `reconcile` once at
+    /// start before the first `apply`.
     fn apply(&mut self, add: &[Ban], remove: &[Target]) -> Result<ApplyStats, EnforceError>;
 
     /// The banned targets in the kernel with their remaining time (`None` = permanent).

@@ -1,6 +1,6 @@
 //! [`NftEnforcer`]: bans as elements of nftables sets, one `nft -f -` transaction per call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -145,6 +145,12 @@ fn write_target(s: &mut String, t: &Target) {
 pub struct NftEnforcer {
     config: NftConfig,
     health: Health,
+    /// Targets our successful transactions left in their set (expired ones
+    /// included). A ban of a target not in here is written as a plain `add`
+    /// (a third of the work of add/delete/add); if it was there after all
+    /// (added by someone else, or before a restart without reconcile), it
+    /// keeps its old timeout until the next `reconcile` retimes it.
+    written: HashSet<Target>,
 }
 
 /// Result of one nft run.
@@ -156,7 +162,7 @@ impl NftEnforcer {
     /// An enforcer with `config` (validated). Runs nothing yet.
     pub fn new(config: NftConfig) -> Result<Self, EnforceError> {
         config.validate()?;
-        Ok(Self { config, health: Health::default() })
+        Ok(Self { config, health: Health::default(), written: HashSet::new() })
     }
 
     /// The configuration.
@@ -170,8 +176,10 @@ impl NftEnforcer {
 
     /// Runs the configured command with `args`, `stdin` as its input,
     /// enforcing the time limit and the output caps.
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<RunOutput, EnforceError> {
+    fn run(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Result<RunOutput, EnforceError> {
         let cmd = &self.config.command;
+        let spawn_err =
+            |e: std::io::Error| EnforceError::Spawn { command: self.command_text(), message: e.to_string() };
         let mut child = Command::new(&cmd[0])
             .args(&cmd[1..])
             .args(args)
@@ -179,47 +187,57 @@ impl NftEnforcer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| EnforceError::Spawn { command: self.command_text(), message: e.to_string() })?;
-        let child_stdin = child.stdin.take();
-        let mut child_stdout = child.stdout.take();
-        let mut child_stderr = child.stderr.take();
-        let max_out = self.config.max_output_bytes;
+            .map_err(spawn_err)?;
         let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
+        let timeout = || EnforceError::Timeout { command: self.command_text(), timeout_ms: self.config.timeout_ms };
 
-        let (status, stdout, stderr, timed_out) = std::thread::scope(|scope| {
-            if let (Some(mut w), Some(data)) = (child_stdin, stdin) {
-                // A write error means nft exited early; its status tells why.
-                scope.spawn(move || {
-                    let _ = w.write_all(data);
-                });
-            }
-            let out = scope.spawn(move || read_capped(child_stdout.as_mut(), max_out));
-            let err = scope.spawn(move || read_capped(child_stderr.as_mut(), STDERR_CAP));
-            let mut timed_out = false;
-            let mut nap = Duration::from_micros(200);
-            let status = loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Ok(status),
-                    Ok(None) if Instant::now() >= deadline => {
-                        timed_out = true;
-                        let _ = child.kill();
-                        break child.wait();
-                    }
-                    Ok(None) => {
-                        std::thread::sleep(nap);
-                        nap = (nap * 2).min(Duration::from_millis(10));
-                    }
-                    Err(e) => break Err(e),
+        // Plain threads, not scoped ones: a process that nft leaves behind
+        // holding the pipes (or a wrapper's child) must not block us past the
+        // deadline; such threads end when the pipes close.
+        if let (Some(mut w), Some(data)) = (child.stdin.take(), stdin) {
+            // A write error means nft exited early; its status tells why.
+            std::thread::spawn(move || {
+                let _ = w.write_all(&data);
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let max_out = self.config.max_output_bytes;
+        for (is_out, pipe) in [
+            (true, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (false, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let cap = if is_out { max_out } else { STDERR_CAP };
+                let _ = tx.send((is_out, read_capped(pipe, cap)));
+            });
+        }
+        drop(tx);
+
+        let mut nap = Duration::from_micros(200);
+        let status = loop {
+            match child.try_wait().map_err(spawn_err)? {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(timeout());
                 }
-            };
-            let stdout = out.join().unwrap_or((Vec::new(), false));
-            let stderr = err.join().unwrap_or((Vec::new(), false));
-            (status, stdout, stderr, timed_out)
-        });
-        let status =
-            status.map_err(|e| EnforceError::Spawn { command: self.command_text(), message: e.to_string() })?;
-        if timed_out {
-            return Err(EnforceError::Timeout { command: self.command_text(), timeout_ms: self.config.timeout_ms });
+                None => {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(10));
+                }
+            }
+        };
+        let (mut stdout, mut stderr) = ((Vec::new(), false), (Vec::new(), false));
+        for _ in 0..2 {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok((true, r)) => stdout = r,
+                Ok((false, r)) => stderr = r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(timeout()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
         if !status.success() {
             let text = String::from_utf8_lossy(&stderr.0);
@@ -232,9 +250,9 @@ impl NftEnforcer {
     }
 
     /// Runs `script` as one transaction, updating the health counters.
-    fn transact(&mut self, script: &str) -> Result<(), EnforceError> {
+    fn transact(&mut self, script: String) -> Result<(), EnforceError> {
         self.health.transactions += 1;
-        match self.run(&["-f", "-"], Some(script.as_bytes())) {
+        match self.run(&["-f", "-"], Some(script.into_bytes())) {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.health.failures += 1;
@@ -340,12 +358,20 @@ impl NftEnforcer {
         }
         stats.transactions += 1;
         let script = self.ops_script(ops);
-        match self.transact(&script) {
+        match self.transact(script) {
             Ok(()) => {
                 for op in ops {
-                    match op {
-                        Op::Add { .. } => stats.added += 1,
-                        Op::Remove { .. } => stats.removed += 1,
+                    match *op {
+                        Op::Add { target, .. } => {
+                            stats.added += 1;
+                            self.written.insert(target);
+                        }
+                        Op::Remove { set, target } => {
+                            stats.removed += 1;
+                            if set == SetKind::of(&target) {
+                                self.written.remove(&target);
+                            }
+                        }
                     }
                 }
                 self.health.elements_added += ops.iter().filter(|o| matches!(o, Op::Add { .. })).count() as u64;
@@ -413,8 +439,8 @@ impl NftEnforcer {
 }
 
 /// Reads all of `r`, keeping at most `cap` bytes; `true` when more came.
-fn read_capped<R: Read>(r: Option<&mut R>, cap: usize) -> (Vec<u8>, bool) {
-    let Some(r) = r else { return (Vec::new(), false) };
+fn read_capped(r: Option<Box<dyn Read + Send>>, cap: usize) -> (Vec<u8>, bool) {
+    let Some(mut r) = r else { return (Vec::new(), false) };
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut over = false;
@@ -453,9 +479,7 @@ fn overlap(e: &EnforceError) -> bool {
 /// nft refused the batch because of (some of) its elements, not because
 /// of the table or the command.
 fn element_level(e: &EnforceError) -> bool {
-    overlap(e)
-        || matches!(e, EnforceError::Nft { stderr, .. }
-            if stderr.contains("value too large") || stderr.contains("File exists") || stderr.contains("element does not exist"))
+    overlap(e) || matches!(e, EnforceError::Nft { stderr, .. } if stderr.contains("value too large"))
 }
 
 /// nft says the table or a set does not exist.
@@ -601,14 +625,25 @@ impl Enforcer for NftEnforcer {
     }
 
     fn ensure(&mut self) -> Result<(), EnforceError> {
-        let script = self.ensure_script();
-        self.transact(&script)
+        match self.transact(self.ensure_script()) {
+            // A set of ours with another type or flags (an older layout, or
+            // made by hand) cannot be changed in place: replace the whole
+            // table in one transaction. Its elements are gone until the next
+            // `reconcile` restores them.
+            Err(EnforceError::Nft { stderr, .. }) if stderr.contains("File exists") => {
+                let t = &self.config.table;
+                let script = format!("add table inet {t}\ndelete table inet {t}\n{}", self.ensure_script());
+                self.written.clear();
+                self.transact(script)
+            }
+            other => other,
+        }
     }
 
     fn apply(&mut self, add: &[Ban], remove: &[Target]) -> Result<ApplyStats, EnforceError> {
         let (bans, skipped) = merge_bans(add);
-        let banned: std::collections::HashSet<Target> = bans.iter().map(|b| b.0).collect();
-        let mut seen = std::collections::HashSet::with_capacity(remove.len());
+        let banned: HashSet<Target> = bans.iter().map(|b| b.0).collect();
+        let mut seen = HashSet::with_capacity(remove.len());
         let mut ops: Vec<Op> = Vec::with_capacity(bans.len() + remove.len());
         for t in remove {
             if !banned.contains(t) && seen.insert(*t) {
@@ -616,7 +651,8 @@ impl Enforcer for NftEnforcer {
             }
         }
         for (target, timeout) in bans {
-            ops.push(Op::Add { set: SetKind::of(&target), target, timeout, fresh: false });
+            let fresh = !self.written.contains(&target);
+            ops.push(Op::Add { set: SetKind::of(&target), target, timeout, fresh });
         }
         let mut stats = ApplyStats { skipped_expired: skipped, ..ApplyStats::default() };
         self.run_ops_repairing(&ops, &mut stats)?;
@@ -676,6 +712,10 @@ impl Enforcer for NftEnforcer {
         let mut stats = ApplyStats::default();
         self.run_ops_repairing(&ops, &mut stats)?;
         drift.total = want.len() - stats.rejected.iter().filter(|(t, _)| want.contains_key(t)).count();
+        self.written = want.into_keys().collect();
+        for (t, _) in &stats.rejected {
+            self.written.remove(t);
+        }
         drift.rejected = stats.rejected;
         self.health.drift_missing += drift.missing as u64;
         self.health.drift_extra += drift.extra as u64;
@@ -687,7 +727,8 @@ impl Enforcer for NftEnforcer {
         let t = &self.config.table;
         // `add` first, so that a missing table is no error (1.0.6 has no `destroy`).
         let script = format!("add table inet {t}\ndelete table inet {t}\n");
-        self.transact(&script)
+        self.written.clear();
+        self.transact(script)
     }
 
     fn health(&self) -> Health {

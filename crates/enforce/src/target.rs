@@ -135,6 +135,18 @@ impl From<IpAddr> for Target {
     }
 }
 
+impl From<Ipv4Addr> for Target {
+    fn from(addr: Ipv4Addr) -> Self {
+        Target::addr(IpAddr::V4(addr))
+    }
+}
+
+impl From<Ipv6Addr> for Target {
+    fn from(addr: Ipv6Addr) -> Self {
+        Target::addr(IpAddr::V6(addr))
+    }
+}
+
 impl serde::Serialize for Target {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -168,6 +180,20 @@ impl Ban {
     /// A permanent ban of `target`.
     pub fn permanent(target: Target) -> Self {
         Self { target, expires: None }
+    }
+
+    /// The ban of a stored decision that ends at `until` (microseconds since
+    /// the Unix epoch, like `stadtwache_core::Timestamp`; `None` = permanent),
+    /// seen at `now`. `None` when it is already over.
+    pub fn until_unix_micros(target: Target, until: Option<i64>, now: i64) -> Option<Self> {
+        match until {
+            None => Some(Self::permanent(target)),
+            Some(end) if end > now => {
+                let micros = u64::try_from(i128::from(end) - i128::from(now)).unwrap_or(u64::MAX);
+                Some(Self::new(target, Duration::from_micros(micros)))
+            }
+            Some(_) => None,
+        }
     }
 }
 
@@ -207,6 +233,19 @@ mod tests {
         assert!(t("10.0.0.0/8").contains("::ffff:10.0.0.1".parse().unwrap()));
         assert!(!t("2001:db8::/32").contains("10.0.0.1".parse().unwrap()));
         assert!(t("1.2.3.4").contains("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn ban_from_a_deadline() {
+        let a = t("1.2.3.4");
+        assert_eq!(Ban::until_unix_micros(a, None, 5), Some(Ban::permanent(a)));
+        assert_eq!(Ban::until_unix_micros(a, Some(5_000_000), 2_000_000), Some(Ban::new(a, Duration::from_secs(3))));
+        assert_eq!(Ban::until_unix_micros(a, Some(5), 5), None);
+        assert_eq!(Ban::until_unix_micros(a, Some(i64::MIN), i64::MAX), None);
+        assert_eq!(
+            Ban::until_unix_micros(a, Some(i64::MAX), i64::MIN),
+            Some(Ban::new(a, Duration::from_micros(u64::MAX)))
+        );
     }
 
     #[test]

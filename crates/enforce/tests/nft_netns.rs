@@ -133,6 +133,19 @@ fn a_repeated_ban_resets_the_timeout_both_ways() {
     assert_eq!(remaining(&mut e), None);
     e.apply(&[Ban::new(a, secs(30))], &[]).unwrap();
     assert!(remaining(&mut e).unwrap() <= secs(30));
+
+    // The same in an interval set, next to adjacent prefixes (no merging).
+    let p = t("198.51.100.0/24");
+    let near = [Ban::new(t("198.51.99.0/24"), secs(600)), Ban::new(t("198.51.101.0/24"), secs(600))];
+    e.apply(&near, &[]).unwrap();
+    let rem_p = |e: &mut NftEnforcer| e.list().unwrap().into_iter().find(|(x, _)| *x == p).unwrap().1;
+    e.apply(&[Ban::new(p, secs(600))], &[]).unwrap();
+    e.apply(&[Ban::new(p, secs(60))], &[]).unwrap();
+    assert!(rem_p(&mut e).unwrap() <= secs(60));
+    e.apply(&[Ban::permanent(p)], &[]).unwrap();
+    assert_eq!(rem_p(&mut e), None);
+    e.apply(&[], &[p]).unwrap();
+    assert_eq!(listed(&mut e), ["192.0.2.1", "198.51.101.0/24", "198.51.99.0/24"]);
 }
 
 #[test]
@@ -234,4 +247,41 @@ fn remove_all_removes_our_table_only() {
         Err(EnforceError::Nft { stderr, .. }) => assert!(stderr.contains("No such file"), "{stderr}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_ban_of_an_element_added_by_someone_else_is_retimed_by_reconcile() {
+    let Some(ns) = netns_or_skip() else { return };
+    let mut e = NftEnforcer::new(ns.config()).unwrap();
+    e.ensure().unwrap();
+    ns.nft(&["add", "element", "inet", "stadtwache", "v4", "{ 192.0.2.1 timeout 10s }"]);
+    let ban = Ban::new(t("192.0.2.1"), secs(3600));
+    e.apply(&[ban], &[]).unwrap();
+    // A plain `add` (the enforcer did not know the element); on kernels that
+    // do not update timeouts on re-add, the element still has ~10 s.
+    let d = e.reconcile(&[ban]).unwrap();
+    let remaining = e.list().unwrap()[0].1.unwrap();
+    assert!(remaining > secs(3500), "{remaining:?}");
+    assert_eq!((d.missing, d.extra), (0, 0));
+    assert!(d.retimed <= 1);
+    // Now it is known: the next ban resets the timeout through add/delete/add.
+    e.apply(&[Ban::new(t("192.0.2.1"), secs(20))], &[]).unwrap();
+    assert!(e.list().unwrap()[0].1.unwrap() <= secs(20));
+}
+
+#[test]
+fn ensure_replaces_a_set_of_another_layout() {
+    let Some(ns) = netns_or_skip() else { return };
+    ns.nft(&["add", "table", "inet", "stadtwache"]);
+    ns.nft(&["add", "set", "inet", "stadtwache", "v4", "{ type ipv4_addr; flags interval; }"]);
+    ns.nft(&["add", "element", "inet", "stadtwache", "v4", "{ 192.0.2.0/24 }"]);
+    let mut e = NftEnforcer::new(ns.config()).unwrap();
+    e.ensure().unwrap();
+    let v4 = ns.nft(&["list", "set", "inet", "stadtwache", "v4"]);
+    assert!(v4.contains("flags timeout") && !v4.contains("interval"), "{v4}");
+    let h = e.health();
+    assert_eq!((h.transactions, h.failures), (2, 1));
+    // reconcile puts the bans back
+    let d = e.reconcile(&[Ban::new(t("192.0.2.0/24"), secs(60))]).unwrap();
+    assert_eq!((d.missing, d.total), (1, 1));
 }
