@@ -48,6 +48,8 @@ mod framer;
 mod parse;
 
 pub use framer::{Frame, Framer, FramerStats, Framing};
+/// The time zone type of [`TimeContext`] and [`SyslogMessage::to_line`].
+pub use jiff::tz::TimeZone;
 pub use parse::{Format, Malformed, SyslogMessage, TimeContext, Transport, parse};
 
 use std::collections::VecDeque;
@@ -60,7 +62,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use jiff::tz::TimeZone;
 use serde::Deserialize;
 use stadtwache_core::Timestamp;
 
