@@ -14,6 +14,7 @@
 //! Only an input that cannot be opened at all is an error to the caller.
 
 pub mod follow;
+pub mod journald;
 pub mod syslog;
 
 use std::borrow::Cow;
