@@ -15,6 +15,7 @@
 
 pub mod follow;
 pub mod journald;
+pub mod stdin;
 pub mod syslog;
 
 use std::borrow::Cow;
