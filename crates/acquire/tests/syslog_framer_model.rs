@@ -60,7 +60,7 @@ fn message() -> impl Strategy<Value = (Vec<u8>, How)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_frame_the_same_whatever_the_reads(
