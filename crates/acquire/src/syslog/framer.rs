@@ -15,6 +15,11 @@
 //! next delimiter otherwise. No state needs more than `max_message` bytes of
 //! memory, whatever the input.
 //!
+//! Known limit: a corrupt stream that happens to contain `DIGITS SP <` at
+//! the start of a frame is read as an octet-counted frame of that length (up
+//! to 999 999 999 bytes, discarded past the cap and counted): the frames in
+//! those bytes are lost, as with every RFC 6587 receiver.
+//!
 //! The framer is a byte-wise state machine: the frames do not depend on how
 //! the stream was cut into reads, and every input byte is accounted for:
 //! `bytes_in == Σ frame.data.len() + framing_bytes + discarded_bytes + pending()`.
