@@ -14,6 +14,8 @@
 //! Only an input that cannot be opened at all is an error to the caller.
 
 pub mod follow;
+pub mod journald;
+pub mod stdin;
 pub mod syslog;
 
 use std::borrow::Cow;

@@ -15,6 +15,11 @@
 //! next delimiter otherwise. No state needs more than `max_message` bytes of
 //! memory, whatever the input.
 //!
+//! Known limit: a corrupt stream that happens to contain `DIGITS SP <` at
+//! the start of a frame is read as an octet-counted frame of that length (up
+//! to 999 999 999 bytes, discarded past the cap and counted): the frames in
+//! those bytes are lost, as with every RFC 6587 receiver.
+//!
 //! The framer is a byte-wise state machine: the frames do not depend on how
 //! the stream was cut into reads, and every input byte is accounted for:
 //! `bytes_in == Σ frame.data.len() + framing_bytes + discarded_bytes + pending()`.
@@ -76,6 +81,9 @@ pub struct Framer {
     max_message: usize,
     state: State,
     buf: Vec<u8>,
+    /// A full line buffer was followed by a CR: discarded unless the next
+    /// byte is the LF (a CRLF after exactly `max_message` bytes is no cut).
+    held_cr: bool,
     stats: FramerStats,
 }
 
@@ -84,7 +92,13 @@ const MAX_COUNT_DIGITS: usize = 9;
 impl Framer {
     /// `max_message`: the cap on a frame's message bytes (at least 1).
     pub fn new(max_message: usize) -> Self {
-        Framer { max_message: max_message.max(1), state: State::Start, buf: Vec::new(), stats: FramerStats::default() }
+        Framer {
+            max_message: max_message.max(1),
+            state: State::Start,
+            buf: Vec::new(),
+            held_cr: false,
+            stats: FramerStats::default(),
+        }
     }
 
     pub fn stats(&self) -> FramerStats {
@@ -93,7 +107,7 @@ impl Framer {
 
     /// Bytes held for a frame not complete yet.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + usize::from(self.held_cr)
     }
 
     /// Feed bytes; complete frames are handed to `out` in order.
@@ -208,8 +222,14 @@ impl Framer {
     fn line_byte(&mut self, b: u8) {
         let State::Line { seen } = &mut self.state else { unreachable!("line_byte outside a line") };
         *seen += 1;
+        if self.held_cr {
+            self.held_cr = false;
+            self.stats.discarded_bytes += 1;
+        }
         if self.buf.len() < self.max_message {
             self.buf.push(b);
+        } else if b == b'\r' && *seen == self.max_message as u64 + 1 {
+            self.held_cr = true;
         } else {
             self.stats.discarded_bytes += 1;
         }
@@ -217,8 +237,12 @@ impl Framer {
 
     fn end_line(&mut self, framing: Framing, out: &mut impl FnMut(Frame)) {
         let State::Line { mut seen } = self.state else { unreachable!("end_line outside a line") };
-        // CRLF: the CR is part of the delimiter (unless it was cut off).
-        if seen as usize == self.buf.len() && self.buf.last() == Some(&b'\r') {
+        // CRLF: the CR is part of the delimiter.
+        if self.held_cr {
+            self.held_cr = false;
+            seen -= 1;
+            self.stats.framing_bytes += 1;
+        } else if seen as usize == self.buf.len() && self.buf.last() == Some(&b'\r') {
             self.buf.pop();
             seen -= 1;
             self.stats.framing_bytes += 1;

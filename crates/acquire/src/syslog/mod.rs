@@ -32,6 +32,10 @@
 //! | consumer queue full | UDP: dropped, `dropped_queue_full`; TCP: waits |
 //! | a TCP connection idle for `idle_timeout_secs` | closed, `connections_idle_closed` (a partial frame it held is delivered flagged `Incomplete`) |
 //!
+//! A 3164 message whose text starts with `1 ` right after the `<PRI>` is
+//! taken for RFC 5424 (as rsyslog does) and is likely flagged malformed; its
+//! text is kept.
+//!
 //! For each transport, `received == delivered + dropped_not_allowed +
 //! dropped_oversize + dropped_queue_full + dropped_shutdown + empty`.
 //!
@@ -48,6 +52,8 @@ mod framer;
 mod parse;
 
 pub use framer::{Frame, Framer, FramerStats, Framing};
+/// The time zone type of [`TimeContext`] and [`SyslogMessage::to_line`].
+pub use jiff::tz::TimeZone;
 pub use parse::{Format, Malformed, SyslogMessage, TimeContext, Transport, parse};
 
 use std::collections::VecDeque;
@@ -60,7 +66,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use jiff::tz::TimeZone;
 use serde::Deserialize;
 use stadtwache_core::Timestamp;
 

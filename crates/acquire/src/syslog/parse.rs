@@ -158,23 +158,26 @@ impl SyslogMessage {
     }
 
     fn push_journal_style(&self, line: &mut String) {
-        line.push_str(&self.host());
+        push_one_line(line, &self.host());
         line.push(' ');
         if let Some(app) = &self.app_name {
-            line.push_str(app);
+            push_one_line(line, app);
             if let Some(pid) = &self.proc_id {
                 line.push('[');
-                line.push_str(pid);
+                push_one_line(line, pid);
                 line.push(']');
             }
             line.push_str(": ");
         }
-        // A line is one line: embedded newlines (multi-line messages) would
-        // make the next filter line start in the middle of this message.
-        for c in self.message.chars() {
-            line.push(if c == '\n' || c == '\r' { ' ' } else { c });
-        }
+        push_one_line(line, &self.message);
     }
+}
+
+/// A line is one line: embedded CR and LF (multi-line messages, or header
+/// fields of a malformed message) would make the next filter line start in
+/// the middle of this one. They become spaces.
+fn push_one_line(line: &mut String, s: &str) {
+    line.extend(s.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
 }
 
 fn to_civil(t: Timestamp, tz: &TimeZone) -> DateTime {
@@ -783,5 +786,9 @@ mod tests {
         let m = p("<13>Nov 27 10:01:02 h x: a\nb");
         assert_eq!(m.message, "a\nb");
         assert_eq!(m.to_line(&TimeZone::UTC), "Nov 27 10:01:02 h x: a b");
+        // Found by fuzzing: CR/LF inside 5424 header fields of a datagram.
+        let m = p("<14>1 x TLS Error\r\n\0<189>a b c");
+        assert_eq!(m.app_name.as_deref(), Some("Error\r\n\0<189>a"));
+        assert_eq!(m.journal_style_line(), "TLS Error  \0<189>a[b]: c");
     }
 }
