@@ -73,6 +73,7 @@
 
 mod allowlist;
 mod increment;
+mod restore;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -86,6 +87,7 @@ use stadtwache_detect::{Trigger, WindowSummary};
 
 pub use allowlist::{AllowEntry, Allowlist, canonical_ip};
 pub use increment::{BanIncrement, DEFAULT_FORMULA, IncrementCalc, parse_multipliers};
+pub use restore::{RestoredBan, RestoredBans};
 
 /// Configuration errors, with a stable code and the offending text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

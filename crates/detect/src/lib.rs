@@ -350,6 +350,11 @@ struct Slot {
     /// The rule's time-ordered ticket list, when `timed == Timed::List`.
     tprev: u32,
     tnext: u32,
+    /// Recency stamp (larger = observed more recently); saved so that a
+    /// restore rebuilds the LRU order.
+    lru: u64,
+    /// In [`Dirty::slots`] (persistence tracking on).
+    dirty: bool,
     state: State,
 }
 
@@ -405,6 +410,21 @@ pub struct Detector {
     stats: DetectStats,
     /// Newest event time seen.
     clock: i64,
+    /// Last recency stamp handed out.
+    tick: u64,
+    /// Changes since the last `take_dirty*` (`None`: tracking off).
+    dirty: Option<Box<Dirty>>,
+}
+
+/// What changed since the last export (see [`persist`]).
+#[derive(Debug, Default)]
+struct Dirty {
+    /// Slots whose state changed (possibly freed or reused since).
+    slots: Vec<u32>,
+    /// Pairs removed (trigger, cleanup, purge, forget, eviction).
+    removed: Vec<(u32, Key)>,
+    /// Per rule: the service state changed.
+    rules: Vec<bool>,
 }
 
 /// fail2ban `FailTicket.adjustTime`: python `int(round(retry / float(dt) * maxTime))`.
@@ -450,6 +470,8 @@ impl Detector {
             opts,
             stats: DetectStats::default(),
             clock: i64::MIN,
+            tick: 0,
+            dirty: None,
         }
     }
 
@@ -606,6 +628,9 @@ impl Detector {
         if let Some(m) = self.maps.get_mut(rule) {
             m.remove(&key);
         }
+        if let Some(d) = &mut self.dirty {
+            d.removed.push((rule as u32, key));
+        }
         self.free.push(i);
         self.stats.tracked_keys -= 1;
     }
@@ -636,6 +661,8 @@ impl Detector {
                     timed: Timed::No,
                     tprev: NIL,
                     tnext: NIL,
+                    lru: 0,
+                    dirty: false,
                     state,
                 });
                 i
@@ -649,13 +676,30 @@ impl Detector {
         i
     }
 
+    /// The slot of `(rule, key)` (inserted if new), made the most recently
+    /// observed, and marked changed.
     fn lookup_or_insert(&mut self, rule: u32, key: &Key, now: i64) -> u32 {
-        match self.maps[rule as usize].get(key) {
+        let i = match self.maps[rule as usize].get(key) {
             Some(&i) => {
                 self.touch(i);
                 i
             }
             None => self.insert(rule, key, now),
+        };
+        self.tick += 1;
+        self.slots[i as usize].lru = self.tick;
+        self.mark_dirty(i);
+        i
+    }
+
+    /// Records that the state of slot `i` changed (when tracking).
+    fn mark_dirty(&mut self, i: u32) {
+        if let Some(d) = &mut self.dirty {
+            let s = &mut self.slots[i as usize];
+            if !s.dirty {
+                s.dirty = true;
+                d.slots.push(i);
+            }
         }
     }
 
@@ -829,6 +873,7 @@ impl Detector {
         if moves {
             self.time_unindex(i);
         }
+        self.mark_dirty(i);
         let st = &mut self.slots[i as usize].state;
         if t > st.last {
             let lo = t.saturating_sub(findtime.0);
@@ -874,6 +919,9 @@ impl Detector {
             let last = self.svc[r].last_run;
             if now >= last.saturating_add(FAIL2BAN_SVC_INTERVAL.0) || now < last {
                 self.svc[r].last_run = now;
+                if let Some(d) = &mut self.dirty {
+                    d.rules[r] = true;
+                }
                 n += self.cleanup_rule(r, now);
             }
         }
@@ -1006,5 +1054,12 @@ impl Detector {
     }
 }
 
+pub mod persist;
+
+pub use persist::{RestoreStats, SAVED_VERSION, SavedRule, SavedState, SavedValue, SavedWindow, WindowRecord};
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod persist_tests;

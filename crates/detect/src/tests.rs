@@ -324,7 +324,7 @@ fn spec_validation() {
 /// Checks the time index of every fail2ban rule: the list is ordered by
 /// `last`, every fail2ban slot is in exactly one of list / late set, and
 /// nothing else is indexed.
-fn check_time_index(d: &Detector) {
+pub(crate) fn check_time_index(d: &Detector) {
     let mut seen = 0;
     for (r, svc) in d.svc.iter().enumerate() {
         let (mut i, mut prev, mut prev_last) = (svc.oldest, NIL, i64::MIN);
