@@ -151,7 +151,13 @@ pub fn decisions_delete(t: &Target, what: &str) -> Result<ExitCode> {
     Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn alerts_list(t: &Target, rule: Option<String>, key: Option<String>, limit: usize, json: bool) -> Result<ExitCode> {
+pub fn alerts_list(
+    t: &Target,
+    rule: Option<String>,
+    key: Option<String>,
+    limit: usize,
+    json: bool,
+) -> Result<ExitCode> {
     let (_, store) = t.store()?;
     let key = match key {
         Some(k) => Some(parse_target(&k)?.0),
@@ -261,7 +267,13 @@ pub fn why(t: &Target, target: &str, json: bool) -> Result<ExitCode> {
     for d in &decisions {
         let full = store.decision(d.id)?.unwrap_or_else(|| d.clone());
         let nd = &full.decision;
-        writeln!(out, "decision {} on {} — {}", full.id.0, nd.target(), if d.is_active(now) { "ACTIVE" } else { "ended" })?;
+        writeln!(
+            out,
+            "decision {} on {} — {}",
+            full.id.0,
+            nd.target(),
+            if d.is_active(now) { "ACTIVE" } else { "ended" }
+        )?;
         writeln!(out, "  origin    {} {}", nd.origin.as_str(), nd.rule.as_deref().unwrap_or(""))?;
         writeln!(out, "  created   {}", fmt_time(nd.created))?;
         writeln!(out, "  until     {}", until_text(&full))?;
@@ -389,7 +401,13 @@ pub fn status(t: &Target, json: bool) -> Result<ExitCode> {
             r.source, r.rule, r.hits, r.alerts, r.bans, r.allowlisted, r.stale
         )?;
     }
-    writeln!(out, "store: {} commits, {} failed{}", st.commits, st.commit_failures, st.last_commit_error.as_ref().map_or(String::new(), |e| format!(" (last: {e})")))?;
+    writeln!(
+        out,
+        "store: {} commits, {} failed{}",
+        st.commits,
+        st.commit_failures,
+        st.last_commit_error.as_ref().map_or(String::new(), |e| format!(" (last: {e})"))
+    )?;
     writeln!(out, "enforcement:")?;
     writeln!(out, "  nftables: {}", st.stages.nftables)?;
     writeln!(out, "  api:      {}", st.stages.api)?;

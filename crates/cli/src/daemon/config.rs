@@ -211,15 +211,10 @@ pub struct SourceConfig {
     /// `file`: paths or globs to follow.
     #[serde(default)]
     pub paths: Vec<String>,
-    /// `journald`: match these systemd units (`ssh.service`).
+    /// `journald`: the journal follower (`[source.journald]`: `units`,
+    /// `identifiers`, `directory`, `files`, `from_start`, `journalctl`, caps).
     #[serde(default)]
-    pub units: Vec<String>,
-    /// `journald`: match these `SYSLOG_IDENTIFIER`s (`sshd`).
-    #[serde(default)]
-    pub identifiers: Vec<String>,
-    /// `journald`: read this journal directory instead of the system journal.
-    #[serde(default)]
-    pub journal_directory: Option<PathBuf>,
+    pub journald: Option<stadtwache_acquire::journald::JournaldConfig>,
     /// `syslog`: the receiver (`[source.syslog]`: `udp`, `tcp`, `allowed_senders`,
     /// `max_message`, `oversize`, `max_connections`, `idle_timeout_secs`, `timezone`).
     #[serde(default)]
@@ -364,9 +359,7 @@ fn file_source(name: &str, path: &str, services: &[&str]) -> SourceConfig {
         name: name.into(),
         kind: SourceKind::File,
         paths: vec![path.into()],
-        units: vec![],
-        identifiers: vec![],
-        journal_directory: None,
+        journald: None,
         syslog: None,
         filters: vec![],
         services: services.iter().map(|s| s.to_string()).collect(),
@@ -550,11 +543,9 @@ pub fn parse(text: &str, file: Option<&Path>) -> Loaded {
 }
 
 fn validate_daemon(cx: &mut Ctx<'_>, at: usize, d: &DaemonConfig) {
-    for (what, text) in [
-        ("commit_interval", &d.commit_interval),
-        ("status_interval", &d.status_interval),
-        ("retention", &d.retention),
-    ] {
+    for (what, text) in
+        [("commit_interval", &d.commit_interval), ("status_interval", &d.status_interval), ("retention", &d.retention)]
+    {
         match Duration::parse(text) {
             Ok(v) if v.0 > 0 => {}
             Ok(_) => cx.err("K005", at, format!("[daemon] {what} must be positive")),
@@ -593,7 +584,8 @@ fn validate_source(cx: &mut Ctx<'_>, at: usize, s: &SourceConfig, policy: &Polic
     {
         cx.err("K010", at, format!("{what}: name must be 1–64 letters, digits, _ - ."));
     }
-    let misplaced = |field: &str, set: bool| set.then(|| format!("{what}: `{field}` does not apply to type {:?}", s.kind));
+    let misplaced =
+        |field: &str, set: bool| set.then(|| format!("{what}: `{field}` does not apply to type {:?}", s.kind));
     let mut wrong = Vec::new();
     match s.kind {
         SourceKind::File => {
@@ -628,9 +620,7 @@ fn validate_source(cx: &mut Ctx<'_>, at: usize, s: &SourceConfig, policy: &Polic
         wrong.extend(misplaced("paths", !s.paths.is_empty()));
     }
     if s.kind != SourceKind::Journald {
-        wrong.extend(misplaced("units", !s.units.is_empty()));
-        wrong.extend(misplaced("identifiers", !s.identifiers.is_empty()));
-        wrong.extend(misplaced("journal_directory", s.journal_directory.is_some()));
+        wrong.extend(misplaced("journald", s.journald.is_some()));
     }
     if s.kind != SourceKind::Syslog {
         wrong.extend(misplaced("syslog", s.syslog.is_some()));

@@ -129,7 +129,6 @@ pub struct Pending {
     pub lines: u64,
 }
 
-
 /// All sources' detection.
 pub struct Engine {
     pub sources: Vec<SourceEngine>,

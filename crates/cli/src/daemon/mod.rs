@@ -308,11 +308,7 @@ fn print_diags(diags: &[Diagnostic]) {
 
 /// Read and compile the new config; `None` (and the reasons printed and
 /// recorded) when anything is wrong.
-fn reload(
-    old: &Config,
-    path: Option<&Path>,
-    reloads: &Mutex<status::ReloadStatus>,
-) -> Option<(Config, Engine)> {
+fn reload(old: &Config, path: Option<&Path>, reloads: &Mutex<status::ReloadStatus>) -> Option<(Config, Engine)> {
     let mut r = reloads.lock().unwrap_or_else(|p| p.into_inner());
     r.attempts += 1;
     let result = match path {

@@ -72,11 +72,9 @@ pub fn spawn(
             std::thread::Builder::new().name(name).spawn(move || run_files(idx, cfg, cps, tx, stop, st))?
         }
         SourceKind::Stdin => std::thread::Builder::new().name(name).spawn(move || run_stdin(idx, cfg, tx, stop, st))?,
-        SourceKind::Syslog => {
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(move || super::sources_net::run_syslog(idx, cfg, tx, stop, st))?
-        }
+        SourceKind::Syslog => std::thread::Builder::new()
+            .name(name)
+            .spawn(move || super::sources_net::run_syslog(idx, cfg, tx, stop, st))?,
         SourceKind::Journald => {
             let cursor = match resume {
                 Some(Position::Journal(c)) => Some(c),

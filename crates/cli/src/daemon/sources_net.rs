@@ -8,7 +8,9 @@ use std::time::{Duration as StdDuration, Instant};
 use stadtwache_acquire::syslog::{SyslogMessage, SyslogReceiver, SyslogStats};
 
 use super::config::{SourceConfig, TimeFrom};
-use super::engine::{Chunk, SourceLine};
+use stadtwache_acquire::journald::{JournalEntry, JournaldSource, JournaldStats};
+
+use super::engine::{Chunk, Position, SourceLine};
 use super::sources::{CHUNK_LINES, SourceStatus};
 use crate::timectx::wall_clock;
 
@@ -95,21 +97,88 @@ fn publish(st: &SyslogStats, status: &Mutex<SourceStatus>) {
     ] {
         s.dropped.insert(k.to_string(), v);
     }
-    s.issues = st.issues.iter().rev().take(10).map(|i| format!("{i:?}")).collect();
-    let _ = wall_clock();
+    s.issues = st
+        .issues
+        .iter()
+        .rev()
+        .take(10)
+        .map(|i| format!("{:?} {}: {}", i.transport, i.peer.map_or("-".into(), |p| p.to_string()), i.reason))
+        .collect();
 }
 
 pub fn run_journald(
-    _idx: usize,
+    idx: usize,
     cfg: SourceConfig,
-    _cursor: Option<String>,
-    _tx: SyncSender<Chunk>,
-    _stop: Arc<AtomicBool>,
+    cursor: Option<String>,
+    tx: SyncSender<Chunk>,
+    stop: Arc<AtomicBool>,
     status: Arc<Mutex<SourceStatus>>,
 ) {
-    // Wired once the journald follower lands in stadtwache-acquire.
-    crate::dlog!("error", "source {}: journald is not available in this build", cfg.name);
+    let jc = cfg.journald.clone().unwrap_or_default();
+    let (etx, erx) = std::sync::mpsc::sync_channel::<JournalEntry>(SYSLOG_QUEUE);
+    let handle = match JournaldSource::spawn(jc, cursor, etx) {
+        Ok(h) => h,
+        Err(e) => {
+            crate::dlog!("error", "source {}: {e}", cfg.name);
+            let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+            s.issues.push(e.to_string());
+            s.running = false;
+            return;
+        }
+    };
+    let input: Arc<str> = Arc::from(format!("journald:{}", cfg.name).as_str());
+    let mut out = Vec::new();
+    let mut last_cursor = None;
+    let mut last_publish = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let first = match erx.recv_timeout(StdDuration::from_millis(100)) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for e in first.into_iter().chain(std::iter::from_fn(|| erx.try_recv().ok())).take(CHUNK_LINES) {
+            let time = match cfg.time {
+                TimeFrom::Arrival => wall_clock(),
+                TimeFrom::Line => e.realtime,
+            };
+            out.push(SourceLine {
+                text: e.line(),
+                time: Some(time),
+                line_no: 0,
+                input: Arc::clone(&input),
+                read_at: Instant::now(),
+            });
+            last_cursor = Some(e.cursor);
+        }
+        if !out.is_empty() {
+            let position = last_cursor.take().map(Position::Journal);
+            if tx.send(Chunk { source: idx, lines: std::mem::take(&mut out), position }).is_err() {
+                break;
+            }
+        }
+        if last_publish.elapsed() >= StdDuration::from_millis(500) {
+            publish_journal(&handle.stats(), &status);
+            last_publish = Instant::now();
+        }
+    }
+    let st = handle.shutdown();
+    publish_journal(&st, &status);
+    status.lock().unwrap_or_else(|p| p.into_inner()).running = false;
+}
+
+fn publish_journal(st: &JournaldStats, status: &Mutex<SourceStatus>) {
     let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
-    s.issues.push("journald is not available in this build".into());
-    s.running = false;
+    s.lines = st.lines;
+    s.bytes = st.bytes;
+    for (k, v) in [
+        ("oversize", st.oversize),
+        ("malformed", st.malformed),
+        ("no_message", st.no_message),
+        ("invalid_utf8_replaced", st.invalid_utf8),
+        ("journalctl_restarts", st.restarts),
+        ("spawn_errors", st.spawn_errors),
+    ] {
+        s.dropped.insert(k.to_string(), v);
+    }
+    s.issues = st.issues.iter().rev().take(10).cloned().collect();
 }

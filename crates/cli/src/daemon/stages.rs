@@ -145,9 +145,8 @@ fn make_enforcer(cfg: &Config) -> Result<Box<dyn Enforcer>> {
 
 impl Stages {
     pub fn start(cfg: &Config, registry: Arc<Registry>) -> Result<Stages> {
-        let metrics = DaemonMetrics::new(&registry)
-            .or_else(|_| DaemonMetrics::new(&Registry::new()))
-            .context("metrics")?;
+        let metrics =
+            DaemonMetrics::new(&registry).or_else(|_| DaemonMetrics::new(&Registry::new())).context("metrics")?;
         let status = Arc::new(Mutex::new(StageStatus { nft_enabled: cfg.nftables.enabled, ..StageStatus::default() }));
         let (api, api_state) = if cfg.api.enabled {
             let store = super::open_store(cfg)?;
@@ -155,8 +154,8 @@ impl Stages {
             let index = Arc::new(DecisionIndex::new());
             let state = ApiState::new(cfg.api.api.clone(), shared, index, Arc::clone(&registry))
                 .map_err(|e| anyhow::anyhow!("decision API: {e}"))?;
-            let handle =
-                ApiServer::bind(state.clone()).map_err(|e| anyhow::anyhow!("decision API on {}: {e}", cfg.api.api.listen))?;
+            let handle = ApiServer::bind(state.clone())
+                .map_err(|e| anyhow::anyhow!("decision API on {}: {e}", cfg.api.api.listen))?;
             (Some(handle), Some(state))
         } else {
             (None, None)
