@@ -113,6 +113,20 @@
 //!
 //! Memory per pair is a fixed slot plus, for `Count`, up to `threshold`
 //! buffered events and, for `Distinct`, up to `threshold` values.
+//!
+//! # Persistence (restart without losing partial windows)
+//!
+//! With [`Detector::with_change_tracking`], [`Detector::take_dirty`] returns
+//! the `(rule, key)` windows changed since the last call — upserts as a
+//! versioned, serde-serialisable [`SavedWindow`], deletes as `None` — and
+//! [`Detector::take_dirty_rules`] the fail2ban rules whose service schedule
+//! moved ([`SavedRule`]). The daemon writes them in the same store
+//! transaction as the read positions; at start [`Detector::restore`] and
+//! [`Detector::restore_rules`] rebuild every index (maps, LRU order, the
+//! fail2ban time-ordered ticket list), so that the detector continues
+//! exactly as an uninterrupted one: an address whose failures straddle a
+//! `kill -9` is still banned. The [`persist`] module docs describe the
+//! daemon's side step by step, with measured record sizes.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;

@@ -9,27 +9,31 @@
 //!
 //! # How the daemon uses it
 //!
+//! With `stadtwache-store` (`Batch::windows`/`rule_states`, `Store::windows`),
+//! per detector; `scope` is the daemon's name for it (its source), rules are
+//! stored by *name* (rule ids change with the configuration):
+//!
 //! ```text
 //! start:   detector = Detector::new(specs, opts).with_change_tracking();
-//!          rows = store.windows(scope)?                    // scope = the source's name
-//!          for row in rows:
-//!              rule = rule id of row.rule (by name)         — unknown name: skip, count
-//!              key  = row.key parsed (IpAddr, else Key::Text)
-//!              w    = serde_json::from_str::<SavedWindow>(&row.state) — error: skip, count
-//!          detector.restore(records)                          → RestoreStats (counted)
-//!          the same for store.rule_states(scope) → detector.restore_rules(..)
-//!          then resume reading at the checkpoints.
+//!          stored = store.windows(scope)?          // one snapshot; stored.skipped: unreadable rows
+//!          records = for row in stored.windows:
+//!              rule = id of the rule named row.rule — unknown name: skip, count
+//!              w    = serde_json::from_str::<SavedWindow>(row.state) — error: skip, count
+//!              (rule, row.key, w)
+//!          stats = detector.restore(records)        // RestoreStats: wrong kind, version, evicted …
+//!          detector.restore_rules(the same for stored.rules, SavedRule)
+//!          then resume reading at the checkpoints committed with these rows.
 //! commit:  (every ~20 ms, with the decisions, alerts and checkpoints)
-//!          for r in detector.take_dirty():
-//!              batch.windows.push(WindowRow { scope, rule: name of r.rule, key: r.key.to_string(),
-//!                                             state: r.state.map(|w| serde_json::to_string(&w)) })
-//!          for (rule, s) in detector.take_dirty_rules():
-//!              batch.rule_states.push(RuleStateRow { scope, rule: name of rule,
-//!                                                    state: Some(serde_json::to_string(&s)) })
-//!          store.commit_batch(&batch)
-//! config:  a source whose rules (specs) changed: store.delete_windows(scope) and start empty
-//!          (a saved window of another spec would not continue anything meaningful;
-//!          `restore` skips records whose kind does not match the rule's spec).
+//!          batch.windows = detector.take_dirty().map(|r| WindowRow {
+//!              scope, rule: name of r.rule, key: r.key,
+//!              state: r.state.map(|w| serde_json::to_string(&w)) })   // None deletes the row
+//!          batch.rule_states = detector.take_dirty_rules().map(|(rule, s)| RuleStateRow {
+//!              scope, rule: name of rule, state: Some(serde_json::to_string(&s)) })
+//!          store.commit_batch(&batch)               // ONE transaction with the checkpoints
+//! config:  a source whose rules (specs) changed: store.delete_windows(scope), start empty
+//!          (a window saved under another spec continues nothing meaningful;
+//!          `restore` skips records whose kind differs from the rule's spec, but
+//!          not a changed threshold or window length).
 //! ```
 //!
 //! Take the dirty records **only when the batch is built** and put all of

@@ -13,7 +13,7 @@
 //! **in the same transaction** as the checkpoint, by [`Store::commit_batch`]:
 //!
 //! ```text
-//! lines read ──▶ match/detect/decide ──▶ Batch { decisions, alerts, checkpoints }
+//! lines read ──▶ match/detect/decide ──▶ Batch { decisions, alerts, checkpoints, windows }
 //!                                              │ commit_batch: ONE transaction
 //!                                              ▼
 //!                          either all of it is in the database, or none of it
@@ -29,9 +29,12 @@
 //!
 //! What this asks of the daemon:
 //! - Put a checkpoint into a batch only together with *all* the effects of the
-//!   lines before it. State that is not in the store (the detector's partial
-//!   windows) is rebuilt by re-reading — or is simply lost on restart, as with
-//!   fail2ban: a restart forgets half-counted failures, never a ban.
+//!   lines before it — including the detector's partial windows that changed
+//!   ([`Batch::windows`], [`Batch::rule_states`]; see the
+//!   `stadtwache_detect::persist` docs). Restored at start with
+//!   [`Store::windows`], they let the detector continue exactly where the
+//!   committed lines left it: failures that straddle a kill still add up
+//!   (fail2ban itself forgets half-counted failures on restart).
 //! - Enforce (firewall) a decision after `commit_batch` returned; on start,
 //!   re-apply [`Store::active_decisions`]. Enforcement is idempotent, so a
 //!   crash between commit and enforcement only delays it.
@@ -84,10 +87,13 @@
 //! ```text
 //! start:   store = SqliteStore::open(data_dir)
 //!          enforce every store.active_decisions(now)            (idempotent)
+//!          decider.restore_history(store.ban_history(rule names)); decider.restore_bans(rule decisions)
+//!          detector.restore(store.windows(scope))                (stadtwache_detect::persist)
 //!          resume each follower from store.checkpoints_in(group)
 //! lines:   match → detect → decide over a run of lines; then ONE
 //!          store.commit_batch(Batch { decisions, alerts,
-//!                                     checkpoints: follower's set, replace_groups: [group] })
+//!                                     checkpoints: follower's set, replace_groups: [group],
+//!                                     windows: detector.take_dirty(), rule_states: take_dirty_rules() })
 //!          and only then enforce the new decisions
 //! timer:   store.expire(now) every second; the firewall enforcer follows
 //!          store.changed_since(its cursor) like any bouncer
@@ -305,6 +311,12 @@ impl NewDecision {
         stadtwache_decide::target_string(&self.key, self.prefix)
     }
 
+    /// When the ban started: the reason's `trigger_time` (a decide
+    /// `Explanation`), else `created` (for `RestoredBan::since`).
+    pub fn trigger_time(&self) -> Timestamp {
+        self.reason.get("trigger_time").and_then(serde_json::Value::as_i64).map_or(self.created, Timestamp)
+    }
+
     /// Active at `now`: `until` is `None` or `now <= until`.
     pub fn is_active_at(&self, now: Timestamp) -> bool {
         self.until.is_none_or(|u| now <= u)
@@ -489,6 +501,11 @@ pub struct Batch {
     /// Groups whose checkpoints are *replaced* by this batch: every stored
     /// checkpoint of these groups is removed before `checkpoints` are written.
     pub replace_groups: Vec<String>,
+    /// Detector windows changed by the lines before the checkpoints (upserts
+    /// and deletes, see [`WindowRow`]); written after the checkpoints.
+    pub windows: Vec<WindowRow>,
+    /// fail2ban service states of rules (see [`RuleStateRow`]).
+    pub rule_states: Vec<RuleStateRow>,
 }
 
 impl Batch {
@@ -497,7 +514,55 @@ impl Batch {
             && self.alerts.is_empty()
             && self.checkpoints.is_empty()
             && self.replace_groups.is_empty()
+            && self.windows.is_empty()
+            && self.rule_states.is_empty()
     }
+}
+
+/// The saved window of one `(rule, key)` of a detector (see the
+/// `stadtwache_detect::persist` docs for how the daemon fills these).
+///
+/// `scope` is the daemon's name of the detector (its source); `rule` the
+/// rule's name (rule ids change with the configuration); `key` the key
+/// (stored as its scope `ip`/`text` and text, so a text key that looks like
+/// an address stays a text key). `state` is the serialised
+/// `stadtwache_detect::SavedWindow`; `None` deletes the row (in a batch;
+/// rows read back always have a state).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WindowRow {
+    pub scope: String,
+    pub rule: String,
+    pub key: Key,
+    pub state: Option<String>,
+}
+
+/// The saved service state of one rule of a detector
+/// (`stadtwache_detect::SavedRule`, serialised); `None` deletes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleStateRow {
+    pub scope: String,
+    pub rule: String,
+    pub state: Option<String>,
+}
+
+/// What [`Store::windows`] read for one scope, in one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoredWindows {
+    /// Every stored window of the scope (by rule, then key), state set.
+    pub windows: Vec<WindowRow>,
+    /// Every stored rule state of the scope (by rule), state set.
+    pub rules: Vec<RuleStateRow>,
+    /// Rows that could not be read (bad key, state not text): skipped.
+    pub skipped: usize,
+}
+
+/// The ban history of one target, as [`Store::ban_history`] derives it from
+/// the stored decisions (fail2ban's `bips` row).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BanHistory {
+    pub key: Key,
+    pub prefix: Option<u8>,
+    pub history: stadtwache_decide::History,
 }
 
 /// Ids given to a batch's rows, in the batch's order.
@@ -605,6 +670,27 @@ pub trait Store: Send {
     /// Removes alerts with `time < before` and ended decisions with
     /// `deleted_at < before` (with their change records).
     fn purge(&mut self, before: Timestamp) -> Result<Purged>;
+
+    /// The saved detector windows and rule states of `scope` (one snapshot).
+    /// Unreadable rows are skipped and counted, never an error.
+    fn windows(&self, scope: &str) -> Result<StoredWindows>;
+
+    /// Removes every saved window and rule state of `scope` (a source that
+    /// was removed, or whose rules changed). Returns how many rows.
+    fn delete_windows(&mut self, scope: &str) -> Result<usize>;
+
+    /// Per target, the history of bans by rules (origin [`Origin::Rule`]),
+    /// for `bantime.increment` after a restart (fail2ban's `bips`): the
+    /// number of bans, the time and ban time of the last one. Only decisions
+    /// of the rules named in `rules` count (all rules when empty). A
+    /// decision whose reason is an `AlreadyBanned` explanation (a
+    /// prolongation stored as a new decision) is not a new ban and does not
+    /// count. The last ban's time is its `reason.trigger_time` (else
+    /// `created`), its ban time `until - that` (`None`: permanent). Ended
+    /// decisions count until [`Store::purge`] removes them, so keep them at
+    /// least as long as `bantime.increment`'s purge age. Targets whose key
+    /// cannot be read are skipped.
+    fn ban_history(&self, rules: &[&str]) -> Result<Vec<BanHistory>>;
 }
 
 /// How a key is stored: scope, value and prefix. Networks are masked to their
@@ -671,3 +757,6 @@ pub(crate) fn check_len(op: &'static str, what: &str, text: &str) -> Result<()> 
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod windows_tests;

@@ -92,8 +92,28 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 2: the detector's partial windows and fail2ban service state per
+/// scope (the daemon's source), written with the checkpoints.
+const V2: &str = r#"
+CREATE TABLE windows (
+    scope       TEXT    NOT NULL,          -- the daemon's source name
+    rule        TEXT    NOT NULL,          -- the rule's name
+    kind        TEXT    NOT NULL CHECK (kind IN ('ip', 'text')),
+    key         TEXT    NOT NULL,          -- address (canonical text) or text key
+    state       TEXT    NOT NULL,          -- stadtwache_detect::SavedWindow, JSON
+    PRIMARY KEY (scope, rule, kind, key)
+) WITHOUT ROWID;
+
+CREATE TABLE rule_states (
+    scope       TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    state       TEXT    NOT NULL,          -- stadtwache_detect::SavedRule, JSON
+    PRIMARY KEY (scope, rule)
+) WITHOUT ROWID;
+"#;
+
 /// Migration `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -12,9 +12,10 @@ use stadtwache_core::{Key, Timestamp};
 
 use crate::keys::{self, MAX_KEY_LEN, MIN_KEY_LEN, SALT_BYTES};
 use crate::{
-    AlertFilter, AlertId, Batch, BouncerInfo, ChangeCursor, Changes, Checkpoint, Committed, DecisionId, DecisionRef,
-    EndReason, EvidenceLine, FileIdentity, MAX_FINGERPRINT, NewAlert, NewDecision, Origin, Purged, Result, Store,
-    StoreError, StoredAlert, StoredDecision, TargetCols, cap_evidence, check_len, schema, target_cols,
+    AlertFilter, AlertId, BanHistory, Batch, BouncerInfo, ChangeCursor, Changes, Checkpoint, Committed, DecisionId,
+    DecisionRef, EndReason, EvidenceLine, FileIdentity, MAX_FINGERPRINT, NewAlert, NewDecision, Origin, Purged, Result,
+    RuleStateRow, Store, StoreError, StoredAlert, StoredDecision, StoredWindows, TargetCols, WindowRow, cap_evidence,
+    check_len, schema, target_cols,
 };
 
 /// The database file's name inside the data directory.
@@ -357,6 +358,57 @@ fn put_checkpoint(conn: &Connection, path: &Path, c: &Checkpoint) -> Result<()> 
     Ok(())
 }
 
+fn put_window(conn: &Connection, path: &Path, w: &WindowRow) -> Result<()> {
+    const OP: &str = "commit_batch (window)";
+    check_name(OP, "scope", &w.scope)?;
+    check_len(OP, "rule name", &w.rule)?;
+    let t = target_cols(OP, &w.key, None)?;
+    let e = sql_err(OP, path);
+    match &w.state {
+        Some(state) => conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO windows (scope, rule, kind, key, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(&e)?
+            .execute((&w.scope, &w.rule, t.scope, &t.value, state))
+            .map_err(&e)?,
+        None => conn
+            .prepare_cached("DELETE FROM windows WHERE scope = ?1 AND rule = ?2 AND kind = ?3 AND key = ?4")
+            .map_err(&e)?
+            .execute((&w.scope, &w.rule, t.scope, &t.value))
+            .map_err(&e)?,
+    };
+    Ok(())
+}
+
+fn put_rule_state(conn: &Connection, path: &Path, r: &RuleStateRow) -> Result<()> {
+    const OP: &str = "commit_batch (rule state)";
+    check_name(OP, "scope", &r.scope)?;
+    check_len(OP, "rule name", &r.rule)?;
+    let e = sql_err(OP, path);
+    match &r.state {
+        Some(state) => conn
+            .prepare_cached("INSERT OR REPLACE INTO rule_states (scope, rule, state) VALUES (?1, ?2, ?3)")
+            .map_err(&e)?
+            .execute((&r.scope, &r.rule, state))
+            .map_err(&e)?,
+        None => conn
+            .prepare_cached("DELETE FROM rule_states WHERE scope = ?1 AND rule = ?2")
+            .map_err(&e)?
+            .execute((&r.scope, &r.rule))
+            .map_err(&e)?,
+    };
+    Ok(())
+}
+
+/// A text column as `&str` (`None`: NULL, a blob, or not UTF-8).
+fn text_col<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    })
+}
+
 const CHECKPOINT_COLS: &str = "source, grp, path, dev, inode, fingerprint, after_dev, after_inode, \
      modified_ns, byte_offset, line, journal_cursor, updated";
 
@@ -569,6 +621,12 @@ impl Store for SqliteStore {
         }
         for c in &batch.checkpoints {
             put_checkpoint(&tx, &path, c)?;
+        }
+        for w in &batch.windows {
+            put_window(&tx, &path, w)?;
+        }
+        for r in &batch.rule_states {
+            put_rule_state(&tx, &path, r)?;
         }
         tx.commit().map_err(sql_err("commit_batch (commit)", &path))?;
         Ok(out)
@@ -872,6 +930,135 @@ impl Store for SqliteStore {
             .execute((name, now.0, cursor.0))
             .map_err(sql_err("record_pull", &self.path))?;
         Ok(n > 0)
+    }
+
+    fn windows(&self, scope: &str) -> Result<StoredWindows> {
+        const OP: &str = "windows";
+        let e = sql_err(OP, &self.path);
+        // One read transaction: windows and rule states of the same commit.
+        let tx = self.conn.unchecked_transaction().map_err(&e)?;
+        let mut out = StoredWindows::default();
+        {
+            let mut st = tx
+                .prepare_cached("SELECT rule, kind, key, state FROM windows WHERE scope = ?1 ORDER BY rule, kind, key")
+                .map_err(&e)?;
+            let rows = st
+                .query_map([scope], |r| {
+                    let (Some(rule), Some(kind), Some(key), Some(state)) =
+                        (text_col(r, 0)?, text_col(r, 1)?, text_col(r, 2)?, text_col(r, 3)?)
+                    else {
+                        return Ok(None);
+                    };
+                    let key = match kind {
+                        "ip" => match key.parse::<IpAddr>() {
+                            Ok(ip) => Key::Ip(ip),
+                            Err(_) => return Ok(None),
+                        },
+                        "text" => Key::Text(Arc::from(key)),
+                        _ => return Ok(None),
+                    };
+                    Ok(Some(WindowRow {
+                        scope: scope.to_string(),
+                        rule: rule.to_string(),
+                        key,
+                        state: Some(state.to_string()),
+                    }))
+                })
+                .map_err(&e)?;
+            for row in rows {
+                match row.map_err(&e)? {
+                    Some(w) => out.windows.push(w),
+                    None => out.skipped += 1,
+                }
+            }
+            let mut st =
+                tx.prepare_cached("SELECT rule, state FROM rule_states WHERE scope = ?1 ORDER BY rule").map_err(&e)?;
+            let rows = st
+                .query_map([scope], |r| {
+                    Ok(match (text_col(r, 0)?, text_col(r, 1)?) {
+                        (Some(rule), Some(state)) => Some(RuleStateRow {
+                            scope: scope.to_string(),
+                            rule: rule.to_string(),
+                            state: Some(state.to_string()),
+                        }),
+                        _ => None,
+                    })
+                })
+                .map_err(&e)?;
+            for row in rows {
+                match row.map_err(&e)? {
+                    Some(r) => out.rules.push(r),
+                    None => out.skipped += 1,
+                }
+            }
+        }
+        drop(tx);
+        Ok(out)
+    }
+
+    fn delete_windows(&mut self, scope: &str) -> Result<usize> {
+        const OP: &str = "delete_windows";
+        let path = self.path.clone();
+        let e = sql_err(OP, &path);
+        let tx = self.begin_write(OP)?;
+        let n = tx.execute("DELETE FROM windows WHERE scope = ?1", [scope]).map_err(&e)?
+            + tx.execute("DELETE FROM rule_states WHERE scope = ?1", [scope]).map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(n)
+    }
+
+    fn ban_history(&self, rules: &[&str]) -> Result<Vec<BanHistory>> {
+        const OP: &str = "ban_history";
+        let e = sql_err(OP, &self.path);
+        let names = to_json(OP, &rules)?;
+        // Per target: the number of new bans and, from the newest of them
+        // (SQLite takes bare columns from the MAX(id) row), its trigger time
+        // and end. Reasons that are not JSON count as new bans from `created`.
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT scope, value, COUNT(*), MAX(id), t, until FROM ( \
+                   SELECT d.id, d.scope, d.value, d.until, \
+                     CASE WHEN json_valid(d.reason) AND json_type(d.reason, '$.trigger_time') = 'integer' \
+                          THEN json_extract(d.reason, '$.trigger_time') ELSE d.created END AS t \
+                   FROM decisions d \
+                   WHERE d.origin = 'rule' \
+                     AND (?1 = 0 OR d.rule IN (SELECT value FROM json_each(?2))) \
+                     AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(d.reason) \
+                                       THEN d.reason ELSE '{}' END, '$.steps') s \
+                                     WHERE s.type = 'object' \
+                                       AND json_extract(s.value, '$.step') = 'already_banned') \
+                 ) GROUP BY scope, value ORDER BY MAX(id)",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map((rules.len() as i64, names), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })
+            .map_err(&e)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&e)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(scope, value, count, t, until)| {
+                let (key, prefix) = decode_key(OP, &self.path, &scope, &value).ok()?;
+                Some(BanHistory {
+                    key,
+                    prefix,
+                    history: stadtwache_decide::History {
+                        ban_count: u32::try_from(count).unwrap_or(u32::MAX),
+                        last_ban: Timestamp(t),
+                        last_bantime: until.map(|u| Timestamp(u).since(Timestamp(t))),
+                    },
+                })
+            })
+            .collect())
     }
 
     fn purge(&mut self, before: Timestamp) -> Result<Purged> {

@@ -209,6 +209,7 @@ fn invalid_input_is_refused_and_a_batch_is_all_or_nothing() {
         alerts: vec![],
         checkpoints: vec![cp(20), Checkpoint::new("", 1, t(1))],
         replace_groups: vec!["/var/log/auth.log".into()],
+        ..Batch::default()
     };
     let err = s.commit_batch(&bad).unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");

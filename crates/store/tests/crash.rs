@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use stadtwache_core::{Key, Timestamp};
 use stadtwache_store::{
-    Batch, Checkpoint, EvidenceLine, FileIdentity, NewAlert, NewDecision, Origin, SqliteStore, Store,
+    Batch, Checkpoint, EvidenceLine, FileIdentity, NewAlert, NewDecision, Origin, RuleStateRow, SqliteStore, Store,
+    WindowRow,
 };
 
 const ENV_DIR: &str = "STADTWACHE_STORE_CRASH_DIR";
 const SOURCE: &str = "/var/log/crash-test.log";
+const SCOPE: &str = "crash-test";
 const ROUNDS: usize = 30;
 
 fn decisions_in(i: u64) -> u64 {
@@ -66,7 +68,45 @@ fn batch(i: u64) -> Batch {
             ..Checkpoint::new(SOURCE, (i + 1) * 100, Timestamp::from_secs(i as i64))
         }],
         replace_groups: vec![SOURCE.into()],
+        // Detector windows travel with the checkpoint: batch i adds window
+        // `w{i}`, deletes `w{i-3}` and rewrites `live` and the rule state.
+        windows: [
+            Some(WindowRow {
+                scope: SCOPE.into(),
+                rule: "r".into(),
+                key: text(format!("w{i}")),
+                state: Some(i.to_string()),
+            }),
+            i.checked_sub(3).map(|old| WindowRow {
+                scope: SCOPE.into(),
+                rule: "r".into(),
+                key: text(format!("w{old}")),
+                state: None,
+            }),
+            Some(WindowRow {
+                scope: SCOPE.into(),
+                rule: "r".into(),
+                key: text("live".into()),
+                state: Some(i.to_string()),
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        rule_states: vec![RuleStateRow { scope: SCOPE.into(), rule: "r".into(), state: Some(i.to_string()) }],
     }
+}
+
+/// The windows after `done` batches, as `(key, state)` sorted by key.
+fn windows_after(done: u64) -> Vec<(Key, String)> {
+    let text = |s: String| Key::Text(Arc::from(s));
+    let mut want: Vec<(Key, String)> =
+        (done.saturating_sub(3)..done).map(|i| (text(format!("w{i}")), i.to_string())).collect();
+    if done > 0 {
+        want.push((text("live".into()), (done - 1).to_string()));
+    }
+    want.sort();
+    want
 }
 
 /// The child: resume after the checkpoint, commit until killed.
@@ -95,6 +135,13 @@ fn verify(dir: &Path) -> u64 {
     if let Some(cp) = &cp {
         assert_eq!(cp.offset, done * 100, "offset matches the last batch");
     }
+    // The windows are exactly those of the committed batches: never torn.
+    let w = s.windows(SCOPE).unwrap();
+    assert_eq!(w.skipped, 0);
+    let got: Vec<(Key, String)> = w.windows.into_iter().map(|r| (r.key, r.state.unwrap())).collect();
+    assert_eq!(got, windows_after(done), "windows after {done} batches");
+    let rules: Vec<String> = w.rules.into_iter().map(|r| r.state.unwrap()).collect();
+    assert_eq!(rules, done.checked_sub(1).map(|i| i.to_string()).into_iter().collect::<Vec<_>>());
     drop(s);
 
     let conn = rusqlite::Connection::open(dir.join(stadtwache_store::DB_FILE_NAME)).unwrap();

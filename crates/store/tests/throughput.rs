@@ -43,6 +43,7 @@ fn run(sync: Synchronous) {
             alerts: Vec::new(),
             checkpoints: vec![Checkpoint::new("/var/log/auth.log", u64::from(b), Timestamp::from_secs(1_000))],
             replace_groups: Vec::new(),
+            ..Batch::default()
         };
         s.commit_batch(&batch).unwrap();
     }
