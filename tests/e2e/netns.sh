@@ -100,7 +100,7 @@ http {
     # Behind a load balancer on this host: believe its X-Forwarded-For.
     set_real_ip_from 127.0.0.1;
     real_ip_header X-Forwarded-For;
-    # (not `return 200`: it runs in the rewrite phase, before auth_request's access phase)
+    # (not "return 200": it runs in the rewrite phase, before the access phase of auth_request)
     location / {
       auth_request /_stadtwache;
       root $W/www;

@@ -294,6 +294,21 @@ impl Pipeline {
         }
     }
 
+    /// The daemon saves windows and restores bans (see `daemon::engine`).
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        &mut self.detector
+    }
+
+    pub fn decider_mut(&mut self) -> &mut Decider {
+        &mut self.decider
+    }
+
+    /// Track changed windows for `Detector::take_dirty` (the daemon).
+    pub fn track_changes(&mut self) {
+        let d = std::mem::replace(&mut self.detector, Detector::new(Vec::new(), Default::default()));
+        self.detector = d.with_change_tracking();
+    }
+
     pub fn detector_stats(&self) -> stadtwache_detect::DetectStats {
         self.detector.stats()
     }

@@ -8,9 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use stadtwache_acquire::follow;
+use stadtwache_core::RuleId;
 use stadtwache_core::{Diagnostic, Timestamp};
 use stadtwache_decide::Decision;
-use stadtwache_store::{Batch, Checkpoint, EvidenceLine, FileIdentity, NewAlert, NewDecision, Origin};
+use stadtwache_decide::RestoredBan;
+use stadtwache_detect::{SavedRule, SavedWindow};
+use stadtwache_store::{
+    Batch, Checkpoint, EvidenceLine, FileIdentity, NewAlert, NewDecision, Origin, RuleStateRow, Store, WindowRow,
+};
 
 use super::config::{Config, SourceConfig};
 use crate::replay::{DecisionView, HitView, Observer, Pipeline};
@@ -164,6 +169,90 @@ impl Engine {
         }
     }
 
+    /// Continue where the last run stopped: the saved windows of every
+    /// source, and the decider's memory of bans (still-active bans are
+    /// `AlreadyBanned`; `bantime.increment` counts earlier bans).
+    pub fn restore(&mut self, store: &dyn Store, now: Timestamp) -> Vec<String> {
+        let mut notes = Vec::new();
+        let active = match store.active_decisions(now) {
+            Ok(a) => a,
+            Err(e) => {
+                notes.push(format!("reading active decisions: {e}"));
+                Vec::new()
+            }
+        };
+        for s in &mut self.sources {
+            let scope = s.config.name.clone();
+            let names: Vec<String> = s.pipeline.rules.rules.iter().map(|r| r.name.clone()).collect();
+            let rid = |name: &str| names.iter().position(|n| n == name).map(|i| RuleId(i as u32));
+            match store.windows(&scope) {
+                Ok(saved) => {
+                    let mut bad = saved.skipped;
+                    let mut windows = Vec::new();
+                    for w in saved.windows {
+                        let (Some(r), Some(text)) = (rid(&w.rule), w.state.as_deref()) else {
+                            bad += 1;
+                            continue;
+                        };
+                        match serde_json::from_str::<SavedWindow>(text) {
+                            Ok(sw) => windows.push((r, w.key, sw)),
+                            Err(_) => bad += 1,
+                        }
+                    }
+                    let mut rules = Vec::new();
+                    for r in saved.rules {
+                        if let (Some(id), Some(text)) = (rid(&r.rule), r.state.as_deref()) {
+                            if let Ok(st) = serde_json::from_str::<SavedRule>(text) {
+                                rules.push((id, st));
+                            }
+                        }
+                    }
+                    let det = s.pipeline.detector_mut();
+                    let n = windows.len();
+                    let st = det.restore(windows);
+                    det.restore_rules(rules);
+                    if n > 0 || bad > 0 {
+                        notes
+                            .push(format!("source {scope}: {n} window(s) restored ({st:?}), {bad} unreadable skipped"));
+                    }
+                }
+                Err(e) => notes.push(format!("source {scope}: cannot read saved windows: {e}")),
+            }
+            // Ban memory: decisions of this source's rules.
+            let stored_rules: Vec<String> = names.iter().map(|n| format!("{scope}/{n}")).collect();
+            let refs: Vec<&str> = stored_rules.iter().map(String::as_str).collect();
+            if let Ok(h) = store.ban_history(&refs) {
+                s.pipeline.decider_mut().restore_history(h.into_iter().map(|b| (b.key, b.prefix, b.history)));
+            }
+            let bans: Vec<RestoredBan> = active
+                .iter()
+                .filter_map(|d| {
+                    let rule = d.decision.rule.as_deref()?.strip_prefix(&format!("{scope}/"))?;
+                    let since = d
+                        .decision
+                        .reason
+                        .get("trigger_time")
+                        .and_then(|v| v.as_i64())
+                        .map_or(d.decision.created, Timestamp);
+                    Some(RestoredBan {
+                        key: d.decision.key.clone(),
+                        prefix: d.decision.prefix,
+                        rule: rid(rule)?,
+                        since,
+                        until: d.decision.until,
+                        ban_count: 0,
+                        simulated: d.decision.simulated,
+                    })
+                })
+                .collect();
+            if !bans.is_empty() {
+                let st = s.pipeline.decider_mut().restore_bans(bans, now);
+                notes.push(format!("source {scope}: {} active ban(s) restored", st.active));
+            }
+        }
+        notes
+    }
+
     /// Run a chunk of lines.
     pub fn process(&mut self, chunk: Chunk, now: Timestamp) {
         let Some(src) = self.sources.get_mut(chunk.source) else {
@@ -199,6 +288,28 @@ impl Engine {
             read_at.push(t);
         }
         for s in &mut self.sources {
+            // The windows changed by the lines of this batch travel with its
+            // checkpoint: a restart continues them exactly.
+            let scope = s.config.name.clone();
+            let names: Vec<String> = s.pipeline.rules.rules.iter().map(|r| r.name.clone()).collect();
+            let det = s.pipeline.detector_mut();
+            for r in det.take_dirty() {
+                let Some(rule) = names.get(r.rule.0 as usize) else { continue };
+                let state = match r.state {
+                    Some(w) => match serde_json::to_string(&w) {
+                        Ok(t) => Some(t),
+                        Err(_) => continue,
+                    },
+                    None => None,
+                };
+                batch.windows.push(WindowRow { scope: scope.clone(), rule: rule.clone(), key: r.key, state });
+            }
+            for (rid, st) in det.take_dirty_rules() {
+                let Some(rule) = names.get(rid.0 as usize) else { continue };
+                if let Ok(t) = serde_json::to_string(&st) {
+                    batch.rule_states.push(RuleStateRow { scope: scope.clone(), rule: rule.clone(), state: Some(t) });
+                }
+            }
             match s.pending_position.take() {
                 Some(Position::Files(cps)) => {
                     batch.replace_groups.push(group_of(&s.config.name));
@@ -226,6 +337,7 @@ fn source_engine(config: &Config, s: &SourceConfig, now: Timestamp) -> Result<So
     let ctx = stadtwache_datetime::TimeContext { now, tz };
     let mut pipeline = Pipeline::new(set, &policy, ctx)?;
     pipeline.set_live_now(now);
+    pipeline.track_changes();
     Ok(SourceEngine { config: s.clone(), pipeline, recent: VecDeque::new(), pending_position: None, lines: 0 })
 }
 

@@ -119,6 +119,14 @@ fn start_sources(cfg: &Config, engine: Engine, store: &SqliteStore) -> Result<Ru
 fn merge(mut older: Batch, newer: Batch) -> Batch {
     older.decisions.extend(newer.decisions);
     older.alerts.extend(newer.alerts);
+    for w in newer.windows {
+        older.windows.retain(|o| (&o.scope, &o.rule, &o.key) != (&w.scope, &w.rule, &w.key));
+        older.windows.push(w);
+    }
+    for r in newer.rule_states {
+        older.rule_states.retain(|o| (&o.scope, &o.rule) != (&r.scope, &r.rule));
+        older.rule_states.push(r);
+    }
     for g in &newer.replace_groups {
         older.checkpoints.retain(|c| &c.group != g);
         if !older.replace_groups.contains(g) {
@@ -208,13 +216,16 @@ pub fn run(req: RunRequest) -> Result<ExitCode> {
 
     let mut store = open_store(&cfg)?;
     let started = wall_clock();
-    let engine = match Engine::build(&cfg, started) {
+    let mut engine = match Engine::build(&cfg, started) {
         Ok(e) => e,
         Err(diags) => {
             print_diags(&diags);
             return Ok(ExitCode::from(1));
         }
     };
+    for note in engine.restore(&store, started) {
+        dlog!("info", "{note}");
+    }
     let registry = Arc::new(stadtwache_metrics::Registry::new());
     let mut stages = stages::Stages::start(&cfg, Arc::clone(&registry))?;
     let mut running = start_sources(&cfg, engine, &store)?;
@@ -264,6 +275,9 @@ pub fn run(req: RunRequest) -> Result<ExitCode> {
             match reload(&cfg, req.config.as_deref(), &reloads) {
                 Some((new_cfg, mut new_engine)) => {
                     let old = stop_sources(running, &mut store, &mut committer, &stages);
+                    for note in new_engine.restore(&store, wall_clock()) {
+                        dlog!("info", "{note}");
+                    }
                     new_engine.carry_over(old);
                     if new_cfg.nftables != cfg.nftables || new_cfg.api != cfg.api {
                         stages.stop();
