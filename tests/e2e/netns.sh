@@ -197,7 +197,7 @@ check "attacker: port 22 blocked" no_tcp "$A" 10.77.1.1 22
 check "attacker: port 80 blocked" test "$(http_code "$A" http://10.77.1.1/)" = 000
 check "client: port 22 still open" tcp "$C" 10.77.2.1 22
 check "client: http still 200" test "$(http_code "$C" http://10.77.2.1/)" = 200
-in_s "$BIN" why 10.77.1.2 --config "$W/stadtwache.toml" | sed 's/^/  why: /' | head -30
+in_s "$BIN" why 10.77.1.2 --config "$W/stadtwache.toml" | sed "s/^/  why: /"
 check "why shows the rule and the nft state" bash -c "ip netns exec $S '$BIN' why 10.77.1.2 --config '$W/stadtwache.toml' | grep -q 'in the nftables set'"
 
 # --- admin API → nginx 403 ---------------------------------------------------
