@@ -1,12 +1,12 @@
 //! Configuration of [`NftEnforcer`](crate::NftEnforcer).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::EnforceError;
 
 /// How the nftables enforcer talks to the kernel (`[enforce.nftables]` in the
 /// daemon configuration). Every field has a default.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NftConfig {
     /// Name of our table (family `inet`). Letters, digits and `_`, starting

@@ -171,6 +171,16 @@ fn a_conflicting_prefix_is_rejected_alone() {
     assert!(st.rejected.is_empty(), "{st:?}");
     assert_eq!(listed(&mut e).len(), 5);
     assert!(e.health().elements_rejected == 1);
+
+    // Two conflicting prefixes in one batch ("conflicting intervals specified"): one is kept.
+    e.apply(&[], &[t("10.0.0.0/8")]).unwrap();
+    let batch: Vec<Ban> =
+        ["172.16.0.0/12", "172.17.0.0/16", "192.0.2.99"].iter().map(|s| Ban::new(t(s), secs(600))).collect();
+    let st = e.apply(&batch, &[]).unwrap();
+    assert_eq!((st.added, st.rejected.len()), (2, 1), "{st:?}");
+    let now = listed(&mut e);
+    assert!(now.contains(&"192.0.2.99".to_string()));
+    assert_eq!(now.iter().filter(|s| s.starts_with("172.1")).count(), 1, "{now:?}");
 }
 
 #[test]
