@@ -2,7 +2,7 @@
 //! (needs root; the root namespace's ruleset is not touched).
 //!
 //! ```text
-//! cargo run --release -p stadtwache-enforce --example nft_bench -- [--bans 100000] [--runs 3]
+//! cargo run --release -p stadtwache-enforce --example nft_bench -- [--bans 100000] [--runs 3] [--refresh auto|add|replace]
 //! ```
 //!
 //! Per run: 100,000 bans (70 % IPv4, 29 % IPv6, 1 % prefixes; 1 % permanent,
@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stadtwache_enforce::{Ban, Enforcer, NftConfig, NftEnforcer, Target};
+use stadtwache_enforce::{Ban, Enforcer, NftConfig, NftEnforcer, Refresh, Target};
 
 struct Netns(String);
 
@@ -76,13 +76,18 @@ fn timed<T>(label: &str, f: impl FnOnce() -> T) -> (T, f64) {
 fn main() {
     let mut n = 100_000usize;
     let mut runs = 3usize;
+    let mut refresh = Refresh::Auto;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next().and_then(|v| v.parse().ok())) {
-            ("--bans", Some(v)) => n = v,
-            ("--runs", Some(v)) => runs = v,
+        let v = args.next().unwrap_or_default();
+        match (a.as_str(), v.parse::<usize>().ok(), v.as_str()) {
+            ("--bans", Some(v), _) => n = v,
+            ("--runs", Some(v), _) => runs = v,
+            ("--refresh", _, "auto") => refresh = Refresh::Auto,
+            ("--refresh", _, "add") => refresh = Refresh::Add,
+            ("--refresh", _, "replace") => refresh = Refresh::Replace,
             _ => {
-                eprintln!("usage: nft_bench [--bans N] [--runs R]");
+                eprintln!("usage: nft_bench [--bans N] [--runs R] [--refresh auto|add|replace]");
                 std::process::exit(2);
             }
         }
@@ -112,10 +117,13 @@ fn main() {
     let mut table: Vec<Vec<f64>> = Vec::new();
     for run in 1..=runs {
         println!("run {run}");
-        let config = NftConfig { command: command.clone(), ..NftConfig::default() };
+        let config = NftConfig { command: command.clone(), refresh, ..NftConfig::default() };
         let mut e = NftEnforcer::new(config.clone()).unwrap();
         let mut row = Vec::new();
-        row.push(timed("ensure (create table, 4 sets, 2 chains)", || e.ensure().unwrap()).1);
+        row.push(timed("ensure (create table, 4 sets, 2 chains; probe)", || e.ensure().unwrap()).1);
+        if run == 1 {
+            println!("  re-add replaces timeouts: {:?} (refresh = {refresh:?})", e.readd_replaces_timeouts());
+        }
         let (st, s) =
             timed(&format!("apply {n} bans to empty sets (1 transaction)"), || e.apply(&desired, &[]).unwrap());
         assert_eq!((st.added, st.transactions, st.rejected.len()), (n, 1, 0));
