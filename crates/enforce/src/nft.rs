@@ -720,7 +720,16 @@ impl Enforcer for NftEnforcer {
     fn ensure(&mut self) -> Result<(), EnforceError> {
         self.ensure_layout()?;
         if self.readd_replaces.is_none() {
-            self.readd_replaces = Some(self.probe_readd()?);
+            // A probe that cannot run is a "no": add/delete/add works everywhere
+            // (the failure is in `health().last_error`).
+            let replaces = match self.probe_readd() {
+                Ok(r) => r,
+                Err(e) => {
+                    self.health.last_error = Some(format!("probing timeout replacement: {e}"));
+                    false
+                }
+            };
+            self.readd_replaces = Some(replaces);
         }
         Ok(())
     }
