@@ -73,16 +73,18 @@
 //! - [`Enforcer::remove_all`] deletes our table and nothing else (`add table`
 //!   + `delete table` in one transaction, so a missing table is no error).
 //!
-//! # Scale (measured with `examples/nft_bench.rs`, see `BENCHMARKS.md` here)
+//! # Scale (measured with `examples/nft_bench.rs`; figures in `BENCHMARKS.md` here)
 //!
-//! 100,000 new bans are one transaction of about 3.5 MB of script and take
-//! 0.4–0.9 s; restoring them after a restart (`ensure` + `reconcile` into an
-//! empty table) 0.45–0.8 s; `list`/`reconcile` of 100,000 elements 0.7–1.7 s,
-//! nearly all of it inside `nft -j list` (our JSON parsing is a few percent).
+//! 100,000 new bans are one transaction of about 3.5 MB of script: 0.36 s of
+//! CPU (nft + kernel), 0.4–1.0 s wall on a loaded 2-core machine. Restoring
+//! them after a restart (`ensure` + `reconcile` into an empty table) takes
+//! 0.4 s CPU, about 1 s wall; `list`/`reconcile` of 100,000 elements 0.7 s
+//! CPU, nearly all of it inside `nft -j list` (our parsing: 0.03 s).
 //! Listing grows faster than linearly with the set size (the kernel's
-//! netlink dump of a set restarts its walk for every chunk): 200,000 elements
-//! took 2.3 s of CPU, 400,000 took 7.5 s. With more than a few hundred
-//! thousand bans raise [`NftConfig::timeout_ms`] and reconcile less often.
+//! netlink dump of a set restarts its walk for every chunk): 200,000
+//! elements took 2.3 s of CPU, 400,000 took 7.5 s. With more than a few
+//! hundred thousand bans raise [`NftConfig::timeout_ms`] and reconcile less
+//! often.
 //!
 //! # Daemon wiring
 //!
