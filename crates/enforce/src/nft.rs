@@ -898,6 +898,42 @@ mod tests {
     }
 
     #[test]
+    fn mutated_listings_never_panic() {
+        let good = br#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"name": "v4", "elem": ["5.5.5.5",
+            {"elem": {"val": "1.2.3.4", "timeout": 600, "expires": 599}}]}}, {"set": {"name": "v6net", "elem": [
+            {"elem": {"val": {"prefix": {"addr": "2001:db8::", "len": 48}}, "timeout": 60, "expires": 59}}]}},
+            {"chain": {"name": "input", "hook": "input", "prio": -10}}, {"rule": {"chain": "input"}}]}"#;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const SPECIAL: &[u8] = br#"{}[]":,0123456789-./abcdef "#;
+        let mut parsed = 0;
+        for _ in 0..10_000 {
+            let mut b = good.to_vec();
+            for _ in 0..1 + rnd() % 4 {
+                let i = (rnd() % b.len() as u64) as usize;
+                match rnd() % 3 {
+                    0 => b[i] = SPECIAL[(rnd() % SPECIAL.len() as u64) as usize],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, (rnd() % 256) as u8),
+                }
+            }
+            if let Ok(snap) = parse_listing(&b, &NftConfig::default()) {
+                parsed += 1;
+                assert!(snap.elements.len() <= 3);
+            }
+            let _ = parse_set_elements(&b);
+        }
+        assert!(parsed > 0, "no mutation parsed at all: the test exercises nothing but the error path");
+    }
+
+    #[test]
     fn listing_parses_defensively() {
         let json = br#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
             {"table": {"family": "inet", "name": "stadtwache"}},
