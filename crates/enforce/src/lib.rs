@@ -80,8 +80,9 @@
 //! them after a restart (`ensure` + `reconcile` into an empty table) takes
 //! 0.4 s CPU, about 1 s wall; `list`/`reconcile` of 100,000 elements 0.7 s
 //! CPU, nearly all of it inside `nft -j list` (our parsing: 0.03 s).
-//! Listing grows faster than linearly with the set size (the kernel's
-//! netlink dump of a set restarts its walk for every chunk): 200,000
+//! Listing grows faster than linearly with the set size (its kernel part
+//! quadratically; the netlink dump apparently re-walks the set for every
+//! chunk it returns): 200,000
 //! elements took 2.3 s of CPU, 400,000 took 7.5 s. With more than a few
 //! hundred thousand bans raise [`NftConfig::timeout_ms`] and reconcile less
 //! often.
