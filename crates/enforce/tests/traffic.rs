@@ -173,7 +173,6 @@ fn a_banned_address_cannot_connect_others_can() {
     let banned_at = std::time::Instant::now();
     e.apply(&[Ban::new(atk4, Duration::from_secs(3))], &[]).unwrap();
     assert!(!connects(&atk, "10.99.1.1:8080"), "3 s ban not in force");
-    assert!(banned_at.elapsed() < Duration::from_secs(3), "too slow to tell: {:?}", banned_at.elapsed());
     std::thread::sleep(Duration::from_millis(3500).saturating_sub(banned_at.elapsed()));
     assert!(connects(&atk, "10.99.1.1:8080"), "3 s ban did not expire");
     assert!(e.list().unwrap().is_empty());
