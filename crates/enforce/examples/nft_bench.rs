@@ -2,7 +2,7 @@
 //! (needs root; the root namespace's ruleset is not touched).
 //!
 //! ```text
-//! cargo run --release -p stadtwache-enforce --example nft_bench -- [--bans 100000] [--runs 3]
+//! cargo run --release -p stadtwache-enforce --example nft_bench -- [--bans 100000] [--runs 3] [--refresh auto|add|replace]
 //! ```
 //!
 //! Per run: 100,000 bans (70 % IPv4, 29 % IPv6, 1 % prefixes; 1 % permanent,
@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stadtwache_enforce::{Ban, Enforcer, NftConfig, NftEnforcer, Target};
+use stadtwache_enforce::{Ban, Enforcer, NftConfig, NftEnforcer, Refresh, Target};
 
 struct Netns(String);
 
@@ -65,24 +65,41 @@ fn bans(n: usize, seed: u64) -> Vec<Ban> {
     out
 }
 
-fn timed<T>(label: &str, f: impl FnOnce() -> T) -> (T, f64) {
-    let start = Instant::now();
+/// CPU seconds used by this process and its waited-for children (nft), from
+/// /proc/self/stat (utime, stime, cutime, cstime in clock ticks of 1/100 s):
+/// unlike wall time, not inflated by other load on the machine.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the ")" closing the command name; utime is field 14 overall.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().skip(11).take(4).filter_map(|x| x.parse().ok()).collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// Runs `f`; prints and returns (wall, CPU) seconds.
+fn timed<T>(label: &str, f: impl FnOnce() -> T) -> (T, (f64, f64)) {
+    let (start, cpu) = (Instant::now(), cpu_secs());
     let v = f();
-    let s = start.elapsed().as_secs_f64();
-    println!("  {label:<58} {s:>7.3} s");
-    (v, s)
+    let (s, c) = (start.elapsed().as_secs_f64(), cpu_secs() - cpu);
+    println!("  {label:<58} {s:>7.3} s wall {c:>6.2} s CPU");
+    (v, (s, c))
 }
 
 fn main() {
     let mut n = 100_000usize;
     let mut runs = 3usize;
+    let mut refresh = Refresh::Auto;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next().and_then(|v| v.parse().ok())) {
-            ("--bans", Some(v)) => n = v,
-            ("--runs", Some(v)) => runs = v,
+        let v = args.next().unwrap_or_default();
+        match (a.as_str(), v.parse::<usize>().ok(), v.as_str()) {
+            ("--bans", Some(v), _) => n = v,
+            ("--runs", Some(v), _) => runs = v,
+            ("--refresh", _, "auto") => refresh = Refresh::Auto,
+            ("--refresh", _, "add") => refresh = Refresh::Add,
+            ("--refresh", _, "replace") => refresh = Refresh::Replace,
             _ => {
-                eprintln!("usage: nft_bench [--bans N] [--runs R]");
+                eprintln!("usage: nft_bench [--bans N] [--runs R] [--refresh auto|add|replace]");
                 std::process::exit(2);
             }
         }
@@ -109,13 +126,16 @@ fn main() {
     let pfx = desired.iter().filter(|b| b.target.prefix().is_some()).count();
     let perm = desired.iter().filter(|b| b.expires.is_none()).count();
     println!("  bans: {v4} IPv4 addresses, {} IPv6 addresses, {pfx} prefixes, {perm} permanent", n - v4 - pfx);
-    let mut table: Vec<Vec<f64>> = Vec::new();
+    let mut table: Vec<Vec<(f64, f64)>> = Vec::new();
     for run in 1..=runs {
         println!("run {run}");
-        let config = NftConfig { command: command.clone(), ..NftConfig::default() };
+        let config = NftConfig { command: command.clone(), refresh, ..NftConfig::default() };
         let mut e = NftEnforcer::new(config.clone()).unwrap();
         let mut row = Vec::new();
-        row.push(timed("ensure (create table, 4 sets, 2 chains)", || e.ensure().unwrap()).1);
+        row.push(timed("ensure (create table, 4 sets, 2 chains; probe)", || e.ensure().unwrap()).1);
+        if run == 1 {
+            println!("  re-add replaces timeouts: {:?} (refresh = {refresh:?})", e.readd_replaces_timeouts());
+        }
         let (st, s) =
             timed(&format!("apply {n} bans to empty sets (1 transaction)"), || e.apply(&desired, &[]).unwrap());
         assert_eq!((st.added, st.transactions, st.rejected.len()), (n, 1, 0));
@@ -172,10 +192,18 @@ fn main() {
         "reconcile v4 flushed",
         "tick 100+100",
     ];
-    println!("median of {runs} runs:");
+    println!("median of {runs} runs (wall; CPU of this process + nft):");
     for (i, label) in labels.iter().enumerate() {
-        let mut v: Vec<f64> = table.iter().map(|r| r[i]).collect();
+        let mut v: Vec<f64> = table.iter().map(|r| r[i].0).collect();
+        let mut c: Vec<f64> = table.iter().map(|r| r[i].1).collect();
         v.sort_by(f64::total_cmp);
-        println!("  {label:<24} {:>7.3} s   (min {:.3}, max {:.3})", v[v.len() / 2], v[0], v[v.len() - 1]);
+        c.sort_by(f64::total_cmp);
+        println!(
+            "  {label:<28} {:>7.3} s (min {:.3}, max {:.3})  CPU {:.2} s",
+            v[v.len() / 2],
+            v[0],
+            v[v.len() - 1],
+            c[c.len() / 2]
+        );
     }
 }

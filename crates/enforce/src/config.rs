@@ -1,12 +1,12 @@
 //! Configuration of [`NftEnforcer`](crate::NftEnforcer).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::EnforceError;
 
 /// How the nftables enforcer talks to the kernel (`[enforce.nftables]` in the
 /// daemon configuration). Every field has a default.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NftConfig {
     /// Name of our table (family `inet`). Letters, digits and `_`, starting
@@ -40,6 +40,26 @@ pub struct NftConfig {
     /// At most this many extra transactions to isolate elements nft refuses
     /// when a batch fails for an element-level reason. Default 256.
     pub max_split_transactions: usize,
+    /// How a ban of an element that is already in a set gets its new timeout.
+    /// Default `auto`.
+    pub refresh: Refresh,
+}
+
+/// How to reset the timeout of an element that is already in a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Refresh {
+    /// Probe the kernel once (at the first `ensure`, with two throwaway sets
+    /// in our table): use `add` if a re-`add` replaces timeouts there, else
+    /// `replace`.
+    #[default]
+    Auto,
+    /// A plain `add element … { x timeout T }`: newer kernels (seen on 6.18)
+    /// replace the timeout of an existing element, also permanent ↔ timed.
+    Add,
+    /// `add {x}`, `delete {x}`, `add {x timeout T}` in the transaction: works
+    /// everywhere, about three times the work.
+    Replace,
 }
 
 impl Default for NftConfig {
@@ -55,6 +75,7 @@ impl Default for NftConfig {
             timeout_ms: 60_000,
             max_output_bytes: 512 << 20,
             max_split_transactions: 256,
+            refresh: Refresh::Auto,
         }
     }
 }
@@ -96,8 +117,11 @@ mod tests {
         assert_eq!(c, NftConfig::default());
         c.validate().unwrap();
         assert!(serde_json::from_str::<NftConfig>(r#"{"tabel":"x"}"#).is_err());
-        let c: NftConfig = serde_json::from_str(r#"{"table":"sw2","forward":false,"priority":-5}"#).unwrap();
+        let c: NftConfig =
+            serde_json::from_str(r#"{"table":"sw2","forward":false,"priority":-5,"refresh":"replace"}"#).unwrap();
         assert_eq!((c.table.as_str(), c.forward, c.priority, c.input), ("sw2", false, -5, true));
+        assert_eq!(c.refresh, Refresh::Replace);
+        assert!(serde_json::from_str::<NftConfig>(r#"{"refresh":"sometimes"}"#).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::{ApplyStats, Ban, Drift, EnforceError, Enforcer, Health, NftConfig, Target, cap_text};
+use crate::{ApplyStats, Ban, Drift, EnforceError, Enforcer, Health, NftConfig, Refresh, Target, cap_text};
 
 /// Longest element timeout we write, in seconds (about 3.2 years): nft 1.0.6
 /// refuses `timeout 100000000s` ("value too large"). Longer bans are written
@@ -151,6 +151,9 @@ pub struct NftEnforcer {
     /// (added by someone else, or before a restart without reconcile), it
     /// keeps its old timeout until the next `reconcile` retimes it.
     written: HashSet<Target>,
+    /// Whether a plain re-`add` replaces an element's timeout: from the
+    /// configuration, or probed at the first `ensure` (`None` = not yet).
+    readd_replaces: Option<bool>,
 }
 
 /// Result of one nft run.
@@ -162,12 +165,71 @@ impl NftEnforcer {
     /// An enforcer with `config` (validated). Runs nothing yet.
     pub fn new(config: NftConfig) -> Result<Self, EnforceError> {
         config.validate()?;
-        Ok(Self { config, health: Health::default(), written: HashSet::new() })
+        let readd_replaces = match config.refresh {
+            Refresh::Auto => None,
+            Refresh::Add => Some(true),
+            Refresh::Replace => Some(false),
+        };
+        Ok(Self { config, health: Health::default(), written: HashSet::new(), readd_replaces })
     }
 
     /// The configuration.
     pub fn config(&self) -> &NftConfig {
         &self.config
+    }
+
+    /// Whether a ban of an element already present is written as a plain
+    /// `add` (`Some(true)`) or add/delete/add (`Some(false)`); `None` until
+    /// the first `ensure` has probed the kernel ([`Refresh::Auto`]).
+    pub fn readd_replaces_timeouts(&self) -> Option<bool> {
+        self.readd_replaces
+    }
+
+    /// Does a re-`add` replace timeouts (longer, shorter, permanent ↔ timed)
+    /// in a hash and an interval set? Two throwaway sets in our table,
+    /// removed again whatever happens.
+    fn probe_readd(&mut self) -> Result<bool, EnforceError> {
+        let t = self.config.table.clone();
+        let sets = [
+            ("probeh", "", ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]),
+            ("proben", "interval,", ["192.0.2.16/28", "192.0.2.32/28", "192.0.2.48/28", "192.0.2.64/28"]),
+        ];
+        // Before → after: longer, shorter, permanent → timed, timed → permanent.
+        let steps = [
+            (" timeout 1000s", " timeout 3000s"),
+            (" timeout 3000s", " timeout 1000s"),
+            ("", " timeout 2000s"),
+            (" timeout 1000s", ""),
+        ];
+        let (mut first, mut second, mut cleanup) = (String::new(), String::new(), String::new());
+        for (name, flags, elems) in sets {
+            let _ = writeln!(first, "add set inet {t} {name} {{ type ipv4_addr; flags {flags}timeout; }}");
+            let before: Vec<String> = elems.iter().zip(steps).map(|(e, (b, _))| format!("{e}{b}")).collect();
+            let after: Vec<String> = elems.iter().zip(steps).map(|(e, (_, a))| format!("{e}{a}")).collect();
+            let _ = writeln!(first, "add element inet {t} {name} {{ {} }}", before.join(", "));
+            let _ = writeln!(second, "add element inet {t} {name} {{ {} }}", after.join(", "));
+            let _ = writeln!(cleanup, "add set inet {t} {name} {{ type ipv4_addr; flags {flags}timeout; }}");
+            let _ = writeln!(cleanup, "delete set inet {t} {name}");
+        }
+        let result = (|| {
+            self.transact(first)?;
+            self.transact(second)?;
+            let mut ok = true;
+            for (name, _, elems) in sets {
+                let out = self.run(&["-j", "list", "set", "inet", &t, name], None)?;
+                let listed = parse_set_elements(&out.stdout)?;
+                let get = |e: &str| listed.iter().find(|(x, _)| x.to_string() == e).map(|(_, r)| *r);
+                ok &= matches!(get(elems[0]), Some(Some(r)) if r > 2000)
+                    && matches!(get(elems[1]), Some(Some(r)) if r <= 1000)
+                    && matches!(get(elems[2]), Some(Some(r)) if r <= 2000)
+                    && get(elems[3]) == Some(None);
+            }
+            Ok(ok)
+        })();
+        let cleaned = self.transact(cleanup);
+        let ok = result?;
+        cleaned?;
+        Ok(ok)
     }
 
     fn command_text(&self) -> String {
@@ -247,6 +309,23 @@ impl NftEnforcer {
             return Err(EnforceError::OutputTooLarge(max_out));
         }
         Ok(RunOutput { stdout: stdout.0 })
+    }
+
+    /// Creates or repairs table, sets and chains (one transaction).
+    fn ensure_layout(&mut self) -> Result<(), EnforceError> {
+        match self.transact(self.ensure_script()) {
+            // A set of ours with another type or flags (an older layout, or
+            // made by hand) cannot be changed in place: replace the whole
+            // table in one transaction. Its elements are gone until the next
+            // `reconcile` restores them.
+            Err(EnforceError::Nft { stderr, .. }) if stderr.contains("File exists") => {
+                let t = &self.config.table;
+                let script = format!("add table inet {t}\ndelete table inet {t}\n{}", self.ensure_script());
+                self.written.clear();
+                self.transact(script)
+            }
+            other => other,
+        }
     }
 
     /// Runs `script` as one transaction, updating the health counters.
@@ -575,6 +654,24 @@ impl JsonVal {
     }
 }
 
+impl JsonElem {
+    /// The target and remaining seconds (`None` = permanent), if we can read it.
+    fn parse(&self) -> Option<(Target, Option<u64>)> {
+        let (val, remaining) = match self {
+            JsonElem::Plain(v) => (v, None),
+            JsonElem::Wrapped { elem } => (&elem.val, elem.expires.or(elem.timeout)),
+        };
+        Some((val.target()?, remaining))
+    }
+}
+
+/// The readable elements of every set in a `nft -j list set …` output.
+fn parse_set_elements(bytes: &[u8]) -> Result<Vec<(Target, Option<u64>)>, EnforceError> {
+    let root: JsonRoot =
+        serde_json::from_slice(bytes).map_err(|e| EnforceError::Parse(cap_text(&e.to_string(), 300)))?;
+    Ok(root.nftables.into_iter().filter_map(|i| i.set).flat_map(|s| s.elem).filter_map(|e| e.parse()).collect())
+}
+
 fn parse_listing(bytes: &[u8], config: &NftConfig) -> Result<Snapshot, EnforceError> {
     let root: JsonRoot =
         serde_json::from_slice(bytes).map_err(|e| EnforceError::Parse(cap_text(&e.to_string(), 300)))?;
@@ -587,12 +684,8 @@ fn parse_listing(bytes: &[u8], config: &NftConfig) -> Result<Snapshot, EnforceEr
             let Some(kind) = SetKind::from_name(&set.name) else { continue };
             sets_seen += 1;
             for e in set.elem {
-                let (val, remaining) = match &e {
-                    JsonElem::Plain(v) => (v, None),
-                    JsonElem::Wrapped { elem } => (&elem.val, elem.expires.or(elem.timeout)),
-                };
-                match val.target() {
-                    Some(t) => snap.elements.push((kind, t, remaining)),
+                match e.parse() {
+                    Some((t, remaining)) => snap.elements.push((kind, t, remaining)),
                     None => snap.unparsed += 1,
                 }
             }
@@ -625,19 +718,20 @@ impl Enforcer for NftEnforcer {
     }
 
     fn ensure(&mut self) -> Result<(), EnforceError> {
-        match self.transact(self.ensure_script()) {
-            // A set of ours with another type or flags (an older layout, or
-            // made by hand) cannot be changed in place: replace the whole
-            // table in one transaction. Its elements are gone until the next
-            // `reconcile` restores them.
-            Err(EnforceError::Nft { stderr, .. }) if stderr.contains("File exists") => {
-                let t = &self.config.table;
-                let script = format!("add table inet {t}\ndelete table inet {t}\n{}", self.ensure_script());
-                self.written.clear();
-                self.transact(script)
-            }
-            other => other,
+        self.ensure_layout()?;
+        if self.readd_replaces.is_none() {
+            // A probe that cannot run is a "no": add/delete/add works everywhere
+            // (the failure is in `health().last_error`).
+            let replaces = match self.probe_readd() {
+                Ok(r) => r,
+                Err(e) => {
+                    self.health.last_error = Some(format!("probing timeout replacement: {e}"));
+                    false
+                }
+            };
+            self.readd_replaces = Some(replaces);
         }
+        Ok(())
     }
 
     fn apply(&mut self, add: &[Ban], remove: &[Target]) -> Result<ApplyStats, EnforceError> {
@@ -651,7 +745,7 @@ impl Enforcer for NftEnforcer {
             }
         }
         for (target, timeout) in bans {
-            let fresh = !self.written.contains(&target);
+            let fresh = self.readd_replaces == Some(true) || !self.written.contains(&target);
             ops.push(Op::Add { set: SetKind::of(&target), target, timeout, fresh });
         }
         let mut stats = ApplyStats { skipped_expired: skipped, ..ApplyStats::default() };
@@ -704,7 +798,7 @@ impl Enforcer for NftEnforcer {
                     };
                     if differs {
                         drift.retimed += 1;
-                        ops.push(Op::Add { set, target, timeout, fresh: false });
+                        ops.push(Op::Add { set, target, timeout, fresh: self.readd_replaces == Some(true) });
                     }
                 }
             }
@@ -801,6 +895,42 @@ mod tests {
         assert!(s.contains("delete chain inet stadtwache forward\n"));
         assert!(!s.contains("hook forward"));
         assert!(!s.contains("counter"));
+    }
+
+    #[test]
+    fn mutated_listings_never_panic() {
+        let good = br#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"name": "v4", "elem": ["5.5.5.5",
+            {"elem": {"val": "1.2.3.4", "timeout": 600, "expires": 599}}]}}, {"set": {"name": "v6net", "elem": [
+            {"elem": {"val": {"prefix": {"addr": "2001:db8::", "len": 48}}, "timeout": 60, "expires": 59}}]}},
+            {"chain": {"name": "input", "hook": "input", "prio": -10}}, {"rule": {"chain": "input"}}]}"#;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const SPECIAL: &[u8] = br#"{}[]":,0123456789-./abcdef "#;
+        let mut parsed = 0;
+        for _ in 0..10_000 {
+            let mut b = good.to_vec();
+            for _ in 0..1 + rnd() % 4 {
+                let i = (rnd() % b.len() as u64) as usize;
+                match rnd() % 3 {
+                    0 => b[i] = SPECIAL[(rnd() % SPECIAL.len() as u64) as usize],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, (rnd() % 256) as u8),
+                }
+            }
+            if let Ok(snap) = parse_listing(&b, &NftConfig::default()) {
+                parsed += 1;
+                assert!(snap.elements.len() <= 3);
+            }
+            let _ = parse_set_elements(&b);
+        }
+        assert!(parsed > 0, "no mutation parsed at all: the test exercises nothing but the error path");
     }
 
     #[test]

@@ -227,6 +227,27 @@ mod tests {
     }
 
     #[test]
+    fn random_text_never_panics_and_round_trips() {
+        let alphabet = b"0123456789abcdef:./x ";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut ok = 0;
+        for _ in 0..50_000 {
+            let mut s = String::new();
+            for _ in 0..1 + (x % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push(alphabet[(x % alphabet.len() as u64) as usize] as char);
+            }
+            if let Ok(t) = s.parse::<Target>() {
+                ok += 1;
+                assert_eq!(t.to_string().parse::<Target>().unwrap(), t, "{s:?}");
+            }
+        }
+        assert!(ok > 0);
+    }
+
+    #[test]
     fn contains() {
         assert!(t("10.0.0.0/8").contains("10.200.1.1".parse().unwrap()));
         assert!(!t("10.0.0.0/8").contains("11.0.0.1".parse().unwrap()));

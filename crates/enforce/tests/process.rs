@@ -100,3 +100,12 @@ fn listings_are_capped_and_checked() {
     assert_eq!(l.len(), 2);
     assert_eq!(l[1].1, Some(Duration::from_secs(9)));
 }
+
+#[test]
+fn a_probe_that_cannot_read_the_kernel_falls_back_to_add_delete_add() {
+    // Transactions "succeed", listings are empty: the probe cannot confirm.
+    let mut e = fake("cat >/dev/null");
+    e.ensure().unwrap();
+    assert_eq!(e.readd_replaces_timeouts(), Some(false));
+    assert!(e.health().last_error.unwrap().contains("cannot parse"));
+}
