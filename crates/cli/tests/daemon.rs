@@ -394,6 +394,7 @@ fn file_source_bans_and_api_follows_the_store() {
     let t = Instant::now();
     wait_for("the API to deny 198.51.100.20", || (auth(port, "198.51.100.20") == 403).then_some(()));
     let took = t.elapsed();
+    eprintln!("decisions add reached the API after {took:?}");
     assert!(took <= Duration::from_secs(1), "decisions add reached the API after {took:?}");
     assert!(d.decisions().iter().any(|a| a == "198.51.100.20"));
 
@@ -509,6 +510,13 @@ fn bad_input_is_counted_and_the_daemon_keeps_running() {
     assert_eq!(dropped["invalid_utf8_replaced"], 2, "{s}");
     assert_eq!(dropped["not_allowed"], 0, "{s}");
     assert!(s["running"] == true, "{s}");
+    // The same counts in /metrics.
+    let dropped_metric = |source: &str, reason: &str| {
+        metric(port, "stadtwache_source_dropped", &[&format!("source=\"{source}\""), &format!("reason=\"{reason}\"")])
+    };
+    wait_for("the drops in /metrics", || (dropped_metric("net", "malformed") == 5.0).then_some(()));
+    assert_eq!(dropped_metric("net", "oversize"), 2.0);
+    assert_eq!(dropped_metric("net", "invalid_utf8_replaced"), 2.0);
 
     // --- a file source: an over-long line and invalid UTF-8 are counted, the rest processed.
     let mut data = Vec::new();
@@ -526,6 +534,7 @@ fn bad_input_is_counted_and_the_daemon_keeps_running() {
     assert_eq!(s["dropped"]["oversize"], 1, "{s}");
     assert_eq!(s["dropped"]["invalid_utf8_replaced"], 2, "{s}");
     assert!(!d.decisions().iter().any(|a| a == "192.0.2.61"), "one failure is no ban");
+    wait_for("the file drops in /metrics", || (dropped_metric("f", "oversize") == 1.0).then_some(()));
 
     // Still alive and answering after all of it.
     assert_eq!(auth(port, "192.0.2.50"), 403);
