@@ -14,7 +14,10 @@
 # 4. restart the daemon → the ban is still enforced;
 # 5. flush our nft set by hand → reconciliation restores it;
 # 6. kill -9 during a burst of log lines → after restart the alert count
-#    equals that of an uninterrupted run (a second daemon on a copy).
+#    equals that of an uninterrupted run (a second daemon on a copy);
+# 7. Debian's crowdsec-firewall-bouncer, with a key from `stadtwache bouncers
+#    add`, puts our decisions into its own nft set;
+# 8. `stadtwache firewall remove` removes our table and nothing else.
 #
 # Usage: tests/e2e/netns.sh [path/to/stadtwache]   (prints PASS/FAIL lines; exit 0 = all passed)
 set -uo pipefail
@@ -219,8 +222,8 @@ check "bad admin token is refused" \
 # --- restart ------------------------------------------------------------------
 stop_daemon
 check "restart: daemon starts again" start_daemon
-sleep 1
-check "restart: attacker still in the set" in_set 10.77.1.2
+wait_set() { for _ in $(seq 50); do in_set "$1" && return 0; sleep 0.1; done; return 1; }
+check "restart: attacker still in the set" wait_set 10.77.1.2
 check "restart: attacker still blocked on 22" no_tcp "$A" 10.77.1.1 22
 
 # --- drift repair ---------------------------------------------------------------
@@ -283,6 +286,62 @@ kill "$D2"; wait "$D2" 2>/dev/null
 echo "  burst: $total lines, alerts with kill -9: $killed, uninterrupted: $clean"
 check "kill -9 during a burst: alert count equals the uninterrupted run ($killed = $clean)" test "$killed" = "$clean"
 check "uninterrupted run found 400 alerts" test "$clean" = 400
+
+# --- crowdsec-firewall-bouncer (Debian) with a key from `stadtwache bouncers add`
+if [ -x /usr/bin/crowdsec-firewall-bouncer ]; then
+  KEY=$(in_s "$BIN" bouncers add e2e-fw --config "$W/stadtwache.toml" | tail -1)
+  mkdir -p "$W/bouncer"
+  cat > "$W/bouncer/bouncer.yaml" <<EOF
+mode: nftables
+pid_dir: $W/bouncer/
+update_frequency: 1s
+daemonize: false
+log_mode: file
+log_dir: $W/bouncer/
+log_level: info
+api_url: http://127.0.0.1:8089/
+api_key: $KEY
+insecure_skip_verify: false
+disable_ipv6: false
+deny_action: DROP
+deny_log: false
+supported_decisions_types:
+  - ban
+blacklists_ipv4: crowdsec-blacklists
+blacklists_ipv6: crowdsec6-blacklists
+nftables:
+  ipv4:
+    enabled: true
+    set-only: false
+    table: crowdsec
+    chain: crowdsec-chain
+  ipv6:
+    enabled: true
+    set-only: false
+    table: crowdsec6
+    chain: crowdsec6-chain
+prometheus:
+  enabled: false
+  listen_addr: 127.0.0.1
+  listen_port: 60601
+EOF
+  ip netns exec "$S" crowdsec-firewall-bouncer -c "$W/bouncer/bouncer.yaml" >"$W/bouncer/stdout.log" 2>&1 &
+  echo $! > "$W/bouncer.pid"
+  got=no
+  for _ in $(seq 100); do
+    set_text=$(in_s nft list set ip crowdsec crowdsec-blacklists 2>/dev/null)
+    if echo "$set_text" | grep -q 10.77.1.2 && echo "$set_text" | grep -q 203.0.113.7; then got=yes; break; fi
+    sleep 0.1
+  done
+  echo "$set_text" | sed 's/^/  bouncer set: /'
+  check "crowdsec-firewall-bouncer (key from 'stadtwache bouncers add') puts our decisions into its nft set" test "$got" = yes
+  check "bouncers list shows its pull" bash -c "ip netns exec $S '$BIN' bouncers list --config '$W/stadtwache.toml' | grep e2e-fw | grep -vq 'last pull never'"
+  kill "$(cat "$W/bouncer.pid")" 2>/dev/null
+  sleep 0.5
+  in_s nft delete table ip crowdsec 2>/dev/null; in_s nft delete table ip6 crowdsec6 2>/dev/null
+else
+  fail "crowdsec-firewall-bouncer is not installed (apt-get install crowdsec-firewall-bouncer)"
+fi
 
 # --- firewall remove ------------------------------------------------------------
 stop_daemon

@@ -27,7 +27,21 @@ impl Target {
         let mut cfg = match &self.config {
             Some(p) => match daemon::load_config(Some(p)) {
                 Some(c) => c,
-                None => bail!("K001: the configuration {} has errors (listed above)", p.display()),
+                // A broken file (say, after a failed reload) must not lock
+                // the operator out of the state: take its data directory.
+                None => match lenient_data_dir(p) {
+                    Some(dir) => {
+                        eprintln!(
+                            "stadtwache: the configuration {} has errors (above); using its data_dir {}",
+                            p.display(),
+                            dir.display()
+                        );
+                        let mut c = daemon::config::embedded_default();
+                        c.daemon.data_dir = dir;
+                        c
+                    }
+                    None => bail!("K001: the configuration {} has errors (listed above)", p.display()),
+                },
             },
             None => daemon::config::embedded_default(),
         };
@@ -42,6 +56,14 @@ impl Target {
         let store = daemon::open_store(&cfg)?;
         Ok((cfg, store))
     }
+}
+
+/// `[daemon] data_dir` of a config that does not validate (if it parses at all).
+fn lenient_data_dir(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let dir = table.get("daemon").and_then(|d| d.get("data_dir")).and_then(|v| v.as_str());
+    Some(dir.map_or_else(|| daemon::config::DaemonConfig::default().data_dir, PathBuf::from))
 }
 
 /// `ADDR` or `ADDR/PREFIX` (host bits are cleared), or any other text key.

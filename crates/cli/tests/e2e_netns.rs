@@ -13,7 +13,7 @@ fn missing() -> Vec<String> {
     if uid.as_deref().ok() != Some("0") {
         m.push("root".to_string());
     }
-    for tool in ["ip", "nft", "sshd", "nginx", "curl", "ssh", "ssh-keygen", "python3"] {
+    for tool in ["ip", "nft", "sshd", "nginx", "curl", "ssh", "ssh-keygen", "python3", "crowdsec-firewall-bouncer"] {
         let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(tool).exists());
         if !found {
             m.push(tool.to_string());
@@ -53,6 +53,7 @@ fn daemon_in_network_namespaces() {
         "PASS: restart: attacker still blocked on 22",
         "PASS: reconciliation restores the flushed set",
         "PASS: kill -9 during a burst",
+        "PASS: crowdsec-firewall-bouncer (key from 'stadtwache bouncers add') puts our decisions into its nft set",
         "PASS: a foreign table is untouched",
     ] {
         assert!(stdout.contains(step), "step not passed: {step}");

@@ -632,7 +632,10 @@ fn validate_source(cx: &mut Ctx<'_>, at: usize, s: &SourceConfig, policy: &Polic
         cx.err("K014", at, format!("{what}: `filters` (fail2ban) and `services`/`only` (native) exclude each other"));
     }
     let merged = policy.merged(&s.policy);
-    validate_policy(cx, &format!("{what} policy"), at, &merged);
+    // `[policy]` itself is checked once; here only what the source overrides.
+    if s.policy != PolicyOverride::default() {
+        validate_policy(cx, &format!("{what} policy"), at, &merged);
+    }
     // The rules themselves: compile now, so `check --config` finds every
     // broken filter, not the daemon at start.
     if let Err(diags) = crate::ruleset::build(&s.rule_args(rules), &merged.to_args()) {
