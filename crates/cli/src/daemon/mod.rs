@@ -216,18 +216,22 @@ pub fn run(req: RunRequest) -> Result<ExitCode> {
 
     let mut store = open_store(&cfg)?;
     let started = wall_clock();
+    // Enforcement first: the stage thread reconciles the kernel with the
+    // stored decisions while detection compiles its rules and restores its
+    // windows.
+    let registry = Arc::new(stadtwache_metrics::Registry::new());
+    let mut stages = stages::Stages::start(&cfg, Arc::clone(&registry))?;
     let mut engine = match Engine::build(&cfg, started) {
         Ok(e) => e,
         Err(diags) => {
             print_diags(&diags);
+            stages.stop();
             return Ok(ExitCode::from(1));
         }
     };
     for note in engine.restore(&store, started) {
         dlog!("info", "{note}");
     }
-    let registry = Arc::new(stadtwache_metrics::Registry::new());
-    let mut stages = stages::Stages::start(&cfg, Arc::clone(&registry))?;
     let mut running = start_sources(&cfg, engine, &store)?;
     let mut cfg = cfg;
     dlog!(

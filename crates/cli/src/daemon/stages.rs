@@ -279,12 +279,25 @@ fn stage_loop(
         }
         // Periodic (and first) reconciliation: kernel = stored active decisions.
         if need_reconcile || last_reconcile.is_none_or(|t| t.elapsed() >= reconcile_every) {
+            let began = Instant::now();
+            let first = last_reconcile.is_none();
             match store.changed_since(ChangeCursor::START) {
                 Ok(all) => {
                     let desired: Vec<Ban> = all.new.iter().filter_map(|d| ban_of(d, now)).collect();
                     metrics.active.set(desired.len() as f64);
+                    let read = began.elapsed();
                     match enforcer.reconcile(&desired) {
                         Ok(drift) => {
+                            if first {
+                                dlog!(
+                                    "info",
+                                    "{}: {} stored decision(s) read in {:.3} s, reconciled in {:.3} s",
+                                    enforcer.name(),
+                                    desired.len(),
+                                    read.as_secs_f64(),
+                                    (began.elapsed() - read).as_secs_f64()
+                                );
+                            }
                             if !drift.is_clean() {
                                 dlog!(
                                     "warning",
