@@ -53,7 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let shared: SharedStore = Arc::new(Mutex::new(store));
     let index = Arc::new(DecisionIndex::new());
-    let state = ApiState::new(ApiConfig { worker_threads: workers, ..ApiConfig::default() }, shared, index.clone(), Arc::new(Registry::new()))?;
+    let state = ApiState::new(
+        ApiConfig { worker_threads: workers, ..ApiConfig::default() },
+        shared,
+        index.clone(),
+        Arc::new(Registry::new()),
+    )?;
     state.refresh_index()?;
     let handle = ApiServer::spawn(state, TcpListener::bind(&listen)?)?;
     let mut out = std::io::stdout().lock();
