@@ -2,7 +2,7 @@
 # Decision-API throughput with wrk on loopback: /v1/auth (allow and deny)
 # and /v1/decisions?ip= against an index of DECISIONS decisions.
 #
-#   bench/api_bench.sh [DECISIONS=10000] [DURATION=10s] [CONNECTIONS=50] [THREADS=2]
+#   bench/api_bench.sh [DECISIONS=10000] [DURATION=10s] [CONNECTIONS=50] [THREADS=2] [SERVER_WORKERS=2]
 #
 # Builds crates/api/examples/api_bench_server.rs (release), starts it on
 # 127.0.0.1:<free port>, runs wrk --latency for each endpoint and prints
@@ -13,6 +13,7 @@ N=${1:-10000}
 DUR=${2:-10s}
 CONN=${3:-50}
 THREADS=${4:-2}
+WORKERS=${5:-2}
 TARGET=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "wrk not found" >&2; exit 1; }
 
@@ -22,7 +23,7 @@ BIN="$TARGET/release/examples/api_bench_server"
 OUT=$(mktemp -d)
 trap 'exec 3>&- 2>/dev/null || true; [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null; rm -rf "$OUT"' EXIT
 mkfifo "$OUT/in"
-"$BIN" "$N" 127.0.0.1:0 <"$OUT/in" >"$OUT/server.out" &
+"$BIN" "$N" 127.0.0.1:0 "$WORKERS" <"$OUT/in" >"$OUT/server.out" &
 SRV=$!
 exec 3>"$OUT/in"   # keeps the server's stdin open; closing it stops the server
 for _ in $(seq 1 600); do grep -q READY "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done
@@ -31,7 +32,7 @@ ADDR=$(awk '/^LISTEN/{print $2}' "$OUT/server.out")
 KEY=$(awk '/^KEY/{print $2}' "$OUT/server.out")
 BANNED=$(awk '/^BANNED/{print $2}' "$OUT/server.out")
 ALLOWED=$(awk '/^ALLOWED/{print $2}' "$OUT/server.out")
-echo "server $ADDR, $(awk '/^INDEXED/{print $2}' "$OUT/server.out") targets indexed; wrk -t$THREADS -c$CONN -d$DUR --latency"
+echo "server $ADDR, $(awk '/^INDEXED/{print $2}' "$OUT/server.out") targets indexed, $WORKERS server workers; load $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONN -d$DUR --latency"
 
 run() {
     local name=$1; shift

@@ -11,7 +11,7 @@
 //!
 //! then serves until stdin is closed (or the process is killed).
 //!
-//! `api_bench_server [DECISIONS] [LISTEN]` (defaults: 10000, 127.0.0.1:0).
+//! `api_bench_server [DECISIONS] [LISTEN] [WORKERS]` (defaults: 10000, 127.0.0.1:0, 2).
 
 use std::io::{BufRead, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10_000);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
+    let workers: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2);
 
     let dir = tempfile::tempdir()?;
     let mut store = SqliteStore::open(dir.path())?;
@@ -52,7 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let shared: SharedStore = Arc::new(Mutex::new(store));
     let index = Arc::new(DecisionIndex::new());
-    let state = ApiState::new(ApiConfig::default(), shared, index.clone(), Arc::new(Registry::new()))?;
+    let state = ApiState::new(
+        ApiConfig { worker_threads: workers, ..ApiConfig::default() },
+        shared,
+        index.clone(),
+        Arc::new(Registry::new()),
+    )?;
     state.refresh_index()?;
     let handle = ApiServer::spawn(state, TcpListener::bind(&listen)?)?;
     let mut out = std::io::stdout().lock();
