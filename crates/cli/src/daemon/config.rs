@@ -388,6 +388,16 @@ impl Ctx<'_> {
         self.diags.push(Diagnostic::error(code, msg).at(self.file.clone(), line));
     }
 
+    /// Remove `key` from a section read as a table: its bool value, or an error.
+    fn take_bool(&mut self, section: &str, table: &mut toml::Table, key: &str, at: usize) -> Option<bool> {
+        let v = table.remove(key)?;
+        let b = v.as_bool();
+        if b.is_none() {
+            self.err("K003", at, format!("{section} {key}: expected true or false"));
+        }
+        b
+    }
+
     fn section<T: DeserializeOwned>(&mut self, name: &str, value: Spanned<DeValue<'_>>) -> Option<T> {
         let start = value.span().start;
         match T::deserialize(ValueDeserializer::from(value)) {
@@ -437,18 +447,12 @@ pub fn parse(text: &str, file: Option<&Path>) -> Loaded {
             "policy" => sec!(policy),
             "rules" => sec!(rules),
             "nftables" => {
-                let mut own = match cx.section::<toml::Table>("[nftables]", value) {
-                    Some(t) => t,
-                    None => {
-                        had_error = true;
-                        continue;
-                    }
+                let Some(mut own) = cx.section::<toml::Table>("[nftables]", value) else {
+                    had_error = true;
+                    continue;
                 };
-                if let Some(v) = own.remove("enabled") {
-                    match v.as_bool() {
-                        Some(b) => nftables.enabled = b,
-                        None => cx.err("K003", key_start, "[nftables] enabled: expected true or false"),
-                    }
+                if let Some(b) = cx.take_bool("[nftables]", &mut own, "enabled", key_start) {
+                    nftables.enabled = b;
                 }
                 if let Some(v) = own.remove("reconcile_interval") {
                     match v.as_str() {
@@ -462,18 +466,12 @@ pub fn parse(text: &str, file: Option<&Path>) -> Loaded {
                 }
             }
             "api" => {
-                let mut own = match cx.section::<toml::Table>("[api]", value) {
-                    Some(t) => t,
-                    None => {
-                        had_error = true;
-                        continue;
-                    }
+                let Some(mut own) = cx.section::<toml::Table>("[api]", value) else {
+                    had_error = true;
+                    continue;
                 };
-                if let Some(v) = own.remove("enabled") {
-                    match v.as_bool() {
-                        Some(b) => api.enabled = b,
-                        None => cx.err("K003", key_start, "[api] enabled: expected true or false"),
-                    }
+                if let Some(b) = cx.take_bool("[api]", &mut own, "enabled", key_start) {
+                    api.enabled = b;
                 }
                 let listen_given = own.contains_key("listen");
                 match stadtwache_api::ApiConfig::deserialize(toml::Value::Table(own)) {

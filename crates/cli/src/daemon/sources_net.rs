@@ -1,7 +1,7 @@
 //! Network and journal sources: the syslog receiver and journald.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -36,31 +36,48 @@ pub fn run_syslog(
             return;
         }
     };
-    let mut out = Vec::new();
-    let mut last_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        match mrx.recv_timeout(StdDuration::from_millis(100)) {
-            Ok(m) => out.push(line_of(&cfg, &m)),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        while out.len() < CHUNK_LINES {
-            match mrx.try_recv() {
-                Ok(m) => out.push(line_of(&cfg, &m)),
-                Err(_) => break,
-            }
-        }
-        if !out.is_empty() && tx.send(Chunk { source: idx, lines: std::mem::take(&mut out), position: None }).is_err() {
-            break;
-        }
-        if last_publish.elapsed() >= StdDuration::from_millis(500) {
-            publish(&handle.stats(), &status);
-            last_publish = Instant::now();
-        }
-    }
+    pump(idx, &mrx, &tx, &stop, |m| (line_of(&cfg, &m), None), || publish(&handle.stats(), &status));
     let st = handle.shutdown();
     publish(&st, &status);
     status.lock().unwrap_or_else(|p| p.into_inner()).running = false;
+}
+
+/// Move what a receiver thread queued into chunks for detection (at most
+/// [`CHUNK_LINES`] each, the last cursor as the chunk's position) until
+/// `stop`; `publish` refreshes the source's status twice a second.
+fn pump<T>(
+    idx: usize,
+    rx: &Receiver<T>,
+    tx: &SyncSender<Chunk>,
+    stop: &AtomicBool,
+    mut to_line: impl FnMut(T) -> (SourceLine, Option<String>),
+    mut publish: impl FnMut(),
+) {
+    let mut last_publish = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let first = match rx.recv_timeout(StdDuration::from_millis(100)) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut out = Vec::new();
+        let mut cursor = None;
+        for item in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())).take(CHUNK_LINES) {
+            let (line, c) = to_line(item);
+            out.push(line);
+            cursor = c.or(cursor);
+        }
+        if !out.is_empty() {
+            let position = cursor.map(Position::Journal);
+            if tx.send(Chunk { source: idx, lines: out, position }).is_err() {
+                break;
+            }
+        }
+        if last_publish.elapsed() >= StdDuration::from_millis(500) {
+            publish();
+            last_publish = Instant::now();
+        }
+    }
 }
 
 /// A syslog message as a line: fail2ban's journal style (`host app[pid]:
@@ -127,40 +144,21 @@ pub fn run_journald(
         }
     };
     let input: Arc<str> = Arc::from(format!("journald:{}", cfg.name).as_str());
-    let mut out = Vec::new();
-    let mut last_cursor = None;
-    let mut last_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let first = match erx.recv_timeout(StdDuration::from_millis(100)) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+    let to_line = |e: JournalEntry| {
+        let time = match cfg.time {
+            TimeFrom::Arrival => wall_clock(),
+            TimeFrom::Line => e.realtime,
         };
-        for e in first.into_iter().chain(std::iter::from_fn(|| erx.try_recv().ok())).take(CHUNK_LINES) {
-            let time = match cfg.time {
-                TimeFrom::Arrival => wall_clock(),
-                TimeFrom::Line => e.realtime,
-            };
-            out.push(SourceLine {
-                text: e.line(),
-                time: Some(time),
-                line_no: 0,
-                input: Arc::clone(&input),
-                read_at: Instant::now(),
-            });
-            last_cursor = Some(e.cursor);
-        }
-        if !out.is_empty() {
-            let position = last_cursor.take().map(Position::Journal);
-            if tx.send(Chunk { source: idx, lines: std::mem::take(&mut out), position }).is_err() {
-                break;
-            }
-        }
-        if last_publish.elapsed() >= StdDuration::from_millis(500) {
-            publish_journal(&handle.stats(), &status);
-            last_publish = Instant::now();
-        }
-    }
+        let line = SourceLine {
+            text: e.line(),
+            time: Some(time),
+            line_no: 0,
+            input: Arc::clone(&input),
+            read_at: Instant::now(),
+        };
+        (line, Some(e.cursor))
+    };
+    pump(idx, &erx, &tx, &stop, to_line, || publish_journal(&handle.stats(), &status));
     let st = handle.shutdown();
     publish_journal(&st, &status);
     status.lock().unwrap_or_else(|p| p.into_inner()).running = false;
