@@ -163,8 +163,8 @@ fn fast_of(
     };
     // inside a whole group: its items, then the text after it
     let items: Vec<&Node> = if whole.is_some() {
-        let [Node::Group { node, .. }] = part else { return None };
-        match &**node {
+        let [n @ Node::Group { .. }] = part else { return None };
+        match innermost(n) {
             Node::Cat(v) => v.iter().collect(),
             one => vec![one],
         }
@@ -195,8 +195,8 @@ fn fast_of(
         return seq_of(items.iter().copied().chain(tail.iter().copied()));
     }
     if whole.is_some() {
-        let [Node::Group { node, .. }] = part else { return None };
-        let Node::Repeat { node: dot, min, max: None, kind } = &**node else { return None };
+        let [n @ Node::Group { .. }] = part else { return None };
+        let Node::Repeat { node: dot, min, max: None, kind } = innermost(n) else { return None };
         if !matches!(**dot, Node::Any { dotall: false }) || *min > 1 {
             return None;
         }
@@ -212,6 +212,29 @@ fn fast_of(
         return Some(Fast::Dots { min: *min as usize, lazy, tail });
     }
     seq_of(part.iter().chain(tail).copied())
+}
+
+/// Inside capture groups nested one directly in the other: the first node
+/// that is not such a group.
+fn innermost(mut n: &Node) -> &Node {
+    while let Node::Group { kind: GroupKind::Capture(_), node } = n {
+        n = node;
+    }
+    n
+}
+
+/// The ASCII bytes every match of `n` starts with (None: not known, or
+/// `n` may match empty or start otherwise).
+fn first_bytes(n: &Node) -> Option<u128> {
+    match n {
+        Node::Lit { c, icase: false } if c.is_ascii() => Some(1u128 << (*c as u32)),
+        Node::Group { kind: GroupKind::Capture(_) | GroupKind::NonCapture, node } => first_bytes(node),
+        Node::Alt(v) => v.iter().try_fold(0u128, |acc, b| Some(acc | first_bytes(b)?)),
+        // the first item decides when it cannot match empty
+        Node::Cat(v) => first_bytes(v.first()?),
+        Node::Repeat { node, min, .. } if *min >= 1 => first_bytes(node),
+        _ => None,
+    }
 }
 
 /// Literal text and assertions as a [`Fast::Seq`].
@@ -272,11 +295,14 @@ type Branch = (LazyMeta, Option<Box<Dfa>>, Segments);
 
 struct Segment {
     re: LazyMeta,
+    /// For `(?:X)?`: the ASCII bytes X can start with (X never empty).
+    guard: Option<u128>,
     /// The same as a fully compiled anchored DFA for ASCII haystacks, when
     /// small enough.
     dfa: Option<Box<Dfa>>,
     fast: Option<Fast>,
-    /// The segment is exactly capture group `g` with no groups inside.
+    /// The segment is exactly capture group `g` (or groups nested one directly
+    /// in the other, all in `groups`) with no groups inside.
     whole: Option<usize>,
     /// Global indices of the segment's own groups 1.. (captures needed).
     groups: Vec<usize>,
@@ -303,7 +329,7 @@ pub(crate) struct Segments {
 enum PartSrc {
     /// Text, text for ASCII haystacks, whole group, groups, bytes of literal
     /// text after a whole group, fast kind.
-    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>),
+    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>),
     /// Each branch: text, text for ASCII haystacks, its chain.
     Alt(Vec<(String, String, SegmentsSrc)>),
 }
@@ -340,7 +366,7 @@ impl SegmentsSrc {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             parts.push(match p {
-                PartSrc::Seg(text, atext, whole, groups, tail, fast) => {
+                PartSrc::Seg(text, atext, whole, groups, tail, fast, guard) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
                     let dfa = if fast.is_none() && !needs_caps { build_dfa(atext) } else { None };
                     Part::Seg(Segment {
@@ -354,6 +380,7 @@ impl SegmentsSrc {
                         },
                         dfa,
                         fast: fast.clone(),
+                        guard: *guard,
                         whole: *whole,
                         groups: groups.clone(),
                         tail: *tail,
@@ -490,10 +517,12 @@ impl SegmentsSrc {
                 emit::emit(c, names, opts, &mut text);
                 emit::emit(c, names, aopts, &mut atext);
             }
+            // a capture group (or groups nested one in the other, all with
+            // the same span) around something without groups
             let whole = match part.as_slice() {
-                [Node::Group { kind: GroupKind::Capture(g), node }] => {
+                [n @ Node::Group { kind: GroupKind::Capture(g), .. }] => {
                     let mut inner = Vec::new();
-                    captures_in(node, &mut inner);
+                    captures_in(innermost(n), &mut inner);
                     inner.is_empty().then_some(*g)
                 }
                 _ => None,
@@ -548,7 +577,18 @@ impl SegmentsSrc {
             } else {
                 None
             };
-            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast));
+            // `(?:X)?` where X starts with one of a few ASCII bytes: when
+            // the next byte is none of them, X cannot match and the
+            // first parse is empty (groups inside do not take part)
+            let guard = match part.as_slice() {
+                [Node::Repeat { node, min: 0, max: Some(1), kind: RepKind::Greedy }]
+                    if prefix.is_empty() && fast.is_none() && whole.is_none() && tail_nodes.is_empty() =>
+                {
+                    first_bytes(node)
+                }
+                _ => None,
+            };
+            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard));
         }
         SegmentsSrc { parts: segs }
     }
@@ -587,6 +627,15 @@ impl Segments {
         for (part, ps) in self.parts.iter().zip(s.parts.iter_mut()) {
             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
             match (part, ps) {
+                (Part::Seg(seg), PartScratch::Seg { .. })
+                    if seg.guard.is_some_and(|set| {
+                        hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || set & (1u128 << b) == 0)
+                    }) =>
+                {
+                    for &g in &seg.groups {
+                        *spans.get_mut(g)? = None;
+                    }
+                }
                 (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
                     if let Some(Fast::Opt { group, inner }) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
                         let m = inner.run(hay, pos);
@@ -594,8 +643,11 @@ impl Segments {
                         pos = m.unwrap_or(pos);
                     } else if let Some(fast) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
                         let end = fast.run(hay, pos)?;
-                        if let Some(g) = seg.whole {
-                            *spans.get_mut(g)? = Some((pos, end.checked_sub(seg.tail)?));
+                        if seg.whole.is_some() {
+                            let span = Some((pos, end.checked_sub(seg.tail)?));
+                            for &g in &seg.groups {
+                                *spans.get_mut(g)? = span;
+                            }
                         }
                         pos = end;
                     } else if let Some(caps) = caps.as_mut() {
@@ -611,8 +663,11 @@ impl Segments {
                             Some(Ok(m)) => m?.offset(),
                             _ => seg.re.search(cache, &input)?,
                         };
-                        if let Some(g) = seg.whole {
-                            *spans.get_mut(g)? = Some((pos, end.checked_sub(seg.tail)?));
+                        if seg.whole.is_some() {
+                            let span = Some((pos, end.checked_sub(seg.tail)?));
+                            for &g in &seg.groups {
+                                *spans.get_mut(g)? = span;
+                            }
                         }
                         pos = end;
                     }
