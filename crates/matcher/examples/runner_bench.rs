@@ -14,6 +14,7 @@
 //!                   no date and the time is given (`process_line_at`)
 //!   --check-all     fail2ban's checkAllRegex
 //!   --literals      print each failregex's prefilter literals and exit
+//!   --log FILE      take the (first 100,000) lines from FILE instead of generating them
 //!   --probe         also time the prefregex alone, and each failregex alone
 //!                   on the lines it matches (patterns only, no runner)
 //! ```
@@ -133,7 +134,17 @@ fn probe_patterns(spec: &FilterSpec, log: &[String]) {
             .unwrap()
         })
         .collect();
-    let bufs: Vec<String> = log.iter().map(|l| format!("{l}\n")).collect();
+    // what the runner searches: the line with its date cut out, plus "\n"
+    let det = Arc::new(stadtwache_datetime::DateDetector::fail2ban_default());
+    let mut scanner = det.scanner();
+    let ctx = TimeContext::fail2ban_test();
+    let bufs: Vec<String> = log
+        .iter()
+        .map(|l| match scanner.find_match(l, &ctx) {
+            Some(h) if h.start < h.end && h.end <= l.len() => format!("{}{}\n", &l[..h.start], &l[h.end..]),
+            _ => format!("{l}\n"),
+        })
+        .collect();
     let mut contents: Vec<String> = Vec::new();
     if let Some(p) = &pref {
         let mut sc = p.new_scratch();
@@ -187,6 +198,7 @@ fn main() {
     let mut check_all = false;
     let mut literals = false;
     let mut probe = false;
+    let mut log_file: Option<String> = None;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -196,6 +208,7 @@ fn main() {
             "--check-all" => check_all = true,
             "--literals" => literals = true,
             "--probe" => probe = true,
+            "--log" => log_file = it.next().cloned(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -250,6 +263,11 @@ fn main() {
             log.push(body);
         }
     }
+    if let Some(path) = &log_file {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        log = text.lines().take(uniq).map(str::to_string).collect();
+    }
+    let uniq = log.len().max(1);
     let bytes: usize = log.iter().map(|l| l.len() + 1).sum::<usize>() * (n_lines / uniq.max(1)).max(1);
 
     if probe {

@@ -621,12 +621,13 @@ impl Pattern {
         let fancy = match (&self.compiled, self.exact_for(hay)) {
             (_, Some(ex)) => ex,
             (Compiled::Linear { uni, .. }, None) => {
-                let ascii = if hay.is_ascii() { self.ascii_linear() } else { None };
+                let is_ascii = hay.is_ascii();
+                let ascii = if is_ascii { self.ascii_linear() } else { None };
                 if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
                     // a complete chain from 0 is the leftmost-first match
                     scratch.spans.clear();
                     scratch.spans.resize(self.ngroups, None);
-                    if let Some(end) = segs.run(hay, 0, ss, &mut scratch.spans) {
+                    if let Some(end) = segs.run(hay, is_ascii, 0, ss, &mut scratch.spans) {
                         scratch.spans[0] = Some((0, end));
                         scratch.src = ScratchSrc::Spans;
                         return Ok(true);
@@ -640,7 +641,7 @@ impl Pattern {
                     };
                     scratch.spans.clear();
                     scratch.spans.resize(self.ngroups, None);
-                    if segs.run(hay, start, ss, &mut scratch.spans) == Some(end) {
+                    if segs.run(hay, is_ascii, start, ss, &mut scratch.spans) == Some(end) {
                         scratch.spans[0] = Some((start, end));
                         scratch.src = ScratchSrc::Spans;
                         return Ok(true);

@@ -12,15 +12,297 @@
 //! caller falls back to the full capture engine. Groups nested inside a
 //! segment are resolved by a capture search of that segment alone.
 
+use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::captures::Captures as RaCaptures;
 use regex_automata::{Anchored, Input, meta};
 
 use super::emit::{self, EmitOpts};
-use super::pyre::{GroupKind, Node};
+use super::pyre::{GroupKind, Node, RepKind};
+
+/// A zero-width assertion or literal text of a segment that needs no
+/// automaton (exactly one way to match).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Atom {
+    /// `\A`
+    Start,
+    /// `(?m:^)`
+    LineStart,
+    /// `(?m:$)`
+    LineEnd,
+    /// `\z`
+    End,
+    /// Case-sensitive text.
+    Text(String),
+}
+
+/// Segments whose first parse is found without an automaton.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fast {
+    /// A fixed sequence of assertions and literal text.
+    Seq(Vec<Atom>),
+    /// A whole group `(.*)`, `(.+)`, `(.*?)`, `(.+?)` (no DOTALL: any char
+    /// but `\n`) followed by literal text without `\n` (empty: greedy only).
+    Dots { min: usize, lazy: bool, tail: String },
+    /// A repetition of one class (or `.`) followed by literal text that
+    /// does not start with a byte of the class, on ASCII haystacks only:
+    /// then the run of class bytes is the only way to match. `class`: the
+    /// class's ASCII bytes (as compiled for ASCII haystacks).
+    Run { class: Box<[bool; 128]>, min: usize, max: usize, lazy: bool, tail: String },
+    /// `(X)?` (greedy) of a capture group `group` around a fast kind that
+    /// cannot match empty: X's first parse if it has one, else nothing.
+    Opt { group: usize, inner: Box<Fast> },
+}
+
+impl Fast {
+    /// End of the first parse from `pos`.
+    #[inline]
+    fn run(&self, hay: &str, pos: usize) -> Option<usize> {
+        let b = hay.as_bytes();
+        match self {
+            Fast::Seq(atoms) => {
+                let mut p = pos;
+                for a in atoms {
+                    match a {
+                        Atom::Start => (p == 0).then_some(())?,
+                        Atom::LineStart => (p == 0 || b.get(p - 1) == Some(&b'\n')).then_some(())?,
+                        Atom::LineEnd => (p == b.len() || b.get(p) == Some(&b'\n')).then_some(())?,
+                        Atom::End => (p == b.len()).then_some(())?,
+                        Atom::Text(t) => {
+                            b.get(p..)?.starts_with(t.as_bytes()).then_some(())?;
+                            p += t.len();
+                        }
+                    }
+                }
+                Some(p)
+            }
+            Fast::Run { class, min, max, lazy, tail } => {
+                let rest = b.get(pos..)?;
+                let run = rest.iter().take(*max).take_while(|&&c| c < 128 && class[c as usize]).count();
+                if run < *min {
+                    return None;
+                }
+                // the text cannot start inside the run: its end (lazy: at
+                // least `min`) is the only place the text may follow
+                let k = pos + if *lazy && tail.is_empty() { *min } else { run };
+                b.get(k..)?.starts_with(tail.as_bytes()).then_some(k + tail.len())
+            }
+            // handled by the caller (it sets the group)
+            Fast::Opt { .. } => None,
+            Fast::Dots { min, lazy, tail } => {
+                let rest = b.get(pos..)?;
+                let line_end = pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                // an occurrence of (valid UTF-8) text starts at a char
+                // boundary, so `min` bytes are at least `min` chars and at
+                // most one char (min <= 1) is never more than them
+                let from = pos + min;
+                if from > line_end {
+                    return None;
+                }
+                let k = if tail.is_empty() {
+                    line_end
+                } else if *lazy {
+                    from + memchr::memmem::find(&b[from..line_end], tail.as_bytes())?
+                } else {
+                    let k = pos + memchr::memmem::rfind(&b[pos..line_end], tail.as_bytes())?;
+                    (k >= from).then_some(k)?
+                };
+                Some(k + tail.len())
+            }
+        }
+    }
+}
+
+impl Fast {
+    /// Only valid on ASCII haystacks.
+    fn ascii_only(&self) -> bool {
+        match self {
+            Fast::Run { .. } => true,
+            Fast::Opt { inner, .. } => inner.ascii_only(),
+            _ => false,
+        }
+    }
+
+    /// Never matches the empty string.
+    fn non_empty(&self) -> bool {
+        match self {
+            Fast::Seq(atoms) => atoms.iter().any(|a| matches!(a, Atom::Text(t) if !t.is_empty())),
+            Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
+            Fast::Opt { .. } => false,
+        }
+    }
+}
+
+/// The ASCII bytes a class (or `.`) matches, as compiled for ASCII haystacks.
+fn ascii_class(n: &Node, names: &[Option<String>], aopts: EmitOpts) -> Option<Box<[bool; 128]>> {
+    let mut text = String::new();
+    emit::emit(n, names, aopts, &mut text);
+    let re = regex::bytes::Regex::new(&format!("(?-u)\\A(?:{text})\\z")).ok()?;
+    let mut class = Box::new([false; 128]);
+    for (b, slot) in class.iter_mut().enumerate() {
+        *slot = re.is_match(&[b as u8]);
+    }
+    Some(class)
+}
+
+/// The segment's nodes as a [`Fast`] kind, if they are one.
+fn fast_of(
+    part: &[&Node],
+    tail: &[&Node],
+    whole: Option<usize>,
+    names: &[Option<String>],
+    aopts: EmitOpts,
+) -> Option<Fast> {
+    let text_of = |nodes: &[&Node]| -> Option<String> {
+        nodes
+            .iter()
+            .map(|n| match n {
+                Node::Lit { c, icase: false } => Some(*c),
+                _ => None,
+            })
+            .collect()
+    };
+    // inside a whole group: its items, then the text after it
+    let items: Vec<&Node> = if whole.is_some() {
+        let [n @ Node::Group { .. }] = part else { return None };
+        match innermost(n) {
+            Node::Cat(v) => v.iter().collect(),
+            one => vec![one],
+        }
+    } else {
+        part.to_vec()
+    };
+    if let [Node::Repeat { node: cls, min, max, kind }, rest @ ..] = items.as_slice()
+        && matches!(**cls, Node::Set(_) | Node::Any { dotall: false })
+        && !matches!(kind, RepKind::Possessive)
+        && !(whole.is_some() && matches!(**cls, Node::Any { .. }) && max.is_none() && *min <= 1)
+    {
+        let text: Vec<&Node> = rest.iter().copied().chain(tail.iter().copied()).collect();
+        let tail = text_of(&text)?;
+        let class = ascii_class(cls, names, aopts)?;
+        if tail.as_bytes().first().is_some_and(|&b| b < 128 && class[b as usize]) {
+            return None;
+        }
+        return Some(Fast::Run {
+            class,
+            min: *min as usize,
+            max: max.map_or(usize::MAX, |m| m as usize),
+            lazy: matches!(kind, RepKind::Lazy),
+            tail,
+        });
+    }
+    if whole.is_some() && !matches!(items.as_slice(), [Node::Repeat { .. }]) {
+        // a whole group of literal text and assertions
+        return seq_of(items.iter().copied().chain(tail.iter().copied()));
+    }
+    if whole.is_some() {
+        let [n @ Node::Group { .. }] = part else { return None };
+        let Node::Repeat { node: dot, min, max: None, kind } = innermost(n) else { return None };
+        if !matches!(**dot, Node::Any { dotall: false }) || *min > 1 {
+            return None;
+        }
+        let lazy = match kind {
+            RepKind::Greedy => false,
+            RepKind::Lazy => true,
+            RepKind::Possessive => return None,
+        };
+        let tail = text_of(tail)?;
+        if tail.contains('\n') || (lazy && tail.is_empty()) {
+            return None;
+        }
+        return Some(Fast::Dots { min: *min as usize, lazy, tail });
+    }
+    seq_of(part.iter().chain(tail).copied())
+}
+
+/// Inside capture groups nested one directly in the other: the first node
+/// that is not such a group.
+fn innermost(mut n: &Node) -> &Node {
+    while let Node::Group { kind: GroupKind::Capture(_), node } = n {
+        n = node;
+    }
+    n
+}
+
+/// The ASCII bytes every match of `n` starts with (None: not known, or
+/// `n` may match empty or start otherwise).
+fn first_bytes(n: &Node) -> Option<u128> {
+    match n {
+        Node::Lit { c, icase: false } if c.is_ascii() => Some(1u128 << (*c as u32)),
+        Node::Group { kind: GroupKind::Capture(_) | GroupKind::NonCapture, node } => first_bytes(node),
+        Node::Alt(v) => v.iter().try_fold(0u128, |acc, b| Some(acc | first_bytes(b)?)),
+        // the first item decides when it cannot match empty
+        Node::Cat(v) => first_bytes(v.first()?),
+        Node::Repeat { node, min, .. } if *min >= 1 => first_bytes(node),
+        _ => None,
+    }
+}
+
+/// Literal text and assertions as a [`Fast::Seq`].
+fn seq_of<'n>(nodes: impl Iterator<Item = &'n Node>) -> Option<Fast> {
+    let mut atoms: Vec<Atom> = Vec::new();
+    for n in nodes {
+        let a = match n {
+            Node::Empty => continue,
+            Node::Lit { c, icase: false } => {
+                if let Some(Atom::Text(t)) = atoms.last_mut() {
+                    t.push(*c);
+                    continue;
+                }
+                Atom::Text(c.to_string())
+            }
+            Node::Start { multiline: false } | Node::StartText => Atom::Start,
+            Node::Start { multiline: true } => Atom::LineStart,
+            // segments are compiled without the exact `$` (see `new`)
+            Node::End { .. } => Atom::LineEnd,
+            Node::EndText => Atom::End,
+            _ => return None,
+        };
+        atoms.push(a);
+    }
+    Some(Fast::Seq(atoms))
+}
+
+/// A segment's regex for the general case, built on first use (most
+/// searches are on ASCII haystacks and take the DFA or a fast kind).
+struct LazyMeta {
+    text: String,
+    cell: std::sync::OnceLock<Option<meta::Regex>>,
+}
+
+impl LazyMeta {
+    fn new(text: &str) -> LazyMeta {
+        LazyMeta { text: text.to_string(), cell: std::sync::OnceLock::new() }
+    }
+
+    #[inline]
+    fn get(&self) -> Option<&meta::Regex> {
+        self.cell.get_or_init(|| build(&self.text)).as_ref()
+    }
+
+    /// Search anchored at the input's start with a cache made on first use.
+    #[inline]
+    fn search(&self, cache: &mut Option<meta::Cache>, input: &Input<'_>) -> Option<usize> {
+        let re = self.get()?;
+        re.search_with(cache.get_or_insert_with(|| re.create_cache()), input).map(|m| m.end())
+    }
+}
+
+type Dfa = dense::DFA<Vec<u32>>;
+
+/// A branch of an alternation: the branch as a whole (to tell whether it
+/// can match at all), the same as a DFA for ASCII haystacks, its own chain.
+type Branch = (LazyMeta, Option<Box<Dfa>>, Segments);
 
 struct Segment {
-    re: meta::Regex,
-    /// The segment is exactly capture group `g` with no groups inside.
+    re: LazyMeta,
+    /// For `(?:X)?`: the ASCII bytes X can start with (X never empty).
+    guard: Option<u128>,
+    /// The same as a fully compiled anchored DFA for ASCII haystacks, when
+    /// small enough.
+    dfa: Option<Box<Dfa>>,
+    fast: Option<Fast>,
+    /// The segment is exactly capture group `g` (or groups nested one directly
+    /// in the other, all in `groups`) with no groups inside.
     whole: Option<usize>,
     /// Global indices of the segment's own groups 1.. (captures needed).
     groups: Vec<usize>,
@@ -33,18 +315,23 @@ enum Part {
     Seg(Segment),
     /// The last item is an alternation with groups: each branch as a whole
     /// (to find the first branch that matches) and as its own chain.
-    Alt(Vec<(meta::Regex, Segments)>),
+    Alt(Vec<Branch>),
 }
 
 pub(crate) struct Segments {
     parts: Vec<Part>,
+    /// Every group the chain sets (cleared when it fails inside an
+    /// alternation whose next branch is tried).
+    groups: Vec<usize>,
 }
 
 #[derive(Debug)]
 enum PartSrc {
-    /// Text, whole group, groups, bytes of literal text after a whole group.
-    Seg(String, Option<usize>, Vec<usize>, usize),
-    Alt(Vec<(String, SegmentsSrc)>),
+    /// Text, text for ASCII haystacks, whole group, groups, bytes of literal
+    /// text after a whole group, fast kind.
+    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>),
+    /// Each branch: text, text for ASCII haystacks, its chain.
+    Alt(Vec<(String, String, SegmentsSrc)>),
 }
 
 /// Segment sources, compiled on first use.
@@ -57,20 +344,66 @@ fn build(text: &str) -> Option<meta::Regex> {
     meta::Regex::builder().configure(meta::Config::new().nfa_size_limit(Some(64 << 20))).build(text).ok()
 }
 
+/// An anchored dense DFA for a segment without groups, from its text for
+/// ASCII haystacks (Python's classes restricted to ASCII: small automata;
+/// None: too big).
+fn build_dfa(atext: &str) -> Option<Box<Dfa>> {
+    dense::Builder::new()
+        .syntax(regex_automata::util::syntax::Config::new().utf8(false).unicode(false))
+        .configure(
+            dense::Config::new()
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(64 << 10))
+                .determinize_size_limit(Some(256 << 10)),
+        )
+        .build(atext)
+        .ok()
+        .map(Box::new)
+}
+
 impl SegmentsSrc {
     pub(crate) fn compile(&self) -> Option<Segments> {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             parts.push(match p {
-                PartSrc::Seg(text, whole, groups, tail) => {
-                    Part::Seg(Segment { re: build(text)?, whole: *whole, groups: groups.clone(), tail: *tail })
+                PartSrc::Seg(text, atext, whole, groups, tail, fast, guard) => {
+                    let needs_caps = whole.is_none() && !groups.is_empty();
+                    let dfa = if fast.is_none() && !needs_caps { build_dfa(atext) } else { None };
+                    Part::Seg(Segment {
+                        re: {
+                            let re = LazyMeta::new(text);
+                            // the capture search has no other way
+                            if needs_caps {
+                                re.get()?;
+                            }
+                            re
+                        },
+                        dfa,
+                        fast: fast.clone(),
+                        guard: *guard,
+                        whole: *whole,
+                        groups: groups.clone(),
+                        tail: *tail,
+                    })
                 }
-                PartSrc::Alt(branches) => {
-                    Part::Alt(branches.iter().map(|(t, c)| Some((build(t)?, c.compile()?))).collect::<Option<_>>()?)
-                }
+                PartSrc::Alt(branches) => Part::Alt(
+                    branches
+                        .iter()
+                        .map(|(t, a, c)| Some((LazyMeta::new(t), build_dfa(a), c.compile()?)))
+                        .collect::<Option<_>>()?,
+                ),
             });
         }
-        Some(Segments { parts })
+        let mut groups = Vec::new();
+        for p in &parts {
+            match p {
+                Part::Seg(s) => groups.extend(s.groups.iter().copied().chain(s.whole)),
+                Part::Alt(b) => b.iter().for_each(|(_, _, c)| groups.extend(c.groups.iter().copied())),
+            }
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        Some(Segments { parts, groups })
     }
 }
 
@@ -83,8 +416,8 @@ impl std::fmt::Debug for Segments {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per link, in a Vec
 enum PartScratch {
-    Seg { cache: meta::Cache, caps: Option<RaCaptures> },
-    Alt(Vec<(meta::Cache, SegScratch)>),
+    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures> },
+    Alt(Vec<(Option<meta::Cache>, SegScratch)>),
 }
 
 /// Per-search state for [`Segments`].
@@ -123,6 +456,7 @@ impl SegmentsSrc {
 
     /// The chain for a concatenation (possibly a single segment).
     fn chain(children: &[Node], names: &[Option<String>], prefix: &str, opts: EmitOpts) -> SegmentsSrc {
+        let aopts = EmitOpts { ascii_hay: true, ..opts };
         let mut flat: Vec<&Node> = Vec::with_capacity(children.len());
         fn splice<'n>(v: &'n [Node], out: &mut Vec<&'n Node>) {
             for c in v {
@@ -133,18 +467,6 @@ impl SegmentsSrc {
             }
         }
         splice(children, &mut flat);
-        // an alternation with groups at the very end: branch by branch
-        let mut last_alt = None;
-        if let Some(Node::Group { kind: GroupKind::NonCapture, node }) = flat.last()
-            && let Node::Alt(branches) = &**node
-        {
-            let mut g = Vec::new();
-            captures_in(node, &mut g);
-            if !g.is_empty() {
-                last_alt = Some(branches);
-                flat.pop();
-            }
-        }
         // group children: each child with captures alone, others merged
         let mut parts: Vec<Vec<&Node>> = Vec::new();
         let mut plain: Vec<&Node> = Vec::new();
@@ -166,16 +488,41 @@ impl SegmentsSrc {
         let mut segs = Vec::with_capacity(parts.len() + 1);
         let mut parts = parts.into_iter().peekable();
         while let Some(part) = parts.next() {
+            // an alternation with groups: branch by branch, each its own chain
+            if let [Node::Group { kind: GroupKind::NonCapture, node }] = part.as_slice()
+                && let Node::Alt(branches) = &**node
+            {
+                let alt = branches
+                    .iter()
+                    .map(|b| {
+                        let mut text = String::from(prefix);
+                        emit::emit(b, names, opts, &mut text);
+                        let mut atext = format!("(?-u){prefix}");
+                        emit::emit(b, names, aopts, &mut atext);
+                        let items = match b {
+                            Node::Cat(v) => v.as_slice(),
+                            one => std::slice::from_ref(one),
+                        };
+                        (text, atext, Self::chain(items, names, prefix, opts))
+                    })
+                    .collect();
+                segs.push(PartSrc::Alt(alt));
+                continue;
+            }
             let mut groups = Vec::new();
             let mut text = String::from(prefix);
+            let mut atext = format!("(?-u){prefix}");
             for c in &part {
                 captures_in(c, &mut groups);
                 emit::emit(c, names, opts, &mut text);
+                emit::emit(c, names, aopts, &mut atext);
             }
+            // a capture group (or groups nested one in the other, all with
+            // the same span) around something without groups
             let whole = match part.as_slice() {
-                [Node::Group { kind: GroupKind::Capture(g), node }] => {
+                [n @ Node::Group { kind: GroupKind::Capture(g), .. }] => {
                     let mut inner = Vec::new();
-                    captures_in(node, &mut inner);
+                    captures_in(innermost(n), &mut inner);
                     inner.is_empty().then_some(*g)
                 }
                 _ => None,
@@ -186,6 +533,7 @@ impl SegmentsSrc {
             // segment's end. (Case-sensitive literals only: their length
             // is fixed.)
             let mut tail = 0;
+            let mut tail_nodes: Vec<&Node> = Vec::new();
             if whole.is_some()
                 && prefix.is_empty()
                 && let Some(next) = parts.peek_mut()
@@ -202,27 +550,45 @@ impl SegmentsSrc {
                         tail += c.len_utf8();
                     }
                     emit::emit(n, names, opts, &mut text);
+                    emit::emit(n, names, aopts, &mut atext);
+                    tail_nodes.push(n);
                 }
                 if next.is_empty() {
                     parts.next();
                 }
             }
-            segs.push(PartSrc::Seg(text, whole, groups, tail));
-        }
-        if let Some(branches) = last_alt {
-            let alt = branches
-                .iter()
-                .map(|b| {
-                    let mut text = String::from(prefix);
-                    emit::emit(b, names, opts, &mut text);
-                    let items = match b {
-                        Node::Cat(v) => v.as_slice(),
-                        one => std::slice::from_ref(one),
-                    };
-                    (text, Self::chain(items, names, prefix, opts))
-                })
-                .collect();
-            segs.push(PartSrc::Alt(alt));
+            // fast kinds only without global flags (the literals' case)
+            let fast = if !prefix.is_empty() {
+                None
+            } else if whole.is_some() || groups.is_empty() {
+                fast_of(&part, &tail_nodes, whole, names, aopts)
+            } else if let [Node::Repeat { node: grp, min: 0, max: Some(1), kind: RepKind::Greedy }] = part.as_slice()
+                && let Node::Group { kind: GroupKind::Capture(g), node: inner } = &**grp
+                && groups.len() == 1
+                && tail_nodes.is_empty()
+            {
+                let items: Vec<&Node> = match &**inner {
+                    Node::Cat(v) => v.iter().collect(),
+                    one => vec![one],
+                };
+                fast_of(&items, &[], None, names, aopts)
+                    .filter(Fast::non_empty)
+                    .map(|f| Fast::Opt { group: *g, inner: Box::new(f) })
+            } else {
+                None
+            };
+            // `(?:X)?` where X starts with one of a few ASCII bytes: when
+            // the next byte is none of them, X cannot match and the
+            // first parse is empty (groups inside do not take part)
+            let guard = match part.as_slice() {
+                [Node::Repeat { node, min: 0, max: Some(1), kind: RepKind::Greedy }]
+                    if prefix.is_empty() && fast.is_none() && whole.is_none() && tail_nodes.is_empty() =>
+                {
+                    first_bytes(node)
+                }
+                _ => None,
+            };
+            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard));
         }
         SegmentsSrc { parts: segs }
     }
@@ -236,12 +602,12 @@ impl Segments {
                 .iter()
                 .map(|p| match p {
                     Part::Seg(s) => PartScratch::Seg {
-                        cache: s.re.create_cache(),
-                        caps: (s.whole.is_none() && !s.groups.is_empty()).then(|| s.re.create_captures()),
+                        cache: None,
+                        caps: (s.whole.is_none() && !s.groups.is_empty())
+                            .then(|| s.re.get().map(meta::Regex::create_captures))
+                            .flatten(),
                     },
-                    Part::Alt(b) => {
-                        PartScratch::Alt(b.iter().map(|(re, c)| (re.create_cache(), c.scratch())).collect())
-                    }
+                    Part::Alt(b) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
         }
@@ -252,6 +618,7 @@ impl Segments {
     pub(crate) fn run(
         &self,
         hay: &str,
+        ascii: bool,
         start: usize,
         s: &mut SegScratch,
         spans: &mut [Option<(usize, usize)>],
@@ -260,37 +627,74 @@ impl Segments {
         for (part, ps) in self.parts.iter().zip(s.parts.iter_mut()) {
             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
             match (part, ps) {
+                (Part::Seg(seg), PartScratch::Seg { .. })
+                    if seg.guard.is_some_and(|set| {
+                        hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || set & (1u128 << b) == 0)
+                    }) =>
+                {
+                    for &g in &seg.groups {
+                        *spans.get_mut(g)? = None;
+                    }
+                }
                 (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
-                    if let Some(caps) = caps.as_mut() {
-                        seg.re.search_captures_with(cache, &input, caps);
+                    if let Some(Fast::Opt { group, inner }) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
+                        let m = inner.run(hay, pos);
+                        *spans.get_mut(*group)? = m.map(|end| (pos, end));
+                        pos = m.unwrap_or(pos);
+                    } else if let Some(fast) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
+                        let end = fast.run(hay, pos)?;
+                        if seg.whole.is_some() {
+                            let span = Some((pos, end.checked_sub(seg.tail)?));
+                            for &g in &seg.groups {
+                                *spans.get_mut(g)? = span;
+                            }
+                        }
+                        pos = end;
+                    } else if let Some(caps) = caps.as_mut() {
+                        let re = seg.re.get()?;
+                        re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
                         let m = caps.get_match()?;
                         for (local, &g) in seg.groups.iter().enumerate() {
                             *spans.get_mut(g)? = caps.get_group(local + 1).map(|sp| (sp.start, sp.end));
                         }
                         pos = m.end();
                     } else {
-                        let m = seg.re.search_with(cache, &input)?;
-                        if let Some(g) = seg.whole {
-                            *spans.get_mut(g)? = Some((m.start(), m.end().checked_sub(seg.tail)?));
+                        let end = match seg.dfa.as_ref().filter(|_| ascii).map(|d| d.try_search_fwd(&input)) {
+                            Some(Ok(m)) => m?.offset(),
+                            _ => seg.re.search(cache, &input)?,
+                        };
+                        if seg.whole.is_some() {
+                            let span = Some((pos, end.checked_sub(seg.tail)?));
+                            for &g in &seg.groups {
+                                *spans.get_mut(g)? = span;
+                            }
                         }
-                        pos = m.end();
+                        pos = end;
                     }
                 }
                 (Part::Alt(branches), PartScratch::Alt(bs)) => {
-                    // the last item: leftmost-first takes the first branch
-                    // that matches at all; that branch's own chain (if it
-                    // gets through) is its first parse
+                    // leftmost-first takes the first branch that matches at
+                    // all, with its first parse: the branch's own chain when
+                    // that gets through (a complete chain is the first
+                    // parse). A branch whose chain fails is skipped only
+                    // when it cannot match at all.
                     let mut done = None;
-                    for ((re, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
-                        let Some(m) = re.search_with(cache, &input) else {
-                            continue;
+                    for ((re, dfa, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
+                        if let Some(end) = chain.run(hay, ascii, pos, sub, spans) {
+                            done = Some(end);
+                            break;
+                        }
+                        // what the failed chain set does not take part
+                        for &g in &chain.groups {
+                            *spans.get_mut(g)? = None;
+                        }
+                        let matches = match dfa.as_ref().filter(|_| ascii).map(|d| d.try_search_fwd(&input)) {
+                            Some(Ok(m)) => m.is_some(),
+                            _ => re.search(cache, &input).is_some(),
                         };
-                        let end = chain.run(hay, pos, sub, spans)?;
-                        if end != m.end() {
+                        if matches {
                             return None;
                         }
-                        done = Some(end);
-                        break;
                     }
                     pos = done?;
                 }
