@@ -402,12 +402,15 @@ pub fn status(t: &Target, json: bool) -> Result<ExitCode> {
         let dropped: Vec<String> = s.dropped.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(
             out,
-            "  {:<16} {:<8} {} lines read, {} processed, lag {} bytes{}{}",
+            "  {:<16} {:<8} {} lines read, {} processed, lag {}{}{}",
             s.name,
             s.kind,
             s.lines,
             s.processed,
-            s.lag_bytes,
+            match s.lag_seconds {
+                Some(l) if s.kind != "file" => format!("{l:.3} s"),
+                _ => format!("{} bytes", s.lag_bytes),
+            },
             if dropped.is_empty() { String::new() } else { format!(", dropped: {}", dropped.join(", ")) },
             if s.running { "" } else { " (stopped)" }
         )?;

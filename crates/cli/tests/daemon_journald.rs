@@ -170,6 +170,10 @@ fn journald_source_bans_and_resumes_at_its_cursor() {
     wait_for("the ban of 192.0.2.50", || banned("192.0.2.50"));
     wait_for("5 entries processed", || processed(&cfg) == Some(5));
     assert!(!banned("192.0.2.51"), "2 failures must not ban");
+    // The entries were written 5 s before now: the source reports that lag.
+    let st = json(&["status"], &cfg);
+    let lag = st["sources"][0]["lag_seconds"].as_f64().expect("lag_seconds of the journald source");
+    assert!((4.0..600.0).contains(&lag), "lag {lag}");
     stop(d);
 
     // While the daemon is down, one more failure of .51 arrives: after the

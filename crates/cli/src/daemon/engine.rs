@@ -123,6 +123,9 @@ pub struct SourceEngine {
     /// Position after the last line processed (not yet committed).
     pending_position: Option<Position>,
     pub lines: u64,
+    /// For sources whose lines carry their own time (journald, syslog):
+    /// how old the newest line was when detection processed it, seconds.
+    pub lag_seconds: Option<f64>,
 }
 
 /// Everything since the last commit.
@@ -270,6 +273,9 @@ impl Engine {
             };
             src.pipeline.line_at(&line.input, line.line_no, &line.text, line.time, &mut c);
         }
+        if let Some(t) = chunk.lines.last().and_then(|l| l.time) {
+            src.lag_seconds = Some(now.since(t).0 as f64 / 1e6);
+        }
         let n = chunk.lines.len() as u64;
         src.lines += n;
         self.pending.lines += n;
@@ -338,7 +344,14 @@ fn source_engine(config: &Config, s: &SourceConfig, now: Timestamp) -> Result<So
     let mut pipeline = Pipeline::new(set, &policy, ctx)?;
     pipeline.set_live_now(now);
     pipeline.track_changes();
-    Ok(SourceEngine { config: s.clone(), pipeline, recent: VecDeque::new(), pending_position: None, lines: 0 })
+    Ok(SourceEngine {
+        config: s.clone(),
+        pipeline,
+        recent: VecDeque::new(),
+        pending_position: None,
+        lines: 0,
+        lag_seconds: None,
+    })
 }
 
 /// The checkpoint group of a source.

@@ -67,6 +67,7 @@ pub struct Stages {
 pub struct DaemonMetrics {
     pub lines: CounterVec,
     pub lag: GaugeVec,
+    pub lag_seconds: GaugeVec,
     pub dropped: GaugeVec,
     pub matches: GaugeVec,
     pub active: Gauge,
@@ -85,6 +86,13 @@ impl DaemonMetrics {
             lines: r.counter_vec("stadtwache_source_lines_total", "Lines read per source.", &["source"]).map_err(|_| m())?,
             lag: r
                 .gauge_vec("stadtwache_source_lag_bytes", "Bytes written to a source but not yet read.", &["source"])
+                .map_err(|_| m())?,
+            lag_seconds: r
+                .gauge_vec(
+                    "stadtwache_source_lag_seconds",
+                    "journald/syslog: age of the newest line when detection processed it.",
+                    &["source"],
+                )
                 .map_err(|_| m())?,
             dropped: r
                 .gauge_vec(
@@ -209,6 +217,9 @@ impl Stages {
                 m.lines.with(&[&s.name]).inc_by(s.lines - prev);
             }
             m.lag.with(&[&s.name]).set(s.lag_bytes as f64);
+            if let Some(l) = s.lag_seconds {
+                m.lag_seconds.with(&[&s.name]).set(l);
+            }
             for (reason, v) in &s.dropped {
                 m.dropped.with(&[&s.name, reason]).set(*v as f64);
             }

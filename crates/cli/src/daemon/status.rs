@@ -57,6 +57,9 @@ pub struct SourceStatusOut {
     pub bytes: u64,
     pub lag_bytes: u64,
     pub processed: u64,
+    /// journald/syslog: age of the newest line when it was processed (seconds).
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
     pub dropped: std::collections::BTreeMap<String, u64>,
     pub issues: Vec<String>,
 }
@@ -71,6 +74,7 @@ impl From<&SourceStatus> for SourceStatusOut {
             bytes: s.bytes,
             lag_bytes: s.lag_bytes,
             processed: 0,
+            lag_seconds: None,
             dropped: s.dropped.clone(),
             issues: s.issues.clone(),
         }
@@ -101,6 +105,7 @@ pub(super) fn collect(
         let s = h.status.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = SourceStatusOut::from(&*s);
         out.processed = e.lines;
+        out.lag_seconds = e.lag_seconds;
         sources.push(out);
     }
     let mut rules = Vec::new();
