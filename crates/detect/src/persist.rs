@@ -195,10 +195,10 @@ impl Detector {
         let Some(d) = self.dirty.as_mut() else {
             return Vec::new();
         };
-        let slots = std::mem::take(&mut d.slots);
+        let mut slots = std::mem::take(&mut d.slots);
         let removed = std::mem::take(&mut d.removed);
         let mut out = Vec::with_capacity(slots.len() + removed.len());
-        for i in slots {
+        for &i in &slots {
             self.slots[i as usize].dirty = false;
             if self.live(i) {
                 let s = &self.slots[i as usize];
@@ -210,11 +210,15 @@ impl Detector {
         if !removed.is_empty() {
             let mut seen: FxHashSet<(u32, Key)> = out.iter().map(|r| (r.rule.0, r.key.clone())).collect();
             for (rule, key) in removed {
-                if !seen.contains(&(rule, key.clone())) {
-                    seen.insert((rule, key.clone()));
+                if seen.insert((rule, key.clone())) {
                     out.push(WindowRecord { rule: RuleId(rule), key, state: None });
                 }
             }
+        }
+        // Keep the buffer for the next round (a commit every few ms).
+        slots.clear();
+        if let Some(d) = self.dirty.as_mut() {
+            d.slots = slots;
         }
         out
     }

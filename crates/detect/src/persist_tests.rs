@@ -200,6 +200,10 @@ proptest! {
         let mut a = new();
         let (mut adb, mut ardb) = (Db::new(), RuleDb::new());
         let want = run(&mut a, &ops, 0, &mut adb, &mut ardb);
+        // Tracking changes nothing about the windows.
+        let mut plain = Detector::new(specs(), opts);
+        prop_assert_eq!(&run(&mut plain, &ops, 0, &mut Db::new(), &mut RuleDb::new()), &want);
+        prop_assert!(plain.take_dirty().is_empty() && plain.take_dirty_rules().is_empty());
         take(&mut a, &mut adb, &mut ardb);
         prop_assert_eq!(db_rows(&adb), sorted(a.export_all()), "A's takes mirror A");
 

@@ -525,6 +525,12 @@ fn throughput() {
         ],
         DetectorOptions { max_keys: 100_000, ..DetectorOptions::default() },
     );
+    // TP_TRACK=1: with change tracking, taking the changes every 1,000 events.
+    let track = std::env::var_os("TP_TRACK").is_some();
+    if track {
+        d.track_changes();
+    }
+    let mut taken = 0usize;
     let n: u64 = std::env::var("TP_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000);
     let start = std::time::Instant::now();
     let mut trig = 0u64;
@@ -543,9 +549,16 @@ fn throughput() {
             line_no: i,
         };
         trig += u64::from(d.observe(&e).is_some());
+        if track && i % 1_000 == 999 {
+            taken += d.take_dirty().len();
+        }
     }
     let el = start.elapsed();
-    eprintln!("{n} events in {el:?}: {:.1} M/s, {trig} triggers, {:?}", n as f64 / el.as_secs_f64() / 1e6, d.stats());
+    eprintln!(
+        "{n} events in {el:?}: {:.1} M/s, {trig} triggers, {taken} records taken, {:?}",
+        n as f64 / el.as_secs_f64() / 1e6,
+        d.stats()
+    );
 }
 
 #[test]

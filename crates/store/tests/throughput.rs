@@ -7,6 +7,7 @@ use std::time::Instant;
 use stadtwache_core::{Key, Timestamp};
 use stadtwache_store::{
     Batch, ChangeCursor, Checkpoint, EvidenceLine, NewDecision, Origin, SqliteOptions, SqliteStore, Store, Synchronous,
+    WindowRow,
 };
 
 const TOTAL: u32 = 100_000;
@@ -72,6 +73,38 @@ fn run(sync: Synchronous) {
         s.insert_decision(&decision(TOTAL + i)).unwrap();
     }
     let single_t = t.elapsed();
+    let t = Instant::now();
+    let history = s.ban_history(&["sshd"]).unwrap().len();
+    let history_t = t.elapsed();
+    // Detector windows: 100 commits of 1,000 upserted ~190-byte rows, then 100
+    // commits that each rewrite 500 and delete 500; then the start-up read.
+    let state = r#"{"v":1,"lru":2,"now":1772409601234567,"state":{"kind":"fail2ban","first":1772409600000000,"last":1772409601234567,"first_seen":1772409600000000,"retry":2,"failures":2,"lines":[1000000,1000001]}}"#;
+    let row = |n: u32, keep: bool| WindowRow {
+        scope: "/var/log/auth.log".into(),
+        rule: "sshd".into(),
+        key: Key::Ip(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n))),
+        state: keep.then(|| state.to_string()),
+    };
+    let t = Instant::now();
+    for b in 0..100u32 {
+        let windows = (b * 1_000..(b + 1) * 1_000).map(|n| row(n, true)).collect();
+        s.commit_batch(&Batch { windows, ..Batch::default() }).unwrap();
+    }
+    for b in 0..100u32 {
+        let windows = (b * 1_000..(b + 1) * 1_000).map(|n| row(n, n % 2 == 0)).collect();
+        s.commit_batch(&Batch { windows, ..Batch::default() }).unwrap();
+    }
+    let windows_t = t.elapsed();
+    let t = Instant::now();
+    let read = s.windows("/var/log/auth.log").unwrap().windows.len();
+    let read_t = t.elapsed();
+    println!(
+        "synchronous={sync:?}: ban_history ({history} targets) {:.0} ms; 200 commits of 1,000 window rows {:.2} ms each; \
+         windows() start-up read ({read} rows) {:.0} ms",
+        history_t.as_secs_f64() * 1e3,
+        windows_t.as_secs_f64() * 1e3 / 200.0,
+        read_t.as_secs_f64() * 1e3,
+    );
     println!(
         "synchronous={sync:?}: {TOTAL} decisions in batches of {BATCH}: {:.2} s ({:.0} decisions/s); \
          active_decisions ({active}) {:.0} ms; start-up stream ({}) {:.0} ms; \
