@@ -108,6 +108,8 @@ pub(crate) struct Pat {
     skiplines: Vec<usize>,
     /// Group index of `content` (prefregex only).
     content: Option<usize>,
+    /// `content` is the only group of that name.
+    content_unique: bool,
 }
 
 /// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
@@ -143,7 +145,8 @@ impl Pat {
                 None => break,
             }
         }
-        Pat { pat, groups, alts, tuples, skiplines, content }
+        let content_unique = groups.iter().filter(|g| &*g.name == "content").count() == 1;
+        Pat { pat, groups, alts, tuples, skiplines, content, content_unique }
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -157,9 +160,17 @@ impl Pat {
     /// fail2ban's `getGroups()`: every named group (None when it did not
     /// take part), then `alt_` and `tuple_` merging.
     fn group_dict(&self, caps: &Scratch, hay: &str) -> Groups {
+        self.group_dict_except(caps, hay, None)
+    }
+
+    /// [`group_dict`](Self::group_dict) without the group at index `skip`.
+    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>) -> Groups {
         let mut g = Groups::default();
         g.0.reserve(self.groups.len());
         for grp in &self.groups {
+            if Some(grp.index) == skip {
+                continue;
+            }
             let v = capture_text(caps, grp.index, hay).map(|s| Val::Str(s.to_string()));
             if v.is_none() && !grp.keep_none {
                 continue;
@@ -1158,7 +1169,11 @@ fn find_failure(
         if have_pre && pre.is_none() {
             // `hay` is still the whole buffer the prefregex matched
             if let Some(pr) = &p.prefregex {
-                let mut g = pr.group_dict(&st.pref_scratch, &st.hay);
+                // the content group goes anyway: not copied at all when it
+                // is the only one of that name (an `alt_`/`tuple_` target
+                // named `content` is still made, and popped)
+                let skip = if pr.content_unique { pr.content } else { None };
+                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip);
                 g.pop("content");
                 pre = Some(g);
             }
@@ -1447,8 +1462,10 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
     let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
     match cidr {
         Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),
+        // std's parser takes only the canonical dotted quad (no leading
+        // zeros, no spaces), which is exactly what `Display` writes back
         Cidr::V4 => match parsed_v4() {
-            Some(a) => (a.to_string(), Some(IpAddr::V4(a))),
+            Some(a) => (text.to_string(), Some(IpAddr::V4(a))),
             None => (text.to_string(), None),
         },
         Cidr::V6 => match parsed_v6() {
