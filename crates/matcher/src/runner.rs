@@ -634,6 +634,19 @@ impl Groups {
         }
     }
 
+    /// [`set`](Self::set) with an entry moved in (no name `Arc` cloned).
+    fn put(&mut self, e: Entry) {
+        let slot = if e.tag == T_OTHER {
+            self.0.iter_mut().find(|x| *x.name == *e.name)
+        } else {
+            self.0.iter_mut().find(|x| x.tag == e.tag)
+        };
+        match slot {
+            Some(x) => x.val = e.val,
+            None => self.0.push(e),
+        }
+    }
+
     fn set_str(&mut self, k: &str, v: Option<Val>) {
         match self.position(k) {
             Some(i) => self.0[i].val = v,
@@ -1239,7 +1252,7 @@ fn find_failure(
                 // failregex of this line gets that far, so no copy is needed
                 fail.groups = if check_all { pg.clone() } else { std::mem::take(pg) };
                 for e in cur_groups.0 {
-                    fail.groups.set(&e.name, e.tag, e.val);
+                    fail.groups.put(e);
                 }
             }
             None => fail.groups = cur_groups,
@@ -1384,7 +1397,7 @@ fn merge_failure(
             }
             for e in fail.groups.0 {
                 if e.val.is_some() {
-                    g.groups.set(&e.name, e.tag, e.val);
+                    g.groups.put(e);
                 }
             }
             fail = g;
