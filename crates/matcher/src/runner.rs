@@ -108,6 +108,8 @@ pub(crate) struct Pat {
     skiplines: Vec<usize>,
     /// Group index of `content` (prefregex only).
     content: Option<usize>,
+    /// `content` is the only group of that name.
+    content_unique: bool,
 }
 
 /// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
@@ -143,7 +145,8 @@ impl Pat {
                 None => break,
             }
         }
-        Pat { pat, groups, alts, tuples, skiplines, content }
+        let content_unique = groups.iter().filter(|g| &*g.name == "content").count() == 1;
+        Pat { pat, groups, alts, tuples, skiplines, content, content_unique }
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -157,9 +160,17 @@ impl Pat {
     /// fail2ban's `getGroups()`: every named group (None when it did not
     /// take part), then `alt_` and `tuple_` merging.
     fn group_dict(&self, caps: &Scratch, hay: &str) -> Groups {
+        self.group_dict_except(caps, hay, None)
+    }
+
+    /// [`group_dict`](Self::group_dict) without the group at index `skip`.
+    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>) -> Groups {
         let mut g = Groups::default();
         g.0.reserve(self.groups.len());
         for grp in &self.groups {
+            if Some(grp.index) == skip {
+                continue;
+            }
             let v = capture_text(caps, grp.index, hay).map(|s| Val::Str(s.to_string()));
             if v.is_none() && !grp.keep_none {
                 continue;
@@ -620,6 +631,19 @@ impl Groups {
         match slot {
             Some(e) => e.val = v,
             None => self.0.push(Entry { name: Arc::clone(name), tag, val: v }),
+        }
+    }
+
+    /// [`set`](Self::set) with an entry moved in (no name `Arc` cloned).
+    fn put(&mut self, e: Entry) {
+        let slot = if e.tag == T_OTHER {
+            self.0.iter_mut().find(|x| *x.name == *e.name)
+        } else {
+            self.0.iter_mut().find(|x| x.tag == e.tag)
+        };
+        match slot {
+            Some(x) => x.val = e.val,
+            None => self.0.push(e),
         }
     }
 
@@ -1158,7 +1182,11 @@ fn find_failure(
         if have_pre && pre.is_none() {
             // `hay` is still the whole buffer the prefregex matched
             if let Some(pr) = &p.prefregex {
-                let mut g = pr.group_dict(&st.pref_scratch, &st.hay);
+                // the content group goes anyway: not copied at all when it
+                // is the only one of that name (an `alt_`/`tuple_` target
+                // named `content` is still made, and popped)
+                let skip = if pr.content_unique { pr.content } else { None };
+                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip);
                 g.pop("content");
                 pre = Some(g);
             }
@@ -1224,7 +1252,7 @@ fn find_failure(
                 // failregex of this line gets that far, so no copy is needed
                 fail.groups = if check_all { pg.clone() } else { std::mem::take(pg) };
                 for e in cur_groups.0 {
-                    fail.groups.set(&e.name, e.tag, e.val);
+                    fail.groups.put(e);
                 }
             }
             None => fail.groups = cur_groups,
@@ -1369,7 +1397,7 @@ fn merge_failure(
             }
             for e in fail.groups.0 {
                 if e.val.is_some() {
-                    g.groups.set(&e.name, e.tag, e.val);
+                    g.groups.put(e);
                 }
             }
             fail = g;
@@ -1447,8 +1475,10 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
     let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
     match cidr {
         Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),
+        // std's parser takes only the canonical dotted quad (no leading
+        // zeros, no spaces), which is exactly what `Display` writes back
         Cidr::V4 => match parsed_v4() {
-            Some(a) => (a.to_string(), Some(IpAddr::V4(a))),
+            Some(a) => (text.to_string(), Some(IpAddr::V4(a))),
             None => (text.to_string(), None),
         },
         Cidr::V6 => match parsed_v6() {
