@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use stadtwache_core::{Duration, Key, Timestamp};
+use stadtwache_enforce::Target as Net;
 use stadtwache_store::{AlertFilter, Batch, DecisionId, DecisionRef, NewDecision, Origin, Store, StoredDecision};
 
 use crate::daemon::config::Config;
@@ -66,7 +67,8 @@ fn lenient_data_dir(path: &Path) -> Option<PathBuf> {
     Some(dir.map_or_else(|| daemon::config::DaemonConfig::default().data_dir, PathBuf::from))
 }
 
-/// `ADDR` or `ADDR/PREFIX` (host bits are cleared), or any other text key.
+/// `ADDR` or `ADDR/PREFIX` (host bits cleared, a full-length prefix is the
+/// address; the firewall's own normalisation), or any other text key.
 pub fn parse_target(text: &str) -> Result<(Key, Option<u8>)> {
     let (addr, prefix) = match text.split_once('/') {
         Some((a, p)) => (a, Some(p.parse::<u8>().with_context(|| format!("invalid prefix length in {text:?}"))?)),
@@ -77,26 +79,8 @@ pub fn parse_target(text: &str) -> Result<(Key, Option<u8>)> {
         Err(_) if prefix.is_none() && !text.is_empty() => return Ok((Key::Text(text.into()), None)),
         Err(_) => bail!("{text:?} is not an address or network"),
     };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    match prefix {
-        None => Ok((Key::Ip(ip), None)),
-        Some(p) if p > max => bail!("prefix /{p} is too long for {ip}"),
-        Some(p) if p == max => Ok((Key::Ip(ip), None)),
-        Some(p) => Ok((Key::Ip(mask(ip, p)), Some(p))),
-    }
-}
-
-fn mask(ip: IpAddr, p: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v) => {
-            let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            IpAddr::V4((u32::from(v) & m).into())
-        }
-        IpAddr::V6(v) => {
-            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-            IpAddr::V6((u128::from(v) & m).into())
-        }
-    }
+    let t = Net::new(ip, prefix).map_err(|e| anyhow::anyhow!("{text:?}: {e}"))?;
+    Ok((Key::Ip(t.ip()), t.prefix()))
 }
 
 fn until_text(d: &StoredDecision) -> String {
@@ -257,7 +241,8 @@ pub fn why(t: &Target, target: &str, json: bool) -> Result<ExitCode> {
     if let Key::Ip(ip) = &key {
         for d in store.active_decisions(now)? {
             if let (Key::Ip(net), Some(p)) = (&d.decision.key, d.decision.prefix) {
-                if mask(*ip, p) == *net && net.is_ipv4() == ip.is_ipv4() && !decisions.iter().any(|x| x.id == d.id) {
+                let covers = Net::new(*net, Some(p)).is_ok_and(|t| t.contains(*ip));
+                if covers && !decisions.iter().any(|x| x.id == d.id) {
                     decisions.push(d);
                 }
             }

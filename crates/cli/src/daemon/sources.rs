@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stadtwache_acquire::follow::{FileFollower, FollowConfig};
 
 use super::config::{SourceConfig, SourceKind, TimeFrom};
@@ -23,22 +23,29 @@ use crate::timectx::wall_clock;
 /// Lines per chunk, at most.
 pub const CHUNK_LINES: usize = 1024;
 
-/// What a source reports in `status` and `/metrics`.
-#[derive(Clone, Debug, Default, Serialize)]
+/// What a source reports in `status.json` (read back by `stadtwache
+/// status`) and `/metrics`. The source thread fills the reading side;
+/// `processed` and `lag_seconds` are detection's, added when the status is
+/// collected.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SourceStatus {
     pub name: String,
     pub kind: String,
+    pub running: bool,
     pub lines: u64,
     pub bytes: u64,
-    /// How far behind: bytes not yet read (files), or entries (journald).
+    /// How far behind (files): bytes written but not yet read.
     pub lag_bytes: u64,
-    /// Seconds since the newest line read, when it is behind.
-    pub last_line_unix: Option<f64>,
+    /// Lines detection has processed.
+    #[serde(default)]
+    pub processed: u64,
+    /// journald/syslog: age of the newest line when it was processed (seconds).
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
     /// Dropped or repaired input, by reason.
     pub dropped: BTreeMap<String, u64>,
     /// Recent problems (capped).
     pub issues: Vec<String>,
-    pub running: bool,
 }
 
 pub struct SourceHandle {

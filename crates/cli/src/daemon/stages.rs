@@ -265,6 +265,8 @@ fn stage_loop(
     let mut last_expire = Instant::now() - StdDuration::from_secs(10);
     let mut waiting: HashMap<DecisionId, Instant> = HashMap::new();
     let mut latencies: Vec<f64> = Vec::new();
+    // Samples ever taken, and at how many the percentiles were last computed.
+    let (mut samples, mut computed_at) = (0u64, 0u64);
     let mut need_reconcile = true;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         match rx.recv_timeout(StdDuration::from_millis(100)) {
@@ -328,6 +330,7 @@ fn stage_loop(
                                     let s = t.elapsed().as_secs_f64();
                                     metrics.latency.observe(s);
                                     latencies.push(s);
+                                    samples += 1;
                                 }
                             }
                         }
@@ -354,6 +357,7 @@ fn stage_loop(
                                         let s = t.elapsed().as_secs_f64();
                                         metrics.latency.observe(s);
                                         latencies.push(s);
+                                        samples += 1;
                                     }
                                 }
                             }
@@ -392,12 +396,16 @@ fn stage_loop(
         if h.last_error.is_some() {
             s.last_error = h.last_error.clone();
         }
-        let mut sorted = latencies.clone();
-        sorted.sort_by(f64::total_cmp);
-        let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).map(|v| v * 1000.0);
-        s.latency_ms_p50 = pct(0.5);
-        s.latency_ms_p99 = pct(0.99);
-        s.latency_samples = sorted.len() as u64;
+        // Percentiles only when there are new samples (this loop runs every 100 ms).
+        if samples != computed_at {
+            computed_at = samples;
+            let mut sorted = latencies.clone();
+            sorted.sort_by(f64::total_cmp);
+            let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).map(|v| v * 1000.0);
+            s.latency_ms_p50 = pct(0.5);
+            s.latency_ms_p99 = pct(0.99);
+            s.latency_samples = samples;
+        }
         s.nftables = format!(
             "{} — {} transactions ({} failed), {} added, {} removed, {} reconciliations, drift repaired: {} missing / {} extra / {} retimed{}",
             if s.nft_enabled { "enforcing" } else { "dry-run (enable [nftables])" },

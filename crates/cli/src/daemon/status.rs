@@ -36,7 +36,7 @@ pub struct Status {
     pub running: bool,
     pub updated_unix: f64,
     pub config: Option<String>,
-    pub sources: Vec<SourceStatusOut>,
+    pub sources: Vec<SourceStatus>,
     pub rules: Vec<RuleStatus>,
     pub tracked_keys: u64,
     pub evicted_keys: u64,
@@ -45,40 +45,6 @@ pub struct Status {
     pub last_commit_error: Option<String>,
     pub stages: stages::StageStatus,
     pub reload: ReloadStatus,
-}
-
-/// [`SourceStatus`] as written (and read back by `stadtwache status`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SourceStatusOut {
-    pub name: String,
-    pub kind: String,
-    pub running: bool,
-    pub lines: u64,
-    pub bytes: u64,
-    pub lag_bytes: u64,
-    pub processed: u64,
-    /// journald/syslog: age of the newest line when it was processed (seconds).
-    #[serde(default)]
-    pub lag_seconds: Option<f64>,
-    pub dropped: std::collections::BTreeMap<String, u64>,
-    pub issues: Vec<String>,
-}
-
-impl From<&SourceStatus> for SourceStatusOut {
-    fn from(s: &SourceStatus) -> Self {
-        SourceStatusOut {
-            name: s.name.clone(),
-            kind: s.kind.clone(),
-            running: s.running,
-            lines: s.lines,
-            bytes: s.bytes,
-            lag_bytes: s.lag_bytes,
-            processed: 0,
-            lag_seconds: None,
-            dropped: s.dropped.clone(),
-            issues: s.issues.clone(),
-        }
-    }
 }
 
 impl Status {
@@ -103,7 +69,7 @@ pub(super) fn collect(
     let mut sources = Vec::new();
     for (h, e) in running.sources.iter().zip(&running.engine.sources) {
         let s = h.status.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = SourceStatusOut::from(&*s);
+        let mut out = s.clone();
         out.processed = e.lines;
         out.lag_seconds = e.lag_seconds;
         sources.push(out);
