@@ -271,6 +271,7 @@ impl DateDetector {
             memo: None,
             memo_on: true,
             memo_hits: 0,
+            repeats: 0,
         }
     }
 }
@@ -303,6 +304,8 @@ pub struct DateScanner {
     memo_on: bool,
     /// how often the memo answered (tests)
     memo_hits: u64,
+    /// how often [`DateScanner::repeat`] answered (tests)
+    repeats: u64,
 }
 
 const MEMO_BYTES: usize = 64;
@@ -401,6 +404,14 @@ impl DateScanner {
     /// Like [`DateScanner::find`], but also reports spans without a usable
     /// date (see [`DateMatch`]), which fail2ban still cuts out of the line.
     pub fn find_match(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
+        if let Some(m) = self.repeat(line, ctx) {
+            return Some(m);
+        }
+        self.find_match_general(line, ctx)
+    }
+
+    /// The general path of [`DateScanner::find_match`] (no [`DateScanner::repeat`]).
+    fn find_match_general(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
         let (tid, hit, fast) = self.match_time(line, ctx.now.as_secs_f64())?;
         let t = &self.detector.templates[tid];
         let cached = match &self.memo {
@@ -523,18 +534,69 @@ impl DateScanner {
         if self.first_unused == i {
             self.first_unused += 1;
         }
-        self.last_pos = (h.s0 as i64, char_before(line, h.s0).flatten(), char_at(line, h.s0).flatten());
-        let before_end = if h.e0 == 0 {
-            line.chars().next_back() // Python's line[-1]
-        } else {
-            char_before(line, h.e0).flatten()
-        };
-        self.last_end = (h.e0 as i64, before_end, char_at(line, h.e0).flatten());
+        self.set_last(line, h.s0, h.e0);
         if i != 0 && i != self.last_idx {
             i = self.reorder(i);
         }
         self.last_idx = i;
         Some((tid, h, fast))
+    }
+
+    /// fail2ban's `__lastPos` / `__lastEndPos` after a match at `s0..e0`.
+    #[inline]
+    fn set_last(&mut self, line: &str, s0: usize, e0: usize) {
+        self.last_pos = (s0 as i64, char_before(line, s0).flatten(), char_at(line, s0).flatten());
+        let before_end = if e0 == 0 {
+            line.chars().next_back() // Python's line[-1]
+        } else {
+            char_before(line, e0).flatten()
+        };
+        self.last_end = (e0 as i64, before_end, char_at(line, e0).flatten());
+    }
+
+    /// The common case of [`DateScanner::find_match`] without moving hits
+    /// around: the last template is anchored, its memo decides this line
+    /// (same leading bytes as the line it was made for) and holds the time
+    /// for this `now` and zone state. Does exactly what `match_time` and
+    /// `find_match_general` do then (the same bookkeeping, the memoised hit
+    /// and time), or nothing and returns `None`.
+    #[inline]
+    fn repeat(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
+        if !self.memo_on {
+            return None;
+        }
+        let i = self.last_idx;
+        let ti = self.order.get(i)?.t;
+        let m = self.memo.as_ref()?;
+        let (now, generation, last_off, time) = m.time?;
+        let hay_len = line.len();
+        if m.tid != ti
+            || m.pos != 0
+            || !(if m.saw_end { hay_len == m.hay_len } else { hay_len >= m.upto })
+            || line.as_bytes().get(..m.upto) != Some(&m.bytes[..m.upto])
+            || now != ctx.now.0
+            || generation != self.zc.generation
+            || last_off != self.zc.last_off
+            || !self.detector.templates[ti].anchored()
+            || !self.zc.same_tz(&ctx.tz)
+        {
+            return None;
+        }
+        let (s0, e0, s1, e1) = (m.hit.s0, m.hit.e0, m.hit.s1, m.hit.e1);
+        // match_time: the last template wins at once
+        self.ever_hit[ti] = true;
+        let slot = &mut self.order[i];
+        slot.hits += 1;
+        slot.last_used = ctx.now.as_secs_f64();
+        slot.distance = s0 as i64;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.set_last(line, s0, e0);
+        // (i == last_idx: no reordering)
+        self.memo_hits += 1;
+        self.repeats += 1;
+        Some(DateMatch { start: s1, end: e1, time })
     }
 
     /// fail2ban's `_reorderTemplate` (bubble a template up).
@@ -613,5 +675,69 @@ mod memo_tests {
         }
         assert!(a.memo_hits > 20, "memo used {} times", a.memo_hits);
         assert_eq!(b.memo_hits, 0);
+    }
+
+    /// The per-stream state `repeat` must leave exactly as the general path.
+    fn state(s: &DateScanner) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {} {} {}",
+            s.order, s.ever_hit, s.last_pos, s.last_end, s.last_idx, s.first_unused, s.memo_hits
+        )
+    }
+
+    /// `find_match` (with the `repeat` shortcut) against the general path
+    /// alone: same results and the same template statistics after every line.
+    #[test]
+    fn repeat_shortcut_changes_nothing() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC);
+        let lines = [
+            "Mar  2 00:00:00 bastion sshd[18262]: Accepted publickey for bob",
+            "Mar  2 00:00:00 bastion sshd[18262]: pam_unix(sshd:session): session opened",
+            "Mar  2 00:00:00",
+            "Mar  2 00:00:00 ",
+            "Mar  2 00:00:00.5 x",
+            "Mar  2 00:00:00 2005 x",
+            "Mar  2 00:00:00 bastion sshd[18262]: again",
+            "Mar  2 00:00:04 bastion sshd[18287]: Invalid user debian from 36.108.238.51",
+            "Mar  2 00:00:04 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:04x",
+            "Mar  2 00:00:04 bastion",
+            "2005-01-23 21:59:59 host x",
+            "2005-01-23 21:59:59 host y",
+            "2005-01-23 21:59:59 host y",
+            "Mar  2 00:00:04 bastion sshd[18287]: back",
+            "Mar  2 00:00:04 bastion sshd[18287]: back",
+            "[23/Jan/2005:21:59:59] x",
+            "[23/Jan/2005:21:59:59] x",
+            "no date here",
+            "Feb 30 21:59:59 x",
+            "Feb 30 21:59:59 y",
+            "1138457732 x",
+            "1138457732 y",
+            "Mar  2 00:00:04 bastion sshd[18287]: back",
+            "Sun Mar  2 00:00:04 x",
+            "Sun Mar  2 00:00:04 y",
+            "Mar  2 00:00:04 bastion sshd[18287]: end",
+        ];
+        for pattern in ["{^LN-BEG}", "{DEFAULT}", "^%b %d %H:%M:%S", "%b %d %H:%M:%S"] {
+            let det = Arc::new(DateDetector::from_datepattern_for_year(pattern, 2026).unwrap());
+            let mut a = det.scanner();
+            let mut b = det.scanner();
+            for round in 0..4 {
+                for (i, l) in lines.iter().enumerate() {
+                    let ctx = TimeContext {
+                        now: Timestamp::from_secs(1_772_400_000 + (i as i64 / 9 + round) * 86_400 * 40),
+                        tz: if (i / 5 + round as usize) % 3 == 0 { berlin.clone() } else { TimeZone::UTC },
+                    };
+                    let want = b.find_match_general(l, &ctx);
+                    assert_eq!(a.find_match(l, &ctx), want, "{pattern}: line {i}: {l:?}");
+                    assert_eq!(state(&a), state(&b), "{pattern}: line {i}: {l:?}");
+                }
+            }
+            assert_eq!(b.repeats, 0);
+            if pattern == "{^LN-BEG}" {
+                assert!(a.repeats > 8, "shortcut used {} times", a.repeats);
+            }
+        }
     }
 }
