@@ -202,7 +202,7 @@ impl DateDetector {
     /// The default template list with `%ExY` built around `year` (fail2ban
     /// accepts the years 2000 .. the end of the decade of `year + 3`).
     pub fn fail2ban_default_for_year(year: i64) -> DateDetector {
-        DateDetector { templates: default_all(&Build::for_year(year)) }
+        DateDetector { templates: default_all(&Build::for_year(year).lazy()) }
     }
 
     /// A filter's `datepattern` (after config interpolation, so `%%` is
@@ -222,14 +222,14 @@ impl DateDetector {
             let key = if p.contains('%') { p.to_string() } else { p.to_uppercase() };
             let ignore_dup = !bld.templates.is_empty();
             if key == "{^LN-BEG}" || key == "{DEFAULT}" {
-                for t in default_all(&b) {
+                for t in default_all(&b.lazy()) {
                     if key == "{^LN-BEG}" && t.flags & LINE_BEGIN == 0 {
                         continue;
                     }
                     bld.append(t, ignore_dup, p)?;
                 }
             } else if key.contains("{DATE}") {
-                for t in default_originals(&b) {
+                for t in default_originals(&b.lazy()) {
                     let wrap = |s: &str| {
                         let inner = template::unbound_pattern(s);
                         RE_DATE_PREMATCH.replace_all(p, |_: &fancy_regex::Captures<'_, str>| inner.clone()).into_owned()
@@ -247,7 +247,7 @@ impl DateDetector {
         }
         if bld.templates.is_empty() {
             // fail2ban falls back to the default templates
-            bld.templates = default_all(&b);
+            bld.templates = default_all(&b.lazy());
         }
         Ok(DateDetector { templates: bld.templates })
     }
@@ -675,6 +675,22 @@ mod memo_tests {
         }
         assert!(a.memo_hits > 20, "memo used {} times", a.memo_hits);
         assert_eq!(b.memo_hits, 0);
+    }
+
+    /// Deferred regex compilation of the default templates: every one
+    /// compiles, to the same groups and time conversion as eagerly.
+    #[test]
+    fn lazy_default_templates_equal_eager_ones() {
+        for year in [2005, 2026, 2099] {
+            let b = Build::for_year(year);
+            let eager = default_all(&b);
+            let lazy = default_all(&b.lazy());
+            assert_eq!(eager.len(), lazy.len());
+            for (e, l) in eager.iter().zip(&lazy) {
+                assert_eq!((&e.name, &e.pattern, e.flags, e.weight), (&l.name, &l.pattern, l.flags, l.weight));
+                assert_eq!(e.force(), l.force(), "{}", e.name);
+            }
+        }
     }
 
     /// The per-stream state `repeat` must leave exactly as the general path.

@@ -3,7 +3,7 @@
 //! same regex rewriting fail2ban applies (word bounds, `{^LN-BEG}`, `{UNB}`,
 //! `**`, group 1).
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use fancy_regex::Regex as FRegex;
 use stadtwache_core::Timestamp;
@@ -46,6 +46,11 @@ const LEPOCH_RE: &str = r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?";
 pub(crate) struct Build {
     /// Decades (year / 10) `%ExY` accepts: `min..=max`.
     pub ex_decades: (i64, i64),
+    /// Compile template regexes on first use (only for fail2ban's own
+    /// default templates, which are known to compile: a start-up with
+    /// `{^LN-BEG}` then compiles none of the 34 it builds, only the ones a
+    /// line needs, mostly none as the hand matchers decide).
+    pub lazy: bool,
 }
 
 impl Build {
@@ -61,7 +66,12 @@ impl Build {
             hi = hi.max(y / 10);
             y += 3;
         }
-        Build { ex_decades: (lo, hi) }
+        Build { ex_decades: (lo, hi), lazy: false }
+    }
+
+    /// The same, compiling regexes on first use (fixed, known-good patterns only).
+    pub fn lazy(self) -> Build {
+        Build { lazy: true, ..self }
     }
 
     fn ex_year_re(&self) -> String {
@@ -92,9 +102,33 @@ pub(crate) struct Template {
     pub pattern: Option<String>,
     pub flags: u8,
     pub weight: f64,
-    re: Option<Re>,
+    re: LazyRe,
     pub hand: Option<Hand>,
-    conv: Conv,
+    /// How a match becomes an instant (for strptime templates derived from
+    /// the regex's group names, so set with it).
+    conv: OnceLock<Conv>,
+}
+
+/// A template regex, compiled at construction or on first use.
+#[derive(Debug)]
+struct LazyRe {
+    re: OnceLock<Re>,
+    /// (pattern named in errors, Python regex) for a deferred compile
+    src: (String, String),
+}
+
+impl LazyRe {
+    fn new(pattern_for_err: &str, py_regex: String, lazy: bool) -> Result<LazyRe, DateError> {
+        let re = OnceLock::new();
+        if !lazy {
+            let _ = re.set(compile(pattern_for_err, &py_regex)?);
+        }
+        Ok(LazyRe { re, src: (pattern_for_err.to_string(), py_regex) })
+    }
+
+    fn get(&self) -> &Re {
+        self.re.get_or_init(|| compile(&self.src.0, &self.src.1).expect("default date template compiles"))
+    }
 }
 
 /// What a template's search found.
@@ -411,14 +445,17 @@ impl Template {
             regex = format!("(?iu){regex}");
         }
         let (regex, flags) = set_regex(&mut name, &regex, wb, we);
-        let re = compile(orig, &regex)?;
-        let conv = strptime_conv(&re);
+        let re = LazyRe::new(orig, regex, b.lazy)?;
+        let conv = OnceLock::new();
+        if let Some(r) = re.re.get() {
+            let _ = conv.set(strptime_conv(r));
+        }
         let hand = Hand::for_pattern(p, wb, flags, b);
-        Ok(Template { name, pattern: Some(orig.to_string()), flags, weight: 1.0, re: Some(re), hand, conv })
+        Ok(Template { name, pattern: Some(orig.to_string()), flags, weight: 1.0, re, hand, conv })
     }
 
     /// `DateEpoch(lineBeginOnly, pattern, longFrm)`.
-    pub fn epoch(line_begin_only: bool, pattern: Option<&str>, long: bool) -> Result<Template, DateError> {
+    pub fn epoch(line_begin_only: bool, pattern: Option<&str>, long: bool, b: &Build) -> Result<Template, DateError> {
         let mut name = match (pattern, long) {
             (Some(p), _) => p.to_string(),
             (None, false) => "Epoch".to_string(),
@@ -443,17 +480,19 @@ impl Template {
             (pattern.is_none() && !long).then_some(if line_begin_only { Hand::EpochLineBegin } else { Hand::Epoch });
         // (the hand matcher covers the short default forms completely; the
         // regex is kept to cross-check it in tests)
-        let re = Some(compile(pattern.unwrap_or(&name), &regex)?);
-        Ok(Template { name, pattern: None, flags, weight: 1.0, re, hand, conv: Conv::Epoch { grp, long } })
+        let re = LazyRe::new(pattern.unwrap_or(&name), regex, b.lazy && pattern.is_none())?;
+        let conv = OnceLock::from(Conv::Epoch { grp, long });
+        Ok(Template { name, pattern: None, flags, weight: 1.0, re, hand, conv })
     }
 
     /// `DateTai64n(wordBegin)`.
-    pub fn tai64n(line_begin: bool) -> Result<Template, DateError> {
+    pub fn tai64n(line_begin: bool, b: &Build) -> Result<Template, DateError> {
         let mut name = "TAI64N".to_string();
         let wb = if line_begin { WordBegin::Start } else { WordBegin::No };
         let (regex, flags) = set_regex(&mut name, "@[0-9a-f]{24}", wb, true);
-        let re = compile(&name, &regex)?;
-        Ok(Template { name, pattern: None, flags, weight: 1.0, re: Some(re), hand: None, conv: Conv::Tai64n })
+        let re = LazyRe::new(&name, regex, b.lazy)?;
+        let conv = OnceLock::from(Conv::Tai64n);
+        Ok(Template { name, pattern: None, flags, weight: 1.0, re, hand: None, conv })
     }
 
     pub fn anchored(&self) -> bool {
@@ -468,7 +507,8 @@ impl Template {
         }
         let hay = &line[..endpos];
         if let Some(h) = self.hand {
-            let pre = self.prefilter().filter(|_| h.is_word_search());
+            // (only word searches use the regex: do not compile it otherwise)
+            let pre = if h.is_word_search() { self.prefilter() } else { None };
             let limit = if pre.is_some() { pos } else { usize::MAX };
             match h.search_limited(hay, pos, limit).0 {
                 HandResult::Hit(hit) => return Some(hit),
@@ -492,10 +532,21 @@ impl Template {
 
     /// A `regex` matching wherever this template can match.
     fn prefilter(&self) -> Option<&regex::Regex> {
-        match &self.re {
-            Some(Re::Plain(r)) | Some(Re::Fancy(_, Some(r))) => Some(r),
+        match self.re.get() {
+            Re::Plain(r) | Re::Fancy(_, Some(r)) => Some(r),
             _ => None,
         }
+    }
+
+    /// How a match becomes an instant.
+    fn conv(&self) -> &Conv {
+        self.conv.get_or_init(|| strptime_conv(self.re.get()))
+    }
+
+    /// Compiles the regex now if it was deferred (tests).
+    #[cfg(test)]
+    pub(crate) fn force(&self) -> String {
+        format!("{:?} {:?}", self.re.get().capture_names(), self.conv())
     }
 
     /// [`Template::match_date`] for a template with a hand matcher that can
@@ -515,7 +566,7 @@ impl Template {
 
     /// The regex path alone (also used to cross-check the hand matchers).
     pub fn regex_search(&self, hay: &str, pos: usize) -> Option<RawHit> {
-        let locs = self.re.as_ref()?.captures_at(hay, pos)?;
+        let locs = self.re.get().captures_at(hay, pos)?;
         let (s0, e0) = (*locs.first()?)?;
         let (s1, e1) = locs.get(1).copied().flatten().unwrap_or((s0, s0));
         Some(RawHit { s0, e0, s1, e1, data: HitData::Locs(locs) })
@@ -530,7 +581,7 @@ impl Template {
                 _ => None,
             }
         };
-        match &self.conv {
+        match self.conv() {
             Conv::Strptime { keys, ampm } => {
                 let fields = match &hit.data {
                     HitData::Fields(f) => *f,
@@ -585,20 +636,20 @@ pub(crate) fn get_pattern_template(pattern: &str, key: Option<&str>, b: &Build) 
     };
     if key.contains("EPOCH") {
         if is_match(&RE_EPOCH_PATTERN, pattern) {
-            return Template::epoch(false, Some(pattern), key.contains("LEPOCH"));
+            return Template::epoch(false, Some(pattern), key.contains("LEPOCH"), b);
         }
         match key.as_str() {
             "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => {
-                return Template::epoch(key != "EPOCH", None, false);
+                return Template::epoch(key != "EPOCH", None, false, b);
             }
             "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => {
-                return Template::epoch(key != "LEPOCH", None, true);
+                return Template::epoch(key != "LEPOCH", None, true, b);
             }
             _ => {}
         }
     }
     match key.as_str() {
-        "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N" => Template::tai64n(key != "TAI64N"),
+        "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N" => Template::tai64n(key != "TAI64N", b),
         _ => Template::pattern_regex(pattern, b),
     }
 }
