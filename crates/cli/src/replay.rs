@@ -446,5 +446,8 @@ pub fn run_cli(req: ReplayRequest) -> Result<ExitCode> {
     if let Some(path) = &req.bans_out {
         report::write_bans(path, &pipe.bans).with_context(|| format!("writing {}", path.display()))?;
     }
+    // The process exits next: freeing the compiled filters' automata and the
+    // windows one by one would only cost time (~2 ms of a 60 ms start-up).
+    std::mem::forget(pipe);
     Ok(if all_opened { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
