@@ -315,6 +315,29 @@ fn build_fancy(pat: &str, backtrack_limit: usize) -> Result<fancy_regex::Regex, 
         .map_err(|e| e.to_string())
 }
 
+/// Index of the first `\n` in `b` (its length: none). Eight bytes at a time:
+/// haystacks are short lines, where this beats a call to `memchr`.
+#[inline]
+fn first_newline(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    let mut i = 0;
+    for c in chunks.by_ref() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let x = u64::from_le_bytes(a) ^ (LO * u64::from(b'\n'));
+        // the lowest set bit marks the first zero byte (borrows only
+        // disturb the bytes above it)
+        let z = x.wrapping_sub(LO) & !x & HI;
+        if z != 0 {
+            return i + (z.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == b'\n').map_or(b.len(), |k| i + k)
+}
+
 impl Pattern {
     pub fn compile(src: &Spanned, kind: PatternKind, opts: &CompileOptions) -> Result<Pattern, Vec<Diagnostic>> {
         Self::compile_with(src, kind, opts, PatternOptions::for_kind(kind))
@@ -513,15 +536,15 @@ impl Pattern {
     }
 
     /// Does `hay` have a newline before its last char (so non-MULTILINE `$`
-    /// needs the exact variant)?
+    /// needs the exact variant)? `nl`: index of its first newline (its
+    /// length: none).
     #[inline]
-    fn exact_for(&self, hay: &str) -> Option<&fancy_regex::Regex> {
+    fn exact_for(&self, hay: &str, nl: usize) -> Option<&fancy_regex::Regex> {
         if hay.is_empty() && self.empty_hay.src.is_some() {
             return self.empty_hay.get(|src| build_fancy(src, self.backtrack_limit).ok());
         }
         self.exact.src.as_ref()?;
-        let b = hay.as_bytes();
-        memchr::memchr(b'\n', &b[..b.len().saturating_sub(1)])?;
+        (nl + 1 < hay.len()).then_some(())?;
         self.exact.get(|src| build_fancy(src, self.backtrack_limit).ok())
     }
 
@@ -580,10 +603,10 @@ impl Pattern {
     fn prepare(&self, s: &mut Scratch) {
         if s.owner != self.id {
             s.owner = self.id;
+            // the ASCII variant's locations are made when first needed (it
+            // is compiled on first use)
             (s.locs, s.blocs) = match &self.compiled {
-                Compiled::Linear { uni, .. } => {
-                    (Some(uni.capture_locations()), self.ascii_linear().map(|a| a.capture_locations()))
-                }
+                Compiled::Linear { uni, .. } => (Some(uni.capture_locations()), None),
                 Compiled::Fancy { .. } => (None, None),
             };
             s.spans.clear();
@@ -618,21 +641,23 @@ impl Pattern {
     /// [`Pattern::captures_with`] by compiled group index.
     #[inline]
     fn captures_raw(&self, hay: &str, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
-        let fancy = match (&self.compiled, self.exact_for(hay)) {
+        let nl = first_newline(hay.as_bytes());
+        let fancy = match (&self.compiled, self.exact_for(hay, nl)) {
             (_, Some(ex)) => ex,
             (Compiled::Linear { uni, .. }, None) => {
                 let is_ascii = hay.is_ascii();
-                let ascii = if is_ascii { self.ascii_linear() } else { None };
+                // compiled on first use: not needed while the chain gets through
+                let ascii = || if is_ascii { self.ascii_linear() } else { None };
                 if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
                     // a complete chain from 0 is the leftmost-first match
                     scratch.spans.clear();
                     scratch.spans.resize(self.ngroups, None);
-                    if let Some(end) = segs.run(hay, is_ascii, 0, ss, &mut scratch.spans) {
+                    if let Some(end) = segs.run(hay, is_ascii, Some(nl), 0, ss, &mut scratch.spans) {
                         scratch.spans[0] = Some((0, end));
                         scratch.src = ScratchSrc::Spans;
                         return Ok(true);
                     }
-                    let whole = match ascii {
+                    let whole = match ascii() {
                         Some(a) => a.find(hay.as_bytes()).map(|m| (m.start(), m.end())),
                         None => uni.find(hay).map(|m| (m.start(), m.end())),
                     };
@@ -641,13 +666,14 @@ impl Pattern {
                     };
                     scratch.spans.clear();
                     scratch.spans.resize(self.ngroups, None);
-                    if segs.run(hay, is_ascii, start, ss, &mut scratch.spans) == Some(end) {
+                    if segs.run(hay, is_ascii, Some(nl), start, ss, &mut scratch.spans) == Some(end) {
                         scratch.spans[0] = Some((start, end));
                         scratch.src = ScratchSrc::Spans;
                         return Ok(true);
                     }
                 }
-                if let (Some(a), Some(locs)) = (ascii, scratch.blocs.as_mut()) {
+                if let Some(a) = ascii() {
+                    let locs = scratch.blocs.get_or_insert_with(|| a.capture_locations());
                     scratch.src = ScratchSrc::BLocs;
                     return Ok(a.captures_read(locs, hay.as_bytes()).is_some());
                 }
@@ -676,7 +702,7 @@ impl Pattern {
     }
 
     pub fn is_match(&self, hay: &str) -> Result<bool, BudgetExceeded> {
-        if let Some(ex) = self.exact_for(hay) {
+        if let Some(ex) = self.exact_for(hay, first_newline(hay.as_bytes())) {
             return ex.is_match(hay).map_err(|e| map_fancy_err(&e));
         }
         let ascii = hay.is_ascii();

@@ -15,6 +15,7 @@
 use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::captures::Captures as RaCaptures;
 use regex_automata::{Anchored, Input, meta};
+use std::sync::OnceLock;
 
 use super::emit::{self, EmitOpts};
 use super::pyre::{GroupKind, Node, RepKind};
@@ -56,7 +57,7 @@ enum Fast {
 impl Fast {
     /// End of the first parse from `pos`.
     #[inline]
-    fn run(&self, hay: &str, pos: usize) -> Option<usize> {
+    fn run(&self, hay: &str, pos: usize, nl: Option<usize>) -> Option<usize> {
         let b = hay.as_bytes();
         match self {
             Fast::Seq(atoms) => {
@@ -68,7 +69,10 @@ impl Fast {
                         Atom::LineEnd => (p == b.len() || b.get(p) == Some(&b'\n')).then_some(())?,
                         Atom::End => (p == b.len()).then_some(())?,
                         Atom::Text(t) => {
-                            b.get(p..)?.starts_with(t.as_bytes()).then_some(())?;
+                            let t = t.as_bytes();
+                            // short texts: a loop beats a call to memcmp
+                            let h = b.get(p..p + t.len())?;
+                            h.iter().zip(t).all(|(x, y)| x == y).then_some(())?;
                             p += t.len();
                         }
                     }
@@ -90,7 +94,11 @@ impl Fast {
             Fast::Opt { .. } => None,
             Fast::Dots { min, lazy, tail } => {
                 let rest = b.get(pos..)?;
-                let line_end = pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                let line_end = match nl {
+                    // the first newline of the haystack is known
+                    Some(nl) if pos <= nl => nl,
+                    _ => pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
+                };
                 // an occurrence of (valid UTF-8) text starts at a char
                 // boundary, so `min` bytes are at least `min` chars and at
                 // most one char (min <= 1) is never more than them
@@ -289,17 +297,35 @@ impl LazyMeta {
 
 type Dfa = dense::DFA<Vec<u32>>;
 
+/// A segment's anchored DFA for ASCII haystacks, built on first use (a
+/// filter's patterns are compiled at startup, most pieces never searched).
+struct LazyDfa {
+    atext: String,
+    cell: OnceLock<Option<Box<Dfa>>>,
+}
+
+impl LazyDfa {
+    fn new(atext: &str) -> LazyDfa {
+        LazyDfa { atext: atext.to_string(), cell: OnceLock::new() }
+    }
+
+    #[inline]
+    fn get(&self) -> Option<&Dfa> {
+        self.cell.get_or_init(|| build_dfa(&self.atext)).as_deref()
+    }
+}
+
 /// A branch of an alternation: the branch as a whole (to tell whether it
 /// can match at all), the same as a DFA for ASCII haystacks, its own chain.
-type Branch = (LazyMeta, Option<Box<Dfa>>, Segments);
+type Branch = (LazyMeta, LazyDfa, Segments);
 
 struct Segment {
     re: LazyMeta,
     /// For `(?:X)?`: the ASCII bytes X can start with (X never empty).
     guard: Option<u128>,
     /// The same as a fully compiled anchored DFA for ASCII haystacks, when
-    /// small enough.
-    dfa: Option<Box<Dfa>>,
+    /// small enough (built on first use).
+    dfa: Option<LazyDfa>,
     fast: Option<Fast>,
     /// The segment is exactly capture group `g` (or groups nested one directly
     /// in the other, all in `groups`) with no groups inside.
@@ -368,16 +394,12 @@ impl SegmentsSrc {
             parts.push(match p {
                 PartSrc::Seg(text, atext, whole, groups, tail, fast, guard) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
-                    let dfa = if fast.is_none() && !needs_caps { build_dfa(atext) } else { None };
+                    let dfa = (fast.is_none() && !needs_caps).then(|| LazyDfa::new(atext));
                     Part::Seg(Segment {
-                        re: {
-                            let re = LazyMeta::new(text);
-                            // the capture search has no other way
-                            if needs_caps {
-                                re.get()?;
-                            }
-                            re
-                        },
+                        // built on first use, also for the capture search (when
+                        // it cannot be built, the search falls back to the
+                        // full engine)
+                        re: LazyMeta::new(text),
                         dfa,
                         fast: fast.clone(),
                         guard: *guard,
@@ -389,7 +411,7 @@ impl SegmentsSrc {
                 PartSrc::Alt(branches) => Part::Alt(
                     branches
                         .iter()
-                        .map(|(t, a, c)| Some((LazyMeta::new(t), build_dfa(a), c.compile()?)))
+                        .map(|(t, a, c)| Some((LazyMeta::new(t), LazyDfa::new(a), c.compile()?)))
                         .collect::<Option<_>>()?,
                 ),
             });
@@ -601,12 +623,7 @@ impl Segments {
                 .parts
                 .iter()
                 .map(|p| match p {
-                    Part::Seg(s) => PartScratch::Seg {
-                        cache: None,
-                        caps: (s.whole.is_none() && !s.groups.is_empty())
-                            .then(|| s.re.get().map(meta::Regex::create_captures))
-                            .flatten(),
-                    },
+                    Part::Seg(_) => PartScratch::Seg { cache: None, caps: None },
                     Part::Alt(b) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
@@ -615,10 +632,12 @@ impl Segments {
 
     /// Runs the chain from `start`; fills `spans` (global group index) and
     /// returns the end, or None when the caller must use the full engine.
+    /// `nl`: where the haystack's first `\n` is (its length: none), if known.
     pub(crate) fn run(
         &self,
         hay: &str,
         ascii: bool,
+        nl: Option<usize>,
         start: usize,
         s: &mut SegScratch,
         spans: &mut [Option<(usize, usize)>],
@@ -638,11 +657,11 @@ impl Segments {
                 }
                 (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
                     if let Some(Fast::Opt { group, inner }) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
-                        let m = inner.run(hay, pos);
+                        let m = inner.run(hay, pos, nl);
                         *spans.get_mut(*group)? = m.map(|end| (pos, end));
                         pos = m.unwrap_or(pos);
                     } else if let Some(fast) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
-                        let end = fast.run(hay, pos)?;
+                        let end = fast.run(hay, pos, nl)?;
                         if seg.whole.is_some() {
                             let span = Some((pos, end.checked_sub(seg.tail)?));
                             for &g in &seg.groups {
@@ -650,8 +669,9 @@ impl Segments {
                             }
                         }
                         pos = end;
-                    } else if let Some(caps) = caps.as_mut() {
+                    } else if seg.whole.is_none() && !seg.groups.is_empty() {
                         let re = seg.re.get()?;
+                        let caps = caps.get_or_insert_with(|| re.create_captures());
                         re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
                         let m = caps.get_match()?;
                         for (local, &g) in seg.groups.iter().enumerate() {
@@ -659,7 +679,8 @@ impl Segments {
                         }
                         pos = m.end();
                     } else {
-                        let end = match seg.dfa.as_ref().filter(|_| ascii).map(|d| d.try_search_fwd(&input)) {
+                        let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
+                        let end = match dfa.map(|d| d.try_search_fwd(&input)) {
                             Some(Ok(m)) => m?.offset(),
                             _ => seg.re.search(cache, &input)?,
                         };
@@ -680,7 +701,7 @@ impl Segments {
                     // when it cannot match at all.
                     let mut done = None;
                     for ((re, dfa, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
-                        if let Some(end) = chain.run(hay, ascii, pos, sub, spans) {
+                        if let Some(end) = chain.run(hay, ascii, nl, pos, sub, spans) {
                             done = Some(end);
                             break;
                         }
@@ -688,7 +709,11 @@ impl Segments {
                         for &g in &chain.groups {
                             *spans.get_mut(g)? = None;
                         }
-                        let matches = match dfa.as_ref().filter(|_| ascii).map(|d| d.try_search_fwd(&input)) {
+                        let matches = match Some(dfa)
+                            .filter(|_| ascii)
+                            .and_then(LazyDfa::get)
+                            .map(|d| d.try_search_fwd(&input))
+                        {
                             Some(Ok(m)) => m.is_some(),
                             _ => re.search(cache, &input).is_some(),
                         };

@@ -566,3 +566,33 @@ fn random_input_never_panics() {
     }
     assert!(ok > 100, "{ok}");
 }
+
+#[test]
+fn first_newline_matches_memchr() {
+    let mut hays: Vec<Vec<u8>> = vec![Vec::new(), b"\n".to_vec(), b"abc".to_vec()];
+    for len in 0..40 {
+        for at in 0..=len {
+            let mut h: Vec<u8> = (0..len).map(|i| b"ab\x8a\xff\x0b\x09 "[i % 7]).collect();
+            if at < len {
+                h[at] = b'\n';
+                if at + 3 < len {
+                    h[at + 3] = b'\n';
+                }
+            }
+            hays.push(h);
+        }
+    }
+    for h in &hays {
+        assert_eq!(first_newline(h), memchr::memchr(b'\n', h).unwrap_or(h.len()), "{h:?}");
+    }
+}
+
+#[test]
+fn exact_dollar_still_used_for_inner_newlines() {
+    // non-MULTILINE `$`: end, or before a final newline only
+    let p = compile("^a <F-USER>.+</F-USER>$", PatternKind::Prefregex);
+    assert_eq!(group(&p, "a b\n", "user"), Some("b"));
+    assert_eq!(group(&p, "a b", "user"), Some("b"));
+    assert_eq!(p.captures("a b\nc\n").unwrap(), None);
+    assert_eq!(p.captures("a b\nc").unwrap(), None);
+}
