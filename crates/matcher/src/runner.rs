@@ -12,6 +12,10 @@
 //! 3. the literal prefilter (ours): when the searched text contains no
 //!    required literal of any failregex, nothing can match — stop here;
 //! 4. `prefregex`; its `<F-CONTENT>` (when not empty) replaces the buffer;
+//!    single-line filters pick their candidate failregexes only now, on the
+//!    text they are searched in: by its first bytes for the failregexes
+//!    anchored at its start with literal prefixes (`^Failed …`), by the
+//!    literal search for the others ([`Dispatch`]);
 //! 5. each failregex (only the prefilter's candidates), `ignoreregex` on a
 //!    hit, `<F-MLFID>` merging (`_mergeFailure`), failure id and address.
 //!
@@ -43,7 +47,7 @@ use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
-use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch};
+use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, FilterSpec, LineResult, MatchStats,
     RunOptions,
@@ -289,12 +293,128 @@ pub(crate) struct Prefilter {
     always: Vec<u64>,
     words: usize,
     nregex: usize,
+    /// Single-line filters: candidates picked on the text the failregexes
+    /// are searched in (after the prefregex), see [`Dispatch`].
+    dispatch: Option<Box<Dispatch>>,
+}
+
+/// Candidate selection for single-line filters on the text the failregexes
+/// see (the `<F-CONTENT>`, or the line): a failregex anchored at the start
+/// of that text (`^Literal…`, non-MULTILINE, so only position 0) is a
+/// candidate only when the text starts with one of its prefixes (and, when
+/// the prefix does not already contain one, holds one of its required
+/// literals). The others keep the literal search, on that text.
+#[derive(Debug)]
+pub(crate) struct Dispatch {
+    /// First byte of the text → (failregex, one of its prefixes).
+    by_byte: Vec<Vec<(u32, Box<[u8]>)>>,
+    /// Per failregex: one of these must occur in the text (empty: nothing
+    /// to check beyond the prefix).
+    verify: Vec<Vec<memchr::memmem::Finder<'static>>>,
+    /// The literal prefilter over the failregexes without prefixes (None:
+    /// every failregex has one).
+    rest: Option<Prefilter>,
+}
+
+impl Dispatch {
+    /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
+    /// position 0 of the searched text with one of `set` (none empty).
+    fn build(prefixes: &[Option<Vec<Vec<u8>>>], literals: &[Option<Vec<String>>]) -> Dispatch {
+        let mut by_byte: Vec<Vec<(u32, Box<[u8]>)>> = vec![Vec::new(); 256];
+        let mut verify = Vec::with_capacity(prefixes.len());
+        let mut rest_lits = Vec::with_capacity(prefixes.len());
+        let mut any_rest = false;
+        for (i, pre) in prefixes.iter().enumerate() {
+            let lits: Vec<&str> = literals
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(|l| l.iter().map(|s| s.trim_end_matches('\n')).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            match pre {
+                Some(set) if !set.is_empty() && set.iter().all(|p| !p.is_empty()) => {
+                    for p in set {
+                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice()));
+                    }
+                    // a prefix that holds a required literal proves it present
+                    let implied =
+                        set.iter().all(|p| lits.iter().any(|l| memchr::memmem::find(p, l.as_bytes()).is_some()));
+                    verify.push(if implied || lits.is_empty() {
+                        Vec::new()
+                    } else {
+                        lits.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned()).collect()
+                    });
+                    rest_lits.push(Some(Vec::new()));
+                }
+                _ => {
+                    any_rest = true;
+                    verify.push(Vec::new());
+                    rest_lits.push(literals.get(i).cloned().flatten());
+                }
+            }
+        }
+        // regexes handled here take no part in the rest's search
+        let rest = any_rest.then(|| Prefilter::build_with(&rest_lits, false));
+        Dispatch { by_byte, verify, rest }
+    }
+
+    /// Candidates for `text` into `bits` (cleared first); true if any.
+    fn candidates(&self, text: &str, words: usize, bits: &mut Vec<u64>) -> bool {
+        bits.clear();
+        bits.resize(words, 0);
+        let b = text.as_bytes();
+        if let Some(&b0) = b.first() {
+            for (i, p) in &self.by_byte[b0 as usize] {
+                let i = *i as usize;
+                if bit(bits, i) || !b.starts_with(p) {
+                    continue;
+                }
+                let v = &self.verify[i];
+                if v.is_empty() || v.iter().any(|f| f.find(b).is_some()) {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        if let Some(rest) = &self.rest {
+            rest.add_candidates(text, bits);
+        }
+        bits.iter().any(|&w| w != 0)
+    }
+}
+
+/// Every match of a linear pattern (in the `regex` crate's syntax, as the
+/// engine runs it) starts at the start of the text with one of these
+/// (non-empty) prefixes; None when that is not known.
+fn anchored_prefixes(translated: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{HirKind, Look, literal};
+    let hir = regex_syntax::ParserBuilder::new().build().parse(translated).ok()?;
+    let HirKind::Concat(parts) = hir.kind() else { return None };
+    let anchored = parts.iter().take_while(|h| matches!(h.kind(), HirKind::Look(Look::Start))).count();
+    if anchored == 0 {
+        return None;
+    }
+    let rest = regex_syntax::hir::Hir::concat(parts[anchored..].to_vec());
+    let seq = literal::Extractor::new().kind(literal::ExtractKind::Prefix).extract(&rest);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 impl Prefilter {
     /// `literals[i]` = Some(set): every match of failregex `i` contains one
     /// of `set`; None: no such set known.
     fn build(literals: &[Option<Vec<String>>]) -> Prefilter {
+        Self::build_with(literals, true)
+    }
+
+    /// [`build`](Self::build); `none_always`: a failregex with no literal
+    /// set (None) is always a candidate; otherwise only Some(empty) means
+    /// "never from here" (a failregex another selection handles).
+    fn build_with(literals: &[Option<Vec<String>>], none_always: bool) -> Prefilter {
         let nregex = literals.len();
         let words = nregex.div_ceil(64).max(1);
         let mut always = vec![0u64; words];
@@ -320,6 +440,7 @@ impl Prefilter {
                         }
                     }
                 }
+                Some(set) if !none_always && set.is_empty() => {}
                 _ => always[i / 64] |= 1 << (i % 64),
             }
         }
@@ -346,13 +467,34 @@ impl Prefilter {
         } else {
             None
         };
-        Prefilter { ac, any, owners, always, words, nregex }
+        Prefilter { ac, any, owners, always, words, nregex, dispatch: None }
     }
 
     /// Fill `bits` with the candidate failregexes for `hay`; true if any.
     fn candidates(&self, hay: &str, bits: &mut Vec<u64>) -> bool {
         bits.clear();
-        bits.extend_from_slice(&self.always);
+        bits.resize(self.words, 0);
+        self.add_candidates(hay, bits)
+    }
+
+    /// Could any failregex match in a text within `hay`: does `hay` hold a
+    /// literal of any of them (or has one none)?
+    fn any_literal(&self, hay: &str) -> bool {
+        if self.always.iter().any(|&w| w != 0) {
+            return true;
+        }
+        match (&self.any, &self.ac) {
+            (Some(any), _) => any.find(hay).is_some(),
+            (None, Some(_)) => true,
+            (None, None) => false,
+        }
+    }
+
+    /// [`candidates`](Self::candidates) added to `bits` (as long as `always`).
+    fn add_candidates(&self, hay: &str, bits: &mut [u64]) -> bool {
+        for (b, a) in bits.iter_mut().zip(&self.always) {
+            *b |= a;
+        }
         if let Some(ac) = &self.ac {
             // Most lines contain no literal at all: a leftmost search (which
             // uses the automaton's fast SIMD prefilter) says so quickly. Its
@@ -526,7 +668,19 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     };
 
     let literals: Vec<Option<Vec<String>>> = failregex.iter().map(|p| required_literals(&p.pat)).collect();
-    let prefilter = Prefilter::build(&literals);
+    let mut prefilter = Prefilter::build(&literals);
+    if !multiline {
+        let prefixes: Vec<Option<Vec<Vec<u8>>>> = failregex
+            .iter()
+            .map(|p| match p.pat.engine() {
+                Engine::Linear => anchored_prefixes(p.pat.translated()),
+                Engine::Backtracking => None,
+            })
+            .collect();
+        if prefixes.iter().any(Option::is_some) {
+            prefilter.dispatch = Some(Box::new(Dispatch::build(&prefixes, &literals)));
+        }
+    }
     let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter };
     Ok(Compiled {
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
@@ -1112,7 +1266,12 @@ fn find_failure(
     // With a multi-line buffer, prefregex changes the buffer even when no
     // failregex matches; otherwise the prefilter may stop before it.
     let pref_first = multi && p.prefregex.is_some();
-    let any = p.prefilter.candidates(&st.hay, &mut st.bits);
+    let dispatch = if multi { None } else { p.prefilter.dispatch.as_deref() };
+    let any = match dispatch {
+        // candidates are picked on the searched text, after the prefregex
+        Some(_) => p.prefilter.any_literal(&st.hay),
+        None => p.prefilter.candidates(&st.hay, &mut st.bits),
+    };
     if !any && !pref_first {
         return cur;
     }
@@ -1139,6 +1298,12 @@ fn find_failure(
             in_content = true;
         }
         if pref_first && !any {
+            return cur;
+        }
+    }
+    if let Some(d) = dispatch {
+        let text: &str = if in_content { &st.content } else { &st.hay };
+        if !d.candidates(text, p.prefilter.words, &mut st.bits) {
             return cur;
         }
     }

@@ -436,6 +436,117 @@ fn prefilter_never_drops_a_match() {
 }
 
 #[test]
+fn anchored_prefixes_of_patterns() {
+    let pre = |re: &str| {
+        let p = Pattern::compile_with(
+            &Spanned::new(re),
+            PatternKind::Failregex,
+            &CompileOptions::default(),
+            PatternOptions { multiline: false, use_dns: true },
+        )
+        .unwrap();
+        anchored_prefixes(p.translated())
+            .map(|v| v.into_iter().map(|b| String::from_utf8(b).unwrap()).collect::<Vec<_>>())
+    };
+    assert_eq!(pre(r"^Failed \S+ for <HOST>"), Some(vec!["Failed ".to_string()]));
+    assert_eq!(pre(r"^[aA]uth x <HOST>"), Some(vec!["Auth x ".to_string(), "auth x ".to_string()]));
+    assert_eq!(pre(r"^pam_[a-z]+ <HOST>"), Some(vec!["pam_".to_string()]));
+    assert_eq!(pre(r"^<F-NOFAIL>(?:closed|reset)</F-NOFAIL> <HOST>").unwrap().len(), 2);
+    // not anchored, or anchored only in one branch, or no literal after it
+    assert_eq!(pre(r"Failed for <HOST>"), None);
+    assert_eq!(pre(r"^a <HOST>|b"), None);
+    assert_eq!(pre(r"^\S+ <HOST>"), None);
+    assert_eq!(pre(r"^(?:x)? <HOST>").map(|v| v.len()), Some(2));
+    assert_eq!(pre(r"^(?:x)?<HOST>"), None);
+}
+
+/// Lines for comparing candidate selections: prefixes that hold and fail,
+/// the required literal outside the prefix, empty content, case, newlines.
+const DISPATCH_LINES: &[&str] = &[
+    "conn 1: connect from 192.0.2.1",
+    "conn 1: connect from",
+    "conn 1: connect",
+    "conn 1: auth failed for bob",
+    "conn 1: auth failed for bob 192.0.2.9",
+    "conn 1: AUTH FAILED for bob 192.0.2.9",
+    "conn 1: failed for bob 192.0.2.9",
+    "conn 1:  for bob 192.0.2.9",
+    "conn 1: pam failure ruser= user=x rhost=192.0.2.5",
+    "conn 1: pam check ruser= rhost=192.0.2.5",
+    "conn 1: pam_x check rhost=192.0.2.5 authentication failure;",
+    "conn 1: pam_x authentication failure; rhost=192.0.2.5",
+    "conn 2: Invalid user admin from 192.0.2.2 port 22",
+    "conn 2: INVALID USER admin from 192.0.2.2",
+    "conn 2: x Invalid user admin from 192.0.2.2",
+    "conn 3: Did not receive identification string from 192.0.2.3",
+    "conn 3: did not receive identification string from 192.0.2.3",
+    "conn 3: refused for 192.0.2.4 (by rule)",
+    "conn 3: refused for 192.0.2.4",
+    "conn 3: 192.0.2.4 refused (by rule)",
+    "conn 4: accepted for alice",
+    "conn 4: closed",
+    "conn 4: ",
+    "conn 4:  ",
+    "conn 5: connect from 192.0.2.6\nauth failed for x",
+    "conn 5: ignored auth failed for bob",
+    "auth failed for bob",
+    "connect from 192.0.2.7",
+    "Invalid user root from 192.0.2.8",
+    "unrelated",
+    "",
+];
+
+fn dispatch_filter(prefregex: bool) -> FilterSpec {
+    let mut s = conn_filter();
+    s.failregex.push(Spanned::new(r"(?i)^invalid USER <F-USER>\S+</F-USER> from <HOST>( port \d+)?\s*$"));
+    s.failregex.push(Spanned::new(r"^Did not receive identification string from <HOST>"));
+    // required literal not in the prefix
+    s.failregex.push(Spanned::new(r"^pam_\w+ .*authentication failure;.* rhost=<HOST>"));
+    // not anchored: the literal search on the text
+    s.failregex.push(Spanned::new(r"refused for <HOST> \(by rule\)"));
+    // anchored without a literal prefix
+    s.failregex.push(Spanned::new(r"^\S* for <F-USER>\S+</F-USER> <HOST>$"));
+    s.ignoreregex.push(Spanned::new(r"ignored"));
+    if !prefregex {
+        s.prefregex = None;
+    }
+    s
+}
+
+#[test]
+fn dispatch_picks_the_same_failures_as_trying_every_failregex() {
+    for pref in [true, false] {
+        let s = dispatch_filter(pref);
+        let with = compiled(&s);
+        let d = with.parts.prefilter.dispatch.as_ref().expect("single-line filters dispatch");
+        assert!(d.rest.is_some(), "the test needs a failregex without prefix");
+        assert!(d.verify.iter().any(|v| !v.is_empty()), "the test needs a literal to verify");
+        let mut c = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap().filter;
+        c.parts.prefilter = Prefilter::build(&vec![None; c.parts.failregex.len()]);
+        let without = Arc::new(c);
+        for check_all in [false, true] {
+            let mut a = FilterRunner::new(Arc::clone(&with), RunOptions { check_all_regex: check_all });
+            let mut b = FilterRunner::new(Arc::clone(&without), RunOptions { check_all_regex: check_all });
+            let mut hits = 0;
+            for l in DISPATCH_LINES
+                .iter()
+                .copied()
+                .chain(DISPATCH_LINES.iter().filter_map(|l| l.split_once(": ").map(|x| x.1)))
+            {
+                let (x, y) = (a.process_line_at(l, now()), b.process_line_at(l, now()));
+                hits += x.failures.len();
+                assert_eq!(x, y, "line {l:?} (prefregex {pref}, check_all {check_all})");
+            }
+            assert!(hits >= 8, "too few hits to mean anything: {hits} (prefregex {pref})");
+        }
+    }
+    // multi-line filters keep the literal search over the whole buffer
+    let mut s = dispatch_filter(true);
+    s.maxlines = 2;
+    assert!(compiled(&s).parts.prefilter.dispatch.is_none());
+}
+
+#[test]
 fn prefilter_trims_trailing_newlines_from_literals() {
     let p = Prefilter::build(&[Some(vec!["abc\n".into()]), Some(vec!["\n".into()]), Some(vec!["zz".into()])]);
     let mut bits = Vec::new();
