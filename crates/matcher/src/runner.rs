@@ -49,8 +49,8 @@ use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
 use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch};
 use crate::{
-    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, FilterSpec, LineResult, MatchStats,
-    RunOptions,
+    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
+    MatchStats, Matches, RunOptions,
 };
 
 // ---------------------------------------------------------------------------
@@ -815,8 +815,11 @@ impl Groups {
 }
 
 /// fail2ban's `fail` dict: the groups plus the keys the filter adds.
+///
+/// A reported [`Failure`] shares it (behind an `Arc`, with the mlfid cache
+/// when it goes there) and builds its fields from it only when asked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct FailData {
+pub(crate) struct FailData {
     groups: Groups,
     /// `users`: every user of a multi-line failure (a set in fail2ban).
     users: Option<BTreeSet<String>>,
@@ -843,7 +846,12 @@ impl FailData {
         self.users.as_ref().map(BTreeSet::len)
     }
 
-    fn fields(&self) -> BTreeMap<String, FieldValue> {
+    /// The matched lines (fail2ban's `matches`).
+    pub(crate) fn matches(&self) -> &[String] {
+        self.matches.as_deref().unwrap_or(&[])
+    }
+
+    pub(crate) fn fields(&self) -> BTreeMap<String, FieldValue> {
         let mut out = BTreeMap::new();
         for Entry { name: k, val: v, .. } in &self.groups.0 {
             match v {
@@ -900,9 +908,26 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
+/// A cached failure: owned, or shared with a reported [`Failure`].
+#[derive(Debug)]
+enum Stored {
+    Own(FailData),
+    Shared(Arc<FailData>),
+}
+
+impl Stored {
+    fn into_data(self) -> FailData {
+        match self {
+            Stored::Own(d) => d,
+            // a copy only while the failure reported from it is still alive
+            Stored::Shared(d) => Arc::unwrap_or_clone(d),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct MlfidCache {
-    map: HashMap<String, (u64, Timestamp, FailData), std::hash::BuildHasherDefault<Fnv>>,
+    map: HashMap<String, (u64, Timestamp, Stored), std::hash::BuildHasherDefault<Fnv>>,
     /// Insertion order (FIFO eviction): seq → key.
     order: BTreeMap<u64, String>,
     seq: u64,
@@ -914,14 +939,14 @@ impl MlfidCache {
         let (key, (seq, exp, d)) = self.map.remove_entry(k)?;
         if exp > now {
             // keep the slot in `order`; `put_back` restores the entry
-            return Some((key, seq, exp, d));
+            return Some((key, seq, exp, d.into_data()));
         }
         self.order.remove(&seq);
         None
     }
 
     /// Return an entry taken with [`take`](Self::take), same place in order.
-    fn put_back(&mut self, k: String, seq: u64, exp: Timestamp, d: FailData) {
+    fn put_back(&mut self, k: String, seq: u64, exp: Timestamp, d: Stored) {
         self.map.insert(k, (seq, exp, d));
     }
 
@@ -931,7 +956,7 @@ impl MlfidCache {
     }
 
     /// `set` of a new key.
-    fn set(&mut self, k: String, d: FailData, now: Timestamp) {
+    fn set(&mut self, k: String, d: Stored, now: Timestamp) {
         if self.map.len() >= MLFID_MAX_COUNT {
             while let Some((_, ck)) = self.order.pop_first() {
                 let alive = self.map.remove(&ck).is_some_and(|(_, exp, _)| exp > now);
@@ -1431,7 +1456,7 @@ fn find_failure(
             fail = merged;
             slot = s;
             if fail.groups.truthy("nofail") && !check_all {
-                write_back(&mut st.cache, mlfid, slot, fail, now);
+                write_back(&mut st.cache, mlfid, slot, Stored::Own(fail), now);
                 return cur;
             }
         } else {
@@ -1471,7 +1496,7 @@ fn find_failure(
             None => {
                 fail.mlfpending = true;
                 if !check_all {
-                    write_back(&mut st.cache, mlfid, slot, fail, now);
+                    write_back(&mut st.cache, mlfid, slot, Stored::Own(fail), now);
                     return cur;
                 }
                 (None, None)
@@ -1483,20 +1508,20 @@ fn find_failure(
                 (Some(fid), ip)
             }
         };
-        let matches = match &mlfid {
-            Some(_) => fail.matches.clone().unwrap_or_default(),
-            None => fail.matches.take().unwrap_or_default(),
-        };
+        // fields and matches are the failure's as they are now: shared with
+        // the cache (copied there on the next write while still alive)
+        let nofail = fail.groups.truthy("nofail");
+        let fail = Arc::new(fail);
         res.failures.push(Failure {
             regex_index: fi,
             fid,
             time: date,
             ip,
-            fields: fail.fields(),
-            nofail: fail.groups.truthy("nofail"),
-            matches,
+            fields: Fields::shared(Arc::clone(&fail)),
+            nofail,
+            matches: Matches::shared(Arc::clone(&fail)),
         });
-        write_back(&mut st.cache, mlfid, slot, fail, now);
+        write_back(&mut st.cache, mlfid, slot, Stored::Shared(fail), now);
         if !check_all {
             break;
         }
@@ -1514,7 +1539,7 @@ enum Slot {
 }
 
 /// Store the merged failure where fail2ban's shared dict would be.
-fn write_back(cache: &mut MlfidCache, mlfid: Option<String>, slot: Option<Slot>, fail: FailData, now: Timestamp) {
+fn write_back(cache: &mut MlfidCache, mlfid: Option<String>, slot: Option<Slot>, fail: Stored, now: Timestamp) {
     match (slot, mlfid) {
         (Some(Slot::Existing(key, seq, exp)), _) => cache.put_back(key, seq, exp, fail),
         (Some(Slot::New), Some(key)) => cache.set(key, fail, now),

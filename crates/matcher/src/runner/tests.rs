@@ -235,6 +235,34 @@ fn conn_filter() -> FilterSpec {
 }
 
 #[test]
+fn a_failure_keeps_its_fields_and_matches_while_its_mlfid_entry_changes() {
+    // the failure shares its data with the mlfid cache: later lines of the
+    // same id must not show through, whether its fields were looked at
+    // before (built) or not (built from the shared data on first use)
+    for look_first in [false, true] {
+        let mut r = runner(&conn_filter(), false);
+        let _ = r.process_line_at("conn 7: connect from 192.0.2.30", now());
+        let first = r.process_line_at("conn 7: auth failed for root", now());
+        if look_first {
+            assert_eq!(first.failures[0].fields.get("user"), Some(&one("root")));
+        }
+        let second = r.process_line_at("conn 7: auth failed for admin", now());
+        let _ = r.process_line_at("conn 7: pam failure ruser=x", now());
+        let (a, b) = (&first.failures[0], &second.failures[0]);
+        assert_eq!(a.fields.get("user"), Some(&one("root")));
+        assert_eq!(a.fields.get("users"), Some(&many(&["root"])));
+        assert_eq!(
+            a.matches,
+            vec!["conn 7: connect from 192.0.2.30".to_string(), "conn 7: auth failed for root".into()]
+        );
+        assert_eq!(b.fields.get("users"), Some(&many(&["admin", "root"])));
+        assert_eq!(b.matches, vec!["conn 7: auth failed for admin".to_string()]);
+        assert_eq!(a.clone(), *a);
+        assert_ne!(a, b);
+    }
+}
+
+#[test]
 fn mlfid_connects_id_and_failures_and_counts_attempts() {
     let mut r = runner(&conn_filter(), false);
     // helper: address known, not a failure
