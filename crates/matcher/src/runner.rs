@@ -164,13 +164,14 @@ impl Pat {
     /// fail2ban's `getGroups()`: every named group (None when it did not
     /// take part), then `alt_` and `tuple_` merging.
     fn group_dict(&self, caps: &Scratch, hay: &str) -> Groups {
-        self.group_dict_except(caps, hay, None)
+        self.group_dict_except(caps, hay, None, 0)
     }
 
-    /// [`group_dict`](Self::group_dict) without the group at index `skip`.
-    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>) -> Groups {
+    /// [`group_dict`](Self::group_dict) without the group at index `skip`,
+    /// with room for `more` entries.
+    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>, more: usize) -> Groups {
         let mut g = Groups::default();
-        g.0.reserve(self.groups.len());
+        g.0.reserve(self.groups.len() + more);
         for grp in &self.groups {
             if Some(grp.index) == skip {
                 continue;
@@ -182,8 +183,8 @@ impl Pat {
             g.0.push(Entry { name: Arc::clone(&grp.name), tag: grp.tag, val: v });
         }
         for (k, n) in &self.alts {
-            let v = g.get(k).cloned();
-            if v.as_ref().is_some_and(Val::truthy) && !g.truthy(n) {
+            if g.truthy(k) && !g.truthy(n) {
+                let v = g.get(k).cloned();
                 g.set(n, tag_of(n), v);
             }
         }
@@ -1376,7 +1377,9 @@ fn find_failure(
                 // is the only one of that name (an `alt_`/`tuple_` target
                 // named `content` is still made, and popped)
                 let skip = if pr.content_unique { pr.content } else { None };
-                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip);
+                // room for the failregex's groups and the keys added later
+                let more = fr.groups.len() + 2;
+                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip, more);
                 g.pop("content");
                 pre = Some(g);
             }
@@ -1449,14 +1452,18 @@ fn find_failure(
         }
         let matched_lines = lines_text(org, &hit.matched);
 
-        let mlfid = fail.groups.get("mlfid").map(Val::key_text);
         let mut slot: Option<Slot> = None;
-        if let Some(key) = &mlfid {
-            let (merged, s) = merge_failure(&mut st.cache, key, fail, matched_lines, now);
+        if let Some(key) = fail.groups.get("mlfid") {
+            // the key is copied only for a new cache entry
+            let taken = match key {
+                Val::Str(k) => st.cache.take(k, now),
+                Val::Tuple(_) => st.cache.take(&key.key_text(), now),
+            };
+            let (merged, s) = merge_failure(&mut st.cache, taken, fail, matched_lines);
             fail = merged;
             slot = s;
             if fail.groups.truthy("nofail") && !check_all {
-                write_back(&mut st.cache, mlfid, slot, Stored::Own(fail), now);
+                write_back(&mut st.cache, slot, Stored::Own(fail), now);
                 return cur;
             }
         } else {
@@ -1496,7 +1503,7 @@ fn find_failure(
             None => {
                 fail.mlfpending = true;
                 if !check_all {
-                    write_back(&mut st.cache, mlfid, slot, Stored::Own(fail), now);
+                    write_back(&mut st.cache, slot, Stored::Own(fail), now);
                     return cur;
                 }
                 (None, None)
@@ -1521,7 +1528,7 @@ fn find_failure(
             nofail,
             matches: Matches::shared(Arc::clone(&fail)),
         });
-        write_back(&mut st.cache, mlfid, slot, Stored::Shared(fail), now);
+        write_back(&mut st.cache, slot, Stored::Shared(fail), now);
         if !check_all {
             break;
         }
@@ -1534,26 +1541,25 @@ fn find_failure(
 enum Slot {
     /// Taken out of the cache (with its key); goes back to its place.
     Existing(String, u64, Timestamp),
-    /// New entry (fail2ban `set` it).
-    New,
+    /// New entry under this key (fail2ban `set` it).
+    New(String),
 }
 
 /// Store the merged failure where fail2ban's shared dict would be.
-fn write_back(cache: &mut MlfidCache, mlfid: Option<String>, slot: Option<Slot>, fail: Stored, now: Timestamp) {
-    match (slot, mlfid) {
-        (Some(Slot::Existing(key, seq, exp)), _) => cache.put_back(key, seq, exp, fail),
-        (Some(Slot::New), Some(key)) => cache.set(key, fail, now),
-        _ => {}
+fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Stored, now: Timestamp) {
+    match slot {
+        Some(Slot::Existing(key, seq, exp)) => cache.put_back(key, seq, exp, fail),
+        Some(Slot::New(key)) => cache.set(key, fail, now),
+        None => {}
     }
 }
 
 /// fail2ban's `_mergeFailure`.
 fn merge_failure(
     cache: &mut MlfidCache,
-    key: &str,
+    taken: Option<(String, u64, Timestamp, FailData)>,
     mut fail: FailData,
     matched: Vec<String>,
-    now: Timestamp,
 ) -> (FailData, Option<Slot>) {
     let mut nf: u8 = 0;
     if fail.groups.truthy("mlfgained") {
@@ -1570,7 +1576,8 @@ fn merge_failure(
     }
     let users;
     let slot;
-    match cache.take(key, now) {
+    // (`taken`: the cache's entry for the key, as `cache.take` gave it)
+    match taken {
         Some((k, seq, exp, mut g)) => {
             users = g.update_users(fail.groups.get("user"));
             if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
@@ -1601,7 +1608,7 @@ fn merge_failure(
         None if nf & 2 == 0 => {
             let user = fail.groups.get("user").cloned();
             users = fail.update_users(user.as_ref());
-            slot = Some(Slot::New);
+            slot = fail.groups.get("mlfid").map(|k| Slot::New(k.key_text()));
         }
         None => {
             users = None;
@@ -1698,6 +1705,30 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
     }
 }
 
+/// `{:x}` of a word, without the formatting machinery.
+fn push_hex(out: &mut String, w: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [12, 8, 4, 0] {
+        let d = usize::from((w >> shift) & 0xf);
+        if d != 0 || started || shift == 0 {
+            out.push(char::from(HEX[d]));
+            started = true;
+        }
+    }
+}
+
+/// `{}` of a byte.
+fn push_dec(out: &mut String, b: u8) {
+    if b >= 100 {
+        out.push(char::from(b'0' + b / 100));
+    }
+    if b >= 10 {
+        out.push(char::from(b'0' + b / 10 % 10));
+    }
+    out.push(char::from(b'0' + b % 10));
+}
+
 /// glibc's `inet_ntop(AF_INET6, …)`.
 fn ntop6(a: Ipv6Addr) -> String {
     let w = a.segments();
@@ -1733,11 +1764,15 @@ fn ntop6(a: Ipv6Addr) -> String {
             continue;
         }
         if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            let o = a.octets();
-            out.push_str(&format!("{}.{}.{}.{}", o[12], o[13], o[14], o[15]));
+            for (k, &o) in a.octets()[12..].iter().enumerate() {
+                if k > 0 {
+                    out.push('.');
+                }
+                push_dec(&mut out, o);
+            }
             break;
         }
-        out.push_str(&format!("{:x}", w[i]));
+        push_hex(&mut out, w[i]);
         if i < 7 {
             out.push(':');
         }

@@ -611,6 +611,16 @@ fn addresses_format_like_fail2ban() {
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(32)).0, "192.0.2.1");
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(0)).0, "0.0.0.0");
     assert_eq!(ip_addr("2001:db8::1", Cidr::Len(64)).0, "2001:db8::/64");
+    for w in [0u16, 1, 9, 0xa, 0xf, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff] {
+        let mut s = String::new();
+        push_hex(&mut s, w);
+        assert_eq!(s, format!("{w:x}"));
+    }
+    for b in 0..=255u8 {
+        let mut s = String::new();
+        push_dec(&mut s, b);
+        assert_eq!(s, b.to_string());
+    }
     assert_eq!(ntop6("::1".parse().unwrap()), "::1");
     assert_eq!(ntop6("::".parse().unwrap()), "::");
     assert_eq!(ntop6("1::".parse().unwrap()), "1::");
