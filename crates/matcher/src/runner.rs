@@ -839,10 +839,17 @@ impl FailData {
     fn update_users(&mut self, user: Option<&Val>) -> Option<usize> {
         if let Some(u) = user.filter(|u| u.truthy()) {
             let set = self.users.get_or_insert_with(BTreeSet::new);
-            set.insert(match u {
-                Val::Str(s) => s.clone(),
-                Val::Tuple(_) => u.key_text().replace('\u{0}', ","),
-            });
+            match u {
+                // copied only when new to the set
+                Val::Str(s) => {
+                    if !set.contains(s) {
+                        set.insert(s.clone());
+                    }
+                }
+                Val::Tuple(_) => {
+                    set.insert(u.key_text().replace('\u{0}', ","));
+                }
+            }
         }
         self.users.as_ref().map(BTreeSet::len)
     }
@@ -886,7 +893,8 @@ impl FailData {
 const MLFID_MAX_COUNT: usize = 100;
 const MLFID_MAX_TIME: Duration = Duration(300 * Timestamp::MICROS_PER_SEC);
 
-/// FNV-1a: the cache holds at most 100 keys, so hash flooding cannot hurt,
+/// FNV-1a (word-wise, mixed at the end): the cache holds at most 100 keys,
+/// so hash flooding cannot hurt,
 /// and SipHash costs more than the rest of a lookup.
 #[derive(Clone, Copy, Debug)]
 struct Fnv(u64);
@@ -899,11 +907,20 @@ impl Default for Fnv {
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        // the word-wise steps leave a word's high bytes in the high bits
+        // only: mix them into the low ones (the bucket index)
+        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ (h >> 29)
     }
 
+    /// FNV-1a over 8-byte words (the key is hashed twice per hit).
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3);
+        }
+        for &b in words.remainder() {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }
