@@ -1252,7 +1252,7 @@ fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
     Hit { matched, unmatched }
 }
 
-fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> Vec<String> {
+fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> SmallVec<[String; 1]> {
     idx.iter().map(|&i| org[i].text.to_string()).collect()
 }
 
@@ -1576,7 +1576,7 @@ fn merge_failure(
     cache: &mut MlfidCache,
     taken: Option<(String, u64, Timestamp, FailData)>,
     mut fail: FailData,
-    matched: Vec<String>,
+    matched: SmallVec<[String; 1]>,
 ) -> (FailData, Option<Slot>) {
     let mut nf: u8 = 0;
     if fail.groups.truthy("mlfgained") {
