@@ -17,13 +17,17 @@
 //! - `FilterRunner::process_line_at(&mut self, &str, Timestamp) -> LineResult`
 //! - `FilterRunner::stats() -> &MatchStats`
 //! - `LineResult`, `Failure`, `FieldValue`, `DateStatus`
+//! - `Fields` (a failure's named captures, a read-only map built on first
+//!   use: `get`, `contains_key`, `iter`, `keys`, `&Fields` iterates) and
+//!   `Matches` (its matched lines, a `[String]` by `Deref`)
 
 pub mod pattern;
 mod runner;
 
 use std::collections::BTreeMap;
+use std::collections::btree_map;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Spanned, Timestamp};
@@ -125,6 +129,123 @@ pub enum FieldValue {
     Many(Vec<String>),
 }
 
+/// A failure's named captures (see [`Failure::fields`]): a read-only map
+/// from field name to value, built from the runner's data on first use (a
+/// replay that keys on the address never pays for it).
+#[derive(Clone, Default)]
+pub struct Fields {
+    src: Option<Arc<runner::FailData>>,
+    map: OnceLock<BTreeMap<String, FieldValue>>,
+}
+
+impl Fields {
+    pub(crate) fn shared(src: Arc<runner::FailData>) -> Fields {
+        Fields { src: Some(src), map: OnceLock::new() }
+    }
+
+    /// The fields as a map.
+    pub fn map(&self) -> &BTreeMap<String, FieldValue> {
+        self.map.get_or_init(|| self.src.as_ref().map(|d| d.fields()).unwrap_or_default())
+    }
+
+    pub fn get<Q: Ord + ?Sized>(&self, name: &Q) -> Option<&FieldValue>
+    where
+        String: std::borrow::Borrow<Q>,
+    {
+        self.map().get(name)
+    }
+
+    pub fn contains_key<Q: Ord + ?Sized>(&self, name: &Q) -> bool
+    where
+        String: std::borrow::Borrow<Q>,
+    {
+        self.map().contains_key(name)
+    }
+
+    /// Fields in name order.
+    pub fn iter(&self) -> btree_map::Iter<'_, String, FieldValue> {
+        self.map().iter()
+    }
+
+    pub fn keys(&self) -> btree_map::Keys<'_, String, FieldValue> {
+        self.map().keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+}
+
+impl From<BTreeMap<String, FieldValue>> for Fields {
+    fn from(map: BTreeMap<String, FieldValue>) -> Fields {
+        Fields { src: None, map: OnceLock::from(map) }
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a String, &'a FieldValue);
+    type IntoIter = btree_map::Iter<'a, String, FieldValue>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.map() == other.map()
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map().fmt(f)
+    }
+}
+
+/// A failure's matched lines (see [`Failure::matches`]), shared with the
+/// runner's data, not copied; a `[String]` by `Deref`.
+#[derive(Clone, Default)]
+pub struct Matches {
+    src: Option<Arc<runner::FailData>>,
+}
+
+impl Matches {
+    pub(crate) fn shared(src: Arc<runner::FailData>) -> Matches {
+        Matches { src: Some(src) }
+    }
+}
+
+impl std::ops::Deref for Matches {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        self.src.as_ref().map_or(&[], |d| d.matches())
+    }
+}
+
+impl PartialEq for Matches {
+    fn eq(&self, other: &Matches) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Vec<String>> for Matches {
+    fn eq(&self, other: &Vec<String>) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Matches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 /// One failure found on a line (fail2ban's `[failRegexIndex, fid, date, fail]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
@@ -142,13 +263,13 @@ pub struct Failure {
     /// of prefregex and failregex that took part (`alt_*` merged into their
     /// name, `tuple_*` as `Many`, a missing part as ""), `users` (sorted) for
     /// `<F-MLFID>` failures, and `ip` when the failure id is not the address.
-    pub fields: BTreeMap<String, FieldValue>,
+    pub fields: Fields,
     /// `<F-NOFAIL>` matched: a helper match, not a failure.
     pub nofail: bool,
     /// Matched lines of this failure (fail2ban's `matches`; attempts = len),
     /// as read (fail2ban keeps them as tuples and, for journal entries, with
     /// the journal's time text in front; the count is the same).
-    pub matches: Vec<String>,
+    pub matches: Matches,
 }
 
 /// Whether a date was found on the line.

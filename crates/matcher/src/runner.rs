@@ -12,6 +12,10 @@
 //! 3. the literal prefilter (ours): when the searched text contains no
 //!    required literal of any failregex, nothing can match — stop here;
 //! 4. `prefregex`; its `<F-CONTENT>` (when not empty) replaces the buffer;
+//!    single-line filters pick their candidate failregexes only now, on the
+//!    text they are searched in: by its first bytes for the failregexes
+//!    anchored at its start with literal prefixes (`^Failed …`), by the
+//!    literal search for the others ([`Dispatch`]);
 //! 5. each failregex (only the prefilter's candidates), `ignoreregex` on a
 //!    hit, `<F-MLFID>` merging (`_mergeFailure`), failure id and address.
 //!
@@ -43,10 +47,10 @@ use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
-use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch};
+use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch};
 use crate::{
-    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, FilterSpec, LineResult, MatchStats,
-    RunOptions,
+    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
+    MatchStats, Matches, RunOptions,
 };
 
 // ---------------------------------------------------------------------------
@@ -160,13 +164,14 @@ impl Pat {
     /// fail2ban's `getGroups()`: every named group (None when it did not
     /// take part), then `alt_` and `tuple_` merging.
     fn group_dict(&self, caps: &Scratch, hay: &str) -> Groups {
-        self.group_dict_except(caps, hay, None)
+        self.group_dict_except(caps, hay, None, 0)
     }
 
-    /// [`group_dict`](Self::group_dict) without the group at index `skip`.
-    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>) -> Groups {
+    /// [`group_dict`](Self::group_dict) without the group at index `skip`,
+    /// with room for `more` entries.
+    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>, more: usize) -> Groups {
         let mut g = Groups::default();
-        g.0.reserve(self.groups.len());
+        g.0.reserve(self.groups.len() + more);
         for grp in &self.groups {
             if Some(grp.index) == skip {
                 continue;
@@ -178,8 +183,8 @@ impl Pat {
             g.0.push(Entry { name: Arc::clone(&grp.name), tag: grp.tag, val: v });
         }
         for (k, n) in &self.alts {
-            let v = g.get(k).cloned();
-            if v.as_ref().is_some_and(Val::truthy) && !g.truthy(n) {
+            if g.truthy(k) && !g.truthy(n) {
+                let v = g.get(k).cloned();
                 g.set(n, tag_of(n), v);
             }
         }
@@ -289,12 +294,128 @@ pub(crate) struct Prefilter {
     always: Vec<u64>,
     words: usize,
     nregex: usize,
+    /// Single-line filters: candidates picked on the text the failregexes
+    /// are searched in (after the prefregex), see [`Dispatch`].
+    dispatch: Option<Box<Dispatch>>,
+}
+
+/// Candidate selection for single-line filters on the text the failregexes
+/// see (the `<F-CONTENT>`, or the line): a failregex anchored at the start
+/// of that text (`^Literal…`, non-MULTILINE, so only position 0) is a
+/// candidate only when the text starts with one of its prefixes (and, when
+/// the prefix does not already contain one, holds one of its required
+/// literals). The others keep the literal search, on that text.
+#[derive(Debug)]
+pub(crate) struct Dispatch {
+    /// First byte of the text → (failregex, one of its prefixes).
+    by_byte: Vec<Vec<(u32, Box<[u8]>)>>,
+    /// Per failregex: one of these must occur in the text (empty: nothing
+    /// to check beyond the prefix).
+    verify: Vec<Vec<memchr::memmem::Finder<'static>>>,
+    /// The literal prefilter over the failregexes without prefixes (None:
+    /// every failregex has one).
+    rest: Option<Prefilter>,
+}
+
+impl Dispatch {
+    /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
+    /// position 0 of the searched text with one of `set` (none empty).
+    fn build(prefixes: &[Option<Vec<Vec<u8>>>], literals: &[Option<Vec<String>>]) -> Dispatch {
+        let mut by_byte: Vec<Vec<(u32, Box<[u8]>)>> = vec![Vec::new(); 256];
+        let mut verify = Vec::with_capacity(prefixes.len());
+        let mut rest_lits = Vec::with_capacity(prefixes.len());
+        let mut any_rest = false;
+        for (i, pre) in prefixes.iter().enumerate() {
+            let lits: Vec<&str> = literals
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(|l| l.iter().map(|s| s.trim_end_matches('\n')).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            match pre {
+                Some(set) if !set.is_empty() && set.iter().all(|p| !p.is_empty()) => {
+                    for p in set {
+                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice()));
+                    }
+                    // a prefix that holds a required literal proves it present
+                    let implied =
+                        set.iter().all(|p| lits.iter().any(|l| memchr::memmem::find(p, l.as_bytes()).is_some()));
+                    verify.push(if implied || lits.is_empty() {
+                        Vec::new()
+                    } else {
+                        lits.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned()).collect()
+                    });
+                    rest_lits.push(Some(Vec::new()));
+                }
+                _ => {
+                    any_rest = true;
+                    verify.push(Vec::new());
+                    rest_lits.push(literals.get(i).cloned().flatten());
+                }
+            }
+        }
+        // regexes handled here take no part in the rest's search
+        let rest = any_rest.then(|| Prefilter::build_with(&rest_lits, false));
+        Dispatch { by_byte, verify, rest }
+    }
+
+    /// Candidates for `text` into `bits` (cleared first); true if any.
+    fn candidates(&self, text: &str, words: usize, bits: &mut Vec<u64>) -> bool {
+        bits.clear();
+        bits.resize(words, 0);
+        let b = text.as_bytes();
+        if let Some(&b0) = b.first() {
+            for (i, p) in &self.by_byte[b0 as usize] {
+                let i = *i as usize;
+                if bit(bits, i) || !b.starts_with(p) {
+                    continue;
+                }
+                let v = &self.verify[i];
+                if v.is_empty() || v.iter().any(|f| f.find(b).is_some()) {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        if let Some(rest) = &self.rest {
+            rest.add_candidates(text, bits);
+        }
+        bits.iter().any(|&w| w != 0)
+    }
+}
+
+/// Every match of a linear pattern (in the `regex` crate's syntax, as the
+/// engine runs it) starts at the start of the text with one of these
+/// (non-empty) prefixes; None when that is not known.
+fn anchored_prefixes(translated: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{HirKind, Look, literal};
+    let hir = regex_syntax::ParserBuilder::new().build().parse(translated).ok()?;
+    let HirKind::Concat(parts) = hir.kind() else { return None };
+    let anchored = parts.iter().take_while(|h| matches!(h.kind(), HirKind::Look(Look::Start))).count();
+    if anchored == 0 {
+        return None;
+    }
+    let rest = regex_syntax::hir::Hir::concat(parts[anchored..].to_vec());
+    let seq = literal::Extractor::new().kind(literal::ExtractKind::Prefix).extract(&rest);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 impl Prefilter {
     /// `literals[i]` = Some(set): every match of failregex `i` contains one
     /// of `set`; None: no such set known.
     fn build(literals: &[Option<Vec<String>>]) -> Prefilter {
+        Self::build_with(literals, true)
+    }
+
+    /// [`build`](Self::build); `none_always`: a failregex with no literal
+    /// set (None) is always a candidate; otherwise only Some(empty) means
+    /// "never from here" (a failregex another selection handles).
+    fn build_with(literals: &[Option<Vec<String>>], none_always: bool) -> Prefilter {
         let nregex = literals.len();
         let words = nregex.div_ceil(64).max(1);
         let mut always = vec![0u64; words];
@@ -320,6 +441,7 @@ impl Prefilter {
                         }
                     }
                 }
+                Some(set) if !none_always && set.is_empty() => {}
                 _ => always[i / 64] |= 1 << (i % 64),
             }
         }
@@ -346,13 +468,34 @@ impl Prefilter {
         } else {
             None
         };
-        Prefilter { ac, any, owners, always, words, nregex }
+        Prefilter { ac, any, owners, always, words, nregex, dispatch: None }
     }
 
     /// Fill `bits` with the candidate failregexes for `hay`; true if any.
     fn candidates(&self, hay: &str, bits: &mut Vec<u64>) -> bool {
         bits.clear();
-        bits.extend_from_slice(&self.always);
+        bits.resize(self.words, 0);
+        self.add_candidates(hay, bits)
+    }
+
+    /// Could any failregex match in a text within `hay`: does `hay` hold a
+    /// literal of any of them (or has one none)?
+    fn any_literal(&self, hay: &str) -> bool {
+        if self.always.iter().any(|&w| w != 0) {
+            return true;
+        }
+        match (&self.any, &self.ac) {
+            (Some(any), _) => any.find(hay).is_some(),
+            (None, Some(_)) => true,
+            (None, None) => false,
+        }
+    }
+
+    /// [`candidates`](Self::candidates) added to `bits` (as long as `always`).
+    fn add_candidates(&self, hay: &str, bits: &mut [u64]) -> bool {
+        for (b, a) in bits.iter_mut().zip(&self.always) {
+            *b |= a;
+        }
         if let Some(ac) = &self.ac {
             // Most lines contain no literal at all: a leftmost search (which
             // uses the automaton's fast SIMD prefilter) says so quickly. Its
@@ -526,7 +669,19 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     };
 
     let literals: Vec<Option<Vec<String>>> = failregex.iter().map(|p| required_literals(&p.pat)).collect();
-    let prefilter = Prefilter::build(&literals);
+    let mut prefilter = Prefilter::build(&literals);
+    if !multiline {
+        let prefixes: Vec<Option<Vec<Vec<u8>>>> = failregex
+            .iter()
+            .map(|p| match p.pat.engine() {
+                Engine::Linear => anchored_prefixes(p.pat.translated()),
+                Engine::Backtracking => None,
+            })
+            .collect();
+        if prefixes.iter().any(Option::is_some) {
+            prefilter.dispatch = Some(Box::new(Dispatch::build(&prefixes, &literals)));
+        }
+    }
     let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter };
     Ok(Compiled {
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
@@ -661,8 +816,11 @@ impl Groups {
 }
 
 /// fail2ban's `fail` dict: the groups plus the keys the filter adds.
+///
+/// A reported [`Failure`] shares it (behind an `Arc`, with the mlfid cache
+/// when it goes there) and builds its fields from it only when asked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct FailData {
+pub(crate) struct FailData {
     groups: Groups,
     /// `users`: every user of a multi-line failure (a set in fail2ban).
     users: Option<BTreeSet<String>>,
@@ -681,15 +839,27 @@ impl FailData {
     fn update_users(&mut self, user: Option<&Val>) -> Option<usize> {
         if let Some(u) = user.filter(|u| u.truthy()) {
             let set = self.users.get_or_insert_with(BTreeSet::new);
-            set.insert(match u {
-                Val::Str(s) => s.clone(),
-                Val::Tuple(_) => u.key_text().replace('\u{0}', ","),
-            });
+            match u {
+                // copied only when new to the set
+                Val::Str(s) => {
+                    if !set.contains(s) {
+                        set.insert(s.clone());
+                    }
+                }
+                Val::Tuple(_) => {
+                    set.insert(u.key_text().replace('\u{0}', ","));
+                }
+            }
         }
         self.users.as_ref().map(BTreeSet::len)
     }
 
-    fn fields(&self) -> BTreeMap<String, FieldValue> {
+    /// The matched lines (fail2ban's `matches`).
+    pub(crate) fn matches(&self) -> &[String] {
+        self.matches.as_deref().unwrap_or(&[])
+    }
+
+    pub(crate) fn fields(&self) -> BTreeMap<String, FieldValue> {
         let mut out = BTreeMap::new();
         for Entry { name: k, val: v, .. } in &self.groups.0 {
             match v {
@@ -723,7 +893,8 @@ impl FailData {
 const MLFID_MAX_COUNT: usize = 100;
 const MLFID_MAX_TIME: Duration = Duration(300 * Timestamp::MICROS_PER_SEC);
 
-/// FNV-1a: the cache holds at most 100 keys, so hash flooding cannot hurt,
+/// FNV-1a (word-wise, mixed at the end): the cache holds at most 100 keys,
+/// so hash flooding cannot hurt,
 /// and SipHash costs more than the rest of a lookup.
 #[derive(Clone, Copy, Debug)]
 struct Fnv(u64);
@@ -736,19 +907,45 @@ impl Default for Fnv {
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        // the word-wise steps leave a word's high bytes in the high bits
+        // only: mix them into the low ones (the bucket index)
+        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ (h >> 29)
     }
 
+    /// FNV-1a over 8-byte words (the key is hashed twice per hit).
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3);
+        }
+        for &b in words.remainder() {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A cached failure: owned, or shared with a reported [`Failure`].
+#[derive(Debug)]
+enum Stored {
+    Own(FailData),
+    Shared(Arc<FailData>),
+}
+
+impl Stored {
+    fn into_data(self) -> FailData {
+        match self {
+            Stored::Own(d) => d,
+            // a copy only while the failure reported from it is still alive
+            Stored::Shared(d) => Arc::unwrap_or_clone(d),
         }
     }
 }
 
 #[derive(Debug, Default)]
 struct MlfidCache {
-    map: HashMap<String, (u64, Timestamp, FailData), std::hash::BuildHasherDefault<Fnv>>,
+    map: HashMap<String, (u64, Timestamp, Stored), std::hash::BuildHasherDefault<Fnv>>,
     /// Insertion order (FIFO eviction): seq → key.
     order: BTreeMap<u64, String>,
     seq: u64,
@@ -760,14 +957,14 @@ impl MlfidCache {
         let (key, (seq, exp, d)) = self.map.remove_entry(k)?;
         if exp > now {
             // keep the slot in `order`; `put_back` restores the entry
-            return Some((key, seq, exp, d));
+            return Some((key, seq, exp, d.into_data()));
         }
         self.order.remove(&seq);
         None
     }
 
     /// Return an entry taken with [`take`](Self::take), same place in order.
-    fn put_back(&mut self, k: String, seq: u64, exp: Timestamp, d: FailData) {
+    fn put_back(&mut self, k: String, seq: u64, exp: Timestamp, d: Stored) {
         self.map.insert(k, (seq, exp, d));
     }
 
@@ -777,7 +974,7 @@ impl MlfidCache {
     }
 
     /// `set` of a new key.
-    fn set(&mut self, k: String, d: FailData, now: Timestamp) {
+    fn set(&mut self, k: String, d: Stored, now: Timestamp) {
         if self.map.len() >= MLFID_MAX_COUNT {
             while let Some((_, ck)) = self.order.pop_first() {
                 let alive = self.map.remove(&ck).is_some_and(|(_, exp, _)| exp > now);
@@ -1055,7 +1252,7 @@ fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
     Hit { matched, unmatched }
 }
 
-fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> Vec<String> {
+fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> SmallVec<[String; 1]> {
     idx.iter().map(|&i| org[i].text.to_string()).collect()
 }
 
@@ -1112,7 +1309,12 @@ fn find_failure(
     // With a multi-line buffer, prefregex changes the buffer even when no
     // failregex matches; otherwise the prefilter may stop before it.
     let pref_first = multi && p.prefregex.is_some();
-    let any = p.prefilter.candidates(&st.hay, &mut st.bits);
+    let dispatch = if multi { None } else { p.prefilter.dispatch.as_deref() };
+    let any = match dispatch {
+        // candidates are picked on the searched text, after the prefregex
+        Some(_) => p.prefilter.any_literal(&st.hay),
+        None => p.prefilter.candidates(&st.hay, &mut st.bits),
+    };
     if !any && !pref_first {
         return cur;
     }
@@ -1139,6 +1341,12 @@ fn find_failure(
             in_content = true;
         }
         if pref_first && !any {
+            return cur;
+        }
+    }
+    if let Some(d) = dispatch {
+        let text: &str = if in_content { &st.content } else { &st.hay };
+        if !d.candidates(text, p.prefilter.words, &mut st.bits) {
             return cur;
         }
     }
@@ -1186,7 +1394,9 @@ fn find_failure(
                 // is the only one of that name (an `alt_`/`tuple_` target
                 // named `content` is still made, and popped)
                 let skip = if pr.content_unique { pr.content } else { None };
-                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip);
+                // room for the failregex's groups and the keys added later
+                let more = fr.groups.len() + 2;
+                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip, more);
                 g.pop("content");
                 pre = Some(g);
             }
@@ -1259,14 +1469,18 @@ fn find_failure(
         }
         let matched_lines = lines_text(org, &hit.matched);
 
-        let mlfid = fail.groups.get("mlfid").map(Val::key_text);
         let mut slot: Option<Slot> = None;
-        if let Some(key) = &mlfid {
-            let (merged, s) = merge_failure(&mut st.cache, key, fail, matched_lines, now);
+        if let Some(key) = fail.groups.get("mlfid") {
+            // the key is copied only for a new cache entry
+            let taken = match key {
+                Val::Str(k) => st.cache.take(k, now),
+                Val::Tuple(_) => st.cache.take(&key.key_text(), now),
+            };
+            let (merged, s) = merge_failure(&mut st.cache, taken, fail, matched_lines);
             fail = merged;
             slot = s;
             if fail.groups.truthy("nofail") && !check_all {
-                write_back(&mut st.cache, mlfid, slot, fail, now);
+                write_back(&mut st.cache, slot, Stored::Own(fail), now);
                 return cur;
             }
         } else {
@@ -1306,7 +1520,7 @@ fn find_failure(
             None => {
                 fail.mlfpending = true;
                 if !check_all {
-                    write_back(&mut st.cache, mlfid, slot, fail, now);
+                    write_back(&mut st.cache, slot, Stored::Own(fail), now);
                     return cur;
                 }
                 (None, None)
@@ -1318,20 +1532,20 @@ fn find_failure(
                 (Some(fid), ip)
             }
         };
-        let matches = match &mlfid {
-            Some(_) => fail.matches.clone().unwrap_or_default(),
-            None => fail.matches.take().unwrap_or_default(),
-        };
+        // fields and matches are the failure's as they are now: shared with
+        // the cache (copied there on the next write while still alive)
+        let nofail = fail.groups.truthy("nofail");
+        let fail = Arc::new(fail);
         res.failures.push(Failure {
             regex_index: fi,
             fid,
             time: date,
             ip,
-            fields: fail.fields(),
-            nofail: fail.groups.truthy("nofail"),
-            matches,
+            fields: Fields::shared(Arc::clone(&fail)),
+            nofail,
+            matches: Matches::shared(Arc::clone(&fail)),
         });
-        write_back(&mut st.cache, mlfid, slot, fail, now);
+        write_back(&mut st.cache, slot, Stored::Shared(fail), now);
         if !check_all {
             break;
         }
@@ -1344,26 +1558,25 @@ fn find_failure(
 enum Slot {
     /// Taken out of the cache (with its key); goes back to its place.
     Existing(String, u64, Timestamp),
-    /// New entry (fail2ban `set` it).
-    New,
+    /// New entry under this key (fail2ban `set` it).
+    New(String),
 }
 
 /// Store the merged failure where fail2ban's shared dict would be.
-fn write_back(cache: &mut MlfidCache, mlfid: Option<String>, slot: Option<Slot>, fail: FailData, now: Timestamp) {
-    match (slot, mlfid) {
-        (Some(Slot::Existing(key, seq, exp)), _) => cache.put_back(key, seq, exp, fail),
-        (Some(Slot::New), Some(key)) => cache.set(key, fail, now),
-        _ => {}
+fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Stored, now: Timestamp) {
+    match slot {
+        Some(Slot::Existing(key, seq, exp)) => cache.put_back(key, seq, exp, fail),
+        Some(Slot::New(key)) => cache.set(key, fail, now),
+        None => {}
     }
 }
 
 /// fail2ban's `_mergeFailure`.
 fn merge_failure(
     cache: &mut MlfidCache,
-    key: &str,
+    taken: Option<(String, u64, Timestamp, FailData)>,
     mut fail: FailData,
-    matched: Vec<String>,
-    now: Timestamp,
+    matched: SmallVec<[String; 1]>,
 ) -> (FailData, Option<Slot>) {
     let mut nf: u8 = 0;
     if fail.groups.truthy("mlfgained") {
@@ -1380,7 +1593,8 @@ fn merge_failure(
     }
     let users;
     let slot;
-    match cache.take(key, now) {
+    // (`taken`: the cache's entry for the key, as `cache.take` gave it)
+    match taken {
         Some((k, seq, exp, mut g)) => {
             users = g.update_users(fail.groups.get("user"));
             if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
@@ -1411,7 +1625,7 @@ fn merge_failure(
         None if nf & 2 == 0 => {
             let user = fail.groups.get("user").cloned();
             users = fail.update_users(user.as_ref());
-            slot = Some(Slot::New);
+            slot = fail.groups.get("mlfid").map(|k| Slot::New(k.key_text()));
         }
         None => {
             users = None;
@@ -1508,6 +1722,30 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
     }
 }
 
+/// `{:x}` of a word, without the formatting machinery.
+fn push_hex(out: &mut String, w: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [12, 8, 4, 0] {
+        let d = usize::from((w >> shift) & 0xf);
+        if d != 0 || started || shift == 0 {
+            out.push(char::from(HEX[d]));
+            started = true;
+        }
+    }
+}
+
+/// `{}` of a byte.
+fn push_dec(out: &mut String, b: u8) {
+    if b >= 100 {
+        out.push(char::from(b'0' + b / 100));
+    }
+    if b >= 10 {
+        out.push(char::from(b'0' + b / 10 % 10));
+    }
+    out.push(char::from(b'0' + b % 10));
+}
+
 /// glibc's `inet_ntop(AF_INET6, …)`.
 fn ntop6(a: Ipv6Addr) -> String {
     let w = a.segments();
@@ -1543,11 +1781,15 @@ fn ntop6(a: Ipv6Addr) -> String {
             continue;
         }
         if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            let o = a.octets();
-            out.push_str(&format!("{}.{}.{}.{}", o[12], o[13], o[14], o[15]));
+            for (k, &o) in a.octets()[12..].iter().enumerate() {
+                if k > 0 {
+                    out.push('.');
+                }
+                push_dec(&mut out, o);
+            }
             break;
         }
-        out.push_str(&format!("{:x}", w[i]));
+        push_hex(&mut out, w[i]);
         if i < 7 {
             out.push(':');
         }

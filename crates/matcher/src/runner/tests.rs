@@ -235,6 +235,34 @@ fn conn_filter() -> FilterSpec {
 }
 
 #[test]
+fn a_failure_keeps_its_fields_and_matches_while_its_mlfid_entry_changes() {
+    // the failure shares its data with the mlfid cache: later lines of the
+    // same id must not show through, whether its fields were looked at
+    // before (built) or not (built from the shared data on first use)
+    for look_first in [false, true] {
+        let mut r = runner(&conn_filter(), false);
+        let _ = r.process_line_at("conn 7: connect from 192.0.2.30", now());
+        let first = r.process_line_at("conn 7: auth failed for root", now());
+        if look_first {
+            assert_eq!(first.failures[0].fields.get("user"), Some(&one("root")));
+        }
+        let second = r.process_line_at("conn 7: auth failed for admin", now());
+        let _ = r.process_line_at("conn 7: pam failure ruser=x", now());
+        let (a, b) = (&first.failures[0], &second.failures[0]);
+        assert_eq!(a.fields.get("user"), Some(&one("root")));
+        assert_eq!(a.fields.get("users"), Some(&many(&["root"])));
+        assert_eq!(
+            a.matches,
+            vec!["conn 7: connect from 192.0.2.30".to_string(), "conn 7: auth failed for root".into()]
+        );
+        assert_eq!(b.fields.get("users"), Some(&many(&["admin", "root"])));
+        assert_eq!(b.matches, vec!["conn 7: auth failed for admin".to_string()]);
+        assert_eq!(a.clone(), *a);
+        assert_ne!(a, b);
+    }
+}
+
+#[test]
 fn mlfid_connects_id_and_failures_and_counts_attempts() {
     let mut r = runner(&conn_filter(), false);
     // helper: address known, not a failure
@@ -436,6 +464,117 @@ fn prefilter_never_drops_a_match() {
 }
 
 #[test]
+fn anchored_prefixes_of_patterns() {
+    let pre = |re: &str| {
+        let p = Pattern::compile_with(
+            &Spanned::new(re),
+            PatternKind::Failregex,
+            &CompileOptions::default(),
+            PatternOptions { multiline: false, use_dns: true },
+        )
+        .unwrap();
+        anchored_prefixes(p.translated())
+            .map(|v| v.into_iter().map(|b| String::from_utf8(b).unwrap()).collect::<Vec<_>>())
+    };
+    assert_eq!(pre(r"^Failed \S+ for <HOST>"), Some(vec!["Failed ".to_string()]));
+    assert_eq!(pre(r"^[aA]uth x <HOST>"), Some(vec!["Auth x ".to_string(), "auth x ".to_string()]));
+    assert_eq!(pre(r"^pam_[a-z]+ <HOST>"), Some(vec!["pam_".to_string()]));
+    assert_eq!(pre(r"^<F-NOFAIL>(?:closed|reset)</F-NOFAIL> <HOST>").unwrap().len(), 2);
+    // not anchored, or anchored only in one branch, or no literal after it
+    assert_eq!(pre(r"Failed for <HOST>"), None);
+    assert_eq!(pre(r"^a <HOST>|b"), None);
+    assert_eq!(pre(r"^\S+ <HOST>"), None);
+    assert_eq!(pre(r"^(?:x)? <HOST>").map(|v| v.len()), Some(2));
+    assert_eq!(pre(r"^(?:x)?<HOST>"), None);
+}
+
+/// Lines for comparing candidate selections: prefixes that hold and fail,
+/// the required literal outside the prefix, empty content, case, newlines.
+const DISPATCH_LINES: &[&str] = &[
+    "conn 1: connect from 192.0.2.1",
+    "conn 1: connect from",
+    "conn 1: connect",
+    "conn 1: auth failed for bob",
+    "conn 1: auth failed for bob 192.0.2.9",
+    "conn 1: AUTH FAILED for bob 192.0.2.9",
+    "conn 1: failed for bob 192.0.2.9",
+    "conn 1:  for bob 192.0.2.9",
+    "conn 1: pam failure ruser= user=x rhost=192.0.2.5",
+    "conn 1: pam check ruser= rhost=192.0.2.5",
+    "conn 1: pam_x check rhost=192.0.2.5 authentication failure;",
+    "conn 1: pam_x authentication failure; rhost=192.0.2.5",
+    "conn 2: Invalid user admin from 192.0.2.2 port 22",
+    "conn 2: INVALID USER admin from 192.0.2.2",
+    "conn 2: x Invalid user admin from 192.0.2.2",
+    "conn 3: Did not receive identification string from 192.0.2.3",
+    "conn 3: did not receive identification string from 192.0.2.3",
+    "conn 3: refused for 192.0.2.4 (by rule)",
+    "conn 3: refused for 192.0.2.4",
+    "conn 3: 192.0.2.4 refused (by rule)",
+    "conn 4: accepted for alice",
+    "conn 4: closed",
+    "conn 4: ",
+    "conn 4:  ",
+    "conn 5: connect from 192.0.2.6\nauth failed for x",
+    "conn 5: ignored auth failed for bob",
+    "auth failed for bob",
+    "connect from 192.0.2.7",
+    "Invalid user root from 192.0.2.8",
+    "unrelated",
+    "",
+];
+
+fn dispatch_filter(prefregex: bool) -> FilterSpec {
+    let mut s = conn_filter();
+    s.failregex.push(Spanned::new(r"(?i)^invalid USER <F-USER>\S+</F-USER> from <HOST>( port \d+)?\s*$"));
+    s.failregex.push(Spanned::new(r"^Did not receive identification string from <HOST>"));
+    // required literal not in the prefix
+    s.failregex.push(Spanned::new(r"^pam_\w+ .*authentication failure;.* rhost=<HOST>"));
+    // not anchored: the literal search on the text
+    s.failregex.push(Spanned::new(r"refused for <HOST> \(by rule\)"));
+    // anchored without a literal prefix
+    s.failregex.push(Spanned::new(r"^\S* for <F-USER>\S+</F-USER> <HOST>$"));
+    s.ignoreregex.push(Spanned::new(r"ignored"));
+    if !prefregex {
+        s.prefregex = None;
+    }
+    s
+}
+
+#[test]
+fn dispatch_picks_the_same_failures_as_trying_every_failregex() {
+    for pref in [true, false] {
+        let s = dispatch_filter(pref);
+        let with = compiled(&s);
+        let d = with.parts.prefilter.dispatch.as_ref().expect("single-line filters dispatch");
+        assert!(d.rest.is_some(), "the test needs a failregex without prefix");
+        assert!(d.verify.iter().any(|v| !v.is_empty()), "the test needs a literal to verify");
+        let mut c = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap().filter;
+        c.parts.prefilter = Prefilter::build(&vec![None; c.parts.failregex.len()]);
+        let without = Arc::new(c);
+        for check_all in [false, true] {
+            let mut a = FilterRunner::new(Arc::clone(&with), RunOptions { check_all_regex: check_all });
+            let mut b = FilterRunner::new(Arc::clone(&without), RunOptions { check_all_regex: check_all });
+            let mut hits = 0;
+            for l in DISPATCH_LINES
+                .iter()
+                .copied()
+                .chain(DISPATCH_LINES.iter().filter_map(|l| l.split_once(": ").map(|x| x.1)))
+            {
+                let (x, y) = (a.process_line_at(l, now()), b.process_line_at(l, now()));
+                hits += x.failures.len();
+                assert_eq!(x, y, "line {l:?} (prefregex {pref}, check_all {check_all})");
+            }
+            assert!(hits >= 8, "too few hits to mean anything: {hits} (prefregex {pref})");
+        }
+    }
+    // multi-line filters keep the literal search over the whole buffer
+    let mut s = dispatch_filter(true);
+    s.maxlines = 2;
+    assert!(compiled(&s).parts.prefilter.dispatch.is_none());
+}
+
+#[test]
 fn prefilter_trims_trailing_newlines_from_literals() {
     let p = Prefilter::build(&[Some(vec!["abc\n".into()]), Some(vec!["\n".into()]), Some(vec!["zz".into()])]);
     let mut bits = Vec::new();
@@ -472,6 +611,16 @@ fn addresses_format_like_fail2ban() {
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(32)).0, "192.0.2.1");
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(0)).0, "0.0.0.0");
     assert_eq!(ip_addr("2001:db8::1", Cidr::Len(64)).0, "2001:db8::/64");
+    for w in [0u16, 1, 9, 0xa, 0xf, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff] {
+        let mut s = String::new();
+        push_hex(&mut s, w);
+        assert_eq!(s, format!("{w:x}"));
+    }
+    for b in 0..=255u8 {
+        let mut s = String::new();
+        push_dec(&mut s, b);
+        assert_eq!(s, b.to_string());
+    }
     assert_eq!(ntop6("::1".parse().unwrap()), "::1");
     assert_eq!(ntop6("::".parse().unwrap()), "::");
     assert_eq!(ntop6("1::".parse().unwrap()), "1::");
