@@ -61,15 +61,36 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Role {
     /// `alt_NAME[_N]`: fills `NAME` when that is empty.
-    Alt(Arc<str>),
+    Alt(Name),
     /// `tuple_NAME[_N]`: appended to `NAME` as a tuple.
-    Tuple(Arc<str>),
+    Tuple(Name),
+}
+
+/// A group name, interned: copied into a failure's groups without a
+/// reference count to touch (an `Arc<str>` costs two atomic operations per
+/// group per hit).
+type Name = &'static str;
+
+/// The one `&'static str` for `name`. Group names come from filter files
+/// only (a few dozen distinct ones), so the interned set stays small even
+/// when filters are compiled again and again.
+fn intern(name: &str) -> Name {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES.get_or_init(|| Mutex::new(HashSet::new())).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&n) = set.get(name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    set.insert(n);
+    n
 }
 
 #[derive(Clone, Debug)]
 struct Group {
     index: usize,
-    name: Arc<str>,
+    name: Name,
     tag: u8,
     /// Keep the group when it did not take part: only a failregex group
     /// that the prefregex has too needs that (its None overrides the
@@ -105,9 +126,9 @@ pub(crate) struct Pat {
     /// Named groups in group-index order.
     groups: Vec<Group>,
     /// `alt_*` groups, sorted by group name (fail2ban sorts them).
-    alts: Vec<(Arc<str>, Arc<str>)>,
+    alts: Vec<(Name, Name)>,
     /// `tuple_*` groups, sorted by group name.
-    tuples: Vec<(Arc<str>, Arc<str>)>,
+    tuples: Vec<(Name, Name)>,
     /// Group indices of `skiplines0`, `skiplines1`, … (while they exist).
     skiplines: Vec<usize>,
     /// Group index of `content` (prefregex only).
@@ -127,16 +148,16 @@ impl Pat {
         let mut content = None;
         for (index, name) in pat.group_names().iter().enumerate() {
             let Some(name) = name else { continue };
-            let name: Arc<str> = Arc::from(name.as_str());
-            if &*name == "content" && content.is_none() {
+            let name: Name = intern(name);
+            if name == "content" && content.is_none() {
                 content = Some(index);
             }
-            match complex_name(&name) {
-                Some(Role::Alt(n)) => alts.push((Arc::clone(&name), n)),
-                Some(Role::Tuple(n)) => tuples.push((Arc::clone(&name), n)),
+            match complex_name(name) {
+                Some(Role::Alt(n)) => alts.push((name, n)),
+                Some(Role::Tuple(n)) => tuples.push((name, n)),
                 _ => {}
             }
-            let tag = tag_of(&name);
+            let tag = tag_of(name);
             groups.push(Group { index, name, tag, keep_none: false });
         }
         alts.sort();
@@ -144,17 +165,17 @@ impl Pat {
         let mut skiplines = Vec::new();
         loop {
             let want = format!("skiplines{}", skiplines.len());
-            match groups.iter().find(|g| *g.name == *want) {
+            match groups.iter().find(|g| g.name == want) {
                 Some(g) => skiplines.push(g.index),
                 None => break,
             }
         }
-        let content_unique = groups.iter().filter(|g| &*g.name == "content").count() == 1;
+        let content_unique = groups.iter().filter(|g| g.name == "content").count() == 1;
         Pat { pat, groups, alts, tuples, skiplines, content, content_unique }
     }
 
     fn has_group(&self, name: &str) -> bool {
-        self.groups.iter().any(|g| &*g.name == name)
+        self.groups.iter().any(|g| g.name == name)
     }
 
     fn has_failure_id(&self) -> bool {
@@ -180,7 +201,7 @@ impl Pat {
             if v.is_none() && !grp.keep_none {
                 continue;
             }
-            g.0.push(Entry { name: Arc::clone(&grp.name), tag: grp.tag, val: v });
+            g.0.push(Entry { name: grp.name, tag: grp.tag, val: v });
         }
         for (k, n) in &self.alts {
             if g.truthy(k) && !g.truthy(n) {
@@ -235,7 +256,7 @@ fn complex_name(name: &str) -> Option<Role> {
         Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => &rest[..p],
         _ => rest,
     };
-    let n: Arc<str> = Arc::from(map_tag_name(base).as_str());
+    let n: Name = intern(&map_tag_name(base));
     Some(if alt { Role::Alt(n) } else { Role::Tuple(n) })
 }
 
@@ -609,7 +630,7 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
                 if let Some(pr) = &prefregex {
                     for g in &mut p.groups {
                         g.keep_none =
-                            pr.has_group(&g.name) || pr.alts.iter().chain(&pr.tuples).any(|(_, n)| **n == *g.name);
+                            pr.has_group(g.name) || pr.alts.iter().chain(&pr.tuples).any(|(_, n)| *n == g.name);
                     }
                 }
                 failregex.push(p);
@@ -749,7 +770,7 @@ impl Val {
 /// One named group (or key fail2ban adds to its dict).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
-    name: Arc<str>,
+    name: Name,
     tag: u8,
     val: Option<Val>,
 }
@@ -763,7 +784,7 @@ impl Groups {
     #[inline(always)]
     fn position(&self, k: &str) -> Option<usize> {
         let t = tag_of(k);
-        if t == T_OTHER { self.0.iter().position(|e| &*e.name == k) } else { self.0.iter().position(|e| e.tag == t) }
+        if t == T_OTHER { self.0.iter().position(|e| e.name == k) } else { self.0.iter().position(|e| e.tag == t) }
     }
 
     #[inline(always)]
@@ -777,22 +798,22 @@ impl Groups {
     }
 
     /// Set a group by name (as `Arc`, tag known).
-    fn set(&mut self, name: &Arc<str>, tag: u8, v: Option<Val>) {
+    fn set(&mut self, name: Name, tag: u8, v: Option<Val>) {
         let slot = if tag == T_OTHER {
-            self.0.iter_mut().find(|e| *e.name == **name)
+            self.0.iter_mut().find(|e| e.name == name)
         } else {
             self.0.iter_mut().find(|e| e.tag == tag)
         };
         match slot {
             Some(e) => e.val = v,
-            None => self.0.push(Entry { name: Arc::clone(name), tag, val: v }),
+            None => self.0.push(Entry { name, tag, val: v }),
         }
     }
 
     /// [`set`](Self::set) with an entry moved in (no name `Arc` cloned).
     fn put(&mut self, e: Entry) {
         let slot = if e.tag == T_OTHER {
-            self.0.iter_mut().find(|x| *x.name == *e.name)
+            self.0.iter_mut().find(|x| x.name == e.name)
         } else {
             self.0.iter_mut().find(|x| x.tag == e.tag)
         };
@@ -802,10 +823,10 @@ impl Groups {
         }
     }
 
-    fn set_str(&mut self, k: &str, v: Option<Val>) {
+    fn set_str(&mut self, k: Name, v: Option<Val>) {
         match self.position(k) {
             Some(i) => self.0[i].val = v,
-            None => self.0.push(Entry { name: Arc::from(k), tag: tag_of(k), val: v }),
+            None => self.0.push(Entry { name: k, tag: tag_of(k), val: v }),
         }
     }
 
@@ -943,57 +964,109 @@ impl Stored {
     }
 }
 
+/// One cached failure under its key.
+#[derive(Debug)]
+struct CacheEntry {
+    key: String,
+    /// Insertion number (unique): the entry's place in `order`.
+    seq: u64,
+    exp: Timestamp,
+    data: Stored,
+}
+
+/// The key's hash (the same for a lookup by text and for a stored entry).
+fn key_hash(k: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<Fnv>::default().hash_one(k)
+}
+
+/// fail2ban's cache of pending multi-line failures. A hit finds its entry
+/// once by the key's text and then refers to it by hash and insertion
+/// number (unique): the data is taken out and written back in place, the
+/// entry and its key stay where they are.
 #[derive(Debug, Default)]
 struct MlfidCache {
-    map: HashMap<String, (u64, Timestamp, Stored), std::hash::BuildHasherDefault<Fnv>>,
-    /// Insertion order (FIFO eviction): seq → key.
-    order: BTreeMap<u64, String>,
+    table: hashbrown::HashTable<CacheEntry>,
+    /// Insertion order (FIFO eviction): seq → the entry's hash.
+    order: BTreeMap<u64, u64>,
+    seq: u64,
+}
+
+/// An entry taken with [`MlfidCache::take`]: where to write it back.
+#[derive(Clone, Copy, Debug)]
+struct Taken {
+    hash: u64,
     seq: u64,
 }
 
 impl MlfidCache {
-    /// `get`: an expired entry is removed and not returned.
-    fn take(&mut self, k: &str, now: Timestamp) -> Option<(String, u64, Timestamp, FailData)> {
-        let (key, (seq, exp, d)) = self.map.remove_entry(k)?;
-        if exp > now {
-            // keep the slot in `order`; `put_back` restores the entry
-            return Some((key, seq, exp, d.into_data()));
+    /// `get`: an expired entry is removed and not returned. The entry keeps
+    /// its place (and key) with its data taken out; `put_back` returns it.
+    fn take(&mut self, k: &str, now: Timestamp) -> Option<(Taken, FailData)> {
+        let hash = key_hash(k);
+        let entry = self.table.find_entry(hash, |e| e.key == k).ok()?;
+        if entry.get().exp > now {
+            let e = entry.into_mut();
+            let d = std::mem::replace(&mut e.data, Stored::Own(FailData::default()));
+            return Some((Taken { hash, seq: e.seq }, d.into_data()));
         }
-        self.order.remove(&seq);
+        let (e, _) = entry.remove();
+        self.order.remove(&e.seq);
         None
     }
 
     /// Return an entry taken with [`take`](Self::take), same place in order.
-    fn put_back(&mut self, k: String, seq: u64, exp: Timestamp, d: Stored) {
-        self.map.insert(k, (seq, exp, d));
+    fn put_back(&mut self, t: Taken, d: Stored) {
+        if let Some(e) = self.table.find_mut(t.hash, |e| e.seq == t.seq) {
+            e.data = d;
+        }
     }
 
     /// Remove an entry taken with `take` for good.
-    fn forget(&mut self, seq: u64) {
-        self.order.remove(&seq);
+    fn forget(&mut self, t: Taken) {
+        if let Ok(e) = self.table.find_entry(t.hash, |e| e.seq == t.seq) {
+            e.remove();
+        }
+        self.order.remove(&t.seq);
+    }
+
+    /// Remove the entry `seq` (hash `hash`); whether it was alive at `now`.
+    fn remove_seq(&mut self, hash: u64, seq: u64, now: Timestamp) -> bool {
+        match self.table.find_entry(hash, |e| e.seq == seq) {
+            Ok(e) => e.remove().0.exp > now,
+            Err(_) => false,
+        }
     }
 
     /// `set` of a new key.
     fn set(&mut self, k: String, d: Stored, now: Timestamp) {
-        if self.map.len() >= MLFID_MAX_COUNT {
-            while let Some((_, ck)) = self.order.pop_first() {
-                let alive = self.map.remove(&ck).is_some_and(|(_, exp, _)| exp > now);
-                if alive && self.map.len() < MLFID_MAX_COUNT {
+        if self.table.len() >= MLFID_MAX_COUNT {
+            while let Some((seq, hash)) = self.order.pop_first() {
+                let alive = self.remove_seq(hash, seq, now);
+                if alive && self.table.len() < MLFID_MAX_COUNT {
                     break;
                 }
             }
         }
-        if let Some((old, _, _)) = self.map.remove(&k) {
-            self.order.remove(&old);
+        let hash = key_hash(&k);
+        if let Ok(old) = self.table.find_entry(hash, |e| e.key == k) {
+            let (e, _) = old.remove();
+            self.order.remove(&e.seq);
         }
         self.seq += 1;
-        self.order.insert(self.seq, k.clone());
-        self.map.insert(k, (self.seq, now.saturating_add(MLFID_MAX_TIME), d));
+        self.order.insert(self.seq, hash);
+        let e = CacheEntry { key: k, seq: self.seq, exp: now.saturating_add(MLFID_MAX_TIME), data: d };
+        self.table.insert_unique(hash, e, |e| key_hash(&e.key));
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
+    }
+
+    #[cfg(test)]
+    fn contains_key(&self, k: &str) -> bool {
+        self.table.find(key_hash(k), |e| e.key == k).is_some()
     }
 }
 
@@ -1556,8 +1629,8 @@ fn find_failure(
 /// Where a merged mlfid failure lives in the cache.
 #[derive(Debug)]
 enum Slot {
-    /// Taken out of the cache (with its key); goes back to its place.
-    Existing(String, u64, Timestamp),
+    /// Taken out of the cache; goes back to its place.
+    Existing(Taken),
     /// New entry under this key (fail2ban `set` it).
     New(String),
 }
@@ -1565,7 +1638,7 @@ enum Slot {
 /// Store the merged failure where fail2ban's shared dict would be.
 fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Stored, now: Timestamp) {
     match slot {
-        Some(Slot::Existing(key, seq, exp)) => cache.put_back(key, seq, exp, fail),
+        Some(Slot::Existing(t)) => cache.put_back(t, fail),
         Some(Slot::New(key)) => cache.set(key, fail, now),
         None => {}
     }
@@ -1574,7 +1647,7 @@ fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Stored, now: Tim
 /// fail2ban's `_mergeFailure`.
 fn merge_failure(
     cache: &mut MlfidCache,
-    taken: Option<(String, u64, Timestamp, FailData)>,
+    taken: Option<(Taken, FailData)>,
     mut fail: FailData,
     matched: SmallVec<[String; 1]>,
 ) -> (FailData, Option<Slot>) {
@@ -1595,7 +1668,7 @@ fn merge_failure(
     let slot;
     // (`taken`: the cache's entry for the key, as `cache.take` gave it)
     match taken {
-        Some((k, seq, exp, mut g)) => {
+        Some((t, mut g)) => {
             users = g.update_users(fail.groups.get("user"));
             if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
                 nf |= 4;
@@ -1616,10 +1689,10 @@ fn merge_failure(
             }
             fail = g;
             if nf & 2 != 0 {
-                cache.forget(seq);
+                cache.forget(t);
                 slot = None;
             } else {
-                slot = Some(Slot::Existing(k, seq, exp));
+                slot = Some(Slot::Existing(t));
             }
         }
         None if nf & 2 == 0 => {
