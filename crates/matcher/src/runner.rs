@@ -858,21 +858,7 @@ pub(crate) struct FailData {
 impl FailData {
     /// fail2ban's `_updateUsers`: add the current user; the users' count.
     fn update_users(&mut self, user: Option<&Val>) -> Option<usize> {
-        if let Some(u) = user.filter(|u| u.truthy()) {
-            let set = self.users.get_or_insert_with(BTreeSet::new);
-            match u {
-                // copied only when new to the set
-                Val::Str(s) => {
-                    if !set.contains(s) {
-                        set.insert(s.clone());
-                    }
-                }
-                Val::Tuple(_) => {
-                    set.insert(u.key_text().replace('\u{0}', ","));
-                }
-            }
-        }
-        self.users.as_ref().map(BTreeSet::len)
+        update_users(&mut self.users, user)
     }
 
     /// The matched lines (fail2ban's `matches`).
@@ -905,6 +891,26 @@ impl FailData {
         }
         out
     }
+}
+
+/// fail2ban's `_updateUsers` on a failure's `users`: add the current user;
+/// the users' count.
+fn update_users(users: &mut Option<BTreeSet<String>>, user: Option<&Val>) -> Option<usize> {
+    if let Some(u) = user.filter(|u| u.truthy()) {
+        let set = users.get_or_insert_with(BTreeSet::new);
+        match u {
+            // copied only when new to the set
+            Val::Str(s) => {
+                if !set.contains(s) {
+                    set.insert(s.clone());
+                }
+            }
+            Val::Tuple(_) => {
+                set.insert(u.key_text().replace('\u{0}', ","));
+            }
+        }
+    }
+    users.as_ref().map(BTreeSet::len)
 }
 
 // ---------------------------------------------------------------------------
@@ -947,23 +953,6 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-/// A cached failure: owned, or shared with a reported [`Failure`].
-#[derive(Debug)]
-enum Stored {
-    Own(FailData),
-    Shared(Arc<FailData>),
-}
-
-impl Stored {
-    fn into_data(self) -> FailData {
-        match self {
-            Stored::Own(d) => d,
-            // a copy only while the failure reported from it is still alive
-            Stored::Shared(d) => Arc::unwrap_or_clone(d),
-        }
-    }
-}
-
 /// One cached failure under its key.
 #[derive(Debug)]
 struct CacheEntry {
@@ -971,7 +960,10 @@ struct CacheEntry {
     /// Insertion number (unique): the entry's place in `order`.
     seq: u64,
     exp: Timestamp,
-    data: Stored,
+    /// The failure, shared with the [`Failure`] reported from it (if any);
+    /// None while a hit has it taken out. Changed in place (`make_mut`):
+    /// copied only while that failure is still alive.
+    data: Option<Arc<FailData>>,
 }
 
 /// The key's hash (the same for a lookup by text and for a stored entry).
@@ -1002,13 +994,13 @@ struct Taken {
 impl MlfidCache {
     /// `get`: an expired entry is removed and not returned. The entry keeps
     /// its place (and key) with its data taken out; `put_back` returns it.
-    fn take(&mut self, k: &str, now: Timestamp) -> Option<(Taken, FailData)> {
+    fn take(&mut self, k: &str, now: Timestamp) -> Option<(Taken, Arc<FailData>)> {
         let hash = key_hash(k);
         let entry = self.table.find_entry(hash, |e| e.key == k).ok()?;
         if entry.get().exp > now {
             let e = entry.into_mut();
-            let d = std::mem::replace(&mut e.data, Stored::Own(FailData::default()));
-            return Some((Taken { hash, seq: e.seq }, d.into_data()));
+            let d = e.data.take().unwrap_or_default();
+            return Some((Taken { hash, seq: e.seq }, d));
         }
         let (e, _) = entry.remove();
         self.order.remove(&e.seq);
@@ -1016,9 +1008,9 @@ impl MlfidCache {
     }
 
     /// Return an entry taken with [`take`](Self::take), same place in order.
-    fn put_back(&mut self, t: Taken, d: Stored) {
+    fn put_back(&mut self, t: Taken, d: Arc<FailData>) {
         if let Some(e) = self.table.find_mut(t.hash, |e| e.seq == t.seq) {
-            e.data = d;
+            e.data = Some(d);
         }
     }
 
@@ -1039,7 +1031,7 @@ impl MlfidCache {
     }
 
     /// `set` of a new key.
-    fn set(&mut self, k: String, d: Stored, now: Timestamp) {
+    fn set(&mut self, k: String, d: Arc<FailData>, now: Timestamp) {
         if self.table.len() >= MLFID_MAX_COUNT {
             while let Some((seq, hash)) = self.order.pop_first() {
                 let alive = self.remove_seq(hash, seq, now);
@@ -1055,7 +1047,7 @@ impl MlfidCache {
         }
         self.seq += 1;
         self.order.insert(self.seq, hash);
-        let e = CacheEntry { key: k, seq: self.seq, exp: now.saturating_add(MLFID_MAX_TIME), data: d };
+        let e = CacheEntry { key: k, seq: self.seq, exp: now.saturating_add(MLFID_MAX_TIME), data: Some(d) };
         self.table.insert_unique(hash, e, |e| key_hash(&e.key));
     }
 
@@ -1543,24 +1535,26 @@ fn find_failure(
         let matched_lines = lines_text(org, &hit.matched);
 
         let mut slot: Option<Slot> = None;
-        if let Some(key) = fail.groups.get("mlfid") {
+        // the failure as the cache shares it (merged in place there)
+        let mut fail: Arc<FailData> = if let Some(key) = fail.groups.get("mlfid") {
             // the key is copied only for a new cache entry
             let taken = match key {
                 Val::Str(k) => st.cache.take(k, now),
                 Val::Tuple(_) => st.cache.take(&key.key_text(), now),
             };
             let (merged, s) = merge_failure(&mut st.cache, taken, fail, matched_lines);
-            fail = merged;
             slot = s;
-            if fail.groups.truthy("nofail") && !check_all {
-                write_back(&mut st.cache, slot, Stored::Own(fail), now);
+            if merged.groups.truthy("nofail") && !check_all {
+                write_back(&mut st.cache, slot, merged, now);
                 return cur;
             }
+            merged
         } else {
             let mut m = fail.matches.take().unwrap_or_default();
             m.extend(matched_lines);
             fail.matches = Some(m);
-        }
+            Arc::new(fail)
+        };
 
         // failure id and address (texts borrowed from the groups)
         let id = {
@@ -1591,16 +1585,16 @@ fn find_failure(
         };
         let (fid, ip) = match id {
             None => {
-                fail.mlfpending = true;
+                Arc::make_mut(&mut fail).mlfpending = true;
                 if !check_all {
-                    write_back(&mut st.cache, slot, Stored::Own(fail), now);
+                    write_back(&mut st.cache, slot, fail, now);
                     return cur;
                 }
                 (None, None)
             }
             Some((fid, ip, other)) => {
                 if other.is_some() {
-                    fail.ip = other;
+                    Arc::make_mut(&mut fail).ip = other;
                 }
                 (Some(fid), ip)
             }
@@ -1608,7 +1602,6 @@ fn find_failure(
         // fields and matches are the failure's as they are now: shared with
         // the cache (copied there on the next write while still alive)
         let nofail = fail.groups.truthy("nofail");
-        let fail = Arc::new(fail);
         res.failures.push(Failure {
             regex_index: fi,
             fid,
@@ -1618,7 +1611,7 @@ fn find_failure(
             nofail,
             matches: Matches::shared(Arc::clone(&fail)),
         });
-        write_back(&mut st.cache, slot, Stored::Shared(fail), now);
+        write_back(&mut st.cache, slot, fail, now);
         if !check_all {
             break;
         }
@@ -1636,7 +1629,7 @@ enum Slot {
 }
 
 /// Store the merged failure where fail2ban's shared dict would be.
-fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Stored, now: Timestamp) {
+fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, now: Timestamp) {
     match slot {
         Some(Slot::Existing(t)) => cache.put_back(t, fail),
         Some(Slot::New(key)) => cache.set(key, fail, now),
@@ -1647,10 +1640,10 @@ fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Stored, now: Tim
 /// fail2ban's `_mergeFailure`.
 fn merge_failure(
     cache: &mut MlfidCache,
-    taken: Option<(Taken, FailData)>,
+    taken: Option<(Taken, Arc<FailData>)>,
     mut fail: FailData,
     matched: SmallVec<[String; 1]>,
-) -> (FailData, Option<Slot>) {
+) -> (Arc<FailData>, Option<Slot>) {
     let mut nf: u8 = 0;
     if fail.groups.truthy("mlfgained") {
         nf |= 8 | 1;
@@ -1667,8 +1660,10 @@ fn merge_failure(
     let users;
     let slot;
     // (`taken`: the cache's entry for the key, as `cache.take` gave it)
-    match taken {
-        Some((t, mut g)) => {
+    let mut merged = match taken {
+        Some((t, mut shared)) => {
+            // in place: a copy only while the failure reported from it lives
+            let g = Arc::make_mut(&mut shared);
             users = g.update_users(fail.groups.get("user"));
             if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
                 nf |= 4;
@@ -1687,24 +1682,26 @@ fn merge_failure(
                     g.groups.put(e);
                 }
             }
-            fail = g;
             if nf & 2 != 0 {
                 cache.forget(t);
                 slot = None;
             } else {
                 slot = Some(Slot::Existing(t));
             }
+            shared
         }
         None if nf & 2 == 0 => {
-            let user = fail.groups.get("user").cloned();
-            users = fail.update_users(user.as_ref());
+            users = update_users(&mut fail.users, fail.groups.get("user"));
             slot = fail.groups.get("mlfid").map(|k| Slot::New(k.key_text()));
+            Arc::new(fail)
         }
         None => {
             users = None;
             slot = None;
+            Arc::new(fail)
         }
-    }
+    };
+    let fail = Arc::make_mut(&mut merged);
     let pending = std::mem::take(&mut fail.mlfpending);
     if pending || users.is_some_and(|n| n > 1) {
         fail.groups.pop("nofail");
@@ -1725,7 +1722,7 @@ fn merge_failure(
         m.extend(matched);
         fail.nofail_matches = Some(m);
     }
-    (fail, slot)
+    (merged, slot)
 }
 
 // ---------------------------------------------------------------------------

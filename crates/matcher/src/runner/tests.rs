@@ -875,3 +875,68 @@ fn runner_is_send_and_filter_is_shareable() {
     send::<FilterRunner>();
     share::<CompiledFilter>();
 }
+
+/// The mlfid cache (entries found by key once, then written back or
+/// forgotten in place by hash and insertion number) against a plain model
+/// of fail2ban's `Utils.Cache`: an insertion-ordered list, expired entries
+/// dropped on `get`, the oldest evicted (expired ones skipped) when full.
+#[test]
+fn mlfid_cache_matches_a_plain_model() {
+    // model entry: (key, expiry, marker)
+    fn model_set(m: &mut Vec<(String, Timestamp, u64)>, k: &str, mark: u64, now: Timestamp) {
+        if m.len() >= MLFID_MAX_COUNT {
+            while !m.is_empty() {
+                let (_, exp, _) = m.remove(0);
+                if exp > now && m.len() < MLFID_MAX_COUNT {
+                    break;
+                }
+            }
+        }
+        m.retain(|(x, _, _)| x != k);
+        m.push((k.to_string(), now.saturating_add(MLFID_MAX_TIME), mark));
+    }
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut cache = MlfidCache::default();
+    let mut model: Vec<(String, Timestamp, u64)> = Vec::new();
+    let mut t = now();
+    let mut full = 0usize;
+    for step in 0..20_000u64 {
+        t = t.saturating_add(Duration::from_secs((next() % 4) as i64));
+        let key = format!("k{}", next() % 160);
+        let mark = step;
+        let d = FailData { ip: Some(mark.to_string()), ..Default::default() };
+        // one hit: take, then (as the runner does) write back, forget, or set anew
+        let taken = cache.take(&key, t);
+        let pos = model.iter().position(|(k, _, _)| *k == key);
+        let alive = pos.filter(|&i| model[i].1 > t);
+        if let (Some(i), None) = (pos, alive) {
+            model.remove(i);
+        }
+        match (taken, alive) {
+            (Some((tk, old)), Some(i)) => {
+                assert_eq!(old.ip, Some(model[i].2.to_string()), "step {step}");
+                if next() % 5 == 0 {
+                    cache.forget(tk);
+                    model.remove(i);
+                } else {
+                    cache.put_back(tk, Arc::new(d));
+                    model[i].2 = mark;
+                }
+            }
+            (None, None) => {
+                cache.set(key.clone(), Arc::new(d), t);
+                model_set(&mut model, &key, mark, t);
+            }
+            (a, b) => panic!("step {step}: cache {:?} vs model {:?}", a.is_some(), b.is_some()),
+        }
+        assert_eq!(cache.len(), model.len(), "step {step}");
+        full += usize::from(cache.len() == MLFID_MAX_COUNT);
+    }
+    assert!(full > 1000, "eviction exercised: {full}");
+}
