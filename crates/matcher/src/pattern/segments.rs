@@ -379,8 +379,8 @@ fn build_dfa(atext: &str) -> Option<Box<Dfa>> {
         .configure(
             dense::Config::new()
                 .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(64 << 10))
-                .determinize_size_limit(Some(256 << 10)),
+                .dfa_size_limit(Some(256 << 10))
+                .determinize_size_limit(Some(1 << 20)),
         )
         .build(atext)
         .ok()
