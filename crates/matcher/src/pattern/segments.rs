@@ -52,6 +52,10 @@ enum Fast {
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
+    /// Case-sensitive literal text with capture groups around parts of it
+    /// (`(?P<a>Received (?P<b>disconnect))`): one way to match, each group
+    /// `(g, start, end)` at fixed offsets from the segment's start.
+    Fixed { text: String, groups: Vec<(usize, usize, usize)> },
 }
 
 impl Fast {
@@ -92,6 +96,11 @@ impl Fast {
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
+            Fast::Fixed { text, .. } => {
+                let t = text.as_bytes();
+                let h = b.get(pos..pos + t.len())?;
+                h.iter().zip(t).all(|(x, y)| x == y).then_some(pos + t.len())
+            }
             Fast::Dots { min, lazy, tail } => {
                 let rest = b.get(pos..)?;
                 let line_end = match nl {
@@ -136,6 +145,7 @@ impl Fast {
             Fast::Seq(atoms) => atoms.iter().any(|a| matches!(a, Atom::Text(t) if !t.is_empty())),
             Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
             Fast::Opt { .. } => false,
+            Fast::Fixed { text, .. } => !text.is_empty(),
         }
     }
 }
@@ -243,6 +253,29 @@ fn first_bytes(n: &Node) -> Option<u128> {
         Node::Repeat { node, min, .. } if *min >= 1 => first_bytes(node),
         _ => None,
     }
+}
+
+/// Case-sensitive literal text, possibly in groups, as a [`Fast::Fixed`].
+fn fixed_of(nodes: &[&Node]) -> Option<Fast> {
+    fn walk(n: &Node, text: &mut String, groups: &mut Vec<(usize, usize, usize)>) -> Option<()> {
+        match n {
+            Node::Empty => {}
+            Node::Lit { c, icase: false } => text.push(*c),
+            Node::Cat(v) => v.iter().try_for_each(|c| walk(c, text, groups))?,
+            Node::Group { kind: GroupKind::NonCapture, node } => walk(node, text, groups)?,
+            Node::Group { kind: GroupKind::Capture(g), node } => {
+                let (k, start) = (groups.len(), text.len());
+                groups.push((*g, start, start));
+                walk(node, text, groups)?;
+                groups[k].2 = text.len();
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+    let (mut text, mut groups) = (String::new(), Vec::new());
+    nodes.iter().try_for_each(|n| walk(n, &mut text, &mut groups))?;
+    Some(Fast::Fixed { text, groups })
 }
 
 /// Literal text and assertions as a [`Fast::Seq`].
@@ -379,8 +412,8 @@ fn build_dfa(atext: &str) -> Option<Box<Dfa>> {
         .configure(
             dense::Config::new()
                 .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(64 << 10))
-                .determinize_size_limit(Some(256 << 10)),
+                .dfa_size_limit(Some(256 << 10))
+                .determinize_size_limit(Some(1 << 20)),
         )
         .build(atext)
         .ok()
@@ -596,6 +629,9 @@ impl SegmentsSrc {
                 fast_of(&items, &[], None, names, aopts)
                     .filter(Fast::non_empty)
                     .map(|f| Fast::Opt { group: *g, inner: Box::new(f) })
+            } else if tail_nodes.is_empty() {
+                // literal text in groups: no capture search
+                fixed_of(&part)
             } else {
                 None
             };
@@ -656,7 +692,15 @@ impl Segments {
                     }
                 }
                 (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
-                    if let Some(Fast::Opt { group, inner }) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
+                    if let Some(f @ Fast::Fixed { groups, .. }) = &seg.fast {
+                        let end = f.run(hay, pos, nl)?;
+                        for &(g, a, b) in groups {
+                            *spans.get_mut(g)? = Some((pos + a, pos + b));
+                        }
+                        pos = end;
+                    } else if let Some(Fast::Opt { group, inner }) =
+                        seg.fast.as_ref().filter(|f| ascii || !f.ascii_only())
+                    {
                         let m = inner.run(hay, pos, nl);
                         *spans.get_mut(*group)? = m.map(|end| (pos, end));
                         pos = m.unwrap_or(pos);

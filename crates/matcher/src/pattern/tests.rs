@@ -470,6 +470,58 @@ fn segment_chain_equals_full_engine_on_random_patterns() {
     assert!(checked > 3_000, "{checked}");
 }
 
+/// Literal text in nested groups (`Fast::Fixed`), also where the chain
+/// fails and the full engine decides: same captures as the full engine.
+#[test]
+fn fixed_groups_equal_full_engine() {
+    let pats = [
+        r"^(?P<a>Rec (?P<b>dis))(?: from (\S+|x))? (\d{1,3})",
+        r"\A(?P<a>Rec (?P<b>dis)) (a|ab)(c)",
+        r"^(?:x(y)z)(a|ab)(c|bcd)$",
+        r"^(a|ab)(?P<n>(?:b)(c))(d)?",
+        r"^(?P<x>(?P<y>)ab)(.*) (\d+)$",
+        r"\Aab(c)|b(c)",
+        r"^((a)|ab)+(c)",
+    ];
+    let hays = [
+        "Rec dis 12",
+        "Rec dis from 1.2 34",
+        "Rec dis from x 5",
+        "Rec dix 1",
+        "Rec dis abc",
+        "Rec dis ac",
+        "Rec dis abx",
+        "xyzabc",
+        "xyzabcd",
+        "xyzac",
+        "abbc",
+        "abcd",
+        "abbcd",
+        "abc",
+        "ab 12",
+        "ab x 3\n",
+        "bc",
+        "xbc",
+        "aabc",
+        "",
+        "Rec dis abc\n",
+    ];
+    for src in pats {
+        for kind in [PatternKind::Prefregex, PatternKind::Failregex] {
+            let p = compile(src, kind);
+            assert_eq!(p.engine(), Engine::Linear, "{src}");
+            let full = regex::Regex::new(p.translated()).unwrap();
+            for hay in hays {
+                let ours = p.captures(hay).unwrap().map(|c| c.groups);
+                let theirs = full
+                    .captures(hay)
+                    .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+                assert_eq!(ours, theirs, "{src:?} ({kind:?}) on {hay:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn pattern_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
