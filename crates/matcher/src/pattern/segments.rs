@@ -255,6 +255,71 @@ fn first_bytes(n: &Node) -> Option<u128> {
     }
 }
 
+/// The exact (finite, case-sensitive) set of strings `n` matches, if small.
+fn lit_set(n: &Node) -> Option<Vec<String>> {
+    const MAX: usize = 16;
+    let out = match n {
+        Node::Empty => vec![String::new()],
+        Node::Lit { c, icase: false } => vec![c.to_string()],
+        Node::Group { kind: GroupKind::Capture(_) | GroupKind::NonCapture, node } => lit_set(node)?,
+        Node::Alt(v) => {
+            let mut out = Vec::new();
+            for b in v {
+                out.extend(lit_set(b)?);
+            }
+            out
+        }
+        Node::Cat(v) => {
+            let mut out = vec![String::new()];
+            for item in v {
+                out = cross(&out, &lit_set(item)?)?;
+            }
+            out
+        }
+        _ => return None,
+    };
+    (out.len() <= MAX).then_some(out)
+}
+
+fn cross(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    if a.len() * b.len() > 16 {
+        return None;
+    }
+    Some(a.iter().flat_map(|x| b.iter().map(move |y| format!("{x}{y}"))).collect())
+}
+
+/// Literal text one of which every match of `n` starts with (each
+/// non-empty; None: not known).
+fn lit_prefixes(n: &Node) -> Option<Vec<String>> {
+    let out = match n {
+        Node::Group { kind: GroupKind::Capture(_) | GroupKind::NonCapture, node } => lit_prefixes(node)?,
+        Node::Alt(v) => {
+            let mut out = Vec::new();
+            for b in v {
+                out.extend(lit_prefixes(b)?);
+            }
+            out
+        }
+        Node::Cat(v) => {
+            let mut out = vec![String::new()];
+            for item in v {
+                if let Some(set) = lit_set(item) {
+                    out = cross(&out, &set)?;
+                } else {
+                    // every match of the item starts with one of these, if known
+                    if let Some(set) = lit_prefixes(item) {
+                        out = cross(&out, &set)?;
+                    }
+                    break;
+                }
+            }
+            out
+        }
+        other => lit_set(other)?,
+    };
+    (!out.is_empty() && out.len() <= 16 && out.iter().all(|t| !t.is_empty())).then_some(out)
+}
+
 /// Case-sensitive literal text, possibly in groups, as a [`Fast::Fixed`].
 fn fixed_of(nodes: &[&Node]) -> Option<Fast> {
     fn walk(n: &Node, text: &mut String, groups: &mut Vec<(usize, usize, usize)>) -> Option<()> {
@@ -354,8 +419,8 @@ type Branch = (LazyMeta, LazyDfa, Segments);
 
 struct Segment {
     re: LazyMeta,
-    /// For `(?:X)?`: the ASCII bytes X can start with (X never empty).
-    guard: Option<u128>,
+    /// For `(?:X)?`: how to see cheaply that X cannot match here.
+    guard: Option<Box<Guard>>,
     /// The same as a fully compiled anchored DFA for ASCII haystacks, when
     /// small enough (built on first use).
     dfa: Option<LazyDfa>,
@@ -388,9 +453,20 @@ pub(crate) struct Segments {
 enum PartSrc {
     /// Text, text for ASCII haystacks, whole group, groups, bytes of literal
     /// text after a whole group, fast kind.
-    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>),
+    /// Guard bytes and guard literals (`(?:X)?`).
+    #[allow(clippy::type_complexity)]
+    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>, Vec<Box<[u8]>>),
     /// Each branch: text, text for ASCII haystacks, its chain.
     Alt(Vec<(String, String, SegmentsSrc)>),
+}
+
+/// When `(?:X)?` is skipped without a search: the next byte is none of
+/// `set` (ASCII bytes X can start with), or the text there starts with none
+/// of `lits` (literal text every match of X starts with; empty: not known).
+#[derive(Debug)]
+struct Guard {
+    set: u128,
+    lits: Box<[Box<[u8]>]>,
 }
 
 /// Segment sources, compiled on first use.
@@ -425,7 +501,7 @@ impl SegmentsSrc {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             parts.push(match p {
-                PartSrc::Seg(text, atext, whole, groups, tail, fast, guard) => {
+                PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
                     let dfa = (fast.is_none() && !needs_caps).then(|| LazyDfa::new(atext));
                     Part::Seg(Segment {
@@ -435,7 +511,7 @@ impl SegmentsSrc {
                         re: LazyMeta::new(text),
                         dfa,
                         fast: fast.clone(),
-                        guard: *guard,
+                        guard: guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
                         whole: *whole,
                         groups: groups.clone(),
                         tail: *tail,
@@ -638,15 +714,16 @@ impl SegmentsSrc {
             // `(?:X)?` where X starts with one of a few ASCII bytes: when
             // the next byte is none of them, X cannot match and the
             // first parse is empty (groups inside do not take part)
-            let guard = match part.as_slice() {
+            let (guard, guard_lits) = match part.as_slice() {
                 [Node::Repeat { node, min: 0, max: Some(1), kind: RepKind::Greedy }]
                     if prefix.is_empty() && fast.is_none() && whole.is_none() && tail_nodes.is_empty() =>
                 {
-                    first_bytes(node)
+                    let lits = lit_prefixes(node).unwrap_or_default();
+                    (first_bytes(node), lits.into_iter().map(|t| t.into_bytes().into_boxed_slice()).collect())
                 }
-                _ => None,
+                _ => (None, Vec::new()),
             };
-            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard));
+            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits));
         }
         SegmentsSrc { parts: segs }
     }
@@ -683,8 +760,9 @@ impl Segments {
             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
             match (part, ps) {
                 (Part::Seg(seg), PartScratch::Seg { .. })
-                    if seg.guard.is_some_and(|set| {
-                        hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || set & (1u128 << b) == 0)
+                    if seg.guard.as_ref().is_some_and(|g| {
+                        hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
+                            || (!g.lits.is_empty() && !g.lits.iter().any(|t| hay.as_bytes()[pos..].starts_with(t)))
                     }) =>
                 {
                     for &g in &seg.groups {

@@ -648,3 +648,53 @@ fn exact_dollar_still_used_for_inner_newlines() {
     assert_eq!(p.captures("a b\nc\n").unwrap(), None);
     assert_eq!(p.captures("a b\nc").unwrap(), None);
 }
+
+/// `(?:X)?` skipped when the text does not start with one of X's literal
+/// prefixes: the same captures as the full engine.
+#[test]
+fn optional_with_literal_prefix_guard_equals_full_engine() {
+    let pats = [
+        r"^(Connection closed|Disconnected) (?:by|from)(?: (?:invalid|authenticating) user (\S+|.*?))? (\S+) port$",
+        r"^x(?: (?:in|au(?:th|)) (\S+))?(\s*)(\S*)$",
+        r"^x(?:ab(c|d)(e))?(.*)$",
+        r"^x(?:é(a))?(.*)$",
+        r"^x(?:(?:|a)b(c))?(.*)$",
+    ];
+    let hays = [
+        "Connection closed by 1.2.3.4 port",
+        "Connection closed by invalid user bob 1.2.3.4 port",
+        "Connection closed by invalid user  1.2.3.4 port",
+        "Connection closed by authenticating user x y 1.2.3.4 port",
+        "Disconnected from invalid use 1.2.3.4 port",
+        "Disconnected from invalid user",
+        "Disconnected from authenticating",
+        "x in a",
+        "x inb",
+        "x auth q",
+        "x au q",
+        "x a",
+        "x",
+        "xabce",
+        "xabc",
+        "xabde z",
+        "xab",
+        "xéa",
+        "xé",
+        "xbc",
+        "xabc",
+        "xac",
+        "xb",
+    ];
+    for src in pats {
+        let p = pat(src);
+        assert_eq!(p.engine(), Engine::Linear, "{src}");
+        let full = regex::Regex::new(p.translated()).unwrap();
+        for hay in hays {
+            let ours = p.captures(hay).unwrap();
+            let theirs = full
+                .captures(hay)
+                .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
+        }
+    }
+}
