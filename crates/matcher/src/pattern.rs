@@ -783,6 +783,16 @@ impl Pattern {
     pub fn required_literals(&self) -> Option<Vec<String>> {
         self.literals.clone()
     }
+
+    /// Literal prefixes, one of which every match starts with, at the start
+    /// of the text (the pattern is anchored there; None: not so, or not
+    /// known). Linear patterns only.
+    pub fn anchored_prefixes(&self) -> Option<Vec<Vec<u8>>> {
+        match self.engine() {
+            Engine::Linear => literals::anchored_prefixes(self.translated()),
+            Engine::Backtracking => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
-use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch};
+use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
     MatchStats, Matches, RunOptions,
@@ -403,29 +403,6 @@ impl Dispatch {
     }
 }
 
-/// Every match of a linear pattern (in the `regex` crate's syntax, as the
-/// engine runs it) starts at the start of the text with one of these
-/// (non-empty) prefixes; None when that is not known.
-fn anchored_prefixes(translated: &str) -> Option<Vec<Vec<u8>>> {
-    use regex_syntax::hir::{HirKind, Look, literal};
-    let hir = regex_syntax::ParserBuilder::new().build().parse(translated).ok()?;
-    let HirKind::Concat(parts) = hir.kind() else { return None };
-    let anchored = parts.iter().take_while(|h| matches!(h.kind(), HirKind::Look(Look::Start))).count();
-    if anchored == 0 {
-        return None;
-    }
-    let rest = regex_syntax::hir::Hir::concat(parts[anchored..].to_vec());
-    let seq = literal::Extractor::new().kind(literal::ExtractKind::Prefix).extract(&rest);
-    let lits = seq.literals()?;
-    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
-        return None;
-    }
-    let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
-    out.sort();
-    out.dedup();
-    Some(out)
-}
-
 impl Prefilter {
     /// `literals[i]` = Some(set): every match of failregex `i` contains one
     /// of `set`; None: no such set known.
@@ -692,13 +669,7 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     let literals: Vec<Option<Vec<String>>> = failregex.iter().map(|p| required_literals(&p.pat)).collect();
     let mut prefilter = Prefilter::build(&literals);
     if !multiline {
-        let prefixes: Vec<Option<Vec<Vec<u8>>>> = failregex
-            .iter()
-            .map(|p| match p.pat.engine() {
-                Engine::Linear => anchored_prefixes(p.pat.translated()),
-                Engine::Backtracking => None,
-            })
-            .collect();
+        let prefixes: Vec<Option<Vec<Vec<u8>>>> = failregex.iter().map(|p| p.pat.anchored_prefixes()).collect();
         if prefixes.iter().any(Option::is_some) {
             prefilter.dispatch = Some(Box::new(Dispatch::build(&prefixes, &literals)));
         }
@@ -856,11 +827,6 @@ pub(crate) struct FailData {
 }
 
 impl FailData {
-    /// fail2ban's `_updateUsers`: add the current user; the users' count.
-    fn update_users(&mut self, user: Option<&Val>) -> Option<usize> {
-        update_users(&mut self.users, user)
-    }
-
     /// The matched lines (fail2ban's `matches`).
     pub(crate) fn matches(&self) -> &[String] {
         self.matches.as_deref().unwrap_or(&[])
@@ -1664,7 +1630,7 @@ fn merge_failure(
         Some((t, mut shared)) => {
             // in place: a copy only while the failure reported from it lives
             let g = Arc::make_mut(&mut shared);
-            users = g.update_users(fail.groups.get("user"));
+            users = update_users(&mut g.users, fail.groups.get("user"));
             if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
                 nf |= 4;
             }

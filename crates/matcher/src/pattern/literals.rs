@@ -205,6 +205,29 @@ pub(crate) fn required_literals(relaxed_pattern: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// Every match of a linear pattern (in the `regex` crate's syntax, as the
+/// engine runs it) starts at the start of the text with one of these
+/// (non-empty) prefixes; None when that is not known.
+pub(crate) fn anchored_prefixes(translated: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{HirKind, Look, literal};
+    let hir = regex_syntax::ParserBuilder::new().build().parse(translated).ok()?;
+    let HirKind::Concat(parts) = hir.kind() else { return None };
+    let anchored = parts.iter().take_while(|h| matches!(h.kind(), HirKind::Look(Look::Start))).count();
+    if anchored == 0 {
+        return None;
+    }
+    let rest = regex_syntax::hir::Hir::concat(parts[anchored..].to_vec());
+    let seq = literal::Extractor::new().kind(literal::ExtractKind::Prefix).extract(&rest);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,12 @@ enum Fast {
     Fixed { text: String, groups: Vec<(usize, usize, usize)> },
 }
 
+/// Does `b` hold `t` at `p`? Short texts: a loop beats a call to memcmp.
+#[inline]
+fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
+    b.get(p..p + t.len()).is_some_and(|h| h.iter().zip(t).all(|(x, y)| x == y))
+}
+
 impl Fast {
     /// End of the first parse from `pos`.
     #[inline]
@@ -73,10 +79,7 @@ impl Fast {
                         Atom::LineEnd => (p == b.len() || b.get(p) == Some(&b'\n')).then_some(())?,
                         Atom::End => (p == b.len()).then_some(())?,
                         Atom::Text(t) => {
-                            let t = t.as_bytes();
-                            // short texts: a loop beats a call to memcmp
-                            let h = b.get(p..p + t.len())?;
-                            h.iter().zip(t).all(|(x, y)| x == y).then_some(())?;
+                            text_at(b, p, t.as_bytes()).then_some(())?;
                             p += t.len();
                         }
                     }
@@ -96,11 +99,7 @@ impl Fast {
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
-            Fast::Fixed { text, .. } => {
-                let t = text.as_bytes();
-                let h = b.get(pos..pos + t.len())?;
-                h.iter().zip(t).all(|(x, y)| x == y).then_some(pos + t.len())
-            }
+            Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Dots { min, lazy, tail } => {
                 let rest = b.get(pos..)?;
                 let line_end = match nl {
@@ -255,9 +254,11 @@ fn first_bytes(n: &Node) -> Option<u128> {
     }
 }
 
+/// Most strings in a [`lit_set`] or [`lit_prefixes`] set.
+const MAX_LITS: usize = 16;
+
 /// The exact (finite, case-sensitive) set of strings `n` matches, if small.
 fn lit_set(n: &Node) -> Option<Vec<String>> {
-    const MAX: usize = 16;
     let out = match n {
         Node::Empty => vec![String::new()],
         Node::Lit { c, icase: false } => vec![c.to_string()],
@@ -278,11 +279,11 @@ fn lit_set(n: &Node) -> Option<Vec<String>> {
         }
         _ => return None,
     };
-    (out.len() <= MAX).then_some(out)
+    (out.len() <= MAX_LITS).then_some(out)
 }
 
 fn cross(a: &[String], b: &[String]) -> Option<Vec<String>> {
-    if a.len() * b.len() > 16 {
+    if a.len() * b.len() > MAX_LITS {
         return None;
     }
     Some(a.iter().flat_map(|x| b.iter().map(move |y| format!("{x}{y}"))).collect())
@@ -317,7 +318,7 @@ fn lit_prefixes(n: &Node) -> Option<Vec<String>> {
         }
         other => lit_set(other)?,
     };
-    (!out.is_empty() && out.len() <= 16 && out.iter().all(|t| !t.is_empty())).then_some(out)
+    (!out.is_empty() && out.len() <= MAX_LITS && out.iter().all(|t| !t.is_empty())).then_some(out)
 }
 
 /// Case-sensitive literal text, possibly in groups, as a [`Fast::Fixed`].
@@ -762,7 +763,7 @@ impl Segments {
                 (Part::Seg(seg), PartScratch::Seg { .. })
                     if seg.guard.as_ref().is_some_and(|g| {
                         hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
-                            || (!g.lits.is_empty() && !g.lits.iter().any(|t| hay.as_bytes()[pos..].starts_with(t)))
+                            || (!g.lits.is_empty() && !g.lits.iter().any(|t| text_at(hay.as_bytes(), pos, t)))
                     }) =>
                 {
                     for &g in &seg.groups {

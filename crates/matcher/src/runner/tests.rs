@@ -473,8 +473,7 @@ fn anchored_prefixes_of_patterns() {
             PatternOptions { multiline: false, use_dns: true },
         )
         .unwrap();
-        anchored_prefixes(p.translated())
-            .map(|v| v.into_iter().map(|b| String::from_utf8(b).unwrap()).collect::<Vec<_>>())
+        p.anchored_prefixes().map(|v| v.into_iter().map(|b| String::from_utf8(b).unwrap()).collect::<Vec<_>>())
     };
     assert_eq!(pre(r"^Failed \S+ for <HOST>"), Some(vec!["Failed ".to_string()]));
     assert_eq!(pre(r"^[aA]uth x <HOST>"), Some(vec!["Auth x ".to_string(), "auth x ".to_string()]));
