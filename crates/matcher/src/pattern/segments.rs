@@ -44,11 +44,12 @@ enum Fast {
     /// A whole group `(.*)`, `(.+)`, `(.*?)`, `(.+?)` (no DOTALL: any char
     /// but `\n`) followed by literal text without `\n` (empty: greedy only).
     Dots { min: usize, lazy: bool, tail: String },
-    /// A repetition of one class (or `.`) followed by literal text that
-    /// does not start with a byte of the class, on ASCII haystacks only:
-    /// then the run of class bytes is the only way to match. `class`: the
-    /// class's ASCII bytes (as compiled for ASCII haystacks).
-    Run { class: Box<[bool; 128]>, min: usize, max: usize, lazy: bool, tail: String },
+    /// A repetition of one class (or `.`) followed by literal text, on
+    /// ASCII haystacks only. `class`: the class's ASCII bytes (as compiled
+    /// for ASCII haystacks). When the text does not start with a byte of
+    /// the class, the run of class bytes is the only way to match; else
+    /// (`scan`) the text is searched in the run, backwards when greedy.
+    Run { class: Box<[bool; 128]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
@@ -56,6 +57,10 @@ enum Fast {
     /// (`(?P<a>Received (?P<b>disconnect))`): one way to match, each group
     /// `(g, start, end)` at fixed offsets from the segment's start.
     Fixed { text: String, groups: Vec<(usize, usize, usize)> },
+    /// A piece with exactly one way to match, walked step by step (see
+    /// [`Step`]).
+    /// `ascii`: only valid on ASCII haystacks (it has class runs).
+    Steps { steps: Vec<Step>, ascii: bool },
 }
 
 /// Does `b` hold `t` at `p`? Short texts: a loop beats a call to memcmp.
@@ -86,11 +91,21 @@ impl Fast {
                 }
                 Some(p)
             }
-            Fast::Run { class, min, max, lazy, tail } => {
+            Fast::Run { class, min, max, lazy, tail, scan } => {
                 let rest = b.get(pos..)?;
                 let run = rest.iter().take(*max).take_while(|&&c| c < 128 && class[c as usize]).count();
                 if run < *min {
                     return None;
+                }
+                if *scan {
+                    // the repetition gives back (greedy) or takes (lazy) one
+                    // byte at a time: the text starts at the last (first)
+                    // place from `pos + min` to the run's end where it is
+                    let t = tail.as_bytes();
+                    let (lo, hi) = (pos + min, pos + run);
+                    let mut at = |k: &usize| text_at(b, *k, t);
+                    let k = if *lazy { (lo..=hi).find(&mut at)? } else { (lo..=hi).rev().find(&mut at)? };
+                    return Some(k + t.len());
                 }
                 // the text cannot start inside the run: its end (lazy: at
                 // least `min`) is the only place the text may follow
@@ -100,6 +115,7 @@ impl Fast {
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
+            Fast::Steps { steps, .. } => walk(steps, b, pos),
             Fast::Dots { min, lazy, tail } => {
                 let rest = b.get(pos..)?;
                 let line_end = match nl {
@@ -134,6 +150,7 @@ impl Fast {
         match self {
             Fast::Run { .. } => true,
             Fast::Opt { inner, .. } => inner.ascii_only(),
+            Fast::Steps { ascii, .. } => *ascii,
             _ => false,
         }
     }
@@ -145,6 +162,7 @@ impl Fast {
             Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
             Fast::Opt { .. } => false,
             Fast::Fixed { text, .. } => !text.is_empty(),
+            Fast::Steps { steps, .. } => consumes(steps),
         }
     }
 }
@@ -161,8 +179,29 @@ fn ascii_class(n: &Node, names: &[Option<String>], aopts: EmitOpts) -> Option<Bo
     Some(class)
 }
 
-/// The segment's nodes as a [`Fast`] kind, if they are one.
+/// The segment's nodes as a [`Fast`] kind, if they are one: a special
+/// kind, else [`Fast::Steps`].
 fn fast_of(
+    part: &[&Node],
+    tail: &[&Node],
+    whole: Option<usize>,
+    names: &[Option<String>],
+    aopts: EmitOpts,
+) -> Option<Fast> {
+    fast_special(part, tail, whole, names, aopts).or_else(|| {
+        // inside a whole group: its items, then the text after it
+        let mut nodes: Vec<&Node> = match (whole, part) {
+            (None, _) => part.to_vec(),
+            (Some(_), [n @ Node::Group { .. }]) => vec![innermost(n)],
+            _ => return None,
+        };
+        nodes.extend(tail);
+        steps_fast(&nodes, names, aopts)
+    })
+}
+
+/// The segment's nodes as a [`Fast`] kind other than steps, if they are one.
+fn fast_special(
     part: &[&Node],
     tail: &[&Node],
     whole: Option<usize>,
@@ -196,15 +235,14 @@ fn fast_of(
         let text: Vec<&Node> = rest.iter().copied().chain(tail.iter().copied()).collect();
         let tail = text_of(&text)?;
         let class = ascii_class(cls, names, aopts)?;
-        if tail.as_bytes().first().is_some_and(|&b| b < 128 && class[b as usize]) {
-            return None;
-        }
+        let scan = tail.as_bytes().first().is_some_and(|&b| b < 128 && class[b as usize]);
         return Some(Fast::Run {
             class,
             min: *min as usize,
             max: max.map_or(usize::MAX, |m| m as usize),
             lazy: matches!(kind, RepKind::Lazy),
             tail,
+            scan,
         });
     }
     if whole.is_some() && !matches!(items.as_slice(), [Node::Repeat { .. }]) {
@@ -275,6 +313,12 @@ fn lit_set(n: &Node) -> Option<Vec<String>> {
             for item in v {
                 out = cross(&out, &lit_set(item)?)?;
             }
+            out
+        }
+        // `X?` (greedy): X's strings first, then none
+        Node::Repeat { node, min: 0, max: Some(1), kind: RepKind::Greedy } => {
+            let mut out = lit_set(node)?;
+            out.push(String::new());
             out
         }
         _ => return None,
@@ -367,6 +411,327 @@ fn seq_of<'n>(nodes: impl Iterator<Item = &'n Node>) -> Option<Fast> {
         atoms.push(a);
     }
     Some(Fast::Seq(atoms))
+}
+
+/// One step of a [`Fast::Steps`] piece.
+///
+/// A piece of steps `s1 s2 … sn` is walked left to right, each step taking
+/// its own first parse (the one a leftmost-first search of the step alone
+/// reports): literal text its one way, a greedy run the longest run (up to
+/// `max`), a choice the first of its strings that is there, a greedy
+/// repetition as many first parses of its body as are there (up to `max`).
+///
+/// Why the walk is exact (it gives the piece's first parse, and fails only
+/// when the piece cannot match at the position): [`check`] admits a step
+/// `si` only when *every match of `si s(i+1) … sn` at a position goes
+/// through `si`'s first parse there* ("the step commits"): then the first
+/// parse of the whole is `si`'s first parse followed by the first parse of
+/// the rest, and when the rest fails after it, nothing else can match. A step
+/// commits when
+/// - it has one parse: literal text, an assertion, a run `{n}`, a choice of
+///   strings no one of which is a prefix of another (at most one is there);
+/// - or it is a greedy run `{min,max}` whose class holds no byte the rest
+///   can start with (every byte a match of the rest can start with is known,
+///   and the rest cannot match empty there): a shorter run leaves a class
+///   byte next, where the rest cannot start;
+/// - or it is a greedy repetition `X{min,max}` of a body that commits itself
+///   (checked against what follows it: more `X` or the rest), cannot match
+///   empty, and where an optional `X` matches the rest cannot (the two are
+///   [`exclusive`]): then a match takes `X` exactly where the walk does;
+/// - or nothing after it can fail (the rest matches empty anywhere: the end
+///   of the piece, where the chain wants the first parse of the piece
+///   alone): then the first parse of the step is the one the piece takes.
+///
+/// Class runs are valid on ASCII haystacks only (the class as compiled
+/// for them, see `ascii_class`); pieces with runs fall back to the automata
+/// on other haystacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// `\A`
+    Start,
+    /// `(?m:^)`
+    LineStart,
+    /// `(?m:$)`
+    LineEnd,
+    /// `\z`
+    End,
+    /// Case-sensitive text (not empty).
+    Text(Box<[u8]>),
+    /// Greedy run of `min..=max` bytes of an ASCII class (the table: the
+    /// class's ASCII bytes, no byte from 128 on).
+    Run { class: Box<[bool; 256]>, min: usize, max: usize },
+    /// Case-sensitive strings (none empty), in priority order.
+    Choice(Box<[Box<[u8]>]>),
+    /// Greedy `body{min,max}`; the body never matches empty.
+    Rep { body: Vec<Step>, min: usize, max: usize },
+}
+
+/// Walks `steps` from `p`: the end of their first parse (see [`Step`]).
+fn walk(steps: &[Step], b: &[u8], mut p: usize) -> Option<usize> {
+    for s in steps {
+        p = match s {
+            Step::Start => (p == 0).then_some(p)?,
+            Step::LineStart => (p == 0 || b.get(p - 1) == Some(&b'\n')).then_some(p)?,
+            Step::LineEnd => (p == b.len() || b.get(p) == Some(&b'\n')).then_some(p)?,
+            Step::End => (p == b.len()).then_some(p)?,
+            Step::Text(t) if t.len() == 1 => (b.get(p) == Some(&t[0])).then_some(p + 1)?,
+            Step::Text(t) => text_at(b, p, t).then_some(p + t.len())?,
+            Step::Run { class, min, max } if *max <= 8 && p + *max <= b.len() => {
+                // a short run: no branch on the bytes (an exit that depends
+                // on them is mispredicted, dearer than the few loads)
+                let (mut n, mut on) = (0, true);
+                for &c in &b[p..p + *max] {
+                    on &= class[c as usize];
+                    n += on as usize;
+                }
+                (n >= *min).then_some(p + n)?
+            }
+            Step::Run { class, min, max } => {
+                let lim = b.len().min(p.saturating_add(*max));
+                let mut q = p;
+                while q < lim && class[b[q] as usize] {
+                    q += 1;
+                }
+                (q - p >= *min).then_some(q)?
+            }
+            Step::Choice(set) => p + set.iter().find(|t| text_at(b, p, t))?.len(),
+            Step::Rep { body, min, max } => {
+                let mut i = 0;
+                while i < *max {
+                    match walk(body, b, p) {
+                        Some(e) => p = e,
+                        None => break,
+                    }
+                    i += 1;
+                }
+                (i >= *min).then_some(p)?
+            }
+        };
+    }
+    Some(p)
+}
+
+/// Bytes a match can start with (`eot`: or be at the end of the haystack);
+/// None: not known (anything).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct First {
+    bytes: [u128; 2],
+    eot: bool,
+}
+
+impl First {
+    fn byte(b: u8) -> First {
+        let mut f = First::default();
+        f.bytes[(b >> 7) as usize] |= 1u128 << (b & 127);
+        f
+    }
+
+    fn class(class: &[bool; 256]) -> First {
+        let mut f = First::default();
+        for (b, _) in class.iter().enumerate().filter(|(_, on)| **on) {
+            f.bytes[0] |= 1u128 << b;
+        }
+        f
+    }
+
+    fn union(self, o: First) -> First {
+        First { bytes: [self.bytes[0] | o.bytes[0], self.bytes[1] | o.bytes[1]], eot: self.eot || o.eot }
+    }
+
+    fn disjoint(self, o: First) -> bool {
+        self.bytes[0] & o.bytes[0] == 0 && self.bytes[1] & o.bytes[1] == 0 && !(self.eot && o.eot)
+    }
+}
+
+/// What every match of `steps` followed by something starting with `fol`
+/// (None: anything) starts with.
+fn first_of(steps: &[Step], fol: Option<First>) -> Option<First> {
+    let mut acc = First::default();
+    for s in steps {
+        match s {
+            // only narrow where a match may be
+            Step::Start | Step::LineStart => {}
+            Step::LineEnd => return Some(acc.union(First { eot: true, ..First::byte(b'\n') })),
+            Step::End => return Some(acc.union(First { eot: true, ..First::default() })),
+            Step::Text(t) => return Some(acc.union(First::byte(t[0]))),
+            Step::Run { class, min, .. } => {
+                acc = acc.union(First::class(class));
+                if *min > 0 {
+                    return Some(acc);
+                }
+            }
+            Step::Choice(set) => return Some(set.iter().fold(acc, |a, t| a.union(First::byte(t[0])))),
+            Step::Rep { body, min, .. } => {
+                acc = acc.union(first_of(body, None)?);
+                if *min > 0 {
+                    return Some(acc);
+                }
+            }
+        }
+    }
+    fol.map(|f| acc.union(f))
+}
+
+/// Matches the empty string at any position (so nothing after it can fail
+/// when it ends the piece).
+fn always_empty(s: &Step) -> bool {
+    matches!(s, Step::Run { min: 0, .. } | Step::Rep { min: 0, .. })
+}
+
+/// Consumes at least one byte in every match.
+fn consumes(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Text(_) | Step::Choice(_) => true,
+        Step::Run { min, .. } => *min > 0,
+        Step::Rep { body, min, .. } => *min > 0 && consumes(body),
+        _ => false,
+    })
+}
+
+fn prefix_free(set: &[Box<[u8]>]) -> bool {
+    set.iter().enumerate().all(|(i, a)| set.iter().enumerate().all(|(j, b)| i == j || !b.starts_with(a)))
+}
+
+/// Does every step commit (see [`Step`])? `fol`: what anything after the
+/// steps starts with (None: not known); `end`: nothing after them can fail.
+fn check(steps: &[Step], fol: Option<First>, end: bool) -> bool {
+    steps.iter().enumerate().all(|(i, s)| {
+        let rest = &steps[i + 1..];
+        let rest_end = end && rest.iter().all(always_empty);
+        let rest_first = first_of(rest, fol);
+        match s {
+            Step::Start | Step::LineStart | Step::LineEnd | Step::End | Step::Text(_) => true,
+            Step::Run { min, max, .. } if min == max => true,
+            Step::Run { class, .. } => rest_end || rest_first.is_some_and(|f| f.disjoint(First::class(class))),
+            Step::Choice(set) => rest_end || prefix_free(set),
+            Step::Rep { body, min, max } => {
+                // after the body: the body again (while below max) or the rest
+                let body_fol =
+                    if *max > 1 { first_of(body, None).zip(rest_first).map(|(a, b)| a.union(b)) } else { rest_first };
+                consumes(body)
+                    && check(body, body_fol, rest_end && *min <= 1)
+                    && (max == min || rest_end || exclusive(body, rest, fol))
+            }
+        }
+    })
+}
+
+/// Can `a` (which commits) and `b` followed by `fol` never both match at
+/// the same position? Steps both start with and that take the same bytes
+/// in every match are passed in lockstep, then the bytes they can start
+/// with must differ.
+fn exclusive(a: &[Step], b: &[Step], fol: Option<First>) -> bool {
+    match (a.first(), b.first()) {
+        (Some(Step::Text(x)), Some(Step::Text(y))) => {
+            let k = x.len().min(y.len());
+            if x[..k] != y[..k] {
+                return true;
+            }
+            // pass the common text
+            let (mut a2, mut b2) = (a[1..].to_vec(), b[1..].to_vec());
+            if x.len() > k {
+                a2.insert(0, Step::Text(x[k..].into()));
+            }
+            if y.len() > k {
+                b2.insert(0, Step::Text(y[k..].into()));
+            }
+            exclusive(&a2, &b2, fol)
+        }
+        (Some(x), Some(y)) if x == y => {
+            let same = match x {
+                Step::Start | Step::LineStart | Step::LineEnd | Step::End => true,
+                Step::Run { min, max, .. } if min == max => true,
+                // the longest run in every match of either
+                Step::Run { class, .. } => {
+                    let c = First::class(class);
+                    first_of(&a[1..], None).is_some_and(|f| f.disjoint(c))
+                        && first_of(&b[1..], fol).is_some_and(|f| f.disjoint(c))
+                }
+                Step::Choice(set) => prefix_free(set),
+                _ => false,
+            };
+            same && exclusive(&a[1..], &b[1..], fol)
+        }
+        _ => first_of(a, None).zip(first_of(b, fol)).is_some_and(|(x, y)| x.disjoint(y)),
+    }
+}
+
+/// A piece's nodes as steps (not yet checked), merging adjacent text.
+fn steps_of(nodes: &[&Node], names: &[Option<String>], aopts: EmitOpts, out: &mut Vec<Step>) -> Option<()> {
+    fn push(out: &mut Vec<Step>, s: Step) {
+        if let (Step::Text(t), Some(Step::Text(prev))) = (&s, out.last_mut()) {
+            *prev = [&prev[..], &t[..]].concat().into();
+        } else {
+            out.push(s);
+        }
+    }
+    for n in nodes {
+        match n {
+            Node::Empty => {}
+            Node::Lit { c, icase: false } => push(out, Step::Text(c.to_string().into_bytes().into())),
+            Node::Lit { icase: true, .. } | Node::Set(_) | Node::Any { .. } => {
+                out.push(Step::Run { class: class256(n, names, aopts)?, min: 1, max: 1 });
+            }
+            Node::Start { multiline: false } | Node::StartText => out.push(Step::Start),
+            Node::Start { multiline: true } => out.push(Step::LineStart),
+            // segments are compiled without the exact `$` (see `new`)
+            Node::End { .. } => out.push(Step::LineEnd),
+            Node::EndText => out.push(Step::End),
+            // groups with captures are not walked (the caller strips the whole group)
+            Node::Group { kind: GroupKind::NonCapture, node } => steps_of(&[&**node], names, aopts, out)?,
+            Node::Cat(v) => steps_of(&v.iter().collect::<Vec<_>>(), names, aopts, out)?,
+            Node::Alt(_) => {
+                let set = lit_set(n)?;
+                if set.iter().any(String::is_empty) {
+                    return None;
+                }
+                out.push(Step::Choice(set.into_iter().map(|t| t.into_bytes().into_boxed_slice()).collect()));
+            }
+            Node::Repeat { node, min, max, kind: RepKind::Greedy } => {
+                let (min, max) = (*min as usize, max.map_or(usize::MAX, |m| m as usize));
+                if matches!(**node, Node::Lit { .. } | Node::Set(_) | Node::Any { .. }) {
+                    out.push(Step::Run { class: class256(node, names, aopts)?, min, max });
+                } else {
+                    let mut body = Vec::new();
+                    steps_of(&[&**node], names, aopts, &mut body)?;
+                    if min == max && min <= 4 && body.len() <= 4 {
+                        // `X{n}`: n times X (one step list, no loop)
+                        for _ in 0..min {
+                            body.iter().for_each(|s| push(out, s.clone()));
+                        }
+                    } else {
+                        out.push(Step::Rep { body, min, max });
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// [`ascii_class`] as a table for all bytes (none from 128 on).
+fn class256(n: &Node, names: &[Option<String>], aopts: EmitOpts) -> Option<Box<[bool; 256]>> {
+    let class = ascii_class(n, names, aopts)?;
+    let mut t = Box::new([false; 256]);
+    t[..128].copy_from_slice(&class[..]);
+    Some(t)
+}
+
+/// The piece's nodes as [`Fast::Steps`], when every step commits.
+fn steps_fast(nodes: &[&Node], names: &[Option<String>], aopts: EmitOpts) -> Option<Fast> {
+    let mut steps = Vec::new();
+    steps_of(nodes, names, aopts, &mut steps)?;
+    check(&steps, None, true).then(|| Fast::Steps { ascii: steps_ascii_only(&steps), steps })
+}
+
+/// Do the steps need an ASCII haystack (class runs)?
+fn steps_ascii_only(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Run { .. } => true,
+        Step::Rep { body, .. } => steps_ascii_only(body),
+        _ => false,
+    })
 }
 
 /// A segment's regex for the general case, built on first use (most
@@ -714,10 +1079,14 @@ impl SegmentsSrc {
             };
             // `(?:X)?` where X starts with one of a few ASCII bytes: when
             // the next byte is none of them, X cannot match and the
-            // first parse is empty (groups inside do not take part)
+            // first parse is empty (groups inside do not take part); also
+            // in front of steps (a byte test is cheaper than the walk)
             let (guard, guard_lits) = match part.as_slice() {
                 [Node::Repeat { node, min: 0, max: Some(1), kind: RepKind::Greedy }]
-                    if prefix.is_empty() && fast.is_none() && whole.is_none() && tail_nodes.is_empty() =>
+                    if prefix.is_empty()
+                        && fast.as_ref().is_none_or(|f| matches!(f, Fast::Steps { .. }))
+                        && whole.is_none()
+                        && tail_nodes.is_empty() =>
                 {
                     let lits = lit_prefixes(node).unwrap_or_default();
                     (first_bytes(node), lits.into_iter().map(|t| t.into_bytes().into_boxed_slice()).collect())
@@ -850,5 +1219,156 @@ impl Segments {
             }
         }
         Some(pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pyre;
+    use super::*;
+
+    const OPTS: EmitOpts =
+        EmitOpts { exact_dollar: false, relaxed: false, fancy: false, ascii_hay: false, empty_hay: false };
+    const AOPTS: EmitOpts = EmitOpts { ascii_hay: true, ..OPTS };
+
+    /// The piece as steps (if it is walked step by step) and as the
+    /// general engine's regex.
+    fn piece(src: &str) -> (Option<Fast>, meta::Regex) {
+        let parsed = pyre::parse(src, true).unwrap();
+        let nodes: Vec<&Node> = match &parsed.node {
+            Node::Cat(v) => v.iter().collect(),
+            one => vec![one],
+        };
+        let mut text = String::new();
+        emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
+        (steps_fast(&nodes, &parsed.names, AOPTS), build(&text).unwrap())
+    }
+
+    /// sshd's pieces (and a few made to probe the rules) are walked step
+    /// by step; each walk gives the end of the piece's first parse exactly as
+    /// the general engine, on ASCII haystacks (and on others when the steps
+    /// have no class runs).
+    #[test]
+    fn steps_equal_general_engine() {
+        let steps = [
+            r"(?:\d{1,3}\.){3}\d{1,3}",
+            r"pam_[a-z]+\(sshd:auth\):\s+authentication failure;",
+            r"(?:Connection (?:closed|reset)|Disconnected) ",
+            r"\A[iI](?:llegal|nvalid) user ",
+            r"(?:(?:error|fatal): (?:PAM: )?)?",
+            r"(?:\s+(?:(?:logname|e?uid|tty)=\S*)){0,4}\s+ruser=",
+            r"Accepted \w+ for ",
+            r"(?:::f{4,6}:)?",
+            r"\[?",
+            r"(?:a+b)?a+c",
+            r"(?:a+b){1,3}a+c",
+            r"(?:a|ab)",
+            r"\d+$",
+            r"\d+\n?",
+            r"(?:ab){2}a",
+            r"(?:ab|a)",
+            r"[ab]{2,3}c",
+        ];
+        let general = [
+            r"(?:ab)?a",
+            r"(?:ab|a)c",
+            r"x\d{2,4}\d",
+            r"\s+\S*\s",
+            r"(?:a+)?a",
+            r"(?:a+b)*a+b",
+            r"[ab]{2,3}b",
+            r"(?:\s+x=\S*)?\s+",
+        ];
+        let hays = [
+            "",
+            "1",
+            "1.2.3.4",
+            "1234.1.1.1",
+            "1.2.3.4567",
+            "12.34.56.789x",
+            "1.2.3.",
+            "1.2.3.4\n",
+            "1.2.3.\n4",
+            "255.255.255.255 ",
+            "\u{e9}1.2.3.4",
+            "1.2.3.4\u{e9}",
+            "\u{661}.2.3.4",
+            "pam_unix(sshd:auth): authentication failure;",
+            "pam_(sshd:auth): authentication failure;",
+            "pam_unix(sshd:auth):authentication failure;",
+            "pam_unix(sshd:auth):\t\x1c authentication failure; x",
+            "pam_unix(sshd:auth):\u{a0}authentication failure;",
+            "Connection closed ",
+            "Connection reset",
+            "Connection closedX",
+            "Disconnected ",
+            "Disconnected\n",
+            "Illegal user ",
+            "invalid user x",
+            "iNvalid user ",
+            "\u{130}nvalid user ",
+            "error: PAM: x",
+            "fatal: ",
+            "error: PAM:",
+            "errorx",
+            "error: PAM: PAM: ",
+            " logname= uid=0 euid=0 tty=ssh ruser=",
+            " uid=0 uid=0 uid=0 uid=0 uid=0 ruser=",
+            " uid=0 uid=0 uid=0 uid=0 ruser=",
+            " ruser=",
+            "\truser=x",
+            " logname ruser=",
+            " uid=\u{e9} ruser=",
+            " euid=0\n ruser=",
+            "\n\nruser=",
+            " tty= \u{a0}ruser=",
+            "Accepted publickey for ",
+            "Accepted  for ",
+            "Accepted\u{e9} for",
+            "Accepted \u{e9}x for ",
+            "::ffff:1.2.3.4",
+            "::fff:",
+            "::ffffff:",
+            "::fffffff:",
+            "[",
+            "aab",
+            "aac",
+            "abac",
+            "aaabaac",
+            "abababac",
+            "ab",
+            "a",
+            "123\n",
+            "123",
+            "12a",
+            "x12345",
+            "x123",
+            "ac",
+            "abc",
+            "ababa",
+            "abab",
+            "aabbc",
+            "abbbc",
+            "abc ",
+            "  x=1 ",
+        ];
+        let mut walked = 0;
+        for (src, want) in steps.iter().map(|s| (s, true)).chain(general.iter().map(|s| (s, false))) {
+            let (fast, re) = piece(src);
+            assert_eq!(fast.is_some(), want, "{src}: {fast:?}");
+            let Some(fast @ Fast::Steps { ascii, .. }) = fast else { continue };
+            for hay in hays {
+                if ascii && !hay.is_ascii() {
+                    continue;
+                }
+                for pos in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+                    let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                    let theirs = re.search(&input).map(|m| m.end());
+                    assert_eq!(fast.run(hay, pos, None), theirs, "{src:?} on {hay:?} at {pos}");
+                    walked += 1;
+                }
+            }
+        }
+        assert!(walked > 5_000, "{walked}");
     }
 }

@@ -698,3 +698,79 @@ fn optional_with_literal_prefix_guard_equals_full_engine() {
         }
     }
 }
+
+/// Chains with pieces walked step by step (sshd's) and a class run whose
+/// text is searched in it (`([^:]+) from `): the same captures as the full
+/// engine, also where the chain fails and the full engine decides.
+#[test]
+fn step_pieces_in_chains_equal_full_engine() {
+    let pats = [
+        r"^(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})(.*)$",
+        r"^(?:(?:error|fatal): (?:PAM: )?)?(?P<x>\S+) (\S*)",
+        r"^(?P<nofail>pam_[a-z]+\(sshd:auth\):\s+authentication failure;)(?:\s+(?:(?:logname|e?uid|tty)=\S*)){0,4}\s+ruser=(?P<u>\S*)\s+rhost=(\S+)",
+        r"^(?P<n>(?P<m>(Connection (?:closed|reset)|Disconnected))) (?:by|from) (.*)$",
+        r"^[iI](?:llegal|nvalid) user (.*?) from (\S+)$",
+        r"^(?P<a>(?P<b>Accepted \w+)) for (\S+)",
+        r"^Failed (\S+) for ([^:]+) from (\S+)",
+        r"^x([^:]+?) from (\S*)",
+        r"^(?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>[0-9a-f:]+))\]?)(.*)",
+        r"^(x\d{1,3})(\d)",
+        r"^(?:a+b)?a+c(.)",
+    ];
+    let hays = [
+        "1.2.3.4",
+        "1.2.3.4 x",
+        "1234.1.1.1",
+        "1.2.3.4567",
+        "1.2.3.",
+        "1.2.3.4\n5",
+        "1.2.3.4é",
+        "error: PAM: bob x",
+        "fatal: x",
+        "errorx y",
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4",
+        "pam_unix(sshd:auth): authentication failure; uid=0 uid=0 uid=0 uid=0 uid=0 ruser= rhost=1.2.3.4",
+        "pam_unix(sshd:auth): authentication failure; ruser=é rhost=h",
+        "pam_unix(sshd:auth): authentication failure; tty=é ruser=x rhost=h",
+        "pam_unix(sshd:auth):authentication failure; ruser= rhost=h",
+        "Connection closed by 1.2.3.4 port 22",
+        "Connection reset from x",
+        "Disconnected from é",
+        "Connection close by x",
+        "Illegal user bob from 1.2.3.4",
+        "invalid user  from  from x",
+        "Accepted publickey for bob",
+        "Accepted é for bob",
+        "Failed password for bob from 1.2.3.4",
+        "Failed password for bob from x from 1.2.3.4",
+        "Failed password for bob: from 1.2.3.4",
+        "Failed password for from 1.2.3.4",
+        "Failed password for é from x",
+        "Failed password for bob from\nx from y",
+        "xa from b from c",
+        "x from b",
+        "x: from b",
+        "[::ffff:1.2.3.4] x",
+        "::fff:1.2.3.4",
+        "[1.2.3.4]",
+        "x1234",
+        "x123",
+        "x12",
+        "aabaacd",
+        "aacd",
+        "abc",
+        "",
+    ];
+    for src in pats {
+        let p = pat(src);
+        assert_eq!(p.engine(), Engine::Linear, "{src}");
+        let full = regex::Regex::new(p.translated()).unwrap();
+        for hay in hays {
+            let ours = p.captures(hay).unwrap();
+            let theirs = full
+                .captures(hay)
+                .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
+        }
+    }
+}
