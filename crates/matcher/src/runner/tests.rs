@@ -911,7 +911,7 @@ fn mlfid_cache_matches_a_plain_model() {
         let mark = step;
         let d = FailData { ip: Some(mark.to_string()), ..Default::default() };
         // one hit: take, then (as the runner does) write back, forget, or set anew
-        let taken = cache.take(&key, t);
+        let taken = cache.take(&key, key_hash(&key), t);
         let pos = model.iter().position(|(k, _, _)| *k == key);
         let alive = pos.filter(|&i| model[i].1 > t);
         if let (Some(i), None) = (pos, alive) {
@@ -929,7 +929,7 @@ fn mlfid_cache_matches_a_plain_model() {
                 }
             }
             (None, None) => {
-                cache.set(key.clone(), Arc::new(d), t);
+                cache.set(&key, key_hash(&key), Arc::new(d), t);
                 model_set(&mut model, &key, mark, t);
             }
             (a, b) => panic!("step {step}: cache {:?} vs model {:?}", a.is_some(), b.is_some()),
@@ -938,4 +938,72 @@ fn mlfid_cache_matches_a_plain_model() {
         full += usize::from(cache.len() == MLFID_MAX_COUNT);
     }
     assert!(full > 1000, "eviction exercised: {full}");
+}
+
+/// Failures made from reused buffers (of failures that left the mlfid
+/// cache, or were reported and dropped by the caller) are the same as new
+/// ones: random mlfid sessions (the cache full, entries expiring), with
+/// results dropped at once (buffers reused) and kept (not reusable), each
+/// against a runner that never reuses anything.
+#[test]
+fn reused_failure_buffers_never_show_through() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let users = ["root", "admin", "", "a-much-longer-user-name-than-the-others", "bob"];
+    let mut plain = spec(&[
+        r"^bad <F-USER>\S*</F-USER> from <HOST>$",
+        r"^<F-NOFAIL>hint</F-NOFAIL> for <F-ALT_USER>\S+</F-ALT_USER> from <HOST>$",
+    ]);
+    plain.name = "plain".into();
+    let render = |f: &Failure| {
+        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+    };
+    for check_all in [false, true] {
+        for spec in [conn_filter(), plain.clone()] {
+            let mut reference = runner(&spec, check_all);
+            reference.state.cache.reuse = false;
+            let mut dropping = runner(&spec, check_all);
+            let mut keeping = runner(&spec, check_all);
+            let mut kept = Vec::new();
+            let mut t = now();
+            let mut reused = 0usize;
+            for step in 0..6000 {
+                t = t.saturating_add(Duration::from_secs(if next(50) == 0 { 200 } else { next(3) as i64 }));
+                let id = next(130);
+                let (u, v) = (users[next(5) as usize], users[next(5) as usize]);
+                let line = match next(9) {
+                    0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
+                    2 | 3 => format!("conn {id}: auth failed for {u}x"),
+                    4 => format!("conn {id}: pam failure ruser={u}"),
+                    5 => format!("conn {id}: pam failure ruser={u} user={v}y"),
+                    6 => format!("conn {id}: accepted for {v}z"),
+                    7 => format!("conn {id}: closed"),
+                    _ => match next(3) {
+                        0 => format!("bad {u} from 198.51.100.{}", next(3)),
+                        1 => format!("hint for {v}q from 2001:db8::{}", next(3)),
+                        _ => format!("conn {id}: noise"),
+                    },
+                };
+                let want: Vec<String> = reference.process_line_at(&line, t).failures.iter().map(render).collect();
+                let got: Vec<String> = dropping.process_line_at(&line, t).failures.iter().map(render).collect();
+                assert_eq!(got, want, "dropping, step {step}: {line}");
+                let res = keeping.process_line_at(&line, t);
+                let got: Vec<String> = res.failures.iter().map(render).collect();
+                assert_eq!(got, want, "keeping, step {step}: {line}");
+                kept.push((res, want));
+                reused += dropping.state.cache.free.len() + dropping.state.cache.held.len();
+            }
+            assert!(reused > 1000, "reuse exercised: {reused}");
+            // what was kept still reads as when it was reported
+            for (res, want) in &kept {
+                let got: Vec<String> = res.failures.iter().map(render).collect();
+                assert_eq!(&got, want);
+            }
+        }
+    }
 }
