@@ -43,7 +43,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use smallvec::SmallVec;
+use smallvec::{SmallVec, smallvec};
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
@@ -246,6 +246,24 @@ impl Pat {
                 None => vec![None, v],
             };
             g.set_tuple(n, t);
+        }
+    }
+
+    /// `g.update(getGroups())` (None values too). Without `alt_`/`tuple_`
+    /// groups straight into `g`; otherwise by way of `tmp` (their merging
+    /// looks at this pattern's groups only).
+    fn update_groups(&self, caps: &Scratch, hay: &str, g: &mut Groups, tmp: &mut Groups) {
+        if self.alt_slots.is_empty() && self.tuple_slots.is_empty() {
+            for grp in &self.groups {
+                match capture_text(caps, grp.index, hay) {
+                    Some(s) => g.set_str(grp.slot, s),
+                    None if grp.keep_none => g.set_null(grp.slot),
+                    None => {}
+                }
+            }
+        } else {
+            self.fill_groups(caps, hay, None, tmp);
+            g.update(tmp);
         }
     }
 
@@ -546,6 +564,21 @@ impl Prefilter {
     }
 }
 
+/// The first set bit at or after `from` (below `n`).
+#[inline]
+fn next_bit(bits: &[u64], from: usize, n: usize) -> Option<usize> {
+    let mut wi = from / 64;
+    let mut w = bits.get(wi)? & (u64::MAX << (from % 64));
+    loop {
+        if w != 0 {
+            let i = wi * 64 + w.trailing_zeros() as usize;
+            return (i < n).then_some(i);
+        }
+        wi += 1;
+        w = *bits.get(wi)?;
+    }
+}
+
 #[inline]
 fn bit(bits: &[u64], i: usize) -> bool {
     bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
@@ -842,45 +875,79 @@ impl Clone for Cell {
 }
 
 /// Named groups by slot (see [`Slots`]): a group that did not take part is
-/// `Null` (Python's `groupdict()` keeps those as `None`), a key not in the
-/// dict `Absent`.
+/// `Null` (Python's `groupdict()` keeps those as `None`). Only the cells
+/// whose bit is set in `live` are keys of the dict (the others are
+/// leftovers, buffers kept for reuse), so clearing and copying touch only
+/// the few keys there are.
 #[derive(Debug, Default)]
 struct Groups {
     cells: Vec<Cell>,
+    live: SmallVec<[u64; 2]>,
+}
+
+/// The set bits of a bit set, as indices.
+#[inline]
+fn each_bit(words: &[u64], mut f: impl FnMut(usize)) {
+    for (wi, &w) in words.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            f(wi * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
 }
 
 impl Clone for Groups {
     fn clone(&self) -> Groups {
-        Groups { cells: self.cells.clone() }
+        let mut g = Groups { cells: self.cells.iter().map(|c| Cell::new(c.name)).collect(), live: self.live.clone() };
+        each_bit(&self.live, |i| g.cells[i].assign(&self.cells[i]));
+        g
     }
 
-    /// Reuses `self`'s buffers (`Vec::clone_from` clones element-wise).
+    /// Copies only the keys (buffers reused); `src` of the same filter.
     fn clone_from(&mut self, src: &Groups) {
-        self.cells.clone_from(&src.cells);
+        if self.cells.len() != src.cells.len() {
+            *self = src.clone();
+            return;
+        }
+        let cells = &mut self.cells;
+        each_bit(&src.live, |i| cells[i].assign(&src.cells[i]));
+        self.live.copy_from_slice(&src.live);
     }
 }
 
 impl Groups {
     fn new(names: &[Name]) -> Groups {
-        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect() }
+        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect(), live: smallvec![0; names.len().div_ceil(64)] }
     }
 
     /// Every key removed (buffers kept).
     fn clear(&mut self) {
-        for c in &mut self.cells {
-            c.has = Has::Absent;
+        for w in &mut self.live {
+            *w = 0;
         }
-    }
-
-    #[inline]
-    fn get(&self, k: u16) -> Option<ValRef<'_>> {
-        self.cells.get(usize::from(k)).and_then(Cell::get)
     }
 
     /// The key is in the dict (None or a value).
     #[inline]
     fn present(&self, k: u16) -> bool {
-        self.cells.get(usize::from(k)).is_some_and(|c| c.has != Has::Absent)
+        let k = usize::from(k);
+        self.live.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 != 0)
+    }
+
+    #[inline]
+    fn mark(&mut self, k: usize) {
+        if let Some(w) = self.live.get_mut(k / 64) {
+            *w |= 1 << (k % 64);
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: u16) -> Option<ValRef<'_>> {
+        if !self.present(k) {
+            return None;
+        }
+        self.cells.get(usize::from(k)).and_then(Cell::get)
     }
 
     #[inline]
@@ -888,8 +955,16 @@ impl Groups {
         self.get(k).is_some_and(ValRef::truthy)
     }
 
+    /// The cell of key `k`, made a key of the dict (its value to be set).
+    #[inline]
+    fn cell_mut(&mut self, k: u16) -> Option<&mut Cell> {
+        let k = usize::from(k);
+        self.mark(k);
+        self.cells.get_mut(k)
+    }
+
     fn set_str(&mut self, k: u16, v: &str) {
-        if let Some(c) = self.cells.get_mut(usize::from(k)) {
+        if let Some(c) = self.cell_mut(k) {
             c.has = Has::Str;
             c.s.clear();
             c.s.push_str(v);
@@ -897,61 +972,73 @@ impl Groups {
     }
 
     fn set_null(&mut self, k: u16) {
-        if let Some(c) = self.cells.get_mut(usize::from(k)) {
+        if let Some(c) = self.cell_mut(k) {
             c.has = Has::Null;
         }
     }
 
     fn set_tuple(&mut self, k: u16, t: Vec<Option<String>>) {
-        if let Some(c) = self.cells.get_mut(usize::from(k)) {
+        if let Some(c) = self.cell_mut(k) {
             c.has = Has::Tuple;
             c.t = t;
         }
     }
 
-    /// `self[dst] = self[src]`.
+    /// `self[dst] = self[src]` (`src` a key with a value).
     fn copy_cell(&mut self, dst: u16, src: u16) {
-        let (dst, src) = (usize::from(dst), usize::from(src));
-        if dst == src || dst.max(src) >= self.cells.len() {
+        if !self.present(src) {
             return;
         }
-        if dst < src {
-            let (a, b) = self.cells.split_at_mut(src);
-            a[dst].assign(&b[0]);
+        let (d, s) = (usize::from(dst), usize::from(src));
+        if d == s || d.max(s) >= self.cells.len() {
+            return;
+        }
+        self.mark(d);
+        if d < s {
+            let (a, b) = self.cells.split_at_mut(s);
+            a[d].assign(&b[0]);
         } else {
-            let (a, b) = self.cells.split_at_mut(dst);
-            b[0].assign(&a[src]);
+            let (a, b) = self.cells.split_at_mut(d);
+            b[0].assign(&a[s]);
         }
     }
 
     /// Remove the key; whether its value was truthy.
     fn pop_truthy(&mut self, k: u16) -> bool {
-        match self.cells.get_mut(usize::from(k)) {
-            Some(c) => {
-                let t = c.get().is_some_and(ValRef::truthy);
-                c.has = Has::Absent;
-                t
-            }
-            None => false,
+        let t = self.truthy(k);
+        let k = usize::from(k);
+        if let Some(w) = self.live.get_mut(k / 64) {
+            *w &= !(1 << (k % 64));
         }
+        t
     }
 
     /// `dict.update(other)`: every key of `other` (None values too).
     fn update(&mut self, other: &Groups) {
-        for (c, o) in self.cells.iter_mut().zip(&other.cells) {
-            if o.has != Has::Absent {
-                c.assign(o);
+        each_bit(&other.live, |i| {
+            if let Some(c) = self.cells.get_mut(i) {
+                c.assign(&other.cells[i]);
             }
-        }
+            self.mark(i);
+        });
     }
 
     /// [`update`](Self::update) with the keys of `other` that have a value.
     fn update_values(&mut self, other: &Groups) {
-        for (c, o) in self.cells.iter_mut().zip(&other.cells) {
+        each_bit(&other.live, |i| {
+            let o = &other.cells[i];
             if matches!(o.has, Has::Str | Has::Tuple) {
-                c.assign(o);
+                if let Some(c) = self.cells.get_mut(i) {
+                    c.assign(o);
+                }
+                self.mark(i);
             }
-        }
+        });
+    }
+
+    /// The keys with their names, in slot order.
+    fn for_each(&self, mut f: impl FnMut(&Cell)) {
+        each_bit(&self.live, |i| f(&self.cells[i]));
     }
 }
 
@@ -1067,7 +1154,7 @@ impl FailData {
 
     pub(crate) fn fields(&self) -> BTreeMap<String, FieldValue> {
         let mut out = BTreeMap::new();
-        for c in &self.groups.cells {
+        self.groups.for_each(|c| {
             match c.get() {
                 Some(ValRef::Str(s)) => {
                     out.insert(c.name.to_string(), FieldValue::One(s.to_string()));
@@ -1081,7 +1168,7 @@ impl FailData {
                 }
                 None => {}
             }
-        }
+        });
         if !self.users.is_empty() {
             out.insert("users".to_string(), FieldValue::Many(self.users.as_slice().to_vec()));
         }
@@ -1577,7 +1664,11 @@ struct Hit {
 /// fail2ban's `Regex.search` line bookkeeping.
 fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
     if org.len() <= 1 {
-        return Hit { matched: (0..org.len()).collect(), unmatched: SmallVec::new() };
+        let mut matched = SmallVec::new();
+        if org.len() == 1 {
+            matched.push(0);
+        }
+        return Hit { matched, unmatched: SmallVec::new() };
     }
     let b = hay.as_bytes();
     let (ms, me) = caps.get(0).unwrap_or((0, 0));
@@ -1703,8 +1794,10 @@ fn find_failure(
     }
 
     let mut hay_valid = true;
-    for (fi, fr) in p.failregex.iter().enumerate() {
-        if !hay_valid {
+    // the failregexes in order, only the candidates (bits set)
+    let mut next = 0usize;
+    loop {
+        if !hay_valid && next < p.failregex.len() {
             // fail2ban rebuilds its buffer from the (changed) line buffer
             match &cur {
                 Cur::Org => {
@@ -1728,16 +1821,15 @@ fn find_failure(
             }
             hay_valid = true;
         }
-        if !bit(&st.bits, fi) {
-            continue;
-        }
+        let Some(fi) = next_bit(&st.bits, next, p.failregex.len()) else { break };
+        next = fi + 1;
+        let Some(fr) = p.failregex.get(fi) else { break };
         let Some(caps) = st.scratch.get_mut(fi) else { continue };
         let hay: &str = if in_content { &st.content } else { &st.hay };
         if !captures(fr, hay, caps, stats) {
             continue;
         }
-        let hit = locate(fr, caps, hay, org);
-        fr.fill_groups(caps, hay, None, &mut st.cur);
+        let mut hit = locate(fr, caps, hay, org);
         if have_pre && !pre_made {
             // `hay` is still the whole buffer the prefregex matched
             if let Some(pr) = &p.prefregex {
@@ -1767,15 +1859,15 @@ fn find_failure(
             for ig in &p.ignoreregex {
                 if is_match(ig, ig_hay, stats) {
                     found = true;
-                    if !check_all || multi {
-                        cur = Cur::Idx(hit.unmatched.clone());
-                    }
                     if !check_all {
                         break;
                     }
                 }
             }
             if found {
+                if !check_all || multi {
+                    cur = Cur::Idx(std::mem::take(&mut hit.unmatched));
+                }
                 res.ignored = true;
                 hay_valid = false;
                 if !check_all {
@@ -1786,27 +1878,22 @@ fn find_failure(
         }
 
         if !check_all || multi {
-            cur = Cur::Idx(hit.unmatched.clone());
+            cur = Cur::Idx(std::mem::take(&mut hit.unmatched));
             hay_valid = false;
-        }
-
-        // No failure id at all (fail2ban: "No group found", logged; the
-        // regex is skipped). Checked on the merged groups before merging.
-        let merged_has = |k: u16| match st.cur.present(k) {
-            true => st.cur.get(k).is_some(),
-            false => pre_made && st.pre.get(k).is_some(),
-        };
-        if !FAILURE_ID_SLOTS.iter().any(|&k| merged_has(k)) {
-            continue;
         }
 
         // fail2ban: `preGroups.copy()` updated with the failregex's groups
         // (None values too)
         if pre_made {
             st.work.clone_from(&st.pre);
-            st.work.update(&st.cur);
         } else {
-            std::mem::swap(&mut st.work, &mut st.cur);
+            st.work.clear();
+        }
+        fr.update_groups(caps, hay, &mut st.work, &mut st.cur);
+        // No failure id at all (fail2ban: "No group found", logged; the
+        // regex is skipped). Checked on the merged groups before merging.
+        if !FAILURE_ID_SLOTS.iter().any(|&k| st.work.get(k).is_some()) {
+            continue;
         }
         let matched: SmallVec<[&str; 4]> = hit.matched.iter().map(|&i| org[i].text).collect();
 

@@ -1007,3 +1007,53 @@ fn reused_failure_buffers_never_show_through() {
         }
     }
 }
+
+/// A failregex without `alt_`/`tuple_` groups updates the hit's dict in
+/// place ([`Pat::update_groups`]); that equals fail2ban's way (its own
+/// `getGroups()` dict, then `dict.update`), also for groups the prefregex
+/// has too (None overrides) and ones that did not take part.
+#[test]
+fn groups_updated_in_place_equal_their_own_dict_then_update() {
+    let mut s = spec(&[r"^(?:(?:login (?P<user>\S+)|user (?P<fid>\S+)) )?from <HOST>(?: port (?P<port>\d+))?$"]);
+    s.prefregex = Some(Spanned::new(r"^<F-MLFID>\S+</F-MLFID> (?:(?P<user>u\d+) )?<F-CONTENT>.+</F-CONTENT>$"));
+    let f = compiled(&s);
+    let (pr, fr) = (f.parts.prefregex.as_ref().unwrap(), &f.parts.failregex[0]);
+    assert!(fr.alt_slots.is_empty() && fr.tuple_slots.is_empty(), "the in-place path");
+    let names = &f.parts.slots.0;
+    let render = |g: &Groups| {
+        let mut out = Vec::new();
+        for k in 0..names.len() as u16 {
+            out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
+        }
+        out
+    };
+    let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
+    let (mut pre, mut tmp) = (Groups::new(names), Groups::new(names));
+    let (mut general, mut in_place) = (Groups::new(names), Groups::new(names));
+    let mut seen = 0;
+    for line in [
+        "c1 u1 login bob from 192.0.2.1 port 22",
+        "c1 u1 from 192.0.2.1",
+        "c2 login eve from 192.0.2.2",
+        "c3 u2 user 192.0.2.9 from 192.0.2.3 port 7",
+        "c4 user x from 2001:db8::1",
+        "c5 u3 from host.example.org port 1",
+    ] {
+        let hay = format!("{line}\n");
+        assert!(pr.pat.captures_with(&hay, &mut ps).unwrap(), "{line}");
+        pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
+        pre.pop_truthy(S_CONTENT);
+        let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
+        assert!(fr.pat.captures_with(&content, &mut fs).unwrap(), "{line}");
+        general.clone_from(&pre);
+        fr.fill_groups(&fs, &content, None, &mut tmp);
+        general.update(&tmp);
+        // the in-place dict starts from leftovers of other lines
+        in_place.clone_from(&general);
+        in_place.clone_from(&pre);
+        fr.update_groups(&fs, &content, &mut in_place, &mut tmp);
+        assert_eq!(render(&in_place), render(&general), "{line}");
+        seen += usize::from(general.present(S_USER) && general.get(S_USER).is_none());
+    }
+    assert!(seen > 0, "a None overriding the prefregex's user");
+}
