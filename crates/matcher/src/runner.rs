@@ -38,12 +38,12 @@
 //! every sample log of fail2ban's own test suite, both `checkAllRegex`
 //! modes, and random hand-made scenarios (mlfid, multi-line, ignoreregex).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use smallvec::SmallVec;
+use smallvec::{SmallVec, smallvec};
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
@@ -91,31 +91,49 @@ fn intern(name: &str) -> Name {
 struct Group {
     index: usize,
     name: Name,
-    tag: u8,
+    /// The name's slot in the filter's [`Slots`] (set by [`Pat::assign_slots`]).
+    slot: u16,
     /// Keep the group when it did not take part: only a failregex group
     /// that the prefregex has too needs that (its None overrides the
     /// prefregex's value, as in fail2ban's `dict.update`).
     keep_none: bool,
 }
 
-/// Names the runner looks up, as small tags (no string compares per line).
-const T_OTHER: u8 = 0;
+/// The names the runner looks up, at fixed slots (no lookup per line):
+/// every filter's slot table starts with them.
+const FIXED_NAMES: [&str; 11] =
+    ["fid", "ip4", "ip6", "dns", "cidr", "mlfid", "nofail", "mlfgained", "mlfforget", "user", "content"];
+const S_FID: u16 = 0;
+const S_IP4: u16 = 1;
+const S_IP6: u16 = 2;
+const S_DNS: u16 = 3;
+const S_CIDR: u16 = 4;
+const S_MLFID: u16 = 5;
+const S_NOFAIL: u16 = 6;
+const S_MLFGAINED: u16 = 7;
+const S_MLFFORGET: u16 = 8;
+const S_USER: u16 = 9;
+const S_CONTENT: u16 = 10;
 
-#[inline(always)]
-fn tag_of(name: &str) -> u8 {
-    match name {
-        "fid" => 1,
-        "ip4" => 2,
-        "ip6" => 3,
-        "dns" => 4,
-        "cidr" => 5,
-        "mlfid" => 6,
-        "nofail" => 7,
-        "mlfgained" => 8,
-        "mlfforget" => 9,
-        "user" => 10,
-        "content" => 11,
-        _ => T_OTHER,
+/// A filter's group names, each at one slot: the fixed names, then every
+/// other name of its prefregex and failregexes (and `alt_`/`tuple_`
+/// targets). A failure's groups are an array by slot ([`Groups`]).
+#[derive(Clone, Debug)]
+struct Slots(Vec<Name>);
+
+impl Slots {
+    fn new() -> Slots {
+        Slots(FIXED_NAMES.iter().map(|n| intern(n)).collect())
+    }
+
+    fn slot(&mut self, name: Name) -> u16 {
+        match self.0.iter().position(|n| *n == name) {
+            Some(i) => i as u16,
+            None => {
+                self.0.push(name);
+                (self.0.len() - 1) as u16
+            }
+        }
     }
 }
 
@@ -129,16 +147,18 @@ pub(crate) struct Pat {
     alts: Vec<(Name, Name)>,
     /// `tuple_*` groups, sorted by group name.
     tuples: Vec<(Name, Name)>,
+    /// `alts` and `tuples` as slots (group, target).
+    alt_slots: Vec<(u16, u16)>,
+    tuple_slots: Vec<(u16, u16)>,
     /// Group indices of `skiplines0`, `skiplines1`, … (while they exist).
     skiplines: Vec<usize>,
     /// Group index of `content` (prefregex only).
     content: Option<usize>,
-    /// `content` is the only group of that name.
-    content_unique: bool,
 }
 
 /// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
 const FAILURE_ID_PRESENTS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+const FAILURE_ID_SLOTS: [u16; 5] = [S_FID, S_IP4, S_IP6, S_DNS, S_MLFID];
 
 impl Pat {
     fn new(pat: Pattern) -> Pat {
@@ -157,8 +177,7 @@ impl Pat {
                 Some(Role::Tuple(n)) => tuples.push((name, n)),
                 _ => {}
             }
-            let tag = tag_of(name);
-            groups.push(Group { index, name, tag, keep_none: false });
+            groups.push(Group { index, name, slot: 0, keep_none: false });
         }
         alts.sort();
         tuples.sort();
@@ -170,8 +189,16 @@ impl Pat {
                 None => break,
             }
         }
-        let content_unique = groups.iter().filter(|g| g.name == "content").count() == 1;
-        Pat { pat, groups, alts, tuples, skiplines, content, content_unique }
+        Pat { pat, groups, alts, tuples, alt_slots: Vec::new(), tuple_slots: Vec::new(), skiplines, content }
+    }
+
+    /// Give every group name (and `alt_`/`tuple_` target) its slot.
+    fn assign_slots(&mut self, slots: &mut Slots) {
+        for g in &mut self.groups {
+            g.slot = slots.slot(g.name);
+        }
+        self.alt_slots = self.alts.iter().map(|&(k, n)| (slots.slot(k), slots.slot(n))).collect();
+        self.tuple_slots = self.tuples.iter().map(|&(k, n)| (slots.slot(k), slots.slot(n))).collect();
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -182,50 +209,62 @@ impl Pat {
         FAILURE_ID_PRESENTS.iter().any(|n| self.has_group(n))
     }
 
-    /// fail2ban's `getGroups()`: every named group (None when it did not
-    /// take part), then `alt_` and `tuple_` merging.
-    fn group_dict(&self, caps: &Scratch, hay: &str) -> Groups {
-        self.group_dict_except(caps, hay, None, 0)
-    }
-
-    /// [`group_dict`](Self::group_dict) without the group at index `skip`,
-    /// with room for `more` entries.
-    fn group_dict_except(&self, caps: &Scratch, hay: &str, skip: Option<usize>, more: usize) -> Groups {
-        let mut g = Groups::default();
-        g.0.reserve(self.groups.len() + more);
+    /// fail2ban's `getGroups()` into `g` (cleared first): every named group
+    /// (one that did not take part as None, only with `keep_none`), then
+    /// `alt_` and `tuple_` merging. `skip`: a slot left out (the
+    /// prefregex's `content`, which is popped anyway).
+    fn fill_groups(&self, caps: &Scratch, hay: &str, skip: Option<u16>, g: &mut Groups) {
+        g.clear();
         for grp in &self.groups {
-            if Some(grp.index) == skip {
+            if Some(grp.slot) == skip {
                 continue;
             }
-            let v = capture_text(caps, grp.index, hay).map(|s| Val::Str(s.to_string()));
-            if v.is_none() && !grp.keep_none {
-                continue;
+            match capture_text(caps, grp.index, hay) {
+                Some(s) => g.set_str(grp.slot, s),
+                None if grp.keep_none => g.set_null(grp.slot),
+                None => {}
             }
-            g.0.push(Entry { name: grp.name, tag: grp.tag, val: v });
         }
-        for (k, n) in &self.alts {
+        for &(k, n) in &self.alt_slots {
             if g.truthy(k) && !g.truthy(n) {
-                let v = g.get(k).cloned();
-                g.set(n, tag_of(n), v);
+                g.copy_cell(n, k);
             }
         }
-        for (k, n) in &self.tuples {
+        for &(k, n) in &self.tuple_slots {
             let v = match g.get(k) {
-                Some(Val::Str(s)) => Some(s.clone()),
-                Some(Val::Tuple(t)) => Some(t.iter().flatten().cloned().collect::<Vec<_>>().join(",")),
+                Some(ValRef::Str(s)) => Some(s.to_string()),
+                Some(ValRef::Tuple(t)) => Some(t.iter().flatten().cloned().collect::<Vec<_>>().join(",")),
                 None => None,
             };
-            let t = match g.get(n).cloned() {
-                Some(Val::Tuple(mut t)) => {
+            let t = match g.get(n) {
+                Some(ValRef::Tuple(t)) => {
+                    let mut t = t.to_vec();
                     t.push(v);
                     t
                 }
-                Some(Val::Str(s)) => vec![Some(s), v],
+                Some(ValRef::Str(s)) => vec![Some(s.to_string()), v],
                 None => vec![None, v],
             };
-            g.set(n, tag_of(n), Some(Val::Tuple(t)));
+            g.set_tuple(n, t);
         }
-        g
+    }
+
+    /// `g.update(getGroups())` (None values too). Without `alt_`/`tuple_`
+    /// groups straight into `g`; otherwise by way of `tmp` (their merging
+    /// looks at this pattern's groups only).
+    fn update_groups(&self, caps: &Scratch, hay: &str, g: &mut Groups, tmp: &mut Groups) {
+        if self.alt_slots.is_empty() && self.tuple_slots.is_empty() {
+            for grp in &self.groups {
+                match capture_text(caps, grp.index, hay) {
+                    Some(s) => g.set_str(grp.slot, s),
+                    None if grp.keep_none => g.set_null(grp.slot),
+                    None => {}
+                }
+            }
+        } else {
+            self.fill_groups(caps, hay, None, tmp);
+            g.update(tmp);
+        }
     }
 
     fn lines_of_skips(&self, caps: &Scratch, hay: &str) -> Vec<String> {
@@ -525,6 +564,21 @@ impl Prefilter {
     }
 }
 
+/// The first set bit at or after `from` (below `n`).
+#[inline]
+fn next_bit(bits: &[u64], from: usize, n: usize) -> Option<usize> {
+    let mut wi = from / 64;
+    let mut w = bits.get(wi)? & (u64::MAX << (from % 64));
+    loop {
+        if w != 0 {
+            let i = wi * 64 + w.trailing_zeros() as usize;
+            return (i < n).then_some(i);
+        }
+        wi += 1;
+        w = *bits.get(wi)?;
+    }
+}
+
 #[inline]
 fn bit(bits: &[u64], i: usize) -> bool {
     bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
@@ -577,7 +631,7 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     // fail2ban: prefregex and ignoreregex never MULTILINE, failregex when
     // maxlines > 1; `<HOST>` with DNS names (its default `usedns = warn`).
     let popts = |multiline| PatternOptions { multiline, use_dns: true };
-    let prefregex = match &spec.prefregex {
+    let mut prefregex = match &spec.prefregex {
         Some(src) if !src.text.is_empty() => {
             sort(Pattern::compile_with(src, PatternKind::Prefregex, opts, popts(false)), &mut warnings)
         }
@@ -674,7 +728,11 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
             prefilter.dispatch = Some(Box::new(Dispatch::build(&prefixes, &literals)));
         }
     }
-    let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter };
+    let mut slots = Slots::new();
+    for p in prefregex.iter_mut().chain(&mut failregex) {
+        p.assign_slots(&mut slots);
+    }
+    let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter, slots };
     Ok(Compiled {
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
         warnings,
@@ -692,6 +750,8 @@ pub(crate) struct Parts {
     detector: Option<Arc<DateDetector>>,
     logtz: Option<TimeZone>,
     prefilter: Prefilter,
+    /// The group names of prefregex and failregexes, by slot.
+    slots: Slots,
 }
 
 impl Parts {
@@ -708,102 +768,334 @@ impl Parts {
 // Failure data (fail2ban's `fail` dict)
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Val {
-    Str(String),
-    Tuple(Vec<Option<String>>),
+/// A group's value, borrowed from its [`Groups`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ValRef<'a> {
+    Str(&'a str),
+    /// `tuple_*` merging: the parts (None: did not take part).
+    Tuple(&'a [Option<String>]),
 }
 
-impl Val {
+impl<'a> ValRef<'a> {
     /// Python truthiness.
-    fn truthy(&self) -> bool {
+    fn truthy(self) -> bool {
         match self {
-            Val::Str(s) => !s.is_empty(),
-            Val::Tuple(t) => !t.is_empty(),
+            ValRef::Str(s) => !s.is_empty(),
+            ValRef::Tuple(t) => !t.is_empty(),
         }
     }
 
-    fn text(&self) -> std::borrow::Cow<'_, str> {
+    fn text(self) -> std::borrow::Cow<'a, str> {
         match self {
-            Val::Str(s) => std::borrow::Cow::Borrowed(s),
-            Val::Tuple(_) => std::borrow::Cow::Owned(self.key_text()),
+            ValRef::Str(s) => std::borrow::Cow::Borrowed(s),
+            ValRef::Tuple(_) => std::borrow::Cow::Owned(self.key_text()),
         }
     }
 
-    fn key_text(&self) -> String {
+    fn key_text(self) -> String {
+        let mut out = String::new();
+        self.push_key(&mut out);
+        out
+    }
+
+    /// The value as a key: a tuple's parts joined by NUL.
+    fn push_key(self, out: &mut String) {
         match self {
-            Val::Str(s) => s.clone(),
-            Val::Tuple(t) => t.iter().map(|v| v.as_deref().unwrap_or("")).collect::<Vec<_>>().join("\u{0}"),
+            ValRef::Str(s) => out.push_str(s),
+            ValRef::Tuple(t) => {
+                for (i, v) in t.iter().enumerate() {
+                    if i > 0 {
+                        out.push('\u{0}');
+                    }
+                    out.push_str(v.as_deref().unwrap_or(""));
+                }
+            }
         }
     }
 }
 
-/// One named group (or key fail2ban adds to its dict).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
+/// A [`Cell`]'s state: Python's "key missing", "None", a value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Has {
+    #[default]
+    Absent,
+    Null,
+    Str,
+    Tuple,
+}
+
+/// One slot of a [`Groups`]. Its buffers keep their capacity while the
+/// slot is emptied and filled again (no allocation per value once warm).
+#[derive(Debug)]
+struct Cell {
     name: Name,
-    tag: u8,
-    val: Option<Val>,
+    has: Has,
+    s: String,
+    t: Vec<Option<String>>,
 }
 
-/// Named groups in insertion order; a value of None is a group that did
-/// not take part (Python's `groupdict()` keeps those as `None`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Groups(Vec<Entry>);
+impl Cell {
+    fn new(name: Name) -> Cell {
+        Cell { name, has: Has::Absent, s: String::new(), t: Vec::new() }
+    }
+
+    fn get(&self) -> Option<ValRef<'_>> {
+        match self.has {
+            Has::Str => Some(ValRef::Str(&self.s)),
+            Has::Tuple => Some(ValRef::Tuple(&self.t)),
+            Has::Absent | Has::Null => None,
+        }
+    }
+
+    /// Take `src`'s state and value (not its name).
+    fn assign(&mut self, src: &Cell) {
+        self.has = src.has;
+        match src.has {
+            Has::Str => {
+                self.s.clear();
+                self.s.push_str(&src.s);
+            }
+            Has::Tuple => self.t.clone_from(&src.t),
+            Has::Absent | Has::Null => {}
+        }
+    }
+}
+
+impl Clone for Cell {
+    fn clone(&self) -> Cell {
+        let mut c = Cell::new(self.name);
+        c.assign(self);
+        c
+    }
+
+    fn clone_from(&mut self, src: &Cell) {
+        self.name = src.name;
+        self.assign(src);
+    }
+}
+
+/// Named groups by slot (see [`Slots`]): a group that did not take part is
+/// `Null` (Python's `groupdict()` keeps those as `None`). Only the cells
+/// whose bit is set in `live` are keys of the dict (the others are
+/// leftovers, buffers kept for reuse), so clearing and copying touch only
+/// the few keys there are.
+#[derive(Debug, Default)]
+struct Groups {
+    cells: Vec<Cell>,
+    live: SmallVec<[u64; 2]>,
+}
+
+/// The set bits of a bit set, as indices.
+#[inline]
+fn each_bit(words: &[u64], mut f: impl FnMut(usize)) {
+    for (wi, &w) in words.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            f(wi * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
+}
+
+impl Clone for Groups {
+    fn clone(&self) -> Groups {
+        let mut g = Groups { cells: self.cells.iter().map(|c| Cell::new(c.name)).collect(), live: self.live.clone() };
+        each_bit(&self.live, |i| g.cells[i].assign(&self.cells[i]));
+        g
+    }
+
+    /// Copies only the keys (buffers reused); `src` of the same filter.
+    fn clone_from(&mut self, src: &Groups) {
+        if self.cells.len() != src.cells.len() {
+            *self = src.clone();
+            return;
+        }
+        let cells = &mut self.cells;
+        each_bit(&src.live, |i| cells[i].assign(&src.cells[i]));
+        self.live.copy_from_slice(&src.live);
+    }
+}
 
 impl Groups {
-    #[inline(always)]
-    fn position(&self, k: &str) -> Option<usize> {
-        let t = tag_of(k);
-        if t == T_OTHER { self.0.iter().position(|e| e.name == k) } else { self.0.iter().position(|e| e.tag == t) }
+    fn new(names: &[Name]) -> Groups {
+        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect(), live: smallvec![0; names.len().div_ceil(64)] }
     }
 
-    #[inline(always)]
-    fn get(&self, k: &str) -> Option<&Val> {
-        self.position(k).and_then(|i| self.0[i].val.as_ref())
+    /// Every key removed (buffers kept).
+    fn clear(&mut self) {
+        for w in &mut self.live {
+            *w = 0;
+        }
     }
 
-    #[inline(always)]
-    fn truthy(&self, k: &str) -> bool {
-        self.get(k).is_some_and(Val::truthy)
+    /// The key is in the dict (None or a value).
+    #[inline]
+    fn present(&self, k: u16) -> bool {
+        let k = usize::from(k);
+        self.live.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 != 0)
     }
 
-    /// Set a group by name (as `Arc`, tag known).
-    fn set(&mut self, name: Name, tag: u8, v: Option<Val>) {
-        let slot = if tag == T_OTHER {
-            self.0.iter_mut().find(|e| e.name == name)
+    #[inline]
+    fn mark(&mut self, k: usize) {
+        if let Some(w) = self.live.get_mut(k / 64) {
+            *w |= 1 << (k % 64);
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: u16) -> Option<ValRef<'_>> {
+        if !self.present(k) {
+            return None;
+        }
+        self.cells.get(usize::from(k)).and_then(Cell::get)
+    }
+
+    #[inline]
+    fn truthy(&self, k: u16) -> bool {
+        self.get(k).is_some_and(ValRef::truthy)
+    }
+
+    /// The cell of key `k`, made a key of the dict (its value to be set).
+    #[inline]
+    fn cell_mut(&mut self, k: u16) -> Option<&mut Cell> {
+        let k = usize::from(k);
+        self.mark(k);
+        self.cells.get_mut(k)
+    }
+
+    fn set_str(&mut self, k: u16, v: &str) {
+        if let Some(c) = self.cell_mut(k) {
+            c.has = Has::Str;
+            c.s.clear();
+            c.s.push_str(v);
+        }
+    }
+
+    fn set_null(&mut self, k: u16) {
+        if let Some(c) = self.cell_mut(k) {
+            c.has = Has::Null;
+        }
+    }
+
+    fn set_tuple(&mut self, k: u16, t: Vec<Option<String>>) {
+        if let Some(c) = self.cell_mut(k) {
+            c.has = Has::Tuple;
+            c.t = t;
+        }
+    }
+
+    /// `self[dst] = self[src]` (`src` a key with a value).
+    fn copy_cell(&mut self, dst: u16, src: u16) {
+        if !self.present(src) {
+            return;
+        }
+        let (d, s) = (usize::from(dst), usize::from(src));
+        if d == s || d.max(s) >= self.cells.len() {
+            return;
+        }
+        self.mark(d);
+        if d < s {
+            let (a, b) = self.cells.split_at_mut(s);
+            a[d].assign(&b[0]);
         } else {
-            self.0.iter_mut().find(|e| e.tag == tag)
-        };
-        match slot {
-            Some(e) => e.val = v,
-            None => self.0.push(Entry { name, tag, val: v }),
+            let (a, b) = self.cells.split_at_mut(d);
+            b[0].assign(&a[s]);
         }
     }
 
-    /// [`set`](Self::set) with an entry moved in (no name `Arc` cloned).
-    fn put(&mut self, e: Entry) {
-        let slot = if e.tag == T_OTHER {
-            self.0.iter_mut().find(|x| x.name == e.name)
-        } else {
-            self.0.iter_mut().find(|x| x.tag == e.tag)
-        };
-        match slot {
-            Some(x) => x.val = e.val,
-            None => self.0.push(e),
+    /// Remove the key; whether its value was truthy.
+    fn pop_truthy(&mut self, k: u16) -> bool {
+        let t = self.truthy(k);
+        let k = usize::from(k);
+        if let Some(w) = self.live.get_mut(k / 64) {
+            *w &= !(1 << (k % 64));
+        }
+        t
+    }
+
+    /// `dict.update(other)`: every key of `other` (None values too).
+    fn update(&mut self, other: &Groups) {
+        each_bit(&other.live, |i| {
+            if let Some(c) = self.cells.get_mut(i) {
+                c.assign(&other.cells[i]);
+            }
+            self.mark(i);
+        });
+    }
+
+    /// [`update`](Self::update) with the keys of `other` that have a value.
+    fn update_values(&mut self, other: &Groups) {
+        each_bit(&other.live, |i| {
+            let o = &other.cells[i];
+            if matches!(o.has, Has::Str | Has::Tuple) {
+                if let Some(c) = self.cells.get_mut(i) {
+                    c.assign(o);
+                }
+                self.mark(i);
+            }
+        });
+    }
+
+    /// The keys with their names, in slot order.
+    fn for_each(&self, mut f: impl FnMut(&Cell)) {
+        each_bit(&self.live, |i| f(&self.cells[i]));
+    }
+}
+
+/// A list of strings whose buffers are kept when it is cleared: filled
+/// again without allocating once warm. Derefs to the live part.
+#[derive(Debug, Default)]
+struct StrList {
+    items: Vec<String>,
+    len: usize,
+}
+
+impl Clone for StrList {
+    fn clone(&self) -> StrList {
+        StrList { items: self.as_slice().to_vec(), len: self.len }
+    }
+}
+
+impl StrList {
+    fn as_slice(&self) -> &[String] {
+        self.items.get(..self.len).unwrap_or(&[])
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn push(&mut self, s: &str) {
+        match self.items.get_mut(self.len) {
+            Some(x) => {
+                x.clear();
+                x.push_str(s);
+            }
+            None => self.items.push(s.to_string()),
+        }
+        self.len += 1;
+    }
+
+    fn extend<'s>(&mut self, it: impl IntoIterator<Item = &'s str>) {
+        for s in it {
+            self.push(s);
         }
     }
 
-    fn set_str(&mut self, k: Name, v: Option<Val>) {
-        match self.position(k) {
-            Some(i) => self.0[i].val = v,
-            None => self.0.push(Entry { name: k, tag: tag_of(k), val: v }),
+    /// Insert `s` in sorted order (a set: nothing when it is there).
+    fn insert_sorted(&mut self, s: &str) {
+        if let Err(at) = self.as_slice().binary_search_by(|x| x.as_str().cmp(s)) {
+            self.push(s);
+            self.items[at..self.len].rotate_right(1);
         }
-    }
-
-    fn pop(&mut self, k: &str) -> Option<Val> {
-        let i = self.position(k)?;
-        self.0.remove(i).val
     }
 }
 
@@ -811,15 +1103,18 @@ impl Groups {
 ///
 /// A reported [`Failure`] shares it (behind an `Arc`, with the mlfid cache
 /// when it goes there) and builds its fields from it only when asked.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Its buffers are reused for later failures once nothing refers to it
+/// ([`MlfidCache::fresh`]).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct FailData {
     groups: Groups,
-    /// `users`: every user of a multi-line failure (a set in fail2ban).
-    users: Option<BTreeSet<String>>,
-    /// `matches`: the matched lines.
-    matches: Option<Vec<String>>,
+    /// `users`: every user of a multi-line failure (a set in fail2ban),
+    /// sorted; empty: no `users` key.
+    users: StrList,
+    /// `matches`: the matched lines (no key and empty are the same here).
+    matches: StrList,
     /// `nofail-matches`: lines of helper matches kept for a later failure.
-    nofail_matches: Option<Vec<String>>,
+    nofail_matches: StrList,
     /// `mlfpending`: a failure waits for its id.
     mlfpending: bool,
     /// `ip`: the address when the failure id is something else.
@@ -827,30 +1122,55 @@ pub(crate) struct FailData {
 }
 
 impl FailData {
+    fn new(names: &[Name]) -> FailData {
+        FailData { groups: Groups::new(names), ..FailData::default() }
+    }
+
+    /// Empty again (buffers kept).
+    fn reset(&mut self) {
+        self.groups.clear();
+        self.users.clear();
+        self.matches.clear();
+        self.nofail_matches.clear();
+        self.mlfpending = false;
+        self.ip = None;
+    }
+
     /// The matched lines (fail2ban's `matches`).
     pub(crate) fn matches(&self) -> &[String] {
-        self.matches.as_deref().unwrap_or(&[])
+        self.matches.as_slice()
+    }
+
+    /// `matches = nofail_matches + matches`, `nofail_matches` emptied.
+    fn join_nofail_matches(&mut self) {
+        if self.nofail_matches.is_empty() {
+            return;
+        }
+        let (old, nofail) = (&self.matches, &mut self.nofail_matches);
+        nofail.extend(old.as_slice().iter().map(String::as_str));
+        std::mem::swap(&mut self.matches, &mut self.nofail_matches);
+        self.nofail_matches.clear();
     }
 
     pub(crate) fn fields(&self) -> BTreeMap<String, FieldValue> {
         let mut out = BTreeMap::new();
-        for Entry { name: k, val: v, .. } in &self.groups.0 {
-            match v {
-                Some(Val::Str(s)) => {
-                    out.insert(k.to_string(), FieldValue::One(s.clone()));
+        self.groups.for_each(|c| {
+            match c.get() {
+                Some(ValRef::Str(s)) => {
+                    out.insert(c.name.to_string(), FieldValue::One(s.to_string()));
                 }
                 // fail2ban's tuple; a part that did not take part is None there
-                Some(Val::Tuple(t)) => {
+                Some(ValRef::Tuple(t)) => {
                     out.insert(
-                        k.to_string(),
+                        c.name.to_string(),
                         FieldValue::Many(t.iter().map(|v| v.clone().unwrap_or_default()).collect()),
                     );
                 }
                 None => {}
             }
-        }
-        if let Some(u) = &self.users {
-            out.insert("users".to_string(), FieldValue::Many(u.iter().cloned().collect()));
+        });
+        if !self.users.is_empty() {
+            out.insert("users".to_string(), FieldValue::Many(self.users.as_slice().to_vec()));
         }
         if let Some(ip) = &self.ip {
             out.insert("ip".to_string(), FieldValue::One(ip.clone()));
@@ -860,23 +1180,15 @@ impl FailData {
 }
 
 /// fail2ban's `_updateUsers` on a failure's `users`: add the current user;
-/// the users' count.
-fn update_users(users: &mut Option<BTreeSet<String>>, user: Option<&Val>) -> Option<usize> {
+/// the users' count (0: no `users` key).
+fn update_users(users: &mut StrList, user: Option<ValRef<'_>>) -> usize {
     if let Some(u) = user.filter(|u| u.truthy()) {
-        let set = users.get_or_insert_with(BTreeSet::new);
         match u {
-            // copied only when new to the set
-            Val::Str(s) => {
-                if !set.contains(s) {
-                    set.insert(s.clone());
-                }
-            }
-            Val::Tuple(_) => {
-                set.insert(u.key_text().replace('\u{0}', ","));
-            }
+            ValRef::Str(s) => users.insert_sorted(s),
+            ValRef::Tuple(_) => users.insert_sorted(&u.key_text().replace('\u{0}', ",")),
         }
     }
-    users.as_ref().map(BTreeSet::len)
+    users.len()
 }
 
 // ---------------------------------------------------------------------------
@@ -938,16 +1250,38 @@ fn key_hash(k: &str) -> u64 {
     std::hash::BuildHasherDefault::<Fnv>::default().hash_one(k)
 }
 
+/// Failures kept for reuse: at most this many unused ones …
+const SPARE_FREE: usize = 16;
+/// … and this many still shared with a reported [`Failure`] (reused once
+/// the caller has dropped it).
+const SPARE_HELD: usize = 8;
+
 /// fail2ban's cache of pending multi-line failures. A hit finds its entry
 /// once by the key's text and then refers to it by hash and insertion
 /// number (unique): the data is taken out and written back in place, the
 /// entry and its key stay where they are.
+///
+/// It also keeps the failures (and keys) that left it, and those reported
+/// without going into it, for reuse: a new failure takes their buffers
+/// instead of allocating.
 #[derive(Debug, Default)]
 struct MlfidCache {
     table: hashbrown::HashTable<CacheEntry>,
-    /// Insertion order (FIFO eviction): seq → the entry's hash.
-    order: BTreeMap<u64, u64>,
+    /// Insertion order (FIFO eviction): (seq, the entry's hash), oldest
+    /// first. Entries removed meanwhile stay until popped or compacted
+    /// away (their seq is no longer in the table).
+    order: VecDeque<(u64, u64)>,
     seq: u64,
+    /// The filter's group names (slots) for a new failure.
+    names: Vec<Name>,
+    /// Unused failures, emptied.
+    free: Vec<Arc<FailData>>,
+    /// Failures still shared with a reported [`Failure`], oldest first.
+    held: VecDeque<Arc<FailData>>,
+    /// Keys of removed entries.
+    free_keys: Vec<String>,
+    /// Reuse failures and keys (off: always new ones; tests compare both).
+    reuse: bool,
 }
 
 /// An entry taken with [`MlfidCache::take`]: where to write it back.
@@ -958,18 +1292,25 @@ struct Taken {
 }
 
 impl MlfidCache {
+    fn new(names: Vec<Name>) -> MlfidCache {
+        MlfidCache { names, reuse: true, ..MlfidCache::default() }
+    }
+
     /// `get`: an expired entry is removed and not returned. The entry keeps
     /// its place (and key) with its data taken out; `put_back` returns it.
-    fn take(&mut self, k: &str, now: Timestamp) -> Option<(Taken, Arc<FailData>)> {
-        let hash = key_hash(k);
+    /// `hash`: [`key_hash`] of `k`.
+    fn take(&mut self, k: &str, hash: u64, now: Timestamp) -> Option<(Taken, Arc<FailData>)> {
         let entry = self.table.find_entry(hash, |e| e.key == k).ok()?;
         if entry.get().exp > now {
             let e = entry.into_mut();
-            let d = e.data.take().unwrap_or_default();
+            let d = match e.data.take() {
+                Some(d) => d,
+                None => Arc::new(FailData::new(&self.names)),
+            };
             return Some((Taken { hash, seq: e.seq }, d));
         }
         let (e, _) = entry.remove();
-        self.order.remove(&e.seq);
+        self.recycle_entry(e);
         None
     }
 
@@ -983,38 +1324,96 @@ impl MlfidCache {
     /// Remove an entry taken with `take` for good.
     fn forget(&mut self, t: Taken) {
         if let Ok(e) = self.table.find_entry(t.hash, |e| e.seq == t.seq) {
-            e.remove();
+            let (e, _) = e.remove();
+            self.recycle_entry(e);
         }
-        self.order.remove(&t.seq);
     }
 
     /// Remove the entry `seq` (hash `hash`); whether it was alive at `now`.
     fn remove_seq(&mut self, hash: u64, seq: u64, now: Timestamp) -> bool {
         match self.table.find_entry(hash, |e| e.seq == seq) {
-            Ok(e) => e.remove().0.exp > now,
+            Ok(e) => {
+                let (e, _) = e.remove();
+                let alive = e.exp > now;
+                self.recycle_entry(e);
+                alive
+            }
             Err(_) => false,
         }
     }
 
-    /// `set` of a new key.
-    fn set(&mut self, k: String, d: Arc<FailData>, now: Timestamp) {
+    /// `set` of a new key (`hash`: [`key_hash`] of `k`).
+    fn set(&mut self, k: &str, hash: u64, d: Arc<FailData>, now: Timestamp) {
         if self.table.len() >= MLFID_MAX_COUNT {
-            while let Some((seq, hash)) = self.order.pop_first() {
-                let alive = self.remove_seq(hash, seq, now);
+            while let Some((seq, h)) = self.order.pop_front() {
+                let alive = self.remove_seq(h, seq, now);
                 if alive && self.table.len() < MLFID_MAX_COUNT {
                     break;
                 }
             }
         }
-        let hash = key_hash(&k);
         if let Ok(old) = self.table.find_entry(hash, |e| e.key == k) {
             let (e, _) = old.remove();
-            self.order.remove(&e.seq);
+            self.recycle_entry(e);
         }
         self.seq += 1;
-        self.order.insert(self.seq, hash);
-        let e = CacheEntry { key: k, seq: self.seq, exp: now.saturating_add(MLFID_MAX_TIME), data: Some(d) };
+        self.order.push_back((self.seq, hash));
+        if self.order.len() > 2 * MLFID_MAX_COUNT + 16 {
+            // drop the places of entries removed meanwhile
+            let table = &self.table;
+            self.order.retain(|&(seq, h)| table.find(h, |e| e.seq == seq).is_some());
+        }
+        let mut key = self.free_keys.pop().unwrap_or_default();
+        key.clear();
+        key.push_str(k);
+        let e = CacheEntry { key, seq: self.seq, exp: now.saturating_add(MLFID_MAX_TIME), data: Some(d) };
         self.table.insert_unique(hash, e, |e| key_hash(&e.key));
+    }
+
+    fn recycle_entry(&mut self, e: CacheEntry) {
+        if self.reuse && self.free_keys.len() < SPARE_FREE {
+            self.free_keys.push(e.key);
+        }
+        if let Some(d) = e.data {
+            self.release(d);
+        }
+    }
+
+    /// A new, empty failure: one whose buffers are free again if there is one.
+    fn fresh(&mut self) -> Arc<FailData> {
+        if let Some(d) = self.free.pop() {
+            return d;
+        }
+        if let Some(mut d) = self.held.pop_front() {
+            if let Some(m) = Arc::get_mut(&mut d) {
+                m.reset();
+                return d;
+            }
+            self.held.push_front(d);
+        }
+        Arc::new(FailData::new(&self.names))
+    }
+
+    /// A failure the runner is done with: kept for [`fresh`](Self::fresh)
+    /// (if still shared, until the caller drops it).
+    fn release(&mut self, mut d: Arc<FailData>) {
+        if !self.reuse {
+            return;
+        }
+        match Arc::get_mut(&mut d) {
+            Some(m) => {
+                if self.free.len() < SPARE_FREE {
+                    m.reset();
+                    self.free.push(d);
+                }
+            }
+            None => {
+                if self.held.len() >= SPARE_HELD {
+                    self.held.pop_front();
+                }
+                self.held.push_back(d);
+            }
+        }
     }
 
     #[cfg(test)]
@@ -1105,6 +1504,14 @@ pub(crate) struct State {
     content: String,
     bits: Vec<u64>,
     cache: MlfidCache,
+    /// The prefregex's groups (valid from the first failregex hit of a line).
+    pre: Groups,
+    /// The failregex's groups of a hit.
+    cur: Groups,
+    /// Both merged: the hit's `fail` dict before it goes where it belongs.
+    work: Groups,
+    /// The hit's mlfid key.
+    key: String,
     pref_scratch: Scratch,
     /// One capture scratch per failregex.
     scratch: Vec<Scratch>,
@@ -1122,7 +1529,11 @@ impl State {
             hay2: String::new(),
             content: String::new(),
             bits: Vec::new(),
-            cache: MlfidCache::default(),
+            cache: MlfidCache::new(p.slots.0.clone()),
+            pre: Groups::new(&p.slots.0),
+            cur: Groups::new(&p.slots.0),
+            work: Groups::new(&p.slots.0),
+            key: String::new(),
             pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
             scratch: p.failregex.iter().map(|r| r.pat.new_scratch()).collect(),
         }
@@ -1253,7 +1664,11 @@ struct Hit {
 /// fail2ban's `Regex.search` line bookkeeping.
 fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
     if org.len() <= 1 {
-        return Hit { matched: (0..org.len()).collect(), unmatched: SmallVec::new() };
+        let mut matched = SmallVec::new();
+        if org.len() == 1 {
+            matched.push(0);
+        }
+        return Hit { matched, unmatched: SmallVec::new() };
     }
     let b = hay.as_bytes();
     let (ms, me) = caps.get(0).unwrap_or((0, 0));
@@ -1281,10 +1696,6 @@ fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
     }
     unmatched.extend(lc2c..n);
     Hit { matched, unmatched }
-}
-
-fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> SmallVec<[String; 1]> {
-    idx.iter().map(|&i| org[i].text.to_string()).collect()
 }
 
 /// Search with captures into `scratch`, the budget counted; true on a match.
@@ -1350,10 +1761,10 @@ fn find_failure(
         return cur;
     }
 
-    // Prefregex groups are made on the first failregex hit only (a line
-    // whose candidates all miss allocates nothing); `hay` keeps the whole
-    // buffer until then, the content goes to `st.content`.
-    let mut pre: Option<Groups> = None;
+    // Prefregex groups are made on the first failregex hit only (into
+    // `st.pre`, valid once `pre_made`); `hay` keeps the whole buffer until
+    // then, the content goes to `st.content`.
+    let mut pre_made = false;
     let mut have_pre = false;
     let mut in_content = false;
     if let Some(pr) = &p.prefregex {
@@ -1361,7 +1772,7 @@ fn find_failure(
         if !captures(pr, &st.hay, caps, stats) {
             return cur;
         }
-        have_pre = pr.groups.iter().any(|g| g.tag != tag_of("content"));
+        have_pre = pr.groups.iter().any(|g| g.slot != S_CONTENT);
         let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
         // fail2ban replaces the buffer only with a non-empty content.
         if let Some((s, e)) = content {
@@ -1383,8 +1794,10 @@ fn find_failure(
     }
 
     let mut hay_valid = true;
-    for (fi, fr) in p.failregex.iter().enumerate() {
-        if !hay_valid {
+    // the failregexes in order, only the candidates (bits set)
+    let mut next = 0usize;
+    loop {
+        if !hay_valid && next < p.failregex.len() {
             // fail2ban rebuilds its buffer from the (changed) line buffer
             match &cur {
                 Cur::Org => {
@@ -1408,28 +1821,22 @@ fn find_failure(
             }
             hay_valid = true;
         }
-        if !bit(&st.bits, fi) {
-            continue;
-        }
+        let Some(fi) = next_bit(&st.bits, next, p.failregex.len()) else { break };
+        next = fi + 1;
+        let Some(fr) = p.failregex.get(fi) else { break };
         let Some(caps) = st.scratch.get_mut(fi) else { continue };
         let hay: &str = if in_content { &st.content } else { &st.hay };
         if !captures(fr, hay, caps, stats) {
             continue;
         }
-        let hit = locate(fr, caps, hay, org);
-        let cur_groups = fr.group_dict(caps, hay);
-        if have_pre && pre.is_none() {
+        let mut hit = locate(fr, caps, hay, org);
+        if have_pre && !pre_made {
             // `hay` is still the whole buffer the prefregex matched
             if let Some(pr) = &p.prefregex {
-                // the content group goes anyway: not copied at all when it
-                // is the only one of that name (an `alt_`/`tuple_` target
-                // named `content` is still made, and popped)
-                let skip = if pr.content_unique { pr.content } else { None };
-                // room for the failregex's groups and the keys added later
-                let more = fr.groups.len() + 2;
-                let mut g = pr.group_dict_except(&st.pref_scratch, &st.hay, skip, more);
-                g.pop("content");
-                pre = Some(g);
+                // the content goes anyway (not even copied)
+                pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.pre);
+                st.pre.pop_truthy(S_CONTENT);
+                pre_made = true;
             }
         }
 
@@ -1452,15 +1859,15 @@ fn find_failure(
             for ig in &p.ignoreregex {
                 if is_match(ig, ig_hay, stats) {
                     found = true;
-                    if !check_all || multi {
-                        cur = Cur::Idx(hit.unmatched.clone());
-                    }
                     if !check_all {
                         break;
                     }
                 }
             }
             if found {
+                if !check_all || multi {
+                    cur = Cur::Idx(std::mem::take(&mut hit.unmatched));
+                }
                 res.ignored = true;
                 hay_valid = false;
                 if !check_all {
@@ -1471,66 +1878,56 @@ fn find_failure(
         }
 
         if !check_all || multi {
-            cur = Cur::Idx(hit.unmatched.clone());
+            cur = Cur::Idx(std::mem::take(&mut hit.unmatched));
             hay_valid = false;
         }
 
+        // fail2ban: `preGroups.copy()` updated with the failregex's groups
+        // (None values too)
+        if pre_made {
+            st.work.clone_from(&st.pre);
+        } else {
+            st.work.clear();
+        }
+        fr.update_groups(caps, hay, &mut st.work, &mut st.cur);
         // No failure id at all (fail2ban: "No group found", logged; the
         // regex is skipped). Checked on the merged groups before merging.
-        let merged_has = |k: &str| match cur_groups.position(k) {
-            Some(_) => cur_groups.get(k).is_some(),
-            None => pre.as_ref().is_some_and(|g| g.get(k).is_some()),
-        };
-        if !FAILURE_ID_PRESENTS.iter().any(|k| merged_has(k)) {
+        if !FAILURE_ID_SLOTS.iter().any(|&k| st.work.get(k).is_some()) {
             continue;
         }
-
-        let mut fail = FailData::default();
-        match pre.as_mut() {
-            Some(pg) => {
-                // fail2ban: `preGroups.copy()` updated with the failregex's
-                // groups (None values too); without checkAllRegex no other
-                // failregex of this line gets that far, so no copy is needed
-                fail.groups = if check_all { pg.clone() } else { std::mem::take(pg) };
-                for e in cur_groups.0 {
-                    fail.groups.put(e);
-                }
-            }
-            None => fail.groups = cur_groups,
-        }
-        let matched_lines = lines_text(org, &hit.matched);
+        let matched: SmallVec<[&str; 4]> = hit.matched.iter().map(|&i| org[i].text).collect();
 
         let mut slot: Option<Slot> = None;
         // the failure as the cache shares it (merged in place there)
-        let mut fail: Arc<FailData> = if let Some(key) = fail.groups.get("mlfid") {
-            // the key is copied only for a new cache entry
-            let taken = match key {
-                Val::Str(k) => st.cache.take(k, now),
-                Val::Tuple(_) => st.cache.take(&key.key_text(), now),
-            };
-            let (merged, s) = merge_failure(&mut st.cache, taken, fail, matched_lines);
+        let mut fail: Arc<FailData> = if let Some(key) = st.work.get(S_MLFID) {
+            st.key.clear();
+            key.push_key(&mut st.key);
+            let hash = key_hash(&st.key);
+            let taken = st.cache.take(&st.key, hash, now);
+            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, &matched, hash);
             slot = s;
-            if merged.groups.truthy("nofail") && !check_all {
-                write_back(&mut st.cache, slot, merged, now);
+            if merged.groups.truthy(S_NOFAIL) && !check_all {
+                write_back(&mut st.cache, slot, merged, &st.key, now);
                 return cur;
             }
             merged
         } else {
-            let mut m = fail.matches.take().unwrap_or_default();
-            m.extend(matched_lines);
-            fail.matches = Some(m);
-            Arc::new(fail)
+            let mut d = st.cache.fresh();
+            let m = Arc::make_mut(&mut d);
+            m.groups.clone_from(&st.work);
+            m.matches.extend(matched.iter().copied());
+            d
         };
 
         // failure id and address (texts borrowed from the groups)
         let id = {
             let g = &fail.groups;
-            let fid_grp = g.get("fid").map(Val::text);
-            let (ip_text, cidr) = if let Some(v) = g.get("ip4") {
-                (Some(v.text()), Cidr::parse(g.get("cidr"), Cidr::V4))
-            } else if let Some(v) = g.get("ip6") {
-                (Some(v.text()), Cidr::parse(g.get("cidr"), Cidr::V6))
-            } else if let Some(v) = g.get("dns") {
+            let fid_grp = g.get(S_FID).map(ValRef::text);
+            let (ip_text, cidr) = if let Some(v) = g.get(S_IP4) {
+                (Some(v.text()), Cidr::parse(g.get(S_CIDR), Cidr::V4))
+            } else if let Some(v) = g.get(S_IP6) {
+                (Some(v.text()), Cidr::parse(g.get(S_CIDR), Cidr::V6))
+            } else if let Some(v) = g.get(S_DNS) {
                 (Some(v.text()), Cidr::Raw)
             } else {
                 // (no id at all was skipped above)
@@ -1553,7 +1950,7 @@ fn find_failure(
             None => {
                 Arc::make_mut(&mut fail).mlfpending = true;
                 if !check_all {
-                    write_back(&mut st.cache, slot, fail, now);
+                    write_back(&mut st.cache, slot, fail, &st.key, now);
                     return cur;
                 }
                 (None, None)
@@ -1567,7 +1964,7 @@ fn find_failure(
         };
         // fields and matches are the failure's as they are now: shared with
         // the cache (copied there on the next write while still alive)
-        let nofail = fail.groups.truthy("nofail");
+        let nofail = fail.groups.truthy(S_NOFAIL);
         res.failures.push(Failure {
             regex_index: fi,
             fid,
@@ -1577,7 +1974,7 @@ fn find_failure(
             nofail,
             matches: Matches::shared(Arc::clone(&fail)),
         });
-        write_back(&mut st.cache, slot, fail, now);
+        write_back(&mut st.cache, slot, fail, &st.key, now);
         if !check_all {
             break;
         }
@@ -1590,64 +1987,62 @@ fn find_failure(
 enum Slot {
     /// Taken out of the cache; goes back to its place.
     Existing(Taken),
-    /// New entry under this key (fail2ban `set` it).
-    New(String),
+    /// New entry under the hit's key, which has this hash (fail2ban `set` it).
+    New(u64),
 }
 
-/// Store the merged failure where fail2ban's shared dict would be.
-fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, now: Timestamp) {
+/// Store the merged failure where fail2ban's shared dict would be; `key`:
+/// the hit's mlfid key. A failure that goes nowhere is kept for reuse.
+fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, key: &str, now: Timestamp) {
     match slot {
         Some(Slot::Existing(t)) => cache.put_back(t, fail),
-        Some(Slot::New(key)) => cache.set(key, fail, now),
-        None => {}
+        Some(Slot::New(hash)) => cache.set(key, hash, fail, now),
+        None => cache.release(fail),
     }
 }
 
-/// fail2ban's `_mergeFailure`.
+/// fail2ban's `_mergeFailure`: `fail` is the hit's groups (changed here as
+/// fail2ban changes its dict), `taken` the cache's entry for its key (as
+/// `cache.take` gave it), `hash` the key's hash.
 fn merge_failure(
     cache: &mut MlfidCache,
     taken: Option<(Taken, Arc<FailData>)>,
-    mut fail: FailData,
-    matched: SmallVec<[String; 1]>,
+    fail: &mut Groups,
+    matched: &[&str],
+    hash: u64,
 ) -> (Arc<FailData>, Option<Slot>) {
     let mut nf: u8 = 0;
-    if fail.groups.truthy("mlfgained") {
+    if fail.truthy(S_MLFGAINED) {
         nf |= 8 | 1;
-        if !fail.groups.truthy("nofail") {
-            let v = fail.groups.get("mlfgained").cloned();
-            fail.groups.set_str("nofail", v);
+        if !fail.truthy(S_NOFAIL) {
+            fail.copy_cell(S_NOFAIL, S_MLFGAINED);
         }
-    } else if fail.groups.truthy("nofail") {
+    } else if fail.truthy(S_NOFAIL) {
         nf |= 1;
     }
-    if fail.groups.pop("mlfforget").is_some_and(|v| v.truthy()) {
+    if fail.pop_truthy(S_MLFFORGET) {
         nf |= 2;
     }
     let users;
     let slot;
-    // (`taken`: the cache's entry for the key, as `cache.take` gave it)
     let mut merged = match taken {
         Some((t, mut shared)) => {
             // in place: a copy only while the failure reported from it lives
             let g = Arc::make_mut(&mut shared);
-            users = update_users(&mut g.users, fail.groups.get("user"));
-            if g.groups.pop("nofail").is_some_and(|v| v.truthy()) {
+            users = update_users(&mut g.users, fail.get(S_USER));
+            if g.groups.pop_truthy(S_NOFAIL) {
                 nf |= 4;
             }
-            if g.groups.pop("mlfgained").is_some_and(|v| v.truthy()) {
+            if g.groups.pop_truthy(S_MLFGAINED) {
                 nf |= 4;
             }
             if nf & 8 != 0 {
                 g.mlfpending = false;
             }
             if nf & 4 == 0 && !g.mlfpending {
-                g.matches = None;
+                g.matches.clear();
             }
-            for e in fail.groups.0 {
-                if e.val.is_some() {
-                    g.groups.put(e);
-                }
-            }
+            g.groups.update_values(fail);
             if nf & 2 != 0 {
                 cache.forget(t);
                 slot = None;
@@ -1656,37 +2051,34 @@ fn merge_failure(
             }
             shared
         }
-        None if nf & 2 == 0 => {
-            users = update_users(&mut fail.users, fail.groups.get("user"));
-            slot = fail.groups.get("mlfid").map(|k| Slot::New(k.key_text()));
-            Arc::new(fail)
-        }
         None => {
-            users = None;
-            slot = None;
-            Arc::new(fail)
+            let mut d = cache.fresh();
+            let m = Arc::make_mut(&mut d);
+            m.groups.clone_from(fail);
+            if nf & 2 == 0 {
+                users = update_users(&mut m.users, m.groups.get(S_USER));
+                slot = m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash));
+            } else {
+                users = 0;
+                slot = None;
+            }
+            d
         }
     };
     let fail = Arc::make_mut(&mut merged);
     let pending = std::mem::take(&mut fail.mlfpending);
-    if pending || users.is_some_and(|n| n > 1) {
-        fail.groups.pop("nofail");
-        fail.groups.pop("mlfgained");
+    if pending || users > 1 {
+        fail.groups.pop_truthy(S_NOFAIL);
+        fail.groups.pop_truthy(S_MLFGAINED);
         nf &= !(8 | 1);
     }
     if nf & 1 == 0 {
-        let mut m = fail.nofail_matches.take().unwrap_or_default();
-        if let Some(old) = fail.matches.take() {
-            m.extend(old);
-        }
+        fail.join_nofail_matches();
         if nf & 8 == 0 {
-            m.extend(matched);
+            fail.matches.extend(matched.iter().copied());
         }
-        fail.matches = Some(m);
     } else if nf & 3 == 1 {
-        let mut m = fail.nofail_matches.take().unwrap_or_default();
-        m.extend(matched);
-        fail.nofail_matches = Some(m);
+        fail.nofail_matches.extend(matched.iter().copied());
     }
     (merged, slot)
 }
@@ -1708,9 +2100,9 @@ enum Cidr {
 }
 
 impl Cidr {
-    fn parse(v: Option<&Val>, default: Cidr) -> Cidr {
+    fn parse(v: Option<ValRef<'_>>, default: Cidr) -> Cidr {
         match v {
-            Some(Val::Str(s)) if !s.is_empty() => match s.trim().parse::<u64>() {
+            Some(ValRef::Str(s)) if !s.is_empty() => match s.trim().parse::<u64>() {
                 Ok(n) => Cidr::Len(n.min(u32::MAX as u64) as u32),
                 Err(_) => default,
             },

@@ -911,7 +911,7 @@ fn mlfid_cache_matches_a_plain_model() {
         let mark = step;
         let d = FailData { ip: Some(mark.to_string()), ..Default::default() };
         // one hit: take, then (as the runner does) write back, forget, or set anew
-        let taken = cache.take(&key, t);
+        let taken = cache.take(&key, key_hash(&key), t);
         let pos = model.iter().position(|(k, _, _)| *k == key);
         let alive = pos.filter(|&i| model[i].1 > t);
         if let (Some(i), None) = (pos, alive) {
@@ -929,7 +929,7 @@ fn mlfid_cache_matches_a_plain_model() {
                 }
             }
             (None, None) => {
-                cache.set(key.clone(), Arc::new(d), t);
+                cache.set(&key, key_hash(&key), Arc::new(d), t);
                 model_set(&mut model, &key, mark, t);
             }
             (a, b) => panic!("step {step}: cache {:?} vs model {:?}", a.is_some(), b.is_some()),
@@ -938,4 +938,122 @@ fn mlfid_cache_matches_a_plain_model() {
         full += usize::from(cache.len() == MLFID_MAX_COUNT);
     }
     assert!(full > 1000, "eviction exercised: {full}");
+}
+
+/// Failures made from reused buffers (of failures that left the mlfid
+/// cache, or were reported and dropped by the caller) are the same as new
+/// ones: random mlfid sessions (the cache full, entries expiring), with
+/// results dropped at once (buffers reused) and kept (not reusable), each
+/// against a runner that never reuses anything.
+#[test]
+fn reused_failure_buffers_never_show_through() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let users = ["root", "admin", "", "a-much-longer-user-name-than-the-others", "bob"];
+    let mut plain = spec(&[
+        r"^bad <F-USER>\S*</F-USER> from <HOST>$",
+        r"^<F-NOFAIL>hint</F-NOFAIL> for <F-ALT_USER>\S+</F-ALT_USER> from <HOST>$",
+    ]);
+    plain.name = "plain".into();
+    let render = |f: &Failure| {
+        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+    };
+    for check_all in [false, true] {
+        for spec in [conn_filter(), plain.clone()] {
+            let mut reference = runner(&spec, check_all);
+            reference.state.cache.reuse = false;
+            let mut dropping = runner(&spec, check_all);
+            let mut keeping = runner(&spec, check_all);
+            let mut kept = Vec::new();
+            let mut t = now();
+            let mut reused = 0usize;
+            for step in 0..6000 {
+                t = t.saturating_add(Duration::from_secs(if next(50) == 0 { 200 } else { next(3) as i64 }));
+                let id = next(130);
+                let (u, v) = (users[next(5) as usize], users[next(5) as usize]);
+                let line = match next(9) {
+                    0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
+                    2 | 3 => format!("conn {id}: auth failed for {u}x"),
+                    4 => format!("conn {id}: pam failure ruser={u}"),
+                    5 => format!("conn {id}: pam failure ruser={u} user={v}y"),
+                    6 => format!("conn {id}: accepted for {v}z"),
+                    7 => format!("conn {id}: closed"),
+                    _ => match next(3) {
+                        0 => format!("bad {u} from 198.51.100.{}", next(3)),
+                        1 => format!("hint for {v}q from 2001:db8::{}", next(3)),
+                        _ => format!("conn {id}: noise"),
+                    },
+                };
+                let want: Vec<String> = reference.process_line_at(&line, t).failures.iter().map(render).collect();
+                let got: Vec<String> = dropping.process_line_at(&line, t).failures.iter().map(render).collect();
+                assert_eq!(got, want, "dropping, step {step}: {line}");
+                let res = keeping.process_line_at(&line, t);
+                let got: Vec<String> = res.failures.iter().map(render).collect();
+                assert_eq!(got, want, "keeping, step {step}: {line}");
+                kept.push((res, want));
+                reused += dropping.state.cache.free.len() + dropping.state.cache.held.len();
+            }
+            assert!(reused > 1000, "reuse exercised: {reused}");
+            // what was kept still reads as when it was reported
+            for (res, want) in &kept {
+                let got: Vec<String> = res.failures.iter().map(render).collect();
+                assert_eq!(&got, want);
+            }
+        }
+    }
+}
+
+/// A failregex without `alt_`/`tuple_` groups updates the hit's dict in
+/// place ([`Pat::update_groups`]); that equals fail2ban's way (its own
+/// `getGroups()` dict, then `dict.update`), also for groups the prefregex
+/// has too (None overrides) and ones that did not take part.
+#[test]
+fn groups_updated_in_place_equal_their_own_dict_then_update() {
+    let mut s = spec(&[r"^(?:(?:login (?P<user>\S+)|user (?P<fid>\S+)) )?from <HOST>(?: port (?P<port>\d+))?$"]);
+    s.prefregex = Some(Spanned::new(r"^<F-MLFID>\S+</F-MLFID> (?:(?P<user>u\d+) )?<F-CONTENT>.+</F-CONTENT>$"));
+    let f = compiled(&s);
+    let (pr, fr) = (f.parts.prefregex.as_ref().unwrap(), &f.parts.failregex[0]);
+    assert!(fr.alt_slots.is_empty() && fr.tuple_slots.is_empty(), "the in-place path");
+    let names = &f.parts.slots.0;
+    let render = |g: &Groups| {
+        let mut out = Vec::new();
+        for k in 0..names.len() as u16 {
+            out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
+        }
+        out
+    };
+    let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
+    let (mut pre, mut tmp) = (Groups::new(names), Groups::new(names));
+    let (mut general, mut in_place) = (Groups::new(names), Groups::new(names));
+    let mut seen = 0;
+    for line in [
+        "c1 u1 login bob from 192.0.2.1 port 22",
+        "c1 u1 from 192.0.2.1",
+        "c2 login eve from 192.0.2.2",
+        "c3 u2 user 192.0.2.9 from 192.0.2.3 port 7",
+        "c4 user x from 2001:db8::1",
+        "c5 u3 from host.example.org port 1",
+    ] {
+        let hay = format!("{line}\n");
+        assert!(pr.pat.captures_with(&hay, &mut ps).unwrap(), "{line}");
+        pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
+        pre.pop_truthy(S_CONTENT);
+        let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
+        assert!(fr.pat.captures_with(&content, &mut fs).unwrap(), "{line}");
+        general.clone_from(&pre);
+        fr.fill_groups(&fs, &content, None, &mut tmp);
+        general.update(&tmp);
+        // the in-place dict starts from leftovers of other lines
+        in_place.clone_from(&general);
+        in_place.clone_from(&pre);
+        fr.update_groups(&fs, &content, &mut in_place, &mut tmp);
+        assert_eq!(render(&in_place), render(&general), "{line}");
+        seen += usize::from(general.present(S_USER) && general.get(S_USER).is_none());
+    }
+    assert!(seen > 0, "a None overriding the prefregex's user");
 }
