@@ -134,6 +134,13 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Splits an input into capped lines without copying them when they are
 /// valid UTF-8.
+///
+/// The complete lines of each read are checked as UTF-8 in one piece (one
+/// `String::from_utf8` of the buffer, which then becomes that `String`
+/// without a copy; the partial last line moves to the next buffer). A piece
+/// that is not all UTF-8 is split line by line, each line checked and
+/// replaced on its own, as are the rest of an oversize line and the last
+/// line without a newline.
 pub struct LineReader {
     input: Input,
     max_line: usize,
@@ -144,20 +151,35 @@ pub struct LineReader {
     /// Discarding the rest of an oversize line until the next newline.
     skipping: bool,
     stats: ReadStats,
+    /// Length `buf` is kept at (reads go into `buf[end..]`).
+    cap: usize,
+    /// The complete lines of one read, all UTF-8 (empty, or ends with
+    /// `\n`); `tpos`: where the next of them starts. Its allocation is the
+    /// next `buf` once its lines are done.
+    text: String,
+    tpos: usize,
+    /// `buf[..raw_until]` was checked and is not all UTF-8: its lines go
+    /// one by one.
+    raw_until: usize,
 }
 
 impl LineReader {
     pub fn new(input: Input, max_line: usize) -> Self {
         let max_line = max_line.max(1);
+        let cap = READ_CHUNK.max(max_line + 1);
         LineReader {
             input,
             max_line,
-            buf: vec![0; READ_CHUNK.max(max_line + 1)],
+            buf: vec![0; cap],
             start: 0,
             end: 0,
             eof: false,
             skipping: false,
             stats: ReadStats::default(),
+            cap,
+            text: String::new(),
+            tpos: 0,
+            raw_until: 0,
         }
     }
 
@@ -181,6 +203,7 @@ impl LineReader {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
+            self.raw_until = self.raw_until.saturating_sub(self.start);
             self.start = 0;
         }
         loop {
@@ -213,6 +236,22 @@ impl LineReader {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Line<'_>> {
         loop {
+            if self.tpos < self.text.len() {
+                let rest = &self.text.as_bytes()[self.tpos..];
+                // (`text` ends with '\n')
+                let pos = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                let (s, e) = (self.tpos, self.tpos + pos);
+                self.tpos = e + 1;
+                if pos > self.max_line {
+                    self.stats.oversize += 1;
+                    self.stats.lines += 1;
+                    continue;
+                }
+                return Some(self.emit_text(s, e));
+            }
+            if self.start == 0 && self.raw_until == 0 && self.end > 0 && !self.skipping && self.take_piece() {
+                continue;
+            }
             let pending = &self.buf[self.start..self.end];
             if let Some(pos) = memchr::memchr(b'\n', pending) {
                 let line_start = self.start;
@@ -239,6 +278,7 @@ impl LineReader {
                 }
                 self.start = 0;
                 self.end = 0;
+                self.raw_until = 0;
             }
             if !self.fill() {
                 // End of input: a last line without a newline still counts.
@@ -254,6 +294,55 @@ impl LineReader {
                 return None;
             }
         }
+    }
+
+    /// Make `buf[..=last newline]` the new `text` when it is all UTF-8 (the
+    /// bytes after it go to the front of the next buffer); false when there
+    /// is no newline or the piece is not UTF-8 (then `raw_until` marks it).
+    fn take_piece(&mut self) -> bool {
+        let Some(last) = memchr::memrchr(b'\n', &self.buf[..self.end]) else {
+            return false;
+        };
+        let piece = last + 1;
+        let tail = self.end - piece;
+        // the last text's allocation, its bytes kept (only what it lacks of
+        // `cap` is zeroed), is the next buffer
+        let mut next = std::mem::take(&mut self.text).into_bytes();
+        next.resize(self.cap, 0);
+        next[..tail].copy_from_slice(&self.buf[piece..self.end]);
+        let mut raw = std::mem::replace(&mut self.buf, next);
+        raw.truncate(piece);
+        match String::from_utf8(raw) {
+            Ok(text) => {
+                self.text = text;
+                self.tpos = 0;
+                self.end = tail;
+                self.raw_until = 0;
+                true
+            }
+            Err(e) => {
+                // back as it was: the piece, then the bytes after it
+                let mut raw = e.into_bytes();
+                raw.resize(self.cap, 0);
+                raw[piece..self.end].copy_from_slice(&self.buf[..tail]);
+                let mut next = std::mem::replace(&mut self.buf, raw);
+                // kept for the next piece (empty: UTF-8)
+                next.clear();
+                self.text = String::from_utf8(next).unwrap_or_default();
+                self.tpos = 0;
+                self.raw_until = piece;
+                false
+            }
+        }
+    }
+
+    /// [`emit`](Self::emit) for a line of `text`.
+    fn emit_text(&mut self, s: usize, mut e: usize) -> Line<'_> {
+        if e > s && self.text.as_bytes()[e - 1] == b'\r' {
+            e -= 1;
+        }
+        self.stats.lines += 1;
+        Line { number: self.stats.lines, text: Cow::Borrowed(&self.text[s..e]), replaced: false }
     }
 
     fn emit(&mut self, s: usize, mut e: usize) -> Line<'_> {
