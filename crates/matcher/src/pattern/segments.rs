@@ -110,7 +110,7 @@ impl Fast {
                 // the text cannot start inside the run: its end (lazy: at
                 // least `min`) is the only place the text may follow
                 let k = pos + if *lazy && tail.is_empty() { *min } else { run };
-                b.get(k..)?.starts_with(tail.as_bytes()).then_some(k + tail.len())
+                text_at(b, k, tail.as_bytes()).then_some(k + tail.len())
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
