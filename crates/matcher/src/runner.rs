@@ -2111,9 +2111,44 @@ impl Cidr {
     }
 }
 
+/// `Ipv4Addr::from_str`, exactly (std's rules: four decimal octets of one
+/// to three digits, each at most 255, no leading zero, nothing else; at
+/// most 15 bytes), without its general number reader.
+fn parse_v4(text: &str) -> Option<Ipv4Addr> {
+    let b = text.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut oct = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in oct.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            if i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 || v > 255 || (n > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = v as u8;
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(oct))
+}
+
 /// `str(IPAddr(text, cidr))` and the address (the network base when masked).
 fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
-    let parsed_v4 = || text.parse::<Ipv4Addr>().ok();
+    let parsed_v4 = || parse_v4(text);
     let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
     match cidr {
         Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),
