@@ -2023,13 +2023,12 @@ fn merge_failure(
     if fail.pop_truthy(S_MLFFORGET) {
         nf |= 2;
     }
-    let users;
-    let slot;
-    let mut merged = match taken {
+    // each branch changes its failure through one `&mut` (one `make_mut`)
+    match taken {
         Some((t, mut shared)) => {
             // in place: a copy only while the failure reported from it lives
             let g = Arc::make_mut(&mut shared);
-            users = update_users(&mut g.users, fail.get(S_USER));
+            let users = update_users(&mut g.users, fail.get(S_USER));
             if g.groups.pop_truthy(S_NOFAIL) {
                 nf |= 4;
             }
@@ -2043,29 +2042,33 @@ fn merge_failure(
                 g.matches.clear();
             }
             g.groups.update_values(fail);
-            if nf & 2 != 0 {
+            merge_tail(g, nf, users, matched);
+            let slot = if nf & 2 != 0 {
                 cache.forget(t);
-                slot = None;
+                None
             } else {
-                slot = Some(Slot::Existing(t));
-            }
-            shared
+                Some(Slot::Existing(t))
+            };
+            (shared, slot)
         }
         None => {
             let mut d = cache.fresh();
             let m = Arc::make_mut(&mut d);
             m.groups.clone_from(fail);
-            if nf & 2 == 0 {
-                users = update_users(&mut m.users, m.groups.get(S_USER));
-                slot = m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash));
+            let (users, slot) = if nf & 2 == 0 {
+                let users = update_users(&mut m.users, m.groups.get(S_USER));
+                (users, m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash)))
             } else {
-                users = 0;
-                slot = None;
-            }
-            d
+                (0, None)
+            };
+            merge_tail(m, nf, users, matched);
+            (d, slot)
         }
-    };
-    let fail = Arc::make_mut(&mut merged);
+    }
+}
+
+/// The end of `_mergeFailure` on the merged failure (`users`: their count).
+fn merge_tail(fail: &mut FailData, mut nf: u8, users: usize, matched: &[&str]) {
     let pending = std::mem::take(&mut fail.mlfpending);
     if pending || users > 1 {
         fail.groups.pop_truthy(S_NOFAIL);
@@ -2080,7 +2083,6 @@ fn merge_failure(
     } else if nf & 3 == 1 {
         fail.nofail_matches.extend(matched.iter().copied());
     }
-    (merged, slot)
 }
 
 // ---------------------------------------------------------------------------
