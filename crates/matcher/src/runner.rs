@@ -2024,13 +2024,12 @@ fn merge_failure(
     if fail.pop_truthy(S_MLFFORGET) {
         nf |= 2;
     }
-    let users;
-    let slot;
-    let mut merged = match taken {
+    // each branch changes its failure through one `&mut` (one `make_mut`)
+    match taken {
         Some((t, mut shared)) => {
             // in place: a copy only while the failure reported from it lives
             let g = Arc::make_mut(&mut shared);
-            users = update_users(&mut g.users, fail.get(S_USER));
+            let users = update_users(&mut g.users, fail.get(S_USER));
             if g.groups.pop_truthy(S_NOFAIL) {
                 nf |= 4;
             }
@@ -2044,29 +2043,33 @@ fn merge_failure(
                 g.matches.clear();
             }
             g.groups.update_values(fail);
-            if nf & 2 != 0 {
+            merge_tail(g, nf, users, matched);
+            let slot = if nf & 2 != 0 {
                 cache.forget(t);
-                slot = None;
+                None
             } else {
-                slot = Some(Slot::Existing(t));
-            }
-            shared
+                Some(Slot::Existing(t))
+            };
+            (shared, slot)
         }
         None => {
             let mut d = cache.fresh();
             let m = Arc::make_mut(&mut d);
             m.groups.clone_from(fail);
-            if nf & 2 == 0 {
-                users = update_users(&mut m.users, m.groups.get(S_USER));
-                slot = m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash));
+            let (users, slot) = if nf & 2 == 0 {
+                let users = update_users(&mut m.users, m.groups.get(S_USER));
+                (users, m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash)))
             } else {
-                users = 0;
-                slot = None;
-            }
-            d
+                (0, None)
+            };
+            merge_tail(m, nf, users, matched);
+            (d, slot)
         }
-    };
-    let fail = Arc::make_mut(&mut merged);
+    }
+}
+
+/// The end of `_mergeFailure` on the merged failure (`users`: their count).
+fn merge_tail(fail: &mut FailData, mut nf: u8, users: usize, matched: &[&str]) {
     let pending = std::mem::take(&mut fail.mlfpending);
     if pending || users > 1 {
         fail.groups.pop_truthy(S_NOFAIL);
@@ -2081,7 +2084,6 @@ fn merge_failure(
     } else if nf & 3 == 1 {
         fail.nofail_matches.extend(matched.iter().copied());
     }
-    (merged, slot)
 }
 
 // ---------------------------------------------------------------------------
@@ -2112,9 +2114,44 @@ impl Cidr {
     }
 }
 
+/// `Ipv4Addr::from_str`, exactly (std's rules: four decimal octets of one
+/// to three digits, each at most 255, no leading zero, nothing else; at
+/// most 15 bytes), without its general number reader.
+fn parse_v4(text: &str) -> Option<Ipv4Addr> {
+    let b = text.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut oct = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in oct.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            if i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 || v > 255 || (n > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = v as u8;
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(oct))
+}
+
 /// `str(IPAddr(text, cidr))` and the address (the network base when masked).
 fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
-    let parsed_v4 = || text.parse::<Ipv4Addr>().ok();
+    let parsed_v4 = || parse_v4(text);
     let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
     match cidr {
         Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),

@@ -1057,3 +1057,50 @@ fn groups_updated_in_place_equal_their_own_dict_then_update() {
     }
     assert!(seen > 0, "a None overriding the prefregex's user");
 }
+
+/// The hand-written IPv4 parser accepts exactly what std's does.
+#[test]
+fn parse_v4_is_std() {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut cases: Vec<String> = [
+        "",
+        "1.2.3.4",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3.04",
+        "1.2.3",
+        "1.2.3.4.",
+        ".1.2.3.4",
+        "1..2.3",
+        "1.2.3.4 ",
+        " 1.2.3.4",
+        "1.2.3.4x",
+        "1000.2.3.4",
+        "1.2.3.0004",
+        "001.002.003.004",
+        "1.2.3.-4",
+        "+1.2.3.4",
+        "1.2.3.٤",
+        "192.168.100.200",
+        "9.99.199.255",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let alphabet = ["0", "1", "2", "5", "9", ".", ".", "25", "255", "256", "x", " ", "00"];
+    for _ in 0..200_000 {
+        let n = next(10);
+        cases.push((0..n).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect());
+    }
+    for c in &cases {
+        assert_eq!(parse_v4(c), c.parse::<Ipv4Addr>().ok(), "{c:?}");
+    }
+}
