@@ -47,7 +47,7 @@ use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
-use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch};
+use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch, first_newline};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
     MatchStats, Matches, RunOptions,
@@ -1288,8 +1288,9 @@ fn lines_text(org: &[Tl<'_>], idx: &[usize]) -> SmallVec<[String; 1]> {
 }
 
 /// Search with captures into `scratch`, the budget counted; true on a match.
-fn captures(p: &Pat, hay: &str, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
-    match p.pat.captures_with(hay, scratch) {
+/// `nl`: the first `\n` in `hay` (see [`Pattern::captures_with_nl`]).
+fn captures(p: &Pat, hay: &str, nl: usize, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
+    match p.pat.captures_with_nl(hay, nl, scratch) {
         Ok(m) => m,
         Err(_) => {
             stats.budget_exhausted += 1;
@@ -1326,6 +1327,9 @@ fn find_failure(
 
     st.hay.clear();
     push_buf(&mut st.hay, 0..org.len(), org);
+    // the engines need the first newline of what they search: found once
+    // per buffer here, not per pattern
+    let mut hay_nl = first_newline(st.hay.as_bytes());
 
     // ignoreregex up front (only with few of them, as fail2ban).
     if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
@@ -1356,18 +1360,33 @@ fn find_failure(
     let mut pre: Option<Groups> = None;
     let mut have_pre = false;
     let mut in_content = false;
+    // where the content starts in `hay` when `hay[at..]` is `content + "\n"`
+    // itself (it runs to the line's end), so that it is not copied
+    let mut content_at: Option<usize> = None;
+    let mut content_nl = 0;
     if let Some(pr) = &p.prefregex {
         let caps = &mut st.pref_scratch;
-        if !captures(pr, &st.hay, caps, stats) {
+        if !captures(pr, &st.hay, hay_nl, caps, stats) {
             return cur;
         }
         have_pre = pr.groups.iter().any(|g| g.tag != tag_of("content"));
         let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
         // fail2ban replaces the buffer only with a non-empty content.
         if let Some((s, e)) = content {
-            st.content.clear();
-            st.content.push_str(&st.hay[s..e]);
-            st.content.push('\n');
+            // (`hay` ends with "\n"; a multi-line buffer keeps its content
+            // in `st.content` for the next line)
+            if !multi && e + 1 == st.hay.len() {
+                content_at = Some(s);
+                content_nl = match hay_nl.checked_sub(s) {
+                    Some(k) => k,
+                    None => first_newline(&st.hay.as_bytes()[s..]),
+                };
+            } else {
+                st.content.clear();
+                st.content.push_str(&st.hay[s..e]);
+                st.content.push('\n');
+                content_nl = first_newline(st.content.as_bytes());
+            }
             cur = Cur::Content;
             in_content = true;
         }
@@ -1376,7 +1395,7 @@ fn find_failure(
         }
     }
     if let Some(d) = dispatch {
-        let text: &str = if in_content { &st.content } else { &st.hay };
+        let text: &str = if in_content { content_of(&st.hay, &st.content, content_at) } else { &st.hay };
         if !d.candidates(text, p.prefilter.words, &mut st.bits) {
             return cur;
         }
@@ -1390,9 +1409,11 @@ fn find_failure(
                 Cur::Org => {
                     st.hay.clear();
                     push_buf(&mut st.hay, 0..org.len(), org);
+                    hay_nl = first_newline(st.hay.as_bytes());
                     in_content = false;
                 }
-                // `st.content` still is `content + "\n"`
+                // the content (`st.content` or the end of `st.hay`, which is
+                // rebuilt only in the other cases) still is `content + "\n"`
                 Cur::Content => in_content = true,
                 Cur::Idx(idx) => {
                     st.hay.clear();
@@ -1401,6 +1422,7 @@ fn find_failure(
                     } else {
                         push_buf(&mut st.hay, idx.iter().copied(), org);
                     }
+                    hay_nl = first_newline(st.hay.as_bytes());
                     in_content = false;
                     // lines joined anew: the prefilter's answer no longer holds
                     p.prefilter.all(&mut st.bits);
@@ -1412,8 +1434,9 @@ fn find_failure(
             continue;
         }
         let Some(caps) = st.scratch.get_mut(fi) else { continue };
-        let hay: &str = if in_content { &st.content } else { &st.hay };
-        if !captures(fr, hay, caps, stats) {
+        let (hay, nl) =
+            if in_content { (content_of(&st.hay, &st.content, content_at), content_nl) } else { (&st.hay[..], hay_nl) };
+        if !captures(fr, hay, nl, caps, stats) {
             continue;
         }
         let hit = locate(fr, caps, hay, org);
@@ -1444,7 +1467,7 @@ fn find_failure(
                 }
                 &st.hay2
             } else if in_content {
-                &st.content
+                content_of(&st.hay, &st.content, content_at)
             } else {
                 &st.hay
             };
@@ -1583,6 +1606,15 @@ fn find_failure(
         }
     }
     cur
+}
+
+/// The searched content: `hay[at..]` when it is that, else `content`.
+#[inline]
+fn content_of<'a>(hay: &'a str, content: &'a str, at: Option<usize>) -> &'a str {
+    match at {
+        Some(s) => &hay[s..],
+        None => content,
+    }
 }
 
 /// Where a merged mlfid failure lives in the cache.

@@ -155,6 +155,41 @@ fn prefregex_content_is_what_failregexes_see() {
     assert!(r.process_line_at("Failed for root from 192.0.2.3", now()).failures.is_empty());
 }
 
+/// The content is searched in place at the end of the buffer when it runs
+/// to the line's end, copied otherwise; the first newline handed to the
+/// engines (checked against a fresh search by a debug assertion) is the
+/// content's in both, also with newlines in the line before or in the
+/// content.
+#[test]
+fn prefregex_content_in_place_or_copied_sees_the_same_text() {
+    let fr = [r"^Failed for <F-USER>\S+</F-USER> from <HOST>$", r"^(?s:Bad .+ from <HOST>\nrest)$"];
+    let mut end = spec(&fr);
+    end.prefregex = Some(Spanned::new(r"^(?:x\n)?<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>(?s:.+?)</F-CONTENT>$"));
+    let mut mid = spec(&fr);
+    mid.prefregex =
+        Some(Spanned::new(r"^(?:x\n)?<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>(?s:.+?)</F-CONTENT> \[end\]$"));
+    let (mut e, mut m) = (runner(&end, false), runner(&mid, false));
+    for (line, tail_ok) in [
+        ("sshd[42]: Failed for root from 192.0.2.3", true),
+        ("x\nsshd[42]: Failed for root from 192.0.2.3", true),
+        ("sshd[42]: Bad one from 192.0.2.3\nrest", true),
+        ("x\nsshd[42]: Bad one from 192.0.2.3\nrest", true),
+        ("sshd[42]: Failed for root from 192.0.2.3 x", false),
+        ("sshd[42]: Bad one from 192.0.2.3\nrest\nmore", false),
+    ] {
+        let with_end = e.process_line_at(&format!("{line} [end]"), now());
+        let got = m.process_line_at(&format!("{line} [end]"), now());
+        assert_eq!(real(&got).len(), usize::from(tail_ok), "copied content: {line:?}");
+        assert!(real(&with_end).is_empty(), "' [end]' is part of the content: {line:?}");
+        let res = e.process_line_at(line, now());
+        assert_eq!(real(&res).len(), usize::from(tail_ok), "content in place: {line:?}");
+        if tail_ok {
+            assert_eq!(real(&res)[0].fid.as_deref(), Some("192.0.2.3"));
+            assert_eq!(real(&got)[0].fid.as_deref(), Some("192.0.2.3"));
+        }
+    }
+}
+
 #[test]
 fn prefregex_with_empty_content_keeps_the_whole_line() {
     let mut s = spec(&[r"^x: fail <HOST>$"]);
