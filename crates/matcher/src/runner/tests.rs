@@ -608,6 +608,43 @@ fn dispatch_picks_the_same_failures_as_trying_every_failregex() {
     assert!(compiled(&s).parts.prefilter.dispatch.is_none());
 }
 
+/// The whole-line literal reject left out while few lines are rejected:
+/// the same failures as trying every failregex, through phases with few
+/// and with many lines without any literal (the reject off, then on again).
+#[test]
+fn literal_reject_left_out_changes_nothing() {
+    for pref in [true, false] {
+        let s = dispatch_filter(pref);
+        let with = compiled(&s);
+        let mut c = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap().filter;
+        c.parts.prefilter = Prefilter::build(&vec![None; c.parts.failregex.len()]);
+        let without = Arc::new(c);
+        let mut a = FilterRunner::new(Arc::clone(&with), RunOptions::default());
+        let mut b = FilterRunner::new(Arc::clone(&without), RunOptions::default());
+        let lit: Vec<&str> =
+            DISPATCH_LINES.iter().copied().filter(|l| with.parts.prefilter.any_literal(&format!("{l}\n"))).collect();
+        assert!(lit.len() > 5);
+        let (mut skipped, mut checked_again) = (0, false);
+        for phase in 0..4 {
+            for i in 0..12_000 {
+                // phases 0 and 2: mostly lines with a literal; 1 and 3: mostly without
+                let plain = if phase % 2 == 0 { i % 9 == 0 } else { i % 9 != 0 };
+                let l = if plain {
+                    ["conn 7: nothing here", "conn 7: ", "nothing", "conn 7: x\ny", ""][i % 5]
+                } else {
+                    lit[i % lit.len()]
+                };
+                let (x, y) = (a.process_line_at(l, now()), b.process_line_at(l, now()));
+                assert_eq!(x, y, "line {l:?} (prefregex {pref}, phase {phase})");
+                skipped += usize::from(a.state.reject.skip > 0);
+                checked_again |= phase == 3 && a.state.reject.skip == 0;
+            }
+        }
+        assert!(skipped > 10_000, "the reject was left out for {skipped} lines (prefregex {pref})");
+        assert!(checked_again, "the reject came back with many lines without a literal (prefregex {pref})");
+    }
+}
+
 #[test]
 fn prefilter_trims_trailing_newlines_from_literals() {
     let p = Prefilter::build(&[Some(vec!["abc\n".into()]), Some(vec!["\n".into()]), Some(vec!["zz".into()])]);
