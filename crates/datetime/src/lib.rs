@@ -80,8 +80,9 @@ mod template;
 
 pub use strptime::parse_logtimezone;
 
+use hand::Hand;
 use strptime::ZoneCache;
-use template::{Build, DEFAULT_PATTERNS, LINE_BEGIN, RE_DATE_PREMATCH, RawHit, Template};
+use template::{Build, DEFAULT_PATTERNS, HitData, LINE_BEGIN, RE_DATE_PREMATCH, RawHit, Template};
 
 /// What date detection needs from outside: "now" (to complete dates without
 /// a year, as fail2ban does) and the zone of times written without one.
@@ -327,6 +328,63 @@ struct Memo {
     /// (ctx.now, zone cache generation, glibc offset state, time) once
     /// computed
     time: Option<(i64, u64, i64, Option<Timestamp>)>,
+    /// The hit is the `{^LN-BEG}` syslog matcher's on a line that starts
+    /// `Mmm DD HH:MM:SS` (see [`syslog_seconds_only`]): a line that differs
+    /// only in the seconds' digits has the same hit but for the seconds.
+    seconds_only: bool,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often the seconds-only reuse answered (tests).
+    static SECONDS_REUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Where the seconds of a `Mmm DD HH:MM:SS` line start.
+const SYSLOG_SEC: usize = 13;
+
+/// `[0-5][0-9]`: the value of seconds the syslog matcher takes as two digits
+/// (its first alternative, tried first).
+fn two_digit_seconds(b: &[u8]) -> Option<i32> {
+    match b {
+        [d1 @ b'0'..=b'5', d2 @ b'0'..=b'9', ..] => Some(i32::from(d1 - b'0') * 10 + i32::from(d2 - b'0')),
+        _ => None,
+    }
+}
+
+/// Whether a hit of template `t` on `line` from `pos` may be reused for a
+/// line that differs only in the two seconds' digits (both `[0-5][0-9]`).
+///
+/// The `{^LN-BEG}` syslog matcher (`^(?:\W{0,2})?(?:%a )?%b %d %k:%M:%S…`,
+/// alternatives in Python's order) on a line starting with
+/// `[A-Za-z]{3} (?: [1-9]|0[1-9]|[12]\d|3[01]) [0-2]\d:[0-5]\d:[0-5]\d`:
+/// no `\W` prefix (a letter first); every alternative tried before the
+/// line's own structure fails before byte 13 (a weekday start on a month
+/// name fails at bytes 4..7; a shorter day, hour or minute meets a digit
+/// where it needs ' ' or ':'); that structure takes each part with its
+/// first alternative (two digits), and all that follows the seconds looks
+/// at bytes from 14 on (byte 14 only as a word character). So the same
+/// bytes but for 13..15 give the same path and spans, the seconds' value
+/// aside.
+fn syslog_seconds_only(t: &Template, pos: usize, line: &[u8], hit: &RawHit) -> bool {
+    let b = line;
+    let shape = b.len() >= SYSLOG_SEC + 2
+        && b[..3].iter().all(u8::is_ascii_alphabetic)
+        && b[3] == b' '
+        && matches!((b[4], b[5]), (b' ' | b'0', b'1'..=b'9') | (b'1' | b'2', b'0'..=b'9') | (b'3', b'0' | b'1'))
+        && b[6] == b' '
+        && matches!(b[7], b'0'..=b'2')
+        && b[8].is_ascii_digit()
+        && b[9] == b':'
+        && matches!(b[10], b'0'..=b'5')
+        && b[11].is_ascii_digit()
+        && b[12] == b':';
+    shape
+        && pos == 0
+        && matches!(t.hand, Some(Hand::Pattern { shape: hand::Shape::Syslog, anchored: true, .. }))
+        && (hit.s0, hit.s1) == (0, 0)
+        && hit.e1 >= SYSLOG_SEC + 2
+        && matches!(&hit.data, HitData::Fields(f) if Some(f.second) == two_digit_seconds(&b[SYSLOG_SEC..]))
 }
 
 /// `template.matchDate(line, pos, endpos)` for the last template, through
@@ -353,6 +411,26 @@ fn last_match(
     {
         return (Some(m.hit.clone()), true);
     }
+    // the same but for the seconds (see `syslog_seconds_only`)
+    let b = line.as_bytes();
+    if let Some(m) = memo.as_mut()
+        && m.seconds_only
+        && m.tid == tid
+        && m.pos == pos
+        && (if m.saw_end { hay_len == m.hay_len } else { hay_len >= m.upto })
+        && m.upto >= SYSLOG_SEC + 2
+        && let Some(sec) = b.get(SYSLOG_SEC..).and_then(two_digit_seconds)
+        && b.get(..SYSLOG_SEC) == Some(&m.bytes[..SYSLOG_SEC])
+        && b.get(SYSLOG_SEC + 2..m.upto) == Some(&m.bytes[SYSLOG_SEC + 2..m.upto])
+        && let HitData::Fields(f) = &mut m.hit.data
+    {
+        f.second = sec;
+        #[cfg(test)]
+        SECONDS_REUSED.with(|c| c.set(c.get() + 1));
+        m.bytes[SYSLOG_SEC..SYSLOG_SEC + 2].copy_from_slice(&b[SYSLOG_SEC..SYSLOG_SEC + 2]);
+        m.time = None;
+        return (Some(m.hit.clone()), true);
+    }
     match t.match_date_tracked(line, pos, endpos) {
         Some((Some(hit), max)) => {
             let saw_end = max >= hay_len;
@@ -360,7 +438,9 @@ fn last_match(
             if upto <= MEMO_BYTES {
                 let mut bytes = [0u8; MEMO_BYTES];
                 bytes[..upto].copy_from_slice(&line.as_bytes()[..upto]);
-                *memo = Some(Memo { tid, pos, hay_len, upto, saw_end, bytes, hit: hit.clone(), time: None });
+                let seconds_only = upto >= SYSLOG_SEC + 2 && syslog_seconds_only(t, pos, &bytes[..upto], &hit);
+                *memo =
+                    Some(Memo { tid, pos, hay_len, upto, saw_end, bytes, hit: hit.clone(), time: None, seconds_only });
                 return (Some(hit), true);
             }
             (Some(hit), false)
@@ -626,6 +706,97 @@ impl DateScanner {
 #[cfg(test)]
 mod memo_tests {
     use super::*;
+
+    /// The seconds-only reuse of a syslog hit against the scanner without
+    /// any memo, on lines built from parts that bend the `Mmm DD HH:MM:SS`
+    /// shape every way (days, hours, minutes and seconds out of range or
+    /// one digit, a weekday, a `\W` prefix, a fraction, a year, a word
+    /// character right after, non-ASCII), consecutive lines mostly differing
+    /// in the seconds only; for `{^LN-BEG}`, the default templates and a
+    /// plain syslog pattern.
+    #[test]
+    fn seconds_only_reuse_changes_nothing() {
+        let months = ["Mar", "Jan", "mAR", "Sun", "Xyz", "Ma1"];
+        let days = [" 2", "02", "12", "29", "30", "31", "32", " 0", "00", "3 ", "1", "2 "];
+        let hours = ["00", "09", "19", "23", "24", "29", "30", "0", "0 ", "5", "3"];
+        let mins = ["00", "05", "59", "60", "7", "61"];
+        let secs = ["00", "01", "09", "10", "48", "59", "60", "61", "69", "70", "99", "5", "5x", "1é", "0:"];
+        let tails = [
+            " host sshd[1]: x",
+            "",
+            " ",
+            ".5 x",
+            ".1234567 x",
+            " 2005 x",
+            " 2005",
+            " 1969 x",
+            "x",
+            "_",
+            ":",
+            " 20",
+            "é",
+            ".",
+            " 2005.5",
+        ];
+        let heads = ["", "", "", "", "[", "Sun ", "  ", "é"];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        // mostly one of the first `good` (the shape the reuse takes)
+        let mut pick = |good: usize, all: usize| if next(5) == 0 { next(all) } else { next(good) };
+        let mut lines = Vec::new();
+        let mut parts = [0usize; 7];
+        for i in 0..20_000 {
+            if i % 6 == 0 || pick(4, 3) == 0 {
+                parts = [
+                    pick(4, heads.len()),
+                    pick(3, months.len()),
+                    pick(6, days.len()),
+                    pick(6, hours.len()),
+                    pick(3, mins.len()),
+                    pick(6, secs.len()),
+                    pick(2, tails.len()),
+                ];
+            } else {
+                // mostly the seconds, now and then the byte after them
+                parts[5] = pick(6, secs.len());
+                if pick(8, 8) == 0 {
+                    parts[6] = pick(tails.len(), tails.len());
+                }
+            }
+            let [h, m, d, hh, mm, ss, t] = parts;
+            lines.push(format!(
+                "{}{} {} {}:{}:{}{}",
+                heads[h], months[m], days[d], hours[hh], mins[mm], secs[ss], tails[t]
+            ));
+        }
+        let berlin = TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC);
+        let detectors = [
+            DateDetector::from_datepattern_for_year("{^LN-BEG}", 2026).unwrap(),
+            DateDetector::fail2ban_default_for_year(2026),
+            DateDetector::from_datepattern_for_year("^%b %d %H:%M:%S", 2026).unwrap(),
+        ];
+        let before = SECONDS_REUSED.with(|c| c.get());
+        for det in detectors {
+            let det = Arc::new(det);
+            let mut a = det.scanner();
+            let mut b = det.scanner();
+            b.memo_on = false;
+            for (i, l) in lines.iter().enumerate() {
+                let ctx = TimeContext {
+                    now: Timestamp::from_secs(1_772_400_000 + (i as i64 / 500) * 86_400 * 45),
+                    tz: if (i / 3000) % 2 == 0 { TimeZone::UTC } else { berlin.clone() },
+                };
+                assert_eq!(a.find_match(l, &ctx), b.find_match(l, &ctx), "line {i}: {l:?}");
+            }
+        }
+        let used = SECONDS_REUSED.with(|c| c.get()) - before;
+        assert!(used > 2000, "seconds-only reuse answered {used} times");
+    }
 
     /// The memo must never change a result: two scanners, one without it.
     #[test]

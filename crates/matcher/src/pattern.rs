@@ -318,7 +318,7 @@ fn build_fancy(pat: &str, backtrack_limit: usize) -> Result<fancy_regex::Regex, 
 /// Index of the first `\n` in `b` (its length: none). Eight bytes at a time:
 /// haystacks are short lines, where this beats a call to `memchr`.
 #[inline]
-fn first_newline(b: &[u8]) -> usize {
+pub(crate) fn first_newline(b: &[u8]) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut chunks = b.chunks_exact(8);
@@ -617,8 +617,15 @@ impl Pattern {
     /// Captures into `scratch` (no allocation on the linear engine once the
     /// scratch belongs to this pattern); returns whether it matched.
     pub fn captures_with(&self, hay: &str, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
+        self.captures_with_nl(hay, first_newline(hay.as_bytes()), scratch)
+    }
+
+    /// [`Pattern::captures_with`] where the caller knows `nl`, the index of
+    /// the first `\n` in `hay` (its length when there is none).
+    pub(crate) fn captures_with_nl(&self, hay: &str, nl: usize, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
+        debug_assert_eq!(nl, first_newline(hay.as_bytes()));
         self.prepare(scratch);
-        let m = self.captures_raw(hay, scratch)?;
+        let m = self.captures_raw(hay, nl, scratch)?;
         if m && let Some(map) = &self.remap {
             // copies of a group sit in different alternatives: at most one
             // of them takes part
@@ -640,8 +647,7 @@ impl Pattern {
 
     /// [`Pattern::captures_with`] by compiled group index.
     #[inline]
-    fn captures_raw(&self, hay: &str, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
-        let nl = first_newline(hay.as_bytes());
+    fn captures_raw(&self, hay: &str, nl: usize, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
         let fancy = match (&self.compiled, self.exact_for(hay, nl)) {
             (_, Some(ex)) => ex,
             (Compiled::Linear { uni, .. }, None) => {

@@ -47,7 +47,7 @@ use smallvec::{SmallVec, smallvec};
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
-use crate::pattern::{Pattern, PatternKind, PatternOptions, Scratch};
+use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, first_newline};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
     MatchStats, Matches, RunOptions,
@@ -1477,6 +1477,36 @@ fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]
     out.push('\n');
 }
 
+/// The whole-line literal reject of single-line filters that pick their
+/// candidates after the prefregex: it costs a literal search on every line
+/// and saves a prefregex search (a few times dearer) on the lines without
+/// any literal. Measured over `SAMPLE` lines: when fewer than a quarter of
+/// them are rejected, the next `SKIP` lines go without it (those without a
+/// literal then fail the prefregex or get no candidate: the same result).
+#[derive(Debug, Default)]
+struct Reject {
+    checked: u32,
+    rejected: u32,
+    skip: u32,
+}
+
+impl Reject {
+    const SAMPLE: u32 = 512;
+    const SKIP: u32 = 8192;
+
+    fn record(&mut self, rejected: bool) {
+        self.checked += 1;
+        self.rejected += u32::from(rejected);
+        if self.checked == Self::SAMPLE {
+            if self.rejected * 4 < self.checked {
+                self.skip = Self::SKIP;
+            }
+            self.checked = 0;
+            self.rejected = 0;
+        }
+    }
+}
+
 /// fail2ban's `__lineBuffer` relative to the buffer the line started with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Cur {
@@ -1504,6 +1534,8 @@ pub(crate) struct State {
     /// `<F-CONTENT>` + "\n" while the line buffer is the content.
     content: String,
     bits: Vec<u64>,
+    /// How the whole-line literal reject has fared lately.
+    reject: Reject,
     cache: MlfidCache,
     /// The prefregex's groups (valid from the first failregex hit of a line).
     pre: Groups,
@@ -1530,6 +1562,7 @@ impl State {
             hay2: String::new(),
             content: String::new(),
             bits: Vec::new(),
+            reject: Reject::default(),
             cache: MlfidCache::new(p.slots.0.clone()),
             pre: Groups::new(&p.slots.0),
             cur: Groups::new(&p.slots.0),
@@ -1700,8 +1733,9 @@ fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
 }
 
 /// Search with captures into `scratch`, the budget counted; true on a match.
-fn captures(p: &Pat, hay: &str, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
-    match p.pat.captures_with(hay, scratch) {
+/// `nl`: the first `\n` in `hay` (see [`Pattern::captures_with_nl`]).
+fn captures(p: &Pat, hay: &str, nl: usize, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
+    match p.pat.captures_with_nl(hay, nl, scratch) {
         Ok(m) => m,
         Err(_) => {
             stats.budget_exhausted += 1;
@@ -1738,6 +1772,9 @@ fn find_failure(
 
     st.hay.clear();
     push_buf(&mut st.hay, 0..org.len(), org);
+    // the engines need the first newline of what they search: found once
+    // per buffer here, not per pattern
+    let mut hay_nl = first_newline(st.hay.as_bytes());
 
     // ignoreregex up front (only with few of them, as fail2ban).
     if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
@@ -1754,7 +1791,25 @@ fn find_failure(
     let pref_first = multi && p.prefregex.is_some();
     let dispatch = if multi { None } else { p.prefilter.dispatch.as_deref() };
     let any = match dispatch {
-        // candidates are picked on the searched text, after the prefregex
+        // candidates are picked on the searched text, after the prefregex;
+        // the literal search over the whole line only saves the prefregex
+        // search on lines without any literal, and is left out while few
+        // lines are so (see `Reject`) where that changes nothing else: a
+        // linear prefregex on a text with no newline but the last one (no
+        // backtracking engine, so no budget to count)
+        Some(_)
+            if st.hay.len() == hay_nl + 1
+                && p.prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear) =>
+        {
+            if st.reject.skip > 0 {
+                st.reject.skip -= 1;
+                true
+            } else {
+                let any = p.prefilter.any_literal(&st.hay);
+                st.reject.record(!any);
+                any
+            }
+        }
         Some(_) => p.prefilter.any_literal(&st.hay),
         None => p.prefilter.candidates(&st.hay, &mut st.bits),
     };
@@ -1768,18 +1823,33 @@ fn find_failure(
     let mut pre_made = false;
     let mut have_pre = false;
     let mut in_content = false;
+    // where the content starts in `hay` when `hay[at..]` is `content + "\n"`
+    // itself (it runs to the line's end), so that it is not copied
+    let mut content_at: Option<usize> = None;
+    let mut content_nl = 0;
     if let Some(pr) = &p.prefregex {
         let caps = &mut st.pref_scratch;
-        if !captures(pr, &st.hay, caps, stats) {
+        if !captures(pr, &st.hay, hay_nl, caps, stats) {
             return cur;
         }
         have_pre = pr.groups.iter().any(|g| g.slot != S_CONTENT);
         let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
         // fail2ban replaces the buffer only with a non-empty content.
         if let Some((s, e)) = content {
-            st.content.clear();
-            st.content.push_str(&st.hay[s..e]);
-            st.content.push('\n');
+            // (`hay` ends with "\n"; a multi-line buffer keeps its content
+            // in `st.content` for the next line)
+            if !multi && e + 1 == st.hay.len() {
+                content_at = Some(s);
+                content_nl = match hay_nl.checked_sub(s) {
+                    Some(k) => k,
+                    None => first_newline(&st.hay.as_bytes()[s..]),
+                };
+            } else {
+                st.content.clear();
+                st.content.push_str(&st.hay[s..e]);
+                st.content.push('\n');
+                content_nl = first_newline(st.content.as_bytes());
+            }
             cur = Cur::Content;
             in_content = true;
         }
@@ -1788,7 +1858,7 @@ fn find_failure(
         }
     }
     if let Some(d) = dispatch {
-        let text: &str = if in_content { &st.content } else { &st.hay };
+        let text: &str = if in_content { content_of(&st.hay, &st.content, content_at) } else { &st.hay };
         if !d.candidates(text, p.prefilter.words, &mut st.bits) {
             return cur;
         }
@@ -1804,9 +1874,11 @@ fn find_failure(
                 Cur::Org => {
                     st.hay.clear();
                     push_buf(&mut st.hay, 0..org.len(), org);
+                    hay_nl = first_newline(st.hay.as_bytes());
                     in_content = false;
                 }
-                // `st.content` still is `content + "\n"`
+                // the content (`st.content` or the end of `st.hay`, which is
+                // rebuilt only in the other cases) still is `content + "\n"`
                 Cur::Content => in_content = true,
                 Cur::Idx(idx) => {
                     st.hay.clear();
@@ -1815,6 +1887,7 @@ fn find_failure(
                     } else {
                         push_buf(&mut st.hay, idx.iter().copied(), org);
                     }
+                    hay_nl = first_newline(st.hay.as_bytes());
                     in_content = false;
                     // lines joined anew: the prefilter's answer no longer holds
                     p.prefilter.all(&mut st.bits);
@@ -1826,8 +1899,9 @@ fn find_failure(
         next = fi + 1;
         let Some(fr) = p.failregex.get(fi) else { break };
         let Some(caps) = st.scratch.get_mut(fi) else { continue };
-        let hay: &str = if in_content { &st.content } else { &st.hay };
-        if !captures(fr, hay, caps, stats) {
+        let (hay, nl) =
+            if in_content { (content_of(&st.hay, &st.content, content_at), content_nl) } else { (&st.hay[..], hay_nl) };
+        if !captures(fr, hay, nl, caps, stats) {
             continue;
         }
         let mut hit = locate(fr, caps, hay, org);
@@ -1852,7 +1926,7 @@ fn find_failure(
                 }
                 &st.hay2
             } else if in_content {
-                &st.content
+                content_of(&st.hay, &st.content, content_at)
             } else {
                 &st.hay
             };
@@ -1981,6 +2055,15 @@ fn find_failure(
         }
     }
     cur
+}
+
+/// The searched content: `hay[at..]` when it is that, else `content`.
+#[inline]
+fn content_of<'a>(hay: &'a str, content: &'a str, at: Option<usize>) -> &'a str {
+    match at {
+        Some(s) => &hay[s..],
+        None => content,
+    }
 }
 
 /// Where a merged mlfid failure lives in the cache.

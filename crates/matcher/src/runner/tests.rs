@@ -155,6 +155,41 @@ fn prefregex_content_is_what_failregexes_see() {
     assert!(r.process_line_at("Failed for root from 192.0.2.3", now()).failures.is_empty());
 }
 
+/// The content is searched in place at the end of the buffer when it runs
+/// to the line's end, copied otherwise; the first newline handed to the
+/// engines (checked against a fresh search by a debug assertion) is the
+/// content's in both, also with newlines in the line before or in the
+/// content.
+#[test]
+fn prefregex_content_in_place_or_copied_sees_the_same_text() {
+    let fr = [r"^Failed for <F-USER>\S+</F-USER> from <HOST>$", r"^(?s:Bad .+ from <HOST>\nrest)$"];
+    let mut end = spec(&fr);
+    end.prefregex = Some(Spanned::new(r"^(?:x\n)?<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>(?s:.+?)</F-CONTENT>$"));
+    let mut mid = spec(&fr);
+    mid.prefregex =
+        Some(Spanned::new(r"^(?:x\n)?<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>(?s:.+?)</F-CONTENT> \[end\]$"));
+    let (mut e, mut m) = (runner(&end, false), runner(&mid, false));
+    for (line, tail_ok) in [
+        ("sshd[42]: Failed for root from 192.0.2.3", true),
+        ("x\nsshd[42]: Failed for root from 192.0.2.3", true),
+        ("sshd[42]: Bad one from 192.0.2.3\nrest", true),
+        ("x\nsshd[42]: Bad one from 192.0.2.3\nrest", true),
+        ("sshd[42]: Failed for root from 192.0.2.3 x", false),
+        ("sshd[42]: Bad one from 192.0.2.3\nrest\nmore", false),
+    ] {
+        let with_end = e.process_line_at(&format!("{line} [end]"), now());
+        let got = m.process_line_at(&format!("{line} [end]"), now());
+        assert_eq!(real(&got).len(), usize::from(tail_ok), "copied content: {line:?}");
+        assert!(real(&with_end).is_empty(), "' [end]' is part of the content: {line:?}");
+        let res = e.process_line_at(line, now());
+        assert_eq!(real(&res).len(), usize::from(tail_ok), "content in place: {line:?}");
+        if tail_ok {
+            assert_eq!(real(&res)[0].fid.as_deref(), Some("192.0.2.3"));
+            assert_eq!(real(&got)[0].fid.as_deref(), Some("192.0.2.3"));
+        }
+    }
+}
+
 #[test]
 fn prefregex_with_empty_content_keeps_the_whole_line() {
     let mut s = spec(&[r"^x: fail <HOST>$"]);
@@ -571,6 +606,43 @@ fn dispatch_picks_the_same_failures_as_trying_every_failregex() {
     let mut s = dispatch_filter(true);
     s.maxlines = 2;
     assert!(compiled(&s).parts.prefilter.dispatch.is_none());
+}
+
+/// The whole-line literal reject left out while few lines are rejected:
+/// the same failures as trying every failregex, through phases with few
+/// and with many lines without any literal (the reject off, then on again).
+#[test]
+fn literal_reject_left_out_changes_nothing() {
+    for pref in [true, false] {
+        let s = dispatch_filter(pref);
+        let with = compiled(&s);
+        let mut c = CompiledFilter::compile(&s, &CompileOptions::default()).unwrap().filter;
+        c.parts.prefilter = Prefilter::build(&vec![None; c.parts.failregex.len()]);
+        let without = Arc::new(c);
+        let mut a = FilterRunner::new(Arc::clone(&with), RunOptions::default());
+        let mut b = FilterRunner::new(Arc::clone(&without), RunOptions::default());
+        let lit: Vec<&str> =
+            DISPATCH_LINES.iter().copied().filter(|l| with.parts.prefilter.any_literal(&format!("{l}\n"))).collect();
+        assert!(lit.len() > 5);
+        let (mut skipped, mut checked_again) = (0, false);
+        for phase in 0..4 {
+            for i in 0..12_000 {
+                // phases 0 and 2: mostly lines with a literal; 1 and 3: mostly without
+                let plain = if phase % 2 == 0 { i % 9 == 0 } else { i % 9 != 0 };
+                let l = if plain {
+                    ["conn 7: nothing here", "conn 7: ", "nothing", "conn 7: x\ny", ""][i % 5]
+                } else {
+                    lit[i % lit.len()]
+                };
+                let (x, y) = (a.process_line_at(l, now()), b.process_line_at(l, now()));
+                assert_eq!(x, y, "line {l:?} (prefregex {pref}, phase {phase})");
+                skipped += usize::from(a.state.reject.skip > 0);
+                checked_again |= phase == 3 && a.state.reject.skip == 0;
+            }
+        }
+        assert!(skipped > 10_000, "the reject was left out for {skipped} lines (prefregex {pref})");
+        assert!(checked_again, "the reject came back with many lines without a literal (prefregex {pref})");
+    }
 }
 
 #[test]
