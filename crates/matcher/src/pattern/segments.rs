@@ -815,6 +815,10 @@ pub(crate) struct Segments {
     /// Every group the chain sets (cleared when it fails inside an
     /// alternation whose next branch is tried).
     groups: Vec<usize>,
+    /// Literal text every match of the chain contains (its top-level
+    /// case-sensitive literal runs of 2+ bytes), last first: as a branch whose
+    /// chain failed, it cannot match at all when one is missing after `pos`.
+    need: Vec<memchr::memmem::Finder<'static>>,
 }
 
 #[derive(Debug)]
@@ -843,6 +847,7 @@ struct Guard {
 #[derive(Debug)]
 pub(crate) struct SegmentsSrc {
     parts: Vec<PartSrc>,
+    need: Vec<String>,
 }
 
 fn build(text: &str) -> Option<meta::Regex> {
@@ -905,7 +910,8 @@ impl SegmentsSrc {
         }
         groups.sort_unstable();
         groups.dedup();
-        Some(Segments { parts, groups })
+        let need = self.need.iter().map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned()).collect();
+        Some(Segments { parts, groups, need })
     }
 }
 
@@ -969,6 +975,20 @@ impl SegmentsSrc {
             }
         }
         splice(children, &mut flat);
+        // every match holds each run of literal text of the concatenation
+        // (case-sensitive literals, no global flags)
+        let mut need: Vec<String> = Vec::new();
+        if prefix.is_empty() {
+            let mut run = String::new();
+            for c in flat.iter().map(Some).chain([None]) {
+                match c {
+                    Some(Node::Lit { c, icase: false }) => run.push(*c),
+                    _ if run.len() >= 2 => need.push(std::mem::take(&mut run)),
+                    _ => run.clear(),
+                }
+            }
+            need.reverse();
+        }
         // group children: each child with captures alone, others merged
         let mut parts: Vec<Vec<&Node>> = Vec::new();
         let mut plain: Vec<&Node> = Vec::new();
@@ -1126,14 +1146,14 @@ impl SegmentsSrc {
                 let alt = vec![
                     (xtext, xatext, Self::chain(items, names, prefix, opts)),
                     // the empty branch: no parts, gets through anywhere
-                    (prefix.to_string(), format!("(?-u){prefix}"), SegmentsSrc { parts: Vec::new() }),
+                    (prefix.to_string(), format!("(?-u){prefix}"), SegmentsSrc { parts: Vec::new(), need: Vec::new() }),
                 ];
                 segs.push(PartSrc::Alt(alt, guard, guard_lits));
                 continue;
             }
             segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits));
         }
-        SegmentsSrc { parts: segs }
+        SegmentsSrc { parts: segs, need }
     }
 }
 
@@ -1249,6 +1269,10 @@ impl Segments {
                         // what the failed chain set does not take part
                         for &g in &chain.groups {
                             *spans.get_mut(g)? = None;
+                        }
+                        // text every match of the branch holds is not there
+                        if chain.need.iter().any(|f| f.find(&hay.as_bytes()[pos..]).is_none()) {
+                            continue;
                         }
                         let matches = match Some(dfa)
                             .filter(|_| ascii)
@@ -1422,8 +1446,10 @@ mod tests {
     }
 
     /// A greedy `(?:X)?` with groups runs as `(?:X|)` (X its own chain, the
-    /// empty branch, the guard): wherever the chain gets through, its end and
-    /// every group's span are the full engine's (anchored at the start).
+    /// empty branch, the guard), and a branch whose chain failed is skipped
+    /// when literal text it needs is missing: wherever the chain gets
+    /// through, its end and every group's span are the full engine's
+    /// (anchored at the start).
     #[test]
     fn optional_group_as_alternation_equals_full_engine() {
         let pats = [
@@ -1435,6 +1461,9 @@ mod tests {
             r"\A(?:(?P<u>\w+)@)?(?P<h>\w+)",
             r"\A(?:(?P<u>.*?)x)?(?P<r>.*)",
             r"\Aa(?:(?P<g>b)c|(?P<h>bd)e?)?(?P<t>\w*)",
+            // a failed branch chain is skipped when literal text it needs is missing
+            r"\AFailed \S+ for (?:(?P<u>\S+) from (?P<h>\S+)(?: port \d+)?: |(?P<v>[^:]+) from (?P<w>\S+).*$)",
+            r"\AFailed \S+ for (?:(?P<u>\S+) from (?P<h>\S+)(?: port \d+)?: |(?P<v>.+?) from (?P<w>\S+).*$)",
         ];
         let hays = [
             "",
@@ -1481,6 +1510,16 @@ mod tests {
             "abcd",
             "ab\u{e9}",
             "ax",
+            "Failed password for root from 1.2.3.4 port 22 ssh2",
+            "Failed password for root from 1.2.3.4 port 22: x",
+            "Failed password for root from 1.2.3.4: ",
+            "Failed password for root from 1.2.3.4:: ",
+            "Failed password for a: b from c",
+            "Failed password for a b from c port 1: ",
+            "Failed password for a from b from c: ",
+            "Failed password for a from b port x: ",
+            "Failed password for r\u{e9}t from h\u{e9} port 22: ",
+            "Failed password for root from 1.2.3.4 port 22 ssh2\n: ",
         ];
         let (mut alts, mut compared) = (0, 0);
         for src in pats {
