@@ -803,9 +803,11 @@ struct Segment {
 /// One link of the chain.
 enum Part {
     Seg(Segment),
-    /// The last item is an alternation with groups: each branch as a whole
-    /// (to find the first branch that matches) and as its own chain.
-    Alt(Vec<Branch>),
+    /// An alternation with groups: each branch as a whole (to find the
+    /// first branch that matches) and as its own chain. Also a greedy
+    /// `(?:X)?` with groups as `(?:X|)`, with the guard that skips X (to the
+    /// empty branch) when it cannot start here.
+    Alt(Vec<Branch>, Option<Box<Guard>>),
 }
 
 pub(crate) struct Segments {
@@ -813,6 +815,10 @@ pub(crate) struct Segments {
     /// Every group the chain sets (cleared when it fails inside an
     /// alternation whose next branch is tried).
     groups: Vec<usize>,
+    /// Literal text every match of the chain contains (its top-level
+    /// case-sensitive literal runs of 2+ bytes), last first: as a branch whose
+    /// chain failed, it cannot match at all when one is missing after `pos`.
+    need: Vec<memchr::memmem::Finder<'static>>,
 }
 
 #[derive(Debug)]
@@ -822,8 +828,10 @@ enum PartSrc {
     /// Guard bytes and guard literals (`(?:X)?`).
     #[allow(clippy::type_complexity)]
     Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>, Vec<Box<[u8]>>),
-    /// Each branch: text, text for ASCII haystacks, its chain.
-    Alt(Vec<(String, String, SegmentsSrc)>),
+    /// Each branch: text, text for ASCII haystacks, its chain; guard bytes
+    /// and guard literals of the first branch (`(?:X)?` as `(?:X|)`).
+    #[allow(clippy::type_complexity)]
+    Alt(Vec<(String, String, SegmentsSrc)>, Option<u128>, Vec<Box<[u8]>>),
 }
 
 /// When `(?:X)?` is skipped without a search: the next byte is none of
@@ -839,6 +847,7 @@ struct Guard {
 #[derive(Debug)]
 pub(crate) struct SegmentsSrc {
     parts: Vec<PartSrc>,
+    need: Vec<String>,
 }
 
 fn build(text: &str) -> Option<meta::Regex> {
@@ -883,11 +892,12 @@ impl SegmentsSrc {
                         tail: *tail,
                     })
                 }
-                PartSrc::Alt(branches) => Part::Alt(
+                PartSrc::Alt(branches, guard, guard_lits) => Part::Alt(
                     branches
                         .iter()
                         .map(|(t, a, c)| Some((LazyMeta::new(t), LazyDfa::new(a), c.compile()?)))
                         .collect::<Option<_>>()?,
+                    guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
                 ),
             });
         }
@@ -895,12 +905,13 @@ impl SegmentsSrc {
         for p in &parts {
             match p {
                 Part::Seg(s) => groups.extend(s.groups.iter().copied().chain(s.whole)),
-                Part::Alt(b) => b.iter().for_each(|(_, _, c)| groups.extend(c.groups.iter().copied())),
+                Part::Alt(b, _) => b.iter().for_each(|(_, _, c)| groups.extend(c.groups.iter().copied())),
             }
         }
         groups.sort_unstable();
         groups.dedup();
-        Some(Segments { parts, groups })
+        let need = self.need.iter().map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned()).collect();
+        Some(Segments { parts, groups, need })
     }
 }
 
@@ -964,6 +975,20 @@ impl SegmentsSrc {
             }
         }
         splice(children, &mut flat);
+        // every match holds each run of literal text of the concatenation
+        // (case-sensitive literals, no global flags)
+        let mut need: Vec<String> = Vec::new();
+        if prefix.is_empty() {
+            let mut run = String::new();
+            for c in flat.iter().map(Some).chain([None]) {
+                match c {
+                    Some(Node::Lit { c, icase: false }) => run.push(*c),
+                    _ if run.len() >= 2 => need.push(std::mem::take(&mut run)),
+                    _ => run.clear(),
+                }
+            }
+            need.reverse();
+        }
         // group children: each child with captures alone, others merged
         let mut parts: Vec<Vec<&Node>> = Vec::new();
         let mut plain: Vec<&Node> = Vec::new();
@@ -1003,7 +1028,7 @@ impl SegmentsSrc {
                         (text, atext, Self::chain(items, names, prefix, opts))
                     })
                     .collect();
-                segs.push(PartSrc::Alt(alt));
+                segs.push(PartSrc::Alt(alt, None, Vec::new()));
                 continue;
             }
             let mut groups = Vec::new();
@@ -1093,9 +1118,42 @@ impl SegmentsSrc {
                 }
                 _ => (None, Vec::new()),
             };
+            // `(?:X)?` (greedy) with groups that no fast kind takes: as the
+            // alternation `(?:X|)`, X as its own chain (no capture search).
+            // Exact: a greedy `X?` tries X (its parses in priority order)
+            // before the empty string, which is `(?:X|)` in leftmost-first
+            // order (Python's and the `regex` crate's), branch by branch.
+            // The guard above still skips X when it cannot start here.
+            if let [Node::Repeat { node: x, min: 0, max: Some(1), kind: RepKind::Greedy }] = part.as_slice()
+                && fast.is_none()
+                && whole.is_none()
+                && !groups.is_empty()
+            {
+                // `(?:A B)` in a concatenation is `A B` (no flags: NonCapture
+                // only); other X stay whole (`(?:A|B)`: an alternation part)
+                let mut inner: &Node = x;
+                while let Node::Group { kind: GroupKind::NonCapture, node } = inner {
+                    inner = node;
+                }
+                let items = match inner {
+                    Node::Cat(v) => v.as_slice(),
+                    _ => std::slice::from_ref(&**x),
+                };
+                let mut xtext = String::from(prefix);
+                emit::emit(x, names, opts, &mut xtext);
+                let mut xatext = format!("(?-u){prefix}");
+                emit::emit(x, names, aopts, &mut xatext);
+                let alt = vec![
+                    (xtext, xatext, Self::chain(items, names, prefix, opts)),
+                    // the empty branch: no parts, gets through anywhere
+                    (prefix.to_string(), format!("(?-u){prefix}"), SegmentsSrc { parts: Vec::new(), need: Vec::new() }),
+                ];
+                segs.push(PartSrc::Alt(alt, guard, guard_lits));
+                continue;
+            }
             segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits));
         }
-        SegmentsSrc { parts: segs }
+        SegmentsSrc { parts: segs, need }
     }
 }
 
@@ -1107,7 +1165,7 @@ impl Segments {
                 .iter()
                 .map(|p| match p {
                     Part::Seg(_) => PartScratch::Seg { cache: None, caps: None },
-                    Part::Alt(b) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
+                    Part::Alt(b, _) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
         }
@@ -1185,7 +1243,18 @@ impl Segments {
                         pos = end;
                     }
                 }
-                (Part::Alt(branches), PartScratch::Alt(bs)) => {
+                (Part::Alt(branches, Some(g)), PartScratch::Alt(_))
+                    if hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
+                        || (!g.lits.is_empty() && !g.lits.iter().any(|t| text_at(hay.as_bytes(), pos, t))) =>
+                {
+                    // `(?:X|)` where X cannot start here: the empty branch
+                    for (_, _, chain) in branches {
+                        for &g in &chain.groups {
+                            *spans.get_mut(g)? = None;
+                        }
+                    }
+                }
+                (Part::Alt(branches, _), PartScratch::Alt(bs)) => {
                     // leftmost-first takes the first branch that matches at
                     // all, with its first parse: the branch's own chain when
                     // that gets through (a complete chain is the first
@@ -1200,6 +1269,10 @@ impl Segments {
                         // what the failed chain set does not take part
                         for &g in &chain.groups {
                             *spans.get_mut(g)? = None;
+                        }
+                        // text every match of the branch holds is not there
+                        if chain.need.iter().any(|f| f.find(&hay.as_bytes()[pos..]).is_none()) {
+                            continue;
                         }
                         let matches = match Some(dfa)
                             .filter(|_| ascii)
@@ -1370,5 +1443,113 @@ mod tests {
             }
         }
         assert!(walked > 5_000, "{walked}");
+    }
+
+    /// A greedy `(?:X)?` with groups runs as `(?:X|)` (X its own chain, the
+    /// empty branch, the guard), and a branch whose chain failed is skipped
+    /// when literal text it needs is missing: wherever the chain gets
+    /// through, its end and every group's span are the full engine's
+    /// (anchored at the start).
+    #[test]
+    fn optional_group_as_alternation_equals_full_engine() {
+        let pats = [
+            r"\Aby(?: (?:invalid|authenticating) user (?P<user>\S+|.*?))? (?P<host>\S+) port",
+            r"\Ax(?:\s+user=(?P<user>\S*))?(?: (?P<tail>y+))?$",
+            r"\Ax(?:\s+user=(?P<user>\S*))?\s+rhost=(?P<h>\S+)",
+            r"\A(?:(?P<a>a+)b)?a+c",
+            r"\A(?:(?P<a>ab)|(?P<b>a))?b(?P<c>.*)",
+            r"\A(?:(?P<u>\w+)@)?(?P<h>\w+)",
+            r"\A(?:(?P<u>.*?)x)?(?P<r>.*)",
+            r"\Aa(?:(?P<g>b)c|(?P<h>bd)e?)?(?P<t>\w*)",
+            // a failed branch chain is skipped when literal text it needs is missing
+            r"\AFailed \S+ for (?:(?P<u>\S+) from (?P<h>\S+)(?: port \d+)?: |(?P<v>[^:]+) from (?P<w>\S+).*$)",
+            r"\AFailed \S+ for (?:(?P<u>\S+) from (?P<h>\S+)(?: port \d+)?: |(?P<v>.+?) from (?P<w>\S+).*$)",
+        ];
+        let hays = [
+            "",
+            "by invalid user bob 1.2.3.4 port 22",
+            "by authenticating user  1.2.3.4 port 22",
+            "by authenticating user bob bob 1.2.3.4 port",
+            "by invalid user  port",
+            "by invalid user 1.2.3.4 port",
+            "by invalid usr bob 1.2.3.4 port",
+            "by invalid user",
+            "by 1.2.3.4 port 22",
+            "by  port",
+            "by invalid user b\u{e9}b 1.2.3.4 port",
+            "by invalid user \u{e9} h\u{e9} port",
+            "by invalid user\u{a0}bob 1.2.3.4 port",
+            "x user=root y",
+            "x user= yy",
+            "x\tuser=r\u{e9}ot rhost=h",
+            "x user=root rhost=1.2.3.4",
+            "x  user=",
+            "x user",
+            "x rhost=a",
+            "x user=a\nrhost=b",
+            "x\u{a0}user=a rhost=b",
+            "x\u{85}user=a rhost=b",
+            "aabaac",
+            "aac",
+            "abac",
+            "ab",
+            "abb",
+            "bx",
+            "a",
+            "bob@host",
+            "@host",
+            "b\u{f6}b@h\u{f6}st",
+            "host",
+            "a\u{661}@x",
+            "axbx",
+            "x",
+            "\u{e9}x\u{e9}",
+            "abc",
+            "abde",
+            "abdz",
+            "abcd",
+            "ab\u{e9}",
+            "ax",
+            "Failed password for root from 1.2.3.4 port 22 ssh2",
+            "Failed password for root from 1.2.3.4 port 22: x",
+            "Failed password for root from 1.2.3.4: ",
+            "Failed password for root from 1.2.3.4:: ",
+            "Failed password for a: b from c",
+            "Failed password for a b from c port 1: ",
+            "Failed password for a from b from c: ",
+            "Failed password for a from b port x: ",
+            "Failed password for r\u{e9}t from h\u{e9} port 22: ",
+            "Failed password for root from 1.2.3.4 port 22 ssh2\n: ",
+        ];
+        let (mut alts, mut compared) = (0, 0);
+        for src in pats {
+            let parsed = pyre::parse(src, true).unwrap();
+            let mut text = String::new();
+            emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let segs = SegmentsSrc::new(&parsed.node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            alts += segs.parts.iter().filter(|p| matches!(p, Part::Alt(b, _) if b.len() == 2)).count();
+            let mut scratch = segs.scratch();
+            let mut caps = re.create_captures();
+            for hay in hays {
+                for p in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+                    let hay = &hay[p..];
+                    let mut spans = vec![None; parsed.names.len()];
+                    let Some(end) = segs.run(hay, hay.is_ascii(), None, 0, &mut scratch, &mut spans) else {
+                        continue;
+                    };
+                    re.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+                    let m = caps.get_match().unwrap_or_else(|| panic!("{src:?} on {hay:?}: chain but no match"));
+                    assert_eq!(end, m.end(), "{src:?} on {hay:?}");
+                    for (g, span) in spans.iter().enumerate().skip(1) {
+                        let theirs = caps.get_group(g).map(|s| (s.start, s.end));
+                        assert_eq!(*span, theirs, "{src:?} on {hay:?}: group {g}");
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert!(alts >= pats.len(), "{alts}");
+        assert!(compared > 500, "{compared}");
     }
 }
