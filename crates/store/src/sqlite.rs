@@ -530,9 +530,23 @@ impl SqliteStore {
         conn.busy_timeout(opts.busy_timeout).map_err(sql_err("open (busy_timeout)", &path))?;
         conn.set_prepared_statement_cache_capacity(opts.statement_cache);
         // The first statement that reads the file: a non-database fails here.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(sql_err("open (journal_mode)", &path))?;
+        // Switching a new file to WAL needs an exclusive lock, and SQLite
+        // answers "locked" at once (its busy handler is not called) when
+        // another process opens the same new file at that moment — a
+        // `stadtwache decisions list` while the daemon starts: retried
+        // within the busy timeout.
+        let deadline = std::time::Instant::now() + opts.busy_timeout;
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(StdDuration::from_millis(10));
+                }
+                r => break r.map_err(sql_err("open (journal_mode)", &path))?,
+            }
+        };
         if file && !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Invalid {
                 op: "open",

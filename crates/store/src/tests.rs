@@ -70,6 +70,31 @@ fn open_creates_a_private_wal_database_with_the_current_schema() {
     assert_eq!(versions, SCHEMA_VERSION);
 }
 
+/// The daemon and a CLI command (`decisions list`) opening the same new
+/// database at once: both open it (switching a new file to WAL answered
+/// "locked" at once before the retry — the daemon then failed to start).
+#[test]
+fn processes_opening_a_new_database_at_once_all_succeed() {
+    for round in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (data, barrier) = (data.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&data).map(|s| s.schema_version())
+                })
+            })
+            .collect();
+        for h in handles {
+            let r = h.join().unwrap();
+            assert!(matches!(r, Ok(Ok(SCHEMA_VERSION))), "round {round}: {r:?}");
+        }
+    }
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let (dir, s) = file_store();
