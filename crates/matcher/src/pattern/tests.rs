@@ -423,6 +423,12 @@ fn nullable_repeat_capture_warns() {
 }
 
 /// The segment chain must give exactly the full engine's captures.
+/// Every group's span in the `regex` crate's own captures (the reference
+/// the fast paths are compared with).
+fn full_engine_groups(full: &regex::Regex, hay: &str) -> Option<Vec<Option<(usize, usize)>>> {
+    full.captures(hay).map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+}
+
 #[test]
 fn segment_chain_equals_full_engine_on_random_patterns() {
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -460,9 +466,7 @@ fn segment_chain_equals_full_engine_on_random_patterns() {
         let full = regex::Regex::new(p.translated()).unwrap();
         for hay in hays {
             let ours = p.captures(hay).unwrap();
-            let theirs = full
-                .captures(hay)
-                .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            let theirs = full_engine_groups(&full, hay);
             assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
             checked += 1;
         }
@@ -513,9 +517,7 @@ fn fixed_groups_equal_full_engine() {
             let full = regex::Regex::new(p.translated()).unwrap();
             for hay in hays {
                 let ours = p.captures(hay).unwrap().map(|c| c.groups);
-                let theirs = full
-                    .captures(hay)
-                    .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+                let theirs = full_engine_groups(&full, hay);
                 assert_eq!(ours, theirs, "{src:?} ({kind:?}) on {hay:?}");
             }
         }
@@ -691,9 +693,7 @@ fn optional_with_literal_prefix_guard_equals_full_engine() {
         let full = regex::Regex::new(p.translated()).unwrap();
         for hay in hays {
             let ours = p.captures(hay).unwrap();
-            let theirs = full
-                .captures(hay)
-                .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            let theirs = full_engine_groups(&full, hay);
             assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
         }
     }
@@ -767,9 +767,7 @@ fn step_pieces_in_chains_equal_full_engine() {
         let full = regex::Regex::new(p.translated()).unwrap();
         for hay in hays {
             let ours = p.captures(hay).unwrap();
-            let theirs = full
-                .captures(hay)
-                .map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect::<Vec<_>>());
+            let theirs = full_engine_groups(&full, hay);
             assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
         }
     }

@@ -9,6 +9,16 @@ use spec_format::unescape;
 
 const NOW: i64 = 1_124_013_600; // Sun Aug 14 12:00:00 CEST 2005
 
+/// A small deterministic generator (xorshift64): `next(n)` is in `0..n`.
+fn xorshift(mut rng: u64) -> impl FnMut(u64) -> u64 {
+    move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    }
+}
+
 fn now() -> Timestamp {
     Timestamp::from_secs(NOW)
 }
@@ -966,20 +976,14 @@ fn mlfid_cache_matches_a_plain_model() {
         m.retain(|(x, _, _)| x != k);
         m.push((k.to_string(), now.saturating_add(MLFID_MAX_TIME), mark));
     }
-    let mut rng = 0x1234_5678_9abc_def1u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(0x1234_5678_9abc_def1u64);
     let mut cache = MlfidCache::default();
     let mut model: Vec<(String, Timestamp, u64)> = Vec::new();
     let mut t = now();
     let mut full = 0usize;
     for step in 0..20_000u64 {
-        t = t.saturating_add(Duration::from_secs((next() % 4) as i64));
-        let key = format!("k{}", next() % 160);
+        t = t.saturating_add(Duration::from_secs(next(4) as i64));
+        let key = format!("k{}", next(160));
         let mark = step;
         let d = FailData { ip: Some(mark.to_string()), ..Default::default() };
         // one hit: take, then (as the runner does) write back, forget, or set anew
@@ -992,7 +996,7 @@ fn mlfid_cache_matches_a_plain_model() {
         match (taken, alive) {
             (Some((tk, old)), Some(i)) => {
                 assert_eq!(old.ip, Some(model[i].2.to_string()), "step {step}");
-                if next() % 5 == 0 {
+                if next(5) == 0 {
                     cache.forget(tk);
                     model.remove(i);
                 } else {
@@ -1019,13 +1023,7 @@ fn mlfid_cache_matches_a_plain_model() {
 /// against a runner that never reuses anything.
 #[test]
 fn reused_failure_buffers_never_show_through() {
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
     let users = ["root", "admin", "", "a-much-longer-user-name-than-the-others", "bob"];
     let mut plain = spec(&[
         r"^bad <F-USER>\S*</F-USER> from <HOST>$",
@@ -1133,13 +1131,7 @@ fn groups_updated_in_place_equal_their_own_dict_then_update() {
 /// The hand-written IPv4 parser accepts exactly what std's does.
 #[test]
 fn parse_v4_is_std() {
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
     let mut cases: Vec<String> = [
         "",
         "1.2.3.4",
