@@ -762,10 +762,11 @@ impl LazyMeta {
 type Dfa = dense::DFA<Vec<u32>>;
 
 /// A segment's anchored DFA for ASCII haystacks, built on first use (a
-/// filter's patterns are compiled at startup, most pieces never searched).
+/// filter's patterns are compiled at startup, most pieces never searched),
+/// as a [`Walk`].
 struct LazyDfa {
     atext: String,
-    cell: OnceLock<Option<Box<Dfa>>>,
+    cell: OnceLock<Option<Box<Walk>>>,
 }
 
 impl LazyDfa {
@@ -774,8 +775,180 @@ impl LazyDfa {
     }
 
     #[inline]
-    fn get(&self) -> Option<&Dfa> {
-        self.cell.get_or_init(|| build_dfa(&self.atext)).as_deref()
+    fn get(&self) -> Option<&Walk> {
+        self.cell.get_or_init(|| build_dfa(&self.atext).and_then(|d| Walk::new(&d)).map(Box::new)).as_deref()
+    }
+}
+
+/// An anchored dense DFA's transition table, walked by hand: the same
+/// answer as its `try_search_fwd` without the search's setup (most walks
+/// are 10–40 bytes). Its states are numbered again (premultiplied by the
+/// alphabet's length): the dead state first, then the quit state, then the
+/// match states, then the others, so one compare tells the states a walk
+/// must look at.
+struct Walk {
+    /// Byte to its class (the DFA's byte classes).
+    classes: [u8; 256],
+    /// The transitions, `alphabet` entries per state (the last one is the
+    /// end of input).
+    trans: Box<[u32]>,
+    /// The anchored start state after each byte (index 256: at the text's
+    /// start): the DFA's start depends on the look-behind byte when the
+    /// pattern has look-around. After a quit byte: the quit state.
+    starts: Box<[u32; 257]>,
+    /// The end-of-input class.
+    eoi: usize,
+    /// The first match state (below it: dead 0 and quit `alphabet`).
+    lo: u32,
+    /// After the last match state.
+    hi: u32,
+    /// The DFA matches the empty text and is in UTF-8 mode.
+    utf8empty: bool,
+}
+
+impl Walk {
+    /// The table of the states reachable from the anchored starts; None
+    /// when the DFA has no anchored starts or more than one pattern.
+    fn new(dfa: &Dfa) -> Option<Walk> {
+        use regex_automata::util::{primitives::StateID, start};
+        use std::collections::HashMap;
+        if dfa.pattern_len() != 1 {
+            return None;
+        }
+        let classes = dfa.byte_classes();
+        let alphabet = classes.alphabet_len();
+        let eoi = classes.eoi().as_usize();
+        let mut starts = Vec::with_capacity(257);
+        for b in (0..=255u8).map(Some).chain([None]) {
+            let cfg = start::Config::new().anchored(Anchored::Yes).look_behind(b);
+            // None: the byte before is a quit byte
+            starts.push(match dfa.start_state(&cfg) {
+                Ok(s) => Some(s),
+                Err(regex_automata::dfa::StartError::Quit { .. }) => None,
+                Err(_) => return None,
+            });
+        }
+        // every reachable state and its successors (one byte of each class,
+        // then the end of input)
+        let mut reps = [0u8; 256];
+        let mut seen_class = vec![false; alphabet];
+        let mut nreps = 0;
+        for b in 0..=255u8 {
+            let c = usize::from(classes.get(b));
+            if !seen_class[c] {
+                seen_class[c] = true;
+                reps[nreps] = b;
+                nreps += 1;
+            }
+        }
+        let dead = StateID::ZERO;
+        let mut found: Vec<StateID> = vec![dead];
+        let mut index: HashMap<StateID, usize> = HashMap::from([(dead, 0)]);
+        let mut quit = None;
+        let mut i = 0;
+        for &s in starts.iter().flatten() {
+            index.entry(s).or_insert_with(|| {
+                found.push(s);
+                found.len() - 1
+            });
+        }
+        while i < found.len() {
+            let s = found[i];
+            i += 1;
+            let nexts = reps[..nreps].iter().map(|&b| dfa.next_state(s, b)).chain([dfa.next_eoi_state(s)]);
+            for n in nexts {
+                if dfa.is_quit_state(n) {
+                    quit = Some(n);
+                    continue;
+                }
+                index.entry(n).or_insert_with(|| {
+                    found.push(n);
+                    found.len() - 1
+                });
+            }
+        }
+        // the new order: dead, quit, matches, the rest
+        let matches: Vec<StateID> = found.iter().copied().filter(|&s| dfa.is_match_state(s)).collect();
+        let others = found.iter().copied().filter(|&s| s != dead && !dfa.is_match_state(s));
+        let order: Vec<StateID> = [dead].into_iter().chain(matches.iter().copied()).chain(others).collect();
+        let id = |k: usize| -> Option<u32> { u32::try_from(k.checked_mul(alphabet)?).ok() };
+        let mut new_id: HashMap<StateID, u32> = HashMap::new();
+        for (k, &s) in order.iter().enumerate() {
+            // slot 1 is the quit state's
+            new_id.insert(s, id(if k == 0 { 0 } else { k + 1 })?);
+        }
+        if let Some(q) = quit {
+            new_id.insert(q, id(1)?);
+        }
+        let quit_id = id(1)?;
+        let mut trans = vec![0u32; (order.len() + 1).checked_mul(alphabet)?];
+        // the quit state stays in itself
+        trans[alphabet..2 * alphabet].fill(quit_id);
+        for &s in &order {
+            let row = new_id[&s] as usize;
+            for &b in &reps[..nreps] {
+                trans[row + usize::from(classes.get(b))] = new_id[&dfa.next_state(s, b)];
+            }
+            trans[row + eoi] = new_id[&dfa.next_eoi_state(s)];
+        }
+        let mut table = [0u32; 257];
+        for (t, s) in table.iter_mut().zip(&starts) {
+            *t = s.map_or(quit_id, |s| new_id[&s]);
+        }
+        let mut cls = [0u8; 256];
+        for b in 0..=255u8 {
+            cls[usize::from(b)] = classes.get(b);
+        }
+        Some(Walk {
+            classes: cls,
+            trans: trans.into(),
+            starts: Box::new(table),
+            eoi,
+            lo: id(2)?,
+            hi: id(2 + matches.len())?,
+            utf8empty: dfa.has_empty() && dfa.is_utf8(),
+        })
+    }
+
+    /// The end of the leftmost-first match anchored at `pos` (as the DFA's
+    /// `try_search_fwd` on `hay[pos..]` with look-behind), or Err when the
+    /// walk meets a quit byte.
+    #[inline]
+    fn find(&self, hay: &[u8], pos: usize) -> Result<Option<usize>, ()> {
+        let mat = self.walk(hay, pos)?;
+        // as the search: in UTF-8 mode, a match (an empty one) that splits a
+        // character is none
+        if self.utf8empty && mat.is_some_and(|e| hay.get(e).is_some_and(|&b| (0x80..0xc0).contains(&b))) {
+            return Ok(None);
+        }
+        Ok(mat)
+    }
+
+    #[inline]
+    fn walk(&self, hay: &[u8], pos: usize) -> Result<Option<usize>, ()> {
+        let mut s = self.starts[pos.checked_sub(1).map_or(256, |i| usize::from(hay[i]))];
+        let mut mat = None;
+        // matches are reported one byte late: entering a match state on
+        // the byte at `at` means a match ends at `at`
+        for (i, &b) in hay.get(pos..).unwrap_or_default().iter().enumerate() {
+            s = self.trans[s as usize + usize::from(self.classes[usize::from(b)])];
+            if s < self.hi {
+                if s < self.lo {
+                    return if s == 0 { Ok(mat) } else { Err(()) };
+                }
+                mat = Some(pos + i);
+            }
+        }
+        s = self.trans[s as usize + self.eoi];
+        if s < self.hi {
+            if s >= self.lo {
+                mat = Some(hay.len());
+            } else if s != 0 {
+                // quit before any byte (the byte before `pos`)
+                return Err(());
+            }
+        }
+        Ok(mat)
     }
 }
 
@@ -857,18 +1030,19 @@ fn build(text: &str) -> Option<meta::Regex> {
 /// An anchored dense DFA for a segment without groups, from its text for
 /// ASCII haystacks (Python's classes restricted to ASCII: small automata;
 /// None: too big).
-fn build_dfa(atext: &str) -> Option<Box<Dfa>> {
+fn build_dfa(atext: &str) -> Option<Dfa> {
     dense::Builder::new()
         .syntax(regex_automata::util::syntax::Config::new().utf8(false).unicode(false))
         .configure(
             dense::Config::new()
                 .start_kind(StartKind::Anchored)
+                // walked by hand (see [`Walk`]), acceleration unused
+                .accelerate(false)
                 .dfa_size_limit(Some(256 << 10))
                 .determinize_size_limit(Some(1 << 20)),
         )
         .build(atext)
         .ok()
-        .map(Box::new)
 }
 
 impl SegmentsSrc {
@@ -1230,8 +1404,8 @@ impl Segments {
                         pos = m.end();
                     } else {
                         let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
-                        let end = match dfa.map(|d| d.try_search_fwd(&input)) {
-                            Some(Ok(m)) => m?.offset(),
+                        let end = match dfa.map(|d| d.find(hay.as_bytes(), pos)) {
+                            Some(Ok(m)) => m?,
                             _ => seg.re.search(cache, &input)?,
                         };
                         if seg.whole.is_some() {
@@ -1277,7 +1451,7 @@ impl Segments {
                         let matches = match Some(dfa)
                             .filter(|_| ascii)
                             .and_then(LazyDfa::get)
-                            .map(|d| d.try_search_fwd(&input))
+                            .map(|d| d.find(hay.as_bytes(), pos))
                         {
                             Some(Ok(m)) => m.is_some(),
                             _ => re.search(cache, &input).is_some(),
@@ -1299,6 +1473,16 @@ impl Segments {
 mod tests {
     use super::super::pyre;
     use super::*;
+
+    /// A small deterministic generator (xorshift64): `next(n)` is in `0..n`.
+    fn xorshift(mut rng: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        }
+    }
 
     const OPTS: EmitOpts =
         EmitOpts { exact_dollar: false, relaxed: false, fancy: false, ascii_hay: false, empty_hay: false };
@@ -1551,5 +1735,186 @@ mod tests {
         }
         assert!(alts >= pats.len(), "{alts}");
         assert!(compared > 500, "{compared}");
+    }
+
+    /// The hand walk over a piece's DFA gives exactly the DFA's own anchored
+    /// search (`try_search_fwd` from `pos` with the byte before as
+    /// look-behind), at every position: sshd's pieces (as built for the
+    /// sshd filter, the prefregex's `mlfid` among them), pieces with
+    /// look-around, on tricky, sshd-like and random text and random bytes.
+    #[test]
+    fn dfa_walk_equals_dfa_search() {
+        let mut texts = vec![
+            r"(?-u)(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))",
+            r"(?-u)(?:::f{4,6}:)?(?P<ip4>(?:[0-9]{1,3}\.){3}[0-9]{1,3})",
+            r"(?-u)(?:::f{4,6}:)?((?:[0-9]{1,3}\.){3}[0-9]{1,3})",
+            r"(?-u)(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+|\[preauth\])){0,3}[\x{9}-\x{D}\x{1C}-\x{20}]*(?m:$)",
+            r"(?-u)((?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))",
+            r"(?-u)(?P<user>[^\x{9}-\x{D}\x{1C}-\x{20}]+|.*?)",
+            r"(?-u)(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}(?: ssh[0-9]*)?: ",
+            r"(?-u)(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}(?: ssh[0-9]*)?(?:(?:(?:(?:f|m|o|r|[^ fmor\x{A}]|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:m|o|r|[^ fmor\x{A}]|(?:f(?:f|m|o|[^ fmor\x{A}]|(?:r(?:f|m|r|[^ fmor\x{A}]|(?:o(?:f|o|r|[^ fmor\x{A}]|(?:m(?:f|m|o|r|[^ fmor\x{A}]))))))))))))*(?:|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:|(?:f(?:|(?:r(?:|(?:o(?:|(?:m))))))))))))(?m:$)",
+            r"(?-u)\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:[0-9]{1,3}\.){3}[0-9]{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)))\]?",
+            r"(?-u)(publickey)",
+            r"(?-u)(invalid user )(?:(([^\x{9}-\x{D}\x{1C}-\x{20}]+)) from (?:\[?(?:(?:::f{4,6}:)?((?:[0-9]{1,3}\.){3}[0-9]{1,3})|((?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)))\]?|([0-9A-Za-z_\-\.\^_]*[0-9A-Za-z_]))(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}(?: ssh[0-9]*)?: |((?:(?:(?:f|m|o|r|[^ fmor\x{A}]|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:m|o|r|[^ fmor\x{A}]|(?:f(?:f|m|o|[^ fmor\x{A}]|(?:r(?:f|m|r|[^ fmor\x{A}]|(?:o(?:f|o|r|[^ fmor\x{A}]|(?:m(?:f|m|o|r|[^ fmor\x{A}]))))))))))))*(?:|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:|(?:f(?:|(?:r(?:|(?:o)))))))))) from (?:\[?(?:(?:::f{4,6}:)?((?:[0-9]{1,3}\.){3}[0-9]{1,3})|((?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)))\]?|([0-9A-Za-z_\-\.\^_]*[0-9A-Za-z_]))(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}(?: ssh[0-9]*)?(?:(?:(?:(?:f|m|o|r|[^ fmor\x{A}]|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:m|o|r|[^ fmor\x{A}]|(?:f(?:f|m|o|[^ fmor\x{A}]|(?:r(?:f|m|r|[^ fmor\x{A}]|(?:o(?:f|o|r|[^ fmor\x{A}]|(?:m(?:f|m|o|r|[^ fmor\x{A}]))))))))))))*(?:|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:|(?:f(?:|(?:r(?:|(?:o(?:|(?:m))))))))))))(?m:$))",
+            r"(?-u)(?P<user>[^\x{9}-\x{D}\x{1C}-\x{20}]+|.*?) from ",
+            r"(?-u)(?P<mlfid>(?:\[\])?[\x{9}-\x{D}\x{1C}-\x{20}]*(?:<[^\.]+\.[^\.]+>[\x{9}-\x{D}\x{1C}-\x{20}]+)?(?:[^\x{9}-\x{D}\x{1C}-\x{20}]+[\x{9}-\x{D}\x{1C}-\x{20}]+)?(?:kernel:[\x{9}-\x{D}\x{1C}-\x{20}]?\[ *[0-9]+\.[0-9]+\]:?[\x{9}-\x{D}\x{1C}-\x{20}]+)?(?:@vserver_[^\x{9}-\x{D}\x{1C}-\x{20}]+[\x{9}-\x{D}\x{1C}-\x{20}]+)?(?:(?:(?:\[[0-9]+\])?:[\x{9}-\x{D}\x{1C}-\x{20}]+[\[\(]?sshd(?:\([^\x{9}-\x{D}\x{1C}-\x{20}]+\))?[\]\)]?:?|[\[\(]?sshd(?:\([^\x{9}-\x{D}\x{1C}-\x{20}]+\))?[\]\)]?:?(?:\[[0-9]+\])?:?)[\x{9}-\x{D}\x{1C}-\x{20}]+)?(?:\[ID [0-9]+ [^\x{9}-\x{D}\x{1C}-\x{20}]+\][\x{9}-\x{D}\x{1C}-\x{20}]+)?)",
+            r"(?-u)(?P<dns>[0-9A-Za-z_\-\.\^_]*[0-9A-Za-z_])",
+            r"(?-u)(?:(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+|\[preauth\])){0,3}[\x{9}-\x{D}\x{1C}-\x{20}]*|[\x{9}-\x{D}\x{1C}-\x{20}]*)(?m:$)",
+            r"(?-u)(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}:[\x{9}-\x{D}\x{1C}-\x{20}]*3: .*: Auth fail(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+|\[preauth\])){0,3}[\x{9}-\x{D}\x{1C}-\x{20}]*(?m:$)",
+            r"(?-u)(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}:[\x{9}-\x{D}\x{1C}-\x{20}]*11:",
+            r"(?-u)(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+)){0,2}(?: ssh[0-9]*)?(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+|\[preauth\])){0,3}[\x{9}-\x{D}\x{1C}-\x{20}]*(?m:$)",
+            r"(?-u)((?:(?:(?:f|m|o|r|[^ fmor\x{A}]|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:m|o|r|[^ fmor\x{A}]|(?:f(?:f|m|o|[^ fmor\x{A}]|(?:r(?:f|m|r|[^ fmor\x{A}]|(?:o(?:f|o|r|[^ fmor\x{A}]|(?:m(?:f|m|o|r|[^ fmor\x{A}]))))))))))))*(?:|(?: (?:(?: |(?:f(?: |(?:r(?: |(?:o )))))))*(?:|(?:f(?:|(?:r(?:|(?:o)))))))))) from ",
+            r"(?-u) not allowed because not listed in AllowUsers(?: (?:port [0-9]+|on [^\x{9}-\x{D}\x{1C}-\x{20}]+|\[preauth\])){0,3}[\x{9}-\x{D}\x{1C}-\x{20}]*(?m:$)",
+        ];
+        for t in [
+            r"(?m:$)",
+            r"(?m:^)",
+            r"\b",
+            r"\B",
+            r"\A",
+            r"\z",
+            r"\b\w+\b",
+            r"a\B\w*",
+            r"(?m:^)\d+(?m:$)",
+            r"(?Rm:^)x|(?Rm:$)",
+            r"\d+(?m:$)\n?",
+            r"\Aab|b",
+            r"a*?",
+            r"(?:a|ab)(?:c|bcd)",
+            r"(?:ab|a)+b?",
+            r"[ab]{2,3}c|a",
+            r"\s*(?:port \d+)?\s*(?m:$)",
+            r"\b(?:root|admin)\b|\B\d",
+            r"[^a]",
+            r"",
+        ] {
+            texts.push(t);
+        }
+        let mut next = xorshift(0x51ed_270b_2f3a_8c4du64);
+        let mut hays: Vec<Vec<u8>> = [
+            "",
+            "\n",
+            "a",
+            "ab",
+            "abcd",
+            "aab\nab",
+            "1.2.3.4",
+            "1.2.3.4567",
+            "::ffff:1.2.3.4]",
+            "[::1] port 22",
+            "fe80::1:2 port 22 [preauth]",
+            "root from 1.2.3.4 port 22 ssh2: x",
+            " port 22 on eth0 [preauth]  \n",
+            "\r\n x\r",
+            " port 1 port 2 port 3 port 4",
+            "foo from bar from baz",
+            "from ",
+            " ssh2: ",
+            ":11: Bye Bye [preauth]",
+            ": 3: x: Auth fail [preauth]",
+            " not allowed because not listed in AllowUsers",
+            "sshd[123]: ",
+            "kernel: [ 12.34]: sshd(pam)[1]: ",
+            "<a.b> host sshd[1]: [ID 12 auth.info] ",
+            "@vserver_x h sshd: ",
+            "publickey",
+            "user with spaces from 1.2.3.4",
+            "invalid user x from 1.2.3.4 port 1 ssh2: ",
+            "invalid user  from host.example.org",
+            "Mar  2 00:00:48 bastion sshd[18287]: Invalid user debian from 36.108.238.51 port 23588",
+            "Mar  2 00:00:59 bastion sshd[18361]: Failed password for invalid user hadoop from 36.108.238.51 port 25800 ssh2",
+            "Mar  2 00:00:48 bastion sshd[18287]: Received disconnect from 36.108.238.51 port 23588:11: Bye Bye [preauth]",
+            "Mar  2 00:00:48 bastion sshd[18287]: Disconnected from invalid user debian 36.108.238.51 port 23588 [preauth]",
+            "Mar  2 00:00:59 bastion sshd[18361]: Connection closed by invalid user hadoop 36.108.238.51 port 25800 [preauth]",
+            "Mar  2 00:02:41 bastion sshd[18477]: PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=144.73.7.193  user=git",
+            "Mar  2 00:03:41 bastion sshd[18769]: User root from 94.237.199.19 not allowed because not listed in AllowUsers",
+            "Mar  2 00:03:00 bastion sshd[18510]: error: maximum authentication attempts exceeded for root from 144.73.7.193 port 18793 ssh2 [preauth]",
+            "Mar  2 00:00:00 bastion sshd[18262]: Accepted publickey for bob from 83.145.206.0 port 61199 ssh2: ED25519 SHA256:9vdf6IvecwQgzn9",
+            "Mar  4 10:11:09 bastion sshd[376823]: Failed password for invalid user administrator from 2001:db8::1 port 37346 ssh2",
+            "Mar  3 20:45:16 bastion sshd[296643]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=42.163.156.143  user=root",
+            "1.2.3.4\u{e9}",
+            "\u{e9}root from",
+        ]
+        .iter()
+        .map(|h| h.as_bytes().to_vec())
+        .collect();
+        let pieces: [&[u8]; 16] = [
+            b"1",
+            b"255.",
+            b".",
+            b"::",
+            b"f",
+            b"ffff",
+            b":",
+            b" ",
+            b"port ",
+            b"on ",
+            b"from ",
+            b"[preauth]",
+            b"\n",
+            b"ssh2",
+            b"root",
+            b": ",
+        ];
+        const MIX: &[u8] = b" \t\r\n.:[]()abfmor019Xz_-";
+        for _ in 0..400 {
+            let mut h = Vec::new();
+            for _ in 0..next(12) {
+                match next(3) {
+                    0 => h.extend_from_slice(pieces[next(pieces.len() as u64) as usize]),
+                    1 => h.push(MIX[next(MIX.len() as u64) as usize]),
+                    _ => h.push(next(128) as u8),
+                }
+            }
+            hays.push(h);
+        }
+        for _ in 0..100 {
+            hays.push((0..next(40)).map(|_| next(256) as u8).collect());
+        }
+        let mut walked = 0;
+        let mut matched = 0;
+        for t in texts {
+            let text = if t.starts_with("(?-u)") { t.to_string() } else { format!("(?-u){t}") };
+            let dfa = build_dfa(&text).unwrap_or_else(|| panic!("{text}"));
+            let walk = Walk::new(&dfa).unwrap_or_else(|| panic!("{text}"));
+            for h in &hays {
+                for pos in 0..=h.len() {
+                    let input = Input::new(h).span(pos..h.len()).anchored(Anchored::Yes);
+                    let want = dfa.try_search_fwd(&input).map(|m| m.map(|m| m.offset())).map_err(|_| ());
+                    let got = walk.find(h, pos);
+                    assert_eq!(got, want, "{text} on {:?} at {pos}", String::from_utf8_lossy(h));
+                    walked += 1;
+                    matched += usize::from(matches!(got, Ok(Some(_))));
+                }
+            }
+        }
+        assert!(matched > walked / 10, "{matched} of {walked}");
+        // DFAs that quit (on `\n`; on non-ASCII bytes for Unicode word
+        // boundaries, also as the byte before): the walk says so where the
+        // search does
+        let quitting = [
+            dense::Builder::new()
+                .syntax(regex_automata::util::syntax::Config::new().utf8(false).unicode(false))
+                .configure(dense::Config::new().start_kind(StartKind::Anchored).quit(b'\n', true))
+                .build(r"(?-u)[a-z]+ \d+|[a-z]+\s|")
+                .unwrap(),
+            dense::Builder::new()
+                .configure(dense::Config::new().start_kind(StartKind::Anchored).unicode_word_boundary(true))
+                .build(r"\b\w+|\B")
+                .unwrap(),
+        ];
+        for dfa in &quitting {
+            let walk = Walk::new(dfa).unwrap();
+            let mut quits = 0;
+            for h in &hays {
+                for pos in 0..=h.len() {
+                    let input = Input::new(h).span(pos..h.len()).anchored(Anchored::Yes);
+                    let want = dfa.try_search_fwd(&input).map(|m| m.map(|m| m.offset())).map_err(|_| ());
+                    assert_eq!(walk.find(h, pos), want, "{:?} at {pos}", String::from_utf8_lossy(h));
+                    quits += usize::from(want.is_err());
+                }
+            }
+            assert!(quits > 100, "{quits}");
+        }
     }
 }
