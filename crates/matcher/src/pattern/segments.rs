@@ -931,7 +931,10 @@ impl Walk {
         // matches are reported one byte late: entering a match state on
         // the byte at `at` means a match ends at `at`
         for (i, &b) in hay.get(pos..).unwrap_or_default().iter().enumerate() {
-            s = self.trans[s as usize + usize::from(self.classes[usize::from(b)])];
+            // the row's start is added in the load (`trans + class` does
+            // not wait for the state): the add is off the loop's chain of
+            // dependent loads
+            s = self.trans[usize::from(self.classes[usize::from(b)])..][s as usize];
             if s < self.hi {
                 if s < self.lo {
                     return if s == 0 { Ok(mat) } else { Err(()) };
