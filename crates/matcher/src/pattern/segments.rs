@@ -1362,7 +1362,8 @@ impl Segments {
     ) -> Option<usize> {
         let mut pos = start;
         for (part, ps) in self.parts.iter().zip(s.parts.iter_mut()) {
-            let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+            // only the general engine's searches need it (made when used)
+            let input = || Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
             match (part, ps) {
                 (Part::Seg(seg), PartScratch::Seg { .. })
                     if seg.guard.as_ref().is_some_and(|g| {
@@ -1399,7 +1400,7 @@ impl Segments {
                     } else if seg.whole.is_none() && !seg.groups.is_empty() {
                         let re = seg.re.get()?;
                         let caps = caps.get_or_insert_with(|| re.create_captures());
-                        re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
+                        re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input(), caps);
                         let m = caps.get_match()?;
                         for (local, &g) in seg.groups.iter().enumerate() {
                             *spans.get_mut(g)? = caps.get_group(local + 1).map(|sp| (sp.start, sp.end));
@@ -1409,7 +1410,7 @@ impl Segments {
                         let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
                         let end = match dfa.map(|d| d.find(hay.as_bytes(), pos)) {
                             Some(Ok(m)) => m?,
-                            _ => seg.re.search(cache, &input)?,
+                            _ => seg.re.search(cache, &input())?,
                         };
                         if seg.whole.is_some() {
                             let span = Some((pos, end.checked_sub(seg.tail)?));
@@ -1457,7 +1458,7 @@ impl Segments {
                             .map(|d| d.find(hay.as_bytes(), pos))
                         {
                             Some(Ok(m)) => m.is_some(),
-                            _ => re.search(cache, &input).is_some(),
+                            _ => re.search(cache, &input()).is_some(),
                         };
                         if matches {
                             return None;
