@@ -733,7 +733,8 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     for p in prefregex.iter_mut().chain(&mut failregex) {
         p.assign_slots(&mut slots);
     }
-    let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter, slots };
+    let pref_linear = prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear);
+    let parts = Parts { prefregex, pref_linear, failregex, ignoreregex, maxlines, detector, logtz, prefilter, slots };
     Ok(Compiled {
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
         warnings,
@@ -744,6 +745,9 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
 #[derive(Debug)]
 pub(crate) struct Parts {
     prefregex: Option<Pat>,
+    /// No prefregex, or one on the linear engine (no budget to count): the
+    /// whole-line literal reject may be skipped (see [`Reject`]).
+    pref_linear: bool,
     failregex: Vec<Pat>,
     ignoreregex: Vec<Pat>,
     maxlines: usize,
@@ -1774,7 +1778,7 @@ fn find_failure(
     push_buf(&mut st.hay, 0..org.len(), org);
     // the engines need the first newline of what they search: found once
     // per buffer here, not per pattern
-    let mut hay_nl = first_newline(st.hay.as_bytes());
+    let mut hay_nl = memchr::memchr(b'\n', st.hay.as_bytes()).unwrap_or(st.hay.len());
 
     // ignoreregex up front (only with few of them, as fail2ban).
     if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
@@ -1797,10 +1801,7 @@ fn find_failure(
         // lines are so (see `Reject`) where that changes nothing else: a
         // linear prefregex on a text with no newline but the last one (no
         // backtracking engine, so no budget to count)
-        Some(_)
-            if st.hay.len() == hay_nl + 1
-                && p.prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear) =>
-        {
+        Some(_) if p.pref_linear && st.hay.len() == hay_nl + 1 => {
             if st.reject.skip > 0 {
                 st.reject.skip -= 1;
                 true
