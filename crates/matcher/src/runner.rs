@@ -1971,7 +1971,19 @@ fn find_failure(
         if !FAILURE_ID_SLOTS.iter().any(|&k| st.work.get(k).is_some()) {
             continue;
         }
-        let matched: SmallVec<[&str; 4]> = hit.matched.iter().map(|&i| org[i].text).collect();
+        // (one line, as always with a single-line buffer: no collecting)
+        let one: [&str; 1];
+        let many: SmallVec<[&str; 4]>;
+        let matched: &[&str] = match hit.matched[..] {
+            [i] => {
+                one = [org[i].text];
+                &one
+            }
+            _ => {
+                many = hit.matched.iter().map(|&i| org[i].text).collect();
+                &many
+            }
+        };
 
         let mut slot: Option<Slot> = None;
         // the failure as the cache shares it (merged in place there)
@@ -1980,7 +1992,7 @@ fn find_failure(
             key.push_key(&mut st.key);
             let hash = key_hash(&st.key);
             let taken = st.cache.take(&st.key, hash, now);
-            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, &matched, hash);
+            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash);
             slot = s;
             if merged.groups.truthy(S_NOFAIL) && !check_all {
                 write_back(&mut st.cache, slot, merged, &st.key, now);
