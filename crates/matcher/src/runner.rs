@@ -368,7 +368,7 @@ pub(crate) struct Prefilter {
 #[derive(Debug)]
 pub(crate) struct Dispatch {
     /// First byte of the text → (failregex, one of its prefixes).
-    by_byte: Vec<Vec<(u32, Box<[u8]>)>>,
+    by_byte: Vec<Vec<Entry>>,
     /// Per failregex: one of these must occur in the text (empty: nothing
     /// to check beyond the prefix).
     verify: Vec<Vec<memchr::memmem::Finder<'static>>>,
@@ -377,11 +377,14 @@ pub(crate) struct Dispatch {
     rest: Option<Prefilter>,
 }
 
+/// A [`Dispatch`] prefix: its failregex, its bytes, their [`Head`].
+type Entry = (u32, Box<[u8]>, Head);
+
 impl Dispatch {
     /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
     /// position 0 of the searched text with one of `set` (none empty).
     fn build(prefixes: &[Option<Vec<Vec<u8>>>], literals: &[Option<Vec<String>>]) -> Dispatch {
-        let mut by_byte: Vec<Vec<(u32, Box<[u8]>)>> = vec![Vec::new(); 256];
+        let mut by_byte: Vec<Vec<Entry>> = vec![Vec::new(); 256];
         let mut verify = Vec::with_capacity(prefixes.len());
         let mut rest_lits = Vec::with_capacity(prefixes.len());
         let mut any_rest = false;
@@ -394,7 +397,7 @@ impl Dispatch {
             match pre {
                 Some(set) if !set.is_empty() && set.iter().all(|p| !p.is_empty()) => {
                     for p in set {
-                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice()));
+                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice(), Head::of_prefix(p)));
                     }
                     // a prefix that holds a required literal proves it present
                     let implied =
@@ -424,10 +427,10 @@ impl Dispatch {
         bits.resize(words, 0);
         let b = text.as_bytes();
         if let Some(&b0) = b.first() {
-            for (i, p) in &self.by_byte[b0 as usize] {
+            let head = head_word(b);
+            for (i, p, h) in &self.by_byte[b0 as usize] {
                 let i = *i as usize;
-                // (a loop: short prefixes, cheaper than a call to memcmp)
-                if bit(bits, i) || !b.get(..p.len()).is_some_and(|h| h.iter().zip(p.iter()).all(|(x, y)| x == y)) {
+                if bit(bits, i) || !h.starts(head, b, p) {
                     continue;
                 }
                 let v = &self.verify[i];
@@ -440,6 +443,45 @@ impl Dispatch {
             rest.add_candidates(text, bits);
         }
         bits.iter().any(|&w| w != 0)
+    }
+}
+
+/// The first [`HEAD`] bytes of a text as one word (zeros past its end).
+const HEAD: usize = 16;
+
+#[inline]
+fn head_word(b: &[u8]) -> u128 {
+    let mut a = [0u8; HEAD];
+    let n = b.len().min(HEAD);
+    a[..n].copy_from_slice(&b[..n]);
+    u128::from_le_bytes(a)
+}
+
+/// A [`Dispatch`] prefix's first [`HEAD`] bytes as a word and the mask of
+/// those it has: most prefixes differ from a text there, which one
+/// comparison of words tells.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    word: u128,
+    mask: u128,
+}
+
+impl Head {
+    fn of_prefix(p: &[u8]) -> Head {
+        let n = p.len().min(HEAD);
+        let mut m = [0u8; HEAD];
+        m[..n].fill(0xff);
+        Head { word: head_word(p), mask: u128::from_le_bytes(m) }
+    }
+
+    /// `b.starts_with(p)`; `head`: [`head_word`] of `b`, `self` that of `p`.
+    #[inline]
+    fn starts(&self, head: u128, b: &[u8], p: &[u8]) -> bool {
+        // (the length first: a shorter text's zeros could equal a prefix's)
+        b.len() >= p.len()
+            && (head ^ self.word) & self.mask == 0
+            // (a loop: short rests, cheaper than a call to memcmp)
+            && b[HEAD.min(p.len())..p.len()].iter().zip(&p[HEAD.min(p.len())..]).all(|(x, y)| x == y)
     }
 }
 
