@@ -368,7 +368,7 @@ pub(crate) struct Prefilter {
 #[derive(Debug)]
 pub(crate) struct Dispatch {
     /// First byte of the text → (failregex, one of its prefixes).
-    by_byte: Vec<Vec<(u32, Box<[u8]>)>>,
+    by_byte: Vec<Vec<Entry>>,
     /// Per failregex: one of these must occur in the text (empty: nothing
     /// to check beyond the prefix).
     verify: Vec<Vec<memchr::memmem::Finder<'static>>>,
@@ -377,11 +377,14 @@ pub(crate) struct Dispatch {
     rest: Option<Prefilter>,
 }
 
+/// A [`Dispatch`] prefix: its failregex, its bytes, their [`Head`].
+type Entry = (u32, Box<[u8]>, Head);
+
 impl Dispatch {
     /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
     /// position 0 of the searched text with one of `set` (none empty).
     fn build(prefixes: &[Option<Vec<Vec<u8>>>], literals: &[Option<Vec<String>>]) -> Dispatch {
-        let mut by_byte: Vec<Vec<(u32, Box<[u8]>)>> = vec![Vec::new(); 256];
+        let mut by_byte: Vec<Vec<Entry>> = vec![Vec::new(); 256];
         let mut verify = Vec::with_capacity(prefixes.len());
         let mut rest_lits = Vec::with_capacity(prefixes.len());
         let mut any_rest = false;
@@ -394,7 +397,7 @@ impl Dispatch {
             match pre {
                 Some(set) if !set.is_empty() && set.iter().all(|p| !p.is_empty()) => {
                     for p in set {
-                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice()));
+                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice(), Head::of_prefix(p)));
                     }
                     // a prefix that holds a required literal proves it present
                     let implied =
@@ -424,10 +427,10 @@ impl Dispatch {
         bits.resize(words, 0);
         let b = text.as_bytes();
         if let Some(&b0) = b.first() {
-            for (i, p) in &self.by_byte[b0 as usize] {
+            let head = head_word(b);
+            for (i, p, h) in &self.by_byte[b0 as usize] {
                 let i = *i as usize;
-                // (a loop: short prefixes, cheaper than a call to memcmp)
-                if bit(bits, i) || !b.get(..p.len()).is_some_and(|h| h.iter().zip(p.iter()).all(|(x, y)| x == y)) {
+                if bit(bits, i) || !h.starts(head, b, p) {
                     continue;
                 }
                 let v = &self.verify[i];
@@ -440,6 +443,45 @@ impl Dispatch {
             rest.add_candidates(text, bits);
         }
         bits.iter().any(|&w| w != 0)
+    }
+}
+
+/// The first [`HEAD`] bytes of a text as one word (zeros past its end).
+const HEAD: usize = 16;
+
+#[inline]
+fn head_word(b: &[u8]) -> u128 {
+    let mut a = [0u8; HEAD];
+    let n = b.len().min(HEAD);
+    a[..n].copy_from_slice(&b[..n]);
+    u128::from_le_bytes(a)
+}
+
+/// A [`Dispatch`] prefix's first [`HEAD`] bytes as a word and the mask of
+/// those it has: most prefixes differ from a text there, which one
+/// comparison of words tells.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    word: u128,
+    mask: u128,
+}
+
+impl Head {
+    fn of_prefix(p: &[u8]) -> Head {
+        let n = p.len().min(HEAD);
+        let mut m = [0u8; HEAD];
+        m[..n].fill(0xff);
+        Head { word: head_word(p), mask: u128::from_le_bytes(m) }
+    }
+
+    /// `b.starts_with(p)`; `head`: [`head_word`] of `b`, `self` that of `p`.
+    #[inline]
+    fn starts(&self, head: u128, b: &[u8], p: &[u8]) -> bool {
+        // (the length first: a shorter text's zeros could equal a prefix's)
+        b.len() >= p.len()
+            && (head ^ self.word) & self.mask == 0
+            // (a loop: short rests, cheaper than a call to memcmp)
+            && b[HEAD.min(p.len())..p.len()].iter().zip(&p[HEAD.min(p.len())..]).all(|(x, y)| x == y)
     }
 }
 
@@ -733,7 +775,8 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     for p in prefregex.iter_mut().chain(&mut failregex) {
         p.assign_slots(&mut slots);
     }
-    let parts = Parts { prefregex, failregex, ignoreregex, maxlines, detector, logtz, prefilter, slots };
+    let pref_linear = prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear);
+    let parts = Parts { prefregex, pref_linear, failregex, ignoreregex, maxlines, detector, logtz, prefilter, slots };
     Ok(Compiled {
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
         warnings,
@@ -744,6 +787,9 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
 #[derive(Debug)]
 pub(crate) struct Parts {
     prefregex: Option<Pat>,
+    /// No prefregex, or one on the linear engine (no budget to count): the
+    /// whole-line literal reject may be skipped (see [`Reject`]).
+    pref_linear: bool,
     failregex: Vec<Pat>,
     ignoreregex: Vec<Pat>,
     maxlines: usize,
@@ -1774,7 +1820,7 @@ fn find_failure(
     push_buf(&mut st.hay, 0..org.len(), org);
     // the engines need the first newline of what they search: found once
     // per buffer here, not per pattern
-    let mut hay_nl = first_newline(st.hay.as_bytes());
+    let mut hay_nl = memchr::memchr(b'\n', st.hay.as_bytes()).unwrap_or(st.hay.len());
 
     // ignoreregex up front (only with few of them, as fail2ban).
     if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
@@ -1797,10 +1843,7 @@ fn find_failure(
         // lines are so (see `Reject`) where that changes nothing else: a
         // linear prefregex on a text with no newline but the last one (no
         // backtracking engine, so no budget to count)
-        Some(_)
-            if st.hay.len() == hay_nl + 1
-                && p.prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear) =>
-        {
+        Some(_) if p.pref_linear && st.hay.len() == hay_nl + 1 => {
             if st.reject.skip > 0 {
                 st.reject.skip -= 1;
                 true
@@ -1970,7 +2013,19 @@ fn find_failure(
         if !FAILURE_ID_SLOTS.iter().any(|&k| st.work.get(k).is_some()) {
             continue;
         }
-        let matched: SmallVec<[&str; 4]> = hit.matched.iter().map(|&i| org[i].text).collect();
+        // (one line, as always with a single-line buffer: no collecting)
+        let one: [&str; 1];
+        let many: SmallVec<[&str; 4]>;
+        let matched: &[&str] = match hit.matched[..] {
+            [i] => {
+                one = [org[i].text];
+                &one
+            }
+            _ => {
+                many = hit.matched.iter().map(|&i| org[i].text).collect();
+                &many
+            }
+        };
 
         let mut slot: Option<Slot> = None;
         // the failure as the cache shares it (merged in place there)
@@ -1979,7 +2034,7 @@ fn find_failure(
             key.push_key(&mut st.key);
             let hash = key_hash(&st.key);
             let taken = st.cache.take(&st.key, hash, now);
-            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, &matched, hash);
+            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash);
             slot = s;
             if merged.groups.truthy(S_NOFAIL) && !check_all {
                 write_back(&mut st.cache, slot, merged, &st.key, now);

@@ -1168,3 +1168,27 @@ fn parse_v4_is_std() {
         assert_eq!(parse_v4(c), c.parse::<Ipv4Addr>().ok(), "{c:?}");
     }
 }
+
+#[test]
+fn dispatch_head_word_is_starts_with() {
+    // the word-wise prefix test of `Dispatch` against `starts_with`, on
+    // texts and prefixes around the word's length, sharing their start,
+    // with NUL bytes (a shorter text's padding is zeros)
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let alphabet = [b'a', b'b', 0u8, b' ', 0xc3];
+    let mut tried = [0usize; 2];
+    for _ in 0..200_000 {
+        let plen = 1 + next(40) as usize;
+        let p: Vec<u8> = (0..plen).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect();
+        // a text that starts like the prefix for a while, then anything
+        let tlen = next(44) as usize;
+        let keep = next(tlen as u64 + 1) as usize;
+        let t: Vec<u8> = (0..tlen)
+            .map(|k| if k < keep && k < plen { p[k] } else { alphabet[next(alphabet.len() as u64) as usize] })
+            .collect();
+        let want = t.starts_with(&p);
+        tried[usize::from(want)] += 1;
+        assert_eq!(Head::of_prefix(&p).starts(head_word(&t), &t, &p), want, "text {t:?} prefix {p:?}");
+    }
+    assert!(tried[0] > 1000 && tried[1] > 1000, "both answers tried: {tried:?}");
+}
