@@ -92,8 +92,15 @@ impl Fast {
                 Some(p)
             }
             Fast::Run { class, min, max, lazy, tail, scan } => {
-                let rest = b.get(pos..)?;
-                let run = rest.iter().take(*max).take_while(|&&c| c < 128 && class[c as usize]).count();
+                if pos > b.len() {
+                    return None;
+                }
+                let lim = b.len().min(pos.saturating_add(*max));
+                let mut q = pos;
+                while q < lim && b[q] < 128 && class[b[q] as usize] {
+                    q += 1;
+                }
+                let run = q - pos;
                 if run < *min {
                     return None;
                 }
@@ -101,10 +108,15 @@ impl Fast {
                     // the repetition gives back (greedy) or takes (lazy) one
                     // byte at a time: the text starts at the last (first)
                     // place from `pos + min` to the run's end where it is
+                    // (only where its first byte is: memchr finds those)
                     let t = tail.as_bytes();
                     let (lo, hi) = (pos + min, pos + run);
-                    let mut at = |k: &usize| text_at(b, *k, t);
-                    let k = if *lazy { (lo..=hi).find(&mut at)? } else { (lo..=hi).rev().find(&mut at)? };
+                    let win = b.get(lo..b.len().min(hi + 1))?;
+                    let k = if *lazy {
+                        memchr::memchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
+                    } else {
+                        memchr::memrchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
+                    };
                     return Some(k + t.len());
                 }
                 // the text cannot start inside the run: its end (lazy: at
@@ -791,6 +803,8 @@ struct Segment {
     /// small enough (built on first use).
     dfa: Option<LazyDfa>,
     fast: Option<Fast>,
+    /// `fast` is only valid on ASCII haystacks ([`Fast::ascii_only`]).
+    fast_ascii: bool,
     /// The segment is exactly capture group `g` (or groups nested one directly
     /// in the other, all in `groups`) with no groups inside.
     whole: Option<usize>,
@@ -843,6 +857,15 @@ struct Guard {
     lits: Box<[Box<[u8]>]>,
 }
 
+impl Guard {
+    /// X cannot start at `pos` (so `(?:X)?` takes the empty branch).
+    #[inline]
+    fn skips(&self, b: &[u8], pos: usize) -> bool {
+        b.get(pos).is_none_or(|&c| c >= 128 || self.set & (1u128 << c) == 0)
+            || (!self.lits.is_empty() && !self.lits.iter().any(|t| text_at(b, pos, t)))
+    }
+}
+
 /// Segment sources, compiled on first use.
 #[derive(Debug)]
 pub(crate) struct SegmentsSrc {
@@ -886,6 +909,7 @@ impl SegmentsSrc {
                         re: LazyMeta::new(text),
                         dfa,
                         fast: fast.clone(),
+                        fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
                         guard: guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
                         whole: *whole,
                         groups: groups.clone(),
@@ -1183,70 +1207,71 @@ impl Segments {
         s: &mut SegScratch,
         spans: &mut [Option<(usize, usize)>],
     ) -> Option<usize> {
+        let b = hay.as_bytes();
         let mut pos = start;
         for (part, ps) in self.parts.iter().zip(s.parts.iter_mut()) {
-            let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
             match (part, ps) {
-                (Part::Seg(seg), PartScratch::Seg { .. })
-                    if seg.guard.as_ref().is_some_and(|g| {
-                        hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
-                            || (!g.lits.is_empty() && !g.lits.iter().any(|t| text_at(hay.as_bytes(), pos, t)))
-                    }) =>
-                {
-                    for &g in &seg.groups {
-                        *spans.get_mut(g)? = None;
-                    }
-                }
                 (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
-                    if let Some(f @ Fast::Fixed { groups, .. }) = &seg.fast {
-                        let end = f.run(hay, pos, nl)?;
-                        for &(g, a, b) in groups {
-                            *spans.get_mut(g)? = Some((pos + a, pos + b));
+                    if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
+                        for &g in &seg.groups {
+                            *spans.get_mut(g)? = None;
                         }
-                        pos = end;
-                    } else if let Some(Fast::Opt { group, inner }) =
-                        seg.fast.as_ref().filter(|f| ascii || !f.ascii_only())
-                    {
-                        let m = inner.run(hay, pos, nl);
-                        *spans.get_mut(*group)? = m.map(|end| (pos, end));
-                        pos = m.unwrap_or(pos);
-                    } else if let Some(fast) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
-                        let end = fast.run(hay, pos, nl)?;
-                        if seg.whole.is_some() {
-                            let span = Some((pos, end.checked_sub(seg.tail)?));
-                            for &g in &seg.groups {
-                                *spans.get_mut(g)? = span;
+                        continue;
+                    }
+                    match &seg.fast {
+                        Some(f @ Fast::Fixed { groups, .. }) => {
+                            let end = f.run(hay, pos, nl)?;
+                            for &(g, a, b) in groups {
+                                *spans.get_mut(g)? = Some((pos + a, pos + b));
+                            }
+                            pos = end;
+                        }
+                        Some(Fast::Opt { group, inner }) if ascii || !seg.fast_ascii => {
+                            let m = inner.run(hay, pos, nl);
+                            *spans.get_mut(*group)? = m.map(|end| (pos, end));
+                            pos = m.unwrap_or(pos);
+                        }
+                        Some(fast) if ascii || !seg.fast_ascii => {
+                            let end = fast.run(hay, pos, nl)?;
+                            if seg.whole.is_some() {
+                                let span = Some((pos, end.checked_sub(seg.tail)?));
+                                for &g in &seg.groups {
+                                    *spans.get_mut(g)? = span;
+                                }
+                            }
+                            pos = end;
+                        }
+                        _ => {
+                            // the general case: built only here (the fast
+                            // kinds above need no `Input`)
+                            let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                            if seg.whole.is_none() && !seg.groups.is_empty() {
+                                let re = seg.re.get()?;
+                                let caps = caps.get_or_insert_with(|| re.create_captures());
+                                re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
+                                let m = caps.get_match()?;
+                                for (local, &g) in seg.groups.iter().enumerate() {
+                                    *spans.get_mut(g)? = caps.get_group(local + 1).map(|sp| (sp.start, sp.end));
+                                }
+                                pos = m.end();
+                            } else {
+                                let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
+                                let end = match dfa.map(|d| d.try_search_fwd(&input)) {
+                                    Some(Ok(m)) => m?.offset(),
+                                    _ => seg.re.search(cache, &input)?,
+                                };
+                                if seg.whole.is_some() {
+                                    let span = Some((pos, end.checked_sub(seg.tail)?));
+                                    for &g in &seg.groups {
+                                        *spans.get_mut(g)? = span;
+                                    }
+                                }
+                                pos = end;
                             }
                         }
-                        pos = end;
-                    } else if seg.whole.is_none() && !seg.groups.is_empty() {
-                        let re = seg.re.get()?;
-                        let caps = caps.get_or_insert_with(|| re.create_captures());
-                        re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
-                        let m = caps.get_match()?;
-                        for (local, &g) in seg.groups.iter().enumerate() {
-                            *spans.get_mut(g)? = caps.get_group(local + 1).map(|sp| (sp.start, sp.end));
-                        }
-                        pos = m.end();
-                    } else {
-                        let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
-                        let end = match dfa.map(|d| d.try_search_fwd(&input)) {
-                            Some(Ok(m)) => m?.offset(),
-                            _ => seg.re.search(cache, &input)?,
-                        };
-                        if seg.whole.is_some() {
-                            let span = Some((pos, end.checked_sub(seg.tail)?));
-                            for &g in &seg.groups {
-                                *spans.get_mut(g)? = span;
-                            }
-                        }
-                        pos = end;
                     }
                 }
-                (Part::Alt(branches, Some(g)), PartScratch::Alt(_))
-                    if hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
-                        || (!g.lits.is_empty() && !g.lits.iter().any(|t| text_at(hay.as_bytes(), pos, t))) =>
-                {
+                (Part::Alt(branches, Some(g)), PartScratch::Alt(_)) if g.skips(b, pos) => {
                     // `(?:X|)` where X cannot start here: the empty branch
                     for (_, _, chain) in branches {
                         for &g in &chain.groups {
@@ -1271,9 +1296,10 @@ impl Segments {
                             *spans.get_mut(g)? = None;
                         }
                         // text every match of the branch holds is not there
-                        if chain.need.iter().any(|f| f.find(&hay.as_bytes()[pos..]).is_none()) {
+                        if chain.need.iter().any(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
+                        let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
                         let matches = match Some(dfa)
                             .filter(|_| ascii)
                             .and_then(LazyDfa::get)
@@ -1443,6 +1469,86 @@ mod tests {
             }
         }
         assert!(walked > 5_000, "{walked}");
+    }
+
+    /// `Fast::Run` (a class repetition and literal text), also where the
+    /// text can start inside the run (`scan`: found with memchr): its end
+    /// is the general engine's anchored match end at every position.
+    #[test]
+    fn class_runs_equal_general_engine() {
+        let pats = [
+            r"[a-z]+abc",
+            r"[a-z]+?abc",
+            r"[a-z]*a",
+            r"[a-z]*?a",
+            r"[ab]{2,5}ab",
+            r"[ab]{2,5}?ab",
+            r"\S+ from",
+            r"\S+x",
+            r"\S+?x",
+            r"\w{0,3}ww",
+            r"\d+\.",
+            r"[^:]+: ",
+            r"[^:]+a:",
+            r".+?ab",
+            r".{2,}ab",
+            r"[a-c]{1,}cc",
+        ];
+        let hays = [
+            "",
+            "a",
+            "abc",
+            "aabc",
+            "abcabc",
+            "abcabcx",
+            "xabcabc",
+            "ab",
+            "abab",
+            "ababab",
+            "bbbbbbab",
+            "bab",
+            "aaaaaaaaaaaaaaaaaaaaaaab",
+            "root from 1.2.3.4 from x",
+            "rootx xx",
+            "xxxx",
+            "x",
+            "www",
+            "wwwww",
+            "wwwwww ww",
+            "12.34.",
+            "1.",
+            "a: b: c",
+            "aa:a: ",
+            ":a:",
+            "abab\nab",
+            "ccc",
+            "cccc cc",
+            "\u{e9}abcab",
+            "ab\u{e9}ab",
+            "a\u{e9}:a: ",
+        ];
+        let mut compared = 0;
+        for src in pats {
+            let parsed = pyre::parse(src, true).unwrap();
+            let nodes: Vec<&Node> = match &parsed.node {
+                Node::Cat(v) => v.iter().collect(),
+                one => vec![one],
+            };
+            let mut text = String::new();
+            emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let fast = fast_special(&nodes, &[], None, &parsed.names, AOPTS);
+            let Some(fast @ Fast::Run { .. }) = fast else { panic!("{src}: {fast:?}") };
+            for hay in hays.iter().filter(|h| h.is_ascii()) {
+                for pos in 0..=hay.len() {
+                    let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                    let theirs = re.search(&input).map(|m| m.end());
+                    assert_eq!(fast.run(hay, pos, None), theirs, "{src:?} on {hay:?} at {pos}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 2_000, "{compared}");
     }
 
     /// A greedy `(?:X)?` with groups runs as `(?:X|)` (X its own chain, the
