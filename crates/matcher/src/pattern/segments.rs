@@ -49,7 +49,8 @@ enum Fast {
     /// for ASCII haystacks). When the text does not start with a byte of
     /// the class, the run of class bytes is the only way to match; else
     /// (`scan`) the text is searched in the run, backwards when greedy.
-    Run { class: Box<[bool; 128]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
+    /// (The table covers every byte, none from 128 on: no range check.)
+    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
@@ -96,11 +97,7 @@ impl Fast {
                     return None;
                 }
                 let lim = b.len().min(pos.saturating_add(*max));
-                let mut q = pos;
-                while q < lim && b[q] < 128 && class[b[q] as usize] {
-                    q += 1;
-                }
-                let run = q - pos;
+                let run = b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos);
                 if run < *min {
                     return None;
                 }
@@ -246,8 +243,8 @@ fn fast_special(
     {
         let text: Vec<&Node> = rest.iter().copied().chain(tail.iter().copied()).collect();
         let tail = text_of(&text)?;
-        let class = ascii_class(cls, names, aopts)?;
-        let scan = tail.as_bytes().first().is_some_and(|&b| b < 128 && class[b as usize]);
+        let class = class256(cls, names, aopts)?;
+        let scan = tail.as_bytes().first().is_some_and(|&b| class[b as usize]);
         return Some(Fast::Run {
             class,
             min: *min as usize,
