@@ -850,15 +850,24 @@ enum PartSrc {
 /// of `lits` (literal text every match of X starts with; empty: not known).
 #[derive(Debug)]
 struct Guard {
-    set: u128,
+    /// `set` as a table of every byte (one load instead of a 128-bit shift).
+    start: [bool; 256],
     lits: Box<[Box<[u8]>]>,
 }
 
 impl Guard {
+    fn new(set: u128, lits: &[Box<[u8]>]) -> Box<Guard> {
+        let mut start = [false; 256];
+        for (c, on) in start.iter_mut().enumerate().take(128) {
+            *on = set & (1u128 << c) != 0;
+        }
+        Box::new(Guard { start, lits: lits.into() })
+    }
+
     /// X cannot start at `pos` (so `(?:X)?` takes the empty branch).
     #[inline]
     fn skips(&self, b: &[u8], pos: usize) -> bool {
-        b.get(pos).is_none_or(|&c| c >= 128 || self.set & (1u128 << c) == 0)
+        b.get(pos).is_none_or(|&c| !self.start[c as usize])
             || (!self.lits.is_empty() && !self.lits.iter().any(|t| text_at(b, pos, t)))
     }
 }
@@ -907,7 +916,7 @@ impl SegmentsSrc {
                         dfa,
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
-                        guard: guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
+                        guard: guard.map(|set| Guard::new(set, guard_lits)),
                         whole: *whole,
                         groups: groups.clone(),
                         tail: *tail,
@@ -918,7 +927,7 @@ impl SegmentsSrc {
                         .iter()
                         .map(|(t, a, c)| Some((LazyMeta::new(t), LazyDfa::new(a), c.compile()?)))
                         .collect::<Option<_>>()?,
-                    guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
+                    guard.map(|set| Guard::new(set, guard_lits)),
                 ),
             });
         }
@@ -1546,6 +1555,26 @@ mod tests {
             }
         }
         assert!(compared > 2_000, "{compared}");
+    }
+
+    /// The guard's byte table says exactly what its 128-bit set says, for
+    /// every byte (none from 128 on), and the literal check still applies.
+    #[test]
+    fn guard_table_equals_set() {
+        let set: u128 = (1u128 << b'e') | (1u128 << b'f') | (1u128 << 0) | (1u128 << 127);
+        let g = Guard::new(set, &[]);
+        for c in 0..=255u8 {
+            let by_set = c < 128 && set & (1u128 << c) != 0;
+            assert_eq!(g.skips(&[c], 0), !by_set, "{c}");
+            assert_eq!(g.skips(&[b'x', c], 1), !by_set, "{c}");
+        }
+        assert!(g.skips(b"e", 1));
+        let lits: Vec<Box<[u8]>> = vec![b"error".to_vec().into(), b"fatal".to_vec().into()];
+        let g = Guard::new(set, &lits);
+        assert!(!g.skips(b"error: x", 0));
+        assert!(!g.skips(b"xfatal", 1));
+        assert!(g.skips(b"errxr", 0));
+        assert!(g.skips(b"fata", 0));
     }
 
     /// A greedy `(?:X)?` with groups runs as `(?:X|)` (X its own chain, the
