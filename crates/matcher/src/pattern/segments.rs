@@ -70,9 +70,79 @@ fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
     b.get(p..p + t.len()).is_some_and(|h| h.iter().zip(t).all(|(x, y)| x == y))
 }
 
+/// [`Fast::Run`] from `pos` (out of line: [`Fast::run`] stays small enough to
+/// be inlined into the chain for its short kinds).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn class_run(
+    b: &[u8],
+    pos: usize,
+    class: &[bool; 256],
+    min: usize,
+    max: usize,
+    lazy: bool,
+    tail: &[u8],
+    scan: bool,
+) -> Option<usize> {
+    if pos > b.len() {
+        return None;
+    }
+    let lim = b.len().min(pos.saturating_add(max));
+    let run = b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos);
+    if run < min {
+        return None;
+    }
+    if scan {
+        // the repetition gives back (greedy) or takes (lazy) one
+        // byte at a time: the text starts at the last (first)
+        // place from `pos + min` to the run's end where it is
+        // (only where its first byte is: memchr finds those)
+        let t = tail;
+        let (lo, hi) = (pos + min, pos + run);
+        let win = b.get(lo..b.len().min(hi + 1))?;
+        let k = if lazy {
+            memchr::memchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
+        } else {
+            memchr::memrchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
+        };
+        return Some(k + t.len());
+    }
+    // the text cannot start inside the run: its end (lazy: at
+    // least `min`) is the only place the text may follow
+    let k = pos + if lazy && tail.is_empty() { min } else { run };
+    text_at(b, k, tail).then_some(k + tail.len())
+}
+
+/// [`Fast::Dots`] from `pos` (out of line, see [`class_run`]).
+#[inline(never)]
+fn dots(b: &[u8], pos: usize, nl: Option<usize>, min: usize, lazy: bool, tail: &[u8]) -> Option<usize> {
+    let rest = b.get(pos..)?;
+    let line_end = match nl {
+        // the first newline of the haystack is known
+        Some(nl) if pos <= nl => nl,
+        _ => pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
+    };
+    // an occurrence of (valid UTF-8) text starts at a char
+    // boundary, so `min` bytes are at least `min` chars and at
+    // most one char (min <= 1) is never more than them
+    let from = pos + min;
+    if from > line_end {
+        return None;
+    }
+    let k = if tail.is_empty() {
+        line_end
+    } else if lazy {
+        from + memchr::memmem::find(&b[from..line_end], tail)?
+    } else {
+        let k = pos + memchr::memmem::rfind(&b[pos..line_end], tail)?;
+        (k >= from).then_some(k)?
+    };
+    Some(k + tail.len())
+}
+
 impl Fast {
     /// End of the first parse from `pos`.
-    #[inline]
+    #[inline(always)]
     fn run(&self, hay: &str, pos: usize, nl: Option<usize>) -> Option<usize> {
         let b = hay.as_bytes();
         match self {
@@ -93,62 +163,13 @@ impl Fast {
                 Some(p)
             }
             Fast::Run { class, min, max, lazy, tail, scan } => {
-                if pos > b.len() {
-                    return None;
-                }
-                let lim = b.len().min(pos.saturating_add(*max));
-                let run = b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos);
-                if run < *min {
-                    return None;
-                }
-                if *scan {
-                    // the repetition gives back (greedy) or takes (lazy) one
-                    // byte at a time: the text starts at the last (first)
-                    // place from `pos + min` to the run's end where it is
-                    // (only where its first byte is: memchr finds those)
-                    let t = tail.as_bytes();
-                    let (lo, hi) = (pos + min, pos + run);
-                    let win = b.get(lo..b.len().min(hi + 1))?;
-                    let k = if *lazy {
-                        memchr::memchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
-                    } else {
-                        memchr::memrchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
-                    };
-                    return Some(k + t.len());
-                }
-                // the text cannot start inside the run: its end (lazy: at
-                // least `min`) is the only place the text may follow
-                let k = pos + if *lazy && tail.is_empty() { *min } else { run };
-                text_at(b, k, tail.as_bytes()).then_some(k + tail.len())
+                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan)
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Steps { steps, .. } => walk(steps, b, pos),
-            Fast::Dots { min, lazy, tail } => {
-                let rest = b.get(pos..)?;
-                let line_end = match nl {
-                    // the first newline of the haystack is known
-                    Some(nl) if pos <= nl => nl,
-                    _ => pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
-                };
-                // an occurrence of (valid UTF-8) text starts at a char
-                // boundary, so `min` bytes are at least `min` chars and at
-                // most one char (min <= 1) is never more than them
-                let from = pos + min;
-                if from > line_end {
-                    return None;
-                }
-                let k = if tail.is_empty() {
-                    line_end
-                } else if *lazy {
-                    from + memchr::memmem::find(&b[from..line_end], tail.as_bytes())?
-                } else {
-                    let k = pos + memchr::memmem::rfind(&b[pos..line_end], tail.as_bytes())?;
-                    (k >= from).then_some(k)?
-                };
-                Some(k + tail.len())
-            }
+            Fast::Dots { min, lazy, tail } => dots(b, pos, nl, *min, *lazy, tail.as_bytes()),
         }
     }
 }
