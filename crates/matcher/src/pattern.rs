@@ -189,12 +189,14 @@ enum ScratchSrc {
 
 impl Scratch {
     /// Span of group `i` of the last successful match (0 = whole match).
+    #[inline]
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
         match self.src {
-            ScratchSrc::Locs => self.locs.as_ref().and_then(|l| l.get(i)),
-            ScratchSrc::BLocs => self.blocs.as_ref().and_then(|l| l.get(i)),
+            // the segment chain's and the remapped spans: the common cases
             ScratchSrc::Spans => self.spans.get(i).copied().flatten(),
             ScratchSrc::Mapped => self.mapped.get(i).copied().flatten(),
+            ScratchSrc::Locs => self.locs.as_ref().and_then(|l| l.get(i)),
+            ScratchSrc::BLocs => self.blocs.as_ref().and_then(|l| l.get(i)),
         }
     }
 
@@ -600,18 +602,25 @@ impl Pattern {
         s
     }
 
+    #[inline]
     fn prepare(&self, s: &mut Scratch) {
         if s.owner != self.id {
-            s.owner = self.id;
-            // the ASCII variant's locations are made when first needed (it
-            // is compiled on first use)
-            (s.locs, s.blocs) = match &self.compiled {
-                Compiled::Linear { uni, .. } => (Some(uni.capture_locations()), None),
-                Compiled::Fancy { .. } => (None, None),
-            };
-            s.spans.clear();
-            s.seg = self.segments().map(segments::Segments::scratch);
+            self.adopt(s);
         }
+    }
+
+    /// Makes `s` this pattern's scratch (once per scratch).
+    #[cold]
+    fn adopt(&self, s: &mut Scratch) {
+        s.owner = self.id;
+        // the ASCII variant's locations are made when first needed (it
+        // is compiled on first use)
+        (s.locs, s.blocs) = match &self.compiled {
+            Compiled::Linear { uni, .. } => (Some(uni.capture_locations()), None),
+            Compiled::Fancy { .. } => (None, None),
+        };
+        s.spans.clear();
+        s.seg = self.segments().map(segments::Segments::scratch);
     }
 
     /// Captures into `scratch` (no allocation on the linear engine once the
@@ -632,11 +641,23 @@ impl Pattern {
             let mut mapped = std::mem::take(&mut scratch.mapped);
             mapped.clear();
             mapped.resize(self.names.len(), None);
-            for (ci, &o) in map.iter().enumerate() {
-                if let Some(sp) = scratch.get(ci)
-                    && let Some(slot) = mapped.get_mut(o)
-                {
-                    *slot = Some(sp);
+            if scratch.src == ScratchSrc::Spans {
+                // the segment chain's spans, read directly (`get` past
+                // their end is None, as `zip` stops there)
+                for (&sp, &o) in scratch.spans.iter().zip(map) {
+                    if let Some(sp) = sp
+                        && let Some(slot) = mapped.get_mut(o)
+                    {
+                        *slot = Some(sp);
+                    }
+                }
+            } else {
+                for (ci, &o) in map.iter().enumerate() {
+                    if let Some(sp) = scratch.get(ci)
+                        && let Some(slot) = mapped.get_mut(o)
+                    {
+                        *slot = Some(sp);
+                    }
                 }
             }
             scratch.mapped = mapped;

@@ -49,7 +49,8 @@ enum Fast {
     /// for ASCII haystacks). When the text does not start with a byte of
     /// the class, the run of class bytes is the only way to match; else
     /// (`scan`) the text is searched in the run, backwards when greedy.
-    Run { class: Box<[bool; 128]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
+    /// (The table covers every byte, none from 128 on: no range check.)
+    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
@@ -69,9 +70,79 @@ fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
     b.get(p..p + t.len()).is_some_and(|h| h.iter().zip(t).all(|(x, y)| x == y))
 }
 
+/// [`Fast::Run`] from `pos` (out of line: [`Fast::run`] stays small enough to
+/// be inlined into the chain for its short kinds).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn class_run(
+    b: &[u8],
+    pos: usize,
+    class: &[bool; 256],
+    min: usize,
+    max: usize,
+    lazy: bool,
+    tail: &[u8],
+    scan: bool,
+) -> Option<usize> {
+    if pos > b.len() {
+        return None;
+    }
+    let lim = b.len().min(pos.saturating_add(max));
+    let run = b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos);
+    if run < min {
+        return None;
+    }
+    if scan {
+        // the repetition gives back (greedy) or takes (lazy) one
+        // byte at a time: the text starts at the last (first)
+        // place from `pos + min` to the run's end where it is
+        // (only where its first byte is: memchr finds those)
+        let t = tail;
+        let (lo, hi) = (pos + min, pos + run);
+        let win = b.get(lo..b.len().min(hi + 1))?;
+        let k = if lazy {
+            memchr::memchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
+        } else {
+            memchr::memrchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
+        };
+        return Some(k + t.len());
+    }
+    // the text cannot start inside the run: its end (lazy: at
+    // least `min`) is the only place the text may follow
+    let k = pos + if lazy && tail.is_empty() { min } else { run };
+    text_at(b, k, tail).then_some(k + tail.len())
+}
+
+/// [`Fast::Dots`] from `pos` (out of line, see [`class_run`]).
+#[inline(never)]
+fn dots(b: &[u8], pos: usize, nl: Option<usize>, min: usize, lazy: bool, tail: &[u8]) -> Option<usize> {
+    let rest = b.get(pos..)?;
+    let line_end = match nl {
+        // the first newline of the haystack is known
+        Some(nl) if pos <= nl => nl,
+        _ => pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
+    };
+    // an occurrence of (valid UTF-8) text starts at a char
+    // boundary, so `min` bytes are at least `min` chars and at
+    // most one char (min <= 1) is never more than them
+    let from = pos + min;
+    if from > line_end {
+        return None;
+    }
+    let k = if tail.is_empty() {
+        line_end
+    } else if lazy {
+        from + memchr::memmem::find(&b[from..line_end], tail)?
+    } else {
+        let k = pos + memchr::memmem::rfind(&b[pos..line_end], tail)?;
+        (k >= from).then_some(k)?
+    };
+    Some(k + tail.len())
+}
+
 impl Fast {
     /// End of the first parse from `pos`.
-    #[inline]
+    #[inline(always)]
     fn run(&self, hay: &str, pos: usize, nl: Option<usize>) -> Option<usize> {
         let b = hay.as_bytes();
         match self {
@@ -92,54 +163,13 @@ impl Fast {
                 Some(p)
             }
             Fast::Run { class, min, max, lazy, tail, scan } => {
-                let rest = b.get(pos..)?;
-                let run = rest.iter().take(*max).take_while(|&&c| c < 128 && class[c as usize]).count();
-                if run < *min {
-                    return None;
-                }
-                if *scan {
-                    // the repetition gives back (greedy) or takes (lazy) one
-                    // byte at a time: the text starts at the last (first)
-                    // place from `pos + min` to the run's end where it is
-                    let t = tail.as_bytes();
-                    let (lo, hi) = (pos + min, pos + run);
-                    let mut at = |k: &usize| text_at(b, *k, t);
-                    let k = if *lazy { (lo..=hi).find(&mut at)? } else { (lo..=hi).rev().find(&mut at)? };
-                    return Some(k + t.len());
-                }
-                // the text cannot start inside the run: its end (lazy: at
-                // least `min`) is the only place the text may follow
-                let k = pos + if *lazy && tail.is_empty() { *min } else { run };
-                text_at(b, k, tail.as_bytes()).then_some(k + tail.len())
+                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan)
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Steps { steps, .. } => walk(steps, b, pos),
-            Fast::Dots { min, lazy, tail } => {
-                let rest = b.get(pos..)?;
-                let line_end = match nl {
-                    // the first newline of the haystack is known
-                    Some(nl) if pos <= nl => nl,
-                    _ => pos + memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
-                };
-                // an occurrence of (valid UTF-8) text starts at a char
-                // boundary, so `min` bytes are at least `min` chars and at
-                // most one char (min <= 1) is never more than them
-                let from = pos + min;
-                if from > line_end {
-                    return None;
-                }
-                let k = if tail.is_empty() {
-                    line_end
-                } else if *lazy {
-                    from + memchr::memmem::find(&b[from..line_end], tail.as_bytes())?
-                } else {
-                    let k = pos + memchr::memmem::rfind(&b[pos..line_end], tail.as_bytes())?;
-                    (k >= from).then_some(k)?
-                };
-                Some(k + tail.len())
-            }
+            Fast::Dots { min, lazy, tail } => dots(b, pos, nl, *min, *lazy, tail.as_bytes()),
         }
     }
 }
@@ -234,8 +264,8 @@ fn fast_special(
     {
         let text: Vec<&Node> = rest.iter().copied().chain(tail.iter().copied()).collect();
         let tail = text_of(&text)?;
-        let class = ascii_class(cls, names, aopts)?;
-        let scan = tail.as_bytes().first().is_some_and(|&b| b < 128 && class[b as usize]);
+        let class = class256(cls, names, aopts)?;
+        let scan = tail.as_bytes().first().is_some_and(|&b| class[b as usize]);
         return Some(Fast::Run {
             class,
             min: *min as usize,
@@ -967,6 +997,8 @@ struct Segment {
     /// small enough (built on first use).
     dfa: Option<LazyDfa>,
     fast: Option<Fast>,
+    /// `fast` is only valid on ASCII haystacks ([`Fast::ascii_only`]).
+    fast_ascii: bool,
     /// The segment is exactly capture group `g` (or groups nested one directly
     /// in the other, all in `groups`) with no groups inside.
     whole: Option<usize>,
@@ -1015,8 +1047,26 @@ enum PartSrc {
 /// of `lits` (literal text every match of X starts with; empty: not known).
 #[derive(Debug)]
 struct Guard {
-    set: u128,
+    /// `set` as a table of every byte (one load instead of a 128-bit shift).
+    start: [bool; 256],
     lits: Box<[Box<[u8]>]>,
+}
+
+impl Guard {
+    fn new(set: u128, lits: &[Box<[u8]>]) -> Box<Guard> {
+        let mut start = [false; 256];
+        for (c, on) in start.iter_mut().enumerate().take(128) {
+            *on = set & (1u128 << c) != 0;
+        }
+        Box::new(Guard { start, lits: lits.into() })
+    }
+
+    /// X cannot start at `pos` (so `(?:X)?` takes the empty branch).
+    #[inline]
+    fn skips(&self, b: &[u8], pos: usize) -> bool {
+        b.get(pos).is_none_or(|&c| !self.start[c as usize])
+            || (!self.lits.is_empty() && !self.lits.iter().any(|t| text_at(b, pos, t)))
+    }
 }
 
 /// Segment sources, compiled on first use.
@@ -1063,7 +1113,8 @@ impl SegmentsSrc {
                         re: LazyMeta::new(text),
                         dfa,
                         fast: fast.clone(),
-                        guard: guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
+                        fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
+                        guard: guard.map(|set| Guard::new(set, guard_lits)),
                         whole: *whole,
                         groups: groups.clone(),
                         tail: *tail,
@@ -1074,7 +1125,7 @@ impl SegmentsSrc {
                         .iter()
                         .map(|(t, a, c)| Some((LazyMeta::new(t), LazyDfa::new(a), c.compile()?)))
                         .collect::<Option<_>>()?,
-                    guard.map(|set| Box::new(Guard { set, lits: guard_lits.clone().into() })),
+                    guard.map(|set| Guard::new(set, guard_lits)),
                 ),
             });
         }
@@ -1360,71 +1411,71 @@ impl Segments {
         s: &mut SegScratch,
         spans: &mut [Option<(usize, usize)>],
     ) -> Option<usize> {
+        let b = hay.as_bytes();
         let mut pos = start;
         for (part, ps) in self.parts.iter().zip(s.parts.iter_mut()) {
-            // only the general engine's searches need it (made when used)
-            let input = || Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
             match (part, ps) {
-                (Part::Seg(seg), PartScratch::Seg { .. })
-                    if seg.guard.as_ref().is_some_and(|g| {
-                        hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
-                            || (!g.lits.is_empty() && !g.lits.iter().any(|t| text_at(hay.as_bytes(), pos, t)))
-                    }) =>
-                {
-                    for &g in &seg.groups {
-                        *spans.get_mut(g)? = None;
-                    }
-                }
                 (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
-                    if let Some(f @ Fast::Fixed { groups, .. }) = &seg.fast {
-                        let end = f.run(hay, pos, nl)?;
-                        for &(g, a, b) in groups {
-                            *spans.get_mut(g)? = Some((pos + a, pos + b));
+                    if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
+                        for &g in &seg.groups {
+                            *spans.get_mut(g)? = None;
                         }
-                        pos = end;
-                    } else if let Some(Fast::Opt { group, inner }) =
-                        seg.fast.as_ref().filter(|f| ascii || !f.ascii_only())
-                    {
-                        let m = inner.run(hay, pos, nl);
-                        *spans.get_mut(*group)? = m.map(|end| (pos, end));
-                        pos = m.unwrap_or(pos);
-                    } else if let Some(fast) = seg.fast.as_ref().filter(|f| ascii || !f.ascii_only()) {
-                        let end = fast.run(hay, pos, nl)?;
-                        if seg.whole.is_some() {
-                            let span = Some((pos, end.checked_sub(seg.tail)?));
-                            for &g in &seg.groups {
-                                *spans.get_mut(g)? = span;
+                        continue;
+                    }
+                    match &seg.fast {
+                        Some(f @ Fast::Fixed { groups, .. }) => {
+                            let end = f.run(hay, pos, nl)?;
+                            for &(g, a, b) in groups {
+                                *spans.get_mut(g)? = Some((pos + a, pos + b));
+                            }
+                            pos = end;
+                        }
+                        Some(Fast::Opt { group, inner }) if ascii || !seg.fast_ascii => {
+                            let m = inner.run(hay, pos, nl);
+                            *spans.get_mut(*group)? = m.map(|end| (pos, end));
+                            pos = m.unwrap_or(pos);
+                        }
+                        Some(fast) if ascii || !seg.fast_ascii => {
+                            let end = fast.run(hay, pos, nl)?;
+                            if seg.whole.is_some() {
+                                let span = Some((pos, end.checked_sub(seg.tail)?));
+                                for &g in &seg.groups {
+                                    *spans.get_mut(g)? = span;
+                                }
+                            }
+                            pos = end;
+                        }
+                        _ => {
+                            // the general case: built only here (the fast
+                            // kinds above need no `Input`)
+                            let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                            if seg.whole.is_none() && !seg.groups.is_empty() {
+                                let re = seg.re.get()?;
+                                let caps = caps.get_or_insert_with(|| re.create_captures());
+                                re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
+                                let m = caps.get_match()?;
+                                for (local, &g) in seg.groups.iter().enumerate() {
+                                    *spans.get_mut(g)? = caps.get_group(local + 1).map(|sp| (sp.start, sp.end));
+                                }
+                                pos = m.end();
+                            } else {
+                                let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
+                                let end = match dfa.map(|d| d.find(b, pos)) {
+                                    Some(Ok(m)) => m?,
+                                    _ => seg.re.search(cache, &input)?,
+                                };
+                                if seg.whole.is_some() {
+                                    let span = Some((pos, end.checked_sub(seg.tail)?));
+                                    for &g in &seg.groups {
+                                        *spans.get_mut(g)? = span;
+                                    }
+                                }
+                                pos = end;
                             }
                         }
-                        pos = end;
-                    } else if seg.whole.is_none() && !seg.groups.is_empty() {
-                        let re = seg.re.get()?;
-                        let caps = caps.get_or_insert_with(|| re.create_captures());
-                        re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input(), caps);
-                        let m = caps.get_match()?;
-                        for (local, &g) in seg.groups.iter().enumerate() {
-                            *spans.get_mut(g)? = caps.get_group(local + 1).map(|sp| (sp.start, sp.end));
-                        }
-                        pos = m.end();
-                    } else {
-                        let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
-                        let end = match dfa.map(|d| d.find(hay.as_bytes(), pos)) {
-                            Some(Ok(m)) => m?,
-                            _ => seg.re.search(cache, &input())?,
-                        };
-                        if seg.whole.is_some() {
-                            let span = Some((pos, end.checked_sub(seg.tail)?));
-                            for &g in &seg.groups {
-                                *spans.get_mut(g)? = span;
-                            }
-                        }
-                        pos = end;
                     }
                 }
-                (Part::Alt(branches, Some(g)), PartScratch::Alt(_))
-                    if hay.as_bytes().get(pos).is_none_or(|&b| b >= 128 || g.set & (1u128 << b) == 0)
-                        || (!g.lits.is_empty() && !g.lits.iter().any(|t| text_at(hay.as_bytes(), pos, t))) =>
-                {
+                (Part::Alt(branches, Some(g)), PartScratch::Alt(_)) if g.skips(b, pos) => {
                     // `(?:X|)` where X cannot start here: the empty branch
                     for (_, _, chain) in branches {
                         for &g in &chain.groups {
@@ -1449,16 +1500,16 @@ impl Segments {
                             *spans.get_mut(g)? = None;
                         }
                         // text every match of the branch holds is not there
-                        if chain.need.iter().any(|f| f.find(&hay.as_bytes()[pos..]).is_none()) {
+                        if chain.need.iter().any(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
-                        let matches = match Some(dfa)
-                            .filter(|_| ascii)
-                            .and_then(LazyDfa::get)
-                            .map(|d| d.find(hay.as_bytes(), pos))
-                        {
+                        let matches = match Some(dfa).filter(|_| ascii).and_then(LazyDfa::get).map(|d| d.find(b, pos)) {
                             Some(Ok(m)) => m.is_some(),
-                            _ => re.search(cache, &input()).is_some(),
+                            _ => {
+                                // the general case: the `Input` built only here
+                                let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                                re.search(cache, &input).is_some()
+                            }
                         };
                         if matches {
                             return None;
@@ -1631,6 +1682,106 @@ mod tests {
             }
         }
         assert!(walked > 5_000, "{walked}");
+    }
+
+    /// `Fast::Run` (a class repetition and literal text), also where the
+    /// text can start inside the run (`scan`: found with memchr): its end
+    /// is the general engine's anchored match end at every position.
+    #[test]
+    fn class_runs_equal_general_engine() {
+        let pats = [
+            r"[a-z]+abc",
+            r"[a-z]+?abc",
+            r"[a-z]*a",
+            r"[a-z]*?a",
+            r"[ab]{2,5}ab",
+            r"[ab]{2,5}?ab",
+            r"\S+ from",
+            r"\S+x",
+            r"\S+?x",
+            r"\w{0,3}ww",
+            r"\d+\.",
+            r"[^:]+: ",
+            r"[^:]+a:",
+            r".+?ab",
+            r".{2,}ab",
+            r"[a-c]{1,}cc",
+        ];
+        let hays = [
+            "",
+            "a",
+            "abc",
+            "aabc",
+            "abcabc",
+            "abcabcx",
+            "xabcabc",
+            "ab",
+            "abab",
+            "ababab",
+            "bbbbbbab",
+            "bab",
+            "aaaaaaaaaaaaaaaaaaaaaaab",
+            "root from 1.2.3.4 from x",
+            "rootx xx",
+            "xxxx",
+            "x",
+            "www",
+            "wwwww",
+            "wwwwww ww",
+            "12.34.",
+            "1.",
+            "a: b: c",
+            "aa:a: ",
+            ":a:",
+            "abab\nab",
+            "ccc",
+            "cccc cc",
+            "\u{e9}abcab",
+            "ab\u{e9}ab",
+            "a\u{e9}:a: ",
+        ];
+        let mut compared = 0;
+        for src in pats {
+            let parsed = pyre::parse(src, true).unwrap();
+            let nodes: Vec<&Node> = match &parsed.node {
+                Node::Cat(v) => v.iter().collect(),
+                one => vec![one],
+            };
+            let mut text = String::new();
+            emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let fast = fast_special(&nodes, &[], None, &parsed.names, AOPTS);
+            let Some(fast @ Fast::Run { .. }) = fast else { panic!("{src}: {fast:?}") };
+            for hay in hays.iter().filter(|h| h.is_ascii()) {
+                for pos in 0..=hay.len() {
+                    let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                    let theirs = re.search(&input).map(|m| m.end());
+                    assert_eq!(fast.run(hay, pos, None), theirs, "{src:?} on {hay:?} at {pos}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 2_000, "{compared}");
+    }
+
+    /// The guard's byte table says exactly what its 128-bit set says, for
+    /// every byte (none from 128 on), and the literal check still applies.
+    #[test]
+    fn guard_table_equals_set() {
+        let set: u128 = (1u128 << b'e') | (1u128 << b'f') | (1u128 << 0) | (1u128 << 127);
+        let g = Guard::new(set, &[]);
+        for c in 0..=255u8 {
+            let by_set = c < 128 && set & (1u128 << c) != 0;
+            assert_eq!(g.skips(&[c], 0), !by_set, "{c}");
+            assert_eq!(g.skips(&[b'x', c], 1), !by_set, "{c}");
+        }
+        assert!(g.skips(b"e", 1));
+        let lits: Vec<Box<[u8]>> = vec![b"error".to_vec().into(), b"fatal".to_vec().into()];
+        let g = Guard::new(set, &lits);
+        assert!(!g.skips(b"error: x", 0));
+        assert!(!g.skips(b"xfatal", 1));
+        assert!(g.skips(b"errxr", 0));
+        assert!(g.skips(b"fata", 0));
     }
 
     /// A greedy `(?:X)?` with groups runs as `(?:X|)` (X its own chain, the
