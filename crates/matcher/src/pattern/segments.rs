@@ -1022,6 +1022,10 @@ pub(crate) struct Segments {
     /// case-sensitive literal runs of 2+ bytes), last first: as a branch whose
     /// chain failed, it cannot match at all when one is missing after `pos`.
     need: Vec<memchr::memmem::Finder<'static>>,
+    /// Literal text one of which every match of the chain starts with
+    /// (empty: not known): as a branch, when none is at `pos` it cannot
+    /// match and its chain is not run.
+    lead: Box<[Box<[u8]>]>,
     /// Per part: a segment whose fast kind has at most one parse from a
     /// given start (see [`one_parse`]), for [`Segments::cannot_match`].
     one: Vec<bool>,
@@ -1054,6 +1058,7 @@ struct Guard {
 pub(crate) struct SegmentsSrc {
     parts: Vec<PartSrc>,
     need: Vec<String>,
+    lead: Vec<String>,
 }
 
 fn build(text: &str) -> Option<meta::Regex> {
@@ -1119,7 +1124,8 @@ impl SegmentsSrc {
         groups.dedup();
         let need = self.need.iter().map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned()).collect();
         let one = parts.iter().map(|p| matches!(p, Part::Seg(Segment { fast: Some(f), .. }) if one_parse(f))).collect();
-        Some(Segments { parts, groups, need, one })
+        let lead = self.lead.iter().map(|t| t.as_bytes().into()).collect();
+        Some(Segments { parts, groups, need, lead, one })
     }
 }
 
@@ -1197,6 +1203,7 @@ impl SegmentsSrc {
             }
             need.reverse();
         }
+        let lead = if prefix.is_empty() { lead_of(&flat) } else { Vec::new() };
         // group children: each child with captures alone, others merged
         let mut parts: Vec<Vec<&Node>> = Vec::new();
         let mut plain: Vec<&Node> = Vec::new();
@@ -1354,14 +1361,18 @@ impl SegmentsSrc {
                 let alt = vec![
                     (xtext, xatext, Self::chain(items, names, prefix, opts)),
                     // the empty branch: no parts, gets through anywhere
-                    (prefix.to_string(), format!("(?-u){prefix}"), SegmentsSrc { parts: Vec::new(), need: Vec::new() }),
+                    (
+                        prefix.to_string(),
+                        format!("(?-u){prefix}"),
+                        SegmentsSrc { parts: Vec::new(), need: Vec::new(), lead: Vec::new() },
+                    ),
                 ];
                 segs.push(PartSrc::Alt(alt, guard, guard_lits));
                 continue;
             }
             segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits));
         }
-        SegmentsSrc { parts: segs, need }
+        SegmentsSrc { parts: segs, need, lead }
     }
 }
 
@@ -1471,6 +1482,14 @@ impl Segments {
                     // when it cannot match at all.
                     let mut done = None;
                     for ((re, dfa, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
+                        // every match of the branch starts with text that is not
+                        // here: it cannot match (its chain would fail)
+                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(hay.as_bytes(), pos, t)) {
+                            for &g in &chain.groups {
+                                *spans.get_mut(g)? = None;
+                            }
+                            continue;
+                        }
                         if let Some(end) = chain.run(hay, ascii, nl, pos, sub, spans) {
                             done = Some(end);
                             break;
@@ -1507,6 +1526,29 @@ impl Segments {
         }
         Some(pos)
     }
+}
+
+/// Literal text one of which every match of the concatenation `items`
+/// starts with (case-sensitive literals; empty: not known). The items'
+/// exact string sets are crossed while they are known (when the set grows
+/// too big, the texts so far are still prefixes of every match), then the
+/// prefixes of the next item, if known.
+fn lead_of(items: &[&Node]) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for item in items {
+        if let Some(set) = lit_set(item) {
+            match cross(&out, &set) {
+                Some(o) => out = o,
+                None => break,
+            }
+        } else {
+            if let Some(o) = lit_prefixes(item).and_then(|set| cross(&out, &set)) {
+                out = o;
+            }
+            break;
+        }
+    }
+    if out.iter().any(String::is_empty) { Vec::new() } else { out }
 }
 
 /// Has a fast kind at most one parse from a given start (on the haystacks
@@ -2039,7 +2081,8 @@ mod tests {
     /// at the position, with the haystack around it) has no match; on inputs
     /// where the chain fails but the branch matches (a piece with several
     /// parses took the wrong one: `a*`, `a\d*` at a piece's end, `(xy)?`,
-    /// `[^:]+ from`, `.*?`), it does not. The chains with the skips then
+    /// `[^:]+ from`, `.*?`), it does not. Where none of a branch's lead
+    /// texts is at the position, it has no match either. The chains with the skips then
     /// give the whole pattern's captures.
     #[test]
     fn alternation_proofs_equal_full_engine() {
@@ -2151,7 +2194,7 @@ mod tests {
             }
             hays.push(h);
         }
-        let (mut proofs, mut fail_match, mut compared) = (0, 0, 0);
+        let (mut proofs, mut fail_match, mut compared, mut leads) = (0, 0, 0, 0);
         for src in pats {
             let parsed = pyre::parse(src, true).unwrap();
             let mut text = String::new();
@@ -2174,6 +2217,10 @@ mod tests {
                             assert!(!matches, "{btext:?} on {hay:?} at {pos}: proven not to match, but does");
                             assert!(failed, "{btext:?} on {hay:?} at {pos}: proven not to match, the chain does");
                             proofs += 1;
+                        }
+                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(hay.as_bytes(), pos, t)) {
+                            assert!(!matches, "{btext:?} on {hay:?} at {pos}: no lead text, but a match");
+                            leads += 1;
                         }
                         fail_match += usize::from(failed && matches);
                     }
@@ -2201,6 +2248,7 @@ mod tests {
         }
         assert!(proofs > 50_000, "{proofs}");
         assert!(fail_match > 150, "{fail_match}");
+        assert!(leads > 20_000, "{leads}");
         assert!(compared > 5000, "{compared}");
     }
 
