@@ -954,6 +954,33 @@ impl Walk {
         Ok(mat)
     }
 
+    /// Is there a match anchored at `pos` at all, on an ASCII haystack (no
+    /// empty match splits a character there)? The walk stops at the first
+    /// match state (a match ends there) instead of going on to the dead
+    /// state for the leftmost-first end. Err when it meets a quit byte first.
+    #[inline]
+    fn any(&self, hay: &[u8], pos: usize) -> Result<bool, ()> {
+        let mut s = self.starts[pos.checked_sub(1).map_or(256, |i| usize::from(hay[i]))];
+        for &b in hay.get(pos..).unwrap_or_default() {
+            s = self.trans[usize::from(self.classes[usize::from(b)])..][s as usize];
+            if s < self.hi {
+                // dead 0, quit, or a match state
+                return if s >= self.lo {
+                    Ok(true)
+                } else if s == 0 {
+                    Ok(false)
+                } else {
+                    Err(())
+                };
+            }
+        }
+        s = self.trans[s as usize + self.eoi];
+        if s < self.hi && s < self.lo && s != 0 {
+            return Err(());
+        }
+        Ok(s >= self.lo && s < self.hi)
+    }
+
     #[inline]
     fn walk(&self, hay: &[u8], pos: usize) -> Result<Option<usize>, ()> {
         let mut s = self.starts[pos.checked_sub(1).map_or(256, |i| usize::from(hay[i]))];
@@ -1027,6 +1054,13 @@ pub(crate) struct Segments {
     /// case-sensitive literal runs of 2+ bytes), last first: as a branch whose
     /// chain failed, it cannot match at all when one is missing after `pos`.
     need: Vec<memchr::memmem::Finder<'static>>,
+    /// Literal text one of which every match of the chain starts with
+    /// (empty: not known): as a branch, when none is at `pos` it cannot
+    /// match and its chain is not run.
+    lead: Box<[Box<[u8]>]>,
+    /// Per part: a segment whose fast kind has at most one parse from a
+    /// given start (see [`one_parse`]), for [`Segments::cannot_match`].
+    one: Vec<bool>,
 }
 
 #[derive(Debug)]
@@ -1074,6 +1108,7 @@ impl Guard {
 pub(crate) struct SegmentsSrc {
     parts: Vec<PartSrc>,
     need: Vec<String>,
+    lead: Vec<String>,
 }
 
 fn build(text: &str) -> Option<meta::Regex> {
@@ -1139,7 +1174,9 @@ impl SegmentsSrc {
         groups.sort_unstable();
         groups.dedup();
         let need = self.need.iter().map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned()).collect();
-        Some(Segments { parts, groups, need })
+        let one = parts.iter().map(|p| matches!(p, Part::Seg(Segment { fast: Some(f), .. }) if one_parse(f))).collect();
+        let lead = self.lead.iter().map(|t| t.as_bytes().into()).collect();
+        Some(Segments { parts, groups, need, lead, one })
     }
 }
 
@@ -1217,6 +1254,7 @@ impl SegmentsSrc {
             }
             need.reverse();
         }
+        let lead = if prefix.is_empty() { lead_of(&flat) } else { Vec::new() };
         // group children: each child with captures alone, others merged
         let mut parts: Vec<Vec<&Node>> = Vec::new();
         let mut plain: Vec<&Node> = Vec::new();
@@ -1374,14 +1412,18 @@ impl SegmentsSrc {
                 let alt = vec![
                     (xtext, xatext, Self::chain(items, names, prefix, opts)),
                     // the empty branch: no parts, gets through anywhere
-                    (prefix.to_string(), format!("(?-u){prefix}"), SegmentsSrc { parts: Vec::new(), need: Vec::new() }),
+                    (
+                        prefix.to_string(),
+                        format!("(?-u){prefix}"),
+                        SegmentsSrc { parts: Vec::new(), need: Vec::new(), lead: Vec::new() },
+                    ),
                 ];
                 segs.push(PartSrc::Alt(alt, guard, guard_lits));
                 continue;
             }
             segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits));
         }
-        SegmentsSrc { parts: segs, need }
+        SegmentsSrc { parts: segs, need, lead }
     }
 }
 
@@ -1491,6 +1533,14 @@ impl Segments {
                     // when it cannot match at all.
                     let mut done = None;
                     for ((re, dfa, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
+                        // every match of the branch starts with text that is not
+                        // here: it cannot match (its chain would fail)
+                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(hay.as_bytes(), pos, t)) {
+                            for &g in &chain.groups {
+                                *spans.get_mut(g)? = None;
+                            }
+                            continue;
+                        }
                         if let Some(end) = chain.run(hay, ascii, nl, pos, sub, spans) {
                             done = Some(end);
                             break;
@@ -1503,8 +1553,13 @@ impl Segments {
                         if chain.need.iter().any(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
-                        let matches = match Some(dfa).filter(|_| ascii).and_then(LazyDfa::get).map(|d| d.find(b, pos)) {
-                            Some(Ok(m)) => m.is_some(),
+                        // the chain's own pieces prove that nothing matches
+                        if chain.cannot_match(hay, ascii, nl, pos) {
+                            continue;
+                        }
+                        // (an ASCII haystack: no empty match splits a character)
+                        let matches = match Some(dfa).filter(|_| ascii).and_then(LazyDfa::get).map(|d| d.any(b, pos)) {
+                            Some(Ok(m)) => m,
                             _ => {
                                 // the general case: the `Input` built only here
                                 let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
@@ -1521,6 +1576,84 @@ impl Segments {
             }
         }
         Some(pos)
+    }
+}
+
+/// Literal text one of which every match of the concatenation `items`
+/// starts with (case-sensitive literals; empty: not known). The items'
+/// exact string sets are crossed while they are known (when the set grows
+/// too big, the texts so far are still prefixes of every match), then the
+/// prefixes of the next item, if known.
+fn lead_of(items: &[&Node]) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for item in items {
+        if let Some(set) = lit_set(item) {
+            match cross(&out, &set) {
+                Some(o) => out = o,
+                None => break,
+            }
+        } else {
+            if let Some(o) = lit_prefixes(item).and_then(|set| cross(&out, &set)) {
+                out = o;
+            }
+            break;
+        }
+    }
+    if out.iter().any(String::is_empty) { Vec::new() } else { out }
+}
+
+/// Has a fast kind at most one parse from a given start (on the haystacks
+/// it is used on)? Then the parse its run finds is the only one.
+/// - literal text and assertions (`Seq`, `Fixed`): one way to match;
+/// - a class run followed by text that does not start with a class byte
+///   (`Run` without `scan`): a parse whose run stops short of the longest
+///   (capped at `max`) has a class byte where the text must start, so the
+///   run is the longest one; with no text, only a run of fixed length;
+/// - steps that all commit whatever follows them (`check` with nothing
+///   known after them and not at the piece's end): every parse of the
+///   steps followed by anything takes each step's first parse, so there is
+///   one (walks admitted only as the piece's end, `a\d*`, have several);
+/// - `.*` runs (`Dots`) and optional groups (`Opt`): several in general.
+fn one_parse(f: &Fast) -> bool {
+    match f {
+        Fast::Seq(_) | Fast::Fixed { .. } => true,
+        Fast::Run { scan, tail, min, max, .. } => !scan && (!tail.is_empty() || min == max),
+        Fast::Steps { steps, .. } => check(steps, None, false),
+        Fast::Dots { .. } | Fast::Opt { .. } => false,
+    }
+}
+
+impl Segments {
+    /// Is it proven that the chain's pattern (the concatenation of its
+    /// parts) has no match at all anchored at `pos`? Walks the parts while
+    /// each has exactly one parse from where the walk is: a fast kind of at
+    /// most one parse ([`one_parse`]) that matches, a `(?:X)?` whose guard
+    /// says X cannot start (only the empty parse), a `Fast::Opt` whose X
+    /// does not match (the same). Every match of the pattern goes through
+    /// the ends the walk takes, so when the next part is a fast kind that
+    /// finds no parse there (its run fails only when the part cannot match
+    /// at all), there is none. Anything else (a part with several parses,
+    /// one searched by an automaton, an alternation) proves nothing: false.
+    /// The fast kinds are used as the chain uses them (the ASCII-only ones
+    /// on ASCII haystacks only).
+    fn cannot_match(&self, hay: &str, ascii: bool, nl: Option<usize>, mut pos: usize) -> bool {
+        let b = hay.as_bytes();
+        for (part, &one) in self.parts.iter().zip(&self.one) {
+            match part {
+                Part::Seg(Segment { guard: Some(g), .. }) | Part::Alt(_, Some(g)) if g.skips(b, pos) => {}
+                Part::Seg(Segment { guard: None, fast: Some(f), .. }) if ascii || !f.ascii_only() => match f {
+                    Fast::Opt { inner, .. } if inner.run(hay, pos, nl).is_none() => {}
+                    Fast::Opt { .. } => return false,
+                    f => match f.run(hay, pos, nl) {
+                        None => return true,
+                        Some(end) if one => pos = end,
+                        Some(_) => return false,
+                    },
+                },
+                _ => return false,
+            }
+        }
+        false
     }
 }
 
@@ -2071,5 +2204,255 @@ mod tests {
             }
             assert!(quits > 100, "{quits}");
         }
+    }
+
+    /// Every alternation branch of a chain, nested ones too: its text and chain.
+    fn branches_of<'s>(segs: &'s Segments, out: &mut Vec<(&'s str, &'s Segments)>) {
+        for p in &segs.parts {
+            if let Part::Alt(b, _) = p {
+                for (re, _, chain) in b {
+                    out.push((&re.text, chain));
+                    branches_of(chain, out);
+                }
+            }
+        }
+    }
+
+    /// A failed branch chain is skipped without the branch's DFA only when
+    /// the chain's pieces prove it cannot match ([`Segments::cannot_match`]):
+    /// wherever it says so, the branch as a whole (the `regex` crate, anchored
+    /// at the position, with the haystack around it) has no match; on inputs
+    /// where the chain fails but the branch matches (a piece with several
+    /// parses took the wrong one: `a*`, `a\d*` at a piece's end, `(xy)?`,
+    /// `[^:]+ from`, `.*?`), it does not. Where none of a branch's lead
+    /// texts is at the position, it has no match either. The chains with the skips then
+    /// give the whole pattern's captures.
+    #[test]
+    fn alternation_proofs_equal_full_engine() {
+        let pats = [
+            // sshd's Failed line, its conditionals as alternations
+            r"\AFailed (?:(?P<nf>publickey)|\S+) for (?:(?P<inv>invalid user )(?:(?P<u>\S+) from (?P<h>\S+)(?: port \d+)?: |(?P<v>.*?) from (?P<w>\S+)$)|(?:(?P<u2>\S+) from (?P<h2>\S+): |(?P<v2>[^:]+) from (?P<w2>\S+)$))",
+            r"\Afrom (?:\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)))\]?|(?P<dns>[\w\-.^_]*\w))(?: port \d+)?",
+            r"\A(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})|(?P<o>\S+))",
+            // a run of several parses before the failing piece
+            r"\A(?:(?P<a>a*)(?P<b>ab)|(?P<c>a+)c|(?P<d>\w*))",
+            // steps admitted only at a piece's end (`a\d*` has several parses)
+            r"\A(?:(?P<x>a\d*)(?P<y>1z)|(?P<x2>a\d{2})(?P<y2>!)|(?P<r>.*))",
+            // `(xy)?` taken where it must not be
+            r"\A(?:(?P<o>xy)?(?P<t>xyz)|(?P<s>.+))",
+            // a guarded `(?:X)?` with groups, then a unique run
+            r"\A(?:(?:x(?P<g>\d))?(?P<t>y+)!|(?P<z>.*))",
+            // scanning runs and `.*?` (several parses)
+            r"\A(?:(?P<a>[^:]+) from (?P<b>\S+)$|(?P<c>.*?) from (?P<d>\w+)|(?P<e>.*))",
+            // fixed text, class runs with text after them, choices, repetitions
+            r"\A(?:(?P<k>key)(?P<n>\d+)=|(?P<p>(?:ab|cd){2})(?P<q>[a-z]+):|(?P<w>\w+)(?P<v>=\d))",
+        ];
+        let mut hays: Vec<String> = [
+            "",
+            "Failed password for root from 1.2.3.4 port 22 ssh2",
+            "Failed password for root from 1.2.3.4: ",
+            "Failed publickey for root from 1.2.3.4 port 22: ",
+            "Failed password for invalid user bob from 1.2.3.4 port 22 ssh2",
+            "Failed password for invalid user bob from 1.2.3.4 port 22: ",
+            "Failed password for invalid user a b from c",
+            "Failed password for invalid user  from c",
+            "Failed password for a: b from c",
+            "Failed password for a from b from c",
+            "Failed password for invalid user r\u{e9}t from h",
+            "Failed password for r\u{e9}t from h\u{e9}: ",
+            "from 1.2.3.4 port 22",
+            "from ::ffff:1.2.3.4 port 22",
+            "from [2001:db8::1] port 22",
+            "from 1.2.3.4567 port",
+            "from 1.2.3 port",
+            "from host.example.org",
+            "from h\u{e9}st",
+            "::ffff:1.2.3.4",
+            "::fff:1.2.3.4",
+            "1.2.3.4",
+            "1.2.3",
+            "aab",
+            "aaac",
+            "ab",
+            "b",
+            "a11z",
+            "a1z",
+            "a12!",
+            "a123!",
+            "a\u{e9}",
+            "xyz",
+            "xyxyz",
+            "xy",
+            "x1yy!",
+            "x1yy?",
+            "yy!",
+            "yy",
+            "x1",
+            "a: b from c",
+            "a from b from c d",
+            "a from b",
+            "key12=",
+            "key=",
+            "keyx12=1",
+            "abcdxy:",
+            "abcd:",
+            "abab=1",
+            "w=1",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+        let pieces = [
+            "a",
+            "b",
+            "x",
+            "y",
+            "z",
+            "1",
+            "12",
+            ".",
+            ":",
+            "::",
+            "ffff",
+            " ",
+            "!",
+            "=",
+            "from ",
+            " from ",
+            "xy",
+            "key",
+            "ab",
+            "cd",
+            "invalid user ",
+            ": ",
+            "1.2.3.4",
+            "\u{e9}",
+            "\n",
+        ];
+        for _ in 0..600 {
+            let mut h = String::new();
+            for _ in 0..next(10) {
+                h.push_str(pieces[next(pieces.len() as u64) as usize]);
+            }
+            hays.push(h);
+        }
+        let (mut proofs, mut fail_match, mut compared, mut leads) = (0, 0, 0, 0);
+        for src in pats {
+            let parsed = pyre::parse(src, true).unwrap();
+            let mut text = String::new();
+            emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let segs = SegmentsSrc::new(&parsed.node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            let mut branches = Vec::new();
+            branches_of(&segs, &mut branches);
+            assert!(branches.len() >= 2, "{src}");
+            for (btext, chain) in &branches {
+                let bre = build(btext).unwrap();
+                let mut scratch = chain.scratch();
+                for hay in &hays {
+                    for pos in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+                        let mut spans = vec![None; parsed.names.len()];
+                        let failed = chain.run(hay, hay.is_ascii(), None, pos, &mut scratch, &mut spans).is_none();
+                        let input = Input::new(hay.as_str()).span(pos..hay.len()).anchored(Anchored::Yes);
+                        let matches = bre.search(&input).is_some();
+                        if chain.cannot_match(hay, hay.is_ascii(), None, pos) {
+                            assert!(!matches, "{btext:?} on {hay:?} at {pos}: proven not to match, but does");
+                            assert!(failed, "{btext:?} on {hay:?} at {pos}: proven not to match, the chain does");
+                            proofs += 1;
+                        }
+                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(hay.as_bytes(), pos, t)) {
+                            assert!(!matches, "{btext:?} on {hay:?} at {pos}: no lead text, but a match");
+                            leads += 1;
+                        }
+                        fail_match += usize::from(failed && matches);
+                    }
+                }
+            }
+            // the whole chain (skips included) as the full engine
+            let mut scratch = segs.scratch();
+            let mut caps = re.create_captures();
+            for hay in &hays {
+                for p in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+                    let hay = &hay[p..];
+                    let mut spans = vec![None; parsed.names.len()];
+                    let got = segs.run(hay, hay.is_ascii(), None, 0, &mut scratch, &mut spans);
+                    re.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+                    let Some(end) = got else { continue };
+                    let m = caps.get_match().unwrap_or_else(|| panic!("{src:?} on {hay:?}: chain but no match"));
+                    assert_eq!(end, m.end(), "{src:?} on {hay:?}");
+                    for (g, span) in spans.iter().enumerate().skip(1) {
+                        let theirs = caps.get_group(g).map(|s| (s.start, s.end));
+                        assert_eq!(*span, theirs, "{src:?} on {hay:?}: group {g}");
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert!(proofs > 50_000, "{proofs}");
+        assert!(fail_match > 150, "{fail_match}");
+        assert!(leads > 20_000, "{leads}");
+        assert!(compared > 5000, "{compared}");
+    }
+
+    /// [`Walk::any`] (stop at the first match state) tells what the DFA's
+    /// own anchored search does: a match or none, Err where the search
+    /// quits before a match state.
+    #[test]
+    fn dfa_any_equals_dfa_search() {
+        let texts = [
+            r"(?-u)(?:::f{4,6}:)?(?P<ip4>(?:[0-9]{1,3}\.){3}[0-9]{1,3})",
+            r"(?-u)(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))",
+            r"(?-u)publickey",
+            r"(?-u)(invalid user )(?:([^\s]+) from ([^\s]+): |(.*?) from ([^\s]+)$)",
+            r"(?-u)[^:]+ from [^\s]+(?m:$)",
+            r"(?-u)(?m:^)\d+(?m:$)",
+            r"(?-u)\b\w+\b",
+            r"(?-u)a*?",
+            r"(?-u)",
+        ];
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
+        let mut hays: Vec<Vec<u8>> =
+            ["", "\n", "publickey", "publick", "1.2.3.4", "::ffff:1.2.3.4", "a from b", "a: b"]
+                .iter()
+                .map(|h| h.as_bytes().to_vec())
+                .collect();
+        const MIX: &[u8] = b" \t\n.:[]abfikpuy019_-";
+        for _ in 0..300 {
+            hays.push((0..next(24)).map(|_| MIX[next(MIX.len() as u64) as usize]).collect());
+        }
+        for _ in 0..100 {
+            hays.push((0..next(24)).map(|_| next(256) as u8).collect());
+        }
+        let mut quit_dfa = dense::Builder::new();
+        quit_dfa
+            .syntax(regex_automata::util::syntax::Config::new().utf8(false).unicode(false))
+            .configure(dense::Config::new().start_kind(StartKind::Anchored).quit(b'\n', true));
+        let mut dfas: Vec<Dfa> = texts.iter().map(|t| build_dfa(t).unwrap()).collect();
+        dfas.push(quit_dfa.build(r"(?-u)[a-z]+ \d+|[a-z]+\s|").unwrap());
+        let (mut yes, mut no) = (0, 0);
+        for dfa in &dfas {
+            let walk = Walk::new(dfa).unwrap();
+            for h in &hays {
+                // (on other haystacks an empty match that splits a character is none)
+                if !h.is_ascii() && walk.utf8empty {
+                    continue;
+                }
+                for pos in 0..=h.len() {
+                    let input = Input::new(h).span(pos..h.len()).anchored(Anchored::Yes);
+                    let want = dfa.try_search_fwd(&input).map(|m| m.is_some());
+                    match (walk.any(h, pos), want) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{:?} at {pos}", String::from_utf8_lossy(h)),
+                        // a match state before the quit byte
+                        (Ok(a), Err(_)) => assert!(a, "{:?} at {pos}", String::from_utf8_lossy(h)),
+                        (Err(()), w) => assert!(w.is_err(), "{:?} at {pos}", String::from_utf8_lossy(h)),
+                    }
+                    if let Ok(a) = walk.any(h, pos) {
+                        if a { yes += 1 } else { no += 1 }
+                    }
+                }
+            }
+        }
+        assert!(yes > 1000 && no > 1000, "{yes} {no}");
     }
 }
