@@ -809,7 +809,12 @@ impl LazyDfa {
 
     #[inline]
     fn get(&self) -> Option<&Walk> {
-        self.cell.get_or_init(|| build_dfa(&self.atext).and_then(|d| Walk::new(&d)).map(Box::new)).as_deref()
+        self.cell.get_or_init(|| Self::make(&self.atext)).as_deref()
+    }
+
+    /// The walk of `atext` (None: too big).
+    fn make(atext: &str) -> Option<Box<Walk>> {
+        build_dfa(atext).and_then(|d| Walk::new(&d)).map(Box::new)
     }
 }
 
@@ -1007,15 +1012,26 @@ struct Segment {
     whole: Option<usize>,
     /// `fast` is only valid on ASCII haystacks ([`Fast::ascii_only`]).
     fast_ascii: bool,
+    /// The anchored DFA of `cold.dfa` as a [`Walk`], built on first use
+    /// (here, not behind `cold`: the general case's most frequent search).
+    walk: OnceLock<Option<Box<Walk>>>,
     cold: Box<SegCold>,
+}
+
+impl Segment {
+    /// The anchored DFA for ASCII haystacks (see `walk`).
+    #[inline]
+    fn walk(&self) -> Option<&Walk> {
+        self.walk.get_or_init(|| LazyDfa::make(self.cold.dfa.as_deref()?)).as_deref()
+    }
 }
 
 /// A segment's automata for the general case.
 struct SegCold {
     re: LazyMeta,
-    /// The same as a fully compiled anchored DFA for ASCII haystacks, when
-    /// small enough (built on first use).
-    dfa: Option<LazyDfa>,
+    /// The text of the same for ASCII haystacks, compiled as an anchored DFA
+    /// when small enough (on first use, into `walk`).
+    dfa: Option<String>,
 }
 
 /// One link of the chain.
@@ -1116,7 +1132,7 @@ impl SegmentsSrc {
             parts.push(match p {
                 PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
-                    let dfa = (fast.is_none() && !needs_caps).then(|| LazyDfa::new(atext));
+                    let dfa = (fast.is_none() && !needs_caps).then(|| atext.clone());
                     Part::Seg(Segment {
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
@@ -1127,6 +1143,7 @@ impl SegmentsSrc {
                         // built on first use, also for the capture search (when
                         // it cannot be built, the search falls back to the
                         // full engine)
+                        walk: OnceLock::new(),
                         cold: Box::new(SegCold { re: LazyMeta::new(text), dfa }),
                     })
                 }
@@ -1474,7 +1491,7 @@ impl Segments {
                                 }
                                 pos = m.end();
                             } else {
-                                let dfa = seg.cold.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
+                                let dfa = ascii.then(|| seg.walk()).flatten();
                                 let end = match dfa.map(|d| d.find(b, pos)) {
                                     Some(Ok(m)) => m?,
                                     _ => seg.cold.re.search(cache, &input)?,
