@@ -23,6 +23,7 @@ use super::pyre::{GroupKind, Node, RepKind};
 /// A zero-width assertion or literal text of a segment that needs no
 /// automaton (exactly one way to match).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(u8)] // a plain tag byte first: one load decodes it
 enum Atom {
     /// `\A`
     Start,
@@ -38,6 +39,7 @@ enum Atom {
 
 /// Segments whose first parse is found without an automaton.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(u8)] // a plain tag byte first: one load decodes it
 enum Fast {
     /// A fixed sequence of assertions and literal text.
     Seq(Vec<Atom>),
@@ -476,6 +478,7 @@ fn seq_of<'n>(nodes: impl Iterator<Item = &'n Node>) -> Option<Fast> {
 /// for them, see `ascii_class`); pieces with runs fall back to the automata
 /// on other haystacks.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(u8)] // a plain tag byte first: one load decodes it
 enum Step {
     /// `\A`
     Start,
@@ -806,7 +809,12 @@ impl LazyDfa {
 
     #[inline]
     fn get(&self) -> Option<&Walk> {
-        self.cell.get_or_init(|| build_dfa(&self.atext).and_then(|d| Walk::new(&d)).map(Box::new)).as_deref()
+        self.cell.get_or_init(|| Self::make(&self.atext)).as_deref()
+    }
+
+    /// The walk of `atext` (None: too big).
+    fn make(atext: &str) -> Option<Box<Walk>> {
+        build_dfa(atext).and_then(|d| Walk::new(&d)).map(Box::new)
     }
 }
 
@@ -1016,26 +1024,45 @@ impl Walk {
 /// can match at all), the same as a DFA for ASCII haystacks, its own chain.
 type Branch = (LazyMeta, LazyDfa, Segments);
 
+/// A segment: what the chain reads for the fast kinds first, together; the
+/// automata (used by the general case only) behind a pointer, out of the way.
 struct Segment {
-    re: LazyMeta,
+    fast: Option<Fast>,
     /// For `(?:X)?`: how to see cheaply that X cannot match here.
     guard: Option<Box<Guard>>,
-    /// The same as a fully compiled anchored DFA for ASCII haystacks, when
-    /// small enough (built on first use).
-    dfa: Option<LazyDfa>,
-    fast: Option<Fast>,
-    /// `fast` is only valid on ASCII haystacks ([`Fast::ascii_only`]).
-    fast_ascii: bool,
+    /// Global indices of the segment's own groups 1.. (captures needed).
+    groups: Box<[usize]>,
+    /// Bytes of literal text after the whole group, in the segment.
+    tail: usize,
     /// The segment is exactly capture group `g` (or groups nested one directly
     /// in the other, all in `groups`) with no groups inside.
     whole: Option<usize>,
-    /// Global indices of the segment's own groups 1.. (captures needed).
-    groups: Vec<usize>,
-    /// Bytes of literal text after the whole group, in the segment.
-    tail: usize,
+    /// `fast` is only valid on ASCII haystacks ([`Fast::ascii_only`]).
+    fast_ascii: bool,
+    /// The anchored DFA of `cold.dfa` as a [`Walk`], built on first use
+    /// (here, not behind `cold`: the general case's most frequent search).
+    walk: OnceLock<Option<Box<Walk>>>,
+    cold: Box<SegCold>,
+}
+
+impl Segment {
+    /// The anchored DFA for ASCII haystacks (see `walk`).
+    #[inline]
+    fn walk(&self) -> Option<&Walk> {
+        self.walk.get_or_init(|| LazyDfa::make(self.cold.dfa.as_deref()?)).as_deref()
+    }
+}
+
+/// A segment's automata for the general case.
+struct SegCold {
+    re: LazyMeta,
+    /// The text of the same for ASCII haystacks, compiled as an anchored DFA
+    /// when small enough (on first use, into `walk`).
+    dfa: Option<String>,
 }
 
 /// One link of the chain.
+#[repr(u8)] // a plain tag byte first: one load decodes it
 enum Part {
     Seg(Segment),
     /// An alternation with groups: each branch as a whole (to find the
@@ -1140,19 +1167,19 @@ impl SegmentsSrc {
             parts.push(match p {
                 PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
-                    let dfa = (fast.is_none() && !needs_caps).then(|| LazyDfa::new(atext));
+                    let dfa = (fast.is_none() && !needs_caps).then(|| atext.clone());
                     Part::Seg(Segment {
-                        // built on first use, also for the capture search (when
-                        // it cannot be built, the search falls back to the
-                        // full engine)
-                        re: LazyMeta::new(text),
-                        dfa,
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
                         guard: guard.map(|set| Guard::new(set, guard_lits)),
                         whole: *whole,
-                        groups: groups.clone(),
+                        groups: groups.clone().into(),
                         tail: *tail,
+                        // built on first use, also for the capture search (when
+                        // it cannot be built, the search falls back to the
+                        // full engine)
+                        walk: OnceLock::new(),
+                        cold: Box::new(SegCold { re: LazyMeta::new(text), dfa }),
                     })
                 }
                 PartSrc::Alt(branches, guard, guard_lits) => Part::Alt(
@@ -1455,9 +1482,11 @@ impl Segments {
     ) -> Option<usize> {
         let b = hay.as_bytes();
         let mut pos = start;
-        for (part, ps) in self.parts.iter().zip(s.parts.iter_mut()) {
-            match (part, ps) {
-                (Part::Seg(seg), PartScratch::Seg { cache, caps }) => {
+        // the scratch is looked up only where used (the general case, an
+        // alternation's branches): the loop walks the parts alone
+        for (i, part) in self.parts.iter().enumerate() {
+            match part {
+                Part::Seg(seg) => {
                     if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
                         for &g in &seg.groups {
                             *spans.get_mut(g)? = None;
@@ -1490,9 +1519,12 @@ impl Segments {
                         _ => {
                             // the general case: built only here (the fast
                             // kinds above need no `Input`)
+                            let Some(PartScratch::Seg { cache, caps }) = s.parts.get_mut(i) else {
+                                return None;
+                            };
                             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
                             if seg.whole.is_none() && !seg.groups.is_empty() {
-                                let re = seg.re.get()?;
+                                let re = seg.cold.re.get()?;
                                 let caps = caps.get_or_insert_with(|| re.create_captures());
                                 re.search_captures_with(cache.get_or_insert_with(|| re.create_cache()), &input, caps);
                                 let m = caps.get_match()?;
@@ -1501,10 +1533,10 @@ impl Segments {
                                 }
                                 pos = m.end();
                             } else {
-                                let dfa = seg.dfa.as_ref().filter(|_| ascii).and_then(LazyDfa::get);
+                                let dfa = ascii.then(|| seg.walk()).flatten();
                                 let end = match dfa.map(|d| d.find(b, pos)) {
                                     Some(Ok(m)) => m?,
-                                    _ => seg.re.search(cache, &input)?,
+                                    _ => seg.cold.re.search(cache, &input)?,
                                 };
                                 if seg.whole.is_some() {
                                     let span = Some((pos, end.checked_sub(seg.tail)?));
@@ -1517,7 +1549,7 @@ impl Segments {
                         }
                     }
                 }
-                (Part::Alt(branches, Some(g)), PartScratch::Alt(_)) if g.skips(b, pos) => {
+                Part::Alt(branches, Some(g)) if g.skips(b, pos) => {
                     // `(?:X|)` where X cannot start here: the empty branch
                     for (_, _, chain) in branches {
                         for &g in &chain.groups {
@@ -1525,7 +1557,10 @@ impl Segments {
                         }
                     }
                 }
-                (Part::Alt(branches, _), PartScratch::Alt(bs)) => {
+                Part::Alt(branches, _) => {
+                    let Some(PartScratch::Alt(bs)) = s.parts.get_mut(i) else {
+                        return None;
+                    };
                     // leftmost-first takes the first branch that matches at
                     // all, with its first parse: the branch's own chain when
                     // that gets through (a complete chain is the first
@@ -1572,7 +1607,6 @@ impl Segments {
                     }
                     pos = done?;
                 }
-                _ => return None,
             }
         }
         Some(pos)
