@@ -23,6 +23,8 @@
 
 pub mod pattern;
 mod runner;
+#[cfg(test)]
+mod test_util;
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;

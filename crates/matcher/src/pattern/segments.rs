@@ -1696,15 +1696,7 @@ mod tests {
     use super::super::pyre;
     use super::*;
 
-    /// A small deterministic generator (xorshift64): `next(n)` is in `0..n`.
-    fn xorshift(mut rng: u64) -> impl FnMut(u64) -> u64 {
-        move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        }
-    }
+    use crate::test_util::xorshift;
 
     const OPTS: EmitOpts =
         EmitOpts { exact_dollar: false, relaxed: false, fancy: false, ascii_hay: false, empty_hay: false };
@@ -1713,6 +1705,12 @@ mod tests {
     /// The piece as steps (if it is walked step by step) and as the
     /// general engine's regex.
     fn piece(src: &str) -> (Option<Fast>, meta::Regex) {
+        piece_as(src, |nodes, names| steps_fast(nodes, names, AOPTS))
+    }
+
+    /// The piece as the fast kind `make` gives for its top-level nodes, and
+    /// as the general engine's regex.
+    fn piece_as(src: &str, make: impl Fn(&[&Node], &[Option<String>]) -> Option<Fast>) -> (Option<Fast>, meta::Regex) {
         let parsed = pyre::parse(src, true).unwrap();
         let nodes: Vec<&Node> = match &parsed.node {
             Node::Cat(v) => v.iter().collect(),
@@ -1720,7 +1718,20 @@ mod tests {
         };
         let mut text = String::new();
         emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
-        (steps_fast(&nodes, &parsed.names, AOPTS), build(&text).unwrap())
+        (make(&nodes, &parsed.names), build(&text).unwrap())
+    }
+
+    /// `fast` ends where the general engine's anchored match of `re` ends,
+    /// at every char boundary of `hay`; returns how many places it compared.
+    fn ends_equal(src: &str, fast: &Fast, re: &meta::Regex, hay: &str) -> usize {
+        let mut compared = 0;
+        for pos in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+            let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+            let theirs = re.search(&input).map(|m| m.end());
+            assert_eq!(fast.run(hay, pos, None), theirs, "{src:?} on {hay:?} at {pos}");
+            compared += 1;
+        }
+        compared
     }
 
     /// sshd's pieces (and a few made to probe the rules) are walked step
@@ -1840,12 +1851,7 @@ mod tests {
                 if ascii && !hay.is_ascii() {
                     continue;
                 }
-                for pos in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
-                    let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
-                    let theirs = re.search(&input).map(|m| m.end());
-                    assert_eq!(fast.run(hay, pos, None), theirs, "{src:?} on {hay:?} at {pos}");
-                    walked += 1;
-                }
+                walked += ends_equal(src, &fast, &re, hay);
             }
         }
         assert!(walked > 5_000, "{walked}");
@@ -1909,23 +1915,10 @@ mod tests {
         ];
         let mut compared = 0;
         for src in pats {
-            let parsed = pyre::parse(src, true).unwrap();
-            let nodes: Vec<&Node> = match &parsed.node {
-                Node::Cat(v) => v.iter().collect(),
-                one => vec![one],
-            };
-            let mut text = String::new();
-            emit::emit(&parsed.node, &parsed.names, OPTS, &mut text);
-            let re = build(&text).unwrap();
-            let fast = fast_special(&nodes, &[], None, &parsed.names, AOPTS);
+            let (fast, re) = piece_as(src, |nodes, names| fast_special(nodes, &[], None, names, AOPTS));
             let Some(fast @ Fast::Run { .. }) = fast else { panic!("{src}: {fast:?}") };
             for hay in hays.iter().filter(|h| h.is_ascii()) {
-                for pos in 0..=hay.len() {
-                    let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
-                    let theirs = re.search(&input).map(|m| m.end());
-                    assert_eq!(fast.run(hay, pos, None), theirs, "{src:?} on {hay:?} at {pos}");
-                    compared += 1;
-                }
+                compared += ends_equal(src, &fast, &re, hay);
             }
         }
         assert!(compared > 2_000, "{compared}");

@@ -429,6 +429,21 @@ fn full_engine_groups(full: &regex::Regex, hay: &str) -> Option<Vec<Option<(usiz
     full.captures(hay).map(|c| (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
 }
 
+/// Each of `pats` runs on the linear engine and captures on every one of
+/// `hays` exactly the group spans of the `regex` crate's own captures.
+fn linear_captures_equal_full_engine(pats: &[&str], hays: &[&str]) {
+    for src in pats {
+        let p = pat(src);
+        assert_eq!(p.engine(), Engine::Linear, "{src}");
+        let full = regex::Regex::new(p.translated()).unwrap();
+        for hay in hays {
+            let ours = p.captures(hay).unwrap();
+            let theirs = full_engine_groups(&full, hay);
+            assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
+        }
+    }
+}
+
 #[test]
 fn segment_chain_equals_full_engine_on_random_patterns() {
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -687,16 +702,7 @@ fn optional_with_literal_prefix_guard_equals_full_engine() {
         "xac",
         "xb",
     ];
-    for src in pats {
-        let p = pat(src);
-        assert_eq!(p.engine(), Engine::Linear, "{src}");
-        let full = regex::Regex::new(p.translated()).unwrap();
-        for hay in hays {
-            let ours = p.captures(hay).unwrap();
-            let theirs = full_engine_groups(&full, hay);
-            assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
-        }
-    }
+    linear_captures_equal_full_engine(&pats, &hays);
 }
 
 /// Chains with pieces walked step by step (sshd's) and a class run whose
@@ -761,14 +767,5 @@ fn step_pieces_in_chains_equal_full_engine() {
         "abc",
         "",
     ];
-    for src in pats {
-        let p = pat(src);
-        assert_eq!(p.engine(), Engine::Linear, "{src}");
-        let full = regex::Regex::new(p.translated()).unwrap();
-        for hay in hays {
-            let ours = p.captures(hay).unwrap();
-            let theirs = full_engine_groups(&full, hay);
-            assert_eq!(ours.map(|c| c.groups), theirs, "{src:?} on {hay:?}");
-        }
-    }
+    linear_captures_equal_full_engine(&pats, &hays);
 }

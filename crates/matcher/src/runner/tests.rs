@@ -1,6 +1,7 @@
 //! Unit tests of the runner with small hand-written filters.
 
 use super::*;
+use crate::test_util::xorshift;
 use crate::{CompileOptions, FilterRunner, FilterSpec, RunOptions};
 
 #[path = "../../tests/support/spec_format.rs"]
@@ -8,16 +9,6 @@ mod spec_format;
 use spec_format::unescape;
 
 const NOW: i64 = 1_124_013_600; // Sun Aug 14 12:00:00 CEST 2005
-
-/// A small deterministic generator (xorshift64): `next(n)` is in `0..n`.
-fn xorshift(mut rng: u64) -> impl FnMut(u64) -> u64 {
-    move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    }
-}
 
 fn now() -> Timestamp {
     Timestamp::from_secs(NOW)
