@@ -332,12 +332,35 @@ struct Memo {
     /// `Mmm DD HH:MM:SS` (see [`syslog_seconds_only`]): a line that differs
     /// only in the seconds' digits has the same hit but for the seconds.
     seconds_only: bool,
+    /// For a `seconds_only` memo: the time of its fields at one second, for
+    /// a `now` and zone under which the time moves with the seconds alone
+    /// over the whole minute (see [`strptime::to_epoch_minute`]).
+    minute: Option<MinuteTime>,
+}
+
+/// A time that moves with the seconds over its minute.
+#[derive(Debug, Clone, Copy)]
+struct MinuteTime {
+    /// ctx.now and zone cache generation it holds for
+    now: i64,
+    generation: u64,
+    /// the seconds it was computed for, and that time (epoch seconds)
+    second: i32,
+    time: i64,
+    /// glibc's offset state after any second of the minute
+    off: i64,
 }
 
 #[cfg(test)]
 thread_local! {
     /// How often the seconds-only reuse answered (tests).
     static SECONDS_REUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often a [`MinuteTime`] answered (tests).
+    static MINUTE_REUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Where the seconds of a `Mmm DD HH:MM:SS` line start.
@@ -439,8 +462,18 @@ fn last_match(
                 let mut bytes = [0u8; MEMO_BYTES];
                 bytes[..upto].copy_from_slice(&line.as_bytes()[..upto]);
                 let seconds_only = upto >= SYSLOG_SEC + 2 && syslog_seconds_only(t, pos, &bytes[..upto], &hit);
-                *memo =
-                    Some(Memo { tid, pos, hay_len, upto, saw_end, bytes, hit: hit.clone(), time: None, seconds_only });
+                *memo = Some(Memo {
+                    tid,
+                    pos,
+                    hay_len,
+                    upto,
+                    saw_end,
+                    bytes,
+                    hit: hit.clone(),
+                    time: None,
+                    seconds_only,
+                    minute: None,
+                });
                 return (Some(hit), true);
             }
             (Some(hit), false)
@@ -506,12 +539,44 @@ impl DateScanner {
             }
             _ => None,
         };
+        // a syslog line whose date differs from the memo's in the seconds only
+        let minute = match (&self.memo, &hit.data) {
+            (Some(Memo { seconds_only: true, minute: Some(mt), .. }), HitData::Fields(f))
+                if fast
+                    && cached.is_none()
+                    && mt.now == ctx.now.0
+                    && mt.generation == self.zc.generation
+                    && self.zc.same_tz(&ctx.tz) =>
+            {
+                Some((*mt, f.second))
+            }
+            _ => None,
+        };
         let time = if let Some(time) = cached {
             time
         } else if hit.s1 == hit.e1 {
             None
+        } else if let Some((mt, second)) = minute {
+            #[cfg(test)]
+            MINUTE_REUSED.with(|c| c.set(c.get() + 1));
+            self.zc.last_off = mt.off;
+            Some(Timestamp::from_secs(mt.time + i64::from(second - mt.second)))
         } else {
-            t.time(line, &hit, ctx, &mut self.zc)
+            let (time, off) = t.time_minute(line, &hit, ctx, &mut self.zc);
+            if fast
+                && let (Some(off), Some(time), HitData::Fields(f)) = (off, time, &hit.data)
+                && let Some(m) = &mut self.memo
+                && m.seconds_only
+            {
+                m.minute = Some(MinuteTime {
+                    now: ctx.now.0,
+                    generation: self.zc.generation,
+                    second: f.second,
+                    time: time.0.div_euclid(Timestamp::MICROS_PER_SEC),
+                    off,
+                });
+            }
+            time
         };
         self.memo_hits += u64::from(cached.is_some());
         if fast
@@ -635,11 +700,13 @@ impl DateScanner {
     }
 
     /// The common case of [`DateScanner::find_match`] without moving hits
-    /// around: the last template is anchored, its memo decides this line
-    /// (same leading bytes as the line it was made for) and holds the time
-    /// for this `now` and zone state. Does exactly what `match_time` and
-    /// `find_match_general` do then (the same bookkeeping, the memoised hit
-    /// and time), or nothing and returns `None`.
+    /// around: the last template is anchored and its memo decides this line,
+    /// either with the same leading bytes as the line it was made for and
+    /// the time for this `now` and zone state, or (a syslog date) with only
+    /// the seconds' digits changed and a [`MinuteTime`] for this `now` and
+    /// zone. Does exactly what `match_time` and `find_match_general` do then
+    /// (the same bookkeeping, the memoised hit and time, the memo's update
+    /// by `last_match` and the minute reuse), or nothing and returns `None`.
     #[inline]
     fn repeat(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
         if !self.memo_on {
@@ -647,21 +714,58 @@ impl DateScanner {
         }
         let i = self.last_idx;
         let ti = self.order.get(i)?.t;
-        let m = self.memo.as_ref()?;
-        let (now, generation, last_off, time) = m.time?;
+        let m = self.memo.as_mut()?;
         let hay_len = line.len();
+        let b = line.as_bytes();
         if m.tid != ti
             || m.pos != 0
             || !(if m.saw_end { hay_len == m.hay_len } else { hay_len >= m.upto })
-            || line.as_bytes().get(..m.upto) != Some(&m.bytes[..m.upto])
-            || now != ctx.now.0
-            || generation != self.zc.generation
-            || last_off != self.zc.last_off
             || !self.detector.templates[ti].anchored()
-            || !self.zc.same_tz(&ctx.tz)
         {
             return None;
         }
+        let time = if b.get(..m.upto) == Some(&m.bytes[..m.upto]) {
+            let (now, generation, last_off, time) = m.time?;
+            if now != ctx.now.0
+                || generation != self.zc.generation
+                || last_off != self.zc.last_off
+                || !self.zc.same_tz(&ctx.tz)
+            {
+                return None;
+            }
+            self.memo_hits += 1;
+            time
+        } else {
+            // `last_match`'s seconds-only reuse, then the minute's time
+            let mt = m.minute?;
+            if !m.seconds_only
+                || m.upto < SYSLOG_SEC + 2
+                || mt.now != ctx.now.0
+                || mt.generation != self.zc.generation
+                || b.get(..SYSLOG_SEC) != Some(&m.bytes[..SYSLOG_SEC])
+                || b.get(SYSLOG_SEC + 2..m.upto) != Some(&m.bytes[SYSLOG_SEC + 2..m.upto])
+            {
+                return None;
+            }
+            let sec = b.get(SYSLOG_SEC..).and_then(two_digit_seconds)?;
+            let HitData::Fields(f) = &mut m.hit.data else {
+                return None;
+            };
+            if !self.zc.same_tz(&ctx.tz) {
+                return None;
+            }
+            f.second = sec;
+            m.bytes[SYSLOG_SEC..SYSLOG_SEC + 2].copy_from_slice(&b[SYSLOG_SEC..SYSLOG_SEC + 2]);
+            let time = Some(Timestamp::from_secs(mt.time + i64::from(sec - mt.second)));
+            self.zc.last_off = mt.off;
+            m.time = Some((ctx.now.0, self.zc.generation, mt.off, time));
+            #[cfg(test)]
+            {
+                SECONDS_REUSED.with(|c| c.set(c.get() + 1));
+                MINUTE_REUSED.with(|c| c.set(c.get() + 1));
+            }
+            time
+        };
         let (s0, e0, s1, e1) = (m.hit.s0, m.hit.e0, m.hit.s1, m.hit.e1);
         // match_time: the last template wins at once
         self.ever_hit[ti] = true;
@@ -674,7 +778,6 @@ impl DateScanner {
         }
         self.set_last(line, s0, e0);
         // (i == last_idx: no reordering)
-        self.memo_hits += 1;
         self.repeats += 1;
         Some(DateMatch { start: s1, end: e1, time })
     }
@@ -706,6 +809,55 @@ impl DateScanner {
 #[cfg(test)]
 mod memo_tests {
     use super::*;
+
+    /// The time of a syslog line whose date differs from the last one's in
+    /// the seconds only, moved on from the last time, against the scanner
+    /// without any memo: seconds in every order, across the year roll-back
+    /// of a year-less date ("now" one day before it, mid-minute), in the
+    /// hours of Berlin's gap and fold and the hours next to them, an hour
+    /// of a zone whose transition is not at a whole minute (Amsterdam 1937,
+    /// +00:19:32 -> +00:20), with "now" and the zone changing between lines.
+    #[test]
+    fn minute_reuse_changes_nothing() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC);
+        let amsterdam = TimeZone::get("Europe/Amsterdam").unwrap_or(TimeZone::UTC);
+        let cases: [(&str, i64, &TimeZone); 8] = [
+            // now = Mar 1 2026 00:00:30 UTC: Mar 2 00:00:31 and later roll back a year
+            ("Mar  2 00:00", 1_772_323_230, &TimeZone::UTC),
+            ("Mar  2 00:01", 1_772_323_230, &TimeZone::UTC),
+            ("Mar  1 23:59", 1_772_323_230, &TimeZone::UTC),
+            // Berlin 2026: gap on Mar 29 02:00-03:00, fold on Oct 25 02:00-03:00
+            ("Mar 29 02:30", 1_790_000_000, &berlin),
+            ("Mar 29 01:59", 1_790_000_000, &berlin),
+            ("Oct 25 02:17", 1_790_000_000, &berlin),
+            ("Oct 25 03:00", 1_790_000_000, &berlin),
+            // Amsterdam 1937-07-01: 00:00:00 local +00:19:32 became 00:00:28 +00:20
+            ("Jul  1 00:00", -1_024_531_200, &amsterdam),
+        ];
+        let secs: Vec<u32> = (0..60).chain([59, 0, 31, 30, 29, 28, 27, 1, 58]).collect();
+        let det = Arc::new(DateDetector::from_datepattern_for_year("{^LN-BEG}", 2026).unwrap());
+        let before = MINUTE_REUSED.with(|c| c.get());
+        for lead_in in [false, true] {
+            let mut a = det.scanner();
+            let mut b = det.scanner();
+            b.memo_on = false;
+            for (k, (minute, now, tz)) in cases.iter().enumerate() {
+                for (j, s) in secs.iter().enumerate() {
+                    // now and then "now" moves or another minute comes in between
+                    let now = if lead_in && j % 17 == 5 { now + 1 } else { *now };
+                    let ctx = TimeContext { now: Timestamp::from_secs(now), tz: (*tz).clone() };
+                    let l = if lead_in && j % 23 == 7 {
+                        format!("{} {s:02} x", cases[(k + 1) % cases.len()].0)
+                    } else {
+                        format!("{minute}:{s:02} host sshd[1]: x")
+                    };
+                    assert_eq!(a.find_match(&l, &ctx), b.find_match(&l, &ctx), "{l:?} now {now}");
+                }
+            }
+        }
+        let used = MINUTE_REUSED.with(|c| c.get()) - before;
+        assert!(used > 300, "minute reuse answered {used} times");
+    }
 
     /// The seconds-only reuse of a syslog hit against the scanner without
     /// any memo, on lines built from parts that bend the `Mmm DD HH:MM:SS`
@@ -887,6 +1039,19 @@ mod memo_tests {
             "Mar  2 00:00:00 bastion sshd[18262]: again",
             "Mar  2 00:00:04 bastion sshd[18287]: Invalid user debian from 36.108.238.51",
             "Mar  2 00:00:04 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:05 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:59 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:07 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:07 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:60 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:08 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:1 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:09 bastion sshd[18287]: Failed none for invalid user debian",
+            "Mar  2 00:00:09",
+            "Mar  2 00:00:10",
+            "Mar  2 00:00:11 ",
+            "Mar  2 00:00:12x",
+            "Mar  2 00:00:13 bastion sshd[18287]: Failed none for invalid user debian",
             "Mar  2 00:00:04x",
             "Mar  2 00:00:04 bastion",
             "2005-01-23 21:59:59 host x",

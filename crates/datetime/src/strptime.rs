@@ -436,6 +436,13 @@ impl ZoneCache {
         Some((local, y, m, d))
     }
 
+    /// Whether the local hour of `naive` is cached as one without a
+    /// transition, at offset `off` (then `mktime` of any time in that hour
+    /// is `naive - off` whatever the previous offset).
+    fn hour_clean(&self, naive: i64, off: i64) -> bool {
+        self.hour == Some((naive.div_euclid(3600), off))
+    }
+
     /// glibc `mktime` with `tm_isdst = -1`: a civil time in a gap is read
     /// with the offset before the gap. In a fold glibc keeps the offset its
     /// search starts from, which is the offset of its previous result (a
@@ -506,6 +513,32 @@ fn julian_from_week(year: i64, week: i64, weekday: i64, starts_monday: bool) -> 
 /// zone, roll back dates "in the future". Whole seconds since the epoch, or
 /// `None` where fail2ban raises (invalid date, overflow, ...).
 pub(crate) fn to_epoch(f: &Fields, now: Timestamp, tz: &TimeZone, zc: &mut ZoneCache) -> Option<i64> {
+    to_epoch_minute(f, now, tz, zc).0
+}
+
+/// [`to_epoch`], and whether its result moves with the seconds alone over
+/// the whole minute: `Some(off)` says that for the same fields, `now` and
+/// zone but any `second` in `0..60`, `to_epoch` gives this result plus the
+/// difference in seconds and leaves `zc.last_off == off` (no zone offset in
+/// the text, no "today" completion, the same side of the year roll-back for
+/// every second of the minute, and a local hour without a transition, whose
+/// `mktime` does not depend on glibc's previous offset).
+pub(crate) fn to_epoch_minute(
+    f: &Fields,
+    now: Timestamp,
+    tz: &TimeZone,
+    zc: &mut ZoneCache,
+) -> (Option<i64>, Option<i64>) {
+    let mut linear = true;
+    let r = to_epoch_inner(f, now, tz, zc, &mut linear);
+    let off = zc.last_off;
+    match r {
+        Some(t) if linear && f.tzoffset.is_none() && zc.hour_clean(t + off, off) => (r, Some(off)),
+        _ => (r, None),
+    }
+}
+
+fn to_epoch_inner(f: &Fields, now: Timestamp, tz: &TimeZone, zc: &mut ZoneCache, linear: &mut bool) -> Option<i64> {
     if f.bad {
         return None;
     }
@@ -577,6 +610,7 @@ pub(crate) fn to_epoch(f: &Fields, now: Timestamp, tz: &TimeZone, zc: &mut ZoneC
         }
     }
     if assume_today {
+        *linear = false;
         let (now_local, ..) = get_now(zc)?;
         if naive.saturating_mul(1_000_000) > now_local {
             naive -= 86_400;
@@ -587,7 +621,13 @@ pub(crate) fn to_epoch(f: &Fields, now: Timestamp, tz: &TimeZone, zc: &mut ZoneC
     }
     if assume_year {
         let (now_local, ..) = get_now(zc)?;
-        if naive.saturating_mul(1_000_000) > now_local.saturating_add(86_400_000_000) {
+        let limit = now_local.saturating_add(86_400_000_000);
+        // the roll-back must be the same for every second of the minute
+        let minute = naive - second;
+        if (minute.saturating_mul(1_000_000) > limit) != ((minute + 59).saturating_mul(1_000_000) > limit) {
+            *linear = false;
+        }
+        if naive.saturating_mul(1_000_000) > limit {
             // replace(year=year-1, month=month, day=day): keeps the time of day
             let y = year - 1;
             if !(1..=9999).contains(&y) || day > days_in_month(y, month) {

@@ -573,6 +573,23 @@ impl Template {
     }
 
     /// `getDate`: the instant of a hit, `None` where fail2ban gets no date.
+    /// [`Template::time`], and for a hit of parsed fields the glibc offset
+    /// state under which the time moves with the seconds alone over the
+    /// whole minute (see [`strptime::to_epoch_minute`]).
+    pub(crate) fn time_minute(
+        &self,
+        line: &str,
+        hit: &RawHit,
+        ctx: &TimeContext,
+        zc: &mut ZoneCache,
+    ) -> (Option<Timestamp>, Option<i64>) {
+        if let (HitData::Fields(f), Conv::Strptime { .. }) = (&hit.data, self.conv()) {
+            let (t, off) = strptime::to_epoch_minute(f, ctx.now, &ctx.tz, zc);
+            return (t.map(Timestamp::from_secs), off);
+        }
+        (self.time(line, hit, ctx, zc), None)
+    }
+
     pub fn time(&self, line: &str, hit: &RawHit, ctx: &TimeContext, zc: &mut ZoneCache) -> Option<Timestamp> {
         let group = |i: usize| -> Option<&str> {
             match &hit.data {
