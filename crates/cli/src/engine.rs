@@ -3,7 +3,7 @@
 //! how decisions are shown.
 
 use stadtwache_core::{Diagnostic, Duration, Timestamp};
-use stadtwache_decide::{Allowlist, BanIncrement, Decider, Decision, Policy, Step, target_string};
+use stadtwache_decide::{Allowlist, BanIncrement, Decider, Decision, Policy, Step};
 use stadtwache_detect::{Detector, DetectorOptions, WindowSpec};
 use stadtwache_match::Failure;
 use stadtwache_rules::RulePack;
@@ -95,22 +95,24 @@ pub fn weight(_f: &Failure) -> u32 {
     1
 }
 
-pub fn count_decision(
-    d: &Decision,
-    c: &mut RuleCounters,
-    trigger_time: Timestamp,
-    bans: &mut Vec<(Timestamp, String)>,
-) {
+/// Counts a decision; a ban also goes to `bans` (when kept) as (trigger
+/// time, key, prefix) — formatted ([`stadtwache_decide::target_string`]) only when written out.
+pub fn count_decision(d: &Decision, c: &mut RuleCounters, trigger_time: Timestamp, bans: Option<&mut Vec<BanRow>>) {
     match d {
         Decision::Ban { key, prefix, .. } => {
             c.bans += 1;
-            bans.push((trigger_time, target_string(key, *prefix)));
+            if let Some(bans) = bans {
+                bans.push((trigger_time, key.clone(), *prefix));
+            }
         }
         Decision::AlreadyBanned { .. } => c.already_banned += 1,
         Decision::Allowlisted { .. } => c.allowlisted += 1,
         Decision::Expired { .. } => c.expired += 1,
     }
 }
+
+/// A ban for `--bans-out`: trigger time, key, IPv6 aggregation prefix.
+pub type BanRow = (Timestamp, stadtwache_core::Key, Option<u8>);
 
 pub fn decision_json(d: &DecisionView<'_>) -> serde_json::Value {
     serde_json::to_value(d.decision).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))

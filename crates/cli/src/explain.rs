@@ -128,6 +128,9 @@ impl Observer for Collector {
     fn wants(&self, key: &Key) -> bool {
         self.entries.iter().any(|e| &e.key == key)
     }
+    fn active(&self) -> bool {
+        !self.entries.is_empty()
+    }
 
     fn hit(&mut self, h: &HitView<'_>) {
         let src = h.rule.filter.failregex_source(h.failure.regex_index);

@@ -59,14 +59,30 @@ pub trait Observer {
     }
     fn hit(&mut self, _hit: &HitView<'_>) {}
     fn decision(&mut self, _d: &DecisionView<'_>) {}
+    /// Whether this observer may want anything at all (`false`: `wants`
+    /// is `false` for every key).
+    fn active(&self) -> bool {
+        true
+    }
 }
 
 /// Several observers at once.
 pub struct Fanout<'a>(pub Vec<&'a mut dyn Observer>);
 
+impl<'a> Fanout<'a> {
+    /// The observers that may want something (asking the others for every
+    /// hit is wasted work).
+    pub fn active(observers: Vec<&'a mut dyn Observer>) -> Self {
+        Fanout(observers.into_iter().filter(|o| o.active()).collect())
+    }
+}
+
 impl Observer for Fanout<'_> {
     fn wants(&self, key: &Key) -> bool {
         self.0.iter().any(|o| o.wants(key))
+    }
+    fn active(&self) -> bool {
+        self.0.iter().any(|o| o.active())
     }
     fn hit(&mut self, hit: &HitView<'_>) {
         for o in &mut self.0 {
@@ -91,8 +107,10 @@ pub struct Pipeline {
     decider: Decider,
     ctx: TimeContext,
     pub stats: RunStats,
-    /// Bans as (time, key) for `--bans-out`.
-    pub bans: Vec<(stadtwache_core::Timestamp, String)>,
+    /// Bans as (time, key, prefix) for `--bans-out`, when `keep_bans`
+    /// (a daemon has no use for the list, which would only grow).
+    pub bans: Vec<crate::engine::BanRow>,
+    pub keep_bans: bool,
     line_seq: u64,
     /// bantime.increment is on: known bad addresses count extra.
     increment: bool,
@@ -124,6 +142,7 @@ impl Pipeline {
             ctx,
             stats,
             bans: Vec::new(),
+            keep_bans: false,
             line_seq: 0,
             increment,
             input_clock: None,
@@ -247,9 +266,17 @@ impl Pipeline {
                         now
                     }
                 };
-                self.decider.expire(now);
+                self.decider.expire_quiet(now);
                 if let Some(trigger) = self.detector.observe(&event) {
-                    Self::decide(&mut self.decider, &mut self.bans, counters, rule, &trigger, now, obs);
+                    Self::decide(
+                        &mut self.decider,
+                        self.keep_bans.then_some(&mut self.bans),
+                        counters,
+                        rule,
+                        &trigger,
+                        now,
+                        obs,
+                    );
                 }
                 // bantime.increment: known bad addresses count extra (fail2ban's observer).
                 if self.increment {
@@ -258,7 +285,15 @@ impl Pipeline {
                         if extra > 0 {
                             if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra)
                             {
-                                Self::decide(&mut self.decider, &mut self.bans, counters, rule, &trigger, now, obs);
+                                Self::decide(
+                                    &mut self.decider,
+                                    self.keep_bans.then_some(&mut self.bans),
+                                    counters,
+                                    rule,
+                                    &trigger,
+                                    now,
+                                    obs,
+                                );
                             }
                         }
                     }
@@ -279,7 +314,7 @@ impl Pipeline {
 
     fn decide(
         decider: &mut Decider,
-        bans: &mut Vec<(stadtwache_core::Timestamp, String)>,
+        bans: Option<&mut Vec<crate::engine::BanRow>>,
         counters: &mut RuleCounters,
         rule: &Rule,
         trigger: &Trigger,
@@ -424,13 +459,14 @@ pub fn run_cli(req: ReplayRequest) -> Result<ExitCode> {
     let Some(mut pipe) = build_pipeline(&req.rules, &req.policy, &req.time, &req.files)? else {
         return Ok(ExitCode::from(1));
     };
+    pipe.keep_bans = req.bans_out.is_some();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut json = report::JsonLines::new(&mut out, req.json);
     let mut why = crate::explain::Collector::new(&req.why)?;
     let started = std::time::Instant::now();
     let all_opened = {
-        let mut fan = Fanout(vec![&mut json, &mut why]);
+        let mut fan = Fanout::active(vec![&mut json, &mut why]);
         run_inputs(&mut pipe, &req.files, req.max_line, req.progress, &mut fan)
     };
     let elapsed = started.elapsed();

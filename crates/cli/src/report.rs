@@ -162,6 +162,9 @@ impl<W: Write> Observer for JsonLines<'_, W> {
     fn wants(&self, _key: &Key) -> bool {
         self.enabled
     }
+    fn active(&self) -> bool {
+        self.enabled
+    }
 
     fn hit(&mut self, h: &HitView<'_>) {
         let v = json!({
@@ -188,8 +191,9 @@ impl<W: Write> Observer for JsonLines<'_, W> {
 }
 
 /// Write bans as `<epoch seconds> <address>`, sorted by time then address.
-pub fn write_bans(path: &Path, bans: &[(Timestamp, String)]) -> io::Result<()> {
-    let mut rows: Vec<(Timestamp, String)> = bans.to_vec();
+pub fn write_bans(path: &Path, bans: &[crate::engine::BanRow]) -> io::Result<()> {
+    let mut rows: Vec<(Timestamp, String)> =
+        bans.iter().map(|(t, k, p)| (*t, stadtwache_decide::target_string(k, *p))).collect();
     rows.sort();
     let mut f = io::BufWriter::new(std::fs::File::create(path)?);
     for (t, k) in rows {

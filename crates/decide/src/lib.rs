@@ -76,7 +76,7 @@ mod increment;
 mod restore;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -356,13 +356,62 @@ pub struct Decider {
     store_reasons: bool,
     bans: FxHashMap<Target, BanRecord>,
     history: FxHashMap<Target, History>,
-    heap: BinaryHeap<Reverse<(i64, u64, Target)>>,
+    heap: ExpiryQueue,
     pending: Vec<Unban>,
     generation: u64,
     next_purge: i64,
 }
 
 const PURGE_EVERY: i64 = 3600 * Timestamp::MICROS_PER_SEC;
+
+/// Ban ends `(until, generation, target)` in `(until, generation)` order (a
+/// min-heap). Generations grow with every push, so while the ends come in
+/// time order (one bantime, triggers in time order: the common case) a
+/// push goes to the back of a queue in O(1); an end earlier than the
+/// queue's last goes to a heap. Pops take the smaller of the two fronts:
+/// the same order as one heap, at a fraction of the cost.
+#[derive(Debug, Default)]
+struct ExpiryQueue {
+    queue: VecDeque<(i64, u64, Target)>,
+    heap: BinaryHeap<Reverse<(i64, u64, Target)>>,
+}
+
+impl ExpiryQueue {
+    fn push(&mut self, until: i64, generation: u64, t: Target) {
+        match self.queue.back() {
+            Some(&(u, _, _)) if u > until => self.heap.push(Reverse((until, generation, t))),
+            _ => self.queue.push_back((until, generation, t)),
+        }
+    }
+
+    /// Whether the next end comes from the queue (else the heap).
+    fn queue_first(&self) -> Option<bool> {
+        match (self.queue.front(), self.heap.peek()) {
+            (None, None) => None,
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (Some(q), Some(Reverse(h))) => Some((q.0, q.1) < (h.0, h.1)),
+        }
+    }
+
+    /// `(until, generation)` of the next end.
+    #[inline]
+    fn peek(&self) -> Option<(i64, u64)> {
+        if self.heap.is_empty() {
+            return self.queue.front().map(|q| (q.0, q.1));
+        }
+        if self.queue_first()? {
+            self.queue.front().map(|q| (q.0, q.1))
+        } else {
+            self.heap.peek().map(|Reverse(h)| (h.0, h.1))
+        }
+    }
+
+    /// Removes the next end, returning its target.
+    fn pop(&mut self) -> Option<Target> {
+        if self.queue_first()? { self.queue.pop_front().map(|q| q.2) } else { self.heap.pop().map(|Reverse(h)| h.2) }
+    }
+}
 
 fn salt(t: &Target) -> u64 {
     let mut h = FxHasher::default();
@@ -384,7 +433,7 @@ impl Decider {
             store_reasons: true,
             bans: FxHashMap::default(),
             history: FxHashMap::default(),
-            heap: BinaryHeap::new(),
+            heap: ExpiryQueue::default(),
             pending: Vec::new(),
             generation: 0,
             next_purge: i64::MIN,
@@ -542,7 +591,7 @@ impl Decider {
                 if let Some(u) = rec.until {
                     self.generation += 1;
                     rec.generation = self.generation;
-                    self.heap.push(Reverse((u.0, self.generation, t.clone())));
+                    self.heap.push(u.0, self.generation, t.clone());
                 }
             }
             let until = rec.until;
@@ -578,7 +627,7 @@ impl Decider {
         let explanation = reason(steps);
         self.generation += 1;
         if let Some(u) = until {
-            self.heap.push(Reverse((u.0, self.generation, t.clone())));
+            self.heap.push(u.0, self.generation, t.clone());
         }
         self.history.insert(t.clone(), History { ban_count, last_ban: trig.time, last_bantime: duration });
         self.bans.insert(
@@ -602,18 +651,32 @@ impl Decider {
     /// once per hour of `now`).
     pub fn expire(&mut self, now: Timestamp) -> Vec<Unban> {
         let mut out = std::mem::take(&mut self.pending);
-        while let Some(Reverse((until, generation, _))) = self.heap.peek() {
-            if *until >= now.0 {
+        self.expire_each(now, |u| out.push(u));
+        out
+    }
+
+    /// [`Decider::expire`] for a caller that does not look at the unbans
+    /// (a replay): the same changes, without building the list.
+    #[inline]
+    pub fn expire_quiet(&mut self, now: Timestamp) {
+        self.pending.clear();
+        if self.heap.peek().is_some_and(|(until, _)| until < now.0) || now.0 >= self.next_purge {
+            self.expire_each(now, drop);
+        }
+    }
+
+    fn expire_each(&mut self, now: Timestamp, mut emit: impl FnMut(Unban)) {
+        while let Some((until, generation)) = self.heap.peek() {
+            if until >= now.0 {
                 break;
             }
-            let generation = *generation;
-            let Some(Reverse((_, _, t))) = self.heap.pop() else {
+            let Some(t) = self.heap.pop() else {
                 break;
             };
             let live = matches!(self.bans.get(&t), Some(r) if r.generation == generation);
             if live {
                 if let Some(rec) = self.bans.remove(&t) {
-                    out.push(unban_of(&t, &rec));
+                    emit(unban_of(&t, &rec));
                 }
             }
         }
@@ -629,7 +692,6 @@ impl Decider {
             });
         }
         // Stale heap entries of removed bans are dropped as they surface.
-        out
     }
 
     /// Removes a ban by hand (the history stays). Returns it if there was one.

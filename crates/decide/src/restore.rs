@@ -120,7 +120,7 @@ impl Decider {
             let bantime = until.map(|u| u.since(since));
             self.generation += 1;
             if let Some(u) = until {
-                self.heap.push(std::cmp::Reverse((u.0, self.generation, t.clone())));
+                self.heap.push(u.0, self.generation, t.clone());
             }
             self.history.entry(t.clone()).or_insert(History { ban_count, last_ban: since, last_bantime: bantime });
             self.bans.insert(

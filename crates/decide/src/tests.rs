@@ -759,3 +759,65 @@ mod restore_prop {
         }
     }
 }
+
+/// The queue-plus-heap of ban ends pops exactly what one heap pops: ends
+/// mostly in time order (queue), now and then earlier ones (heap), pops
+/// in between; `expire_quiet` leaves the decider as `expire` does.
+#[test]
+fn expiry_queue_pops_like_one_heap() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut q = ExpiryQueue::default();
+    let mut h: BinaryHeap<Reverse<(i64, u64, Target)>> = BinaryHeap::new();
+    let mut generation = 0u64;
+    let mut until = 1_000i64;
+    for _ in 0..20_000 {
+        match next(10) {
+            0..=5 => {
+                generation += 1;
+                let u = match next(4) {
+                    0 => until - next(50) as i64,
+                    1 => until,
+                    _ => {
+                        until += next(5) as i64;
+                        until
+                    }
+                };
+                let t = (ip(&format!("10.0.{}.{}", next(4), next(250))), None);
+                q.push(u, generation, t.clone());
+                h.push(Reverse((u, generation, t)));
+            }
+            _ => {
+                assert_eq!(q.peek(), h.peek().map(|Reverse(e)| (e.0, e.1)));
+                assert_eq!(q.pop(), h.pop().map(|Reverse(e)| e.2));
+            }
+        }
+    }
+    while let Some(Reverse(e)) = h.pop() {
+        assert_eq!(q.peek(), Some((e.0, e.1)));
+        assert_eq!(q.pop(), Some(e.2));
+    }
+    assert_eq!(q.peek(), None);
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn expire_quiet_changes_what_expire_changes() {
+    let mut a = Decider::new(Policy { bantime: Duration::from_secs(100), ..Policy::default() });
+    let mut b = Decider::new(Policy { bantime: Duration::from_secs(100), ..Policy::default() });
+    for i in 0..400i64 {
+        let key = ip(&format!("10.1.{}.{}", i % 7, i % 13));
+        let t = i * 10 - (i % 5) * 30;
+        let now = secs(i * 10);
+        assert_eq!(a.decide(&trig(&key, t), now), b.decide(&trig(&key, t), now));
+        a.expire(now);
+        b.expire_quiet(now);
+        assert_eq!(a.active_bans(), b.active_bans(), "step {i}");
+        assert_eq!(format!("{:?}", a.bans(now)), format!("{:?}", b.bans(now)), "step {i}");
+    }
+}

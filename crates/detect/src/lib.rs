@@ -428,6 +428,10 @@ pub struct Detector {
     tick: u64,
     /// Changes since the last `take_dirty*` (`None`: tracking off).
     dirty: Option<Box<Dirty>>,
+    /// `[lo, hi)`: the `now`s for which [`Detector::service`] skips every
+    /// rule (`last_run <= now < last_run + 5 s` for each fail2ban rule);
+    /// kept by [`Detector::service_quiet_update`] whenever a `last_run` changes.
+    quiet: (i64, i64),
 }
 
 /// What changed since the last export (see [`persist`]).
@@ -473,7 +477,7 @@ impl Detector {
         let opts = DetectorOptions { max_keys: opts.max_keys.clamp(1, (NIL - 1) as usize), ..opts };
         let maps = specs.iter().map(|_| FxHashMap::default()).collect();
         let svc = specs.iter().map(|_| Svc::default()).collect();
-        Detector {
+        let mut d = Detector {
             specs,
             maps,
             svc,
@@ -486,7 +490,22 @@ impl Detector {
             clock: i64::MIN,
             tick: 0,
             dirty: None,
+            quiet: (i64::MIN, i64::MIN),
+        };
+        d.service_quiet_update();
+        d
+    }
+
+    /// Recomputes [`Detector::quiet`] from the rules' `last_run`.
+    fn service_quiet_update(&mut self) {
+        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        for (spec, svc) in self.specs.iter().zip(&self.svc) {
+            if matches!(spec, WindowSpec::Fail2ban { .. }) {
+                lo = lo.max(svc.last_run);
+                hi = hi.min(svc.last_run.saturating_add(FAIL2BAN_SVC_INTERVAL.0));
+            }
         }
+        self.quiet = (lo, hi);
     }
 
     pub fn specs(&self) -> &[WindowSpec] {
@@ -923,7 +942,17 @@ impl Detector {
     ///
     /// Call it as fail2ban does: before each line, with the line clock
     /// (`max` of the times seen so far), before that line's events.
+    #[inline]
     pub fn service(&mut self, now: Timestamp) -> usize {
+        // every rule's throttle holds (the common case: once per 5 s of log
+        // time there is something to do)
+        if self.quiet.0 <= now.0 && now.0 < self.quiet.1 {
+            return 0;
+        }
+        self.service_rules(now)
+    }
+
+    fn service_rules(&mut self, now: Timestamp) -> usize {
         let now = now.0;
         let mut n = 0;
         for r in 0..self.specs.len() {
@@ -939,6 +968,7 @@ impl Detector {
                 n += self.cleanup_rule(r, now);
             }
         }
+        self.service_quiet_update();
         n
     }
 

@@ -383,6 +383,7 @@ impl Detector {
                 Some(_) => st.wrong_kind += 1,
             }
         }
+        self.service_quiet_update();
         st
     }
 

@@ -714,3 +714,52 @@ fn f2b_service_is_per_rule_and_leaves_other_kinds_alone() {
     assert_eq!(d.service(Timestamp::from_secs(100)), 1); // rule 2
     assert_eq!(d.stats().tracked_keys, 1);
 }
+
+/// `service`'s quiet range (no rule due) skips exactly the calls that would
+/// do nothing: against the rule-by-rule path on every call, with two
+/// fail2ban rules and a count rule, the clock mostly moving forward, now
+/// and then back, and a restore of the service state in between.
+#[test]
+fn service_quiet_range_skips_only_idle_calls() {
+    let specs = vec![
+        WindowSpec::Fail2ban { maxretry: 4, findtime: Duration::from_secs(60) },
+        WindowSpec::Count { threshold: 3, window: Duration::from_secs(30) },
+        WindowSpec::Fail2ban { maxretry: 3, findtime: Duration::from_secs(20) },
+    ];
+    let mut a = Detector::new(specs.clone(), DetectorOptions::default());
+    let mut b = Detector::new(specs, DetectorOptions::default());
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut t = 1_000_000.0f64;
+    for i in 0..20_000u64 {
+        t += match next(20) {
+            0 => -(next(30) as f64),
+            1 => 7.5,
+            _ => next(3) as f64 * 0.5,
+        };
+        let now = Timestamp::from_secs_f64(t);
+        assert_eq!(a.service(now), b.service_rules(now), "call {i}");
+        if i % 5_000 == 4_999 {
+            let saved: Vec<_> = (0..3).map(|r| (RuleId(r), persist_rule(&a, r))).collect();
+            a.restore_rules(saved.clone());
+            b.restore_rules(saved);
+        }
+        let key = ip(&format!("10.0.0.{}", next(40)));
+        let e = ev(next(3) as u32, &key, t - next(10) as f64, 1, i);
+        assert_eq!(a.observe(&e), b.observe(&e), "event {i}");
+        assert_eq!(a.stats(), b.stats(), "event {i}");
+    }
+    assert!(a.stats().cleaned > 100, "{:?}", a.stats());
+}
+
+fn persist_rule(d: &Detector, r: u32) -> SavedRule {
+    SavedRule {
+        v: SAVED_VERSION,
+        last_service: (d.svc[r as usize].last_run != i64::MIN).then_some(Timestamp(d.svc[r as usize].last_run)),
+    }
+}
