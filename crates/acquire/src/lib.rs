@@ -234,7 +234,22 @@ impl LineReader {
     /// The next line, or None at the end of the input (or after a read error,
     /// which is recorded in the stats).
     #[allow(clippy::should_implement_trait)]
+    #[inline]
     pub fn next(&mut self) -> Option<Line<'_>> {
+        // the common case: the next line of the current UTF-8 piece (which
+        // ends with '\n'), not oversize; everything else in `next_slow`
+        if self.tpos < self.text.len()
+            && let Some(pos) = memchr::memchr(b'\n', &self.text.as_bytes()[self.tpos..])
+            && pos <= self.max_line
+        {
+            let (s, e) = (self.tpos, self.tpos + pos);
+            self.tpos = e + 1;
+            return Some(self.emit_text(s, e));
+        }
+        self.next_slow()
+    }
+
+    fn next_slow(&mut self) -> Option<Line<'_>> {
         loop {
             if self.tpos < self.text.len() {
                 let rest = &self.text.as_bytes()[self.tpos..];
@@ -337,6 +352,7 @@ impl LineReader {
     }
 
     /// [`emit`](Self::emit) for a line of `text`.
+    #[inline]
     fn emit_text(&mut self, s: usize, mut e: usize) -> Line<'_> {
         if e > s && self.text.as_bytes()[e - 1] == b'\r' {
             e -= 1;
