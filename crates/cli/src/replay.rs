@@ -322,9 +322,11 @@ impl Pipeline {
         obs: &mut dyn Observer,
     ) {
         counters.alerts += 1;
-        let decision = decider.decide(trigger, now);
+        // the explanation only for an observer that looks at it
+        let watch = obs.wants(&trigger.key);
+        let decision = if watch { decider.decide(trigger, now) } else { decider.decide_unexplained(trigger, now) };
         crate::engine::count_decision(&decision, counters, trigger.time, bans);
-        if obs.wants(&trigger.key) {
+        if watch {
             obs.decision(&DecisionView { rule, trigger, decision: &decision });
         }
     }
@@ -460,6 +462,9 @@ pub fn run_cli(req: ReplayRequest) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     pipe.keep_bans = req.bans_out.is_some();
+    // Nothing in a replay asks the decider to explain a ban afterwards
+    // (observers get each decision with its explanation as it is made).
+    pipe.decider_mut().set_stored_reasons(false);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut json = report::JsonLines::new(&mut out, req.json);

@@ -455,6 +455,12 @@ impl Decider {
         self
     }
 
+    /// [`Decider::with_stored_reasons`] on a decider in use (bans made from
+    /// now on keep their explanation or not).
+    pub fn set_stored_reasons(&mut self, store: bool) {
+        self.store_reasons = store;
+    }
+
     pub fn with_rule_bantimes(mut self, bantimes: Vec<Option<Duration>>) -> Self {
         self.rule_bantime = bantimes;
         self
@@ -533,6 +539,19 @@ impl Decider {
 
     /// Decides what to do about `trig` at `now`.
     pub fn decide(&mut self, trig: &Trigger, now: Timestamp) -> Decision {
+        self.decide_inner(trig, now, true)
+    }
+
+    /// [`Decider::decide`] for a caller that looks only at what was decided
+    /// (a replay counting bans): the same decision and the same changes, but
+    /// its explanation has no `steps` and no `evidence` (no allocation). With
+    /// stored reasons on, a ban still stores the full explanation.
+    pub fn decide_unexplained(&mut self, trig: &Trigger, now: Timestamp) -> Decision {
+        self.decide_inner(trig, now, false)
+    }
+
+    fn decide_inner(&mut self, trig: &Trigger, now: Timestamp, explain: bool) -> Decision {
+        let explain = explain || self.store_reasons;
         let mut steps = Vec::new();
         let reason = |steps: Vec<Step>| Explanation {
             rule: trig.rule,
@@ -540,19 +559,28 @@ impl Decider {
             trigger_time: trig.time,
             first_seen: trig.first_seen,
             count: trig.count,
-            evidence: trig.evidence.clone(),
+            evidence: if explain { trig.evidence.clone() } else { Vec::new() },
             window: trig.window.clone(),
             decided_at: now,
-            steps,
+            // (steps `target` may have pushed are dropped too)
+            steps: if explain { steps } else { Vec::new() },
         };
+        // a step, when explaining
+        macro_rules! step {
+            ($s:expr) => {
+                if explain {
+                    steps.push($s);
+                }
+            };
+        }
 
         // 1. The allowlist, always first.
         if let Some(e) = self.policy.allowlist.matches(&trig.key) {
             let entry = e.text.clone();
-            steps.push(Step::Allowlist { matched: Some(entry.clone()) });
+            step!(Step::Allowlist { matched: Some(entry.clone()) });
             return Decision::Allowlisted { entry, reason: reason(steps) };
         }
-        steps.push(Step::Allowlist { matched: None });
+        step!(Step::Allowlist { matched: None });
 
         // 2. What would be banned.
         let t = self.target(&trig.key, &mut steps);
@@ -564,7 +592,7 @@ impl Decider {
         if !permanent {
             let until = trig.time.saturating_add(base);
             if until < now {
-                steps.push(Step::ExpiredBeforeNow { until, now });
+                step!(Step::ExpiredBeforeNow { until, now });
                 return Decision::Expired { key: t.0, prefix: t.1, until, reason: reason(steps) };
             }
         }
@@ -595,33 +623,33 @@ impl Decider {
                 }
             }
             let until = rec.until;
-            steps.push(Step::AlreadyBanned { until: old, prolonged, new_until: until });
+            step!(Step::AlreadyBanned { until: old, prolonged, new_until: until });
             return Decision::AlreadyBanned { key: t.0, prefix: t.1, until, prolonged, reason: reason(steps) };
         }
 
         // 4. Base bantime and bantime.increment.
-        steps.push(Step::BaseBantime { bantime: (!permanent).then_some(base), from_rule });
+        step!(Step::BaseBantime { bantime: (!permanent).then_some(base), from_rule });
         let previous = self.history_of(&t, now).map_or(0, |h| h.ban_count);
         let mut duration = (!permanent).then_some(base);
         if let Some(inc) = &self.policy.increment {
             if base.0 > 0 && previous > 0 {
                 let calc = inc.calc(base, previous, salt(&t));
                 duration = Some(calc.result);
-                steps.push(Step::Increment(calc));
+                step!(Step::Increment(calc));
             } else {
-                steps.push(Step::IncrementNotApplied { previous_bans: previous });
+                step!(Step::IncrementNotApplied { previous_bans: previous });
             }
         }
         let until = duration.map(|d| trig.time.saturating_add(d));
         if let Some(u) = until {
             if u < now {
-                steps.push(Step::ExpiredBeforeNow { until: u, now });
+                step!(Step::ExpiredBeforeNow { until: u, now });
                 return Decision::Expired { key: t.0, prefix: t.1, until: u, reason: reason(steps) };
             }
         }
         let simulated = self.policy.simulate;
         if simulated {
-            steps.push(Step::Simulated);
+            step!(Step::Simulated);
         }
         let ban_count = previous.saturating_add(1);
         let explanation = reason(steps);

@@ -821,3 +821,66 @@ fn expire_quiet_changes_what_expire_changes() {
         assert_eq!(format!("{:?}", a.bans(now)), format!("{:?}", b.bans(now)), "step {i}");
     }
 }
+
+/// `decide_unexplained` decides exactly as `decide` (same outcome, same
+/// state afterwards: active bans with their stored reasons, history), its
+/// explanation only without steps and evidence; over allowlisted, mapped,
+/// aggregated, repeated, prolonged, expired and incremented cases, with
+/// stored reasons on and off.
+#[test]
+fn decide_unexplained_decides_as_decide() {
+    let strip = |d: &Decision| {
+        let mut d = d.clone();
+        let r = match &mut d {
+            Decision::Ban { reason, .. }
+            | Decision::AlreadyBanned { reason, .. }
+            | Decision::Allowlisted { reason, .. }
+            | Decision::Expired { reason, .. } => reason,
+        };
+        r.steps.clear();
+        r.evidence.clear();
+        d
+    };
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for store in [false, true] {
+        let mut allowlist = Allowlist::default();
+        allowlist.add("10.9.0.0/16").unwrap();
+        allowlist.add("2001:db8:0:5::/64").unwrap();
+        let policy = Policy {
+            bantime: Duration::from_secs(100),
+            increment: Some(BanIncrement::from_fail2ban(Some("1"), None, None, None, None).unwrap()),
+            allowlist,
+            ipv6_prefix: Some(64),
+            ..Policy::default()
+        };
+        let mut a = Decider::new(policy.clone()).with_stored_reasons(store);
+        let mut b = Decider::new(policy).with_stored_reasons(store);
+        for i in 0..3000i64 {
+            let key = match next(4) {
+                0 => ip(&format!("10.9.1.{}", next(5))),
+                1 => ip(&format!("::ffff:10.1.0.{}", next(5))),
+                2 => ip(&format!("2001:db8:0:{}::{}", next(7), next(3) + 1)),
+                _ => ip(&format!("10.1.0.{}", next(9))),
+            };
+            let now = i * 10;
+            let t = now - next(400) as i64;
+            let want = a.decide(&trig(&key, t), secs(now));
+            let got = b.decide_unexplained(&trig(&key, t), secs(now));
+            if store {
+                assert_eq!(want, got, "step {i}: stored reasons on, full explanation");
+            } else {
+                assert_eq!(strip(&want), got, "step {i}");
+            }
+            a.expire(secs(now));
+            b.expire_quiet(secs(now));
+            assert_eq!(format!("{:?}", a.bans(secs(now))), format!("{:?}", b.bans(secs(now))), "step {i}");
+            assert_eq!(a.history().len(), b.history().len(), "step {i}");
+        }
+    }
+}
