@@ -1471,6 +1471,10 @@ impl Segments {
     /// Runs the chain from `start`; fills `spans` (global group index) and
     /// returns the end, or None when the caller must use the full engine.
     /// `nl`: where the haystack's first `\n` is (its length: none), if known.
+    ///
+    /// The spans of the chain's groups must be None on entry (each part sets
+    /// only its own groups, an alternation clears those of a branch whose
+    /// chain failed): a part or branch that is skipped leaves them so.
     pub(crate) fn run(
         &self,
         hay: &str,
@@ -1488,9 +1492,7 @@ impl Segments {
             match part {
                 Part::Seg(seg) => {
                     if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
-                        for &g in &seg.groups {
-                            *spans.get_mut(g)? = None;
-                        }
+                        // (its groups do not take part: None already)
                         continue;
                     }
                     match &seg.fast {
@@ -1549,13 +1551,9 @@ impl Segments {
                         }
                     }
                 }
-                Part::Alt(branches, Some(g)) if g.skips(b, pos) => {
+                Part::Alt(_, Some(g)) if g.skips(b, pos) => {
                     // `(?:X|)` where X cannot start here: the empty branch
-                    for (_, _, chain) in branches {
-                        for &g in &chain.groups {
-                            *spans.get_mut(g)? = None;
-                        }
-                    }
+                    // (the groups of X do not take part: None already)
                 }
                 Part::Alt(branches, _) => {
                     let Some(PartScratch::Alt(bs)) = s.parts.get_mut(i) else {
@@ -1570,10 +1568,15 @@ impl Segments {
                     for ((re, dfa, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
                         // every match of the branch starts with text that is not
                         // here: it cannot match (its chain would fail)
-                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(hay.as_bytes(), pos, t)) {
-                            for &g in &chain.groups {
-                                *spans.get_mut(g)? = None;
-                            }
+                        // (its groups do not take part: None already)
+                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(b, pos, t)) {
+                            continue;
+                        }
+                        // text every match of the branch holds (the last
+                        // literal of the branch, the likeliest to be
+                        // missing when the branch does not match) is not
+                        // there: the branch cannot match, its chain is not run
+                        if chain.need.first().is_some_and(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
                         if let Some(end) = chain.run(hay, ascii, nl, pos, sub, spans) {
@@ -1584,8 +1587,8 @@ impl Segments {
                         for &g in &chain.groups {
                             *spans.get_mut(g)? = None;
                         }
-                        // text every match of the branch holds is not there
-                        if chain.need.iter().any(|f| f.find(&b[pos..]).is_none()) {
+                        // the branch's other literal text is not there
+                        if chain.need.iter().skip(1).any(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
                         // the chain's own pieces prove that nothing matches
