@@ -1161,6 +1161,37 @@ fn build_dfa(atext: &str) -> Option<Dfa> {
 }
 
 impl SegmentsSrc {
+    /// Renumbers every group the chain sets by `map` (compiled group index →
+    /// the index reported; e.g. `linearize`'s copies of a group → the
+    /// original group). Exact when at most one group of those mapped to the
+    /// same index can be set on any path through the chain (the copies sit in
+    /// different branches of an alternation): a part sets only its own
+    /// groups, and a failed branch clears only its own. None when an index
+    /// is not in `map`.
+    pub(crate) fn map_groups(&mut self, map: &[usize]) -> Option<()> {
+        let m = |g: &mut usize| -> Option<()> {
+            *g = *map.get(*g)?;
+            Some(())
+        };
+        for p in &mut self.parts {
+            match p {
+                PartSrc::Seg(_, _, whole, groups, _, fast, _, _) => {
+                    whole.as_mut().map_or(Some(()), m)?;
+                    groups.iter_mut().try_for_each(m)?;
+                    match fast {
+                        Some(Fast::Opt { group, .. }) => m(group)?,
+                        Some(Fast::Fixed { groups, .. }) => groups.iter_mut().try_for_each(|(g, _, _)| m(g))?,
+                        _ => {}
+                    }
+                }
+                PartSrc::Alt(branches, _, _) => {
+                    branches.iter_mut().try_for_each(|(_, _, chain)| chain.map_groups(map))?;
+                }
+            }
+        }
+        Some(())
+    }
+
     pub(crate) fn compile(&self) -> Option<Segments> {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {

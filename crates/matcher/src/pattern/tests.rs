@@ -657,6 +657,23 @@ fn first_newline_matches_memchr() {
 }
 
 #[test]
+fn all_ascii_matches_std() {
+    // every length up to 40, one non-ASCII byte (of several kinds) at every
+    // place, or none
+    for len in 0..40usize {
+        for at in 0..=len {
+            for bad in [0x80u8, 0xff, 0xc3, 0x7f] {
+                let mut h: Vec<u8> = (0..len).map(|i| b"ab\n\x0b\x09 ~"[i % 7]).collect();
+                if at < len {
+                    h[at] = bad;
+                }
+                assert_eq!(all_ascii(&h), h.is_ascii(), "{h:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn exact_dollar_still_used_for_inner_newlines() {
     // non-MULTILINE `$`: end, or before a final newline only
     let p = compile("^a <F-USER>.+</F-USER>$", PatternKind::Prefregex);
