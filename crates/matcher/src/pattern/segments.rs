@@ -950,14 +950,82 @@ impl Walk {
 
     /// The end of the leftmost-first match anchored at `pos` (as the DFA's
     /// `try_search_fwd` on `hay[pos..]` with look-behind), or Err when the
-    /// walk meets a quit byte.
-    #[inline]
+    /// walk meets a quit byte. (Out of line, as [`Walk::find_start`]: the
+    /// walk's loop keeps its registers, not spilled by the chain's.)
+    #[inline(never)]
     fn find(&self, hay: &[u8], pos: usize) -> Result<Option<usize>, ()> {
         let mat = self.walk(hay, pos)?;
         // as the search: in UTF-8 mode, a match (an empty one) that splits a
         // character is none
         if self.utf8empty && mat.is_some_and(|e| hay.get(e).is_some_and(|&b| (0x80..0xc0).contains(&b))) {
             return Ok(None);
+        }
+        Ok(mat)
+    }
+
+    /// [`Walk::find`] at the haystack's start, resuming where the last walk
+    /// with `memo` (on this DFA) was after the words of eight bytes it shares
+    /// with this one: lines of a log share their first bytes (` host
+    /// sshd[1`). Exact: a DFA's state after given bytes from its start state
+    /// is always the same, and so is where the last match among them ends.
+    #[inline(never)]
+    fn find_start(&self, hay: &[u8], memo: &mut WalkMemo) -> Result<Option<usize>, ()> {
+        let mat = self.walk_start(hay, memo)?;
+        if self.utf8empty && mat.is_some_and(|e| hay.get(e).is_some_and(|&b| (0x80..0xc0).contains(&b))) {
+            return Ok(None);
+        }
+        Ok(mat)
+    }
+
+    fn walk_start(&self, h: &[u8], memo: &mut WalkMemo) -> Result<Option<usize>, ()> {
+        let word =
+            |i: usize| h.get(i..i + 8).map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+        let mut w = 0;
+        while w < memo.n && word(8 * w) == Some(memo.words[w]) {
+            w += 1;
+        }
+        let (mut s, mut mat) = match w.checked_sub(1) {
+            None => (self.starts[256], None),
+            Some(j) => {
+                let (s, m) = memo.at[j];
+                (s, m.checked_sub(1).map(|m| m as usize))
+            }
+        };
+        memo.n = w;
+        // as `walk`: matches are reported one byte late, the row's start is
+        // added in the load (off the loop's chain of dependent loads)
+        let mut i = 8 * w;
+        let end = loop {
+            let Some(&b) = h.get(i) else { break None };
+            s = self.trans[usize::from(self.classes[usize::from(b)])..][s as usize];
+            i += 1;
+            if s < self.hi {
+                if s < self.lo {
+                    break Some(if s == 0 { Ok(mat) } else { Err(()) });
+                }
+                mat = Some(i - 1);
+            }
+            // a checkpoint after each word (the walk goes on from there)
+            if i & 7 == 0
+                && let Some(j) = (i / 8).checked_sub(1).filter(|&j| j < MEMO_WORDS)
+                && let Some(wd) = word(i - 8)
+            {
+                memo.words[j] = wd;
+                // (`mat` < `i` <= 8 * MEMO_WORDS)
+                memo.at[j] = (s, mat.map_or(0, |m| m as u32 + 1));
+                memo.n = j + 1;
+            }
+        };
+        if let Some(r) = end {
+            return r;
+        }
+        s = self.trans[s as usize + self.eoi];
+        if s < self.hi {
+            if s >= self.lo {
+                mat = Some(h.len());
+            } else if s != 0 {
+                return Err(());
+            }
         }
         Ok(mat)
     }
@@ -1018,6 +1086,20 @@ impl Walk {
         }
         Ok(mat)
     }
+}
+
+/// Words (of eight bytes) of a walk [`WalkMemo`] keeps.
+const MEMO_WORDS: usize = 6;
+
+/// The first words of the last walk of a DFA from the haystack's start, and
+/// after each the state and where the last match so far ends (+1; 0: none).
+/// See [`Walk::find_start`].
+#[derive(Debug, Default)]
+struct WalkMemo {
+    /// Words kept.
+    n: usize,
+    words: [u64; MEMO_WORDS],
+    at: [(u32, u32); MEMO_WORDS],
 }
 
 /// A branch of an alternation: the branch as a whole (to tell whether it
@@ -1247,7 +1329,7 @@ impl std::fmt::Debug for Segments {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per link, in a Vec
 enum PartScratch {
-    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures> },
+    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures>, memo: Option<Box<WalkMemo>> },
     Alt(Vec<(Option<meta::Cache>, SegScratch)>),
 }
 
@@ -1350,6 +1432,19 @@ impl SegmentsSrc {
                             one => std::slice::from_ref(one),
                         };
                         (text, atext, Self::chain(items, names, prefix, opts))
+                    })
+                    .flat_map(|(text, atext, chain)| match chain.parts.as_slice() {
+                        // a branch that is itself just an alternation (a
+                        // group around it, as `linearize` makes): its
+                        // branches in its place, one chain less to enter.
+                        // Exact: leftmost-first `A|(?:C|D)` is `A|C|D`.
+                        [PartSrc::Alt(_, None, _)] => {
+                            let Some(PartSrc::Alt(sub, _, _)) = chain.parts.into_iter().next() else {
+                                unreachable!("matched above")
+                            };
+                            sub
+                        }
+                        _ => vec![(text, atext, chain)],
                     })
                     .collect();
                 segs.push(PartSrc::Alt(alt, None, Vec::new()));
@@ -1492,7 +1587,7 @@ impl Segments {
                 .parts
                 .iter()
                 .map(|p| match p {
-                    Part::Seg(_) => PartScratch::Seg { cache: None, caps: None },
+                    Part::Seg(_) => PartScratch::Seg { cache: None, caps: None, memo: None },
                     Part::Alt(b, _) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
@@ -1552,7 +1647,7 @@ impl Segments {
                         _ => {
                             // the general case: built only here (the fast
                             // kinds above need no `Input`)
-                            let Some(PartScratch::Seg { cache, caps }) = s.parts.get_mut(i) else {
+                            let Some(PartScratch::Seg { cache, caps, memo }) = s.parts.get_mut(i) else {
                                 return None;
                             };
                             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
@@ -1567,7 +1662,12 @@ impl Segments {
                                 pos = m.end();
                             } else {
                                 let dfa = ascii.then(|| seg.walk()).flatten();
-                                let end = match dfa.map(|d| d.find(b, pos)) {
+                                // from the start (a line's first bytes): with the memo
+                                let walked = dfa.map(|d| match pos {
+                                    0 => d.find_start(b, memo.get_or_insert_with(Box::default)),
+                                    _ => d.find(b, pos),
+                                });
+                                let end = match walked {
                                     Some(Ok(m)) => m?,
                                     _ => seg.cold.re.search(cache, &input)?,
                                 };
@@ -1735,6 +1835,32 @@ mod tests {
     const OPTS: EmitOpts =
         EmitOpts { exact_dollar: false, relaxed: false, fancy: false, ascii_hay: false, empty_hay: false };
     const AOPTS: EmitOpts = EmitOpts { ascii_hay: true, ..OPTS };
+
+    #[test]
+    fn text_at_equals_slice_compare() {
+        // texts of every length up to 20 (each of the word cases), at every
+        // place of haystacks that hold them, miss them by one byte at either
+        // end or the middle, or end too soon
+        let mut next = xorshift(0x1f83_d9ab_fb41_bd6bu64);
+        for n in 0..=20usize {
+            for _ in 0..200 {
+                let t: Vec<u8> = (0..n).map(|_| b"ab "[next(3) as usize]).collect();
+                let mut b: Vec<u8> = (0..next(30) as usize).map(|_| b"ab "[next(3) as usize]).collect();
+                let at = next(b.len() as u64 + 1) as usize;
+                b.splice(at..at, t.iter().copied());
+                if n > 0 && next(2) == 0 {
+                    let k = [0, n / 2, n - 1][next(3) as usize];
+                    b[at + k] ^= 0x40;
+                }
+                if next(4) == 0 {
+                    b.truncate(next(b.len() as u64 + 1) as usize);
+                }
+                for p in 0..=b.len() + 1 {
+                    assert_eq!(text_at(&b, p, &t), b.get(p..p + n) == Some(&t[..]), "{b:?} at {p}: {t:?}");
+                }
+            }
+        }
+    }
 
     /// The piece as steps (if it is walked step by step) and as the
     /// general engine's regex.
@@ -2222,7 +2348,7 @@ mod tests {
         }
         let mut walked = 0;
         let mut matched = 0;
-        for t in texts {
+        for t in &texts {
             let text = if t.starts_with("(?-u)") { t.to_string() } else { format!("(?-u){t}") };
             let dfa = build_dfa(&text).unwrap_or_else(|| panic!("{text}"));
             let walk = Walk::new(&dfa).unwrap_or_else(|| panic!("{text}"));
@@ -2238,9 +2364,21 @@ mod tests {
             }
         }
         assert!(matched > walked / 10, "{matched} of {walked}");
-        // DFAs that quit (on `\n`; on non-ASCII bytes for Unicode word
-        // boundaries, also as the byte before): the walk says so where the
-        // search does
+        // from the start with a memo kept across haystacks that share their
+        // first words (cut anywhere, with another's tail), on every DFA
+        let mut shared = Vec::new();
+        for (k, h) in hays.iter().enumerate() {
+            let other = &hays[(k * 7 + 3) % hays.len()];
+            for cut in [7, 8, 9, 15, 16, 17, 24, 40, 47, 48, 49, 56, h.len()] {
+                let mut v = h[..cut.min(h.len())].to_vec();
+                v.extend_from_slice(&other[other.len() / 3..]);
+                shared.push(v);
+            }
+            let mut long: Vec<u8> = h.iter().copied().cycle().take(70).collect();
+            shared.push(long.clone());
+            long.truncate(50);
+            shared.push(long);
+        }
         let quitting = [
             dense::Builder::new()
                 .syntax(regex_automata::util::syntax::Config::new().utf8(false).unicode(false))
@@ -2252,6 +2390,28 @@ mod tests {
                 .build(r"\b\w+|\B")
                 .unwrap(),
         ];
+        let dfas: Vec<Dfa> = texts
+            .iter()
+            .map(|t| if t.starts_with("(?-u)") { t.to_string() } else { format!("(?-u){t}") })
+            .map(|t| build_dfa(&t).unwrap())
+            .chain(quitting.iter().cloned())
+            .collect();
+        let mut resumed = 0;
+        for dfa in &dfas {
+            let walk = Walk::new(dfa).unwrap();
+            let mut memo = WalkMemo::default();
+            for h in &shared {
+                let input = Input::new(h).anchored(Anchored::Yes);
+                let want = dfa.try_search_fwd(&input).map(|m| m.map(|m| m.offset())).map_err(|_| ());
+                resumed += usize::from(memo.n > 0 && h.get(..8).is_some_and(|w| w == memo.words[0].to_le_bytes()));
+                assert_eq!(walk.find_start(h, &mut memo), want, "{:?}", String::from_utf8_lossy(h));
+                assert_eq!(walk.find(h, 0), want, "{:?}", String::from_utf8_lossy(h));
+            }
+        }
+        assert!(resumed > 1000, "{resumed}");
+        // DFAs that quit (on `\n`; on non-ASCII bytes for Unicode word
+        // boundaries, also as the byte before): the walk says so where the
+        // search does
         for dfa in &quitting {
             let walk = Walk::new(dfa).unwrap();
             let mut quits = 0;
