@@ -722,6 +722,11 @@ impl Pattern {
                         scratch.src = src;
                         return Ok(true);
                     }
+                    // no match anywhere without the text every match holds
+                    // (a line the prefilter let through whose chain failed)
+                    if segs.lacks_needed_text(hay.as_bytes()) {
+                        return Ok(false);
+                    }
                     let whole = match ascii() {
                         Some(a) => a.find(hay.as_bytes()).map(|m| (m.start(), m.end())),
                         None => uni.find(hay).map(|m| (m.start(), m.end())),

@@ -1581,6 +1581,13 @@ impl SegmentsSrc {
 }
 
 impl Segments {
+    /// Is some literal text every match of the chain holds missing from
+    /// `b` (so that the pattern matches nowhere in it)?
+    #[inline]
+    pub(crate) fn lacks_needed_text(&self, b: &[u8]) -> bool {
+        self.need.iter().any(|f| f.find(b).is_none())
+    }
+
     pub(crate) fn scratch(&self) -> SegScratch {
         SegScratch {
             parts: self
@@ -1838,7 +1845,7 @@ mod tests {
 
     #[test]
     fn text_at_equals_slice_compare() {
-        // texts of every length up to 20 (each of the word cases), at every
+        // texts of every length up to 20, at every
         // place of haystacks that hold them, miss them by one byte at either
         // end or the middle, or end too soon
         let mut next = xorshift(0x1f83_d9ab_fb41_bd6bu64);

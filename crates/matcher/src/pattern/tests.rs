@@ -540,6 +540,34 @@ fn fixed_groups_equal_full_engine() {
 }
 
 #[test]
+fn failed_chain_without_needed_text_equals_full_engine() {
+    // the chain fails at the start; the pattern matches elsewhere, by
+    // another parse, or not at all (with or without its literal text)
+    let pats = [
+        r"Received (disconnect) from (\S+)(?: port \d+)?:\s*3: .*: Auth fail",
+        r"^Received (disconnect) from (\S+)(?: (?:port \d+|on \S+)){0,2}:\s*3: .*: Auth fail\s*$",
+        r"(a+)b: x(y|z)",
+        r"(\d+)\.(\d+) ok",
+    ];
+    let hays = [
+        "Received disconnect from 1.2.3.4 port 22:11: Bye",
+        "Received disconnect from 1.2.3.4 port 22:3: x: Auth fail",
+        "Received disconnect from a:3: Auth fail",
+        "Received disconnect from a:3: : Auth fail",
+        "xx Received disconnect from a b:3: y: Auth fail",
+        "Received disconnect from a: Auth fail Received disconnect from b:3: c: Auth fail",
+        "aab: xz",
+        "ab: aab: xy",
+        "aab: x",
+        "1.2 no 3.4 ok",
+        "1.2.3 ok",
+        "1.2 ok",
+        "",
+    ];
+    linear_captures_equal_full_engine(&pats, &hays);
+}
+
+#[test]
 fn pattern_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Pattern>();
