@@ -340,6 +340,28 @@ pub(crate) fn first_newline(b: &[u8]) -> usize {
     chunks.remainder().iter().position(|&c| c == b'\n').map_or(b.len(), |k| i + k)
 }
 
+/// `b.is_ascii()`, eight bytes at a time without an early exit: the
+/// standard one takes the last up to 63 bytes of a haystack one at a time
+/// (most of a log line's content).
+#[inline]
+pub(crate) fn all_ascii(b: &[u8]) -> bool {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let word = |c: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        u64::from_le_bytes(a)
+    };
+    let Some(last) = b.len().checked_sub(8) else {
+        return b.iter().all(|&c| c < 0x80);
+    };
+    let mut acc = 0;
+    for c in b.chunks_exact(8) {
+        acc |= word(c);
+    }
+    // the last eight bytes (they overlap the chunks read)
+    (acc | word(&b[last..])) & HI == 0
+}
+
 impl Pattern {
     pub fn compile(src: &Spanned, kind: PatternKind, opts: &CompileOptions) -> Result<Pattern, Vec<Diagnostic>> {
         Self::compile_with(src, kind, opts, PatternOptions::for_kind(kind))
@@ -487,11 +509,17 @@ impl Pattern {
                 .then(|| render(emit::EmitOpts { empty_hay: true, ..eo(true, false, true, false) })),
         );
         let exact = Lazy::new((plain_dollar && !backtracking).then(|| render(eo(true, false, true, false))));
-        let seg_src = if backtracking {
+        let mut seg_src = if backtracking {
             None
         } else {
             segments::SegmentsSrc::new(&node, &cnames, prefix, eo(false, false, false, false))
         };
+        // the chain reports the original groups itself (no copying per match)
+        if let (Some(src), Some(map)) = (seg_src.as_mut(), &remap)
+            && src.map_groups(map).is_none()
+        {
+            seg_src = None;
+        }
         let mut warnings = Vec::new();
         if emit::has_capture_in_nullable_repeat(&orig_node) {
             let mut w = diag(
@@ -635,15 +663,18 @@ impl Pattern {
         debug_assert_eq!(nl, first_newline(hay.as_bytes()));
         self.prepare(scratch);
         let m = self.captures_raw(hay, nl, scratch)?;
-        if m && let Some(map) = &self.remap {
+        // (the segment chain's spans are mapped already)
+        if m && scratch.src != ScratchSrc::Mapped
+            && let Some(map) = &self.remap
+        {
             // copies of a group sit in different alternatives: at most one
             // of them takes part
             let mut mapped = std::mem::take(&mut scratch.mapped);
             mapped.clear();
             mapped.resize(self.names.len(), None);
             if scratch.src == ScratchSrc::Spans {
-                // the segment chain's spans, read directly (`get` past
-                // their end is None, as `zip` stops there)
+                // the backtracking engine's spans, read directly (`get`
+                // past their end is None, as `zip` stops there)
                 for (&sp, &o) in scratch.spans.iter().zip(map) {
                     if let Some(sp) = sp
                         && let Some(slot) = mapped.get_mut(o)
@@ -666,23 +697,35 @@ impl Pattern {
         Ok(m)
     }
 
-    /// [`Pattern::captures_with`] by compiled group index.
+    /// [`Pattern::captures_with`] by compiled group index (the segment
+    /// chain: by original group index, `ScratchSrc::Mapped`).
     #[inline]
     fn captures_raw(&self, hay: &str, nl: usize, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
         let fancy = match (&self.compiled, self.exact_for(hay, nl)) {
             (_, Some(ex)) => ex,
             (Compiled::Linear { uni, .. }, None) => {
-                let is_ascii = hay.is_ascii();
+                let is_ascii = all_ascii(hay.as_bytes());
                 // compiled on first use: not needed while the chain gets through
                 let ascii = || if is_ascii { self.ascii_linear() } else { None };
                 if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
+                    // the chain's groups are the original ones (see
+                    // `SegmentsSrc::map_groups`)
+                    let (spans, src, n) = match self.remap {
+                        Some(_) => (&mut scratch.mapped, ScratchSrc::Mapped, self.names.len()),
+                        None => (&mut scratch.spans, ScratchSrc::Spans, self.ngroups),
+                    };
                     // a complete chain from 0 is the leftmost-first match
-                    scratch.spans.clear();
-                    scratch.spans.resize(self.ngroups, None);
-                    if let Some(end) = segs.run(hay, is_ascii, Some(nl), 0, ss, &mut scratch.spans) {
-                        scratch.spans[0] = Some((0, end));
-                        scratch.src = ScratchSrc::Spans;
+                    spans.clear();
+                    spans.resize(n, None);
+                    if let Some(end) = segs.run(hay, is_ascii, Some(nl), 0, ss, spans) {
+                        spans[0] = Some((0, end));
+                        scratch.src = src;
                         return Ok(true);
+                    }
+                    // no match anywhere without the text every match holds
+                    // (a line the prefilter let through whose chain failed)
+                    if segs.lacks_needed_text(hay.as_bytes()) {
+                        return Ok(false);
                     }
                     let whole = match ascii() {
                         Some(a) => a.find(hay.as_bytes()).map(|m| (m.start(), m.end())),
@@ -691,11 +734,11 @@ impl Pattern {
                     let Some((start, end)) = whole else {
                         return Ok(false);
                     };
-                    scratch.spans.clear();
-                    scratch.spans.resize(self.ngroups, None);
-                    if segs.run(hay, is_ascii, Some(nl), start, ss, &mut scratch.spans) == Some(end) {
-                        scratch.spans[0] = Some((start, end));
-                        scratch.src = ScratchSrc::Spans;
+                    spans.clear();
+                    spans.resize(n, None);
+                    if segs.run(hay, is_ascii, Some(nl), start, ss, spans) == Some(end) {
+                        spans[0] = Some((start, end));
+                        scratch.src = src;
                         return Ok(true);
                     }
                 }
@@ -712,7 +755,7 @@ impl Pattern {
             }
             (Compiled::Fancy { .. }, None) if !self.superset_allows(hay) => return Ok(false),
             (Compiled::Fancy { uni, .. }, None) => match self.ascii_fancy() {
-                Some(a) if hay.is_ascii() => a,
+                Some(a) if all_ascii(hay.as_bytes()) => a,
                 _ => uni,
             },
         };
@@ -732,7 +775,7 @@ impl Pattern {
         if let Some(ex) = self.exact_for(hay, first_newline(hay.as_bytes())) {
             return ex.is_match(hay).map_err(|e| map_fancy_err(&e));
         }
-        let ascii = hay.is_ascii();
+        let ascii = all_ascii(hay.as_bytes());
         match &self.compiled {
             Compiled::Linear { uni, .. } => match self.ascii_linear() {
                 Some(a) if ascii => Ok(a.is_match(hay.as_bytes())),

@@ -950,14 +950,82 @@ impl Walk {
 
     /// The end of the leftmost-first match anchored at `pos` (as the DFA's
     /// `try_search_fwd` on `hay[pos..]` with look-behind), or Err when the
-    /// walk meets a quit byte.
-    #[inline]
+    /// walk meets a quit byte. (Out of line, as [`Walk::find_start`]: the
+    /// walk's loop keeps its registers, not spilled by the chain's.)
+    #[inline(never)]
     fn find(&self, hay: &[u8], pos: usize) -> Result<Option<usize>, ()> {
         let mat = self.walk(hay, pos)?;
         // as the search: in UTF-8 mode, a match (an empty one) that splits a
         // character is none
         if self.utf8empty && mat.is_some_and(|e| hay.get(e).is_some_and(|&b| (0x80..0xc0).contains(&b))) {
             return Ok(None);
+        }
+        Ok(mat)
+    }
+
+    /// [`Walk::find`] at the haystack's start, resuming where the last walk
+    /// with `memo` (on this DFA) was after the words of eight bytes it shares
+    /// with this one: lines of a log share their first bytes (` host
+    /// sshd[1`). Exact: a DFA's state after given bytes from its start state
+    /// is always the same, and so is where the last match among them ends.
+    #[inline(never)]
+    fn find_start(&self, hay: &[u8], memo: &mut WalkMemo) -> Result<Option<usize>, ()> {
+        let mat = self.walk_start(hay, memo)?;
+        if self.utf8empty && mat.is_some_and(|e| hay.get(e).is_some_and(|&b| (0x80..0xc0).contains(&b))) {
+            return Ok(None);
+        }
+        Ok(mat)
+    }
+
+    fn walk_start(&self, h: &[u8], memo: &mut WalkMemo) -> Result<Option<usize>, ()> {
+        let word =
+            |i: usize| h.get(i..i + 8).map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+        let mut w = 0;
+        while w < memo.n && word(8 * w) == Some(memo.words[w]) {
+            w += 1;
+        }
+        let (mut s, mut mat) = match w.checked_sub(1) {
+            None => (self.starts[256], None),
+            Some(j) => {
+                let (s, m) = memo.at[j];
+                (s, m.checked_sub(1).map(|m| m as usize))
+            }
+        };
+        memo.n = w;
+        // as `walk`: matches are reported one byte late, the row's start is
+        // added in the load (off the loop's chain of dependent loads)
+        let mut i = 8 * w;
+        let end = loop {
+            let Some(&b) = h.get(i) else { break None };
+            s = self.trans[usize::from(self.classes[usize::from(b)])..][s as usize];
+            i += 1;
+            if s < self.hi {
+                if s < self.lo {
+                    break Some(if s == 0 { Ok(mat) } else { Err(()) });
+                }
+                mat = Some(i - 1);
+            }
+            // a checkpoint after each word (the walk goes on from there)
+            if i & 7 == 0
+                && let Some(j) = (i / 8).checked_sub(1).filter(|&j| j < MEMO_WORDS)
+                && let Some(wd) = word(i - 8)
+            {
+                memo.words[j] = wd;
+                // (`mat` < `i` <= 8 * MEMO_WORDS)
+                memo.at[j] = (s, mat.map_or(0, |m| m as u32 + 1));
+                memo.n = j + 1;
+            }
+        };
+        if let Some(r) = end {
+            return r;
+        }
+        s = self.trans[s as usize + self.eoi];
+        if s < self.hi {
+            if s >= self.lo {
+                mat = Some(h.len());
+            } else if s != 0 {
+                return Err(());
+            }
         }
         Ok(mat)
     }
@@ -1018,6 +1086,20 @@ impl Walk {
         }
         Ok(mat)
     }
+}
+
+/// Words (of eight bytes) of a walk [`WalkMemo`] keeps.
+const MEMO_WORDS: usize = 6;
+
+/// The first words of the last walk of a DFA from the haystack's start, and
+/// after each the state and where the last match so far ends (+1; 0: none).
+/// See [`Walk::find_start`].
+#[derive(Debug, Default)]
+struct WalkMemo {
+    /// Words kept.
+    n: usize,
+    words: [u64; MEMO_WORDS],
+    at: [(u32, u32); MEMO_WORDS],
 }
 
 /// A branch of an alternation: the branch as a whole (to tell whether it
@@ -1161,6 +1243,37 @@ fn build_dfa(atext: &str) -> Option<Dfa> {
 }
 
 impl SegmentsSrc {
+    /// Renumbers every group the chain sets by `map` (compiled group index →
+    /// the index reported; e.g. `linearize`'s copies of a group → the
+    /// original group). Exact when at most one group of those mapped to the
+    /// same index can be set on any path through the chain (the copies sit in
+    /// different branches of an alternation): a part sets only its own
+    /// groups, and a failed branch clears only its own. None when an index
+    /// is not in `map`.
+    pub(crate) fn map_groups(&mut self, map: &[usize]) -> Option<()> {
+        let m = |g: &mut usize| -> Option<()> {
+            *g = *map.get(*g)?;
+            Some(())
+        };
+        for p in &mut self.parts {
+            match p {
+                PartSrc::Seg(_, _, whole, groups, _, fast, _, _) => {
+                    whole.as_mut().map_or(Some(()), m)?;
+                    groups.iter_mut().try_for_each(m)?;
+                    match fast {
+                        Some(Fast::Opt { group, .. }) => m(group)?,
+                        Some(Fast::Fixed { groups, .. }) => groups.iter_mut().try_for_each(|(g, _, _)| m(g))?,
+                        _ => {}
+                    }
+                }
+                PartSrc::Alt(branches, _, _) => {
+                    branches.iter_mut().try_for_each(|(_, _, chain)| chain.map_groups(map))?;
+                }
+            }
+        }
+        Some(())
+    }
+
     pub(crate) fn compile(&self) -> Option<Segments> {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
@@ -1216,7 +1329,7 @@ impl std::fmt::Debug for Segments {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per link, in a Vec
 enum PartScratch {
-    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures> },
+    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures>, memo: Option<Box<WalkMemo>> },
     Alt(Vec<(Option<meta::Cache>, SegScratch)>),
 }
 
@@ -1319,6 +1432,19 @@ impl SegmentsSrc {
                             one => std::slice::from_ref(one),
                         };
                         (text, atext, Self::chain(items, names, prefix, opts))
+                    })
+                    .flat_map(|(text, atext, chain)| match chain.parts.as_slice() {
+                        // a branch that is itself just an alternation (a
+                        // group around it, as `linearize` makes): its
+                        // branches in its place, one chain less to enter.
+                        // Exact: leftmost-first `A|(?:C|D)` is `A|C|D`.
+                        [PartSrc::Alt(_, None, _)] => {
+                            let Some(PartSrc::Alt(sub, _, _)) = chain.parts.into_iter().next() else {
+                                unreachable!("matched above")
+                            };
+                            sub
+                        }
+                        _ => vec![(text, atext, chain)],
                     })
                     .collect();
                 segs.push(PartSrc::Alt(alt, None, Vec::new()));
@@ -1455,13 +1581,20 @@ impl SegmentsSrc {
 }
 
 impl Segments {
+    /// Is some literal text every match of the chain holds missing from
+    /// `b` (so that the pattern matches nowhere in it)?
+    #[inline]
+    pub(crate) fn lacks_needed_text(&self, b: &[u8]) -> bool {
+        self.need.iter().any(|f| f.find(b).is_none())
+    }
+
     pub(crate) fn scratch(&self) -> SegScratch {
         SegScratch {
             parts: self
                 .parts
                 .iter()
                 .map(|p| match p {
-                    Part::Seg(_) => PartScratch::Seg { cache: None, caps: None },
+                    Part::Seg(_) => PartScratch::Seg { cache: None, caps: None, memo: None },
                     Part::Alt(b, _) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
@@ -1471,6 +1604,10 @@ impl Segments {
     /// Runs the chain from `start`; fills `spans` (global group index) and
     /// returns the end, or None when the caller must use the full engine.
     /// `nl`: where the haystack's first `\n` is (its length: none), if known.
+    ///
+    /// The spans of the chain's groups must be None on entry (each part sets
+    /// only its own groups, an alternation clears those of a branch whose
+    /// chain failed): a part or branch that is skipped leaves them so.
     pub(crate) fn run(
         &self,
         hay: &str,
@@ -1488,9 +1625,7 @@ impl Segments {
             match part {
                 Part::Seg(seg) => {
                     if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
-                        for &g in &seg.groups {
-                            *spans.get_mut(g)? = None;
-                        }
+                        // (its groups do not take part: None already)
                         continue;
                     }
                     match &seg.fast {
@@ -1519,7 +1654,7 @@ impl Segments {
                         _ => {
                             // the general case: built only here (the fast
                             // kinds above need no `Input`)
-                            let Some(PartScratch::Seg { cache, caps }) = s.parts.get_mut(i) else {
+                            let Some(PartScratch::Seg { cache, caps, memo }) = s.parts.get_mut(i) else {
                                 return None;
                             };
                             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
@@ -1534,7 +1669,12 @@ impl Segments {
                                 pos = m.end();
                             } else {
                                 let dfa = ascii.then(|| seg.walk()).flatten();
-                                let end = match dfa.map(|d| d.find(b, pos)) {
+                                // from the start (a line's first bytes): with the memo
+                                let walked = dfa.map(|d| match pos {
+                                    0 => d.find_start(b, memo.get_or_insert_with(Box::default)),
+                                    _ => d.find(b, pos),
+                                });
+                                let end = match walked {
                                     Some(Ok(m)) => m?,
                                     _ => seg.cold.re.search(cache, &input)?,
                                 };
@@ -1549,13 +1689,9 @@ impl Segments {
                         }
                     }
                 }
-                Part::Alt(branches, Some(g)) if g.skips(b, pos) => {
+                Part::Alt(_, Some(g)) if g.skips(b, pos) => {
                     // `(?:X|)` where X cannot start here: the empty branch
-                    for (_, _, chain) in branches {
-                        for &g in &chain.groups {
-                            *spans.get_mut(g)? = None;
-                        }
-                    }
+                    // (the groups of X do not take part: None already)
                 }
                 Part::Alt(branches, _) => {
                     let Some(PartScratch::Alt(bs)) = s.parts.get_mut(i) else {
@@ -1570,10 +1706,15 @@ impl Segments {
                     for ((re, dfa, chain), (cache, sub)) in branches.iter().zip(bs.iter_mut()) {
                         // every match of the branch starts with text that is not
                         // here: it cannot match (its chain would fail)
-                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(hay.as_bytes(), pos, t)) {
-                            for &g in &chain.groups {
-                                *spans.get_mut(g)? = None;
-                            }
+                        // (its groups do not take part: None already)
+                        if !chain.lead.is_empty() && !chain.lead.iter().any(|t| text_at(b, pos, t)) {
+                            continue;
+                        }
+                        // text every match of the branch holds (the last
+                        // literal of the branch, the likeliest to be
+                        // missing when the branch does not match) is not
+                        // there: the branch cannot match, its chain is not run
+                        if chain.need.first().is_some_and(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
                         if let Some(end) = chain.run(hay, ascii, nl, pos, sub, spans) {
@@ -1584,8 +1725,8 @@ impl Segments {
                         for &g in &chain.groups {
                             *spans.get_mut(g)? = None;
                         }
-                        // text every match of the branch holds is not there
-                        if chain.need.iter().any(|f| f.find(&b[pos..]).is_none()) {
+                        // the branch's other literal text is not there
+                        if chain.need.iter().skip(1).any(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
                         // the chain's own pieces prove that nothing matches
@@ -1701,6 +1842,32 @@ mod tests {
     const OPTS: EmitOpts =
         EmitOpts { exact_dollar: false, relaxed: false, fancy: false, ascii_hay: false, empty_hay: false };
     const AOPTS: EmitOpts = EmitOpts { ascii_hay: true, ..OPTS };
+
+    #[test]
+    fn text_at_equals_slice_compare() {
+        // texts of every length up to 20, at every
+        // place of haystacks that hold them, miss them by one byte at either
+        // end or the middle, or end too soon
+        let mut next = xorshift(0x1f83_d9ab_fb41_bd6bu64);
+        for n in 0..=20usize {
+            for _ in 0..200 {
+                let t: Vec<u8> = (0..n).map(|_| b"ab "[next(3) as usize]).collect();
+                let mut b: Vec<u8> = (0..next(30) as usize).map(|_| b"ab "[next(3) as usize]).collect();
+                let at = next(b.len() as u64 + 1) as usize;
+                b.splice(at..at, t.iter().copied());
+                if n > 0 && next(2) == 0 {
+                    let k = [0, n / 2, n - 1][next(3) as usize];
+                    b[at + k] ^= 0x40;
+                }
+                if next(4) == 0 {
+                    b.truncate(next(b.len() as u64 + 1) as usize);
+                }
+                for p in 0..=b.len() + 1 {
+                    assert_eq!(text_at(&b, p, &t), b.get(p..p + n) == Some(&t[..]), "{b:?} at {p}: {t:?}");
+                }
+            }
+        }
+    }
 
     /// The piece as steps (if it is walked step by step) and as the
     /// general engine's regex.
@@ -2188,7 +2355,7 @@ mod tests {
         }
         let mut walked = 0;
         let mut matched = 0;
-        for t in texts {
+        for t in &texts {
             let text = if t.starts_with("(?-u)") { t.to_string() } else { format!("(?-u){t}") };
             let dfa = build_dfa(&text).unwrap_or_else(|| panic!("{text}"));
             let walk = Walk::new(&dfa).unwrap_or_else(|| panic!("{text}"));
@@ -2204,9 +2371,21 @@ mod tests {
             }
         }
         assert!(matched > walked / 10, "{matched} of {walked}");
-        // DFAs that quit (on `\n`; on non-ASCII bytes for Unicode word
-        // boundaries, also as the byte before): the walk says so where the
-        // search does
+        // from the start with a memo kept across haystacks that share their
+        // first words (cut anywhere, with another's tail), on every DFA
+        let mut shared = Vec::new();
+        for (k, h) in hays.iter().enumerate() {
+            let other = &hays[(k * 7 + 3) % hays.len()];
+            for cut in [7, 8, 9, 15, 16, 17, 24, 40, 47, 48, 49, 56, h.len()] {
+                let mut v = h[..cut.min(h.len())].to_vec();
+                v.extend_from_slice(&other[other.len() / 3..]);
+                shared.push(v);
+            }
+            let mut long: Vec<u8> = h.iter().copied().cycle().take(70).collect();
+            shared.push(long.clone());
+            long.truncate(50);
+            shared.push(long);
+        }
         let quitting = [
             dense::Builder::new()
                 .syntax(regex_automata::util::syntax::Config::new().utf8(false).unicode(false))
@@ -2218,6 +2397,28 @@ mod tests {
                 .build(r"\b\w+|\B")
                 .unwrap(),
         ];
+        let dfas: Vec<Dfa> = texts
+            .iter()
+            .map(|t| if t.starts_with("(?-u)") { t.to_string() } else { format!("(?-u){t}") })
+            .map(|t| build_dfa(&t).unwrap())
+            .chain(quitting.iter().cloned())
+            .collect();
+        let mut resumed = 0;
+        for dfa in &dfas {
+            let walk = Walk::new(dfa).unwrap();
+            let mut memo = WalkMemo::default();
+            for h in &shared {
+                let input = Input::new(h).anchored(Anchored::Yes);
+                let want = dfa.try_search_fwd(&input).map(|m| m.map(|m| m.offset())).map_err(|_| ());
+                resumed += usize::from(memo.n > 0 && h.get(..8).is_some_and(|w| w == memo.words[0].to_le_bytes()));
+                assert_eq!(walk.find_start(h, &mut memo), want, "{:?}", String::from_utf8_lossy(h));
+                assert_eq!(walk.find(h, 0), want, "{:?}", String::from_utf8_lossy(h));
+            }
+        }
+        assert!(resumed > 1000, "{resumed}");
+        // DFAs that quit (on `\n`; on non-ASCII bytes for Unicode word
+        // boundaries, also as the byte before): the walk says so where the
+        // search does
         for dfa in &quitting {
             let walk = Walk::new(dfa).unwrap();
             let mut quits = 0;

@@ -540,6 +540,34 @@ fn fixed_groups_equal_full_engine() {
 }
 
 #[test]
+fn failed_chain_without_needed_text_equals_full_engine() {
+    // the chain fails at the start; the pattern matches elsewhere, by
+    // another parse, or not at all (with or without its literal text)
+    let pats = [
+        r"Received (disconnect) from (\S+)(?: port \d+)?:\s*3: .*: Auth fail",
+        r"^Received (disconnect) from (\S+)(?: (?:port \d+|on \S+)){0,2}:\s*3: .*: Auth fail\s*$",
+        r"(a+)b: x(y|z)",
+        r"(\d+)\.(\d+) ok",
+    ];
+    let hays = [
+        "Received disconnect from 1.2.3.4 port 22:11: Bye",
+        "Received disconnect from 1.2.3.4 port 22:3: x: Auth fail",
+        "Received disconnect from a:3: Auth fail",
+        "Received disconnect from a:3: : Auth fail",
+        "xx Received disconnect from a b:3: y: Auth fail",
+        "Received disconnect from a: Auth fail Received disconnect from b:3: c: Auth fail",
+        "aab: xz",
+        "ab: aab: xy",
+        "aab: x",
+        "1.2 no 3.4 ok",
+        "1.2.3 ok",
+        "1.2 ok",
+        "",
+    ];
+    linear_captures_equal_full_engine(&pats, &hays);
+}
+
+#[test]
 fn pattern_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Pattern>();
@@ -653,6 +681,23 @@ fn first_newline_matches_memchr() {
     }
     for h in &hays {
         assert_eq!(first_newline(h), memchr::memchr(b'\n', h).unwrap_or(h.len()), "{h:?}");
+    }
+}
+
+#[test]
+fn all_ascii_matches_std() {
+    // every length up to 40, one non-ASCII byte (of several kinds) at every
+    // place, or none
+    for len in 0..40usize {
+        for at in 0..=len {
+            for bad in [0x80u8, 0xff, 0xc3, 0x7f] {
+                let mut h: Vec<u8> = (0..len).map(|i| b"ab\n\x0b\x09 ~"[i % 7]).collect();
+                if at < len {
+                    h[at] = bad;
+                }
+                assert_eq!(all_ascii(&h), h.is_ascii(), "{h:?}");
+            }
+        }
     }
 }
 
