@@ -1389,7 +1389,8 @@ impl MlfidCache {
         }
     }
 
-    /// `set` of a new key (`hash`: [`key_hash`] of `k`).
+    /// `set` of a key that is not in the cache (its [`take`](Self::take)
+    /// just gave None; `hash`: [`key_hash`] of `k`).
     fn set(&mut self, k: &str, hash: u64, d: Arc<FailData>, now: Timestamp) {
         if self.table.len() >= MLFID_MAX_COUNT {
             while let Some((seq, h)) = self.order.pop_front() {
@@ -1399,10 +1400,7 @@ impl MlfidCache {
                 }
             }
         }
-        if let Ok(old) = self.table.find_entry(hash, |e| e.key == k) {
-            let (e, _) = old.remove();
-            self.recycle_entry(e);
-        }
+        debug_assert!(self.table.find(hash, |e| e.key == k).is_none(), "set of a key in the cache");
         self.seq += 1;
         self.order.push_back((self.seq, hash));
         if self.order.len() > 2 * MLFID_MAX_COUNT + 16 {
@@ -1860,10 +1858,11 @@ fn find_failure(
         return cur;
     }
 
-    // Prefregex groups are made on the first failregex hit only (into
-    // `st.pre`, valid once `pre_made`); `hay` keeps the whole buffer until
-    // then, the content goes to `st.content`.
-    let mut pre_made = false;
+    // Prefregex groups are made on each failregex hit straight into the work
+    // table from the prefregex's captures in `hay`, which keeps the whole
+    // buffer until it is rebuilt; before that they are saved into `st.pre`
+    // (`pre_saved`) when there are any. The content goes to `st.content`.
+    let mut pre_saved = false;
     let mut have_pre = false;
     let mut in_content = false;
     // where the content starts in `hay` when `hay[at..]` is `content + "\n"`
@@ -1912,6 +1911,15 @@ fn find_failure(
     let mut next = 0usize;
     loop {
         if !hay_valid && next < p.failregex.len() {
+            if have_pre && !pre_saved {
+                // `hay` is still the buffer the prefregex matched (saved
+                // before it may change)
+                if let Some(pr) = &p.prefregex {
+                    pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.pre);
+                    st.pre.pop_truthy(S_CONTENT);
+                    pre_saved = true;
+                }
+            }
             // fail2ban rebuilds its buffer from the (changed) line buffer
             match &cur {
                 Cur::Org => {
@@ -1948,15 +1956,6 @@ fn find_failure(
             continue;
         }
         let mut hit = locate(fr, caps, hay, org);
-        if have_pre && !pre_made {
-            // `hay` is still the whole buffer the prefregex matched
-            if let Some(pr) = &p.prefregex {
-                // the content goes anyway (not even copied)
-                pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.pre);
-                st.pre.pop_truthy(S_CONTENT);
-                pre_made = true;
-            }
-        }
 
         // ignoreregex on a hit.
         if !p.ignoreregex.is_empty() {
@@ -2002,10 +2001,15 @@ fn find_failure(
 
         // fail2ban: `preGroups.copy()` updated with the failregex's groups
         // (None values too)
-        if pre_made {
-            st.work.clone_from(&st.pre);
-        } else {
-            st.work.clear();
+        match &p.prefregex {
+            Some(_) if pre_saved => st.work.clone_from(&st.pre),
+            // `hay` is still the whole buffer the prefregex matched (the
+            // content goes anyway, not even copied)
+            Some(pr) if have_pre => {
+                pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.work);
+                st.work.pop_truthy(S_CONTENT);
+            }
+            _ => st.work.clear(),
         }
         fr.update_groups(caps, hay, &mut st.work, &mut st.cur);
         // No failure id at all (fail2ban: "No group found", logged; the
@@ -2044,7 +2048,9 @@ fn find_failure(
         } else {
             let mut d = st.cache.fresh();
             let m = Arc::make_mut(&mut d);
-            m.groups.clone_from(&st.work);
+            // the work table becomes the failure's (its old buffers the next
+            // work table): no copy
+            std::mem::swap(&mut m.groups, &mut st.work);
             m.matches.extend(matched.iter().copied());
             d
         };
@@ -2141,8 +2147,9 @@ fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, k
 }
 
 /// fail2ban's `_mergeFailure`: `fail` is the hit's groups (changed here as
-/// fail2ban changes its dict), `taken` the cache's entry for its key (as
-/// `cache.take` gave it), `hash` the key's hash.
+/// fail2ban changes its dict; left holding anything afterwards), `taken`
+/// the cache's entry for its key (as `cache.take` gave it), `hash` the
+/// key's hash.
 fn merge_failure(
     cache: &mut MlfidCache,
     taken: Option<(Taken, Arc<FailData>)>,
@@ -2193,7 +2200,9 @@ fn merge_failure(
         None => {
             let mut d = cache.fresh();
             let m = Arc::make_mut(&mut d);
-            m.groups.clone_from(fail);
+            // `fail` becomes the failure's groups (swapped, not copied: the
+            // caller is done with it)
+            std::mem::swap(&mut m.groups, fail);
             let (users, slot) = if nf & 2 == 0 {
                 let users = update_users(&mut m.users, m.groups.get(S_USER));
                 (users, m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash)))
@@ -2257,34 +2266,37 @@ impl Cidr {
 /// most 15 bytes), without its general number reader.
 fn parse_v4(text: &str) -> Option<Ipv4Addr> {
     let b = text.as_bytes();
-    if b.len() > 15 {
+    if !(7..=15).contains(&b.len()) {
         return None;
     }
+    // one pass: `k` octets done, the current one `v` of `n` digits
     let mut oct = [0u8; 4];
-    let mut i = 0;
-    for (k, o) in oct.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
+    let (mut k, mut v, mut n) = (0usize, 0u32, 0u32);
+    for &c in b {
+        if c == b'.' {
+            if n == 0 || k == 3 {
                 return None;
             }
-            i += 1;
-        }
-        let start = i;
-        let mut v = 0u32;
-        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if i - start == 3 {
+            oct[k] = v as u8;
+            (k, v, n) = (k + 1, 0, 0);
+        } else {
+            let d = c.wrapping_sub(b'0');
+            // a digit; none after a leading zero; at most three, up to 255
+            if d > 9 || (n == 1 && v == 0) || n == 3 {
                 return None;
             }
-            v = v * 10 + u32::from(c - b'0');
-            i += 1;
+            v = v * 10 + u32::from(d);
+            n += 1;
+            if v > 255 {
+                return None;
+            }
         }
-        let n = i - start;
-        if n == 0 || v > 255 || (n > 1 && b[start] == b'0') {
-            return None;
-        }
-        *o = v as u8;
     }
-    (i == b.len()).then(|| Ipv4Addr::from(oct))
+    if n == 0 || k != 3 {
+        return None;
+    }
+    oct[3] = v as u8;
+    Some(Ipv4Addr::from(oct))
 }
 
 /// `str(IPAddr(text, cidr))` and the address (the network base when masked).
