@@ -2261,6 +2261,44 @@ impl Cidr {
     }
 }
 
+/// One decimal octet of std's IPv4 grammar at `b[i..]`: one to three
+/// digits, at most 255, no leading zero; its value and the index after it.
+/// (A digit right after three is left to the caller, who wants a `.` or
+/// the end there.)
+#[inline(always)]
+fn v4_octet(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let digit = |j: usize| b.get(j).map_or(10, |c| c.wrapping_sub(b'0'));
+    let d0 = digit(i);
+    if d0 > 9 {
+        return None;
+    }
+    let d1 = digit(i + 1);
+    if d1 > 9 {
+        return Some((d0, i + 1));
+    }
+    if d0 == 0 {
+        return None;
+    }
+    let d2 = digit(i + 2);
+    if d2 > 9 {
+        return Some((d0 * 10 + d1, i + 2));
+    }
+    let v = u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2);
+    u8::try_from(v).ok().map(|v| (v, i + 3))
+}
+
+/// A dotted quad at `b[i..]` (std's `read_ipv4_addr`): the address and
+/// the index after it.
+#[inline(always)]
+fn v4_at(b: &[u8], i: usize) -> Option<(Ipv4Addr, usize)> {
+    let (o0, i) = v4_octet(b, i)?;
+    let dot = |i: usize| (b.get(i) == Some(&b'.')).then_some(i + 1);
+    let (o1, i) = v4_octet(b, dot(i)?)?;
+    let (o2, i) = v4_octet(b, dot(i)?)?;
+    let (o3, i) = v4_octet(b, dot(i)?)?;
+    Some((Ipv4Addr::new(o0, o1, o2, o3), i))
+}
+
 /// `Ipv4Addr::from_str`, exactly (std's rules: four decimal octets of one
 /// to three digits, each at most 255, no leading zero, nothing else; at
 /// most 15 bytes), without its general number reader.
@@ -2269,42 +2307,88 @@ fn parse_v4(text: &str) -> Option<Ipv4Addr> {
     if !(7..=15).contains(&b.len()) {
         return None;
     }
-    // one pass: `k` octets done, the current one `v` of `n` digits
-    let mut oct = [0u8; 4];
-    let (mut k, mut v, mut n) = (0usize, 0u32, 0u32);
-    for &c in b {
-        if c == b'.' {
-            if n == 0 || k == 3 {
-                return None;
-            }
-            oct[k] = v as u8;
-            (k, v, n) = (k + 1, 0, 0);
-        } else {
-            let d = c.wrapping_sub(b'0');
-            // a digit; none after a leading zero; at most three, up to 255
-            if d > 9 || (n == 1 && v == 0) || n == 3 {
-                return None;
-            }
-            v = v * 10 + u32::from(d);
-            n += 1;
-            if v > 255 {
-                return None;
+    v4_at(b, 0).and_then(|(a, end)| (end == b.len()).then_some(a))
+}
+
+/// std's `read_groups` of its IPv6 reader at `b[i..]` into `groups`: the
+/// groups read, whether the last two were a dotted quad (tried first
+/// while two groups are left), and the index after them. A group is one to
+/// four hex digits after a `:` (none before the first); a group that
+/// fails leaves its `:` unread.
+fn v6_groups(b: &[u8], mut i: usize, groups: &mut [u16]) -> (usize, bool, usize) {
+    let limit = groups.len();
+    for k in 0..limit {
+        let start = match k {
+            0 => i,
+            _ if b.get(i) == Some(&b':') => i + 1,
+            _ => return (k, false, i),
+        };
+        if k + 1 < limit {
+            if let Some((a, end)) = v4_at(b, start) {
+                let o = a.octets();
+                groups[k] = u16::from_be_bytes([o[0], o[1]]);
+                groups[k + 1] = u16::from_be_bytes([o[2], o[3]]);
+                return (k + 2, true, end);
             }
         }
+        let (mut v, mut j) = (0u16, start);
+        while let Some(d) = b.get(j).and_then(|&c| char::from(c).to_digit(16)) {
+            // a fifth digit: no group at all (std's digit limit)
+            if j - start == 4 {
+                return (k, false, i);
+            }
+            v = v << 4 | d as u16;
+            j += 1;
+        }
+        if j == start {
+            return (k, false, i);
+        }
+        groups[k] = v;
+        i = j;
     }
-    if n == 0 || k != 3 {
+    (limit, false, i)
+}
+
+/// `Ipv6Addr::from_str`, exactly (std's grammar, the same steps), without
+/// its closures and rewinds.
+fn parse_v6(text: &str) -> Option<Ipv6Addr> {
+    let b = text.as_bytes();
+    let mut head = [0u16; 8];
+    let (n, v4, i) = v6_groups(b, 0, &mut head);
+    if n == 8 {
+        return (i == b.len()).then(|| Ipv6Addr::from(head));
+    }
+    // a dotted quad only at the end; then `::` for one or more zero groups
+    if v4 || b.get(i..i + 2) != Some(b"::") {
         return None;
     }
-    oct[3] = v as u8;
-    Some(Ipv4Addr::from(oct))
+    let mut tail = [0u16; 7];
+    let (t, _, end) = v6_groups(b, i + 2, &mut tail[..7 - n]);
+    if end != b.len() {
+        return None;
+    }
+    head[8 - t..].copy_from_slice(&tail[..t]);
+    Some(Ipv6Addr::from(head))
+}
+
+/// `IpAddr::from_str`, exactly: an IPv4 address, else an IPv6 one (which
+/// holds a `:`; a text that starts with a dotted quad is no IPv6 address).
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Some(a) = parse_v4(text) {
+        return Some(IpAddr::V4(a));
+    }
+    if !text.as_bytes().contains(&b':') {
+        return None;
+    }
+    parse_v6(text).map(IpAddr::V6)
 }
 
 /// `str(IPAddr(text, cidr))` and the address (the network base when masked).
 fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
     let parsed_v4 = || parse_v4(text);
-    let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
+    let parsed_v6 = || if text.as_bytes().contains(&b':') { parse_v6(text) } else { None };
     match cidr {
-        Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),
+        Cidr::Raw => (text.to_string(), parse_ip(text)),
         // std's parser takes only the canonical dotted quad (no leading
         // zeros, no spaces), which is exactly what `Display` writes back
         Cidr::V4 => match parsed_v4() {
@@ -2313,24 +2397,39 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
         },
         Cidr::V6 => match parsed_v6() {
             Some(a) => match a.to_ipv4_mapped() {
-                Some(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
-                None => (ntop6(a), Some(IpAddr::V6(a))),
+                Some(v4) => {
+                    let mut t = AddrText::new();
+                    t.push_v4(v4);
+                    (t.as_str().to_string(), Some(IpAddr::V4(v4)))
+                }
+                None => {
+                    let mut t = AddrText::new();
+                    t.push_v6(a);
+                    (t.as_str().to_string(), Some(IpAddr::V6(a)))
+                }
             },
             None => (text.to_string(), None),
         },
         Cidr::Len(plen) => {
+            let mut t = AddrText::new();
             if let Some(a) = parsed_v4() {
                 let bits = u32::from(a);
                 let masked = if plen >= 32 { bits } else { bits & !(u32::MAX.checked_shr(plen).unwrap_or(0)) };
                 let m = Ipv4Addr::from(masked);
-                let s = if plen > 0 && plen < 32 { format!("{m}/{plen}") } else { m.to_string() };
-                (s, Some(IpAddr::V4(m)))
+                t.push_v4(m);
+                if plen > 0 && plen < 32 {
+                    t.push_prefix(plen);
+                }
+                (t.as_str().to_string(), Some(IpAddr::V4(m)))
             } else if let Some(a) = parsed_v6() {
                 let bits = u128::from(a);
                 let masked = if plen >= 128 { bits } else { bits & !(u128::MAX.checked_shr(plen).unwrap_or(0)) };
                 let m = Ipv6Addr::from(masked);
-                let s = if plen > 0 && plen < 128 { format!("{}/{plen}", ntop6(m)) } else { ntop6(m) };
-                (s, Some(IpAddr::V6(m)))
+                t.push_v6(m);
+                if plen > 0 && plen < 128 {
+                    t.push_prefix(plen);
+                }
+                (t.as_str().to_string(), Some(IpAddr::V6(m)))
             } else {
                 (text.to_string(), None)
             }
@@ -2338,80 +2437,135 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
     }
 }
 
-/// `{:x}` of a word, without the formatting machinery.
-fn push_hex(out: &mut String, w: u16) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12, 8, 4, 0] {
-        let d = usize::from((w >> shift) & 0xf);
-        if d != 0 || started || shift == 0 {
-            out.push(char::from(HEX[d]));
-            started = true;
+/// An address's text, written on the stack (the longest: an IPv6 address
+/// with a dotted quad, `/` and a prefix length, 45 + 4 bytes), ASCII only.
+struct AddrText {
+    buf: [u8; 56],
+    len: usize,
+}
+
+impl AddrText {
+    fn new() -> AddrText {
+        AddrText { buf: [0; 56], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        // only ASCII is ever pushed
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    #[inline]
+    fn push(&mut self, c: u8) {
+        if let Some(b) = self.buf.get_mut(self.len) {
+            *b = c;
+            self.len += 1;
         }
     }
-}
 
-/// `{}` of a byte.
-fn push_dec(out: &mut String, b: u8) {
-    if b >= 100 {
-        out.push(char::from(b'0' + b / 100));
+    /// `{:x}` of a word.
+    fn push_hex(&mut self, w: u16) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut started = false;
+        for shift in [12, 8, 4, 0] {
+            let d = usize::from((w >> shift) & 0xf);
+            if d != 0 || started || shift == 0 {
+                self.push(HEX[d]);
+                started = true;
+            }
+        }
     }
-    if b >= 10 {
-        out.push(char::from(b'0' + b / 10 % 10));
-    }
-    out.push(char::from(b'0' + b % 10));
-}
 
-/// glibc's `inet_ntop(AF_INET6, …)`.
-fn ntop6(a: Ipv6Addr) -> String {
-    let w = a.segments();
-    // longest run of zero words (length >= 2), first one on a tie
-    let (mut best, mut best_len) = (usize::MAX, 0usize);
-    let mut i = 0;
-    while i < 8 {
-        if w[i] == 0 {
-            let s = i;
-            while i < 8 && w[i] == 0 {
+    /// `{}` of a byte.
+    fn push_dec(&mut self, b: u8) {
+        if b >= 100 {
+            self.push(b'0' + b / 100);
+        }
+        if b >= 10 {
+            self.push(b'0' + b / 10 % 10);
+        }
+        self.push(b'0' + b % 10);
+    }
+
+    /// `Ipv4Addr`'s `Display`.
+    fn push_v4(&mut self, a: Ipv4Addr) {
+        for (k, &o) in a.octets().iter().enumerate() {
+            if k > 0 {
+                self.push(b'.');
+            }
+            self.push_dec(o);
+        }
+    }
+
+    /// `/` and a prefix length (`{}` of a u32).
+    fn push_prefix(&mut self, plen: u32) {
+        self.push(b'/');
+        let mut digits = [0u8; 10];
+        let (mut n, mut v) = (0, plen);
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for &d in digits[..n].iter().rev() {
+            self.push(d);
+        }
+    }
+
+    /// glibc's `inet_ntop(AF_INET6, …)`.
+    fn push_v6(&mut self, a: Ipv6Addr) {
+        let w = a.segments();
+        // longest run of zero words (length >= 2), first one on a tie
+        let (mut best, mut best_len) = (usize::MAX, 0usize);
+        let mut i = 0;
+        while i < 8 {
+            if w[i] == 0 {
+                let s = i;
+                while i < 8 && w[i] == 0 {
+                    i += 1;
+                }
+                if i - s > best_len {
+                    best = s;
+                    best_len = i - s;
+                }
+            } else {
                 i += 1;
             }
-            if i - s > best_len {
-                best = s;
-                best_len = i - s;
+        }
+        if best_len < 2 {
+            best = usize::MAX;
+        }
+        let mut i = 0;
+        while i < 8 {
+            if i == best {
+                if i == 0 {
+                    self.push(b':');
+                }
+                self.push(b':');
+                i += best_len;
+                continue;
             }
-        } else {
+            if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+                self.push_v4(Ipv4Addr::from(u32::from(w[6]) << 16 | u32::from(w[7])));
+                break;
+            }
+            self.push_hex(w[i]);
+            if i < 7 {
+                self.push(b':');
+            }
             i += 1;
         }
     }
-    if best_len < 2 {
-        best = usize::MAX;
-    }
-    let mut out = String::with_capacity(40);
-    let mut i = 0;
-    while i < 8 {
-        if i == best {
-            if i == 0 {
-                out.push(':');
-            }
-            out.push(':');
-            i += best_len;
-            continue;
-        }
-        if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            for (k, &o) in a.octets()[12..].iter().enumerate() {
-                if k > 0 {
-                    out.push('.');
-                }
-                push_dec(&mut out, o);
-            }
-            break;
-        }
-        push_hex(&mut out, w[i]);
-        if i < 7 {
-            out.push(':');
-        }
-        i += 1;
-    }
-    out
+}
+
+/// glibc's `inet_ntop(AF_INET6, …)`.
+#[cfg(test)]
+fn ntop6(a: Ipv6Addr) -> String {
+    let mut t = AddrText::new();
+    t.push_v6(a);
+    t.as_str().to_string()
 }
 
 #[cfg(test)]

@@ -684,15 +684,34 @@ fn addresses_format_like_fail2ban() {
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(0)).0, "0.0.0.0");
     assert_eq!(ip_addr("2001:db8::1", Cidr::Len(64)).0, "2001:db8::/64");
     for w in [0u16, 1, 9, 0xa, 0xf, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff] {
-        let mut s = String::new();
-        push_hex(&mut s, w);
-        assert_eq!(s, format!("{w:x}"));
+        let mut t = AddrText::new();
+        t.push_hex(w);
+        assert_eq!(t.as_str(), format!("{w:x}"));
     }
     for b in 0..=255u8 {
-        let mut s = String::new();
-        push_dec(&mut s, b);
-        assert_eq!(s, b.to_string());
+        let mut t = AddrText::new();
+        t.push_dec(b);
+        assert_eq!(t.as_str(), b.to_string());
     }
+    for p in [0u32, 1, 9, 10, 99, 100, 128, 4096, u32::MAX] {
+        let mut t = AddrText::new();
+        t.push_prefix(p);
+        assert_eq!(t.as_str(), format!("/{p}"));
+    }
+    for a in ["0.0.0.0", "1.2.3.4", "10.0.100.255", "255.255.255.255"] {
+        let a: Ipv4Addr = a.parse().unwrap();
+        let mut t = AddrText::new();
+        t.push_v4(a);
+        assert_eq!(t.as_str(), a.to_string());
+    }
+    // the longest texts fit
+    assert_eq!(ip_addr("::ffff:255.255.255.255", Cidr::V6).0, "255.255.255.255");
+    assert_eq!(
+        ip_addr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Cidr::Len(127)).0,
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"
+    );
+    assert_eq!(ip_addr("::255.255.255.255", Cidr::Len(127)).0, "::255.255.255.254/127");
+    assert_eq!(ip_addr("192.0.2.77", Cidr::Len(26)).0, "192.0.2.64/26");
     assert_eq!(ntop6("::1".parse().unwrap()), "::1");
     assert_eq!(ntop6("::".parse().unwrap()), "::");
     assert_eq!(ntop6("1::".parse().unwrap()), "1::");
@@ -1158,6 +1177,77 @@ fn parse_v4_is_std() {
     for c in &cases {
         assert_eq!(parse_v4(c), c.parse::<Ipv4Addr>().ok(), "{c:?}");
     }
+}
+
+/// The hand-written IPv6 and either-family parsers accept exactly what
+/// std's do, with the same value.
+#[test]
+fn parse_v6_and_parse_ip_are_std() {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+    let mut cases: Vec<String> = [
+        "",
+        ":",
+        "::",
+        ":::",
+        "::1",
+        "1::",
+        "1::2",
+        "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7:8:9",
+        "1:2:3:4:5:6:7::",
+        "::2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7:8::",
+        "1::2::3",
+        "2001:db8::1",
+        "2001:DB8::A:b",
+        "2001:db8:0:0:1:0:0:1",
+        "12345::1",
+        "1:12345::",
+        "01234::",
+        "0000:0000::0",
+        "::ffff:192.0.2.1",
+        "::ffff:192.0.2.01",
+        "::ffff:192.0.2.256",
+        "::192.0.2.1",
+        "1:2:3:4:5:6:1.2.3.4",
+        "1:2:3:4:5:6:7:1.2.3.4",
+        "1:2:3:4:5::1.2.3.4",
+        "1:2:3:4:5:6::1.2.3.4",
+        "1.2.3.4::",
+        "1.2.3.4:1::",
+        "::1.2.3.4:1",
+        "::1.2.3.4567",
+        "::1.2.3.456",
+        "::1.2.3.4.",
+        "::1.2.3",
+        "1:2:3:4:5:6:7:8 ",
+        " ::1",
+        "::g",
+        "fe80::1%eth0",
+        "[::1]",
+        "::٤",
+        "1.2.3.4",
+        "01.2.3.4",
+        "1.2.3.4:80",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let alphabet =
+        ["0", "1", "a", "F", "ffff", "1234", "12345", ":", ":", "::", ".", "1.2.3.4", "255", "256", "g", " ", "00"];
+    for _ in 0..300_000 {
+        let n = next(12);
+        cases.push((0..n).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect());
+    }
+    let (mut v6, mut v4) = (0, 0);
+    for c in &cases {
+        assert_eq!(parse_v6(c), c.parse::<Ipv6Addr>().ok(), "{c:?}");
+        assert_eq!(parse_ip(c), c.parse::<IpAddr>().ok(), "{c:?}");
+        v6 += usize::from(parse_v6(c).is_some());
+        v4 += usize::from(parse_v4(c).is_some());
+    }
+    // both kinds are exercised
+    assert!(v6 > 2000 && v4 > 50, "{v6} {v4}");
 }
 
 #[test]
