@@ -49,7 +49,7 @@ use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
 use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, first_newline};
 use crate::{
-    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
+    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, Fid, FieldValue, Fields, FilterSpec, LineResult,
     MatchStats, Matches, RunOptions,
 };
 
@@ -2074,7 +2074,7 @@ fn find_failure(
                 Some(fid) if *fid != ip => {
                     let (text, addr) = ip_addr(&ip, cidr);
                     let (fid_text, fid_addr) = ip_addr(fid, Cidr::Raw);
-                    (fid_text, addr.or(fid_addr), Some(text))
+                    (fid_text, addr.or(fid_addr), Some(String::from(text)))
                 }
                 _ => {
                     let (text, addr) = ip_addr(&ip, cidr);
@@ -2384,31 +2384,31 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 }
 
 /// `str(IPAddr(text, cidr))` and the address (the network base when masked).
-fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
+fn ip_addr(text: &str, cidr: Cidr) -> (Fid, Option<IpAddr>) {
     let parsed_v4 = || parse_v4(text);
     let parsed_v6 = || if text.as_bytes().contains(&b':') { parse_v6(text) } else { None };
     match cidr {
-        Cidr::Raw => (text.to_string(), parse_ip(text)),
+        Cidr::Raw => (Fid::new(text), parse_ip(text)),
         // std's parser takes only the canonical dotted quad (no leading
         // zeros, no spaces), which is exactly what `Display` writes back
         Cidr::V4 => match parsed_v4() {
-            Some(a) => (text.to_string(), Some(IpAddr::V4(a))),
-            None => (text.to_string(), None),
+            Some(a) => (Fid::new(text), Some(IpAddr::V4(a))),
+            None => (Fid::new(text), None),
         },
         Cidr::V6 => match parsed_v6() {
             Some(a) => match a.to_ipv4_mapped() {
                 Some(v4) => {
                     let mut t = AddrText::new();
                     t.push_v4(v4);
-                    (t.as_str().to_string(), Some(IpAddr::V4(v4)))
+                    (Fid::new(t.as_str()), Some(IpAddr::V4(v4)))
                 }
                 None => {
                     let mut t = AddrText::new();
                     t.push_v6(a);
-                    (t.as_str().to_string(), Some(IpAddr::V6(a)))
+                    (Fid::new(t.as_str()), Some(IpAddr::V6(a)))
                 }
             },
-            None => (text.to_string(), None),
+            None => (Fid::new(text), None),
         },
         Cidr::Len(plen) => {
             let mut t = AddrText::new();
@@ -2420,7 +2420,7 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
                 if plen > 0 && plen < 32 {
                     t.push_prefix(plen);
                 }
-                (t.as_str().to_string(), Some(IpAddr::V4(m)))
+                (Fid::new(t.as_str()), Some(IpAddr::V4(m)))
             } else if let Some(a) = parsed_v6() {
                 let bits = u128::from(a);
                 let masked = if plen >= 128 { bits } else { bits & !(u128::MAX.checked_shr(plen).unwrap_or(0)) };
@@ -2429,9 +2429,9 @@ fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
                 if plen > 0 && plen < 128 {
                     t.push_prefix(plen);
                 }
-                (t.as_str().to_string(), Some(IpAddr::V6(m)))
+                (Fid::new(t.as_str()), Some(IpAddr::V6(m)))
             } else {
-                (text.to_string(), None)
+                (Fid::new(text), None)
             }
         }
     }

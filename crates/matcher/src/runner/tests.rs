@@ -679,7 +679,7 @@ fn line_bookkeeping_of_a_multi_line_match() {
 #[test]
 fn addresses_format_like_fail2ban() {
     assert_eq!(ip_addr("192.0.2.1", Cidr::V4).0, "192.0.2.1");
-    assert_eq!(ip_addr("192.0.2.01", Cidr::V4), ("192.0.2.01".to_string(), None));
+    assert_eq!(ip_addr("192.0.2.01", Cidr::V4), (Fid::new("192.0.2.01"), None));
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(32)).0, "192.0.2.1");
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(0)).0, "0.0.0.0");
     assert_eq!(ip_addr("2001:db8::1", Cidr::Len(64)).0, "2001:db8::/64");
@@ -1272,4 +1272,28 @@ fn dispatch_head_word_is_starts_with() {
         assert_eq!(Head::of_prefix(&p).starts(head_word(&t), &t, &p), want, "text {t:?} prefix {p:?}");
     }
     assert!(tried[0] > 1000 && tried[1] > 1000, "both answers tried: {tried:?}");
+}
+
+/// A failure id reads, compares, hashes and prints as its text, whether
+/// held inline or on the heap.
+#[test]
+fn fid_is_its_text() {
+    use std::hash::{BuildHasher, RandomState};
+    let long = "x".repeat(Fid::INLINE + 1);
+    let edge = "y".repeat(Fid::INLINE);
+    for t in ["", "192.0.2.7", "2001:db8::/64", "é", long.as_str(), edge.as_str()] {
+        let f = Fid::new(t);
+        assert_eq!(&*f, t);
+        assert_eq!(f.as_str(), t);
+        assert_eq!(f, t);
+        assert_eq!(f, Fid::from(t.to_string()));
+        assert_eq!(String::from(f.clone()), t);
+        assert_eq!(format!("{f:?}"), format!("{t:?}"));
+        assert_eq!(format!("{f}"), t);
+        let h = RandomState::new();
+        assert_eq!(h.hash_one(&f), h.hash_one(t));
+        assert_eq!(Some(f).as_deref(), Some(t));
+    }
+    assert!(Fid::new("a") < Fid::new("b"));
+    assert_eq!(format!("{:?}", Some(Fid::new("1.2.3.4"))), format!("{:?}", Some("1.2.3.4")));
 }
