@@ -43,7 +43,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
@@ -451,6 +451,9 @@ const HEAD: usize = 16;
 
 #[inline]
 fn head_word(b: &[u8]) -> u128 {
+    if let Some(w) = b.first_chunk::<HEAD>() {
+        return u128::from_le_bytes(*w);
+    }
     let mut a = [0u8; HEAD];
     let n = b.len().min(HEAD);
     a[..n].copy_from_slice(&b[..n]);
@@ -929,17 +932,77 @@ impl Clone for Cell {
 #[derive(Debug, Default)]
 struct Groups {
     cells: Vec<Cell>,
-    live: SmallVec<[u64; 2]>,
+    live: Bits,
 }
 
-/// The set bits of a bit set, as indices.
-#[inline]
-fn each_bit(words: &[u64], mut f: impl FnMut(usize)) {
-    for (wi, &w) in words.iter().enumerate() {
-        let mut w = w;
+/// A set of slots: the first 64 in one word (every stock filter has
+/// fewer names: one branch, no indirection), the others in `hi`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Bits {
+    lo: u64,
+    hi: Vec<u64>,
+}
+
+impl Bits {
+    /// Room for slots `0..n`.
+    fn new(n: usize) -> Bits {
+        Bits { lo: 0, hi: vec![0; n.saturating_sub(64).div_ceil(64)] }
+    }
+
+    #[inline]
+    fn has(&self, k: usize) -> bool {
+        if k < 64 { self.lo >> k & 1 != 0 } else { self.hi.get(k / 64 - 1).is_some_and(|w| w >> (k % 64) & 1 != 0) }
+    }
+
+    #[inline]
+    fn insert(&mut self, k: usize) {
+        if k < 64 {
+            self.lo |= 1 << k;
+        } else if let Some(w) = self.hi.get_mut(k / 64 - 1) {
+            *w |= 1 << (k % 64);
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, k: usize) {
+        if k < 64 {
+            self.lo &= !(1 << k);
+        } else if let Some(w) = self.hi.get_mut(k / 64 - 1) {
+            *w &= !(1 << (k % 64));
+        }
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        self.lo = 0;
+        if !self.hi.is_empty() {
+            self.hi.fill(0);
+        }
+    }
+
+    /// `self = other` (of the same size).
+    #[inline]
+    fn copy_from(&mut self, other: &Bits) {
+        self.lo = other.lo;
+        if !self.hi.is_empty() {
+            self.hi.copy_from_slice(&other.hi);
+        }
+    }
+
+    /// The members, in order.
+    #[inline]
+    fn each(&self, mut f: impl FnMut(usize)) {
+        let mut w = self.lo;
         while w != 0 {
-            f(wi * 64 + w.trailing_zeros() as usize);
+            f(w.trailing_zeros() as usize);
             w &= w - 1;
+        }
+        for (wi, &w) in self.hi.iter().enumerate() {
+            let mut w = w;
+            while w != 0 {
+                f((wi + 1) * 64 + w.trailing_zeros() as usize);
+                w &= w - 1;
+            }
         }
     }
 }
@@ -947,46 +1010,36 @@ fn each_bit(words: &[u64], mut f: impl FnMut(usize)) {
 impl Clone for Groups {
     fn clone(&self) -> Groups {
         let mut g = Groups { cells: self.cells.iter().map(|c| Cell::new(c.name)).collect(), live: self.live.clone() };
-        each_bit(&self.live, |i| g.cells[i].assign(&self.cells[i]));
+        self.live.each(|i| g.cells[i].assign(&self.cells[i]));
         g
     }
 
     /// Copies only the keys (buffers reused); `src` of the same filter.
     fn clone_from(&mut self, src: &Groups) {
-        if self.cells.len() != src.cells.len() {
+        if self.cells.len() != src.cells.len() || self.live.hi.len() != src.live.hi.len() {
             *self = src.clone();
             return;
         }
         let cells = &mut self.cells;
-        each_bit(&src.live, |i| cells[i].assign(&src.cells[i]));
-        self.live.copy_from_slice(&src.live);
+        src.live.each(|i| cells[i].assign(&src.cells[i]));
+        self.live.copy_from(&src.live);
     }
 }
 
 impl Groups {
     fn new(names: &[Name]) -> Groups {
-        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect(), live: smallvec![0; names.len().div_ceil(64)] }
+        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect(), live: Bits::new(names.len()) }
     }
 
     /// Every key removed (buffers kept).
     fn clear(&mut self) {
-        for w in &mut self.live {
-            *w = 0;
-        }
+        self.live.clear();
     }
 
     /// The key is in the dict (None or a value).
     #[inline]
     fn present(&self, k: u16) -> bool {
-        let k = usize::from(k);
-        self.live.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 != 0)
-    }
-
-    #[inline]
-    fn mark(&mut self, k: usize) {
-        if let Some(w) = self.live.get_mut(k / 64) {
-            *w |= 1 << (k % 64);
-        }
+        self.live.has(usize::from(k))
     }
 
     #[inline]
@@ -1006,8 +1059,9 @@ impl Groups {
     #[inline]
     fn cell_mut(&mut self, k: u16) -> Option<&mut Cell> {
         let k = usize::from(k);
-        self.mark(k);
-        self.cells.get_mut(k)
+        let c = self.cells.get_mut(k)?;
+        self.live.insert(k);
+        Some(c)
     }
 
     fn set_str(&mut self, k: u16, v: &str) {
@@ -1040,7 +1094,7 @@ impl Groups {
         if d == s || d.max(s) >= self.cells.len() {
             return;
         }
-        self.mark(d);
+        self.live.insert(d);
         if d < s {
             let (a, b) = self.cells.split_at_mut(s);
             a[d].assign(&b[0]);
@@ -1053,39 +1107,36 @@ impl Groups {
     /// Remove the key; whether its value was truthy.
     fn pop_truthy(&mut self, k: u16) -> bool {
         let t = self.truthy(k);
-        let k = usize::from(k);
-        if let Some(w) = self.live.get_mut(k / 64) {
-            *w &= !(1 << (k % 64));
-        }
+        self.live.remove(usize::from(k));
         t
     }
 
     /// `dict.update(other)`: every key of `other` (None values too).
     fn update(&mut self, other: &Groups) {
-        each_bit(&other.live, |i| {
+        other.live.each(|i| {
             if let Some(c) = self.cells.get_mut(i) {
                 c.assign(&other.cells[i]);
+                self.live.insert(i);
             }
-            self.mark(i);
         });
     }
 
     /// [`update`](Self::update) with the keys of `other` that have a value.
     fn update_values(&mut self, other: &Groups) {
-        each_bit(&other.live, |i| {
+        other.live.each(|i| {
             let o = &other.cells[i];
             if matches!(o.has, Has::Str | Has::Tuple) {
                 if let Some(c) = self.cells.get_mut(i) {
                     c.assign(o);
+                    self.live.insert(i);
                 }
-                self.mark(i);
             }
         });
     }
 
     /// The keys with their names, in slot order.
     fn for_each(&self, mut f: impl FnMut(&Cell)) {
-        each_bit(&self.live, |i| f(&self.cells[i]));
+        self.live.each(|i| f(&self.cells[i]));
     }
 }
 
@@ -1141,7 +1192,9 @@ impl StrList {
     fn insert_sorted(&mut self, s: &str) {
         if let Err(at) = self.as_slice().binary_search_by(|x| x.as_str().cmp(s)) {
             self.push(s);
-            self.items[at..self.len].rotate_right(1);
+            if at + 1 < self.len {
+                self.items[at..self.len].rotate_right(1);
+            }
         }
     }
 }
@@ -1265,15 +1318,21 @@ impl std::hash::Hasher for Fnv {
         h ^ (h >> 29)
     }
 
-    /// FNV-1a over 8-byte words (the key is hashed twice per hit).
+    /// FNV-1a over 8-byte words, the last partial word as one (the key is
+    /// hashed once per hit).
     fn write(&mut self, bytes: &[u8]) {
         let mut words = bytes.chunks_exact(8);
         for w in &mut words {
             let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
             self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3);
         }
-        for &b in words.remainder() {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            // the last 1..=7 bytes as one word, with their count on top
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            w[7] = rest.len() as u8;
+            self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x0100_0000_01b3);
         }
     }
 }

@@ -1297,3 +1297,62 @@ fn fid_is_its_text() {
     assert!(Fid::new("a") < Fid::new("b"));
     assert_eq!(format!("{:?}", Some(Fid::new("1.2.3.4"))), format!("{:?}", Some("1.2.3.4")));
 }
+
+/// The slot set against a plain set, past the first word.
+#[test]
+fn bits_are_a_set() {
+    use std::collections::BTreeSet;
+    let mut next = xorshift(0x0bad_cafe_f00d_beefu64);
+    for n in [0usize, 1, 63, 64, 65, 128, 130, 200] {
+        let (mut a, mut b) = (Bits::new(n), Bits::new(n));
+        let (mut ma, mut mb) = (BTreeSet::new(), BTreeSet::new());
+        for _ in 0..4000 {
+            let k = next(n.max(1) as u64) as usize;
+            match next(6) {
+                0 | 1 if n > 0 => {
+                    a.insert(k);
+                    ma.insert(k);
+                }
+                2 => {
+                    a.remove(k);
+                    ma.remove(&k);
+                }
+                3 if next(20) == 0 => {
+                    a.clear();
+                    ma.clear();
+                }
+                4 if next(10) == 0 => {
+                    b.copy_from(&a);
+                    mb = ma.clone();
+                }
+                _ => {}
+            }
+            assert_eq!(a.has(k), ma.contains(&k), "n {n} k {k}");
+            let mut got = Vec::new();
+            a.each(|i| got.push(i));
+            assert_eq!(got, ma.iter().copied().collect::<Vec<_>>(), "n {n}");
+            let mut got = Vec::new();
+            b.each(|i| got.push(i));
+            assert_eq!(got, mb.iter().copied().collect::<Vec<_>>(), "n {n}");
+        }
+    }
+}
+
+/// A filter with more group names than fit one word of slots.
+#[test]
+fn many_group_names() {
+    let groups: String = (0..80).map(|i| format!("(?P<g{i}>\\w)")).collect();
+    let line: String = (0..80).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let s = spec(&[&format!("^x {groups} from <HOST>$")]);
+    let mut r = runner(&s, false);
+    for _ in 0..3 {
+        let res = r.process_line_at(&format!("x {line} from 192.0.2.5"), now());
+        let f = real(&res);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].fid.as_deref(), Some("192.0.2.5"));
+        for i in 0..80 {
+            let want = char::from(b'a' + (i % 26) as u8).to_string();
+            assert_eq!(f[0].fields.get(format!("g{i}").as_str()), Some(&one(&want)), "g{i}");
+        }
+    }
+}
