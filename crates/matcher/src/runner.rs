@@ -1188,6 +1188,11 @@ impl StrList {
         }
     }
 
+    /// `s` is in the (sorted) list.
+    fn contains(&self, s: &str) -> bool {
+        self.as_slice().binary_search_by(|x| x.as_str().cmp(s)).is_ok()
+    }
+
     /// Insert `s` in sorted order (a set: nothing when it is there).
     fn insert_sorted(&mut self, s: &str) {
         if let Err(at) = self.as_slice().binary_search_by(|x| x.as_str().cmp(s)) {
@@ -1651,6 +1656,9 @@ pub(crate) struct State {
     pref_scratch: Scratch,
     /// One capture scratch per failregex.
     scratch: Vec<Scratch>,
+    /// Skip merging a helper match that leaves the mlfid cache (see
+    /// [`merge_failure`]; off: always merge, tests compare both).
+    discard_helpers: bool,
 }
 
 impl State {
@@ -1673,6 +1681,7 @@ impl State {
             key: String::new(),
             pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
             scratch: p.failregex.iter().map(|r| r.pat.new_scratch()).collect(),
+            discard_helpers: true,
         }
     }
 }
@@ -2097,7 +2106,11 @@ fn find_failure(
             key.push_key(&mut st.key);
             let hash = key_hash(&st.key);
             let taken = st.cache.take(&st.key, hash, now);
-            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash);
+            let discard = st.discard_helpers && !check_all;
+            let Some((merged, s)) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash, discard) else {
+                // a helper match that forgets its entry: nothing to keep
+                return cur;
+            };
             slot = s;
             if merged.groups.truthy(S_NOFAIL) && !check_all {
                 write_back(&mut st.cache, slot, merged, &st.key, now);
@@ -2209,13 +2222,21 @@ fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, k
 /// fail2ban changes its dict; left holding anything afterwards), `taken`
 /// the cache's entry for its key (as `cache.take` gave it), `hash` the
 /// key's hash.
+///
+/// `discard`: the caller drops a merged failure that is a helper
+/// (`nofail`) at once (no `checkAllRegex`). Then a merge whose outcome is
+/// known to be such a helper that leaves the cache (`mlfforget`) is not
+/// made: its entry is removed, and None returned. Known without merging:
+/// the hit's `nofail` is truthy (it is what the merged failure gets) and
+/// the merge would not pop it (no pending failure, at most one user).
 fn merge_failure(
     cache: &mut MlfidCache,
     taken: Option<(Taken, Arc<FailData>)>,
     fail: &mut Groups,
     matched: &[&str],
     hash: u64,
-) -> (Arc<FailData>, Option<Slot>) {
+    discard: bool,
+) -> Option<(Arc<FailData>, Option<Slot>)> {
     let mut nf: u8 = 0;
     if fail.truthy(S_MLFGAINED) {
         nf |= 8 | 1;
@@ -2228,8 +2249,31 @@ fn merge_failure(
     if fail.pop_truthy(S_MLFFORGET) {
         nf |= 2;
     }
+    if discard && nf & 2 != 0 && fail.truthy(S_NOFAIL) {
+        match &taken {
+            // a new failure: no users, not pending
+            None => return None,
+            Some((t, shared)) => {
+                let pending = shared.mlfpending && nf & 8 == 0;
+                let users = match fail.get(S_USER).filter(|u| u.truthy()) {
+                    None => Some(shared.users.len()),
+                    Some(ValRef::Str(u)) => Some(shared.users.len() + usize::from(!shared.users.contains(u))),
+                    // (a tuple's text is made only by the merge)
+                    Some(ValRef::Tuple(_)) => None,
+                };
+                if !pending && users.is_some_and(|n| n <= 1) {
+                    let t = *t;
+                    cache.forget(t);
+                    if let Some((_, shared)) = taken {
+                        cache.release(shared);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
     // each branch changes its failure through one `&mut` (one `make_mut`)
-    match taken {
+    Some(match taken {
         Some((t, mut shared)) => {
             // in place: a copy only while the failure reported from it lives
             let g = Arc::make_mut(&mut shared);
@@ -2271,7 +2315,7 @@ fn merge_failure(
             merge_tail(m, nf, users, matched);
             (d, slot)
         }
-    }
+    })
 }
 
 /// The end of `_mergeFailure` on the merged failure (`users`: their count).

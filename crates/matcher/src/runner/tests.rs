@@ -1356,3 +1356,51 @@ fn many_group_names() {
         }
     }
 }
+
+/// A helper match that leaves the mlfid cache is dropped without merging
+/// (`discard_helpers`): the same failures and the same cache as merging it,
+/// on random sessions with helpers that forget (with and without a user,
+/// a second user, after pending failures, after gained ones).
+#[test]
+fn forgetting_helpers_unmerged_equal_merged() {
+    let mut next = xorshift(0x51ed_2701_a3c4_9b8du64);
+    let mut s = conn_filter();
+    s.failregex
+        .push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>bye</F-MLFFORGET></F-NOFAIL>(?: user <F-USER>\S+</F-USER>)?$"));
+    s.failregex.push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>gone</F-MLFFORGET></F-NOFAIL> <F-USER>\S*</F-USER>$"));
+    s.failregex.push(Spanned::new(r"^pending <F-USER>\S+</F-USER>$"));
+    let users = ["root", "bob", "", "amy"];
+    let render = |f: &Failure| {
+        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+    };
+    let mut skipped = 0usize;
+    for check_all in [false, true] {
+        let mut merging = runner(&s, check_all);
+        merging.state.discard_helpers = false;
+        let mut fast = runner(&s, check_all);
+        let mut t = now();
+        for step in 0..20_000 {
+            t = t.saturating_add(Duration::from_secs(if next(80) == 0 { 400 } else { next(3) as i64 }));
+            let id = next(40);
+            let u = users[next(4) as usize];
+            let line = match next(10) {
+                0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
+                2 => format!("conn {id}: auth failed for {u}x"),
+                3 => format!("conn {id}: pam failure ruser={u} user={}y", users[next(4) as usize]),
+                4 => format!("conn {id}: accepted for {u}z"),
+                5 => format!("conn {id}: bye"),
+                6 => format!("conn {id}: bye user {u}x"),
+                7 => format!("conn {id}: gone {u}"),
+                8 => format!("conn {id}: pending {u}p"),
+                _ => format!("conn {id}: closed"),
+            };
+            let want: Vec<String> = merging.process_line_at(&line, t).failures.iter().map(render).collect();
+            let before = fast.state.cache.len();
+            let got: Vec<String> = fast.process_line_at(&line, t).failures.iter().map(render).collect();
+            assert_eq!(got, want, "check_all {check_all}, step {step}: {line}");
+            assert_eq!(fast.state.cache.len(), merging.state.cache.len(), "step {step}: {line}");
+            skipped += usize::from(!check_all && want.is_empty() && fast.state.cache.len() < before);
+        }
+    }
+    assert!(skipped > 1000, "fast path exercised: {skipped}");
+}
