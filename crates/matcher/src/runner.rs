@@ -2413,6 +2413,23 @@ fn parse_v4(text: &str) -> Option<Ipv4Addr> {
     v4_at(b, 0).and_then(|(a, end)| (end == b.len()).then_some(a))
 }
 
+/// The value of a hex digit (either case), 16 for any other byte.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [16u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// std's `read_groups` of its IPv6 reader at `b[i..]` into `groups`: the
 /// groups read, whether the last two were a dotted quad (tried first
 /// while two groups are left), and the index after them. A group is one to
@@ -2426,25 +2443,31 @@ fn v6_groups(b: &[u8], mut i: usize, groups: &mut [u16]) -> (usize, bool, usize)
             _ if b.get(i) == Some(&b':') => i + 1,
             _ => return (k, false, i),
         };
-        if k + 1 < limit {
+        // the run of hex digits (a fifth: no group at all, std's limit)
+        let (mut v, mut j) = (0u16, start);
+        while let Some(&c) = b.get(j) {
+            let d = HEX_VAL[usize::from(c)];
+            if d > 15 {
+                break;
+            }
+            if j - start == 4 {
+                return (k, false, i);
+            }
+            v = v << 4 | u16::from(d);
+            j += 1;
+        }
+        if j == start {
+            return (k, false, i);
+        }
+        // std tries a dotted quad first; one can only start here when a
+        // `.` ends the run (its first octet's digits are hex digits too)
+        if k + 1 < limit && b.get(j) == Some(&b'.') {
             if let Some((a, end)) = v4_at(b, start) {
                 let o = a.octets();
                 groups[k] = u16::from_be_bytes([o[0], o[1]]);
                 groups[k + 1] = u16::from_be_bytes([o[2], o[3]]);
                 return (k + 2, true, end);
             }
-        }
-        let (mut v, mut j) = (0u16, start);
-        while let Some(d) = b.get(j).and_then(|&c| char::from(c).to_digit(16)) {
-            // a fifth digit: no group at all (std's digit limit)
-            if j - start == 4 {
-                return (k, false, i);
-            }
-            v = v << 4 | d as u16;
-            j += 1;
-        }
-        if j == start {
-            return (k, false, i);
         }
         groups[k] = v;
         i = j;
