@@ -255,7 +255,7 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Resu
         let fv: Value = match f.fields.get(k) {
             Some(FieldValue::One(s)) => Value::String(s.clone()),
             Some(FieldValue::Many(m)) => Value::Array(m.iter().cloned().map(Value::String).collect()),
-            None if k == "host" => f.fid.clone().map(Value::String).unwrap_or(Value::Null),
+            None if k == "host" => f.fid.as_ref().map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
             None if k == "attempts" => Value::from(f.matches.len()),
             None => Value::Null,
         };

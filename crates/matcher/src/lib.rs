@@ -17,6 +17,7 @@
 //! - `FilterRunner::process_line_at(&mut self, &str, Timestamp) -> LineResult`
 //! - `FilterRunner::stats() -> &MatchStats`
 //! - `LineResult`, `Failure`, `FieldValue`, `DateStatus`
+//! - `Fid` (a failure id's text, a `str` by `Deref`)
 //! - `Fields` (a failure's named captures, a read-only map built on first
 //!   use: `get`, `contains_key`, `iter`, `keys`, `&Fields` iterates) and
 //!   `Matches` (its matched lines, a `[String]` by `Deref`)
@@ -248,13 +249,146 @@ impl std::fmt::Debug for Matches {
     }
 }
 
+/// A failure id's text (fail2ban's `fid`: `192.0.2.7`, `2001:db8::/64`, a
+/// host name, an `<F-ID>`): a `str` by `Deref`. Held inline up to
+/// [`Fid::INLINE`] bytes, which every address text fits (no allocation per
+/// failure), on the heap beyond.
+#[derive(Clone)]
+pub struct Fid(FidRepr);
+
+#[derive(Clone)]
+enum FidRepr {
+    Inline { len: u8, buf: [u8; Fid::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Fid {
+    /// The longest text held inline: an address as the runner writes it
+    /// (at most 39 bytes for IPv6, and `/` with a prefix length) fits.
+    pub const INLINE: usize = 46;
+
+    pub fn new(text: &str) -> Fid {
+        let b = text.as_bytes();
+        if b.len() <= Fid::INLINE {
+            let mut buf = [0u8; Fid::INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            Fid(FidRepr::Inline { len: b.len() as u8, buf })
+        } else {
+            Fid(FidRepr::Heap(text.into()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // a whole `str` was copied in: always UTF-8
+            FidRepr::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or(""),
+            FidRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Fid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Fid {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Fid {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Fid {
+    fn from(s: &str) -> Fid {
+        Fid::new(s)
+    }
+}
+
+impl From<String> for Fid {
+    fn from(s: String) -> Fid {
+        Fid::new(&s)
+    }
+}
+
+impl From<Fid> for String {
+    fn from(f: Fid) -> String {
+        f.as_str().to_string()
+    }
+}
+
+impl PartialEq for Fid {
+    fn eq(&self, other: &Fid) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Fid {}
+
+impl PartialEq<str> for Fid {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Fid {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Fid {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialOrd for Fid {
+    fn partial_cmp(&self, other: &Fid) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Fid {
+    fn cmp(&self, other: &Fid) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Fid {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+/// As a `str` (`"192.0.2.7"`).
+impl std::fmt::Debug for Fid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl std::fmt::Display for Fid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One failure found on a line (fail2ban's `[failRegexIndex, fid, date, fail]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
     pub regex_index: usize,
     /// The failure id (host, or `<F-ID>`); None while a multi-line failure is
     /// still pending (fail2ban returns such entries with `fid is None`).
-    pub fid: Option<String>,
+    pub fid: Option<Fid>,
     pub time: Timestamp,
     /// The address, when the host part is an IPv4/IPv6 address (or CIDR base).
     pub ip: Option<IpAddr>,

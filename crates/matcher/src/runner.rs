@@ -43,13 +43,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
 
 use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, first_newline};
 use crate::{
-    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, FieldValue, Fields, FilterSpec, LineResult,
+    CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, Fid, FieldValue, Fields, FilterSpec, LineResult,
     MatchStats, Matches, RunOptions,
 };
 
@@ -451,6 +451,9 @@ const HEAD: usize = 16;
 
 #[inline]
 fn head_word(b: &[u8]) -> u128 {
+    if let Some(w) = b.first_chunk::<HEAD>() {
+        return u128::from_le_bytes(*w);
+    }
     let mut a = [0u8; HEAD];
     let n = b.len().min(HEAD);
     a[..n].copy_from_slice(&b[..n]);
@@ -929,17 +932,77 @@ impl Clone for Cell {
 #[derive(Debug, Default)]
 struct Groups {
     cells: Vec<Cell>,
-    live: SmallVec<[u64; 2]>,
+    live: Bits,
 }
 
-/// The set bits of a bit set, as indices.
-#[inline]
-fn each_bit(words: &[u64], mut f: impl FnMut(usize)) {
-    for (wi, &w) in words.iter().enumerate() {
-        let mut w = w;
+/// A set of slots: the first 64 in one word (every stock filter has
+/// fewer names: one branch, no indirection), the others in `hi`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Bits {
+    lo: u64,
+    hi: Vec<u64>,
+}
+
+impl Bits {
+    /// Room for slots `0..n`.
+    fn new(n: usize) -> Bits {
+        Bits { lo: 0, hi: vec![0; n.saturating_sub(64).div_ceil(64)] }
+    }
+
+    #[inline]
+    fn has(&self, k: usize) -> bool {
+        if k < 64 { self.lo >> k & 1 != 0 } else { self.hi.get(k / 64 - 1).is_some_and(|w| w >> (k % 64) & 1 != 0) }
+    }
+
+    #[inline]
+    fn insert(&mut self, k: usize) {
+        if k < 64 {
+            self.lo |= 1 << k;
+        } else if let Some(w) = self.hi.get_mut(k / 64 - 1) {
+            *w |= 1 << (k % 64);
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, k: usize) {
+        if k < 64 {
+            self.lo &= !(1 << k);
+        } else if let Some(w) = self.hi.get_mut(k / 64 - 1) {
+            *w &= !(1 << (k % 64));
+        }
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        self.lo = 0;
+        if !self.hi.is_empty() {
+            self.hi.fill(0);
+        }
+    }
+
+    /// `self = other` (of the same size).
+    #[inline]
+    fn copy_from(&mut self, other: &Bits) {
+        self.lo = other.lo;
+        if !self.hi.is_empty() {
+            self.hi.copy_from_slice(&other.hi);
+        }
+    }
+
+    /// The members, in order.
+    #[inline]
+    fn each(&self, mut f: impl FnMut(usize)) {
+        let mut w = self.lo;
         while w != 0 {
-            f(wi * 64 + w.trailing_zeros() as usize);
+            f(w.trailing_zeros() as usize);
             w &= w - 1;
+        }
+        for (wi, &w) in self.hi.iter().enumerate() {
+            let mut w = w;
+            while w != 0 {
+                f((wi + 1) * 64 + w.trailing_zeros() as usize);
+                w &= w - 1;
+            }
         }
     }
 }
@@ -947,46 +1010,36 @@ fn each_bit(words: &[u64], mut f: impl FnMut(usize)) {
 impl Clone for Groups {
     fn clone(&self) -> Groups {
         let mut g = Groups { cells: self.cells.iter().map(|c| Cell::new(c.name)).collect(), live: self.live.clone() };
-        each_bit(&self.live, |i| g.cells[i].assign(&self.cells[i]));
+        self.live.each(|i| g.cells[i].assign(&self.cells[i]));
         g
     }
 
     /// Copies only the keys (buffers reused); `src` of the same filter.
     fn clone_from(&mut self, src: &Groups) {
-        if self.cells.len() != src.cells.len() {
+        if self.cells.len() != src.cells.len() || self.live.hi.len() != src.live.hi.len() {
             *self = src.clone();
             return;
         }
         let cells = &mut self.cells;
-        each_bit(&src.live, |i| cells[i].assign(&src.cells[i]));
-        self.live.copy_from_slice(&src.live);
+        src.live.each(|i| cells[i].assign(&src.cells[i]));
+        self.live.copy_from(&src.live);
     }
 }
 
 impl Groups {
     fn new(names: &[Name]) -> Groups {
-        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect(), live: smallvec![0; names.len().div_ceil(64)] }
+        Groups { cells: names.iter().map(|&n| Cell::new(n)).collect(), live: Bits::new(names.len()) }
     }
 
     /// Every key removed (buffers kept).
     fn clear(&mut self) {
-        for w in &mut self.live {
-            *w = 0;
-        }
+        self.live.clear();
     }
 
     /// The key is in the dict (None or a value).
     #[inline]
     fn present(&self, k: u16) -> bool {
-        let k = usize::from(k);
-        self.live.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 != 0)
-    }
-
-    #[inline]
-    fn mark(&mut self, k: usize) {
-        if let Some(w) = self.live.get_mut(k / 64) {
-            *w |= 1 << (k % 64);
-        }
+        self.live.has(usize::from(k))
     }
 
     #[inline]
@@ -1006,8 +1059,9 @@ impl Groups {
     #[inline]
     fn cell_mut(&mut self, k: u16) -> Option<&mut Cell> {
         let k = usize::from(k);
-        self.mark(k);
-        self.cells.get_mut(k)
+        let c = self.cells.get_mut(k)?;
+        self.live.insert(k);
+        Some(c)
     }
 
     fn set_str(&mut self, k: u16, v: &str) {
@@ -1040,7 +1094,7 @@ impl Groups {
         if d == s || d.max(s) >= self.cells.len() {
             return;
         }
-        self.mark(d);
+        self.live.insert(d);
         if d < s {
             let (a, b) = self.cells.split_at_mut(s);
             a[d].assign(&b[0]);
@@ -1053,39 +1107,36 @@ impl Groups {
     /// Remove the key; whether its value was truthy.
     fn pop_truthy(&mut self, k: u16) -> bool {
         let t = self.truthy(k);
-        let k = usize::from(k);
-        if let Some(w) = self.live.get_mut(k / 64) {
-            *w &= !(1 << (k % 64));
-        }
+        self.live.remove(usize::from(k));
         t
     }
 
     /// `dict.update(other)`: every key of `other` (None values too).
     fn update(&mut self, other: &Groups) {
-        each_bit(&other.live, |i| {
+        other.live.each(|i| {
             if let Some(c) = self.cells.get_mut(i) {
                 c.assign(&other.cells[i]);
+                self.live.insert(i);
             }
-            self.mark(i);
         });
     }
 
     /// [`update`](Self::update) with the keys of `other` that have a value.
     fn update_values(&mut self, other: &Groups) {
-        each_bit(&other.live, |i| {
+        other.live.each(|i| {
             let o = &other.cells[i];
             if matches!(o.has, Has::Str | Has::Tuple) {
                 if let Some(c) = self.cells.get_mut(i) {
                     c.assign(o);
+                    self.live.insert(i);
                 }
-                self.mark(i);
             }
         });
     }
 
     /// The keys with their names, in slot order.
     fn for_each(&self, mut f: impl FnMut(&Cell)) {
-        each_bit(&self.live, |i| f(&self.cells[i]));
+        self.live.each(|i| f(&self.cells[i]));
     }
 }
 
@@ -1137,11 +1188,18 @@ impl StrList {
         }
     }
 
+    /// `s` is in the (sorted) list.
+    fn contains(&self, s: &str) -> bool {
+        self.as_slice().binary_search_by(|x| x.as_str().cmp(s)).is_ok()
+    }
+
     /// Insert `s` in sorted order (a set: nothing when it is there).
     fn insert_sorted(&mut self, s: &str) {
         if let Err(at) = self.as_slice().binary_search_by(|x| x.as_str().cmp(s)) {
             self.push(s);
-            self.items[at..self.len].rotate_right(1);
+            if at + 1 < self.len {
+                self.items[at..self.len].rotate_right(1);
+            }
         }
     }
 }
@@ -1265,15 +1323,21 @@ impl std::hash::Hasher for Fnv {
         h ^ (h >> 29)
     }
 
-    /// FNV-1a over 8-byte words (the key is hashed twice per hit).
+    /// FNV-1a over 8-byte words, the last partial word as one (the key is
+    /// hashed once per hit).
     fn write(&mut self, bytes: &[u8]) {
         let mut words = bytes.chunks_exact(8);
         for w in &mut words {
             let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
             self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3);
         }
-        for &b in words.remainder() {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            // the last 1..=7 bytes as one word, with their count on top
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            w[7] = rest.len() as u8;
+            self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x0100_0000_01b3);
         }
     }
 }
@@ -1389,7 +1453,8 @@ impl MlfidCache {
         }
     }
 
-    /// `set` of a new key (`hash`: [`key_hash`] of `k`).
+    /// `set` of a key that is not in the cache (its [`take`](Self::take)
+    /// just gave None; `hash`: [`key_hash`] of `k`).
     fn set(&mut self, k: &str, hash: u64, d: Arc<FailData>, now: Timestamp) {
         if self.table.len() >= MLFID_MAX_COUNT {
             while let Some((seq, h)) = self.order.pop_front() {
@@ -1399,10 +1464,7 @@ impl MlfidCache {
                 }
             }
         }
-        if let Ok(old) = self.table.find_entry(hash, |e| e.key == k) {
-            let (e, _) = old.remove();
-            self.recycle_entry(e);
-        }
+        debug_assert!(self.table.find(hash, |e| e.key == k).is_none(), "set of a key in the cache");
         self.seq += 1;
         self.order.push_back((self.seq, hash));
         if self.order.len() > 2 * MLFID_MAX_COUNT + 16 {
@@ -1594,6 +1656,9 @@ pub(crate) struct State {
     pref_scratch: Scratch,
     /// One capture scratch per failregex.
     scratch: Vec<Scratch>,
+    /// Skip merging a helper match that leaves the mlfid cache (see
+    /// [`merge_failure`]; off: always merge, tests compare both).
+    discard_helpers: bool,
 }
 
 impl State {
@@ -1616,6 +1681,7 @@ impl State {
             key: String::new(),
             pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
             scratch: p.failregex.iter().map(|r| r.pat.new_scratch()).collect(),
+            discard_helpers: true,
         }
     }
 }
@@ -1860,10 +1926,11 @@ fn find_failure(
         return cur;
     }
 
-    // Prefregex groups are made on the first failregex hit only (into
-    // `st.pre`, valid once `pre_made`); `hay` keeps the whole buffer until
-    // then, the content goes to `st.content`.
-    let mut pre_made = false;
+    // Prefregex groups are made on each failregex hit straight into the work
+    // table from the prefregex's captures in `hay`, which keeps the whole
+    // buffer until it is rebuilt; before that they are saved into `st.pre`
+    // (`pre_saved`) when there are any. The content goes to `st.content`.
+    let mut pre_saved = false;
     let mut have_pre = false;
     let mut in_content = false;
     // where the content starts in `hay` when `hay[at..]` is `content + "\n"`
@@ -1912,6 +1979,15 @@ fn find_failure(
     let mut next = 0usize;
     loop {
         if !hay_valid && next < p.failregex.len() {
+            if have_pre && !pre_saved {
+                // `hay` is still the buffer the prefregex matched (saved
+                // before it may change)
+                if let Some(pr) = &p.prefregex {
+                    pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.pre);
+                    st.pre.pop_truthy(S_CONTENT);
+                    pre_saved = true;
+                }
+            }
             // fail2ban rebuilds its buffer from the (changed) line buffer
             match &cur {
                 Cur::Org => {
@@ -1948,15 +2024,6 @@ fn find_failure(
             continue;
         }
         let mut hit = locate(fr, caps, hay, org);
-        if have_pre && !pre_made {
-            // `hay` is still the whole buffer the prefregex matched
-            if let Some(pr) = &p.prefregex {
-                // the content goes anyway (not even copied)
-                pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.pre);
-                st.pre.pop_truthy(S_CONTENT);
-                pre_made = true;
-            }
-        }
 
         // ignoreregex on a hit.
         if !p.ignoreregex.is_empty() {
@@ -2002,10 +2069,15 @@ fn find_failure(
 
         // fail2ban: `preGroups.copy()` updated with the failregex's groups
         // (None values too)
-        if pre_made {
-            st.work.clone_from(&st.pre);
-        } else {
-            st.work.clear();
+        match &p.prefregex {
+            Some(_) if pre_saved => st.work.clone_from(&st.pre),
+            // `hay` is still the whole buffer the prefregex matched (the
+            // content goes anyway, not even copied)
+            Some(pr) if have_pre => {
+                pr.fill_groups(&st.pref_scratch, &st.hay, Some(S_CONTENT), &mut st.work);
+                st.work.pop_truthy(S_CONTENT);
+            }
+            _ => st.work.clear(),
         }
         fr.update_groups(caps, hay, &mut st.work, &mut st.cur);
         // No failure id at all (fail2ban: "No group found", logged; the
@@ -2034,7 +2106,11 @@ fn find_failure(
             key.push_key(&mut st.key);
             let hash = key_hash(&st.key);
             let taken = st.cache.take(&st.key, hash, now);
-            let (merged, s) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash);
+            let discard = st.discard_helpers && !check_all;
+            let Some((merged, s)) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash, discard) else {
+                // a helper match that forgets its entry: nothing to keep
+                return cur;
+            };
             slot = s;
             if merged.groups.truthy(S_NOFAIL) && !check_all {
                 write_back(&mut st.cache, slot, merged, &st.key, now);
@@ -2044,7 +2120,9 @@ fn find_failure(
         } else {
             let mut d = st.cache.fresh();
             let m = Arc::make_mut(&mut d);
-            m.groups.clone_from(&st.work);
+            // the work table becomes the failure's (its old buffers the next
+            // work table): no copy
+            std::mem::swap(&mut m.groups, &mut st.work);
             m.matches.extend(matched.iter().copied());
             d
         };
@@ -2068,7 +2146,7 @@ fn find_failure(
                 Some(fid) if *fid != ip => {
                     let (text, addr) = ip_addr(&ip, cidr);
                     let (fid_text, fid_addr) = ip_addr(fid, Cidr::Raw);
-                    (fid_text, addr.or(fid_addr), Some(text))
+                    (fid_text, addr.or(fid_addr), Some(String::from(text)))
                 }
                 _ => {
                     let (text, addr) = ip_addr(&ip, cidr);
@@ -2141,15 +2219,24 @@ fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, k
 }
 
 /// fail2ban's `_mergeFailure`: `fail` is the hit's groups (changed here as
-/// fail2ban changes its dict), `taken` the cache's entry for its key (as
-/// `cache.take` gave it), `hash` the key's hash.
+/// fail2ban changes its dict; left holding anything afterwards), `taken`
+/// the cache's entry for its key (as `cache.take` gave it), `hash` the
+/// key's hash.
+///
+/// `discard`: the caller drops a merged failure that is a helper
+/// (`nofail`) at once (no `checkAllRegex`). Then a merge whose outcome is
+/// known to be such a helper that leaves the cache (`mlfforget`) is not
+/// made: its entry is removed, and None returned. Known without merging:
+/// the hit's `nofail` is truthy (it is what the merged failure gets) and
+/// the merge would not pop it (no pending failure, at most one user).
 fn merge_failure(
     cache: &mut MlfidCache,
     taken: Option<(Taken, Arc<FailData>)>,
     fail: &mut Groups,
     matched: &[&str],
     hash: u64,
-) -> (Arc<FailData>, Option<Slot>) {
+    discard: bool,
+) -> Option<(Arc<FailData>, Option<Slot>)> {
     let mut nf: u8 = 0;
     if fail.truthy(S_MLFGAINED) {
         nf |= 8 | 1;
@@ -2162,8 +2249,31 @@ fn merge_failure(
     if fail.pop_truthy(S_MLFFORGET) {
         nf |= 2;
     }
+    if discard && nf & 2 != 0 && fail.truthy(S_NOFAIL) {
+        match &taken {
+            // a new failure: no users, not pending
+            None => return None,
+            Some((t, shared)) => {
+                let pending = shared.mlfpending && nf & 8 == 0;
+                let users = match fail.get(S_USER).filter(|u| u.truthy()) {
+                    None => Some(shared.users.len()),
+                    Some(ValRef::Str(u)) => Some(shared.users.len() + usize::from(!shared.users.contains(u))),
+                    // (a tuple's text is made only by the merge)
+                    Some(ValRef::Tuple(_)) => None,
+                };
+                if !pending && users.is_some_and(|n| n <= 1) {
+                    let t = *t;
+                    cache.forget(t);
+                    if let Some((_, shared)) = taken {
+                        cache.release(shared);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
     // each branch changes its failure through one `&mut` (one `make_mut`)
-    match taken {
+    Some(match taken {
         Some((t, mut shared)) => {
             // in place: a copy only while the failure reported from it lives
             let g = Arc::make_mut(&mut shared);
@@ -2193,7 +2303,9 @@ fn merge_failure(
         None => {
             let mut d = cache.fresh();
             let m = Arc::make_mut(&mut d);
-            m.groups.clone_from(fail);
+            // `fail` becomes the failure's groups (swapped, not copied: the
+            // caller is done with it)
+            std::mem::swap(&mut m.groups, fail);
             let (users, slot) = if nf & 2 == 0 {
                 let users = update_users(&mut m.users, m.groups.get(S_USER));
                 (users, m.groups.get(S_MLFID).is_some().then_some(Slot::New(hash)))
@@ -2203,7 +2315,7 @@ fn merge_failure(
             merge_tail(m, nf, users, matched);
             (d, slot)
         }
-    }
+    })
 }
 
 /// The end of `_mergeFailure` on the merged failure (`users`: their count).
@@ -2252,154 +2364,334 @@ impl Cidr {
     }
 }
 
+/// One decimal octet of std's IPv4 grammar at `b[i..]`: one to three
+/// digits, at most 255, no leading zero; its value and the index after it.
+/// (A digit right after three is left to the caller, who wants a `.` or
+/// the end there.)
+#[inline(always)]
+fn v4_octet(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let digit = |j: usize| b.get(j).map_or(10, |c| c.wrapping_sub(b'0'));
+    let d0 = digit(i);
+    if d0 > 9 {
+        return None;
+    }
+    let d1 = digit(i + 1);
+    if d1 > 9 {
+        return Some((d0, i + 1));
+    }
+    if d0 == 0 {
+        return None;
+    }
+    let d2 = digit(i + 2);
+    if d2 > 9 {
+        return Some((d0 * 10 + d1, i + 2));
+    }
+    let v = u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2);
+    u8::try_from(v).ok().map(|v| (v, i + 3))
+}
+
+/// A dotted quad at `b[i..]` (std's `read_ipv4_addr`): the address and
+/// the index after it.
+#[inline(always)]
+fn v4_at(b: &[u8], i: usize) -> Option<(Ipv4Addr, usize)> {
+    let (o0, i) = v4_octet(b, i)?;
+    let dot = |i: usize| (b.get(i) == Some(&b'.')).then_some(i + 1);
+    let (o1, i) = v4_octet(b, dot(i)?)?;
+    let (o2, i) = v4_octet(b, dot(i)?)?;
+    let (o3, i) = v4_octet(b, dot(i)?)?;
+    Some((Ipv4Addr::new(o0, o1, o2, o3), i))
+}
+
 /// `Ipv4Addr::from_str`, exactly (std's rules: four decimal octets of one
 /// to three digits, each at most 255, no leading zero, nothing else; at
 /// most 15 bytes), without its general number reader.
 fn parse_v4(text: &str) -> Option<Ipv4Addr> {
     let b = text.as_bytes();
-    if b.len() > 15 {
+    if !(7..=15).contains(&b.len()) {
         return None;
     }
-    let mut oct = [0u8; 4];
+    v4_at(b, 0).and_then(|(a, end)| (end == b.len()).then_some(a))
+}
+
+/// The value of a hex digit (either case), 16 for any other byte.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [16u8; 256];
     let mut i = 0;
-    for (k, o) in oct.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut v = 0u32;
-        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if i - start == 3 {
-                return None;
-            }
-            v = v * 10 + u32::from(c - b'0');
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 || v > 255 || (n > 1 && b[start] == b'0') {
-            return None;
-        }
-        *o = v as u8;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-    (i == b.len()).then(|| Ipv4Addr::from(oct))
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// std's `read_groups` of its IPv6 reader at `b[i..]` into `groups`: the
+/// groups read, whether the last two were a dotted quad (tried first
+/// while two groups are left), and the index after them. A group is one to
+/// four hex digits after a `:` (none before the first); a group that
+/// fails leaves its `:` unread.
+fn v6_groups(b: &[u8], mut i: usize, groups: &mut [u16]) -> (usize, bool, usize) {
+    let limit = groups.len();
+    for k in 0..limit {
+        let start = match k {
+            0 => i,
+            _ if b.get(i) == Some(&b':') => i + 1,
+            _ => return (k, false, i),
+        };
+        // the run of hex digits (a fifth: no group at all, std's limit)
+        let (mut v, mut j) = (0u16, start);
+        while let Some(&c) = b.get(j) {
+            let d = HEX_VAL[usize::from(c)];
+            if d > 15 {
+                break;
+            }
+            if j - start == 4 {
+                return (k, false, i);
+            }
+            v = v << 4 | u16::from(d);
+            j += 1;
+        }
+        if j == start {
+            return (k, false, i);
+        }
+        // std tries a dotted quad first; one can only start here when a
+        // `.` ends the run (its first octet's digits are hex digits too)
+        if k + 1 < limit && b.get(j) == Some(&b'.') {
+            if let Some((a, end)) = v4_at(b, start) {
+                let o = a.octets();
+                groups[k] = u16::from_be_bytes([o[0], o[1]]);
+                groups[k + 1] = u16::from_be_bytes([o[2], o[3]]);
+                return (k + 2, true, end);
+            }
+        }
+        groups[k] = v;
+        i = j;
+    }
+    (limit, false, i)
+}
+
+/// `Ipv6Addr::from_str`, exactly (std's grammar, the same steps), without
+/// its closures and rewinds.
+fn parse_v6(text: &str) -> Option<Ipv6Addr> {
+    let b = text.as_bytes();
+    let mut head = [0u16; 8];
+    let (n, v4, i) = v6_groups(b, 0, &mut head);
+    if n == 8 {
+        return (i == b.len()).then(|| Ipv6Addr::from(head));
+    }
+    // a dotted quad only at the end; then `::` for one or more zero groups
+    if v4 || b.get(i..i + 2) != Some(b"::") {
+        return None;
+    }
+    let mut tail = [0u16; 7];
+    let (t, _, end) = v6_groups(b, i + 2, &mut tail[..7 - n]);
+    if end != b.len() {
+        return None;
+    }
+    head[8 - t..].copy_from_slice(&tail[..t]);
+    Some(Ipv6Addr::from(head))
+}
+
+/// `IpAddr::from_str`, exactly: an IPv4 address, else an IPv6 one (which
+/// holds a `:`; a text that starts with a dotted quad is no IPv6 address).
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Some(a) = parse_v4(text) {
+        return Some(IpAddr::V4(a));
+    }
+    if !text.as_bytes().contains(&b':') {
+        return None;
+    }
+    parse_v6(text).map(IpAddr::V6)
 }
 
 /// `str(IPAddr(text, cidr))` and the address (the network base when masked).
-fn ip_addr(text: &str, cidr: Cidr) -> (String, Option<IpAddr>) {
+fn ip_addr(text: &str, cidr: Cidr) -> (Fid, Option<IpAddr>) {
     let parsed_v4 = || parse_v4(text);
-    let parsed_v6 = || text.parse::<Ipv6Addr>().ok();
+    let parsed_v6 = || if text.as_bytes().contains(&b':') { parse_v6(text) } else { None };
     match cidr {
-        Cidr::Raw => (text.to_string(), text.parse::<IpAddr>().ok()),
+        Cidr::Raw => (Fid::new(text), parse_ip(text)),
         // std's parser takes only the canonical dotted quad (no leading
         // zeros, no spaces), which is exactly what `Display` writes back
         Cidr::V4 => match parsed_v4() {
-            Some(a) => (text.to_string(), Some(IpAddr::V4(a))),
-            None => (text.to_string(), None),
+            Some(a) => (Fid::new(text), Some(IpAddr::V4(a))),
+            None => (Fid::new(text), None),
         },
         Cidr::V6 => match parsed_v6() {
             Some(a) => match a.to_ipv4_mapped() {
-                Some(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
-                None => (ntop6(a), Some(IpAddr::V6(a))),
+                Some(v4) => {
+                    let mut t = AddrText::new();
+                    t.push_v4(v4);
+                    (Fid::new(t.as_str()), Some(IpAddr::V4(v4)))
+                }
+                None => {
+                    let mut t = AddrText::new();
+                    t.push_v6(a);
+                    (Fid::new(t.as_str()), Some(IpAddr::V6(a)))
+                }
             },
-            None => (text.to_string(), None),
+            None => (Fid::new(text), None),
         },
         Cidr::Len(plen) => {
+            let mut t = AddrText::new();
             if let Some(a) = parsed_v4() {
                 let bits = u32::from(a);
                 let masked = if plen >= 32 { bits } else { bits & !(u32::MAX.checked_shr(plen).unwrap_or(0)) };
                 let m = Ipv4Addr::from(masked);
-                let s = if plen > 0 && plen < 32 { format!("{m}/{plen}") } else { m.to_string() };
-                (s, Some(IpAddr::V4(m)))
+                t.push_v4(m);
+                if plen > 0 && plen < 32 {
+                    t.push_prefix(plen);
+                }
+                (Fid::new(t.as_str()), Some(IpAddr::V4(m)))
             } else if let Some(a) = parsed_v6() {
                 let bits = u128::from(a);
                 let masked = if plen >= 128 { bits } else { bits & !(u128::MAX.checked_shr(plen).unwrap_or(0)) };
                 let m = Ipv6Addr::from(masked);
-                let s = if plen > 0 && plen < 128 { format!("{}/{plen}", ntop6(m)) } else { ntop6(m) };
-                (s, Some(IpAddr::V6(m)))
+                t.push_v6(m);
+                if plen > 0 && plen < 128 {
+                    t.push_prefix(plen);
+                }
+                (Fid::new(t.as_str()), Some(IpAddr::V6(m)))
             } else {
-                (text.to_string(), None)
+                (Fid::new(text), None)
             }
         }
     }
 }
 
-/// `{:x}` of a word, without the formatting machinery.
-fn push_hex(out: &mut String, w: u16) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12, 8, 4, 0] {
-        let d = usize::from((w >> shift) & 0xf);
-        if d != 0 || started || shift == 0 {
-            out.push(char::from(HEX[d]));
-            started = true;
+/// An address's text, written on the stack (the longest: an IPv6 address
+/// with a dotted quad, `/` and a prefix length, 45 + 4 bytes), ASCII only.
+struct AddrText {
+    buf: [u8; 56],
+    len: usize,
+}
+
+impl AddrText {
+    fn new() -> AddrText {
+        AddrText { buf: [0; 56], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        // only ASCII is ever pushed
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    #[inline]
+    fn push(&mut self, c: u8) {
+        if let Some(b) = self.buf.get_mut(self.len) {
+            *b = c;
+            self.len += 1;
         }
     }
-}
 
-/// `{}` of a byte.
-fn push_dec(out: &mut String, b: u8) {
-    if b >= 100 {
-        out.push(char::from(b'0' + b / 100));
+    /// `{:x}` of a word.
+    fn push_hex(&mut self, w: u16) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut started = false;
+        for shift in [12, 8, 4, 0] {
+            let d = usize::from((w >> shift) & 0xf);
+            if d != 0 || started || shift == 0 {
+                self.push(HEX[d]);
+                started = true;
+            }
+        }
     }
-    if b >= 10 {
-        out.push(char::from(b'0' + b / 10 % 10));
-    }
-    out.push(char::from(b'0' + b % 10));
-}
 
-/// glibc's `inet_ntop(AF_INET6, …)`.
-fn ntop6(a: Ipv6Addr) -> String {
-    let w = a.segments();
-    // longest run of zero words (length >= 2), first one on a tie
-    let (mut best, mut best_len) = (usize::MAX, 0usize);
-    let mut i = 0;
-    while i < 8 {
-        if w[i] == 0 {
-            let s = i;
-            while i < 8 && w[i] == 0 {
+    /// `{}` of a byte.
+    fn push_dec(&mut self, b: u8) {
+        if b >= 100 {
+            self.push(b'0' + b / 100);
+        }
+        if b >= 10 {
+            self.push(b'0' + b / 10 % 10);
+        }
+        self.push(b'0' + b % 10);
+    }
+
+    /// `Ipv4Addr`'s `Display`.
+    fn push_v4(&mut self, a: Ipv4Addr) {
+        for (k, &o) in a.octets().iter().enumerate() {
+            if k > 0 {
+                self.push(b'.');
+            }
+            self.push_dec(o);
+        }
+    }
+
+    /// `/` and a prefix length (`{}` of a u32).
+    fn push_prefix(&mut self, plen: u32) {
+        self.push(b'/');
+        let mut digits = [0u8; 10];
+        let (mut n, mut v) = (0, plen);
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for &d in digits[..n].iter().rev() {
+            self.push(d);
+        }
+    }
+
+    /// glibc's `inet_ntop(AF_INET6, …)`.
+    fn push_v6(&mut self, a: Ipv6Addr) {
+        let w = a.segments();
+        // longest run of zero words (length >= 2), first one on a tie
+        let (mut best, mut best_len) = (usize::MAX, 0usize);
+        let mut i = 0;
+        while i < 8 {
+            if w[i] == 0 {
+                let s = i;
+                while i < 8 && w[i] == 0 {
+                    i += 1;
+                }
+                if i - s > best_len {
+                    best = s;
+                    best_len = i - s;
+                }
+            } else {
                 i += 1;
             }
-            if i - s > best_len {
-                best = s;
-                best_len = i - s;
+        }
+        if best_len < 2 {
+            best = usize::MAX;
+        }
+        let mut i = 0;
+        while i < 8 {
+            if i == best {
+                if i == 0 {
+                    self.push(b':');
+                }
+                self.push(b':');
+                i += best_len;
+                continue;
             }
-        } else {
+            if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+                self.push_v4(Ipv4Addr::from(u32::from(w[6]) << 16 | u32::from(w[7])));
+                break;
+            }
+            self.push_hex(w[i]);
+            if i < 7 {
+                self.push(b':');
+            }
             i += 1;
         }
     }
-    if best_len < 2 {
-        best = usize::MAX;
-    }
-    let mut out = String::with_capacity(40);
-    let mut i = 0;
-    while i < 8 {
-        if i == best {
-            if i == 0 {
-                out.push(':');
-            }
-            out.push(':');
-            i += best_len;
-            continue;
-        }
-        if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            for (k, &o) in a.octets()[12..].iter().enumerate() {
-                if k > 0 {
-                    out.push('.');
-                }
-                push_dec(&mut out, o);
-            }
-            break;
-        }
-        push_hex(&mut out, w[i]);
-        if i < 7 {
-            out.push(':');
-        }
-        i += 1;
-    }
-    out
+}
+
+/// glibc's `inet_ntop(AF_INET6, …)`.
+#[cfg(test)]
+fn ntop6(a: Ipv6Addr) -> String {
+    let mut t = AddrText::new();
+    t.push_v6(a);
+    t.as_str().to_string()
 }
 
 #[cfg(test)]

@@ -151,8 +151,10 @@ pub fn field_matches(f: &Failure, name: &str, want: &str) -> bool {
 }
 
 fn describe(f: &Failure) -> String {
-    let mut parts =
-        vec![format!("host={:?}", f.ip.map(|i| i.to_string()).or_else(|| f.fid.clone()).unwrap_or_default())];
+    let mut parts = vec![format!(
+        "host={:?}",
+        f.ip.map(|i| i.to_string()).or_else(|| f.fid.as_deref().map(String::from)).unwrap_or_default()
+    )];
     parts.extend(
         f.fields
             .iter()

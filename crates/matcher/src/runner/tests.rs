@@ -679,20 +679,39 @@ fn line_bookkeeping_of_a_multi_line_match() {
 #[test]
 fn addresses_format_like_fail2ban() {
     assert_eq!(ip_addr("192.0.2.1", Cidr::V4).0, "192.0.2.1");
-    assert_eq!(ip_addr("192.0.2.01", Cidr::V4), ("192.0.2.01".to_string(), None));
+    assert_eq!(ip_addr("192.0.2.01", Cidr::V4), (Fid::new("192.0.2.01"), None));
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(32)).0, "192.0.2.1");
     assert_eq!(ip_addr("192.0.2.1", Cidr::Len(0)).0, "0.0.0.0");
     assert_eq!(ip_addr("2001:db8::1", Cidr::Len(64)).0, "2001:db8::/64");
     for w in [0u16, 1, 9, 0xa, 0xf, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff] {
-        let mut s = String::new();
-        push_hex(&mut s, w);
-        assert_eq!(s, format!("{w:x}"));
+        let mut t = AddrText::new();
+        t.push_hex(w);
+        assert_eq!(t.as_str(), format!("{w:x}"));
     }
     for b in 0..=255u8 {
-        let mut s = String::new();
-        push_dec(&mut s, b);
-        assert_eq!(s, b.to_string());
+        let mut t = AddrText::new();
+        t.push_dec(b);
+        assert_eq!(t.as_str(), b.to_string());
     }
+    for p in [0u32, 1, 9, 10, 99, 100, 128, 4096, u32::MAX] {
+        let mut t = AddrText::new();
+        t.push_prefix(p);
+        assert_eq!(t.as_str(), format!("/{p}"));
+    }
+    for a in ["0.0.0.0", "1.2.3.4", "10.0.100.255", "255.255.255.255"] {
+        let a: Ipv4Addr = a.parse().unwrap();
+        let mut t = AddrText::new();
+        t.push_v4(a);
+        assert_eq!(t.as_str(), a.to_string());
+    }
+    // the longest texts fit
+    assert_eq!(ip_addr("::ffff:255.255.255.255", Cidr::V6).0, "255.255.255.255");
+    assert_eq!(
+        ip_addr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Cidr::Len(127)).0,
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"
+    );
+    assert_eq!(ip_addr("::255.255.255.255", Cidr::Len(127)).0, "::255.255.255.254/127");
+    assert_eq!(ip_addr("192.0.2.77", Cidr::Len(26)).0, "192.0.2.64/26");
     assert_eq!(ntop6("::1".parse().unwrap()), "::1");
     assert_eq!(ntop6("::".parse().unwrap()), "::");
     assert_eq!(ntop6("1::".parse().unwrap()), "1::");
@@ -1160,6 +1179,77 @@ fn parse_v4_is_std() {
     }
 }
 
+/// The hand-written IPv6 and either-family parsers accept exactly what
+/// std's do, with the same value.
+#[test]
+fn parse_v6_and_parse_ip_are_std() {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+    let mut cases: Vec<String> = [
+        "",
+        ":",
+        "::",
+        ":::",
+        "::1",
+        "1::",
+        "1::2",
+        "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7:8:9",
+        "1:2:3:4:5:6:7::",
+        "::2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7:8::",
+        "1::2::3",
+        "2001:db8::1",
+        "2001:DB8::A:b",
+        "2001:db8:0:0:1:0:0:1",
+        "12345::1",
+        "1:12345::",
+        "01234::",
+        "0000:0000::0",
+        "::ffff:192.0.2.1",
+        "::ffff:192.0.2.01",
+        "::ffff:192.0.2.256",
+        "::192.0.2.1",
+        "1:2:3:4:5:6:1.2.3.4",
+        "1:2:3:4:5:6:7:1.2.3.4",
+        "1:2:3:4:5::1.2.3.4",
+        "1:2:3:4:5:6::1.2.3.4",
+        "1.2.3.4::",
+        "1.2.3.4:1::",
+        "::1.2.3.4:1",
+        "::1.2.3.4567",
+        "::1.2.3.456",
+        "::1.2.3.4.",
+        "::1.2.3",
+        "1:2:3:4:5:6:7:8 ",
+        " ::1",
+        "::g",
+        "fe80::1%eth0",
+        "[::1]",
+        "::٤",
+        "1.2.3.4",
+        "01.2.3.4",
+        "1.2.3.4:80",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let alphabet =
+        ["0", "1", "a", "F", "ffff", "1234", "12345", ":", ":", "::", ".", "1.2.3.4", "255", "256", "g", " ", "00"];
+    for _ in 0..300_000 {
+        let n = next(12);
+        cases.push((0..n).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect());
+    }
+    let (mut v6, mut v4) = (0, 0);
+    for c in &cases {
+        assert_eq!(parse_v6(c), c.parse::<Ipv6Addr>().ok(), "{c:?}");
+        assert_eq!(parse_ip(c), c.parse::<IpAddr>().ok(), "{c:?}");
+        v6 += usize::from(parse_v6(c).is_some());
+        v4 += usize::from(parse_v4(c).is_some());
+    }
+    // both kinds are exercised
+    assert!(v6 > 2000 && v4 > 50, "{v6} {v4}");
+}
+
 #[test]
 fn dispatch_head_word_is_starts_with() {
     // the word-wise prefix test of `Dispatch` against `starts_with`, on
@@ -1182,4 +1272,135 @@ fn dispatch_head_word_is_starts_with() {
         assert_eq!(Head::of_prefix(&p).starts(head_word(&t), &t, &p), want, "text {t:?} prefix {p:?}");
     }
     assert!(tried[0] > 1000 && tried[1] > 1000, "both answers tried: {tried:?}");
+}
+
+/// A failure id reads, compares, hashes and prints as its text, whether
+/// held inline or on the heap.
+#[test]
+fn fid_is_its_text() {
+    use std::hash::{BuildHasher, RandomState};
+    let long = "x".repeat(Fid::INLINE + 1);
+    let edge = "y".repeat(Fid::INLINE);
+    for t in ["", "192.0.2.7", "2001:db8::/64", "é", long.as_str(), edge.as_str()] {
+        let f = Fid::new(t);
+        assert_eq!(&*f, t);
+        assert_eq!(f.as_str(), t);
+        assert_eq!(f, t);
+        assert_eq!(f, Fid::from(t.to_string()));
+        assert_eq!(String::from(f.clone()), t);
+        assert_eq!(format!("{f:?}"), format!("{t:?}"));
+        assert_eq!(format!("{f}"), t);
+        let h = RandomState::new();
+        assert_eq!(h.hash_one(&f), h.hash_one(t));
+        assert_eq!(Some(f).as_deref(), Some(t));
+    }
+    assert!(Fid::new("a") < Fid::new("b"));
+    assert_eq!(format!("{:?}", Some(Fid::new("1.2.3.4"))), format!("{:?}", Some("1.2.3.4")));
+}
+
+/// The slot set against a plain set, past the first word.
+#[test]
+fn bits_are_a_set() {
+    use std::collections::BTreeSet;
+    let mut next = xorshift(0x0bad_cafe_f00d_beefu64);
+    for n in [0usize, 1, 63, 64, 65, 128, 130, 200] {
+        let (mut a, mut b) = (Bits::new(n), Bits::new(n));
+        let (mut ma, mut mb) = (BTreeSet::new(), BTreeSet::new());
+        for _ in 0..4000 {
+            let k = next(n.max(1) as u64) as usize;
+            match next(6) {
+                0 | 1 if n > 0 => {
+                    a.insert(k);
+                    ma.insert(k);
+                }
+                2 => {
+                    a.remove(k);
+                    ma.remove(&k);
+                }
+                3 if next(20) == 0 => {
+                    a.clear();
+                    ma.clear();
+                }
+                4 if next(10) == 0 => {
+                    b.copy_from(&a);
+                    mb = ma.clone();
+                }
+                _ => {}
+            }
+            assert_eq!(a.has(k), ma.contains(&k), "n {n} k {k}");
+            let mut got = Vec::new();
+            a.each(|i| got.push(i));
+            assert_eq!(got, ma.iter().copied().collect::<Vec<_>>(), "n {n}");
+            let mut got = Vec::new();
+            b.each(|i| got.push(i));
+            assert_eq!(got, mb.iter().copied().collect::<Vec<_>>(), "n {n}");
+        }
+    }
+}
+
+/// A filter with more group names than fit one word of slots.
+#[test]
+fn many_group_names() {
+    let groups: String = (0..80).map(|i| format!("(?P<g{i}>\\w)")).collect();
+    let line: String = (0..80).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let s = spec(&[&format!("^x {groups} from <HOST>$")]);
+    let mut r = runner(&s, false);
+    for _ in 0..3 {
+        let res = r.process_line_at(&format!("x {line} from 192.0.2.5"), now());
+        let f = real(&res);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].fid.as_deref(), Some("192.0.2.5"));
+        for i in 0..80 {
+            let want = char::from(b'a' + (i % 26) as u8).to_string();
+            assert_eq!(f[0].fields.get(format!("g{i}").as_str()), Some(&one(&want)), "g{i}");
+        }
+    }
+}
+
+/// A helper match that leaves the mlfid cache is dropped without merging
+/// (`discard_helpers`): the same failures and the same cache as merging it,
+/// on random sessions with helpers that forget (with and without a user,
+/// a second user, after pending failures, after gained ones).
+#[test]
+fn forgetting_helpers_unmerged_equal_merged() {
+    let mut next = xorshift(0x51ed_2701_a3c4_9b8du64);
+    let mut s = conn_filter();
+    s.failregex
+        .push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>bye</F-MLFFORGET></F-NOFAIL>(?: user <F-USER>\S+</F-USER>)?$"));
+    s.failregex.push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>gone</F-MLFFORGET></F-NOFAIL> <F-USER>\S*</F-USER>$"));
+    s.failregex.push(Spanned::new(r"^pending <F-USER>\S+</F-USER>$"));
+    let users = ["root", "bob", "", "amy"];
+    let render = |f: &Failure| {
+        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+    };
+    let mut skipped = 0usize;
+    for check_all in [false, true] {
+        let mut merging = runner(&s, check_all);
+        merging.state.discard_helpers = false;
+        let mut fast = runner(&s, check_all);
+        let mut t = now();
+        for step in 0..20_000 {
+            t = t.saturating_add(Duration::from_secs(if next(80) == 0 { 400 } else { next(3) as i64 }));
+            let id = next(40);
+            let u = users[next(4) as usize];
+            let line = match next(10) {
+                0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
+                2 => format!("conn {id}: auth failed for {u}x"),
+                3 => format!("conn {id}: pam failure ruser={u} user={}y", users[next(4) as usize]),
+                4 => format!("conn {id}: accepted for {u}z"),
+                5 => format!("conn {id}: bye"),
+                6 => format!("conn {id}: bye user {u}x"),
+                7 => format!("conn {id}: gone {u}"),
+                8 => format!("conn {id}: pending {u}p"),
+                _ => format!("conn {id}: closed"),
+            };
+            let want: Vec<String> = merging.process_line_at(&line, t).failures.iter().map(render).collect();
+            let before = fast.state.cache.len();
+            let got: Vec<String> = fast.process_line_at(&line, t).failures.iter().map(render).collect();
+            assert_eq!(got, want, "check_all {check_all}, step {step}: {line}");
+            assert_eq!(fast.state.cache.len(), merging.state.cache.len(), "step {step}: {line}");
+            skipped += usize::from(!check_all && want.is_empty() && fast.state.cache.len() < before);
+        }
+    }
+    assert!(skipped > 1000, "fast path exercised: {skipped}");
 }
