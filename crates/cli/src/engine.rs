@@ -14,6 +14,16 @@ use crate::report::RuleCounters;
 use crate::ruleset::{RuleSet, Window};
 use crate::timectx::fmt_time;
 
+/// The key of the detector's and decider's map hasher (HashDoS: addresses
+/// and captured values are attacker-chosen): drawn from the OS once per
+/// process (std's `RandomState` keys come from the OS), the same for every
+/// pipeline of the process. Nothing the pipelines output depends on it.
+pub fn hash_seed() -> u64 {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5374_6164_7477_6163_u64))
+}
+
 fn window_spec(w: &Window) -> WindowSpec {
     match w {
         Window::Fail2ban { maxretry, findtime } => WindowSpec::Fail2ban { maxretry: *maxretry, findtime: *findtime },
@@ -42,7 +52,8 @@ pub fn detector(rules: &RuleSet, policy: &PolicyArgs) -> Result<Detector, Vec<Di
     if policy.max_keys == 0 {
         return Err(vec![Diagnostic::error("C004", "--max-keys must be at least 1")]);
     }
-    Ok(Detector::new(specs, DetectorOptions { max_keys: policy.max_keys, ..DetectorOptions::default() }))
+    let opts = DetectorOptions { max_keys: policy.max_keys, hash_seed: hash_seed(), ..DetectorOptions::default() };
+    Ok(Detector::new(specs, opts))
 }
 
 pub fn decider(rules: &RuleSet, args: &PolicyArgs) -> Result<Decider, Vec<Diagnostic>> {
@@ -86,7 +97,7 @@ pub fn decider(rules: &RuleSet, args: &PolicyArgs) -> Result<Decider, Vec<Diagno
         return Err(diags);
     }
     let bantimes = rules.rules.iter().map(|r| r.bantime).collect();
-    Ok(Decider::new(policy).with_rule_bantimes(bantimes))
+    Ok(Decider::new(policy).with_hash_seed(hash_seed()).with_rule_bantimes(bantimes))
 }
 
 /// How many failures one match counts for. fail2ban's filter always adds a

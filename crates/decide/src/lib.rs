@@ -70,6 +70,12 @@
 //! One `Decider` keeps one ban list for all rules it is given (bans are per
 //! address, like a firewall set); use one `Decider` per fail2ban jail when
 //! jails must be separate.
+//!
+//! The ban list and the ban history are keyed by attacker-chosen addresses
+//! and values, so they hash with detect's keyed [`KeyHasher`] (HashDoS); the
+//! caller supplies the seed ([`Decider::with_hash_seed`]; the binary draws a
+//! random one, tests use a fixed one). Nothing the decider outputs depends on
+//! the seed: [`Decider::bans`] and [`Decider::history`] are sorted.
 
 mod allowlist;
 mod increment;
@@ -77,13 +83,12 @@ mod restore;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap, FxHasher};
 use serde::Serialize;
 use stadtwache_core::{Diagnostic, Duration, Key, RuleId, Timestamp};
-use stadtwache_detect::{Trigger, WindowSummary};
+use stadtwache_detect::{KeyHasher, KeyMap, Trigger, WindowSummary, key_hasher};
 
 pub use allowlist::{AllowEntry, Allowlist, canonical_ip};
 pub use increment::{BanIncrement, DEFAULT_FORMULA, IncrementCalc, parse_multipliers};
@@ -354,8 +359,8 @@ pub struct Decider {
     policy: Policy,
     rule_bantime: Vec<Option<Duration>>,
     store_reasons: bool,
-    bans: FxHashMap<Target, BanRecord>,
-    history: FxHashMap<Target, History>,
+    bans: KeyMap<Target, BanRecord>,
+    history: KeyMap<Target, History>,
     heap: ExpiryQueue,
     pending: Vec<Unban>,
     generation: u64,
@@ -413,10 +418,16 @@ impl ExpiryQueue {
     }
 }
 
-fn salt(t: &Target) -> u64 {
-    let mut h = FxHasher::default();
-    t.hash(&mut h);
-    h.finish()
+/// The per-key input of `bantime.rndtime`'s random part
+/// ([`BanIncrement::calc`]): a hash of the ban target keyed by the increment's
+/// own `rnd_seed` — not by the maps' hash seed, so that ban times do not
+/// depend on it (0 without `rnd_seed`, where it is not used).
+fn salt(t: &Target, rnd_seed: Option<u64>) -> u64 {
+    rnd_seed.map_or(0, |seed| key_hasher(seed).hash_one(t))
+}
+
+fn maps_with(hasher: &KeyHasher) -> (KeyMap<Target, BanRecord>, KeyMap<Target, History>) {
+    (KeyMap::with_hasher(hasher.clone()), KeyMap::with_hasher(hasher.clone()))
 }
 
 impl Decider {
@@ -427,12 +438,13 @@ impl Decider {
         if policy.validate().is_err() {
             policy.ipv6_prefix = None;
         }
+        let (bans, history) = maps_with(&key_hasher(0));
         Decider {
             policy,
             rule_bantime: Vec::new(),
             store_reasons: true,
-            bans: FxHashMap::default(),
-            history: FxHashMap::default(),
+            bans,
+            history,
             heap: ExpiryQueue::default(),
             pending: Vec::new(),
             generation: 0,
@@ -443,6 +455,17 @@ impl Decider {
     pub fn try_new(policy: Policy) -> Result<Self, PolicyError> {
         policy.validate()?;
         Ok(Decider::new(policy))
+    }
+
+    /// Keys the hasher of the ban list and the ban history with `seed` (see
+    /// the crate docs; the default is 0). A daemon must pass a secret random
+    /// value. Entries already present are kept (rehashed).
+    pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        let (mut bans, mut history) = maps_with(&key_hasher(seed));
+        bans.extend(self.bans.drain());
+        history.extend(self.history.drain());
+        (self.bans, self.history) = (bans, history);
+        self
     }
 
     /// Per-rule base ban times (indexed by [`RuleId`]; `None` = the policy's).
@@ -633,7 +656,7 @@ impl Decider {
         let mut duration = (!permanent).then_some(base);
         if let Some(inc) = &self.policy.increment {
             if base.0 > 0 && previous > 0 {
-                let calc = inc.calc(base, previous, salt(&t));
+                let calc = inc.calc(base, previous, salt(&t, inc.rnd_seed));
                 duration = Some(calc.result);
                 step!(Step::Increment(calc));
             } else {
@@ -767,9 +790,11 @@ impl Decider {
         }
     }
 
-    /// Active bans at `now`, in no particular order.
+    /// Active bans at `now`, in `(key, prefix)` order (not the map's order,
+    /// which depends on the hash seed).
     pub fn bans(&self, now: Timestamp) -> Vec<BanInfo> {
-        self.bans
+        let mut out: Vec<BanInfo> = self
+            .bans
             .iter()
             .filter(|(_, r)| r.until.is_none_or(|u| now <= u))
             .map(|(t, r)| BanInfo {
@@ -782,7 +807,9 @@ impl Decider {
                 simulated: r.simulated,
                 reason: r.reason.as_deref().cloned(),
             })
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| (&a.key, a.prefix).cmp(&(&b.key, b.prefix)));
+        out
     }
 }
 

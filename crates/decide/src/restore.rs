@@ -141,9 +141,12 @@ impl Decider {
         st
     }
 
-    /// The ban history of every target, in no particular order (what
-    /// [`Decider::restore_history`] takes).
+    /// The ban history of every target, in `(key, prefix)` order (what
+    /// [`Decider::restore_history`] takes; not the map's order, which depends
+    /// on the hash seed).
     pub fn history(&self) -> Vec<(Key, Option<u8>, History)> {
-        self.history.iter().map(|(t, h)| (t.0.clone(), t.1, *h)).collect()
+        let mut out: Vec<_> = self.history.iter().map(|(t, h)| (t.0.clone(), t.1, *h)).collect();
+        out.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
     }
 }

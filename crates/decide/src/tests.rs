@@ -884,3 +884,69 @@ fn decide_unexplained_decides_as_decide() {
         }
     }
 }
+
+// ---- keyed hashing (HashDoS) ------------------------------------------------
+
+#[test]
+fn ban_maps_hash_with_the_callers_seed() {
+    use std::hash::BuildHasher;
+    let t: Target = (ip("2001:db8::1"), Some(64));
+    let a = Decider::new(policy(100)).with_hash_seed(1);
+    let b = Decider::new(policy(100)).with_hash_seed(2);
+    let a2 = Decider::new(policy(100)).with_hash_seed(1);
+    assert_eq!(a.bans.hasher().hash_one(&t), a2.bans.hasher().hash_one(&t), "same seed, same hash");
+    assert_ne!(a.bans.hasher().hash_one(&t), b.bans.hasher().hash_one(&t), "another seed, another hash");
+    assert_ne!(a.history.hasher().hash_one(&t), b.history.hasher().hash_one(&t));
+    assert_eq!(a.history.hasher().hash_one(&t), key_hasher(1).hash_one(&t));
+    // Reseeding keeps what is there.
+    let mut c = Decider::new(policy(100));
+    c.decide(&trig(&ip("192.0.2.1"), 10), secs(10));
+    let c = c.with_hash_seed(7);
+    assert_eq!(c.bans(secs(10)).len(), 1);
+    assert_eq!(c.history().len(), 1);
+    assert_eq!(c.bans.hasher().hash_one(&t), key_hasher(7).hash_one(&t));
+}
+
+/// The same triggers through deciders with different hash seeds: the same
+/// decisions (ban times with `rndtime` included: the salt is keyed by
+/// `rnd_seed`, not the hash seed), unbans, ban list and history, in the same
+/// order.
+#[test]
+fn outputs_do_not_depend_on_the_hash_seed() {
+    let inc = BanIncrement {
+        rndtime: Some(Duration::from_secs(60)),
+        rnd_seed: Some(11),
+        ..BanIncrement::from_fail2ban(Some("1"), None, None, Some("100000"), None).unwrap()
+    };
+    let policy =
+        Policy { bantime: Duration::from_secs(100), increment: Some(inc), ipv6_prefix: Some(64), ..Policy::default() };
+    let run = |seed: u64| {
+        let mut d = Decider::new(policy.clone()).with_hash_seed(seed);
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut out = Vec::new();
+        for i in 0..3000i64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let key = match rng % 3 {
+                0 => ip(&format!("2001:db8:{:x}::{:x}", rng % 11, (rng >> 8) % 5)),
+                1 => ip(&format!("::ffff:10.1.0.{}", (rng >> 8) % 50)),
+                _ => ip(&format!("10.1.{}.{}", (rng >> 8) % 3, (rng >> 16) % 40)),
+            };
+            let now = secs(i * 7);
+            out.push(format!("{:?}", d.expire(now)));
+            out.push(format!("{:?}", d.decide(&trig(&key, i * 7 - (rng >> 24) as i64 % 50), now)));
+            if i % 100 == 0 {
+                out.push(format!("{:?}", d.bans(now)));
+                out.push(format!("{:?}", d.history()));
+            }
+        }
+        out
+    };
+    let (a, b) = (run(1), run(0x0123_4567_89ab_cdef));
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "output {i}");
+    }
+    assert!(a.iter().any(|s| s.contains("random: Duration(") && !s.contains("random: Duration(0)")), "rndtime used");
+}

@@ -127,13 +127,41 @@
 //! exactly as an uninterrupted one: an address whose failures straddle a
 //! `kill -9` is still banned. The [`persist`] module docs describe the
 //! daemon's side step by step, with measured record sizes.
+//!
+//! # Keyed hashing (HashDoS)
+//!
+//! Keys are attacker-controlled (an IPv6 attacker picks 64 bits of the
+//! address; user names; any captured field), so every map keyed by them
+//! hashes with [`KeyHasher`], foldhash keyed by
+//! [`DetectorOptions::hash_seed`]: without the seed, colliding keys cannot be
+//! crafted offline. The crate draws no randomness itself: the binary passes a
+//! random seed (tests a fixed one), and no output depends on it (listings are
+//! sorted, never in map order).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use stadtwache_core::{Duration, Event, Key, RuleId, Timestamp};
+
+/// The hasher of every map keyed by observed data (see the crate docs,
+/// "Keyed hashing"): foldhash with a caller-supplied seed. Not a MAC — it
+/// only keeps an attacker who does not know the seed from choosing keys that
+/// share a probe sequence.
+pub type KeyHasher = foldhash::fast::FixedState;
+
+/// A map keyed by observed data, hashed with [`KeyHasher`].
+pub type KeyMap<K, V> = HashMap<K, V, KeyHasher>;
+
+/// A set of observed data, hashed with [`KeyHasher`].
+pub type KeySet<K> = HashSet<K, KeyHasher>;
+
+/// The [`KeyHasher`] for `seed`: the same seed hashes the same, another seed
+/// differently.
+#[inline]
+pub fn key_hasher(seed: u64) -> KeyHasher {
+    foldhash::fast::FixedState::with_seed(seed)
+}
 
 /// How a rule turns events into triggers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -228,11 +256,15 @@ pub struct DetectorOptions {
     pub max_keys: usize,
     /// Maximum number of line numbers kept as evidence per trigger.
     pub evidence_cap: usize,
+    /// The key of the maps' hasher ([`key_hasher`]). A daemon must pass a
+    /// secret random value (HashDoS); the default, 0, is for tests and tools.
+    /// Nothing the detector outputs depends on it.
+    pub hash_seed: u64,
 }
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        DetectorOptions { max_keys: 100_000, evidence_cap: 16 }
+        DetectorOptions { max_keys: 100_000, evidence_cap: 16, hash_seed: 0 }
     }
 }
 
@@ -411,7 +443,7 @@ const DEAD_KEY: Key = Key::Ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFI
 #[derive(Debug)]
 pub struct Detector {
     specs: Vec<WindowSpec>,
-    maps: Vec<FxHashMap<Key, u32>>,
+    maps: Vec<KeyMap<Key, u32>>,
     /// Per rule (used for `Fail2ban` rules only).
     svc: Vec<Svc>,
     slots: Vec<Slot>,
@@ -475,7 +507,7 @@ fn push_capped(buf: &mut VecDeque<u64>, cap: usize, line: u64) {
 impl Detector {
     pub fn new(specs: Vec<WindowSpec>, opts: DetectorOptions) -> Self {
         let opts = DetectorOptions { max_keys: opts.max_keys.clamp(1, (NIL - 1) as usize), ..opts };
-        let maps = specs.iter().map(|_| FxHashMap::default()).collect();
+        let maps = specs.iter().map(|_| KeyMap::with_hasher(key_hasher(opts.hash_seed))).collect();
         let svc = specs.iter().map(|_| Svc::default()).collect();
         let mut d = Detector {
             specs,

@@ -68,7 +68,6 @@
 //! by a restore to the newest restored time) and its counters
 //! ([`DetectStats`], which start from zero except `tracked_keys`).
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 
 use super::*;
@@ -208,7 +207,8 @@ impl Detector {
             }
         }
         if !removed.is_empty() {
-            let mut seen: FxHashSet<(u32, Key)> = out.iter().map(|r| (r.rule.0, r.key.clone())).collect();
+            let mut seen = KeySet::with_hasher(key_hasher(self.opts.hash_seed));
+            seen.extend(out.iter().map(|r| (r.rule.0, r.key.clone())));
             for (rule, key) in removed {
                 if seen.insert((rule, key.clone())) {
                     out.push(WindowRecord { rule: RuleId(rule), key, state: None });
@@ -238,7 +238,9 @@ impl Detector {
         out
     }
 
-    /// Every tracked pair's window (e.g. to rewrite a scope from scratch).
+    /// Every tracked pair's window (e.g. to rewrite a scope from scratch),
+    /// in `(rule, key)` order (not the maps' order, which depends on the
+    /// hash seed).
     pub fn export_all(&self) -> Vec<(RuleId, Key, SavedWindow)> {
         let mut out = Vec::with_capacity(self.stats.tracked_keys);
         for (r, m) in self.maps.iter().enumerate() {
@@ -248,6 +250,7 @@ impl Detector {
                 }
             }
         }
+        out.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         out
     }
 
@@ -272,7 +275,7 @@ impl Detector {
     pub fn restore(&mut self, records: impl IntoIterator<Item = (RuleId, Key, SavedWindow)>) -> RestoreStats {
         let mut st = RestoreStats::default();
         let mut order: Vec<(u32, Key, SavedWindow)> = Vec::new();
-        let mut index: FxHashMap<(u32, Key), usize> = FxHashMap::default();
+        let mut index: KeyMap<(u32, Key), usize> = KeyMap::with_hasher(key_hasher(self.opts.hash_seed));
         for (rule, key, w) in records {
             let Some(spec) = self.specs.get(rule.0 as usize) else {
                 st.unknown_rule += 1;

@@ -194,7 +194,7 @@ proptest! {
     ) {
         let ops = ops_of(&raw);
         let split = ((ops.len() as f64) * split_at) as usize;
-        let opts = DetectorOptions { max_keys, evidence_cap };
+        let opts = DetectorOptions { max_keys, evidence_cap, ..DetectorOptions::default() };
         let new = || Detector::new(specs(), opts).with_change_tracking();
 
         let mut a = new();

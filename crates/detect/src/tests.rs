@@ -1,4 +1,5 @@
 use super::*;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 fn ip(s: &str) -> Key {
@@ -371,7 +372,7 @@ mod prop {
                 WindowSpec::Fail2ban { maxretry: 1000, findtime: Duration::from_secs(100) },
             ];
             let fts = [30i64, 100];
-            let mut d = Detector::new(specs, DetectorOptions { max_keys, evidence_cap: 2 });
+            let mut d = Detector::new(specs, DetectorOptions { max_keys, evidence_cap: 2, ..DetectorOptions::default() });
             let keys: Vec<Key> = (0..24).map(|k| Key::Text(Arc::from(format!("k{k}")))).collect();
             for (n, &(op, rule, k, t)) in ops.iter().enumerate() {
                 let key = &keys[k as usize];
@@ -761,5 +762,75 @@ fn persist_rule(d: &Detector, r: u32) -> SavedRule {
     SavedRule {
         v: SAVED_VERSION,
         last_service: (d.svc[r as usize].last_run != i64::MIN).then_some(Timestamp(d.svc[r as usize].last_run)),
+    }
+}
+
+// ---- keyed hashing (HashDoS) ------------------------------------------------
+
+#[test]
+fn maps_hash_with_the_callers_seed() {
+    let keys = [ip("2001:db8::1"), ip("192.0.2.7"), Key::Text(Arc::from("root"))];
+    for k in &keys {
+        assert_eq!(key_hasher(1).hash_one(k), key_hasher(1).hash_one(k), "{k}: same seed, same hash");
+        assert_ne!(key_hasher(1).hash_one(k), key_hasher(2).hash_one(k), "{k}: another seed, another hash");
+    }
+    // Bucket hashes of keys an attacker varies in the low bits differ between
+    // seeds (what decides the probe start in a hashbrown table).
+    let bucket = |seed: u64, k: &Key| key_hasher(seed).hash_one(k) & 0xffff;
+    let v6 = |i: u16| ip(&format!("2001:db8::{i:x}"));
+    assert!((0..64).any(|i| bucket(1, &v6(i)) != bucket(2, &v6(i))));
+    // The detector's maps use the seed from its options.
+    let spec = vec![WindowSpec::Fail2ban { maxretry: 3, findtime: Duration::from_secs(600) }];
+    let d1 = Detector::new(spec.clone(), DetectorOptions { hash_seed: 1, ..DetectorOptions::default() });
+    let d2 = Detector::new(spec, DetectorOptions { hash_seed: 2, ..DetectorOptions::default() });
+    for k in &keys {
+        assert_eq!(d1.maps[0].hasher().hash_one(k), key_hasher(1).hash_one(k));
+        assert_eq!(d2.maps[0].hasher().hash_one(k), key_hasher(2).hash_one(k));
+    }
+}
+
+#[test]
+fn outputs_do_not_depend_on_the_hash_seed() {
+    let specs = vec![
+        WindowSpec::Fail2ban { maxretry: 3, findtime: Duration::from_secs(600) },
+        WindowSpec::Count { threshold: 4, window: Duration::from_secs(300) },
+    ];
+    let run = |seed: u64| {
+        let opts = DetectorOptions { max_keys: 150, hash_seed: seed, ..DetectorOptions::default() };
+        let mut d = Detector::new(specs.clone(), opts).with_change_tracking();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut out = Vec::new();
+        for n in 0..4000u64 {
+            let r = rng.next();
+            let key =
+                if r % 3 == 0 { ip(&format!("2001:db8::{:x}", r % 200)) } else { ip(&format!("10.0.0.{}", r % 97)) };
+            let t = n as f64 * 2.0;
+            d.service(Timestamp::from_secs_f64(t));
+            out.push(format!("{:?}", d.observe(&ev((r >> 8) as u32 % 2, &key, t, 1, n))));
+            if n % 500 == 0 {
+                out.push(format!("{:?}", d.take_dirty()));
+            }
+        }
+        out.push(format!("{:?}", d.export_all()));
+        out.push(format!("{:?}", d.take_dirty()));
+        out.push(format!("{:?}", d.stats()));
+        out
+    };
+    let (a, b) = (run(1), run(0xdead_beef_cafe_f00d));
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "output {i}");
+    }
+    assert!(a.iter().any(|s| s.starts_with("Some(")), "some triggers");
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
 }
