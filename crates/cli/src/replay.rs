@@ -16,7 +16,7 @@ use stadtwache_core::{Diagnostic, Event, Key, RuleId};
 use stadtwache_datetime::TimeContext;
 use stadtwache_decide::{Decider, Decision};
 use stadtwache_detect::{Detector, Trigger};
-use stadtwache_match::{Failure, FieldValue, FilterRunner, RunOptions};
+use stadtwache_match::{DateKey, DateMatch, Dater, Failure, FieldValue, FilterRunner, RunOptions};
 
 use crate::report::{self, RuleCounters, RunStats};
 use crate::ruleset::{self, KeySel, Rule, RuleSet};
@@ -103,6 +103,13 @@ impl Observer for Fanout<'_> {
 pub struct Pipeline {
     pub rules: RuleSet,
     runners: Vec<FilterRunner>,
+    /// One date state per date configuration: a line's date is found once
+    /// and handed to every runner of that configuration.
+    daters: Vec<Dater>,
+    /// Index into `daters` per runner.
+    dater_of: Vec<usize>,
+    /// The current line's date per dater.
+    dates: Vec<Option<DateMatch>>,
     detector: Detector,
     decider: Decider,
     ctx: TimeContext,
@@ -128,6 +135,21 @@ impl Pipeline {
     pub fn new(rules: RuleSet, policy: &PolicyArgs, ctx: TimeContext) -> Result<Pipeline, Vec<Diagnostic>> {
         let runners =
             rules.rules.iter().map(|r| FilterRunner::new(Arc::clone(&r.filter), RunOptions::default())).collect();
+        let mut keys: Vec<&DateKey> = Vec::new();
+        let mut daters = Vec::new();
+        let mut dater_of = Vec::with_capacity(rules.rules.len());
+        for r in &rules.rules {
+            let key = r.filter.date_key();
+            match keys.iter().position(|k| *k == key) {
+                Some(i) => dater_of.push(i),
+                None => {
+                    dater_of.push(keys.len());
+                    keys.push(key);
+                    daters.push(r.filter.dater());
+                }
+            }
+        }
+        let dates = vec![None; daters.len()];
         let detector = crate::engine::detector(&rules, policy)?;
         let decider = crate::engine::decider(&rules, policy)?;
         let stats =
@@ -137,6 +159,9 @@ impl Pipeline {
         Ok(Pipeline {
             rules,
             runners,
+            daters,
+            dater_of,
+            dates,
             detector,
             decider,
             ctx,
@@ -185,10 +210,15 @@ impl Pipeline {
         let mut matched = false;
         let mut ignored = false;
         let mut dated = false;
+        if time.is_none() {
+            for (dater, date) in self.daters.iter_mut().zip(&mut self.dates) {
+                *date = dater.find(text, &self.ctx);
+            }
+        }
         for (ri, runner) in self.runners.iter_mut().enumerate() {
             let res = match time {
                 Some(t) => runner.process_line_at(text, t),
-                None => runner.process_line(text, &self.ctx),
+                None => runner.process_line_dated(text, self.dates[self.dater_of[ri]], &self.ctx),
             };
             // The pipeline's clock: the newest log time seen in this input,
             // kept across undated lines (lines are not strictly ordered; a ban

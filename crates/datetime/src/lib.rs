@@ -137,7 +137,23 @@ pub struct DateMatch {
 #[derive(Debug)]
 pub struct DateDetector {
     templates: Vec<Template>,
+    /// Built on demand: see [`DateDetector::template_set`].
+    set: std::sync::OnceLock<Option<TemplateSet>>,
 }
+
+/// One search for which templates' regexes match a line anywhere: a
+/// template whose regex (or the regex it is a subset of) has no match in the
+/// line cannot match it, so fail2ban's loop over all templates may skip it.
+#[derive(Debug)]
+struct TemplateSet {
+    set: regex::RegexSet,
+    /// per template: its pattern in `set`, or None (always tried)
+    index: Vec<Option<usize>>,
+}
+
+/// The full template loop runs this often before [`TemplateSet`] is built
+/// (most logs settle on one template at once).
+const SET_AFTER_LOOPS: u32 = 16;
 
 /// The year `%ExY` is built around, from the system clock (fail2ban builds
 /// its `%ExY` regex from `datetime.now()` at start-up the same way).
@@ -203,7 +219,7 @@ impl DateDetector {
     /// The default template list with `%ExY` built around `year` (fail2ban
     /// accepts the years 2000 .. the end of the decade of `year + 3`).
     pub fn fail2ban_default_for_year(year: i64) -> DateDetector {
-        DateDetector { templates: default_all(&Build::for_year(year).lazy()) }
+        DateDetector { templates: default_all(&Build::for_year(year).lazy()), set: std::sync::OnceLock::new() }
     }
 
     /// A filter's `datepattern` (after config interpolation, so `%%` is
@@ -250,12 +266,33 @@ impl DateDetector {
             // fail2ban falls back to the default templates
             bld.templates = default_all(&b.lazy());
         }
-        Ok(DateDetector { templates: bld.templates })
+        Ok(DateDetector { templates: bld.templates, set: std::sync::OnceLock::new() })
     }
 
     /// Names of the templates, in their initial order (diagnostics).
     pub fn template_names(&self) -> Vec<String> {
         self.templates.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// The [`TemplateSet`] of all templates with a regex (None when the
+    /// set does not build, e.g. too large: then every template is tried).
+    fn template_set(&self) -> Option<&TemplateSet> {
+        self.set
+            .get_or_init(|| {
+                let mut pats = Vec::new();
+                let index = self
+                    .templates
+                    .iter()
+                    .map(|t| {
+                        let r = t.prefilter()?;
+                        pats.push(r.as_str().to_string());
+                        Some(pats.len() - 1)
+                    })
+                    .collect();
+                let set = regex::RegexSetBuilder::new(&pats).size_limit(1 << 24).build().ok()?;
+                Some(TemplateSet { set, index })
+            })
+            .as_ref()
     }
 
     pub fn scanner(self: &Arc<Self>) -> DateScanner {
@@ -268,6 +305,8 @@ impl DateDetector {
             last_end: (0x7fff_ffff, None, None),
             last_idx: usize::MAX,
             first_unused: 0,
+            loops: 0,
+            set_on: true,
             zc: ZoneCache::default(),
             memo: None,
             memo_on: true,
@@ -299,6 +338,10 @@ pub struct DateScanner {
     last_end: (i64, Option<char>, Option<char>),
     last_idx: usize,
     first_unused: usize,
+    /// how often the full template loop ran (up to [`SET_AFTER_LOOPS`])
+    loops: u32,
+    /// skip templates the [`TemplateSet`] rules out (off: tests compare)
+    set_on: bool,
     zc: ZoneCache,
     /// the last fast-path hit, reused while lines start with the same bytes
     memo: Option<Memo>,
@@ -635,6 +678,13 @@ impl DateScanner {
         }
 
         if winner.is_none() {
+            // which templates can match anywhere in the line (None: all)
+            let can = if self.set_on && self.loops >= SET_AFTER_LOOPS {
+                self.detector.template_set().map(|s| (s, s.set.matches(line)))
+            } else {
+                self.loops += 1;
+                None
+            };
             let mut i = 0;
             while i < n {
                 if i == ignore {
@@ -643,6 +693,13 @@ impl DateScanner {
                 }
                 let ti = self.order[i].t;
                 let t = &templates[ti];
+                if let Some((s, m)) = &can
+                    && let Some(k) = s.index[ti]
+                    && !m.matched(k)
+                {
+                    i += 1;
+                    continue;
+                }
                 if let Some(h) = t.match_date(line, 0, len) {
                     self.ever_hit[ti] = true;
                     let distance = h.s0 as i64;
@@ -809,6 +866,57 @@ impl DateScanner {
 #[cfg(test)]
 mod memo_tests {
     use super::*;
+
+    /// Skipping the templates the [`TemplateSet`] rules out against trying
+    /// every template: dates of many formats that move in the line (prefixes
+    /// of varying length), lines with two dates, dates that are no valid
+    /// date, lines without one; default templates and a `datepattern` list.
+    #[test]
+    fn template_set_skips_change_nothing() {
+        let dets = [
+            Arc::new(DateDetector::fail2ban_default_for_year(2026)),
+            Arc::new(DateDetector::from_datepattern_for_year("%Y-%m-%d %H:%M:%S\n%d/%b/%Y:%H:%M:%S", 2026).unwrap()),
+        ];
+        let dates = [
+            "[02/Mar/2026:00:00:{s} +0000]",
+            "2026-03-02 00:00:{s}",
+            "Mar  2 00:00:{s}",
+            "2026-03-02T00:00:{s}.123+01:00",
+            "02/03/2026 00:00:{s}",
+            "Mon Mar 02 00:00:{s} 2026",
+            "@4000000069a4d1{s}00000000",
+            "17724096{s}.5",
+            "2026-02-30 00:00:{s}",
+            "no date here {s}",
+            "00:00:{s}",
+            "Mar 02, 2026 12:00:{s} AM",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let ctx = TimeContext { now: Timestamp::from_secs(1_772_409_600), tz: TimeZone::UTC };
+        for det in &dets {
+            let mut a = det.scanner();
+            let mut b = det.scanner();
+            b.set_on = false;
+            for i in 0..4000 {
+                let d = dates[rnd(if i < 1000 { 2 } else { dates.len() as u64 }) as usize]
+                    .replace("{s}", &format!("{:02}", rnd(60)));
+                let pre = "1.2.3.4 - - ".repeat(rnd(3) as usize) + &"9".repeat(rnd(4) as usize);
+                let l = match rnd(5) {
+                    0 => format!("{d} host x[1]: from {pre}"),
+                    1 => format!("{pre} {d} \"GET / HTTP/1.1\" 404 {}", dates[rnd(3) as usize].replace("{s}", "07")),
+                    _ => format!("{pre} {d} \"GET / HTTP/1.1\" 404 153"),
+                };
+                assert_eq!(a.find_match(&l, &ctx), b.find_match(&l, &ctx), "line {i}: {l:?}");
+            }
+            assert!(a.loops >= SET_AFTER_LOOPS && matches!(det.set.get(), Some(Some(_))));
+        }
+    }
 
     /// The time of a syslog line whose date differs from the last one's in
     /// the seconds only, moved on from the last time, against the scanner

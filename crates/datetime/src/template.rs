@@ -531,7 +531,7 @@ impl Template {
     }
 
     /// A `regex` matching wherever this template can match.
-    fn prefilter(&self) -> Option<&regex::Regex> {
+    pub(crate) fn prefilter(&self) -> Option<&regex::Regex> {
         match self.re.get() {
             Re::Plain(r) | Re::Fancy(_, Some(r)) => Some(r),
             _ => None,

@@ -32,8 +32,10 @@ use std::collections::btree_map;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
+pub use runner::{DateKey, Dater};
 use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Spanned, Timestamp};
+pub use stadtwache_datetime::DateMatch;
 use stadtwache_datetime::TimeContext;
 
 /// A filter in source form, whichever format it was written in.
@@ -119,6 +121,17 @@ impl CompiledFilter {
     }
 
     /// The multi-line buffer size (`maxlines`).
+    /// The filter's date configuration (`datepattern`, `logtimezone`):
+    /// runners of filters with equal keys may share one [`Dater`].
+    pub fn date_key(&self) -> &DateKey {
+        &self.parts.date_key
+    }
+
+    /// A fresh date state for this filter's date configuration.
+    pub fn dater(&self) -> Dater {
+        runner::Dater::new(self)
+    }
+
     pub fn maxlines(&self) -> usize {
         self.parts.maxlines()
     }
@@ -472,6 +485,15 @@ impl FilterRunner {
     /// date detection, as fail2ban's systemd backend.
     pub fn process_line_at(&mut self, line: &str, time: Timestamp) -> LineResult {
         runner::process_line_at(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, time)
+    }
+
+    /// Process a line whose date a shared [`Dater`] of the same date
+    /// configuration ([`CompiledFilter::date_key`]) has found: `hit` is its
+    /// [`Dater::find`] on this `line` with this `ctx`. The same result as
+    /// [`FilterRunner::process_line`], when every line of the stream goes
+    /// through the dater once, in order.
+    pub fn process_line_dated(&mut self, line: &str, hit: Option<DateMatch>, ctx: &TimeContext) -> LineResult {
+        runner::process_line_dated(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, hit, ctx.now)
     }
 
     pub fn stats(&self) -> &MatchStats {

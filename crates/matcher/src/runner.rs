@@ -45,7 +45,7 @@ use std::sync::{Arc, OnceLock};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
-use stadtwache_datetime::{DateDetector, DateScanner, TimeContext, TimeZone};
+use stadtwache_datetime::{DateDetector, DateMatch, DateScanner, TimeContext, TimeZone};
 
 use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, first_newline};
 use crate::{
@@ -779,11 +779,24 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
         p.assign_slots(&mut slots);
     }
     let pref_linear = prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear);
-    let parts = Parts { prefregex, pref_linear, failregex, ignoreregex, maxlines, detector, logtz, prefilter, slots };
+    let date_key = DateKey {
+        datepattern: spec.datepattern.as_ref().map(|d| d.text.clone()),
+        logtz: spec.logtimezone.clone().filter(|tz| !tz.trim().is_empty()),
+    };
+    let parts =
+        Parts { prefregex, pref_linear, failregex, ignoreregex, maxlines, detector, date_key, logtz, prefilter, slots };
     Ok(Compiled {
         filter: CompiledFilter { name: spec.name.clone(), failregex_src: spec.failregex.clone(), parts },
         warnings,
     })
+}
+
+/// A filter's date configuration: filters with equal keys find the same
+/// date on the same line with the same date state (see [`Dater`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DateKey {
+    datepattern: Option<String>,
+    logtz: Option<String>,
 }
 
 /// Everything compiled, behind `CompiledFilter`.
@@ -798,6 +811,8 @@ pub(crate) struct Parts {
     maxlines: usize,
     /// The `datepattern` detector; None: fail2ban's default templates.
     detector: Option<Arc<DateDetector>>,
+    /// What `detector` and `logtz` were built from.
+    pub(crate) date_key: DateKey,
     logtz: Option<TimeZone>,
     prefilter: Prefilter,
     /// The group names of prefregex and failregexes, by slot.
@@ -1629,10 +1644,8 @@ enum Cur {
 /// Per-stream state behind `FilterRunner`.
 #[derive(Debug)]
 pub(crate) struct State {
-    /// Created on the first line that needs date detection.
-    scanner: Option<DateScanner>,
-    /// `TimeContext` with the filter's `logtimezone`, `now` updated per line.
-    tz_ctx: Option<TimeContext>,
+    /// The runner's own date state (unused when a shared one hands in dates).
+    dater: Dater,
     /// fail2ban's `__lastDate`.
     last_date: Option<Timestamp>,
     /// fail2ban's `__lineBuffer` (maxlines > 1 only).
@@ -1665,8 +1678,7 @@ impl State {
     pub(crate) fn new(f: &CompiledFilter) -> State {
         let p = &f.parts;
         State {
-            scanner: None,
-            tz_ctx: p.logtz.as_ref().map(|tz| TimeContext { now: Timestamp(0), tz: tz.clone() }),
+            dater: Dater::new(f),
             last_date: None,
             lines: Vec::new(),
             hay: String::new(),
@@ -1697,19 +1709,62 @@ pub(crate) fn process_line(
     line: &str,
     ctx: &TimeContext,
 ) -> LineResult {
-    stats.lines += 1;
-    let now = ctx.now;
-    let scanner = st.scanner.get_or_insert_with(|| match &f.parts.detector {
-        Some(d) => d.scanner(),
-        None => default_detector().scanner(),
-    });
-    let hit = match &mut st.tz_ctx {
-        Some(c) => {
-            c.now = now;
-            scanner.find_match(line, c)
+    let hit = st.dater.find(line, ctx);
+    process_line_dated(f, opts, st, stats, line, hit, ctx.now)
+}
+
+/// The date state of one date configuration (`datepattern`, `logtimezone`):
+/// fail2ban's `DateDetector` of a filter, with its "last used template"
+/// memory. Runners whose filters share the configuration may share one.
+#[derive(Debug)]
+pub struct Dater {
+    /// None: fail2ban's default templates.
+    detector: Option<Arc<DateDetector>>,
+    /// Created on the first line that needs date detection.
+    scanner: Option<DateScanner>,
+    /// `TimeContext` with the filter's `logtimezone`, `now` updated per line.
+    tz_ctx: Option<TimeContext>,
+}
+
+impl Dater {
+    pub(crate) fn new(f: &CompiledFilter) -> Dater {
+        let p = &f.parts;
+        Dater {
+            detector: p.detector.clone(),
+            scanner: None,
+            tz_ctx: p.logtz.as_ref().map(|tz| TimeContext { now: Timestamp(0), tz: tz.clone() }),
         }
-        None => scanner.find_match(line, ctx),
-    };
+    }
+
+    /// fail2ban's `findDate` on `line` (the scanner's memory moves on).
+    pub fn find(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
+        let detector = &self.detector;
+        let scanner = self.scanner.get_or_insert_with(|| match detector {
+            Some(d) => d.scanner(),
+            None => default_detector().scanner(),
+        });
+        match &mut self.tz_ctx {
+            Some(c) => {
+                c.now = ctx.now;
+                scanner.find_match(line, c)
+            }
+            None => scanner.find_match(line, ctx),
+        }
+    }
+}
+
+/// `processLine` after the date search: `hit` is what a [`Dater`] of the
+/// filter's date configuration found on `line` (`now`: the context's clock).
+pub(crate) fn process_line_dated(
+    f: &CompiledFilter,
+    opts: &RunOptions,
+    st: &mut State,
+    stats: &mut MatchStats,
+    line: &str,
+    hit: Option<DateMatch>,
+    now: Timestamp,
+) -> LineResult {
+    stats.lines += 1;
     let hit = hit.filter(|h| {
         h.start <= h.end && h.end <= line.len() && line.is_char_boundary(h.start) && line.is_char_boundary(h.end)
     });

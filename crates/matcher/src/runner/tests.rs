@@ -1404,3 +1404,79 @@ fn forgetting_helpers_unmerged_equal_merged() {
     }
     assert!(skipped > 1000, "fast path exercised: {skipped}");
 }
+
+/// A date found once per line by a shared [`Dater`] and handed to every
+/// runner of the same date configuration gives what each runner finding its
+/// own date gives: lines whose date moves (addresses of varying length in
+/// front of it), changes format, is missing or is no valid date, with two
+/// filters on the default templates, one with a `datepattern` and one with a
+/// `logtimezone`.
+#[test]
+fn shared_dates_give_the_same_results_as_own_dates() {
+    let mut dp = spec(&["from <HOST>"]);
+    dp.datepattern = Some(Spanned::new("%Y-%m-%d %H:%M:%S"));
+    let mut tz = spec(&["from <HOST>", "^<HOST> - -"]);
+    tz.logtimezone = Some("UTC+0200".into());
+    let specs = [spec(&["^<HOST> - -"]), spec(&["fail(?:ed password for \\S+)? from <HOST>"]), dp, tz];
+    let filters: Vec<Arc<CompiledFilter>> = specs.iter().map(compiled).collect();
+    let mut own: Vec<FilterRunner> =
+        filters.iter().map(|f| FilterRunner::new(Arc::clone(f), RunOptions::default())).collect();
+    let mut shared: Vec<FilterRunner> =
+        filters.iter().map(|f| FilterRunner::new(Arc::clone(f), RunOptions::default())).collect();
+    let mut keys: Vec<&DateKey> = Vec::new();
+    let mut daters = Vec::new();
+    let mut dater_of = Vec::new();
+    for f in &filters {
+        match keys.iter().position(|k| *k == f.date_key()) {
+            Some(i) => dater_of.push(i),
+            None => {
+                dater_of.push(keys.len());
+                keys.push(f.date_key());
+                daters.push(f.dater());
+            }
+        }
+    }
+    assert_eq!(dater_of, [0, 0, 1, 2]);
+
+    let mut rnd = xorshift(0x5eed_da7e);
+    let mut ctx = TimeContext::fail2ban_test();
+    let mut dates = vec![None; daters.len()];
+    let (mut found, mut moved, mut last_at) = (0, 0, usize::MAX);
+    for i in 0..3000u64 {
+        let ip = match rnd(4) {
+            0 => format!("10.0.0.{}", rnd(256)),
+            1 => format!("192.168.{}.{}", rnd(256), rnd(256)),
+            2 => format!("2001:db8::{:x}", rnd(0x10000)),
+            _ => format!("{}.{}.{}.{}", rnd(256), rnd(256), rnd(256), rnd(256)),
+        };
+        let (m, s) = (rnd(60), rnd(60));
+        let line = match rnd(12) {
+            0..=4 => format!("{ip} - - [14/Aug/2005:11:{m:02}:{s:02} +0200] \"GET /wp-login.php HTTP/1.1\" 404 153"),
+            5 | 6 => format!("Aug 14 11:{m:02}:{s:02} host sshd[42]: Failed password for root from {ip} port 22"),
+            7 => format!("2005-08-14 11:{m:02}:{s:02} fail from {ip}"),
+            8 => format!("fail from {ip} and no date at all"),
+            9 => format!("2005-02-30 11:{m:02}:{s:02} fail from {ip}"),
+            10 => format!("{ip} - - [14/Aug/2005:11:{m:02}:{s:02}] short form from {ip}"),
+            _ => format!("[{ip}] 14/08/2005 11:{m:02}:{s:02} fail from {ip}"),
+        };
+        ctx.now = Timestamp::from_secs(NOW + (i as i64) / 10);
+        for (d, date) in daters.iter_mut().zip(&mut dates) {
+            *date = d.find(&line, &ctx);
+        }
+        if let Some(h) = dates[0] {
+            found += 1;
+            moved += usize::from(h.start != last_at);
+            last_at = h.start;
+        }
+        for (ri, (o, s)) in own.iter_mut().zip(&mut shared).enumerate() {
+            let want = o.process_line(&line, &ctx);
+            let got = s.process_line_dated(&line, dates[dater_of[ri]], &ctx);
+            assert_eq!(got, want, "runner {ri}, line {i}: {line}");
+        }
+    }
+    assert!(found > 2000 && moved > 1000, "found {found}, moved {moved}");
+    for (o, s) in own.iter().zip(&shared) {
+        assert_eq!(o.stats(), s.stats());
+        assert!(o.stats().no_date > 0);
+    }
+}
