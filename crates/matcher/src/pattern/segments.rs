@@ -52,7 +52,10 @@ enum Fast {
     /// the class, the run of class bytes is the only way to match; else
     /// (`scan`) the text is searched in the run, backwards when greedy.
     /// (The table covers every byte, none from 128 on: no range check.)
-    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
+    /// `stop`: the ASCII bytes not in the class when they are at most three
+    /// (`[^:]`, `.`): the run ends at the first of them (memchr), as on an
+    /// ASCII haystack no other byte ends it.
+    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool, stop: Option<Stop> },
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
@@ -64,6 +67,42 @@ enum Fast {
     /// [`Step`]).
     /// `ascii`: only valid on ASCII haystacks (it has class runs).
     Steps { steps: Vec<Step>, ascii: bool },
+}
+
+/// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
+/// lacks: on an ASCII haystack a run ends at the first of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stop {
+    n: u8,
+    bytes: [u8; 3],
+}
+
+impl Stop {
+    /// The class's ASCII complement, if it has at most three bytes.
+    fn of(class: &[bool; 256]) -> Option<Stop> {
+        let mut bytes = [0u8; 3];
+        let mut n = 0;
+        for c in 0..128u8 {
+            if !class[usize::from(c)] {
+                *bytes.get_mut(n)? = c;
+                n += 1;
+            }
+        }
+        Some(Stop { n: n as u8, bytes })
+    }
+
+    /// Where the first stop byte is in `h` (its length: none).
+    #[inline]
+    fn find(self, h: &[u8]) -> usize {
+        let [a, b, c] = self.bytes;
+        match self.n {
+            0 => None,
+            1 => memchr::memchr(a, h),
+            2 => memchr::memchr2(a, b, h),
+            _ => memchr::memchr3(a, b, c, h),
+        }
+        .unwrap_or(h.len())
+    }
 }
 
 /// Does `b` hold `t` at `p`? Short texts: a loop beats a call to memcmp.
@@ -85,12 +124,17 @@ fn class_run(
     lazy: bool,
     tail: &[u8],
     scan: bool,
+    stop: Option<Stop>,
 ) -> Option<usize> {
     if pos > b.len() {
         return None;
     }
     let lim = b.len().min(pos.saturating_add(max));
-    let run = b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos);
+    let run = match stop {
+        // (only used on ASCII haystacks: no byte from 128 on)
+        Some(stop) => stop.find(&b[pos..lim]),
+        None => b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos),
+    };
     if run < min {
         return None;
     }
@@ -164,8 +208,8 @@ impl Fast {
                 }
                 Some(p)
             }
-            Fast::Run { class, min, max, lazy, tail, scan } => {
-                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan)
+            Fast::Run { class, min, max, lazy, tail, scan, stop } => {
+                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan, *stop)
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
@@ -268,7 +312,9 @@ fn fast_special(
         let tail = text_of(&text)?;
         let class = class256(cls, names, aopts)?;
         let scan = tail.as_bytes().first().is_some_and(|&b| class[b as usize]);
+        let stop = Stop::of(&class);
         return Some(Fast::Run {
+            stop,
             class,
             min: *min as usize,
             max: max.map_or(usize::MAX, |m| m as usize),
@@ -2046,6 +2092,19 @@ mod tests {
             r".+?ab",
             r".{2,}ab",
             r"[a-c]{1,}cc",
+            // classes that lack at most three ASCII bytes (`stop`: memchr)
+            r"[^:]+ from ",
+            r"[^:]+? from ",
+            r"[^:]{2,5}a",
+            r"[^:,]+,",
+            r"[^:,]*?a",
+            r"[^:,;]+;",
+            r"[^:,;]{0,3}",
+            r"[^\n]+b",
+            r".+ab",
+            r".*",
+            r"[\s\S]+b",
+            r"[\s\S]{1,4}?a",
         ];
         let hays = [
             "",
@@ -2079,16 +2138,33 @@ mod tests {
             "\u{e9}abcab",
             "ab\u{e9}ab",
             "a\u{e9}:a: ",
+            "root from 1.2.3.4 port 22 ssh2",
+            "a from b: from c",
+            "a,b;c:d from ,; from ",
+            "ab\nab from \n from ab",
         ];
+        // and random haystacks of the bytes the patterns care about
+        let mut rng = xorshift(0x5eed_c1a5);
+        let alphabet = b"ab:,; \nfromx";
+        let random: Vec<String> = (0..300)
+            .map(|_| {
+                let len = rng(24) as usize;
+                (0..len).map(|_| char::from(alphabet[rng(alphabet.len() as u64) as usize])).collect()
+            })
+            .collect();
         let mut compared = 0;
+        let mut stops = 0;
         for src in pats {
             let (fast, re) = piece_as(src, |nodes, names| fast_special(nodes, &[], None, names, AOPTS));
-            let Some(fast @ Fast::Run { .. }) = fast else { panic!("{src}: {fast:?}") };
-            for hay in hays.iter().filter(|h| h.is_ascii()) {
-                compared += ends_equal(src, &fast, &re, hay);
+            let Some(fast @ Fast::Run { stop, .. }) = fast else { panic!("{src}: {fast:?}") };
+            stops += usize::from(stop.is_some());
+            for hay in hays.iter().map(|h| h.to_string()).chain(random.iter().cloned()).filter(|h| h.is_ascii()) {
+                compared += ends_equal(src, &fast, &re, &hay);
             }
         }
-        assert!(compared > 2_000, "{compared}");
+        assert!(compared > 20_000, "{compared}");
+        // the memchr end of a run is exercised (`[^:]`, `[^:,]`, `[^:,;]`, `.`, all ASCII)
+        assert!(stops >= 12, "{stops}");
     }
 
     /// The guard's byte table says exactly what its 128-bit set says, for
