@@ -317,6 +317,23 @@ fn build_fancy(pat: &str, backtrack_limit: usize) -> Result<fancy_regex::Regex, 
         .map_err(|e| e.to_string())
 }
 
+/// The literal T of each `(?:(?!T).)*` (greedy or lazy) in `n`.
+fn avoid_lits(n: &pyre::Node, out: &mut Vec<Vec<char>>) {
+    use pyre::Node;
+    match n {
+        Node::Repeat { node, min: 0, max: None, .. } if linearize::avoid_body(node).is_some() => {
+            out.extend(linearize::avoid_body(node));
+        }
+        Node::Cat(v) | Node::Alt(v) => v.iter().for_each(|c| avoid_lits(c, out)),
+        Node::Group { node, .. } | Node::Repeat { node, .. } | Node::Look { node, .. } => avoid_lits(node, out),
+        Node::Cond { yes, no, .. } => {
+            avoid_lits(yes, out);
+            avoid_lits(no, out);
+        }
+        _ => {}
+    }
+}
+
 /// Index of the first `\n` in `b` (its length: none). Eight bytes at a time:
 /// haystacks are short lines, where this beats a call to `memchr`.
 #[inline]
@@ -512,7 +529,12 @@ impl Pattern {
         let mut seg_src = if backtracking {
             None
         } else {
-            segments::SegmentsSrc::new(&node, &cnames, prefix, eo(false, false, false, false))
+            // the avoid idioms `linearize` may have rewritten (see `free_tail`)
+            let mut avoid = Vec::new();
+            if linearized {
+                avoid_lits(&orig_node, &mut avoid);
+            }
+            segments::SegmentsSrc::new_with(&node, &cnames, prefix, eo(false, false, false, false), &avoid)
         };
         // the chain reports the original groups itself (no copying per match)
         if let (Some(src), Some(map)) = (seg_src.as_mut(), &remap)

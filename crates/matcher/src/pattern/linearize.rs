@@ -340,7 +340,7 @@ struct Follow {
 }
 
 /// `LIT` when `n` is the body `(?!LIT).` (`.` without DOTALL).
-fn avoid_body(n: &Node) -> Option<Vec<char>> {
+pub(super) fn avoid_body(n: &Node) -> Option<Vec<char>> {
     let n = match n {
         Node::Group { kind: GroupKind::NonCapture, node } => node,
         other => other,
@@ -430,7 +430,7 @@ fn alt2(a: Option<Node>, b: Node) -> Node {
 /// Text without newline that never completes `lit` (`before_lit` = false),
 /// or that, followed by `lit`, completes it first at the very end.
 #[allow(clippy::needless_range_loop)] // state-elimination over a matrix
-fn kmp_language(lit: &[char], before_lit: bool) -> Option<Node> {
+pub(super) fn kmp_language(lit: &[char], before_lit: bool) -> Option<Node> {
     let m = lit.len();
     let (s, fin) = (m, m + 1);
     let n = m + 2;

@@ -52,7 +52,10 @@ enum Fast {
     /// the class, the run of class bytes is the only way to match; else
     /// (`scan`) the text is searched in the run, backwards when greedy.
     /// (The table covers every byte, none from 128 on: no range check.)
-    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool },
+    /// `stop`: the ASCII bytes not in the class when they are at most three
+    /// (`[^:]`, `.`): the run ends at the first of them (memchr), as on an
+    /// ASCII haystack no other byte ends it.
+    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool, stop: Option<Stop> },
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
@@ -64,6 +67,42 @@ enum Fast {
     /// [`Step`]).
     /// `ascii`: only valid on ASCII haystacks (it has class runs).
     Steps { steps: Vec<Step>, ascii: bool },
+}
+
+/// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
+/// lacks: on an ASCII haystack a run ends at the first of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stop {
+    n: u8,
+    bytes: [u8; 3],
+}
+
+impl Stop {
+    /// The class's ASCII complement, if it has at most three bytes.
+    fn of(class: &[bool; 256]) -> Option<Stop> {
+        let mut bytes = [0u8; 3];
+        let mut n = 0;
+        for c in 0..128u8 {
+            if !class[usize::from(c)] {
+                *bytes.get_mut(n)? = c;
+                n += 1;
+            }
+        }
+        Some(Stop { n: n as u8, bytes })
+    }
+
+    /// Where the first stop byte is in `h` (its length: none).
+    #[inline]
+    fn find(self, h: &[u8]) -> usize {
+        let [a, b, c] = self.bytes;
+        match self.n {
+            0 => None,
+            1 => memchr::memchr(a, h),
+            2 => memchr::memchr2(a, b, h),
+            _ => memchr::memchr3(a, b, c, h),
+        }
+        .unwrap_or(h.len())
+    }
 }
 
 /// Does `b` hold `t` at `p`? Short texts: a loop beats a call to memcmp.
@@ -85,12 +124,17 @@ fn class_run(
     lazy: bool,
     tail: &[u8],
     scan: bool,
+    stop: Option<Stop>,
 ) -> Option<usize> {
     if pos > b.len() {
         return None;
     }
     let lim = b.len().min(pos.saturating_add(max));
-    let run = b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos);
+    let run = match stop {
+        // (only used on ASCII haystacks: no byte from 128 on)
+        Some(stop) => stop.find(&b[pos..lim]),
+        None => b[pos..lim].iter().position(|&c| !class[c as usize]).unwrap_or(lim - pos),
+    };
     if run < min {
         return None;
     }
@@ -164,8 +208,8 @@ impl Fast {
                 }
                 Some(p)
             }
-            Fast::Run { class, min, max, lazy, tail, scan } => {
-                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan)
+            Fast::Run { class, min, max, lazy, tail, scan, stop } => {
+                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan, *stop)
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
@@ -268,7 +312,9 @@ fn fast_special(
         let tail = text_of(&text)?;
         let class = class256(cls, names, aopts)?;
         let scan = tail.as_bytes().first().is_some_and(|&b| class[b as usize]);
+        let stop = Stop::of(&class);
         return Some(Fast::Run {
+            stop,
             class,
             min: *min as usize,
             max: max.map_or(usize::MAX, |m| m as usize),
@@ -1121,6 +1167,14 @@ struct Segment {
     whole: Option<usize>,
     /// `fast` is only valid on ASCII haystacks ([`Fast::ascii_only`]).
     fast_ascii: bool,
+    /// A segment without groups `P(?:(?!T).)*$` where P can match empty
+    /// ([`free_tail`]): T. When the haystack from the segment's start has
+    /// no `\n` but maybe a last byte `\n` (a runner's line), and no T
+    /// before that, it matches (P empty, then every char to the `\n` or
+    /// the end) and every match ends there (`.` does not take the `\n`,
+    /// and `$` holds before a final `\n` and at the end), so that is its
+    /// end; else the general search decides.
+    free: Option<Box<memchr::memmem::Finder<'static>>>,
     /// The anchored DFA of `cold.dfa` as a [`Walk`], built on first use
     /// (here, not behind `cold`: the general case's most frequent search).
     walk: OnceLock<Option<Box<Walk>>>,
@@ -1176,9 +1230,10 @@ pub(crate) struct Segments {
 enum PartSrc {
     /// Text, text for ASCII haystacks, whole group, groups, bytes of literal
     /// text after a whole group, fast kind.
-    /// Guard bytes and guard literals (`(?:X)?`).
+    /// Guard bytes and guard literals (`(?:X)?`). The text T of a segment
+    /// `P(?:(?!T).)*$` ([`free_tail`]).
     #[allow(clippy::type_complexity)]
-    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>, Vec<Box<[u8]>>),
+    Seg(String, String, Option<usize>, Vec<usize>, usize, Option<Fast>, Option<u128>, Vec<Box<[u8]>>, Option<String>),
     /// Each branch: text, text for ASCII haystacks, its chain; guard bytes
     /// and guard literals of the first branch (`(?:X)?` as `(?:X|)`).
     #[allow(clippy::type_complexity)]
@@ -1257,7 +1312,7 @@ impl SegmentsSrc {
         };
         for p in &mut self.parts {
             match p {
-                PartSrc::Seg(_, _, whole, groups, _, fast, _, _) => {
+                PartSrc::Seg(_, _, whole, groups, _, fast, _, _, _) => {
                     whole.as_mut().map_or(Some(()), m)?;
                     groups.iter_mut().try_for_each(m)?;
                     match fast {
@@ -1278,12 +1333,13 @@ impl SegmentsSrc {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             parts.push(match p {
-                PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits) => {
+                PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits, free) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
                     let dfa = (fast.is_none() && !needs_caps).then(|| atext.clone());
                     Part::Seg(Segment {
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
+                        free: free.as_ref().map(|t| Box::new(memchr::memmem::Finder::new(t.as_bytes()).into_owned())),
                         guard: guard.map(|set| Guard::new(set, guard_lits)),
                         whole: *whole,
                         groups: groups.clone().into(),
@@ -1359,16 +1415,36 @@ fn captures_in(n: &Node, out: &mut Vec<usize>) {
 
 impl SegmentsSrc {
     /// Segments for a linear pattern, or None when splitting does not help.
+    #[cfg(test)]
     pub(crate) fn new(node: &Node, names: &[Option<String>], prefix: &str, opts: EmitOpts) -> Option<SegmentsSrc> {
+        Self::new_with(node, names, prefix, opts, &[])
+    }
+
+    /// [`SegmentsSrc::new`] for a pattern whose `(?:(?!T).)*$` idioms (each
+    /// T in `avoid`) were rewritten by `linearize` into T's KMP language:
+    /// segments ending so are recognized ([`free_tail`]).
+    pub(crate) fn new_with(
+        node: &Node,
+        names: &[Option<String>],
+        prefix: &str,
+        opts: EmitOpts,
+        avoid: &[Vec<char>],
+    ) -> Option<SegmentsSrc> {
         let Node::Cat(children) = node else {
             return None;
         };
-        let src = Self::chain(children, names, prefix, opts);
+        let src = Self::chain(children, names, prefix, opts, avoid);
         (src.parts.len() >= 2).then_some(src)
     }
 
     /// The chain for a concatenation (possibly a single segment).
-    fn chain(children: &[Node], names: &[Option<String>], prefix: &str, opts: EmitOpts) -> SegmentsSrc {
+    fn chain(
+        children: &[Node],
+        names: &[Option<String>],
+        prefix: &str,
+        opts: EmitOpts,
+        avoid: &[Vec<char>],
+    ) -> SegmentsSrc {
         let aopts = EmitOpts { ascii_hay: true, ..opts };
         let mut flat: Vec<&Node> = Vec::with_capacity(children.len());
         fn splice<'n>(v: &'n [Node], out: &mut Vec<&'n Node>) {
@@ -1431,7 +1507,7 @@ impl SegmentsSrc {
                             Node::Cat(v) => v.as_slice(),
                             one => std::slice::from_ref(one),
                         };
-                        (text, atext, Self::chain(items, names, prefix, opts))
+                        (text, atext, Self::chain(items, names, prefix, opts, avoid))
                     })
                     .flat_map(|(text, atext, chain)| match chain.parts.as_slice() {
                         // a branch that is itself just an alternation (a
@@ -1563,7 +1639,7 @@ impl SegmentsSrc {
                 let mut xatext = format!("(?-u){prefix}");
                 emit::emit(x, names, aopts, &mut xatext);
                 let alt = vec![
-                    (xtext, xatext, Self::chain(items, names, prefix, opts)),
+                    (xtext, xatext, Self::chain(items, names, prefix, opts, avoid)),
                     // the empty branch: no parts, gets through anywhere
                     (
                         prefix.to_string(),
@@ -1574,7 +1650,11 @@ impl SegmentsSrc {
                 segs.push(PartSrc::Alt(alt, guard, guard_lits));
                 continue;
             }
-            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits));
+            // `P(?:(?!T).)*$` without groups: see `Segment::free`
+            let free = (prefix.is_empty() && whole.is_none() && groups.is_empty() && tail_nodes.is_empty())
+                .then(|| free_tail(&part, avoid))
+                .flatten();
+            segs.push(PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits, free));
         }
         SegmentsSrc { parts: segs, need, lead }
     }
@@ -1657,6 +1737,17 @@ impl Segments {
                             let Some(PartScratch::Seg { cache, caps, memo }) = s.parts.get_mut(i) else {
                                 return None;
                             };
+                            if let Some(t) = &seg.free {
+                                // the first `\n` from `pos` (the haystack's length: none)
+                                let n = match nl {
+                                    Some(n) if n >= pos => n,
+                                    _ => pos + memchr::memchr(b'\n', &b[pos..]).unwrap_or(b.len() - pos),
+                                };
+                                if n + 1 >= b.len() && t.find(&b[pos..n]).is_none() {
+                                    pos = n;
+                                    continue;
+                                }
+                            }
                             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
                             if seg.whole.is_none() && !seg.groups.is_empty() {
                                 let re = seg.cold.re.get()?;
@@ -1752,6 +1843,67 @@ impl Segments {
         }
         Some(pos)
     }
+}
+
+/// For a segment's nodes `P (?:(?!T).)* $` (greedy, `.` without DOTALL,
+/// T case-sensitive literal text without `\n`, `$` either kind) where P is
+/// items that each can match empty (repetitions from 0, empty), possibly inside
+/// non-capturing groups: T. (The caller checks that there are no groups
+/// and no global flags.) The idiom as written (`Node::Look`), or as
+/// `linearize` rewrote it for a T of `avoid` (T's KMP language: "text
+/// without newline or T", the same language).
+fn free_tail(part: &[&Node], avoid: &[Vec<char>]) -> Option<String> {
+    fn flat<'n>(n: &'n Node, out: &mut Vec<&'n Node>) {
+        match n {
+            Node::Cat(v) => v.iter().for_each(|c| flat(c, out)),
+            Node::Group { kind: GroupKind::NonCapture, node } => flat(node, out),
+            other => out.push(other),
+        }
+    }
+    fn bare(mut n: &Node) -> &Node {
+        while let Node::Group { kind: GroupKind::NonCapture, node } = n {
+            n = node;
+        }
+        n
+    }
+    let mut items = Vec::new();
+    part.iter().for_each(|n| flat(n, &mut items));
+    let [body @ .., Node::End { .. }] = items.as_slice() else {
+        return None;
+    };
+    let nullable = |pre: &[&Node]| pre.iter().all(|n| matches!(n, Node::Repeat { min: 0, .. } | Node::Empty));
+    // linearized: the items before `$` end with T's language, as built
+    for t in avoid.iter().filter(|t| !t.is_empty() && !t.contains(&'\n')) {
+        let Some(lang) = super::linearize::kmp_language(t, false) else { continue };
+        let mut l = Vec::new();
+        flat(&lang, &mut l);
+        if let Some(k) = body.len().checked_sub(l.len())
+            && body[k..] == l[..]
+            && nullable(&body[..k])
+        {
+            return Some(t.iter().collect());
+        }
+    }
+    let [pre @ .., Node::Repeat { node, min: 0, max: None, kind: RepKind::Greedy }] = body else {
+        return None;
+    };
+    if !nullable(pre) {
+        return None;
+    }
+    let Node::Cat(v) = bare(node) else { return None };
+    let [Node::Look { ahead: true, neg: true, node: look }, Node::Any { dotall: false }] = v.as_slice() else {
+        return None;
+    };
+    let mut lits = Vec::new();
+    flat(look, &mut lits);
+    let t: String = lits
+        .iter()
+        .map(|n| match n {
+            Node::Lit { c, icase: false } if *c != '\n' => Some(*c),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!t.is_empty()).then_some(t)
 }
 
 /// Literal text one of which every match of the concatenation `items`
@@ -2046,6 +2198,19 @@ mod tests {
             r".+?ab",
             r".{2,}ab",
             r"[a-c]{1,}cc",
+            // classes that lack at most three ASCII bytes (`stop`: memchr)
+            r"[^:]+ from ",
+            r"[^:]+? from ",
+            r"[^:]{2,5}a",
+            r"[^:,]+,",
+            r"[^:,]*?a",
+            r"[^:,;]+;",
+            r"[^:,;]{0,3}",
+            r"[^\n]+b",
+            r".+ab",
+            r".*",
+            r"[\s\S]+b",
+            r"[\s\S]{1,4}?a",
         ];
         let hays = [
             "",
@@ -2079,16 +2244,33 @@ mod tests {
             "\u{e9}abcab",
             "ab\u{e9}ab",
             "a\u{e9}:a: ",
+            "root from 1.2.3.4 port 22 ssh2",
+            "a from b: from c",
+            "a,b;c:d from ,; from ",
+            "ab\nab from \n from ab",
         ];
+        // and random haystacks of the bytes the patterns care about
+        let mut rng = xorshift(0x5eed_c1a5);
+        let alphabet = b"ab:,; \nfromx";
+        let random: Vec<String> = (0..300)
+            .map(|_| {
+                let len = rng(24) as usize;
+                (0..len).map(|_| char::from(alphabet[rng(alphabet.len() as u64) as usize])).collect()
+            })
+            .collect();
         let mut compared = 0;
+        let mut stops = 0;
         for src in pats {
             let (fast, re) = piece_as(src, |nodes, names| fast_special(nodes, &[], None, names, AOPTS));
-            let Some(fast @ Fast::Run { .. }) = fast else { panic!("{src}: {fast:?}") };
-            for hay in hays.iter().filter(|h| h.is_ascii()) {
-                compared += ends_equal(src, &fast, &re, hay);
+            let Some(fast @ Fast::Run { stop, .. }) = fast else { panic!("{src}: {fast:?}") };
+            stops += usize::from(stop.is_some());
+            for hay in hays.iter().map(|h| h.to_string()).chain(random.iter().cloned()).filter(|h| h.is_ascii()) {
+                compared += ends_equal(src, &fast, &re, &hay);
             }
         }
-        assert!(compared > 2_000, "{compared}");
+        assert!(compared > 20_000, "{compared}");
+        // the memchr end of a run is exercised (`[^:]`, `[^:,]`, `[^:,;]`, `.`, all ASCII)
+        assert!(stops >= 12, "{stops}");
     }
 
     /// The guard's byte table says exactly what its 128-bit set says, for
@@ -2621,6 +2803,70 @@ mod tests {
         assert!(fail_match > 150, "{fail_match}");
         assert!(leads > 20_000, "{leads}");
         assert!(compared > 5000, "{compared}");
+    }
+
+    /// A segment `P(?:(?!T).)*$` ends at the haystack's end without a search
+    /// when neither T nor `\n` follows its start (`Segment::free`): the
+    /// chain's end and groups are the full engine's, on every haystack.
+    #[test]
+    fn free_tail_equals_full_engine() {
+        let pats = [
+            r"\A(?P<h>\S+)(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?:(?:(?! from ).)*)$",
+            r"\A(?P<h>\S+)(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?:(?! from ).)*$",
+            r"\A(?P<a>a+)(?:x)?(?:(?!ab).)*$",
+            r"\A(?P<a>a+)(?:)(?:x)?(?:(?!ab).)*$",
+            r"\A(?P<a>\w)(?:\d)*(?:(?!o).)*$",
+            r"\A(?P<a>[^:]+) from (?P<b>\S+)(?: on \S+)*(?:(?!:).)*$",
+        ];
+        let pieces = [
+            "a", "b", "x", "ab", "on", " on ", " on x", " from ", "from", " port 22", " ssh2", ":", "\n", "\u{e9}", " ",
+        ];
+        let mut next = xorshift(0xf4ee_7a11);
+        let mut hays: Vec<String> =
+            ["", "a", "h port 22 ssh2", "h on from x", "h on x from y", "ab\n", "a:b from c on d"]
+                .map(String::from)
+                .into();
+        for _ in 0..2000 {
+            hays.push((0..next(9)).map(|_| pieces[next(pieces.len() as u64) as usize]).collect());
+        }
+        let (mut compared, mut frees) = (0, 0);
+        for src in pats {
+            let parsed = pyre::parse(src, true).unwrap();
+            // as `Pattern::compile`: the idiom rewritten by `linearize`
+            let lin = super::super::linearize::linearize(&parsed.node).unwrap_or_else(|| panic!("{src}"));
+            assert_eq!(lin.map, (0..parsed.names.len()).collect::<Vec<_>>(), "{src}");
+            let mut avoid = Vec::new();
+            super::super::avoid_lits(&parsed.node, &mut avoid);
+            let mut text = String::new();
+            emit::emit(&lin.node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let segs = SegmentsSrc::new_with(&lin.node, &parsed.names, "", OPTS, &avoid).unwrap().compile().unwrap();
+            let f = segs.parts.iter().filter(|p| matches!(p, Part::Seg(Segment { free: Some(_), .. }))).count();
+            frees += f;
+            let mut scratch = segs.scratch();
+            let mut caps = re.create_captures();
+            for hay in &hays {
+                for p in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+                    let hay = &hay[p..];
+                    for nl in [None, Some(crate::pattern::first_newline(hay.as_bytes()))] {
+                        let mut spans = vec![None; parsed.names.len()];
+                        let got = segs.run(hay, hay.is_ascii(), nl, 0, &mut scratch, &mut spans);
+                        re.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+                        let Some(end) = got else { continue };
+                        let m = caps.get_match().unwrap_or_else(|| panic!("{src:?} on {hay:?}: chain but no match"));
+                        assert_eq!(end, m.end(), "{src:?} on {hay:?}");
+                        for (g, span) in spans.iter().enumerate().skip(1) {
+                            let theirs = caps.get_group(g).map(|s| (s.start, s.end));
+                            assert_eq!(*span, theirs, "{src:?} on {hay:?}: group {g}");
+                        }
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        // each pattern's tail segment is recognized (the fast end is taken)
+        assert_eq!(frees, pats.len(), "{frees}");
+        assert!(compared > 10_000, "{compared}");
     }
 
     /// [`Walk::any`] (stop at the first match state) tells what the DFA's
