@@ -227,8 +227,13 @@ check "restart: attacker still in the set" wait_set 10.77.1.2
 check "restart: attacker still blocked on 22" no_tcp "$A" 10.77.1.1 22
 
 # --- drift repair ---------------------------------------------------------------
+# The daemon reconciles every second, so it could restore the set between the
+# flush and the check (a CI run once failed that way). It is paused with
+# SIGSTOP while the flush is checked, and resumed to repair it.
+kill -STOP "$DPID"
 in_s nft flush set inet stadtwache v4
 check "flush by hand empties the set" bash -c "! ip netns exec $S nft list set inet stadtwache v4 | grep -q 10.77.1.2"
+kill -CONT "$DPID"
 repaired=no
 for _ in $(seq 50); do in_set 10.77.1.2 && { repaired=yes; break; }; sleep 0.1; done
 check "reconciliation restores the flushed set" test "$repaired" = yes
