@@ -158,7 +158,8 @@ pub(crate) struct Pat {
 
 /// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
 const FAILURE_ID_PRESENTS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
-const FAILURE_ID_SLOTS: [u16; 5] = [S_FID, S_IP4, S_IP6, S_DNS, S_MLFID];
+/// `FAILURE_ID_PRESENTS` as a set of slots (all below 64).
+const FAILURE_ID_MASK: u64 = 1 << S_FID | 1 << S_IP4 | 1 << S_IP6 | 1 << S_DNS | 1 << S_MLFID;
 
 impl Pat {
     fn new(pat: Pattern) -> Pat {
@@ -263,7 +264,8 @@ impl Pat {
             }
         } else {
             self.fill_groups(caps, hay, None, tmp);
-            g.update(tmp);
+            // (`tmp` is filled anew before it is read again)
+            g.update_from(tmp);
         }
     }
 
@@ -367,7 +369,9 @@ pub(crate) struct Prefilter {
 /// literals). The others keep the literal search, on that text.
 #[derive(Debug)]
 pub(crate) struct Dispatch {
-    /// First byte of the text → (failregex, one of its prefixes).
+    /// First byte of the text → the prefixes with that first byte, each
+    /// once, with the failregexes it leads (a prefix that extends another
+    /// of the same failregex is left out: the shorter one decides).
     by_byte: Vec<Vec<Entry>>,
     /// Per failregex: one of these must occur in the text (empty: nothing
     /// to check beyond the prefix).
@@ -377,8 +381,8 @@ pub(crate) struct Dispatch {
     rest: Option<Prefilter>,
 }
 
-/// A [`Dispatch`] prefix: its failregex, its bytes, their [`Head`].
-type Entry = (u32, Box<[u8]>, Head);
+/// A [`Dispatch`] prefix: its bytes, their [`Head`], its failregexes.
+type Entry = (Box<[u8]>, Head, SmallVec<[u32; 2]>);
 
 impl Dispatch {
     /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
@@ -396,8 +400,26 @@ impl Dispatch {
                 .unwrap_or_default();
             match pre {
                 Some(set) if !set.is_empty() && set.iter().all(|p| !p.is_empty()) => {
-                    for p in set {
-                        by_byte[p[0] as usize].push((i as u32, p.clone().into_boxed_slice(), Head::of_prefix(p)));
+                    // "starts with one of `set`" is "starts with one of its
+                    // prefixes that extend no other of them"
+                    for (k, p) in set.iter().enumerate() {
+                        let extends = set
+                            .iter()
+                            .enumerate()
+                            .any(|(j, q)| j != k && p.starts_with(q) && (q.len() < p.len() || j < k));
+                        if extends {
+                            continue;
+                        }
+                        let list = &mut by_byte[p[0] as usize];
+                        match list.iter_mut().find(|e| *e.0 == p[..]) {
+                            Some(e) if e.2.contains(&(i as u32)) => {}
+                            Some(e) => e.2.push(i as u32),
+                            None => list.push((
+                                p.clone().into_boxed_slice(),
+                                Head::of_prefix(p),
+                                smallvec::smallvec![i as u32],
+                            )),
+                        }
                     }
                     // a prefix that holds a required literal proves it present
                     let implied =
@@ -423,19 +445,28 @@ impl Dispatch {
 
     /// Candidates for `text` into `bits` (cleared first); true if any.
     fn candidates(&self, text: &str, words: usize, bits: &mut Vec<u64>) -> bool {
-        bits.clear();
-        bits.resize(words, 0);
+        if bits.len() == words {
+            bits.fill(0);
+        } else {
+            bits.clear();
+            bits.resize(words, 0);
+        }
         let b = text.as_bytes();
         if let Some(&b0) = b.first() {
             let head = head_word(b);
-            for (i, p, h) in &self.by_byte[b0 as usize] {
-                let i = *i as usize;
-                if bit(bits, i) || !h.starts(head, b, p) {
+            for (p, h, regs) in &self.by_byte[b0 as usize] {
+                if !h.starts(head, b, p) {
                     continue;
                 }
-                let v = &self.verify[i];
-                if v.is_empty() || v.iter().any(|f| f.find(b).is_some()) {
-                    bits[i / 64] |= 1 << (i % 64);
+                for &i in regs {
+                    let i = i as usize;
+                    if bit(bits, i) {
+                        continue;
+                    }
+                    let v = &self.verify[i];
+                    if v.is_empty() || v.iter().any(|f| f.find(b).is_some()) {
+                        bits[i / 64] |= 1 << (i % 64);
+                    }
                 }
             }
         }
@@ -926,6 +957,20 @@ impl Cell {
     }
 }
 
+impl Cell {
+    /// [`assign`](Self::assign) by swapping the value's buffer with `src`
+    /// (whose value is then a leftover of `self`'s).
+    #[inline]
+    fn take_from(&mut self, src: &mut Cell) {
+        self.has = src.has;
+        match src.has {
+            Has::Str => std::mem::swap(&mut self.s, &mut src.s),
+            Has::Tuple => std::mem::swap(&mut self.t, &mut src.t),
+            Has::Absent | Has::Null => {}
+        }
+    }
+}
+
 impl Clone for Cell {
     fn clone(&self) -> Cell {
         let mut c = Cell::new(self.name);
@@ -1065,6 +1110,21 @@ impl Groups {
         self.cells.get(usize::from(k)).and_then(Cell::get)
     }
 
+    /// Whether one of the slots of `mask` (slots below 64) is a key with a
+    /// value (not None): `any(get(k).is_some())` over them.
+    #[inline]
+    fn any_value(&self, mask: u64) -> bool {
+        let mut w = self.live.lo & mask;
+        while w != 0 {
+            let k = w.trailing_zeros() as usize;
+            if self.cells.get(k).is_some_and(|c| c.get().is_some()) {
+                return true;
+            }
+            w &= w - 1;
+        }
+        false
+    }
+
     #[inline]
     fn truthy(&self, k: u16) -> bool {
         self.get(k).is_some_and(ValRef::truthy)
@@ -1127,6 +1187,7 @@ impl Groups {
     }
 
     /// `dict.update(other)`: every key of `other` (None values too).
+    #[cfg(test)]
     fn update(&mut self, other: &Groups) {
         other.live.each(|i| {
             if let Some(c) = self.cells.get_mut(i) {
@@ -1136,14 +1197,34 @@ impl Groups {
         });
     }
 
-    /// [`update`](Self::update) with the keys of `other` that have a value.
-    fn update_values(&mut self, other: &Groups) {
+    /// [`update`](Self::update), the values moved: their buffers are
+    /// swapped, not copied (`other` keeps its keys and states, with values
+    /// left over from `self`: only for an `other` that is filled anew
+    /// before it is read again).
+    fn update_from(&mut self, other: &mut Groups) {
+        let (cells, live) = (&mut self.cells, &mut self.live);
+        let src = &mut other.cells;
         other.live.each(|i| {
-            let o = &other.cells[i];
+            if let (Some(c), Some(o)) = (cells.get_mut(i), src.get_mut(i)) {
+                c.take_from(o);
+                live.insert(i);
+            }
+        });
+    }
+
+    /// [`update`](Self::update) with the keys of `other` that have a value,
+    /// moved: their buffers are swapped, not copied (`other`'s cells keep
+    /// their keys and states, with values left over from `self`: only for
+    /// an `other` that is cleared or refilled before it is read again).
+    fn update_values_from(&mut self, other: &mut Groups) {
+        let (cells, live) = (&mut self.cells, &mut self.live);
+        let src = &mut other.cells;
+        other.live.each(|i| {
+            let Some(o) = src.get_mut(i) else { return };
             if matches!(o.has, Has::Str | Has::Tuple) {
-                if let Some(c) = self.cells.get_mut(i) {
-                    c.assign(o);
-                    self.live.insert(i);
+                if let Some(c) = cells.get_mut(i) {
+                    c.take_from(o);
+                    live.insert(i);
                 }
             }
         });
@@ -1370,10 +1451,15 @@ struct CacheEntry {
     data: Option<Arc<FailData>>,
 }
 
-/// The key's hash (the same for a lookup by text and for a stored entry).
+/// The key's hash (the same for a lookup by text and for a stored entry):
+/// [`Fnv`] over its bytes, without the `Hash` trait's terminator byte (one
+/// more word step) and the hasher plumbing.
+#[inline]
 fn key_hash(k: &str) -> u64 {
-    use std::hash::BuildHasher;
-    std::hash::BuildHasherDefault::<Fnv>::default().hash_one(k)
+    use std::hash::Hasher;
+    let mut h = Fnv::default();
+    h.write(k.as_bytes());
+    h.finish()
 }
 
 /// Failures kept for reuse: at most this many unused ones …
@@ -1470,7 +1556,22 @@ impl MlfidCache {
 
     /// `set` of a key that is not in the cache (its [`take`](Self::take)
     /// just gave None; `hash`: [`key_hash`] of `k`).
+    #[cfg(test)]
     fn set(&mut self, k: &str, hash: u64, d: Arc<FailData>, now: Timestamp) {
+        let key = self.key_of(ValRef::Str(k));
+        self.set_key(key, hash, d, now);
+    }
+
+    /// `v` as a key, in a buffer of a removed entry if there is one.
+    fn key_of(&mut self, v: ValRef<'_>) -> String {
+        let mut key = self.free_keys.pop().unwrap_or_default();
+        key.clear();
+        v.push_key(&mut key);
+        key
+    }
+
+    /// [`set`](Self::set) with the key made by [`key_of`](Self::key_of).
+    fn set_key(&mut self, key: String, hash: u64, d: Arc<FailData>, now: Timestamp) {
         if self.table.len() >= MLFID_MAX_COUNT {
             while let Some((seq, h)) = self.order.pop_front() {
                 let alive = self.remove_seq(h, seq, now);
@@ -1479,7 +1580,7 @@ impl MlfidCache {
                 }
             }
         }
-        debug_assert!(self.table.find(hash, |e| e.key == k).is_none(), "set of a key in the cache");
+        debug_assert!(self.table.find(hash, |e| e.key == key).is_none(), "set of a key in the cache");
         self.seq += 1;
         self.order.push_back((self.seq, hash));
         if self.order.len() > 2 * MLFID_MAX_COUNT + 16 {
@@ -1487,9 +1588,6 @@ impl MlfidCache {
             let table = &self.table;
             self.order.retain(|&(seq, h)| table.find(h, |e| e.seq == seq).is_some());
         }
-        let mut key = self.free_keys.pop().unwrap_or_default();
-        key.clear();
-        key.push_str(k);
         let e = CacheEntry { key, seq: self.seq, exp: now.saturating_add(MLFID_MAX_TIME), data: Some(d) };
         self.table.insert_unique(hash, e, |e| key_hash(&e.key));
     }
@@ -1820,6 +1918,7 @@ pub(crate) fn process_line_at(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn run(
     f: &CompiledFilter,
     opts: &RunOptions,
@@ -2137,7 +2236,7 @@ fn find_failure(
         fr.update_groups(caps, hay, &mut st.work, &mut st.cur);
         // No failure id at all (fail2ban: "No group found", logged; the
         // regex is skipped). Checked on the merged groups before merging.
-        if !FAILURE_ID_SLOTS.iter().any(|&k| st.work.get(k).is_some()) {
+        if !st.work.any_value(FAILURE_ID_MASK) {
             continue;
         }
         // (one line, as always with a single-line buffer: no collecting)
@@ -2157,10 +2256,19 @@ fn find_failure(
         let mut slot: Option<Slot> = None;
         // the failure as the cache shares it (merged in place there)
         let mut fail: Arc<FailData> = if let Some(key) = st.work.get(S_MLFID) {
-            st.key.clear();
-            key.push_key(&mut st.key);
-            let hash = key_hash(&st.key);
-            let taken = st.cache.take(&st.key, hash, now);
+            // the key's text: the value itself (a tuple's parts joined)
+            let (hash, taken) = match key {
+                ValRef::Str(k) => {
+                    let hash = key_hash(k);
+                    (hash, st.cache.take(k, hash, now))
+                }
+                ValRef::Tuple(_) => {
+                    st.key.clear();
+                    key.push_key(&mut st.key);
+                    let hash = key_hash(&st.key);
+                    (hash, st.cache.take(&st.key, hash, now))
+                }
+            };
             let discard = st.discard_helpers && !check_all;
             let Some((merged, s)) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash, discard) else {
                 // a helper match that forgets its entry: nothing to keep
@@ -2168,7 +2276,7 @@ fn find_failure(
             };
             slot = s;
             if merged.groups.truthy(S_NOFAIL) && !check_all {
-                write_back(&mut st.cache, slot, merged, &st.key, now);
+                write_back(&mut st.cache, slot, merged, now);
                 return cur;
             }
             merged
@@ -2213,7 +2321,7 @@ fn find_failure(
             None => {
                 Arc::make_mut(&mut fail).mlfpending = true;
                 if !check_all {
-                    write_back(&mut st.cache, slot, fail, &st.key, now);
+                    write_back(&mut st.cache, slot, fail, now);
                     return cur;
                 }
                 (None, None)
@@ -2237,7 +2345,7 @@ fn find_failure(
             nofail,
             matches: Matches::shared(Arc::clone(&fail)),
         });
-        write_back(&mut st.cache, slot, fail, &st.key, now);
+        write_back(&mut st.cache, slot, fail, now);
         if !check_all {
             break;
         }
@@ -2263,12 +2371,20 @@ enum Slot {
     New(u64),
 }
 
-/// Store the merged failure where fail2ban's shared dict would be; `key`:
-/// the hit's mlfid key. A failure that goes nowhere is kept for reuse.
-fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, key: &str, now: Timestamp) {
+/// Store the merged failure where fail2ban's shared dict would be. A new
+/// entry's key is the failure's `mlfid` (the hit's, which made its
+/// [`Slot::New`]). A failure that goes nowhere is kept for reuse.
+fn write_back(cache: &mut MlfidCache, slot: Option<Slot>, fail: Arc<FailData>, now: Timestamp) {
     match slot {
         Some(Slot::Existing(t)) => cache.put_back(t, fail),
-        Some(Slot::New(hash)) => cache.set(key, hash, fail, now),
+        Some(Slot::New(hash)) => match fail.groups.get(S_MLFID) {
+            Some(v) => {
+                let key = cache.key_of(v);
+                cache.set_key(key, hash, fail, now);
+            }
+            // (never: a new entry is made only for a failure with an mlfid)
+            None => cache.release(fail),
+        },
         None => cache.release(fail),
     }
 }
@@ -2345,7 +2461,8 @@ fn merge_failure(
             if nf & 4 == 0 && !g.mlfpending {
                 g.matches.clear();
             }
-            g.groups.update_values(fail);
+            // (`fail` is refilled before it is read again)
+            g.groups.update_values_from(fail);
             merge_tail(g, nf, users, matched);
             let slot = if nf & 2 != 0 {
                 cache.forget(t);

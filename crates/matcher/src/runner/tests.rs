@@ -1259,10 +1259,10 @@ fn dispatch_head_word_is_starts_with() {
     let alphabet = [b'a', b'b', 0u8, b' ', 0xc3];
     let mut tried = [0usize; 2];
     for _ in 0..200_000 {
-        let plen = 1 + next(40) as usize;
+        let plen = 1 + next(72) as usize;
         let p: Vec<u8> = (0..plen).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect();
         // a text that starts like the prefix for a while, then anything
-        let tlen = next(44) as usize;
+        let tlen = next(80) as usize;
         let keep = next(tlen as u64 + 1) as usize;
         let t: Vec<u8> = (0..tlen)
             .map(|k| if k < keep && k < plen { p[k] } else { alphabet[next(alphabet.len() as u64) as usize] })
@@ -1478,5 +1478,115 @@ fn shared_dates_give_the_same_results_as_own_dates() {
     for (o, s) in own.iter().zip(&shared) {
         assert_eq!(o.stats(), s.stats());
         assert!(o.stats().no_date > 0);
+    }
+}
+
+/// The alt_/tuple_ path of `update_groups` (the pattern's groups made in
+/// `tmp`, then moved into the dict) gives the dict `fill_groups` + `update`
+/// gives, also when `tmp` and the dict hold leftovers of other lines; and
+/// `update_values_from` (moved) the dict of a copying update of the values.
+#[test]
+fn groups_moved_equal_groups_copied() {
+    let mut s = spec(&[
+        r"^(?:(?:login (?P<alt_user>\S*)|user (?P<user>\S+)) )?(?:t=(?P<tuple_t_1>\w+) )?(?:t=(?P<tuple_t_2>\w+) )?from <HOST>$",
+    ]);
+    s.prefregex = Some(Spanned::new(r"^<F-MLFID>\S+</F-MLFID> (?:(?P<user>u\d+) )?<F-CONTENT>.+</F-CONTENT>$"));
+    let f = compiled(&s);
+    let (pr, fr) = (f.parts.prefregex.as_ref().unwrap(), &f.parts.failregex[0]);
+    assert!(!fr.alt_slots.is_empty() && !fr.tuple_slots.is_empty(), "the moving path");
+    let names = &f.parts.slots.0;
+    let render = |g: &Groups| {
+        let mut out = Vec::new();
+        for k in 0..names.len() as u16 {
+            out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
+        }
+        out
+    };
+    let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
+    let (mut pre, mut tmp, mut tmp2) = (Groups::new(names), Groups::new(names), Groups::new(names));
+    let (mut general, mut moved) = (Groups::new(names), Groups::new(names));
+    let (mut acc_copied, mut acc_moved) = (Groups::new(names), Groups::new(names));
+    for line in [
+        "c1 u1 login bob from 192.0.2.1",
+        "c1 u1 from 192.0.2.1",
+        "c2 login  t=a t=b from 192.0.2.2",
+        "c3 u2 user x t=q from 192.0.2.3",
+        "c4 login eve from 2001:db8::1",
+        "c5 u3 t=z from host.example.org",
+        "c1 login ann from 192.0.2.1",
+    ] {
+        let hay = format!("{line}\n");
+        assert!(pr.pat.captures_with(&hay, &mut ps).unwrap(), "{line}");
+        pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
+        pre.pop_truthy(S_CONTENT);
+        let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
+        assert!(fr.pat.captures_with(&content, &mut fs).unwrap(), "{line}");
+        general.clone_from(&pre);
+        fr.fill_groups(&fs, &content, None, &mut tmp2);
+        general.update(&tmp2);
+        // the moving dict starts from leftovers of other lines
+        moved.clone_from(&general);
+        moved.clone_from(&pre);
+        fr.update_groups(&fs, &content, &mut moved, &mut tmp);
+        assert_eq!(render(&moved), render(&general), "{line}");
+        // the values merged into a failure that lives on
+        let copy = general.clone();
+        general.live.each(|i| {
+            if matches!(copy.cells[i].has, Has::Str | Has::Tuple) {
+                acc_copied.cells[i].assign(&copy.cells[i]);
+                acc_copied.live.insert(i);
+            }
+        });
+        acc_moved.update_values_from(&mut moved);
+        assert_eq!(render(&acc_moved), render(&acc_copied), "{line}");
+    }
+}
+
+/// `Dispatch::candidates` (prefixes that extend another of the same
+/// failregex left out, shared prefixes checked once) is exactly "starts
+/// with one of the failregex's prefixes and holds one of its literals".
+#[test]
+fn dispatch_candidates_are_starts_with_any_prefix() {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+    let alpha = |r: u64| b"abAB "[(r % 5) as usize];
+    for round in 0..300 {
+        let n = 1 + (next(6)) as usize;
+        let mut prefixes: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let mut literals: Vec<Option<Vec<String>>> = Vec::new();
+        let mut pool: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..n {
+            let mut set: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..1 + next(4) {
+                // often an extension of (or the same as) an earlier prefix
+                let mut p = match next(3) {
+                    0 if !pool.is_empty() => pool[next(pool.len() as u64) as usize].clone(),
+                    1 if !set.is_empty() => set[next(set.len() as u64) as usize].clone(),
+                    _ => Vec::new(),
+                };
+                for _ in 0..next(3) + u64::from(p.is_empty()) {
+                    p.push(alpha(next(5)));
+                }
+                pool.push(p.clone());
+                set.push(p);
+            }
+            prefixes.push(Some(set));
+            let lits: Vec<String> =
+                (0..next(3)).map(|_| (0..1 + next(2)).map(|_| alpha(next(5)) as char).collect()).collect();
+            literals.push(Some(lits));
+        }
+        let d = Dispatch::build(&prefixes, &literals);
+        let mut bits = Vec::new();
+        for _ in 0..60 {
+            let text: Vec<u8> = (0..next(9)).map(|_| alpha(next(5))).collect();
+            let text = String::from_utf8(text).unwrap();
+            d.candidates(&text, 1, &mut bits);
+            for i in 0..n {
+                let set = prefixes[i].as_ref().unwrap();
+                let lits = literals[i].as_ref().unwrap();
+                let want = set.iter().any(|p| text.as_bytes().starts_with(p))
+                    && (lits.is_empty() || lits.iter().any(|l| text.contains(l.as_str())));
+                assert_eq!(bit(&bits, i), want, "round {round}, regex {i}, text {text:?}, {prefixes:?} {literals:?}");
+            }
+        }
     }
 }
