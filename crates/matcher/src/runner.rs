@@ -154,6 +154,9 @@ pub(crate) struct Pat {
     skiplines: Vec<usize>,
     /// Group index of `content` (prefregex only).
     content: Option<usize>,
+    /// A named group with a slot other than `content`'s (set by
+    /// [`Pat::assign_slots`]).
+    named_besides_content: bool,
 }
 
 /// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
@@ -190,7 +193,17 @@ impl Pat {
                 None => break,
             }
         }
-        Pat { pat, groups, alts, tuples, alt_slots: Vec::new(), tuple_slots: Vec::new(), skiplines, content }
+        Pat {
+            pat,
+            groups,
+            alts,
+            tuples,
+            alt_slots: Vec::new(),
+            tuple_slots: Vec::new(),
+            skiplines,
+            content,
+            named_besides_content: false,
+        }
     }
 
     /// Give every group name (and `alt_`/`tuple_` target) its slot.
@@ -200,6 +213,7 @@ impl Pat {
         }
         self.alt_slots = self.alts.iter().map(|&(k, n)| (slots.slot(k), slots.slot(n))).collect();
         self.tuple_slots = self.tuples.iter().map(|&(k, n)| (slots.slot(k), slots.slot(n))).collect();
+        self.named_besides_content = self.groups.iter().any(|g| g.slot != S_CONTENT);
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -1429,11 +1443,14 @@ impl std::hash::Hasher for Fnv {
         }
         let rest = words.remainder();
         if !rest.is_empty() {
-            // the last 1..=7 bytes as one word, with their count on top
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            w[7] = rest.len() as u8;
-            self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x0100_0000_01b3);
+            // the last 1..=7 bytes as one word, with their count on top (the
+            // text's last 8 bytes shifted when it has them: no copy)
+            let n = rest.len();
+            let low = match bytes.last_chunk::<8>() {
+                Some(w) => u64::from_le_bytes(*w) >> (8 * (8 - n)),
+                None => rest.iter().rev().fold(0, |a, &c| a << 8 | u64::from(c)),
+            };
+            self.0 = (self.0 ^ (low | (n as u64) << 56)).wrapping_mul(0x0100_0000_01b3);
         }
     }
 }
@@ -1692,7 +1709,11 @@ fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]
         }
         first = false;
         let (a, b) = org[i].parts();
-        out.push_str(a);
+        // (one reservation; a date at the line's start leaves `a` empty)
+        out.reserve(a.len() + b.len() + 1);
+        if !a.is_empty() {
+            out.push_str(a);
+        }
         out.push_str(b);
     }
     out.push('\n');
@@ -1918,7 +1939,7 @@ pub(crate) fn process_line_at(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn run(
     f: &CompiledFilter,
     opts: &RunOptions,
@@ -2096,7 +2117,7 @@ fn find_failure(
         if !captures(pr, &st.hay, hay_nl, caps, stats) {
             return cur;
         }
-        have_pre = pr.groups.iter().any(|g| g.slot != S_CONTENT);
+        have_pre = pr.named_besides_content;
         let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
         // fail2ban replaces the buffer only with a non-empty content.
         if let Some((s, e)) = content {

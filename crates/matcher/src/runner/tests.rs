@@ -1590,3 +1590,31 @@ fn dispatch_candidates_are_starts_with_any_prefix() {
         }
     }
 }
+
+/// The mlfid key hash's last partial word, read without a copy, is the
+/// bytes of the definition (low bytes the rest, the top byte its count).
+#[test]
+fn fnv_tail_word_is_the_bytes() {
+    use std::hash::Hasher;
+    let mut next = xorshift(0x0123_4567_89ab_cdefu64);
+    for len in 0..40usize {
+        for _ in 0..20 {
+            let text: Vec<u8> = (0..len).map(|_| next(256) as u8).collect();
+            let mut want = Fnv::default().0;
+            let mut words = text.chunks_exact(8);
+            for w in &mut words {
+                want = (want ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(0x0100_0000_01b3);
+            }
+            let rest = words.remainder();
+            if !rest.is_empty() {
+                let mut w = [0u8; 8];
+                w[..rest.len()].copy_from_slice(rest);
+                w[7] = rest.len() as u8;
+                want = (want ^ u64::from_le_bytes(w)).wrapping_mul(0x0100_0000_01b3);
+            }
+            let mut h = Fnv::default();
+            h.write(&text);
+            assert_eq!(h.0, want, "{text:?}");
+        }
+    }
+}
