@@ -459,11 +459,13 @@ impl Dispatch {
 
     /// Candidates for `text` into `bits` (cleared first); true if any.
     fn candidates(&self, text: &str, words: usize, bits: &mut Vec<u64>) -> bool {
-        if bits.len() == words {
-            bits.fill(0);
-        } else {
-            bits.clear();
-            bits.resize(words, 0);
+        match bits.as_mut_slice() {
+            // (one word: no call to memset)
+            [w] if words == 1 => *w = 0,
+            _ => {
+                bits.clear();
+                bits.resize(words, 0);
+            }
         }
         let b = text.as_bytes();
         if let Some(&b0) = b.first() {
@@ -2278,18 +2280,16 @@ fn find_failure(
         // the failure as the cache shares it (merged in place there)
         let mut fail: Arc<FailData> = if let Some(key) = st.work.get(S_MLFID) {
             // the key's text: the value itself (a tuple's parts joined)
-            let (hash, taken) = match key {
-                ValRef::Str(k) => {
-                    let hash = key_hash(k);
-                    (hash, st.cache.take(k, hash, now))
-                }
+            let k: &str = match key {
+                ValRef::Str(k) => k,
                 ValRef::Tuple(_) => {
                     st.key.clear();
                     key.push_key(&mut st.key);
-                    let hash = key_hash(&st.key);
-                    (hash, st.cache.take(&st.key, hash, now))
+                    &st.key
                 }
             };
+            let hash = key_hash(k);
+            let taken = st.cache.take(k, hash, now);
             let discard = st.discard_helpers && !check_all;
             let Some((merged, s)) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash, discard) else {
                 // a helper match that forgets its entry: nothing to keep
