@@ -215,7 +215,8 @@ impl Pipeline {
                 *date = dater.find(text, &self.ctx);
             }
         }
-        for (ri, runner) in self.runners.iter_mut().enumerate() {
+        for ri in 0..self.runners.len() {
+            let runner = &mut self.runners[ri];
             let res = match time {
                 Some(t) => runner.process_line_at(text, t),
                 None => runner.process_line_dated(text, self.dates[self.dater_of[ri]], &self.ctx),
@@ -236,98 +237,9 @@ impl Pipeline {
             }
             ignored |= res.ignored;
             dated |= res.date == stadtwache_match::DateStatus::Found;
-            let rule = &self.rules.rules[ri];
-            for f in &res.failures {
-                if f.fid.is_none() || f.nofail {
-                    continue;
-                }
-                matched = true;
-                let counters = &mut self.stats.rules[ri];
-                counters.hits += 1;
-                let key = match &rule.key {
-                    KeySel::Host => match f.ip {
-                        Some(ip) => Key::Ip(ip),
-                        None => {
-                            counters.no_address += 1;
-                            continue;
-                        }
-                    },
-                    KeySel::Field(name) => match f.fields.get(name.as_str()) {
-                        Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
-                        Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
-                        _ => {
-                            counters.no_key += 1;
-                            continue;
-                        }
-                    },
-                };
-                let distinct = match &rule.window {
-                    ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
-                        Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
-                        Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
-                        None => None,
-                    },
-                    _ => None,
-                };
-                if let (Some(live), Some(len)) = (self.live_now, Self::window_len(rule)) {
-                    if f.time < live.saturating_sub(len) {
-                        self.stale[ri] += 1;
-                        continue;
-                    }
-                }
-                let event = Event {
-                    rule: RuleId(ri as u32),
-                    key,
-                    time: f.time,
-                    weight: crate::engine::weight(f),
-                    distinct,
-                    line_no: self.line_seq,
-                };
-                if obs.wants(&event.key) {
-                    obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
-                }
-                // The line's clock (an event dated later than its line, if
-                // any, moves it on).
-                let now = match self.live_now {
-                    Some(live) => live,
-                    None => {
-                        let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
-                        self.input_clock = Some(now);
-                        now
-                    }
-                };
-                self.decider.expire_quiet(now);
-                if let Some(trigger) = self.detector.observe(&event) {
-                    Self::decide(
-                        &mut self.decider,
-                        self.keep_bans.then_some(&mut self.bans),
-                        counters,
-                        rule,
-                        &trigger,
-                        now,
-                        obs,
-                    );
-                }
-                // bantime.increment: known bad addresses count extra (fail2ban's observer).
-                if self.increment {
-                    if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
-                        let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
-                        if extra > 0 {
-                            if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra)
-                            {
-                                Self::decide(
-                                    &mut self.decider,
-                                    self.keep_bans.then_some(&mut self.bans),
-                                    counters,
-                                    rule,
-                                    &trigger,
-                                    now,
-                                    obs,
-                                );
-                            }
-                        }
-                    }
-                }
+            // (most lines have no failure: their path stays short)
+            if !res.failures.is_empty() {
+                matched |= self.failures(ri, &res, input, line_no, text, obs);
             }
         }
         if matched {
@@ -340,6 +252,114 @@ impl Pipeline {
         if !dated {
             self.stats.no_date += 1;
         }
+    }
+
+    /// The failures of one rule's runner on a line: events for the
+    /// detector, triggers for the decider. Whether any counted as a hit.
+    #[inline(never)]
+    fn failures(
+        &mut self,
+        ri: usize,
+        res: &stadtwache_match::LineResult,
+        input: &str,
+        line_no: u64,
+        text: &str,
+        obs: &mut dyn Observer,
+    ) -> bool {
+        let mut matched = false;
+        let rule = &self.rules.rules[ri];
+        for f in &res.failures {
+            if f.fid.is_none() || f.nofail {
+                continue;
+            }
+            matched = true;
+            let counters = &mut self.stats.rules[ri];
+            counters.hits += 1;
+            let key = match &rule.key {
+                KeySel::Host => match f.ip {
+                    Some(ip) => Key::Ip(ip),
+                    None => {
+                        counters.no_address += 1;
+                        continue;
+                    }
+                },
+                KeySel::Field(name) => match f.fields.get(name.as_str()) {
+                    Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
+                    Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
+                    _ => {
+                        counters.no_key += 1;
+                        continue;
+                    }
+                },
+            };
+            let distinct = match &rule.window {
+                ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
+                    Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
+                    Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
+                    None => None,
+                },
+                _ => None,
+            };
+            if let (Some(live), Some(len)) = (self.live_now, Self::window_len(rule)) {
+                if f.time < live.saturating_sub(len) {
+                    self.stale[ri] += 1;
+                    continue;
+                }
+            }
+            let event = Event {
+                rule: RuleId(ri as u32),
+                key,
+                time: f.time,
+                weight: crate::engine::weight(f),
+                distinct,
+                line_no: self.line_seq,
+            };
+            if obs.wants(&event.key) {
+                obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
+            }
+            // The line's clock (an event dated later than its line, if
+            // any, moves it on).
+            let now = match self.live_now {
+                Some(live) => live,
+                None => {
+                    let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
+                    self.input_clock = Some(now);
+                    now
+                }
+            };
+            self.decider.expire_quiet(now);
+            if let Some(trigger) = self.detector.observe(&event) {
+                Self::decide(
+                    &mut self.decider,
+                    self.keep_bans.then_some(&mut self.bans),
+                    counters,
+                    rule,
+                    &trigger,
+                    now,
+                    obs,
+                );
+            }
+            // bantime.increment: known bad addresses count extra (fail2ban's observer).
+            if self.increment {
+                if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
+                    let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
+                    if extra > 0 {
+                        if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra) {
+                            Self::decide(
+                                &mut self.decider,
+                                self.keep_bans.then_some(&mut self.bans),
+                                counters,
+                                rule,
+                                &trigger,
+                                now,
+                                obs,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        matched
     }
 
     fn decide(

@@ -409,6 +409,74 @@ thread_local! {
 /// Where the seconds of a `Mmm DD HH:MM:SS` line start.
 const SYSLOG_SEC: usize = 13;
 
+/// How a line's first `upto` bytes compare with a memo's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prefix {
+    /// all the same
+    Same,
+    /// `upto >= SYSLOG_SEC + 2` and all the same but (some of) the two at `SYSLOG_SEC`
+    Seconds,
+    /// anything else (also: the line is shorter than `upto`)
+    Other,
+}
+
+/// `0xff` for the first `n <= 32` bytes of `LOW_BYTES[32 - n..64 - n]`.
+const LOW_BYTES: [u8; 64] = {
+    let mut b = [0u8; 64];
+    let mut i = 0;
+    while i < 32 {
+        b[i] = 0xff;
+        i += 1;
+    }
+    b
+};
+
+/// The two seconds' digits of a syslog date in the first of two 16-byte words.
+const SECONDS_MASK: u128 = 0xffff << (SYSLOG_SEC * 8);
+
+/// [`Prefix`] of `line` against `memo` for `upto <= memo.len()`. Two
+/// 16-byte words when `upto <= 32` and the line has 32 bytes (a syslog date's
+/// memo looks at ~16), else [`memo_prefix_general`].
+#[inline(always)]
+fn memo_prefix(line: &[u8], memo: &[u8; MEMO_BYTES], upto: usize) -> Prefix {
+    if let (Some(l), Some(m), Some(k)) =
+        (line.first_chunk::<32>(), memo.first_chunk::<32>(), LOW_BYTES.get(32usize.wrapping_sub(upto)..))
+        && let Some(k) = k.first_chunk::<32>()
+    {
+        let word = |b: &[u8; 32], i: usize| {
+            let mut w = [0u8; 16];
+            w.copy_from_slice(&b[i..i + 16]);
+            u128::from_le_bytes(w)
+        };
+        // the differing bytes below `upto`
+        let lo = (word(l, 0) ^ word(m, 0)) & word(k, 0);
+        let hi = (word(l, 16) ^ word(m, 16)) & word(k, 16);
+        return if lo | hi == 0 {
+            Prefix::Same
+        } else if upto >= SYSLOG_SEC + 2 && hi == 0 && lo & !SECONDS_MASK == 0 {
+            Prefix::Seconds
+        } else {
+            Prefix::Other
+        };
+    }
+    memo_prefix_general(line, memo, upto)
+}
+
+/// [`memo_prefix`] by slices.
+#[inline(never)]
+fn memo_prefix_general(line: &[u8], memo: &[u8], upto: usize) -> Prefix {
+    if line.get(..upto) == Some(&memo[..upto]) {
+        Prefix::Same
+    } else if upto >= SYSLOG_SEC + 2
+        && line.get(..SYSLOG_SEC) == Some(&memo[..SYSLOG_SEC])
+        && line.get(SYSLOG_SEC + 2..upto) == Some(&memo[SYSLOG_SEC + 2..upto])
+    {
+        Prefix::Seconds
+    } else {
+        Prefix::Other
+    }
+}
+
 /// `[0-5][0-9]`: the value of seconds the syslog matcher takes as two digits
 /// (its first alternative, tried first).
 fn two_digit_seconds(b: &[u8]) -> Option<i32> {
@@ -559,6 +627,7 @@ impl DateScanner {
 
     /// Like [`DateScanner::find`], but also reports spans without a usable
     /// date (see [`DateMatch`]), which fail2ban still cuts out of the line.
+    #[inline]
     pub fn find_match(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
         if let Some(m) = self.repeat(line, ctx) {
             return Some(m);
@@ -567,6 +636,8 @@ impl DateScanner {
     }
 
     /// The general path of [`DateScanner::find_match`] (no [`DateScanner::repeat`]).
+    /// Out of line: the common `repeat` path then needs no large frame.
+    #[inline(never)]
     fn find_match_general(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
         let (tid, hit, fast) = self.match_time(line, ctx.now.as_secs_f64())?;
         let t = &self.detector.templates[tid];
@@ -745,8 +816,27 @@ impl DateScanner {
     }
 
     /// fail2ban's `__lastPos` / `__lastEndPos` after a match at `s0..e0`.
-    #[inline]
+    #[inline(always)]
     fn set_last(&mut self, line: &str, s0: usize, e0: usize) {
+        let b = line.as_bytes();
+        // the common case: a match from the line's start, ASCII around its end
+        if s0 == 0
+            && e0 > 0
+            && let (Some(&first), Some(&before), Some(&at)) = (b.first(), b.get(e0 - 1), b.get(e0))
+            && first < 0x80
+            && before < 0x80
+            && at < 0x80
+        {
+            self.last_pos = (0, None, Some(char::from(first)));
+            self.last_end = (e0 as i64, Some(char::from(before)), Some(char::from(at)));
+            return;
+        }
+        self.set_last_general(line, s0, e0);
+    }
+
+    /// [`DateScanner::set_last`] without its ASCII shortcut.
+    #[inline(never)]
+    fn set_last_general(&mut self, line: &str, s0: usize, e0: usize) {
         self.last_pos = (s0 as i64, char_before(line, s0).flatten(), char_at(line, s0).flatten());
         let before_end = if e0 == 0 {
             line.chars().next_back() // Python's line[-1]
@@ -764,7 +854,7 @@ impl DateScanner {
     /// zone. Does exactly what `match_time` and `find_match_general` do then
     /// (the same bookkeeping, the memoised hit and time, the memo's update
     /// by `last_match` and the minute reuse), or nothing and returns `None`.
-    #[inline]
+    #[inline(always)]
     fn repeat(&mut self, line: &str, ctx: &TimeContext) -> Option<DateMatch> {
         if !self.memo_on {
             return None;
@@ -781,7 +871,8 @@ impl DateScanner {
         {
             return None;
         }
-        let time = if b.get(..m.upto) == Some(&m.bytes[..m.upto]) {
+        let prefix = memo_prefix(b, &m.bytes, m.upto);
+        let time = if prefix == Prefix::Same {
             let (now, generation, last_off, time) = m.time?;
             if now != ctx.now.0
                 || generation != self.zc.generation
@@ -796,11 +887,9 @@ impl DateScanner {
             // `last_match`'s seconds-only reuse, then the minute's time
             let mt = m.minute?;
             if !m.seconds_only
-                || m.upto < SYSLOG_SEC + 2
+                || prefix != Prefix::Seconds
                 || mt.now != ctx.now.0
                 || mt.generation != self.zc.generation
-                || b.get(..SYSLOG_SEC) != Some(&m.bytes[..SYSLOG_SEC])
-                || b.get(SYSLOG_SEC + 2..m.upto) != Some(&m.bytes[SYSLOG_SEC + 2..m.upto])
             {
                 return None;
             }
@@ -1130,6 +1219,55 @@ mod memo_tests {
             "{:?} {:?} {:?} {:?} {} {} {}",
             s.order, s.ever_hit, s.last_pos, s.last_end, s.last_idx, s.first_unused, s.memo_hits
         )
+    }
+
+    /// `memo_prefix`'s word compare against the slice compare.
+    #[test]
+    fn memo_prefix_agrees() {
+        let base = *b"Mar  2 00:00:07 bastion sshd[18287]: Failed none for invalid user debian from 1.2.3.4 port 5";
+        let mut memo = [0u8; MEMO_BYTES];
+        memo.copy_from_slice(&base[..MEMO_BYTES]);
+        let mut seen = [0usize; 3];
+        for len in [0, 1, 12, 15, 16, 17, 31, 32, 33, 40, 64, 80] {
+            for change in [None, Some(0), Some(5), Some(12), Some(13), Some(14), Some(15), Some(16), Some(31), Some(32)]
+            {
+                for also in [None, Some(13), Some(14), Some(20)] {
+                    let mut line = base[..len].to_vec();
+                    for c in [change, also].into_iter().flatten() {
+                        if let Some(b) = line.get_mut(c) {
+                            *b ^= 0x01;
+                        }
+                    }
+                    for upto in 0..=MEMO_BYTES {
+                        let want = memo_prefix_general(&line, &memo, upto);
+                        assert_eq!(memo_prefix(&line, &memo, upto), want, "len {len} {change:?} {also:?} upto {upto}");
+                        seen[want as usize] += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 100), "{seen:?}");
+    }
+
+    /// `set_last`'s ASCII shortcut against its general formula.
+    #[test]
+    fn set_last_shortcut_agrees() {
+        let det = Arc::new(DateDetector::from_datepattern_for_year("{^LN-BEG}", 2026).unwrap());
+        let (mut a, mut b) = (det.scanner(), det.scanner());
+        let lines =
+            ["", "M", "Mar  2 00:00:00 x", "Mar  2 00:00:00", "é Mar  2 00:00:00é", "Mar  2 00:00:0é", "ü", "aé"];
+        for l in lines {
+            for s0 in 0..=l.len() + 1 {
+                for e0 in 0..=l.len() + 1 {
+                    if !l.is_char_boundary(s0.min(l.len())) || !l.is_char_boundary(e0.min(l.len())) {
+                        continue;
+                    }
+                    a.set_last(l, s0, e0);
+                    b.set_last_general(l, s0, e0);
+                    assert_eq!((a.last_pos, a.last_end), (b.last_pos, b.last_end), "{l:?} {s0} {e0}");
+                }
+            }
+        }
     }
 
     /// `find_match` (with the `repeat` shortcut) against the general path

@@ -401,11 +401,19 @@ impl ZoneCache {
     /// Whether the cache was filled for `tz`. Comparing two TZif zones
     /// costs ~150 ns; their IANA names do (two tz databases with one name
     /// are not told apart).
+    #[inline(always)]
     pub fn same_tz(&self, tz: &TimeZone) -> bool {
+        self.same_tz_by(tz, |a, b| std::ptr::eq(a, b) || a == b)
+    }
+
+    /// [`ZoneCache::same_tz`] with `eq` for the names.
+    #[inline(always)]
+    fn same_tz_by(&self, tz: &TimeZone, eq: impl Fn(&str, &str) -> bool) -> bool {
         match &self.tz {
             None => false,
+            // (a clone of the cached zone has the same name text: no compare)
             Some(c) => match (c.iana_name(), tz.iana_name()) {
-                (Some(a), Some(b)) => a == b,
+                (Some(a), Some(b)) => eq(a, b),
                 (None, None) => c == tz,
                 _ => false,
             },
@@ -645,6 +653,29 @@ fn to_epoch_inner(f: &Fields, now: Timestamp, tz: &TimeZone, zc: &mut ZoneCache,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `same_tz`'s same-address shortcut against the name compare, for
+    /// zones cached and asked about in every order.
+    #[test]
+    fn same_tz_shortcut_agrees() {
+        let mut zones = vec![TimeZone::UTC, TimeZone::fixed(jiff::tz::offset(2)), TimeZone::unknown()];
+        for name in ["Europe/Berlin", "UTC", "Etc/UTC", "America/New_York", "Europe/Berlin"] {
+            if let Ok(z) = TimeZone::get(name) {
+                zones.push(z.clone());
+                zones.push(z);
+            }
+        }
+        zones.extend(TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0"));
+        for cached in &zones {
+            let mut zc = ZoneCache::default();
+            assert!(!zc.same_tz(cached));
+            zc.check_tz(cached);
+            for asked in &zones {
+                assert_eq!(zc.same_tz(asked), zc.same_tz_by(asked, |a, b| a == b), "{cached:?} {asked:?}");
+            }
+            assert!(zc.clone().same_tz(cached));
+        }
+    }
 
     #[test]
     fn civil_roundtrip() {
