@@ -45,7 +45,8 @@ enum Fast {
     Seq(Vec<Atom>),
     /// A whole group `(.*)`, `(.+)`, `(.*?)`, `(.+?)` (no DOTALL: any char
     /// but `\n`) followed by literal text without `\n` (empty: greedy only).
-    Dots { min: usize, lazy: bool, tail: String },
+    /// `rare`: the index of the tail's rarest byte ([`rare_index`]).
+    Dots { min: usize, lazy: bool, tail: String, rare: usize },
     /// A repetition of one class (or `.`) followed by literal text, on
     /// ASCII haystacks only. `class`: the class's ASCII bytes (as compiled
     /// for ASCII haystacks). When the text does not start with a byte of
@@ -55,7 +56,17 @@ enum Fast {
     /// `stop`: the ASCII bytes not in the class when they are at most three
     /// (`[^:]`, `.`): the run ends at the first of them (memchr), as on an
     /// ASCII haystack no other byte ends it.
-    Run { class: Box<[bool; 256]>, min: usize, max: usize, lazy: bool, tail: String, scan: bool, stop: Option<Stop> },
+    /// `rare`: the index of the tail's rarest byte ([`rare_index`]).
+    Run {
+        class: Box<[bool; 256]>,
+        min: usize,
+        max: usize,
+        lazy: bool,
+        tail: String,
+        scan: bool,
+        stop: Option<Stop>,
+        rare: usize,
+    },
     /// `(X)?` (greedy) of a capture group `group` around a fast kind that
     /// cannot match empty: X's first parse if it has one, else nothing.
     Opt { group: usize, inner: Box<Fast> },
@@ -95,6 +106,24 @@ impl Stop {
     #[inline]
     fn find(self, h: &[u8]) -> usize {
         let [a, b, c] = self.bytes;
+        if h.len() < SHORT_HAY && self.n > 0 {
+            // eight bytes at a time (a call to memchr costs more on a line):
+            // the lowest bit flagged for any of the bytes is a true one
+            // (see `eq_bits`); fewer than three bytes: the first again
+            let b = if self.n >= 2 { b } else { a };
+            let c = if self.n >= 3 { c } else { a };
+            let (ba, bb, bc) = (LO * u64::from(a), LO * u64::from(b), LO * u64::from(c));
+            let mut k = 0;
+            while k + 8 <= h.len() {
+                let w = word_at(h, k);
+                let z = eq_bits(w, ba) | eq_bits(w, bb) | eq_bits(w, bc);
+                if z != 0 {
+                    return k + (z.trailing_zeros() / 8) as usize;
+                }
+                k += 8;
+            }
+            return k + h[k..].iter().position(|&x| x == a || x == b || x == c).unwrap_or(h.len() - k);
+        }
         match self.n {
             0 => None,
             1 => memchr::memchr(a, h),
@@ -111,6 +140,141 @@ fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
     b.get(p..p + t.len()).is_some_and(|h| h.iter().zip(t).all(|(x, y)| x == y))
 }
 
+/// Haystacks shorter than this are searched for literal text (and run ends)
+/// eight bytes at a time (see [`find_lit`]): below it, `memmem` hashes byte
+/// by byte and a call to `memchr` costs more than the words.
+const SHORT_HAY: usize = 64;
+
+/// Haystacks up to this length (and from [`SHORT_HAY`]) are searched for
+/// literal text by `memchr` on its rarest byte; longer ones by `memmem`
+/// (no quadratic worst case).
+const MID_HAY: usize = 256;
+
+/// Index of the byte of `t` (not empty) least likely in a haystack (memchr's
+/// heuristic ranking: `Pair`'s first index).
+fn rare_index(t: &[u8]) -> usize {
+    match memchr::arch::all::packedpair::Pair::new(t) {
+        Some(p) => usize::from(p.index1()),
+        None => 0,
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `h` from `i` (little-endian).
+#[inline(always)]
+fn word_at(h: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&h[i..i + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The high bit of each byte of `w` equal to the byte broadcast in `bc`,
+/// and maybe of some others above one that is (a borrow): every bit found
+/// is a candidate the caller checks, and no such byte is missed.
+#[inline(always)]
+fn eq_bits(w: u64, bc: u64) -> u64 {
+    let x = w ^ bc;
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The first place of `t` (not empty) in `h`; `rare`: an index into `t`
+/// ([`rare_index`]). On short haystacks each place of that byte (found
+/// eight bytes at a time) is a candidate, checked by a compare: lines are
+/// far shorter than what `memmem`'s vector search needs (below it, it
+/// hashes byte by byte), and a call to `memchr` costs more than the words.
+#[inline]
+fn find_lit(h: &[u8], t: &[u8], rare: usize) -> Option<usize> {
+    let c = t[rare];
+    if h.len() >= SHORT_HAY {
+        if h.len() > MID_HAY {
+            return memchr::memmem::find(h, t);
+        }
+        return memchr::memchr_iter(c, h).filter(|&k| k >= rare).map(|k| k - rare).find(|&k| text_at(h, k, t));
+    }
+    // the byte at `k` in `rare..hi` starts a candidate at `k - rare` (its
+    // text ends inside `h`)
+    let hi = (h.len() + 1).checked_sub(t.len() - rare)?;
+    let bc = LO * u64::from(c);
+    let mut k = rare;
+    while k + 8 <= hi {
+        let mut z = eq_bits(word_at(h, k), bc);
+        while z != 0 {
+            let j = k + (z.trailing_zeros() / 8) as usize - rare;
+            if text_at(h, j, t) {
+                return Some(j);
+            }
+            z &= z - 1;
+        }
+        k += 8;
+    }
+    while k < hi {
+        if h[k] == c && text_at(h, k - rare, t) {
+            return Some(k - rare);
+        }
+        k += 1;
+    }
+    None
+}
+
+/// The last place of `t` (not empty) in `h` (see [`find_lit`]).
+#[inline]
+fn rfind_lit(h: &[u8], t: &[u8], rare: usize) -> Option<usize> {
+    let c = t[rare];
+    if h.len() >= SHORT_HAY {
+        if h.len() > MID_HAY {
+            return memchr::memmem::rfind(h, t);
+        }
+        return memchr::memrchr_iter(c, h).filter(|&k| k >= rare).map(|k| k - rare).find(|&k| text_at(h, k, t));
+    }
+    let hi = (h.len() + 1).checked_sub(t.len() - rare)?;
+    let bc = LO * u64::from(c);
+    // candidates from the last: words ending at `k`, then bytes
+    let mut k = hi;
+    while k >= rare + 8 {
+        let base = k - 8;
+        let mut z = eq_bits(word_at(h, base), bc);
+        while z != 0 {
+            let bit = 63 - z.leading_zeros();
+            let j = base + (bit / 8) as usize - rare;
+            if text_at(h, j, t) {
+                return Some(j);
+            }
+            z &= !(1u64 << bit);
+        }
+        k = base;
+    }
+    while k > rare {
+        k -= 1;
+        if h[k] == c && text_at(h, k - rare, t) {
+            return Some(k - rare);
+        }
+    }
+    None
+}
+
+/// Literal text (not empty) searched with [`find_lit`] on short haystacks,
+/// else with its `memmem` finder (built once: its vector search is the
+/// fastest there).
+struct Lit {
+    text: Box<[u8]>,
+    rare: usize,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Lit {
+    fn new(t: &str) -> Lit {
+        let finder = memchr::memmem::Finder::new(t.as_bytes()).into_owned();
+        Lit { text: t.as_bytes().into(), rare: rare_index(t.as_bytes()), finder }
+    }
+
+    #[inline]
+    fn find(&self, h: &[u8]) -> Option<usize> {
+        if h.len() < SHORT_HAY { find_lit(h, &self.text, self.rare) } else { self.finder.find(h) }
+    }
+}
+
 /// [`Fast::Run`] from `pos` (out of line: [`Fast::run`] stays small enough to
 /// be inlined into the chain for its short kinds).
 #[inline(never)]
@@ -125,6 +289,7 @@ fn class_run(
     tail: &[u8],
     scan: bool,
     stop: Option<Stop>,
+    rare: usize,
 ) -> Option<usize> {
     if pos > b.len() {
         return None;
@@ -142,15 +307,11 @@ fn class_run(
         // the repetition gives back (greedy) or takes (lazy) one
         // byte at a time: the text starts at the last (first)
         // place from `pos + min` to the run's end where it is
-        // (only where its first byte is: memchr finds those)
+        // (the text at `k` in `lo..=hi`: within `b[lo..hi + t.len()]`)
         let t = tail;
         let (lo, hi) = (pos + min, pos + run);
-        let win = b.get(lo..b.len().min(hi + 1))?;
-        let k = if lazy {
-            memchr::memchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
-        } else {
-            memchr::memrchr_iter(t[0], win).map(|i| lo + i).find(|&k| text_at(b, k, t))?
-        };
+        let win = b.get(lo..b.len().min(hi + t.len()))?;
+        let k = lo + if lazy { find_lit(win, t, rare)? } else { rfind_lit(win, t, rare)? };
         return Some(k + t.len());
     }
     // the text cannot start inside the run: its end (lazy: at
@@ -161,7 +322,7 @@ fn class_run(
 
 /// [`Fast::Dots`] from `pos` (out of line, see [`class_run`]).
 #[inline(never)]
-fn dots(b: &[u8], pos: usize, nl: Option<usize>, min: usize, lazy: bool, tail: &[u8]) -> Option<usize> {
+fn dots(b: &[u8], pos: usize, nl: Option<usize>, min: usize, lazy: bool, tail: &[u8], rare: usize) -> Option<usize> {
     let rest = b.get(pos..)?;
     let line_end = match nl {
         // the first newline of the haystack is known
@@ -178,9 +339,9 @@ fn dots(b: &[u8], pos: usize, nl: Option<usize>, min: usize, lazy: bool, tail: &
     let k = if tail.is_empty() {
         line_end
     } else if lazy {
-        from + memchr::memmem::find(&b[from..line_end], tail)?
+        from + find_lit(&b[from..line_end], tail, rare)?
     } else {
-        let k = pos + memchr::memmem::rfind(&b[pos..line_end], tail)?;
+        let k = pos + rfind_lit(&b[pos..line_end], tail, rare)?;
         (k >= from).then_some(k)?
     };
     Some(k + tail.len())
@@ -208,14 +369,14 @@ impl Fast {
                 }
                 Some(p)
             }
-            Fast::Run { class, min, max, lazy, tail, scan, stop } => {
-                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan, *stop)
+            Fast::Run { class, min, max, lazy, tail, scan, stop, rare } => {
+                class_run(b, pos, class, *min, *max, *lazy, tail.as_bytes(), *scan, *stop, *rare)
             }
             // handled by the caller (it sets the group)
             Fast::Opt { .. } => None,
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Steps { steps, .. } => walk(steps, b, pos),
-            Fast::Dots { min, lazy, tail } => dots(b, pos, nl, *min, *lazy, tail.as_bytes()),
+            Fast::Dots { min, lazy, tail, rare } => dots(b, pos, nl, *min, *lazy, tail.as_bytes(), *rare),
         }
     }
 }
@@ -313,7 +474,9 @@ fn fast_special(
         let class = class256(cls, names, aopts)?;
         let scan = tail.as_bytes().first().is_some_and(|&b| class[b as usize]);
         let stop = Stop::of(&class);
+        let rare = if tail.is_empty() { 0 } else { rare_index(tail.as_bytes()) };
         return Some(Fast::Run {
+            rare,
             stop,
             class,
             min: *min as usize,
@@ -342,7 +505,8 @@ fn fast_special(
         if tail.contains('\n') || (lazy && tail.is_empty()) {
             return None;
         }
-        return Some(Fast::Dots { min: *min as usize, lazy, tail });
+        let rare = if tail.is_empty() { 0 } else { rare_index(tail.as_bytes()) };
+        return Some(Fast::Dots { min: *min as usize, lazy, tail, rare });
     }
     seq_of(part.iter().chain(tail).copied())
 }
@@ -1174,7 +1338,7 @@ struct Segment {
     /// the end) and every match ends there (`.` does not take the `\n`,
     /// and `$` holds before a final `\n` and at the end), so that is its
     /// end; else the general search decides.
-    free: Option<Box<memchr::memmem::Finder<'static>>>,
+    free: Option<Box<Lit>>,
     /// The anchored DFA of `cold.dfa` as a [`Walk`], built on first use
     /// (here, not behind `cold`: the general case's most frequent search).
     walk: OnceLock<Option<Box<Walk>>>,
@@ -1182,6 +1346,50 @@ struct Segment {
 }
 
 impl Segment {
+    /// The segment's fast kind from `pos` (its groups set in `spans`): the
+    /// end of its first parse (None: it cannot match), or None when the
+    /// segment has no fast kind for this haystack. (The guard and the free
+    /// tail are the caller's.)
+    #[inline(always)]
+    fn run_fast(
+        &self,
+        hay: &str,
+        ascii: bool,
+        nl: Option<usize>,
+        pos: usize,
+        spans: &mut [Option<(usize, usize)>],
+    ) -> Option<Option<usize>> {
+        let end = match &self.fast {
+            Some(f @ Fast::Fixed { groups, .. }) => {
+                let Some(end) = f.run(hay, pos, nl) else { return Some(None) };
+                for &(g, a, b) in groups {
+                    let Some(slot) = spans.get_mut(g) else { return Some(None) };
+                    *slot = Some((pos + a, pos + b));
+                }
+                end
+            }
+            Some(Fast::Opt { group, inner }) if ascii || !self.fast_ascii => {
+                let m = inner.run(hay, pos, nl);
+                let Some(slot) = spans.get_mut(*group) else { return Some(None) };
+                *slot = m.map(|end| (pos, end));
+                m.unwrap_or(pos)
+            }
+            Some(fast) if ascii || !self.fast_ascii => {
+                let Some(end) = fast.run(hay, pos, nl) else { return Some(None) };
+                if self.whole.is_some() {
+                    let Some(g_end) = end.checked_sub(self.tail) else { return Some(None) };
+                    for &g in &self.groups {
+                        let Some(slot) = spans.get_mut(g) else { return Some(None) };
+                        *slot = Some((pos, g_end));
+                    }
+                }
+                end
+            }
+            _ => return None,
+        };
+        Some(Some(end))
+    }
+
     /// The anchored DFA for ASCII haystacks (see `walk`).
     #[inline]
     fn walk(&self) -> Option<&Walk> {
@@ -1216,7 +1424,17 @@ pub(crate) struct Segments {
     /// Literal text every match of the chain contains (its top-level
     /// case-sensitive literal runs of 2+ bytes), last first: as a branch whose
     /// chain failed, it cannot match at all when one is missing after `pos`.
-    need: Vec<memchr::memmem::Finder<'static>>,
+    need: Vec<Lit>,
+    /// As a branch, look for the first of `need` before the chain runs: not
+    /// when the chain's first part searches for a literal tail that holds it
+    /// (dots, a run that scans): the part fails without it, and finding it
+    /// is the part's own work.
+    pre_need: bool,
+    /// The chain is segments without free tails (no alternation): as a
+    /// branch, it is run in the alternation's loop while their fast kinds
+    /// (if they have them for the haystack) get through
+    /// ([`Segments::run_flat`]).
+    flat: bool,
     /// Literal text one of which every match of the chain starts with
     /// (empty: not known): as a branch, when none is at `pos` it cannot
     /// match and its chain is not run.
@@ -1339,7 +1557,7 @@ impl SegmentsSrc {
                     Part::Seg(Segment {
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
-                        free: free.as_ref().map(|t| Box::new(memchr::memmem::Finder::new(t.as_bytes()).into_owned())),
+                        free: free.as_ref().map(|t| Box::new(Lit::new(t))),
                         guard: guard.map(|set| Guard::new(set, guard_lits)),
                         whole: *whole,
                         groups: groups.clone().into(),
@@ -1369,10 +1587,23 @@ impl SegmentsSrc {
         }
         groups.sort_unstable();
         groups.dedup();
-        let need = self.need.iter().map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned()).collect();
+        let need = self.need.iter().map(|t| Lit::new(t)).collect();
         let one = parts.iter().map(|p| matches!(p, Part::Seg(Segment { fast: Some(f), .. }) if one_parse(f))).collect();
         let lead = self.lead.iter().map(|t| t.as_bytes().into()).collect();
-        Some(Segments { parts, groups, need, lead, one })
+        let pre_need = match (parts.first(), self.need.first()) {
+            (
+                Some(Part::Seg(Segment {
+                    guard: None,
+                    free: None,
+                    fast: Some(Fast::Run { tail, scan: true, .. } | Fast::Dots { tail, .. }),
+                    ..
+                })),
+                Some(t),
+            ) => !tail.contains(t.as_str()),
+            _ => true,
+        };
+        let flat = !parts.is_empty() && parts.iter().all(|p| matches!(p, Part::Seg(Segment { free: None, .. })));
+        Some(Segments { parts, groups, need, lead, one, pre_need, flat })
     }
 }
 
@@ -1493,8 +1724,17 @@ impl SegmentsSrc {
         let mut parts = parts.into_iter().peekable();
         while let Some(part) = parts.next() {
             // an alternation with groups: branch by branch, each its own chain
+            // (not one without groups that a fast kind takes whole, such as a
+            // choice of literal text: one segment, no chain per branch)
             if let [Node::Group { kind: GroupKind::NonCapture, node }] = part.as_slice()
                 && let Node::Alt(branches) = &**node
+                && !(prefix.is_empty()
+                    && {
+                        let mut g = Vec::new();
+                        captures_in(node, &mut g);
+                        g.is_empty()
+                    }
+                    && fast_of(&part, &[], None, names, aopts).is_some())
             {
                 let alt = branches
                     .iter()
@@ -1578,7 +1818,8 @@ impl SegmentsSrc {
             let fast = if !prefix.is_empty() {
                 None
             } else if whole.is_some() || groups.is_empty() {
-                fast_of(&part, &tail_nodes, whole, names, aopts)
+                avoid_group(&part, &tail_nodes, whole, avoid)
+                    .or_else(|| fast_of(&part, &tail_nodes, whole, names, aopts))
             } else if let [Node::Repeat { node: grp, min: 0, max: Some(1), kind: RepKind::Greedy }] = part.as_slice()
                 && let Node::Group { kind: GroupKind::Capture(g), node: inner } = &**grp
                 && groups.len() == 1
@@ -1661,6 +1902,33 @@ impl SegmentsSrc {
 }
 
 impl Segments {
+    /// [`Segments::run`] of a `flat` chain, as long as its segments have
+    /// fast kinds for the haystack (None when one has not: the caller runs
+    /// the chain from the start, which takes the same steps up to there).
+    #[inline(always)]
+    fn run_flat(
+        &self,
+        hay: &str,
+        ascii: bool,
+        nl: Option<usize>,
+        start: usize,
+        spans: &mut [Option<(usize, usize)>],
+    ) -> Option<Option<usize>> {
+        let b = hay.as_bytes();
+        let mut pos = start;
+        for part in &self.parts {
+            let Part::Seg(seg) = part else { return None };
+            if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
+                continue;
+            }
+            match seg.run_fast(hay, ascii, nl, pos, spans)? {
+                Some(end) => pos = end,
+                None => return Some(None),
+            }
+        }
+        Some(Some(pos))
+    }
+
     /// Is some literal text every match of the chain holds missing from
     /// `b` (so that the pattern matches nowhere in it)?
     #[inline]
@@ -1708,30 +1976,9 @@ impl Segments {
                         // (its groups do not take part: None already)
                         continue;
                     }
-                    match &seg.fast {
-                        Some(f @ Fast::Fixed { groups, .. }) => {
-                            let end = f.run(hay, pos, nl)?;
-                            for &(g, a, b) in groups {
-                                *spans.get_mut(g)? = Some((pos + a, pos + b));
-                            }
-                            pos = end;
-                        }
-                        Some(Fast::Opt { group, inner }) if ascii || !seg.fast_ascii => {
-                            let m = inner.run(hay, pos, nl);
-                            *spans.get_mut(*group)? = m.map(|end| (pos, end));
-                            pos = m.unwrap_or(pos);
-                        }
-                        Some(fast) if ascii || !seg.fast_ascii => {
-                            let end = fast.run(hay, pos, nl)?;
-                            if seg.whole.is_some() {
-                                let span = Some((pos, end.checked_sub(seg.tail)?));
-                                for &g in &seg.groups {
-                                    *spans.get_mut(g)? = span;
-                                }
-                            }
-                            pos = end;
-                        }
-                        _ => {
+                    match seg.run_fast(hay, ascii, nl, pos, spans) {
+                        Some(end) => pos = end?,
+                        None => {
                             // the general case: built only here (the fast
                             // kinds above need no `Input`)
                             let Some(PartScratch::Seg { cache, caps, memo }) = s.parts.get_mut(i) else {
@@ -1805,10 +2052,17 @@ impl Segments {
                         // literal of the branch, the likeliest to be
                         // missing when the branch does not match) is not
                         // there: the branch cannot match, its chain is not run
-                        if chain.need.first().is_some_and(|f| f.find(&b[pos..]).is_none()) {
+                        // (unless the chain's first part searches it itself)
+                        if chain.pre_need && chain.need.first().is_some_and(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
-                        if let Some(end) = chain.run(hay, ascii, nl, pos, sub, spans) {
+                        // a chain of segments of fast kinds: run here
+                        let flat = if chain.flat { chain.run_flat(hay, ascii, nl, pos, spans) } else { None };
+                        let got = match flat {
+                            Some(got) => got,
+                            None => chain.run(hay, ascii, nl, pos, sub, spans),
+                        };
+                        if let Some(end) = got {
                             done = Some(end);
                             break;
                         }
@@ -1817,7 +2071,7 @@ impl Segments {
                             *spans.get_mut(g)? = None;
                         }
                         // the branch's other literal text is not there
-                        if chain.need.iter().skip(1).any(|f| f.find(&b[pos..]).is_none()) {
+                        if chain.need.iter().skip(usize::from(chain.pre_need)).any(|f| f.find(&b[pos..]).is_none()) {
                             continue;
                         }
                         // the chain's own pieces prove that nothing matches
@@ -1904,6 +2158,35 @@ fn free_tail(part: &[&Node], avoid: &[Vec<char>]) -> Option<String> {
         })
         .collect::<Option<_>>()?;
     (!t.is_empty()).then_some(t)
+}
+
+/// A whole group around `(?:(?!T).)*?` (or greedy) followed by T, as
+/// `linearize` rewrote it (T's KMP language "text without newline that,
+/// followed by T, holds T first at its end"; T in `avoid`), with exactly T
+/// after the group in the segment: as [`Fast::Dots`] (lazy, to the first T).
+/// Exact: a match of the segment from `pos` ends its group at some `k` with
+/// no newline in `pos..k`, T at `k` and at no place in `pos..k` (an
+/// occurrence there ends before `k + |T|`, inside the language's text
+/// followed by T), so `k` is the first place of T from `pos`, if no newline
+/// comes before it: one parse, the one the lazy dots find.
+fn avoid_group(part: &[&Node], tail: &[&Node], whole: Option<usize>, avoid: &[Vec<char>]) -> Option<Fast> {
+    whole?;
+    let [n @ Node::Group { .. }] = part else { return None };
+    let text: String = tail
+        .iter()
+        .map(|n| match n {
+            Node::Lit { c, icase: false } => Some(*c),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let inner = innermost(n);
+    let t = avoid.iter().find(|t| !t.is_empty() && !t.contains(&'\n') && t.iter().copied().eq(text.chars()))?;
+    let lang = super::linearize::kmp_language(t, true)?;
+    if *inner != lang {
+        return None;
+    }
+    let rare = rare_index(text.as_bytes());
+    Some(Fast::Dots { min: 0, lazy: true, tail: text, rare })
 }
 
 /// Literal text one of which every match of the concatenation `items`
@@ -2017,6 +2300,43 @@ mod tests {
                 for p in 0..=b.len() + 1 {
                     assert_eq!(text_at(&b, p, &t), b.get(p..p + n) == Some(&t[..]), "{b:?} at {p}: {t:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn find_lit_equals_memmem() {
+        // texts of 1..8 bytes over a small alphabet (many near misses), in
+        // haystacks short and long (past `SHORT_HAY`: memmem), at every rare index
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+        let alpha = b"ab :";
+        for _ in 0..4000 {
+            let n = 1 + next(8) as usize;
+            let t: Vec<u8> = (0..n).map(|_| alpha[next(4) as usize]).collect();
+            let len = match next(8) {
+                0 => SHORT_HAY - 4 + next(10) as usize,
+                1 => MID_HAY - 4 + next(10) as usize,
+                _ => next(80) as usize,
+            };
+            let mut h: Vec<u8> = (0..len).map(|_| alpha[next(4) as usize]).collect();
+            if next(2) == 0 {
+                let at = next(h.len() as u64 + 1) as usize;
+                h.splice(at..at, t.iter().copied());
+            }
+            for rare in 0..n {
+                assert_eq!(find_lit(&h, &t, rare), memchr::memmem::find(&h, &t), "{h:?} {t:?} {rare}");
+                assert_eq!(rfind_lit(&h, &t, rare), memchr::memmem::rfind(&h, &t), "{h:?} {t:?} {rare}");
+            }
+            let lit = Lit::new(std::str::from_utf8(&t).unwrap());
+            assert_eq!(lit.find(&h), memchr::memmem::find(&h, &t));
+            // the stop bytes of a run: one to three of them (and none)
+            let n = next(4) as usize;
+            let mut bytes = [0u8; 3];
+            bytes.iter_mut().for_each(|x| *x = alpha[next(4) as usize]);
+            let stop = Stop { n: n as u8, bytes };
+            for from in 0..h.len().min(9) {
+                let want = h[from..].iter().position(|x| bytes[..n].contains(x)).unwrap_or(h.len() - from);
+                assert_eq!(stop.find(&h[from..]), want, "{h:?} from {from}: {stop:?}");
             }
         }
     }
@@ -2674,6 +2994,9 @@ mod tests {
             r"\A(?:(?P<a>[^:]+) from (?P<b>\S+)$|(?P<c>.*?) from (?P<d>\w+)|(?P<e>.*))",
             // fixed text, class runs with text after them, choices, repetitions
             r"\A(?:(?P<k>key)(?P<n>\d+)=|(?P<p>(?:ab|cd){2})(?P<q>[a-z]+):|(?P<w>\w+)(?P<v>=\d))",
+            // branches whose first run searches their literal text (no
+            // search before the chain), branches of one fast segment
+            r"\A(?:(?P<a>[^:]+) from (?P<b>\d+)|(?P<c>\w+) to (?P<d>\w)|(?P<e>[a-z]+)|(?P<f>.*? from )(?P<g>.)|(?P<h>.+))",
         ];
         let mut hays: Vec<String> = [
             "",
@@ -2753,6 +3076,7 @@ mod tests {
             "ab",
             "cd",
             "invalid user ",
+            " to ",
             ": ",
             "1.2.3.4",
             "\u{e9}",
@@ -2812,6 +3136,64 @@ mod tests {
         assert!(fail_match > 150, "{fail_match}");
         assert!(leads > 20_000, "{leads}");
         assert!(compared > 5000, "{compared}");
+    }
+
+    /// A group `((?:(?!T).)*?)T` rewritten by `linearize` runs as lazy dots
+    /// to the first T (`avoid_group`): the chain's end and groups are the
+    /// full engine's, on every haystack.
+    #[test]
+    fn avoid_group_equals_full_engine() {
+        let pats = [
+            r"\A(?P<u>(?:(?! from ).)*?) from (?P<h>\S+)",
+            r"\A(?P<u>(?:(?! from ).)*) from (?P<h>\S+)$",
+            r"\Ax(?:(?P<u>(?:(?!ab).)*?)ab|(?P<v>.*))",
+            r"\A(?P<u>(?:(?!aa).)*?)aa(?P<r>.*)",
+            r"\A(?P<u>(?:(?!aba).)*?)aba(?P<r>b?)",
+        ];
+        let pieces = ["a", "b", "x", "ab", "aa", "aba", " from ", "from", " fro", "m ", "\n", "\u{e9}", " "];
+        let mut next = xorshift(0xa701_d6e5);
+        let mut hays: Vec<String> = ["", "x from y", "xab", "aaa", "ababa", "a\naa"].map(String::from).into();
+        for _ in 0..2000 {
+            hays.push((0..next(9)).map(|_| pieces[next(pieces.len() as u64) as usize]).collect());
+        }
+        fn dots(segs: &Segments) -> usize {
+            segs.parts
+                .iter()
+                .map(|p| match p {
+                    Part::Seg(Segment { fast: Some(Fast::Dots { lazy: true, tail, .. }), .. }) if !tail.is_empty() => 1,
+                    Part::Seg(_) => 0,
+                    Part::Alt(b, _) => b.iter().map(|(_, _, c)| dots(c)).sum(),
+                })
+                .sum()
+        }
+        let (mut compared, mut found) = (0, 0);
+        for src in pats {
+            let parsed = pyre::parse(src, true).unwrap();
+            let lin = super::super::linearize::linearize(&parsed.node).unwrap_or_else(|| panic!("{src}"));
+            assert_eq!(lin.map, (0..parsed.names.len()).collect::<Vec<_>>(), "{src}");
+            let mut avoid = Vec::new();
+            super::super::avoid_lits(&parsed.node, &mut avoid);
+            let mut text = String::new();
+            emit::emit(&lin.node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let segs = SegmentsSrc::new_with(&lin.node, &parsed.names, "", OPTS, &avoid).unwrap().compile().unwrap();
+            found += usize::from(dots(&segs) > 0);
+            let mut scratch = segs.scratch();
+            let mut caps = re.create_captures();
+            for hay in &hays {
+                for p in (0..=hay.len()).filter(|&p| hay.is_char_boundary(p)) {
+                    let hay = &hay[p..];
+                    for nl in [None, Some(crate::pattern::first_newline(hay.as_bytes()))] {
+                        let n = parsed.names.len();
+                        compared += usize::from(chain_agrees(src, &segs, &re, n, hay, nl, &mut scratch, &mut caps));
+                    }
+                }
+            }
+        }
+        // the lazy idiom before its text is recognized (the greedy one
+        // before `$` is a free tail, not this)
+        assert!(found >= 4, "{found}");
+        assert!(compared > 5_000, "{compared}");
     }
 
     /// A segment `P(?:(?!T).)*$` ends at the haystack's end without a search
