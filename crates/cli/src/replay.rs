@@ -218,8 +218,8 @@ impl Pipeline {
         for ri in 0..self.runners.len() {
             let runner = &mut self.runners[ri];
             let res = match time {
-                Some(t) => runner.process_line_at(text, t),
-                None => runner.process_line_dated(text, self.dates[self.dater_of[ri]], &self.ctx),
+                Some(t) => runner.process_line_at_ref(text, t),
+                None => runner.process_line_dated_ref(text, self.dates[self.dater_of[ri]], &self.ctx),
             };
             // The pipeline's clock: the newest log time seen in this input,
             // kept across undated lines (lines are not strictly ordered; a ban

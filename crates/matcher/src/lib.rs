@@ -441,6 +441,23 @@ pub struct LineResult {
     pub failures: SmallVec<[Failure; 1]>,
 }
 
+impl LineResult {
+    /// An empty result (no time yet, no failures).
+    fn empty() -> LineResult {
+        LineResult { time: None, date: DateStatus::NotFound, ignored: false, failures: SmallVec::new() }
+    }
+
+    /// Start a line's result: `time`, `date`, not ignored, no failures (the
+    /// previous ones dropped, the buffer kept).
+    #[inline]
+    pub(crate) fn reset(&mut self, time: Option<Timestamp>, date: DateStatus) {
+        self.time = time;
+        self.date = date;
+        self.ignored = false;
+        self.failures.clear();
+    }
+}
+
 /// Counters a runner keeps; overload is counted, never silent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MatchStats {
@@ -458,12 +475,16 @@ pub struct FilterRunner {
     opts: RunOptions,
     stats: MatchStats,
     state: runner::State,
+    /// The last line's result for the `_ref` calls (reused: its failures
+    /// are dropped when the next line starts, before the runner's data is
+    /// written again, so that what they share is not copied).
+    res: LineResult,
 }
 
 impl FilterRunner {
     pub fn new(filter: Arc<CompiledFilter>, opts: RunOptions) -> Self {
         let state = runner::State::new(&filter);
-        FilterRunner { filter, opts, stats: MatchStats::default(), state }
+        FilterRunner { filter, opts, stats: MatchStats::default(), state, res: LineResult::empty() }
     }
 
     pub fn filter(&self) -> &Arc<CompiledFilter> {
@@ -478,13 +499,27 @@ impl FilterRunner {
     /// is None and its failures carry `ctx.now` (fail2ban in operation).
     /// `ctx.now` is also the clock of the `<F-MLFID>` cache (5 min, 100 ids).
     pub fn process_line(&mut self, line: &str, ctx: &TimeContext) -> LineResult {
-        runner::process_line(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, ctx)
+        self.res.failures.clear();
+        let mut res = LineResult::empty();
+        runner::process_line(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, ctx, &mut res);
+        res
     }
 
     /// Process a line whose time is already known (journald entries): no
     /// date detection, as fail2ban's systemd backend.
     pub fn process_line_at(&mut self, line: &str, time: Timestamp) -> LineResult {
-        runner::process_line_at(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, time)
+        self.res.failures.clear();
+        let mut res = LineResult::empty();
+        runner::process_line_at(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, time, &mut res);
+        res
+    }
+
+    /// [`FilterRunner::process_line_at`] into a result the runner keeps and
+    /// reuses (valid until its next line): no copy of the result, and the
+    /// failures of the line before are dropped before this line's are made.
+    pub fn process_line_at_ref(&mut self, line: &str, time: Timestamp) -> &LineResult {
+        runner::process_line_at(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, time, &mut self.res);
+        &self.res
     }
 
     /// Process a line whose date a shared [`Dater`] of the same date
@@ -493,7 +528,19 @@ impl FilterRunner {
     /// [`FilterRunner::process_line`], when every line of the stream goes
     /// through the dater once, in order.
     pub fn process_line_dated(&mut self, line: &str, hit: Option<DateMatch>, ctx: &TimeContext) -> LineResult {
-        runner::process_line_dated(&self.filter, &self.opts, &mut self.state, &mut self.stats, line, hit, ctx.now)
+        self.res.failures.clear();
+        let mut res = LineResult::empty();
+        let (f, st) = (&self.filter, &mut self.state);
+        runner::process_line_dated(f, &self.opts, st, &mut self.stats, line, hit, ctx.now, &mut res);
+        res
+    }
+
+    /// [`FilterRunner::process_line_dated`] into a result the runner keeps
+    /// and reuses (see [`FilterRunner::process_line_at_ref`]).
+    pub fn process_line_dated_ref(&mut self, line: &str, hit: Option<DateMatch>, ctx: &TimeContext) -> &LineResult {
+        let (f, st) = (&self.filter, &mut self.state);
+        runner::process_line_dated(f, &self.opts, st, &mut self.stats, line, hit, ctx.now, &mut self.res);
+        &self.res
     }
 
     pub fn stats(&self) -> &MatchStats {

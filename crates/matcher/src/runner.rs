@@ -1829,9 +1829,10 @@ pub(crate) fn process_line(
     stats: &mut MatchStats,
     line: &str,
     ctx: &TimeContext,
-) -> LineResult {
+    res: &mut LineResult,
+) {
     let hit = st.dater.find(line, ctx);
-    process_line_dated(f, opts, st, stats, line, hit, ctx.now)
+    process_line_dated(f, opts, st, stats, line, hit, ctx.now, res)
 }
 
 /// The date state of one date configuration (`datepattern`, `logtimezone`):
@@ -1876,6 +1877,8 @@ impl Dater {
 
 /// `processLine` after the date search: `hit` is what a [`Dater`] of the
 /// filter's date configuration found on `line` (`now`: the context's clock).
+/// The result goes into `res` (its old failures dropped, its buffer kept).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn process_line_dated(
     f: &CompiledFilter,
     opts: &RunOptions,
@@ -1884,7 +1887,8 @@ pub(crate) fn process_line_dated(
     line: &str,
     hit: Option<DateMatch>,
     now: Timestamp,
-) -> LineResult {
+    res: &mut LineResult,
+) {
     stats.lines += 1;
     let hit = hit.filter(|h| {
         h.start <= h.end && h.end <= line.len() && line.is_char_boundary(h.start) && line.is_char_boundary(h.end)
@@ -1918,10 +1922,9 @@ pub(crate) fn process_line_dated(
             (recent_last, DateStatus::NotFound, None)
         }
     };
-    let mut res = LineResult { time, date: status, ignored: false, failures: SmallVec::new() };
+    res.reset(time, status);
     // fail2ban in operation treats a failure without any time as "now".
-    run(f, opts, st, stats, Tl { text: line, cut }, time.unwrap_or(now), now, &mut res);
-    res
+    run(f, opts, st, stats, Tl { text: line, cut }, time.unwrap_or(now), now, res);
 }
 
 /// `processLine` with a known time (journal entries): no date detection.
@@ -1932,12 +1935,12 @@ pub(crate) fn process_line_at(
     stats: &mut MatchStats,
     line: &str,
     time: Timestamp,
-) -> LineResult {
+    res: &mut LineResult,
+) {
     stats.lines += 1;
     st.last_date = Some(time);
-    let mut res = LineResult { time: Some(time), date: DateStatus::Given, ignored: false, failures: SmallVec::new() };
-    run(f, opts, st, stats, Tl { text: line, cut: None }, time, time, &mut res);
-    res
+    res.reset(Some(time), DateStatus::Given);
+    run(f, opts, st, stats, Tl { text: line, cut: None }, time, time, res);
 }
 
 #[allow(clippy::too_many_arguments)]

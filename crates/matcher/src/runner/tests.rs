@@ -943,7 +943,7 @@ fn check_dump(text: &str, detect: bool, cache: &mut HashMap<String, Arc<Compiled
                     LineResult { time: Some(date), date: DateStatus::Given, ignored: false, failures: SmallVec::new() };
                 let opts = RunOptions { check_all_regex: check_all.get(name).copied().unwrap_or(true) };
                 if detect && rec[0] == "L" {
-                    res = process_line(f, &opts, st, stats, line, &ctx);
+                    process_line(f, &opts, st, stats, line, &ctx, &mut res);
                 } else {
                     run(f, &opts, st, stats, Tl { text: line, cut }, date, now(), &mut res);
                 }
@@ -1615,6 +1615,92 @@ fn fnv_tail_word_is_the_bytes() {
             let mut h = Fnv::default();
             h.write(&text);
             assert_eq!(h.0, want, "{text:?}");
+        }
+    }
+}
+
+/// The `_ref` calls (one result reused line after line, its failures
+/// dropped when the next line starts) give what the by-value calls give,
+/// also mixed with by-value calls on the same runner and with the reused
+/// result's failures cloned and kept by the caller (the mlfid cache then
+/// copies on write): random mlfid sessions, with and without dates.
+#[test]
+fn reused_line_result_equals_returned_one() {
+    let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
+    let mut s = conn_filter();
+    s.failregex
+        .push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>bye</F-MLFFORGET></F-NOFAIL>(?: user <F-USER>\S+</F-USER>)?$"));
+    let users = ["root", "bob", "", "amy"];
+    let render = |r: &LineResult| {
+        let fs: Vec<String> = r
+            .failures
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {:?} {:?} {:?} {} {:?} {:?}",
+                    f.regex_index,
+                    f.fid,
+                    f.time,
+                    f.ip,
+                    f.nofail,
+                    f.fields.map(),
+                    &*f.matches
+                )
+            })
+            .collect();
+        format!("{:?} {:?} {} {fs:?}", r.time, r.date, r.ignored)
+    };
+    let ctx = TimeContext::fail2ban_test();
+    for check_all in [false, true] {
+        for dated in [false, true] {
+            let mut by_value = runner(&s, check_all);
+            let mut by_ref = runner(&s, check_all);
+            let mut dater = by_ref.filter().dater();
+            let mut kept = Vec::new();
+            let mut t = now();
+            for step in 0..6000 {
+                t = t.saturating_add(Duration::from_secs(if next(60) == 0 { 400 } else { next(3) as i64 }));
+                let id = next(40);
+                let u = users[next(4) as usize];
+                let body = match next(9) {
+                    0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
+                    2 | 3 => format!("conn {id}: auth failed for {u}x"),
+                    4 => format!("conn {id}: pam failure ruser={u} user={}y", users[next(4) as usize]),
+                    5 => format!("conn {id}: accepted for {u}z"),
+                    6 => format!("conn {id}: bye user {u}x"),
+                    7 => format!("conn {id}: closed"),
+                    _ => format!("conn {id}: noise"),
+                };
+                let (want, got) = if dated {
+                    let line = match next(8) {
+                        0 => body,
+                        k => format!("2005-08-14 12:0{k}:{:02} {body}", next(60)),
+                    };
+                    let want = render(&by_value.process_line(&line, &ctx));
+                    let hit = dater.find(&line, &ctx);
+                    let got = match next(5) {
+                        0 => render(&by_ref.process_line_dated(&line, hit, &ctx)),
+                        _ => render(by_ref.process_line_dated_ref(&line, hit, &ctx)),
+                    };
+                    (want, got)
+                } else {
+                    let want = render(&by_value.process_line_at(&body, t));
+                    let got = match next(5) {
+                        0 => render(&by_ref.process_line_at(&body, t)),
+                        1 => {
+                            let r = by_ref.process_line_at_ref(&body, t);
+                            kept.extend(r.failures.iter().cloned());
+                            render(r)
+                        }
+                        _ => render(by_ref.process_line_at_ref(&body, t)),
+                    };
+                    (want, got)
+                };
+                assert_eq!(got, want, "check_all {check_all}, dated {dated}, step {step}");
+                if kept.len() > 50 {
+                    kept.clear();
+                }
+            }
         }
     }
 }
