@@ -215,8 +215,10 @@ impl Pipeline {
                 *date = dater.find(text, &self.ctx);
             }
         }
-        for ri in 0..self.runners.len() {
-            let runner = &mut self.runners[ri];
+        // The runners are taken out for the line: a line's result borrows its
+        // runner while `failures` borrows the rest of the pipeline.
+        let mut runners = std::mem::take(&mut self.runners);
+        for (ri, runner) in runners.iter_mut().enumerate() {
             let res = match time {
                 Some(t) => runner.process_line_at_ref(text, t),
                 None => runner.process_line_dated_ref(text, self.dates[self.dater_of[ri]], &self.ctx),
@@ -239,9 +241,10 @@ impl Pipeline {
             dated |= res.date == stadtwache_match::DateStatus::Found;
             // (most lines have no failure: their path stays short)
             if !res.failures.is_empty() {
-                matched |= self.failures(ri, &res, input, line_no, text, obs);
+                matched |= self.failures(ri, res, input, line_no, text, obs);
             }
         }
+        self.runners = runners;
         if matched {
             self.stats.matched += 1;
         } else if ignored {
