@@ -130,7 +130,14 @@ fn is_word(c: u8) -> bool {
 /// How many bytes from `p` satisfy `f` (at most `cap`).
 #[inline]
 fn run(b: &[u8], p: usize, cap: usize, f: impl Fn(u8) -> bool) -> usize {
-    b.get(p..).map_or(0, |h| h.iter().take(cap).take_while(|&&c| f(c)).count())
+    let mut k = 0;
+    while k < cap
+        && let Some(&c) = b.get(p + k)
+        && f(c)
+    {
+        k += 1;
+    }
+    k
 }
 
 /// End of `(?:\d{1,3}\.){3}\d{1,3}`'s first parse from `p`.
@@ -215,7 +222,7 @@ fn ip6(b: &[u8], p: usize) -> Option<usize> {
 /// The DNS branch `[\w\-.^_]*\w` from `p`: its end.
 #[inline]
 fn dns(b: &[u8], p: usize) -> Option<usize> {
-    let r = run(b, p, usize::MAX, |c| is_word(c) || c == b'-' || c == b'.' || c == b'^');
+    let r = run(b, p, b.len(), |c| is_word(c) || c == b'-' || c == b'.' || c == b'^');
     let h = &b[p..p + r];
     h.iter().rposition(|&c| is_word(c)).map(|k| p + k + 1)
 }
