@@ -104,6 +104,7 @@
 //! - `\N{name}` knows only a few names, lone surrogates are refused (P009).
 
 mod emit;
+mod host;
 mod linearize;
 mod literals;
 mod pyre;

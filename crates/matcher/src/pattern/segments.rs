@@ -18,6 +18,7 @@ use regex_automata::{Anchored, Input, meta};
 use std::sync::OnceLock;
 
 use super::emit::{self, EmitOpts};
+use super::host;
 use super::pyre::{GroupKind, Node, RepKind};
 
 /// A zero-width assertion or literal text of a segment that needs no
@@ -78,6 +79,10 @@ enum Fast {
     /// [`Step`]).
     /// `ascii`: only valid on ASCII haystacks (it has class runs).
     Steps { steps: Vec<Step>, ascii: bool },
+    /// fail2ban's `<HOST>` alternation or the `(?:IP4|IP6)` of `<ADDR>`
+    /// (see [`host`]), on ASCII haystacks only: the segment's groups are
+    /// ip4, ip6 (and dns), the one that took part set, the others None.
+    Host { kind: host::Kind },
 }
 
 /// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
@@ -377,6 +382,7 @@ impl Fast {
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Steps { steps, .. } => walk(steps, b, pos),
             Fast::Dots { min, lazy, tail, rare } => dots(b, pos, nl, *min, *lazy, tail.as_bytes(), *rare),
+            Fast::Host { kind } => host::scan(*kind, b, pos).map(|(end, _)| end),
         }
     }
 }
@@ -385,7 +391,7 @@ impl Fast {
     /// Only valid on ASCII haystacks.
     fn ascii_only(&self) -> bool {
         match self {
-            Fast::Run { .. } => true,
+            Fast::Run { .. } | Fast::Host { .. } => true,
             Fast::Opt { inner, .. } => inner.ascii_only(),
             Fast::Steps { ascii, .. } => *ascii,
             _ => false,
@@ -400,6 +406,8 @@ impl Fast {
             Fast::Opt { .. } => false,
             Fast::Fixed { text, .. } => !text.is_empty(),
             Fast::Steps { steps, .. } => consumes(steps),
+            // each alternative takes at least one byte
+            Fast::Host { .. } => true,
         }
     }
 }
@@ -1368,6 +1376,14 @@ impl Segment {
                 }
                 end
             }
+            Some(Fast::Host { kind }) if ascii => {
+                let Some((end, (which, s, e))) = host::scan(*kind, hay.as_bytes(), pos) else { return Some(None) };
+                for (k, &g) in self.groups.iter().enumerate() {
+                    let Some(slot) = spans.get_mut(g) else { return Some(None) };
+                    *slot = (k == which).then_some((s, e));
+                }
+                end
+            }
             Some(Fast::Opt { group, inner }) if ascii || !self.fast_ascii => {
                 let m = inner.run(hay, pos, nl);
                 let Some(slot) = spans.get_mut(*group) else { return Some(None) };
@@ -1723,6 +1739,31 @@ impl SegmentsSrc {
         let mut segs = Vec::with_capacity(parts.len() + 1);
         let mut parts = parts.into_iter().peekable();
         while let Some(part) = parts.next() {
+            // fail2ban's `<HOST>` / `<ADDR>` alternation: one segment, its
+            // first parse and groups found by a scanner (ASCII haystacks;
+            // others: the capture search of the segment)
+            if prefix.is_empty()
+                && !host_off()
+                && let [n] = part.as_slice()
+                && let Some((kind, groups)) = host::recognize(n)
+            {
+                let mut text = String::new();
+                emit::emit(n, names, opts, &mut text);
+                let mut atext = String::from("(?-u)");
+                emit::emit(n, names, aopts, &mut atext);
+                segs.push(PartSrc::Seg(
+                    text,
+                    atext,
+                    None,
+                    groups,
+                    0,
+                    Some(Fast::Host { kind }),
+                    None,
+                    Vec::new(),
+                    None,
+                ));
+                continue;
+            }
             // an alternation with groups: branch by branch, each its own chain
             // (not one without groups that a fast kind takes whole, such as a
             // choice of literal text: one segment, no chain per branch)
@@ -1899,6 +1940,21 @@ impl SegmentsSrc {
         }
         SegmentsSrc { parts: segs, need, lead }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: build chains without [`Fast::Host`] (the general path).
+    static HOST_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Are [`Fast::Host`] segments off (tests of the general path)?
+#[inline]
+fn host_off() -> bool {
+    #[cfg(test)]
+    return HOST_OFF.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
 }
 
 impl Segments {
@@ -2229,7 +2285,7 @@ fn one_parse(f: &Fast) -> bool {
         Fast::Seq(_) | Fast::Fixed { .. } => true,
         Fast::Run { scan, tail, min, max, .. } => !scan && (!tail.is_empty() || min == max),
         Fast::Steps { steps, .. } => check(steps, None, false),
-        Fast::Dots { .. } | Fast::Opt { .. } => false,
+        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } => false,
     }
 }
 
@@ -2975,6 +3031,113 @@ mod tests {
     /// `[^:]+ from`, `.*?`), it does not. Where none of a branch's lead
     /// texts is at the position, it has no match either. The chains with the skips then
     /// give the whole pattern's captures.
+    fn has_host(segs: &Segments) -> bool {
+        segs.parts.iter().any(|p| match p {
+            Part::Seg(s) => matches!(s.fast, Some(Fast::Host { .. })),
+            Part::Alt(b, _) => b.iter().any(|(_, _, c)| has_host(c)),
+        })
+    }
+
+    /// Chains with fail2ban's `<HOST>` / `<ADDR>` (expanded as fail2ban does,
+    /// compiled as the pattern compiler does) with the scanner segment
+    /// ([`Fast::Host`]) and without it (nested chains per branch): where both
+    /// get through they agree, the scanner's chain gets through wherever the
+    /// other does, and every chain that gets through equals the full engine
+    /// (span and groups), on address-like texts in context (trailing ports,
+    /// brackets, `-\d+` that backtracks into a DNS name, `:\d+` into an
+    /// IPv6 address, non-ASCII text: the segment's capture search).
+    #[test]
+    fn host_segment_equals_general_chain_and_full_engine() {
+        let pats = [
+            r"^Failed password for <F-USER>\S+</F-USER> from <HOST>(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?$",
+            r"^Received disconnect from <HOST>(?: (?:port \d+|on \S+)){0,2}:\s*11:",
+            r"^SSH: Server;Ltype: (?:Authname|Version|Kex);Remote: <HOST>-\d+;[A-Z]\w+:",
+            r"^refused connect from \S+ \(<HOST>\)",
+            r"^Connection from <ADDR> port \d+",
+            r"^x <HOST>\]",
+            r"^x <HOST>:\d+$",
+            r"^<HOST>$",
+            r"^(?:from )?<HOST> \[preauth\]\s*$",
+            r"^(?:by|from) (?:(?P<u>\S+) )?<HOST>(?: port \d+)?$",
+            r"^a (?:<ADDR>|<F-X>\S+</F-X>) b",
+        ];
+        let templates = [
+            "Failed password for root from ",
+            "Received disconnect from ",
+            "SSH: Server;Ltype: Kex;Remote: ",
+            "refused connect from x (",
+            "Connection from ",
+            "x ",
+            "from ",
+            "by u ",
+            "a ",
+            "",
+        ];
+        let suffixes = [
+            "",
+            " port 22",
+            " port 22 ssh2",
+            ":22",
+            "]",
+            "-22;Kex:",
+            ")",
+            " [preauth]",
+            " port 22:11:",
+            " b",
+            "\u{e9}",
+            "\n",
+        ];
+        let mut hosts: Vec<String> = host::tests::texts().into_iter().take(90).collect();
+        let mut next = xorshift(0x0123_4567_89ab_cdefu64);
+        let alphabet = b"0123456789abcdefABF:.[]-_^ ()";
+        for _ in 0..150 {
+            let n = next(18) as usize;
+            hosts.push((0..n).map(|_| alphabet[next(alphabet.len() as u64) as usize] as char).collect());
+        }
+        hosts.push("h\u{e9}st".into());
+        let (mut agreed, mut fast_only) = (0, 0);
+        for src in pats {
+            let exp = super::super::tags::expand(src, true);
+            let parsed = pyre::parse(&exp.text, false).unwrap();
+            let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
+            let mut text = String::new();
+            emit::emit(&node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let fast = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            HOST_OFF.with(|c| c.set(true));
+            let general = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            HOST_OFF.with(|c| c.set(false));
+            assert!(has_host(&fast) && !has_host(&general), "{src}");
+            let n = parsed.names.len();
+            let (mut fs, mut gs) = (fast.scratch(), general.scratch());
+            let mut caps = re.create_captures();
+            let before = agreed;
+            for t in templates {
+                for h in &hosts {
+                    for sfx in suffixes {
+                        let hay = format!("{t}{h}{sfx}");
+                        let mut a = vec![None; n];
+                        let mut b = vec![None; n];
+                        let ea = fast.run(&hay, hay.is_ascii(), None, 0, &mut fs, &mut a);
+                        let eb = general.run(&hay, hay.is_ascii(), None, 0, &mut gs, &mut b);
+                        match (ea, eb) {
+                            (Some(x), Some(y)) => assert_eq!((x, &a), (y, &b), "{src:?} on {hay:?}"),
+                            (None, Some(_)) => panic!("{src:?} on {hay:?}: only the general chain gets through"),
+                            (Some(_), None) => fast_only += 1,
+                            (None, None) => {}
+                        }
+                        if chain_agrees(src, &fast, &re, n, &hay, None, &mut fs, &mut caps) {
+                            agreed += 1;
+                        }
+                    }
+                }
+            }
+            assert!(agreed - before >= 10, "{src}: {}", agreed - before);
+        }
+        assert!(agreed > 2_000, "{agreed}");
+        eprintln!("host chains: {agreed} through and equal to the full engine, {fast_only} only with the scanner");
+    }
+
     #[test]
     fn alternation_proofs_equal_full_engine() {
         let pats = [

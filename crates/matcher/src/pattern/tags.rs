@@ -14,6 +14,18 @@ fn r_ip4() -> String {
 fn r_ip6() -> String {
     format!("(?P<ip6>{IP_6_RE})")
 }
+/// `<IP4>`'s expansion.
+pub(crate) fn ip4_re() -> String {
+    r_ip4()
+}
+/// `<IP6>`'s expansion.
+pub(crate) fn ip6_re() -> String {
+    r_ip6()
+}
+/// `<HOST>`'s expansion (with DNS names).
+pub(crate) fn host_re() -> String {
+    r_host()
+}
 const R_DNS: &str = r"(?P<dns>[\w\-.^_]*\w)";
 const R_CIDR: &str = r"(?P<cidr>\d+)";
 

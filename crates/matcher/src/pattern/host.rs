@@ -1,0 +1,409 @@
+//! A hand-written scanner for fail2ban's address alternations: `<HOST>`
+//! (`(?:\[?(?:IP4|IP6)\]?|DNS)`) and the `(?:IP4|IP6)` inside `<ADDR>`, as
+//! [`super::tags`] expands them. It finds the alternation's first parse (the
+//! one a backtracking engine with Python's leftmost-first order takes when
+//! nothing follows it) on ASCII haystacks, and which group took part, so
+//! that a segment chain needs no nested chain per branch for it. As every
+//! segment of a chain, it gives the first parse only: a chain that fails
+//! after it falls back to the full engine, which backtracks into it.
+//!
+//! The expansions, with Python's order of trying:
+//! - IP4 `(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})`: the optional
+//!   prefix first; each `\d{1,3}\.` needs a run of 1 to 3 digits then `.`
+//!   (a shorter take of the run leaves a digit where `.` must be), the last
+//!   `\d{1,3}` takes up to three digits (nothing follows it);
+//! - IP6 `(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):))`:
+//!   a depth-first search in the engine's order (another iteration before
+//!   leaving the loop, `::?` with its second `:` first), the tail's hex run
+//!   up to four, else `:` (every iteration ends with `:`: the lookbehind
+//!   holds);
+//! - DNS `(?P<dns>[\w\-.^_]*\w)`: the run of class bytes, backed off to its
+//!   last word byte.
+
+use super::pyre::{self, GroupKind, Node};
+use super::tags;
+use std::sync::OnceLock;
+
+/// Which address alternation a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `<HOST>`: groups ip4, ip6, dns.
+    Host,
+    /// The `(?:IP4|IP6)` of `<ADDR>`: groups ip4, ip6.
+    Addr,
+}
+
+/// Compares `a` with the pattern `b` up to the indices of capture groups;
+/// collects `a`'s indices in order.
+fn same_shape(a: &Node, b: &Node, caps: &mut Vec<usize>) -> bool {
+    match (a, b) {
+        (
+            Node::Group { kind: GroupKind::Capture(g), node: x },
+            Node::Group { kind: GroupKind::Capture(_), node: y },
+        ) => {
+            caps.push(*g);
+            same_shape(x, y, caps)
+        }
+        (Node::Group { kind: k1, node: x }, Node::Group { kind: k2, node: y }) => k1 == k2 && same_shape(x, y, caps),
+        (Node::Cat(v), Node::Cat(w)) | (Node::Alt(v), Node::Alt(w)) => {
+            v.len() == w.len() && v.iter().zip(w).all(|(x, y)| same_shape(x, y, caps))
+        }
+        (
+            Node::Repeat { node: x, min: m1, max: x1, kind: k1 },
+            Node::Repeat { node: y, min: m2, max: x2, kind: k2 },
+        ) => m1 == m2 && x1 == x2 && k1 == k2 && same_shape(x, y, caps),
+        // leaves (and anything holding a node the expansions do not have)
+        _ => {
+            let mut g = Vec::new();
+            captures_of(a, &mut g);
+            g.is_empty() && a == b
+        }
+    }
+}
+
+fn captures_of(n: &Node, out: &mut Vec<usize>) {
+    match n {
+        Node::Group { kind, node } => {
+            if let GroupKind::Capture(g) = kind {
+                out.push(*g);
+            }
+            captures_of(node, out);
+        }
+        Node::Cat(v) | Node::Alt(v) => v.iter().for_each(|c| captures_of(c, out)),
+        Node::Repeat { node, .. } | Node::Look { node, .. } => captures_of(node, out),
+        Node::Cond { yes, no, .. } => {
+            captures_of(yes, out);
+            captures_of(no, out);
+        }
+        _ => {}
+    }
+}
+
+/// The expansion as the compiler sees it (parsed, lookbehinds elided,
+/// zero-width repeats simplified), a single-item concatenation unwrapped.
+fn canonical(text: &str) -> Option<Node> {
+    let parsed = pyre::parse(text, false).ok()?;
+    let node = super::emit::simplify_zero_width_repeats(super::emit::elide_lookbehinds(parsed.node, None));
+    Some(match node {
+        Node::Cat(mut v) if v.len() == 1 => v.pop()?,
+        n => n,
+    })
+}
+
+/// The address alternation `n` is, with its groups (ip4, ip6[, dns]).
+pub(super) fn recognize(n: &Node) -> Option<(Kind, Vec<usize>)> {
+    static CANON: OnceLock<Option<[Node; 2]>> = OnceLock::new();
+    let canon = CANON.get_or_init(|| {
+        // the `(?:IP4|IP6)` group inside `<ADDR>`
+        let addr = format!("(?:{}|{})", tags::ip4_re(), tags::ip6_re());
+        Some([canonical(&tags::host_re())?, canonical(&addr)?])
+    });
+    let [host, addr] = canon.as_ref()?;
+    // cheap first: the shapes are a group around an alternation
+    if !matches!(n, Node::Group { kind: GroupKind::NonCapture, node } if matches!(**node, Node::Alt(_))) {
+        return None;
+    }
+    for (kind, canon, n_groups) in [(Kind::Host, host, 3), (Kind::Addr, addr, 2)] {
+        let mut caps = Vec::new();
+        if same_shape(n, canon, &mut caps) && caps.len() == n_groups {
+            return Some((kind, caps));
+        }
+    }
+    None
+}
+
+#[inline]
+fn is_digit(c: u8) -> bool {
+    c.is_ascii_digit()
+}
+
+#[inline]
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+#[inline]
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// How many bytes from `p` satisfy `f` (at most `cap`).
+#[inline]
+fn run(b: &[u8], p: usize, cap: usize, f: impl Fn(u8) -> bool) -> usize {
+    let mut k = 0;
+    while k < cap
+        && let Some(&c) = b.get(p + k)
+        && f(c)
+    {
+        k += 1;
+    }
+    k
+}
+
+/// End of `(?:\d{1,3}\.){3}\d{1,3}`'s first parse from `p`.
+#[inline]
+fn ip4(b: &[u8], mut p: usize) -> Option<usize> {
+    for _ in 0..3 {
+        let d = run(b, p, 4, is_digit);
+        if !(1..=3).contains(&d) || b.get(p + d) != Some(&b'.') {
+            return None;
+        }
+        p += d + 1;
+    }
+    let d = run(b, p, 3, is_digit);
+    (d > 0).then_some(p + d)
+}
+
+/// The IP4 branch `(?:::f{4,6}:)?(IP4)` from `p`: the group's span.
+#[inline]
+fn ip4_branch(b: &[u8], p: usize) -> Option<(usize, usize)> {
+    if b.get(p..p + 2) == Some(b"::") {
+        let r = run(b, p + 2, 7, |c| c == b'f');
+        if (4..=6).contains(&r) && b.get(p + 2 + r) == Some(&b':') {
+            let q = p + 3 + r;
+            if let Some(e) = ip4(b, q) {
+                return Some((q, e));
+            }
+        }
+    }
+    ip4(b, p).map(|e| (p, e))
+}
+
+/// `(?:H{1,4}::?|::){1,7}(?:H{1,4}|:)` from `p` after `i` iterations, in the
+/// engine's order; `failed`: (iterations, offset from `start`) pairs known to
+/// fail (an offset is at most 6 bytes per iteration: below 64).
+fn ip6_from(b: &[u8], start: usize, p: usize, i: usize, failed: &mut [u64; 8]) -> Option<usize> {
+    let off = p - start;
+    if failed[i] & (1u64 << off) != 0 {
+        return None;
+    }
+    if i < 7 {
+        let h = run(b, p, 5, is_hex);
+        if (1..=4).contains(&h) && b.get(p + h) == Some(&b':') {
+            if b.get(p + h + 1) == Some(&b':')
+                && let Some(e) = ip6_from(b, start, p + h + 2, i + 1, failed)
+            {
+                return Some(e);
+            }
+            if let Some(e) = ip6_from(b, start, p + h + 1, i + 1, failed) {
+                return Some(e);
+            }
+        }
+        if b.get(p..p + 2) == Some(b"::")
+            && let Some(e) = ip6_from(b, start, p + 2, i + 1, failed)
+        {
+            return Some(e);
+        }
+    }
+    if i >= 1 {
+        let h = run(b, p, 4, is_hex);
+        if h > 0 {
+            return Some(p + h);
+        }
+        // (?<=:): — the byte before is the last iteration's `:`
+        if b.get(p) == Some(&b':') {
+            return Some(p + 1);
+        }
+    }
+    failed[i] |= 1u64 << off;
+    None
+}
+
+/// The IP6 branch from `p`: the group's end.
+#[inline]
+fn ip6(b: &[u8], p: usize) -> Option<usize> {
+    // it starts with a hex digit or `::`
+    match b.get(p) {
+        Some(&c) if is_hex(c) || (c == b':' && b.get(p + 1) == Some(&b':')) => ip6_from(b, p, p, 0, &mut [0; 8]),
+        _ => None,
+    }
+}
+
+/// The DNS branch `[\w\-.^_]*\w` from `p`: its end.
+#[inline]
+fn dns(b: &[u8], p: usize) -> Option<usize> {
+    let r = run(b, p, b.len(), |c| is_word(c) || c == b'-' || c == b'.' || c == b'^');
+    let h = &b[p..p + r];
+    h.iter().rposition(|&c| is_word(c)).map(|k| p + k + 1)
+}
+
+/// The group that took part in a [`scan`]: 0 ip4, 1 ip6, 2 dns.
+pub(super) type Took = (usize, usize, usize);
+
+/// The first parse of the alternation from `p` on an ASCII haystack: its end
+/// and (which group, the group's start, end).
+#[inline]
+pub(super) fn scan(kind: Kind, b: &[u8], p: usize) -> Option<(usize, Took)> {
+    let addr = |q: usize| -> Option<(usize, Took)> {
+        if let Some((s, e)) = ip4_branch(b, q) {
+            return Some((e, (0, s, e)));
+        }
+        ip6(b, q).map(|e| (e, (1, q, e)))
+    };
+    match kind {
+        Kind::Addr => addr(p),
+        Kind::Host => {
+            // `\[?` takes a `[` first; without it the inner part would start at
+            // `[`, where neither IP4 nor IP6 can (nor DNS: `[` is not in its class)
+            let q = if b.get(p) == Some(&b'[') { p + 1 } else { p };
+            if let Some((e, took)) = addr(q) {
+                let e = if b.get(e) == Some(&b']') { e + 1 } else { e };
+                return Some((e, took));
+            }
+            dns(b, p).map(|e| (e, (2, p, e)))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::test_util::xorshift;
+    use regex_automata::{Anchored, Input, meta};
+
+    pub(in super::super) fn texts() -> Vec<String> {
+        let mut v: Vec<String> = [
+            "",
+            "1.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "001.002.003.004",
+            "1.2.3.4567",
+            "1234.1.1.1",
+            "1.2.3.",
+            "1..2.3",
+            ".1.2.3.4",
+            "::ffff:1.2.3.4",
+            "::fff:1.2.3.4",
+            "::fffffff:1.2.3.4",
+            "::ffffff:1.2.3.4",
+            "::FFFF:1.2.3.4",
+            "::ffff:1.2.3",
+            "::ffff:",
+            "::",
+            ":::",
+            "::1",
+            "1::",
+            "1:",
+            "1:2",
+            "fe80::1%eth0",
+            "2001:db8::1",
+            "2001:0db8:0000:0000:0000:ff00:0042:8329",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7::",
+            "12345::1",
+            "abcd:",
+            "abcd::ef01",
+            "a:::b",
+            "::::::::::::::::",
+            "1::::::::::",
+            "[1.2.3.4]",
+            "[1.2.3.4",
+            "[::1]:22",
+            "[host]",
+            "[",
+            "]",
+            "[]",
+            "host.example.org",
+            "host-1.example.org.",
+            "-",
+            "-a",
+            "a-",
+            "a.",
+            ".",
+            "^x",
+            "_",
+            "a_b",
+            "1.2.3.4:22",
+            "1.2.3.4 port 22",
+            "host port 22",
+            "h\u{e9}st",
+            "1.2.3.4-5",
+            "dead:beef",
+            "dead:beef:",
+            "g::1",
+            "::g",
+            "1.2.3.4]",
+            "::ffff:1.2.3.4]",
+            "[2001:db8::1] port 22",
+            "0:0:0:0:0:0:0:0",
+            "::ffff:1.2.3.4.5",
+            "1.2.3.4.",
+            "10.0.0.1/24",
+            "a:b:c:d:e:f:0:1:2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut rng = xorshift(0x5eed_4057);
+        let alphabet = b"0123456789abcdefABF:.[]-_^ xyz/%";
+        for _ in 0..20_000 {
+            let n = rng(24) as usize;
+            let s: String = (0..n).map(|_| alphabet[rng(alphabet.len() as u64) as usize] as char).collect();
+            v.push(s);
+        }
+        // mutations of address-like texts
+        let seeds = ["1.2.3.4", "::ffff:10.0.0.1", "2001:db8::1", "fe80::a:b:c:d", "host-1.example.org"];
+        for _ in 0..20_000 {
+            let mut s: Vec<u8> = seeds[rng(seeds.len() as u64) as usize].bytes().collect();
+            for _ in 0..1 + rng(3) {
+                let k = rng(s.len() as u64 + 1) as usize;
+                let c = alphabet[rng(alphabet.len() as u64) as usize];
+                match rng(3) {
+                    0 if k < s.len() => s[k] = c,
+                    1 if k < s.len() => {
+                        s.remove(k);
+                    }
+                    _ => s.insert(k, c),
+                }
+            }
+            v.push(String::from_utf8(s).unwrap());
+        }
+        v
+    }
+
+    /// The scanner's first parse (end and groups) equals the full engine's
+    /// anchored match of the expansion alone, at every position of many texts.
+    #[test]
+    fn scan_equals_full_engine() {
+        let addr = format!("(?:{}|{})", tags::ip4_re(), tags::ip6_re());
+        for (kind, text) in [(Kind::Host, tags::host_re()), (Kind::Addr, addr)] {
+            let node = canonical(&text).unwrap();
+            let (k, caps) = recognize(&node).unwrap();
+            assert_eq!(k, kind);
+            let parsed = pyre::parse(&text, false).unwrap();
+            let mut etext = String::new();
+            let opts = super::super::emit::EmitOpts {
+                exact_dollar: false,
+                relaxed: false,
+                fancy: false,
+                ascii_hay: false,
+                empty_hay: false,
+            };
+            super::super::emit::emit(&node, &parsed.names, opts, &mut etext);
+            let re = meta::Regex::new(&etext).unwrap();
+            let mut c = re.create_captures();
+            let mut compared = 0;
+            for hay in texts() {
+                if !hay.is_ascii() {
+                    continue;
+                }
+                for pos in 0..=hay.len() {
+                    re.search_captures(&Input::new(&hay).span(pos..hay.len()).anchored(Anchored::Yes), &mut c);
+                    let theirs = c.get_match().map(|m| {
+                        let g: Vec<_> = (1..=caps.len()).map(|g| c.get_group(g).map(|s| (s.start, s.end))).collect();
+                        (m.end(), g)
+                    });
+                    let ours = scan(kind, hay.as_bytes(), pos).map(|(end, (which, s, e))| {
+                        let g: Vec<_> = (0..caps.len()).map(|k| (k == which).then_some((s, e))).collect();
+                        (end, g)
+                    });
+                    assert_eq!(ours, theirs, "{kind:?} on {hay:?} at {pos}");
+                    compared += 1;
+                }
+            }
+            assert!(compared > 100_000);
+        }
+    }
+}
