@@ -36,6 +36,17 @@ FAILS=0
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds (0) or
+# SECONDS have passed (1). The deadlines are generous: a debug build on a
+# loaded 2-core CI machine can take seconds to start a process; a pass is
+# usually far quicker.
+wait_until() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ "$SECONDS" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
 
 cleanup() {
   for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
@@ -51,7 +62,17 @@ in_a() { ip netns exec "$A" "$@"; }
 in_c() { ip netns exec "$C" "$@"; }
 
 # --- topology ----------------------------------------------------------------
-for n in $S $A $C; do ip netns add "$n"; ip netns exec "$n" ip link set lo up; done
+# A run killed before its cleanup leaves its namespaces behind; a later run
+# whose shell gets the same PID would reuse them (with their daemon, sshd and
+# nft tables still in them). Remove any such leftovers first.
+for n in $S $A $C; do
+  if ip netns pids "$n" >/dev/null 2>&1; then
+    ip netns pids "$n" | xargs -r kill -9 2>/dev/null
+    ip netns del "$n"
+  fi
+done
+ip link del swa$ID 2>/dev/null; ip link del swc$ID 2>/dev/null
+for n in $S $A $C; do ip netns add "$n" || { fail "ip netns add $n"; exit 1; }; ip netns exec "$n" ip link set lo up; done
 ip link add swa$ID type veth peer name swa${ID}s
 ip link add swc$ID type veth peer name swc${ID}s
 ip link set swa$ID netns "$A"; ip link set swa${ID}s netns "$S"
@@ -82,8 +103,7 @@ EOF
 (in_s /usr/sbin/sshd -D -e -f "$W/sshd_config" 2>&1 | while IFS= read -r l; do
    printf '%s server sshd[%s]: %s\n' "$(date '+%b %e %H:%M:%S')" "$BASHPID" "$l"
  done >> "$W/auth.log") &
-for _ in $(seq 50); do grep -q "Server listening" "$W/auth.log" && break; sleep 0.1; done
-grep -q "Server listening" "$W/auth.log" || { fail "sshd starts"; cat "$W/auth.log"; exit 1; }
+wait_until 60 grep -q "Server listening" "$W/auth.log" || { fail "sshd starts"; cat "$W/auth.log"; exit 1; }
 
 # --- nginx with auth_request --------------------------------------------------
 mkdir -p "$W/nginx" "$W/www"
@@ -119,6 +139,10 @@ http {
 }
 EOF
 in_s nginx -c "$W/nginx.conf" || { fail "nginx starts"; exit 1; }
+# nginx returns once its master has daemonized; wait until it answers at all
+# (any HTTP status: the decision API behind auth_request is not up yet).
+nginx_answers() { [ "$(in_s curl -s -m 10 -o /dev/null -w '%{http_code}' http://127.0.0.1/)" != 000 ]; }
+wait_until 60 nginx_answers || { fail "nginx answers"; exit 1; }
 
 # --- Stadtwache ------------------------------------------------------------
 head -c 24 /dev/urandom | base64 > "$W/admin.token"
@@ -162,23 +186,24 @@ start_daemon() {
   # `ip netns exec` execs the daemon: $! is the daemon's own PID.
   ip netns exec "$S" "$BIN" run --config "$W/stadtwache.toml" >>"$W/daemon.log" 2>&1 &
   DPID=$!
-  for _ in $(seq 300); do
-    in_s curl -s -o /dev/null http://127.0.0.1:8089/metrics && in_s nft list table inet stadtwache >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  return 1
+  daemon_ready() {
+    in_s curl -s -m 10 -o /dev/null http://127.0.0.1:8089/metrics && in_s nft list table inet stadtwache >/dev/null 2>&1
+  }
+  wait_until 60 daemon_ready
 }
 stop_daemon() { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=; }
 
 check "daemon starts (API up, table created)" start_daemon
 
-no_tcp() { ! tcp "$@"; }
-tcp() { # ns addr port
-  ip netns exec "$1" timeout 2 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
+# A connection that must succeed gets 10 s (process start-up under load); one
+# that must fail (dropped packets: it can only time out) gets 3 s.
+no_tcp() { ! tcp "$1" "$2" "$3" 3; }
+tcp() { # ns addr port [timeout]
+  ip netns exec "$1" timeout "${4:-10}" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
 }
-http_code() { # ns url [extra curl args]
+http_code() { # ns url [extra curl args; a later -m overrides the 10 s]
   local ns=$1 url=$2; shift 2
-  ip netns exec "$ns" curl -s -m 3 -o /dev/null -w '%{http_code}' "$@" "$url"
+  ip netns exec "$ns" curl -s -m 10 -o /dev/null -w '%{http_code}' "$@" "$url"
 }
 in_set() { in_s nft list set inet stadtwache v4 2>/dev/null | grep -q "$1"; }
 
@@ -190,14 +215,17 @@ check "attacker reaches http before any ban" test "$(http_code "$A" http://10.77
 # --- the attack ---------------------------------------------------------------
 banned=no
 for i in $(seq 10); do
-  in_a timeout 5 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-      -o ConnectTimeout=2 "guess$i@10.77.1.1" true >/dev/null 2>&1
+  in_a timeout 20 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      -o ConnectTimeout=10 "guess$i@10.77.1.1" true >/dev/null 2>&1
   for _ in $(seq 20); do in_set 10.77.1.2 && break; sleep 0.05; done
   if in_set 10.77.1.2; then banned=yes; echo "  banned after $i failed logins"; break; fi
 done
+# A slow daemon may not have acted on the failures yet: give it time rather
+# than more attempts (10 are already far beyond maxretry = 3).
+[ "$banned" = yes ] || { wait_until 60 in_set 10.77.1.2 && banned=yes && echo "  banned after 10 failed logins (late)"; }
 check "attacker banned (address in the nft set)" test "$banned" = yes
 check "attacker: port 22 blocked" no_tcp "$A" 10.77.1.1 22
-check "attacker: port 80 blocked" test "$(http_code "$A" http://10.77.1.1/)" = 000
+check "attacker: port 80 blocked" test "$(http_code "$A" http://10.77.1.1/ -m 3)" = 000
 check "client: port 22 still open" tcp "$C" 10.77.2.1 22
 check "client: http still 200" test "$(http_code "$C" http://10.77.2.1/)" = 200
 in_s "$BIN" why 10.77.1.2 --config "$W/stadtwache.toml" | sed "s/^/  why: /"
@@ -209,9 +237,9 @@ code=$(in_s curl -s -m 3 -o "$W/admin.out" -w '%{http_code}' -X POST http://127.
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"value":"203.0.113.7","duration":"1h","reason":"e2e test"}')
 check "admin API adds a decision ($code)" test "${code:0:1}" = 2
-sleep 0.5
-check "nginx answers 403 to the admin-banned address" \
-  test "$(http_code "$S" http://127.0.0.1/ -H 'X-Forwarded-For: 203.0.113.7')" = 403
+# (polled: a fixed half second was all the decision had to reach the API)
+admin_banned_403() { test "$(http_code "$S" http://127.0.0.1/ -H 'X-Forwarded-For: 203.0.113.7')" = 403; }
+check "nginx answers 403 to the admin-banned address" wait_until 30 admin_banned_403
 check "nginx answers 200 to another address via the same proxy" \
   test "$(http_code "$S" http://127.0.0.1/ -H 'X-Forwarded-For: 203.0.113.8')" = 200
 check "nginx answers 403 to the rule-banned attacker via the proxy" \
@@ -222,7 +250,7 @@ check "bad admin token is refused" \
 # --- restart ------------------------------------------------------------------
 stop_daemon
 check "restart: daemon starts again" start_daemon
-wait_set() { for _ in $(seq 50); do in_set "$1" && return 0; sleep 0.1; done; return 1; }
+wait_set() { wait_until 30 in_set "$1"; }
 check "restart: attacker still in the set" wait_set 10.77.1.2
 check "restart: attacker still blocked on 22" no_tcp "$A" 10.77.1.1 22
 
@@ -230,14 +258,44 @@ check "restart: attacker still blocked on 22" no_tcp "$A" 10.77.1.1 22
 # The daemon reconciles every second, so it could restore the set between the
 # flush and the check (a CI run once failed that way). It is paused with
 # SIGSTOP while the flush is checked, and resumed to repair it.
-kill -STOP "$DPID"
+# It writes the set through `nft` child processes: one started just before
+# the SIGSTOP would go on and could restore the set after the flush. So the
+# pause waits until every thread of the daemon has stopped (no new child
+# after that), then stops its children too and waits until each has stopped
+# or exited (a netlink batch is applied within one system call, so a stopped
+# nft has either applied its batch or not yet sent it).
+# stopped PID: every thread of PID is stopped (T/t) or gone (Z/X or no such PID).
+stopped() {
+  local t st
+  for t in /proc/"$1"/task/*/stat; do
+    st=$(sed 's/.*) //' "$t" 2>/dev/null | cut -c1)
+    case "$st" in T | t | Z | X | "") ;; *) return 1 ;; esac
+  done
+}
+PAUSED=()
+pause_daemon() {
+  local c
+  kill -STOP "$DPID" && PAUSED=("$DPID")
+  wait_until 30 stopped "$DPID" || return 1
+  for c in $(pgrep -P "$DPID"); do kill -STOP "$c" 2>/dev/null && PAUSED+=("$c"); done
+  for c in "${PAUSED[@]}"; do wait_until 30 stopped "$c" || return 1; done
+}
+resume_daemon() { # children first: the daemon waits for them
+  local i
+  for ((i = ${#PAUSED[@]} - 1; i >= 0; i--)); do kill -CONT "${PAUSED[i]}" 2>/dev/null; done
+  PAUSED=()
+}
+check "daemon paused (and its nft children)" pause_daemon
 in_s nft flush set inet stadtwache v4
 check "flush by hand empties the set" bash -c "! ip netns exec $S nft list set inet stadtwache v4 | grep -q 10.77.1.2"
-kill -CONT "$DPID"
-repaired=no
-for _ in $(seq 50); do in_set 10.77.1.2 && { repaired=yes; break; }; sleep 0.1; done
-check "reconciliation restores the flushed set" test "$repaired" = yes
-check "drift is counted in /metrics" bash -c "ip netns exec $S curl -s http://127.0.0.1:8089/metrics | grep -E '^stadtwache_enforcement_drift_total\{[^}]*missing[^}]*\} [1-9]'"
+resume_daemon
+check "reconciliation restores the flushed set" wait_until 30 in_set 10.77.1.2
+# The counter is incremented after the repairing nft transaction, so the set
+# can be seen repaired a moment before /metrics counts it: polled too.
+drift_counted() {
+  in_s curl -s -m 10 http://127.0.0.1:8089/metrics | grep -qE '^stadtwache_enforcement_drift_total\{[^}]*missing[^}]*\} [1-9]'
+}
+check "drift is counted in /metrics" wait_until 30 drift_counted
 
 # --- kill -9 during a burst --------------------------------------------------
 # 400 addresses × 3 failures each, interleaved, dated lines (the time is in the
@@ -269,11 +327,27 @@ for part in "$W"/burst.part.*; do
     start_daemon || fail "restart after kill -9"
   fi
 done
-for _ in $(seq 100); do
-  got=$("$BIN" status --config "$W/stadtwache.toml" --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); print([x for x in s["sources"] if x["name"]=="burst"][0]["lag_bytes"])' 2>/dev/null)
-  [ "$got" = 0 ] && break; sleep 0.1
-done
-sleep 1
+# Caught up: a status.json written by this daemon (not a killed one), after
+# the last append, saying the burst file has no lag; then the alert count, once
+# it has stopped growing. (Before: about 10 s for "lag 0", then 1 s — and the
+# lag 0 could come from a status.json written before the last pieces were
+# appended, or by the daemon killed before; the count was then too low.)
+last_append=$(date +%s.%N)
+burst_caught_up() {
+  "$BIN" status --config "$W/stadtwache.toml" --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+b = [x for x in s["sources"] if x["name"] == "burst"][0]
+sys.exit(0 if s["pid"] == int(sys.argv[1]) and s["updated_unix"] > float(sys.argv[2]) and b["lag_bytes"] == 0 else 1)
+' "$DPID" "$last_append" 2>/dev/null
+}
+wait_until 60 burst_caught_up || echo "  (the burst source did not report lag 0 within 60 s)"
+# alerts_settled CONFIG: the count is the same twice, a second apart.
+alerts_settled() {
+  local a b
+  a=$(alerts_burst "$1" 2>/dev/null) && sleep 1 && b=$(alerts_burst "$1" 2>/dev/null) && [ -n "$a" ] && [ "$a" = "$b" ]
+}
+wait_until 60 alerts_settled "$W/stadtwache.toml"
 killed=$(alerts_burst "$W/stadtwache.toml")
 # The uninterrupted run: the same burst file, one daemon, no kill.
 sed -e "s#$W/data#$W/data2#" -e 's#"127.0.0.1:8089"#"127.0.0.1:8090"#' -e "s#table = \"stadtwache\"#table = \"stadtwache2\"#" \
@@ -281,10 +355,10 @@ sed -e "s#$W/data#$W/data2#" -e 's#"127.0.0.1:8089"#"127.0.0.1:8090"#' -e "s#tab
 : > "$W/auth2.log"
 ip netns exec "$S" "$BIN" run --config "$W/stadtwache2.toml" >>"$W/daemon2.log" 2>&1 &
 D2=$!
-for _ in $(seq 100); do
-  n2=$(alerts_burst "$W/stadtwache2.toml" 2>/dev/null || echo 0)
-  [ "$n2" = 400 ] && break; sleep 0.1
-done
+# (it reads the whole burst file from the start: a second daemon's start-up
+# plus 1200 lines: up to 60 s, not about 10 s)
+burst2_done() { [ "$(alerts_burst "$W/stadtwache2.toml" 2>/dev/null)" = 400 ]; }
+wait_until 60 burst2_done
 sleep 1
 clean=$(alerts_burst "$W/stadtwache2.toml")
 kill "$D2"; wait "$D2" 2>/dev/null
@@ -332,17 +406,29 @@ prometheus:
 EOF
   ip netns exec "$S" crowdsec-firewall-bouncer -c "$W/bouncer/bouncer.yaml" >"$W/bouncer/stdout.log" 2>&1 &
   echo $! > "$W/bouncer.pid"
+  # (the bouncer is a process of its own that starts, pulls and writes its
+  # set: up to 60 s, not about 10 s)
   got=no
-  for _ in $(seq 100); do
+  bouncer_has_ours() {
     set_text=$(in_s nft list set ip crowdsec crowdsec-blacklists 2>/dev/null)
-    if echo "$set_text" | grep -q 10.77.1.2 && echo "$set_text" | grep -q 203.0.113.7; then got=yes; break; fi
-    sleep 0.1
-  done
+    echo "$set_text" | grep -q 10.77.1.2 && echo "$set_text" | grep -q 203.0.113.7
+  }
+  set_text=
+  wait_until 60 bouncer_has_ours && got=yes
   echo "$set_text" | sed 's/^/  bouncer set: /'
   check "crowdsec-firewall-bouncer (key from 'stadtwache bouncers add') puts our decisions into its nft set" test "$got" = yes
   check "bouncers list shows its pull" bash -c "ip netns exec $S '$BIN' bouncers list --config '$W/stadtwache.toml' | grep e2e-fw | grep -vq 'last pull never'"
-  kill "$(cat "$W/bouncer.pid")" 2>/dev/null
-  sleep 0.5
+  # Wait until it has exited (it removes its tables on the way out): a
+  # bouncer still running could recreate them after our delete below.
+  bpid=$(cat "$W/bouncer.pid")
+  kill "$bpid" 2>/dev/null
+  bouncer_gone() { # exited: a zombie (our child, not yet reaped) or no such process
+    local st
+    st=$(sed 's/.*) //' /proc/"$bpid"/stat 2>/dev/null | cut -c1)
+    [ -z "$st" ] || [ "$st" = Z ]
+  }
+  wait_until 30 bouncer_gone || kill -9 "$bpid" 2>/dev/null
+  wait "$bpid" 2>/dev/null
   in_s nft delete table ip crowdsec 2>/dev/null; in_s nft delete table ip6 crowdsec6 2>/dev/null
 else
   fail "crowdsec-firewall-bouncer is not installed (apt-get install crowdsec-firewall-bouncer)"

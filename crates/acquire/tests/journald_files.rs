@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use stadtwache_acquire::journald::{JournalEntry, JournaldConfig, JournaldHandle, JournaldSource, JournaldStats};
 use stadtwache_core::Timestamp;
 
-const WAIT: Duration = Duration::from_secs(15);
+/// Deadline for what the reader thread and its journalctl child do (generous:
+/// process start-up on a loaded machine; a pass takes milliseconds).
+const WAIT: Duration = Duration::from_secs(30);
 const BOOT: &str = "0123456789abcdef0123456789abcdef";
 const T0: i64 = 1_795_780_800_000_000;
 

@@ -11,7 +11,9 @@ use stadtwache_acquire::syslog::{
     Transport,
 };
 
-const WAIT: Duration = Duration::from_secs(10);
+/// Deadline for what the receiver threads do (generous: a loaded machine may
+/// not run them for a while; a pass takes milliseconds).
+const WAIT: Duration = Duration::from_secs(30);
 
 fn config() -> SyslogConfig {
     SyslogConfig {
@@ -270,7 +272,11 @@ fn udp_queue_full_is_counted_and_tcp_waits() {
 fn connection_limit_and_idle_timeout() {
     let mut cfg = config();
     cfg.max_connections = 1;
-    cfg.idle_timeout_secs = 1;
+    // The second connection must arrive while the first is still open: with
+    // 1 s, a test thread not run for a second after "first" (a loaded
+    // machine) would find the first already closed for idleness, and the
+    // second accepted. 3 s leaves room, at 2 s more of waiting for the close.
+    cfg.idle_timeout_secs = 3;
     let (h, rx) = start(cfg, 100);
     let mut first = tcp_to(&h);
     first.write_all(b"<13>first\n<13>partial").unwrap();

@@ -59,6 +59,8 @@ impl NetNs {
     fn new() -> NetNs {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!("swapi-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        // (a leftover of a killed earlier run whose pid was the same: removed first)
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
         run(Command::new("ip").args(["netns", "add", &name]));
         let ns = NetNs { name };
         run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
@@ -221,7 +223,8 @@ fn real_crowdsec_firewall_bouncer_follows_our_stream_in_a_netns() {
     let v6 = || ns.nft_set("ip6", "crowdsec6", "crowdsec6-blacklists");
     let log = || std::fs::read_to_string(&bouncer.log).unwrap_or_default();
 
-    wait_for("the startup decision in the v4 set", Duration::from_secs(20), || v4().contains("198.51.100.7"));
+    // (60 s: this includes the start of the bouncer, a process of its own)
+    wait_for("the startup decision in the v4 set", Duration::from_secs(60), || v4().contains("198.51.100.7"));
     println!("--- after startup pull ---\n{}", v4());
 
     // Added while it runs: v4 through the admin API, v6 through the store.

@@ -107,10 +107,31 @@ fn json(args: &[&str], cfg: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-/// Lines processed by the journald source, per `status --json`.
-fn processed(cfg: &Path) -> Option<u64> {
+/// Lines processed by the journald source, per `status --json` — only when
+/// that status was written by the daemon `d` (status.json outlives a daemon:
+/// right after a restart it may still be the previous run's).
+fn processed(cfg: &Path, d: &Daemon) -> Option<u64> {
     let st = json(&["status"], cfg);
+    if st["pid"] != d.0.id() {
+        return None;
+    }
     st["sources"].as_array()?.iter().find(|s| s["name"] == "journal")?["processed"].as_u64()
+}
+
+/// A free TCP port on 127.0.0.1 below the ephemeral range: one from
+/// `bind(":0")` could be taken, before the daemon binds it, as the local port
+/// of an outgoing connection (the status and decision polls below make many).
+fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(10_000).max(1);
+    let start = std::process::id().wrapping_mul(97);
+    (0..1000)
+        .map(|i| (10_000 + (start + i) % span) as u16)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port")
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -146,7 +167,7 @@ fn journald_source_bans_and_resumes_at_its_cursor() {
             fail(5, "192.0.2.50"),
         ],
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let cfg = dir.path().join("stadtwache.toml");
     std::fs::write(
         &cfg,
@@ -168,7 +189,7 @@ fn journald_source_bans_and_resumes_at_its_cursor() {
             .is_some_and(|a| a.iter().any(|d| d["key"]["Ip"] == ip || d["key"] == ip))
     };
     wait_for("the ban of 192.0.2.50", || banned("192.0.2.50"));
-    wait_for("5 entries processed", || processed(&cfg) == Some(5));
+    wait_for("5 entries processed", || processed(&cfg, &d) == Some(5));
     assert!(!banned("192.0.2.51"), "2 failures must not ban");
     // The entries were written 5 s before now: the source reports that lag.
     let st = json(&["status"], &cfg);
@@ -182,8 +203,12 @@ fn journald_source_bans_and_resumes_at_its_cursor() {
     journal(&remote, &jdir, "two.journal", 10, &[fail(6, "192.0.2.51")]);
     let d = start(&cfg, &dir.path().join("daemon2.log"));
     wait_for("the ban of 192.0.2.51 after the restart", || banned("192.0.2.51"));
-    wait_for("status of the second run", || processed(&cfg).is_some());
-    assert_eq!(processed(&cfg), Some(1), "only the new entry is read after the restart");
+    // The ban is in the store before a status counting its entry need be
+    // written (and a status of the first run, or an early one of this run,
+    // says 5 or 0): wait until this run's status counts an entry, then check
+    // that it is exactly the one.
+    wait_for("status of the second run", || processed(&cfg, &d).is_some_and(|n| n >= 1));
+    assert_eq!(processed(&cfg, &d), Some(1), "only the new entry is read after the restart");
     let alerts = json(&["alerts", "list"], &cfg);
     assert_eq!(alerts.as_array().map(Vec::len), Some(2), "one alert per address, none twice: {alerts}");
     stop(d);

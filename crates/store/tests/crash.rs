@@ -24,6 +24,11 @@ const ENV_DIR: &str = "STADTWACHE_STORE_CRASH_DIR";
 const SOURCE: &str = "/var/log/crash-test.log";
 const SCOPE: &str = "crash-test";
 const ROUNDS: usize = 30;
+/// Written by the child after its first commit. The mid-stream kills are
+/// timed from it, not from the spawn: a process start-up (a debug test
+/// binary, SQLite opening the file) can take longer than the whole random
+/// delay on a loaded machine, and then too few rounds made progress.
+const MARKER: &str = "child-committed";
 
 fn decisions_in(i: u64) -> u64 {
     1 + (i * 7919) % 5
@@ -117,8 +122,13 @@ fn crash_child() {
     };
     let mut s = SqliteStore::open(Path::new(&dir)).expect("child: open");
     let mut i = s.get_checkpoint(SOURCE).expect("child: checkpoint").map_or(0, |c| c.line);
+    let first = i;
     loop {
         s.commit_batch(&batch(i)).expect("child: commit");
+        if i == first {
+            // Tell the parent this run is under way (see `MARKER`).
+            std::fs::write(Path::new(&dir).join(MARKER), b"").expect("child: marker");
+        }
         if i % 4 == 0 {
             s.expire(Timestamp::from_secs(i as i64)).expect("child: expire");
         }
@@ -210,6 +220,7 @@ fn kill_9_loses_no_committed_batch_and_double_counts_no_line() {
     let mut done = 0;
     let mut progressed = 0;
     for round in 0..ROUNDS {
+        let _ = std::fs::remove_file(dir.path().join(MARKER));
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(ENV_DIR, dir.path())
@@ -218,8 +229,21 @@ fn kill_9_loses_no_committed_batch_and_double_counts_no_line() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Sometimes very early (while opening or migrating), mostly mid-stream.
-        let wait = if round % 5 == 0 { rng.below(15) } else { 20 + rng.below(200) };
+        // Sometimes very early (while opening or migrating), mostly mid-stream:
+        // at a random moment after the first commit of this run.
+        let early = round % 5 == 0;
+        let wait = if early { rng.below(15) } else { rng.below(200) };
+        if !early {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !dir.path().join(MARKER).exists() {
+                if let Some(st) = child.try_wait().unwrap() {
+                    let out = child.wait_with_output().unwrap();
+                    panic!("child ended on its own ({st}): {}", String::from_utf8_lossy(&out.stderr));
+                }
+                assert!(Instant::now() < deadline, "round {round}: the child made no commit within 60 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         std::thread::sleep(Duration::from_millis(wait));
         // SIGKILL on Unix.
         child.kill().unwrap();

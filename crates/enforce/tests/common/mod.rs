@@ -24,6 +24,10 @@ impl Netns {
     /// A fresh namespace with `lo` up, or why not.
     pub fn new() -> Result<Self, String> {
         let name = format!("sw-enf-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        // A test process killed before its drops ran leaves its namespaces
+        // behind; one of a later run with the same pid would then fail to be
+        // created. No live process uses this name (the pid is ours): remove it.
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(std::process::Stdio::null()).status();
         run_ok("ip", &["netns", "add", &name]).map_err(|e| format!("cannot create a network namespace: {e}"))?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
