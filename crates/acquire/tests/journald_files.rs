@@ -258,8 +258,9 @@ fn bad_lines_counted_and_child_restarted_after_the_last_cursor() {
     let script = dir.join("journalctl");
     let args_log = dir.join("args.log");
     let big = "x".repeat(3000);
+    let source = dir.join("journalctl.src");
     std::fs::write(
-        &script,
+        &source,
         format!(
             "#!/bin/sh\necho \"$@\" >> {log}\n\
              echo '{{\"__CURSOR\":\"c1\",\"__REALTIME_TIMESTAMP\":\"1\",\"MESSAGE\":\"one\"}}'\n\
@@ -272,8 +273,12 @@ fn bad_lines_counted_and_child_restarted_after_the_last_cursor() {
         ),
     )
     .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The executable is written by a child process, not by this one: a test on
+    // another thread that forks while this process holds the file open for
+    // writing would keep that descriptor until its exec, and our spawn of the
+    // script would then fail with ETXTBSY ("Text file busy").
+    let st = std::process::Command::new("install").arg("-m").arg("755").arg(&source).arg(&script).status().unwrap();
+    assert!(st.success(), "install -m 755 {} {}: {st}", source.display(), script.display());
     let config = JournaldConfig {
         journalctl: script,
         max_entry: 1024,
