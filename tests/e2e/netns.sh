@@ -20,7 +20,53 @@
 # 8. `stadtwache firewall remove` removes our table and nothing else.
 #
 # Usage: tests/e2e/netns.sh [path/to/stadtwache]   (prints PASS/FAIL lines; exit 0 = all passed)
+#
+# Environment: STADTWACHE_E2E_TIMEOUT  overall deadline in seconds (default 600;
+# a run takes about a minute on a loaded 2-core machine). KEEP=1 keeps the
+# work directory.
 set -uo pipefail
+# Dates in the sshd log lines and the daemon's reading of them: the same zone
+# and month names whatever the machine's (no DST hour to make them ambiguous).
+export TZ=UTC LC_ALL=C
+
+# remove_namespaces ID: kill what runs in this run's namespaces and delete them.
+remove_namespaces() {
+  local n
+  for n in "sw-srv-$1" "sw-att-$1" "sw-cli-$1"; do
+    if ip netns pids "$n" >/dev/null 2>&1; then
+      ip netns pids "$n" | xargs -r kill -9 2>/dev/null
+      ip netns del "$n" 2>/dev/null
+    fi
+  done
+  ip link del "swa$1" 2>/dev/null
+  ip link del "swc$1" 2>/dev/null
+  return 0
+}
+
+# --- the overall deadline -----------------------------------------------------
+# Every wait below has a deadline of its own, but a step that hangs anyway (a
+# daemon that ignores SIGTERM, a command stuck on the store) would hang CI
+# instead of failing it. So the test proper runs as a child of `timeout`, in a
+# process group of its own: after STADTWACHE_E2E_TIMEOUT seconds the whole
+# group gets SIGTERM (SIGKILL 20 s later), and this outer shell fails the run
+# and removes the namespaces and whatever still runs in them (nginx, which
+# leaves the group when it daemonizes, included).
+if [ -z "${SW_E2E_ID:-}" ]; then
+  SW_E2E_ID=$$
+  SW_E2E_W=$(mktemp -d /tmp/stadtwache-e2e.XXXXXX)
+  export SW_E2E_ID SW_E2E_W
+  limit=${STADTWACHE_E2E_TIMEOUT:-600}
+  timeout -k 20 "$limit" bash "${BASH_SOURCE[0]}" "$@"
+  rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "FAIL: the e2e test did not end within $limit s (STADTWACHE_E2E_TIMEOUT) and was killed; the last PASS/FAIL line above is the last step that ended"
+    remove_namespaces "$SW_E2E_ID"
+    echo "(work dir kept: $SW_E2E_W)"
+    echo "e2e: timed out"
+    exit 1
+  fi
+  exit "$rc"
+fi
 
 BIN=$(readlink -f "${1:-${STADTWACHE:-target/debug/stadtwache}}")
 [ -x "$BIN" ] || { echo "FAIL: no stadtwache binary at $BIN"; exit 1; }
@@ -28,9 +74,9 @@ for tool in ip nft sshd nginx curl ssh; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "FAIL: $tool missing"; exit 1; }
 done
 
-ID=$$
+ID=$SW_E2E_ID
 S=sw-srv-$ID; A=sw-att-$ID; C=sw-cli-$ID
-W=$(mktemp -d /tmp/stadtwache-e2e.XXXXXX)
+W=$SW_E2E_W
 chmod 755 "$W"
 FAILS=0
 pass() { echo "PASS: $*"; }
@@ -52,10 +98,12 @@ cleanup() {
   for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
   [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null
   sleep 0.3
-  for n in $S $A $C; do ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del "$n" 2>/dev/null; done
+  remove_namespaces "$ID"
   if [ "$FAILS" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$W"; else echo "(work dir kept: $W)"; fi
 }
 trap cleanup EXIT
+# SIGTERM from the overall deadline (see above): say so, then clean up.
+trap 'fail "killed by SIGTERM (the overall deadline)"; exit 1' TERM
 
 in_s() { ip netns exec "$S" "$@"; }
 in_a() { ip netns exec "$A" "$@"; }
@@ -65,13 +113,7 @@ in_c() { ip netns exec "$C" "$@"; }
 # A run killed before its cleanup leaves its namespaces behind; a later run
 # whose shell gets the same PID would reuse them (with their daemon, sshd and
 # nft tables still in them). Remove any such leftovers first.
-for n in $S $A $C; do
-  if ip netns pids "$n" >/dev/null 2>&1; then
-    ip netns pids "$n" | xargs -r kill -9 2>/dev/null
-    ip netns del "$n"
-  fi
-done
-ip link del swa$ID 2>/dev/null; ip link del swc$ID 2>/dev/null
+remove_namespaces "$ID"
 for n in $S $A $C; do ip netns add "$n" || { fail "ip netns add $n"; exit 1; }; ip netns exec "$n" ip link set lo up; done
 ip link add swa$ID type veth peer name swa${ID}s
 ip link add swc$ID type veth peer name swc${ID}s
@@ -191,7 +233,23 @@ start_daemon() {
   }
   wait_until 60 daemon_ready
 }
-stop_daemon() { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID=; }
+# exited PID: PID (a child of ours) has exited: a zombie not yet reaped, or gone.
+exited() {
+  local st
+  st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -c1)
+  [ -z "$st" ] || [ "$st" = Z ]
+}
+# stop PID: SIGTERM, and wait until it has exited; one that has not after 60 s
+# is a failure (and gets SIGKILL): no `wait` here can hang the test.
+stop() {
+  kill "$1" 2>/dev/null
+  if ! wait_until 60 exited "$1"; then
+    fail "process $1 ($(tr '\0' ' ' < /proc/"$1"/cmdline 2>/dev/null)) did not exit within 60 s of SIGTERM"
+    kill -9 "$1" 2>/dev/null
+  fi
+  wait "$1" 2>/dev/null
+}
+stop_daemon() { stop "$DPID"; DPID=; }
 
 check "daemon starts (API up, table created)" start_daemon
 
@@ -361,7 +419,7 @@ burst2_done() { [ "$(alerts_burst "$W/stadtwache2.toml" 2>/dev/null)" = 400 ]; }
 wait_until 60 burst2_done
 sleep 1
 clean=$(alerts_burst "$W/stadtwache2.toml")
-kill "$D2"; wait "$D2" 2>/dev/null
+stop "$D2"
 echo "  burst: $total lines, alerts with kill -9: $killed, uninterrupted: $clean"
 check "kill -9 during a burst: alert count equals the uninterrupted run ($killed = $clean)" test "$killed" = "$clean"
 check "uninterrupted run found 400 alerts" test "$clean" = 400
