@@ -642,7 +642,12 @@ fn accept_loop(sh: &Arc<Shared>, listener: &TcpListener) {
                 }
                 let mut conns = sh.connections.lock().unwrap_or_else(|e| e.into_inner());
                 conns.retain(|t| !t.is_finished());
-                if conns.len() >= sh.max_connections {
+                // Counted by `connections_active` (incremented under this
+                // lock, decremented once a connection is closed), not by the
+                // threads not yet finished: a thread that has closed its
+                // connection may still be running for a moment, and a client
+                // reconnecting at once would be refused for it.
+                if sh.connections_active.load(Ordering::SeqCst) as usize >= sh.max_connections {
                     drop(conns);
                     inc(&sh.connections_refused_limit);
                     sh.issue(
@@ -654,11 +659,11 @@ fn accept_loop(sh: &Arc<Shared>, listener: &TcpListener) {
                     continue;
                 }
                 inc(&sh.connections_accepted);
-                sh.connections_active.fetch_add(1, Ordering::Relaxed);
+                sh.connections_active.fetch_add(1, Ordering::SeqCst);
                 let sh2 = sh.clone();
                 match std::thread::Builder::new().name(format!("syslog-conn-{peer}")).spawn(move || {
                     connection(&sh2, stream, peer);
-                    sh2.connections_active.fetch_sub(1, Ordering::Relaxed);
+                    sh2.connections_active.fetch_sub(1, Ordering::SeqCst);
                 }) {
                     Ok(t) => conns.push(t),
                     Err(e) => {
