@@ -234,12 +234,14 @@ fn reconcile_repairs_and_counts_drift() {
     assert_eq!((d.missing, d.extra, d.retimed, d.total), (52, 0, 0, 52));
     assert!(e.reconcile(&desired).unwrap().is_clean());
 
-    // Drift by hand: flushed v4 set, a stray element, a changed timeout.
+    // Drift by hand: flushed v4 set, a stray element, a changed timeout (10m,
+    // not a few seconds: an element that expires before the reconcile below
+    // reads the set -- a slow machine -- is missing, not retimed).
     ns.nft(&["flush", "set", "inet", "stadtwache", "v4"]);
     ns.nft(&["add", "element", "inet", "stadtwache", "v6", "{ 2001:db8::666 }"]);
     ns.nft(&["add", "element", "inet", "stadtwache", "v4net", "{ 203.0.113.1 }"]); // host in the prefix set
     ns.nft(&["delete", "element", "inet", "stadtwache", "v4net", "{ 198.51.100.0/24 }"]);
-    ns.nft(&["add", "element", "inet", "stadtwache", "v4net", "{ 198.51.100.0/24 timeout 5s }"]);
+    ns.nft(&["add", "element", "inet", "stadtwache", "v4net", "{ 198.51.100.0/24 timeout 10m }"]);
     let d = e.reconcile(&desired).unwrap();
     assert_eq!((d.missing, d.extra, d.retimed, d.unparsed, d.total), (50, 2, 1, 0, 52), "{d:?}");
     assert_eq!(d.rejected, vec![]);
@@ -290,11 +292,13 @@ fn a_ban_of_an_element_added_by_someone_else_is_retimed_by_reconcile() {
     let Some(ns) = netns_or_skip() else { return };
     let mut e = NftEnforcer::new(NftConfig { refresh: Refresh::Replace, ..ns.config() }).unwrap();
     e.ensure().unwrap();
-    ns.nft(&["add", "element", "inet", "stadtwache", "v4", "{ 192.0.2.1 timeout 10s }"]);
+    // (10m, far from the ban's 1h; a few seconds could run out before the
+    // reconcile below on a slow machine: then the element is missing, not retimed)
+    ns.nft(&["add", "element", "inet", "stadtwache", "v4", "{ 192.0.2.1 timeout 10m }"]);
     let ban = Ban::new(t("192.0.2.1"), secs(3600));
     e.apply(&[ban], &[]).unwrap();
     // A plain `add` (the enforcer did not know the element); on kernels that
-    // do not replace timeouts on re-add, the element still has ~10 s.
+    // do not replace timeouts on re-add, the element still has ~10m.
     let d = e.reconcile(&[ban]).unwrap();
     let remaining = e.list().unwrap()[0].1.unwrap();
     assert!(remaining > secs(3500), "{remaining:?}");

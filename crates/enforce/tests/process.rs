@@ -6,11 +6,15 @@ use std::time::{Duration, Instant};
 use stadtwache_enforce::{Ban, EnforceError, Enforcer, NftConfig, NftEnforcer, STDERR_CAP};
 
 /// An enforcer whose "nft" is the shell snippet `script` (nft's arguments
-/// become `$1…`; the script on stdin is readable with `cat`).
+/// become `$1…`; the script on stdin is readable with `cat`), with 30 s for
+/// each call: a shell started on a loaded machine may take seconds.
 fn fake(script: &str) -> NftEnforcer {
+    fake_with_timeout(script, 30_000)
+}
+
+fn fake_with_timeout(script: &str, timeout_ms: u64) -> NftEnforcer {
     let command = vec!["sh".to_string(), "-c".to_string(), script.to_string(), "fake-nft".to_string()];
-    NftEnforcer::new(NftConfig { command, timeout_ms: 2_000, max_output_bytes: 10_000, ..NftConfig::default() })
-        .unwrap()
+    NftEnforcer::new(NftConfig { command, timeout_ms, max_output_bytes: 10_000, ..NftConfig::default() }).unwrap()
 }
 
 fn ban() -> Ban {
@@ -32,7 +36,7 @@ fn missing_program_is_a_spawn_error() {
 
 #[test]
 fn a_hanging_nft_is_killed() {
-    let mut e = fake("sleep 30");
+    let mut e = fake_with_timeout("sleep 30", 2_000);
     let start = Instant::now();
     assert!(matches!(e.apply(&[ban()], &[]), Err(EnforceError::Timeout { timeout_ms: 2_000, .. })));
     assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
