@@ -668,11 +668,18 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_errors() {
     assert!(err.contains("K003") && err.contains("maxretries"), "{err}");
     assert!(err.contains(&format!("{}:{unknown_line}:", cfg.display())), "line {unknown_line} expected: {err}");
 
-    // The old config (maxretry 3, both sources) still detects.
-    let lines: String = (0..2).map(|i| sshd_line("192.0.2.31", i)).collect();
+    // The old config (maxretry 3, both sources) still detects: two failures
+    // of .31 are no ban. Seeing "2 lines processed" would not show that: the
+    // decisions of processed lines are committed up to commit_interval later.
+    // So three failures of a sentinel (.32) follow in the same file: the
+    // daemon reads a file in order and commits its effects in order, so once
+    // the sentinel is banned, a ban of .31 (maxretry 1) would be in the store.
+    let mut lines: String = (0..2).map(|i| sshd_line("192.0.2.31", i)).collect();
+    lines.extend((0..3).map(|i| sshd_line("192.0.2.32", 10 + i)));
     append(&a, lines.as_bytes());
-    d.wait_source("a", "2 lines processed", |s| s["processed"] == 2);
+    d.wait_decision("192.0.2.32");
     assert!(!d.decisions().iter().any(|x| x == "192.0.2.31"), "maxretry 1 must not have been applied");
+    assert_eq!(d.alerts("192.0.2.31"), 0, "maxretry 1 must not have been applied");
     append(&a, sshd_line("192.0.2.31", 2).as_bytes());
     d.wait_decision("192.0.2.31");
     assert_eq!(http(port, "GET", "/health", &[], b"").map(|r| r.status), Some(200));
