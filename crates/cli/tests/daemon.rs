@@ -525,6 +525,10 @@ fn bad_input_is_counted_and_the_daemon_keeps_running() {
     assert_eq!(m("health", "431"), 1.0);
 
     // --- syslog: garbage first, then valid messages over both transports.
+    // The source binds its sockets on a thread of its own, after the daemon
+    // is up: a datagram sent before would be lost, a connect refused. Its
+    // counters are in the status only once it has bound them.
+    d.wait_source("net", "its sockets bound", |s| s["dropped"].get("malformed").is_some());
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = ("127.0.0.1", sp);
     udp.send_to(b"garbage without a priority", to).unwrap();
