@@ -12,6 +12,7 @@
 #        python3 f2b_dump.py spec OUT FILTER [OPTIONS-JSON]   (one filter's spec only)
 #
 # Stadtwache's own code: it calls fail2ban as a library and copies none of it.
+import atexit
 import datetime
 import json
 import os
@@ -105,6 +106,7 @@ def samples(checkall):
     # of common.conf is relative to fail2ban's source tree, so they are read
     # from a copy beside the installed common.conf
     tmp = tempfile.mkdtemp(prefix='stadtwache-f2b-')
+    atexit.register(shutil.rmtree, tmp, True)  # (every run used to leave it in /tmp)
     os.mkdir(os.path.join(tmp, 'filter.d'))
     shutil.copy(os.path.join(CONFIG_DIR, 'filter.d', 'common.conf'), os.path.join(tmp, 'filter.d'))
     for n in sorted(os.listdir(os.path.join(TEST_CONFIG_DIR, 'filter.d'))):
