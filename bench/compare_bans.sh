@@ -14,6 +14,11 @@
 #   STADTWACHE  stadtwache binary            (default target/release/stadtwache)
 #   PYTHON      interpreter with fail2ban    (default /usr/bin/python3)
 #   MAXRETRY / FINDTIME / BANTIME            (defaults 5 / 10m / 10m)
+#   NOW         "now" for the year of year-less timestamps, RFC 3339 (default:
+#               each tool's own: fail2ban the current time for the first line,
+#               stadtwache the log's modification time -- which disagree when
+#               "now" falls inside the log's time span: pin it for a log whose
+#               dates are not those of its writing, like stadtwache-loggen's)
 #   KEEP        directory to keep both ban lists and the diff in (optional)
 set -euo pipefail
 
@@ -54,12 +59,18 @@ fi
 ref=$work/fail2ban.bans
 ours=$work/stadtwache.bans
 
+ref_now=() ours_now=()
+if [[ -n ${NOW:-} ]]; then
+    epoch=$(date -u -d "$NOW" +%s) || { echo "compare_bans: bad NOW $NOW" >&2; exit 2; }
+    ref_now=(--now "$epoch")
+    ours_now=(--now "$NOW")
+fi
 "$PYTHON" "$here/fail2ban_replay.py" --filter sshd --mode normal \
-    --maxretry "$MAXRETRY" --findtime "$FINDTIME" --bantime "$BANTIME" \
+    --maxretry "$MAXRETRY" --findtime "$FINDTIME" --bantime "$BANTIME" "${ref_now[@]}" \
     --out "$ref" "$log" || { echo "compare_bans: fail2ban_replay.py failed" >&2; exit 2; }
 
 start=$(date +%s.%N)
-"$STADTWACHE" replay --tz UTC --filter sshd --maxretry "$MAXRETRY" --findtime "$FINDTIME" \
+"$STADTWACHE" replay --tz UTC "${ours_now[@]}" --filter sshd --maxretry "$MAXRETRY" --findtime "$FINDTIME" \
     --bantime "$BANTIME" --bans-out "$ours" "$log" >&2 \
     || { echo "compare_bans: stadtwache replay failed" >&2; exit 2; }
 end=$(date +%s.%N)
