@@ -810,13 +810,27 @@ fn differential(kind: &str) {
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
     let out = std::env::temp_dir().join(format!("stadtwache-runner-{kind}-{}.tsv", std::process::id()));
-    let status = std::process::Command::new("python3")
+    // (stderr kept for the message: fail2ban warns a lot there, but when the
+    // script fails its reason is at the end -- two failures in a stress run,
+    // when the disk was full, said no more than "exit status: 1")
+    let run = std::process::Command::new("python3")
         .arg(script)
         .arg(kind)
         .arg(&out)
-        .stderr(std::process::Stdio::null())
-        .status();
-    assert!(status.as_ref().is_ok_and(|s| s.success()), "f2b_dump.py {kind}: {status:?}");
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    let failed = match &run {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let lines: Vec<&str> = err.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            Some(format!("{}:\n{tail}", o.status))
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    assert!(failed.is_none(), "f2b_dump.py {kind}: {}", failed.unwrap_or_default());
     let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     let mut cache = HashMap::new();
