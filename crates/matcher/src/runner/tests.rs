@@ -1704,3 +1704,65 @@ fn reused_line_result_equals_returned_one() {
         }
     }
 }
+
+/// The address memo answers exactly what `ip_addr` does: for texts seen
+/// again and again (hits), many more texts than it has slots (collisions,
+/// replaced entries), the same text under either family, texts that do
+/// not parse (never kept), and texts too long to keep.
+#[test]
+fn addr_memo_is_ip_addr() {
+    let mut next = xorshift(0x51af_d7ed_558c_cd1du64);
+    let mut texts: Vec<String> = [
+        "192.0.2.1",
+        "192.0.2.01",
+        "1.2.3.4",
+        "0.0.0.0",
+        "255.255.255.255",
+        "::ffff:192.0.2.1",
+        "::ffff:c000:201",
+        "::192.0.2.1",
+        "2001:db8::1",
+        "2001:DB8:0:0:1:0:0:1",
+        "2001:db8:0000:0000:0000:0000:0000:0001",
+        "::",
+        "::1",
+        "fe80::1%eth0",
+        "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        "1:2:3:4:5:6:7:8",
+        "example.com",
+        "",
+        "1.2.3.4 ",
+        "0000:0000:0000:0000:0000:0000:0000:0000:0000:0000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for _ in 0..3000 {
+        let t = match next(4) {
+            0 => format!("{}.{}.{}.{}", next(256), next(256), next(3), next(300)),
+            1 => format!("2001:db8:{:x}::{:x}", next(65536), next(65536)),
+            2 => format!("{:x}:0:0:{:x}:0:0:0:{:X}", next(65536), next(3), next(65536)),
+            _ => format!("::ffff:10.{}.{}.{}", next(2), next(256), next(256)),
+        };
+        texts.push(t);
+    }
+    let mut memo = AddrMemo::default();
+    let mut hits = 0;
+    for round in 0..4 {
+        for (k, t) in texts.iter().enumerate() {
+            // a text now and then again soon after (hits), all of them again
+            // each round (most replaced meanwhile)
+            for t in [t, &texts[k / 2]] {
+                for cidr in [Cidr::V4, Cidr::V6, Cidr::Raw, Cidr::Len(64)] {
+                    let before = memo.slots.get(memo_index(t.as_bytes()).min(MEMO_SLOTS - 1)).cloned();
+                    let got = memo.ip_addr(t, cidr);
+                    assert_eq!(got, ip_addr(t, cidr), "{t:?} {cidr:?} round {round}");
+                    if before.is_some_and(|e| usize::from(e.len) == t.len() && e.text[..t.len()] == *t.as_bytes()) {
+                        hits += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(hits > 1000, "{hits}");
+}
