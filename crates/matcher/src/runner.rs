@@ -2355,19 +2355,8 @@ fn find_failure(
         // `alt_`/`tuple_` groups (their merging is left to the general path).
         if discard && !pre_saved && fr.forget_fast {
             let pre = p.prefregex.as_ref().map(|pr| (pr, &st.pref_scratch, &st.hay[..]));
-            let truthy = |s: Option<&str>| s.is_some_and(|s| !s.is_empty());
-            if let Some(key) = merged_value(pre, fr, caps, hay, S_MLFID) {
-                let gained = truthy(merged_value(pre, fr, caps, hay, S_MLFGAINED));
-                if truthy(merged_value(pre, fr, caps, hay, S_MLFFORGET))
-                    && (gained || truthy(merged_value(pre, fr, caps, hay, S_NOFAIL)))
-                {
-                    let user = merged_value(pre, fr, caps, hay, S_USER).filter(|u| !u.is_empty());
-                    if st.cache.forget_helper(key, key_hash(key), now, gained, user) {
-                        #[cfg(test)]
-                        HELPERS_FORGOT.with(|c| c.set(c.get() + 1));
-                        return cur;
-                    }
-                }
+            if forget_helper(&mut st.cache, pre, fr, caps, hay, now) {
+                return cur;
             }
         }
 
@@ -2504,6 +2493,39 @@ fn find_failure(
 thread_local! {
     /// Helper hits dropped by the fast path of `find_failure` (tests).
     static HELPERS_FORGOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The fast path of a helper hit (`fr`'s captures in `hay`, `pre` the
+/// prefregex with its captures) that leaves the mlfid cache and is dropped
+/// at once (see [`merge_failure`]'s `discard`), decided on the captures:
+/// no groups copied, no failure made. True: the hit is done with (its
+/// entry removed, as the merge would have); false: nothing changed, the
+/// general path goes on. For a [`Pat::forget_fast`] failregex only.
+/// (Out of line: the common hits keep a smaller `find_failure`.)
+#[inline(never)]
+fn forget_helper(
+    cache: &mut MlfidCache,
+    pre: Option<(&Pat, &Scratch, &str)>,
+    fr: &Pat,
+    caps: &Scratch,
+    hay: &str,
+    now: Timestamp,
+) -> bool {
+    let truthy = |s: Option<&str>| s.is_some_and(|s| !s.is_empty());
+    let Some(key) = merged_value(pre, fr, caps, hay, S_MLFID) else {
+        return false;
+    };
+    let gained = truthy(merged_value(pre, fr, caps, hay, S_MLFGAINED));
+    if !truthy(merged_value(pre, fr, caps, hay, S_MLFFORGET))
+        || !(gained || truthy(merged_value(pre, fr, caps, hay, S_NOFAIL)))
+    {
+        return false;
+    }
+    let user = merged_value(pre, fr, caps, hay, S_USER).filter(|u| !u.is_empty());
+    let done = cache.forget_helper(key, key_hash(key), now, gained, user);
+    #[cfg(test)]
+    HELPERS_FORGOT.with(|c| c.set(c.get() + usize::from(done)));
+    done
 }
 
 /// The searched content: `hay[at..]` when it is that, else `content`.
