@@ -2916,7 +2916,10 @@ fn ip_addr(text: &str, cidr: Cidr) -> (Fid, Option<IpAddr>) {
 /// less than parsing it (≈ 140 instructions for an IPv4 address, ≈ 1,800
 /// for an IPv6 one with its canonical text). Direct-mapped by a hash of the
 /// text, compared in full: a collision only costs a parse. Only texts that
-/// parse are kept (a `None` goes the long way every time).
+/// parse and are their own id text are kept (a `None`, and an address not
+/// written as `inet_ntop` would, go the long way every time): an entry is
+/// the text and the address, the id is the text again (no copy of an id
+/// kept, a small table).
 #[derive(Debug, Default)]
 struct AddrMemo {
     /// `MEMO_SLOTS` entries once the first address came (empty before).
@@ -2924,13 +2927,12 @@ struct AddrMemo {
 }
 
 /// One [`AddrMemo`] entry: the text as captured (`len` 0: unused), its
-/// family, and `ip_addr`'s answer.
+/// family, and `ip_addr`'s address (its id text is the text).
 #[derive(Clone, Debug)]
 struct AddrEntry {
     len: u8,
     v6: bool,
     text: [u8; MEMO_TEXT],
-    fid: Fid,
     ip: IpAddr,
 }
 
@@ -2955,26 +2957,20 @@ impl AddrMemo {
         let i = memo_index(b);
         if let Some(e) = self.slots.get(i) {
             if usize::from(e.len) == b.len() && e.v6 == v6 && memo_text_eq(&e.text, b) {
-                return (e.fid.clone(), Some(e.ip));
+                return (Fid::new(text), Some(e.ip));
             }
         }
         let (fid, ip) = ip_addr(text, cidr);
-        if let Some(a) = ip {
+        if let Some(a) = ip.filter(|_| fid.as_str() == text) {
             if self.slots.is_empty() {
-                let empty = AddrEntry {
-                    len: 0,
-                    v6: false,
-                    text: [0; MEMO_TEXT],
-                    fid: Fid::new(""),
-                    ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                };
+                let empty =
+                    AddrEntry { len: 0, v6: false, text: [0; MEMO_TEXT], ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
                 self.slots = vec![empty; MEMO_SLOTS];
             }
             if let Some(e) = self.slots.get_mut(i) {
                 e.len = b.len() as u8;
                 e.v6 = v6;
                 e.text[..b.len()].copy_from_slice(b);
-                e.fid = fid.clone();
                 e.ip = a;
             }
         }
