@@ -157,7 +157,20 @@ pub(crate) struct Pat {
     /// A named group with a slot other than `content`'s (set by
     /// [`Pat::assign_slots`]).
     named_besides_content: bool,
+    /// No `alt_`/`tuple_` groups, and no slot below [`FIXED_NAMES`]'s
+    /// length held by two groups: [`Pat::fixed`] tells a fixed slot's value
+    /// (set by [`Pat::assign_slots`]).
+    plain: bool,
+    /// Per fixed slot, its group's place in `groups` (`NO_GROUP`: none).
+    fixed: [u8; FIXED_NAMES.len()],
+    /// A failregex whose hit may be a helper that leaves the mlfid cache
+    /// (it or the prefregex has `mlfid`, `mlfforget`, and `nofail` or
+    /// `mlfgained`), both [`Pat::plain`]: `find_failure` may decide on
+    /// its captures whether to drop it (set by [`compile`]).
+    forget_fast: bool,
 }
+
+const NO_GROUP: u8 = u8::MAX;
 
 /// Failure-id groups (fail2ban's `FAILURE_ID_PRESENTS`).
 const FAILURE_ID_PRESENTS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -203,6 +216,9 @@ impl Pat {
             skiplines,
             content,
             named_besides_content: false,
+            plain: false,
+            fixed: [NO_GROUP; FIXED_NAMES.len()],
+            forget_fast: false,
         }
     }
 
@@ -214,6 +230,22 @@ impl Pat {
         self.alt_slots = self.alts.iter().map(|&(k, n)| (slots.slot(k), slots.slot(n))).collect();
         self.tuple_slots = self.tuples.iter().map(|&(k, n)| (slots.slot(k), slots.slot(n))).collect();
         self.named_besides_content = self.groups.iter().any(|g| g.slot != S_CONTENT);
+        self.fixed = [NO_GROUP; FIXED_NAMES.len()];
+        let mut plain = self.alt_slots.is_empty() && self.tuple_slots.is_empty() && self.groups.len() < 255;
+        for (i, g) in self.groups.iter().enumerate() {
+            if let Some(f) = self.fixed.get_mut(usize::from(g.slot)) {
+                plain &= *f == NO_GROUP;
+                *f = i as u8;
+            }
+        }
+        self.plain = plain;
+    }
+
+    /// The group of fixed slot `k` (a [`Pat::plain`] pattern has at most one).
+    #[inline]
+    fn fixed(&self, k: u16) -> Option<&Group> {
+        let i = *self.fixed.get(usize::from(k))?;
+        self.groups.get(usize::from(i))
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -328,6 +360,32 @@ fn map_tag_name(tag: &str) -> String {
 fn capture_text<'h>(caps: &Scratch, index: usize, hay: &'h str) -> Option<&'h str> {
     let (s, e) = caps.get(index)?;
     hay.get(s..e)
+}
+
+/// The value of fixed slot `k` (below [`FIXED_NAMES`]'s length, not
+/// `content`) in fail2ban's `preGroups.copy()` updated with the failregex's
+/// groups, read from the captures (what [`Pat::fill_groups`] of the
+/// prefregex then [`Pat::update_groups`] of `fr` would leave there, where
+/// both are [`Pat::plain`]): None for no key or a None value. `pre`: the
+/// prefregex with its captures in its text.
+#[inline(always)]
+fn merged_value<'h>(
+    pre: Option<(&Pat, &Scratch, &'h str)>,
+    fr: &Pat,
+    caps: &Scratch,
+    hay: &'h str,
+    k: u16,
+) -> Option<&'h str> {
+    if let Some(g) = fr.fixed(k) {
+        match capture_text(caps, g.index, hay) {
+            Some(s) => return Some(s),
+            // the failregex's None overrides the prefregex's value
+            None if g.keep_none => return None,
+            None => {}
+        }
+    }
+    let (pr, pcaps, phay) = pre?;
+    capture_text(pcaps, pr.fixed(k)?.index, phay)
 }
 
 /// Python's `str.splitlines(False)`.
@@ -824,6 +882,16 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
     let mut slots = Slots::new();
     for p in prefregex.iter_mut().chain(&mut failregex) {
         p.assign_slots(&mut slots);
+    }
+    for fr in &mut failregex {
+        let pr = prefregex.as_ref();
+        let any = |k: u16| fr.fixed(k).is_some() || pr.is_some_and(|pr| pr.fixed(k).is_some());
+        let forget_fast = fr.plain
+            && pr.is_none_or(|pr| pr.plain)
+            && any(S_MLFID)
+            && any(S_MLFFORGET)
+            && (any(S_NOFAIL) || any(S_MLFGAINED));
+        fr.forget_fast = forget_fast;
     }
     let pref_linear = prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear);
     let date_key = DateKey {
@@ -1560,6 +1628,34 @@ impl MlfidCache {
         }
     }
 
+    /// [`merge_failure`]'s `discard` without taking the entry out: a helper
+    /// hit (`nofail` truthy after the merge) that forgets key `k` (`hash`:
+    /// its [`key_hash`]), `gained` its `mlfgained` truthy, `user` its
+    /// truthy `user`. When the merge would give such a helper that leaves
+    /// the cache (a new failure, or one not pending, with at most one
+    /// user), the entry is removed (as `take` then `forget` would) and true
+    /// returned; otherwise nothing changes.
+    fn forget_helper(&mut self, k: &str, hash: u64, now: Timestamp, gained: bool, user: Option<&str>) -> bool {
+        let Ok(entry) = self.table.find_entry(hash, |e| e.key == k) else {
+            return true;
+        };
+        let e = entry.get();
+        if e.exp > now {
+            // (an entry's data is only ever out while a hit has it taken)
+            let (pending, users, has) = match &e.data {
+                Some(d) => (d.mlfpending, d.users.len(), user.is_some_and(|u| d.users.contains(u))),
+                None => (false, 0, false),
+            };
+            let users = users + usize::from(user.is_some() && !has);
+            if (pending && !gained) || users > 1 {
+                return false;
+            }
+        }
+        let (e, _) = entry.remove();
+        self.recycle_entry(e);
+        true
+    }
+
     /// Remove the entry `seq` (hash `hash`); whether it was alive at `now`.
     fn remove_seq(&mut self, hash: u64, seq: u64, now: Timestamp) -> bool {
         match self.table.find_entry(hash, |e| e.seq == seq) {
@@ -1787,6 +1883,8 @@ pub(crate) struct State {
     work: Groups,
     /// The hit's mlfid key.
     key: String,
+    /// Addresses seen lately (see [`AddrMemo`]).
+    addrs: AddrMemo,
     pref_scratch: Scratch,
     /// One capture scratch per failregex.
     scratch: Vec<Scratch>,
@@ -1812,6 +1910,7 @@ impl State {
             cur: Groups::new(&p.slots.0),
             work: Groups::new(&p.slots.0),
             key: String::new(),
+            addrs: AddrMemo::default(),
             pref_scratch: p.prefregex.as_ref().map(|r| r.pat.new_scratch()).unwrap_or_default(),
             scratch: p.failregex.iter().map(|r| r.pat.new_scratch()).collect(),
             discard_helpers: true,
@@ -2060,6 +2159,8 @@ fn find_failure(
 ) -> Cur {
     let multi = p.maxlines > 1;
     let check_all = opts.check_all_regex;
+    // a helper that leaves the mlfid cache is dropped at once
+    let discard = st.discard_helpers && !check_all;
     let mut cur = Cur::Org;
 
     st.hay.clear();
@@ -2247,6 +2348,18 @@ fn find_failure(
             hay_valid = false;
         }
 
+        // A helper match that leaves the mlfid cache and is dropped at once
+        // (see `merge_failure`'s `discard`), decided on the captures: no
+        // groups copied, no failure made. Only on the first hit of the line
+        // (the prefregex's captures still refer to `st.hay`), without
+        // `alt_`/`tuple_` groups (their merging is left to the general path).
+        if discard && !pre_saved && fr.forget_fast {
+            let pre = p.prefregex.as_ref().map(|pr| (pr, &st.pref_scratch, &st.hay[..]));
+            if forget_helper(&mut st.cache, pre, fr, caps, hay, now) {
+                return cur;
+            }
+        }
+
         // fail2ban: `preGroups.copy()` updated with the failregex's groups
         // (None values too)
         match &p.prefregex {
@@ -2293,7 +2406,6 @@ fn find_failure(
             };
             let hash = key_hash(k);
             let taken = st.cache.take(k, hash, now);
-            let discard = st.discard_helpers && !check_all;
             let Some((merged, s)) = merge_failure(&mut st.cache, taken, &mut st.work, matched, hash, discard) else {
                 // a helper match that forgets its entry: nothing to keep
                 return cur;
@@ -2331,12 +2443,12 @@ fn find_failure(
             ip_text.map(|ip| match &fid_grp {
                 // an id other than the address: the address goes to `ip`
                 Some(fid) if *fid != ip => {
-                    let (text, addr) = ip_addr(&ip, cidr);
+                    let (text, addr) = st.addrs.ip_addr(&ip, cidr);
                     let (fid_text, fid_addr) = ip_addr(fid, Cidr::Raw);
                     (fid_text, addr.or(fid_addr), Some(String::from(text)))
                 }
                 _ => {
-                    let (text, addr) = ip_addr(&ip, cidr);
+                    let (text, addr) = st.addrs.ip_addr(&ip, cidr);
                     (text, addr, None)
                 }
             })
@@ -2375,6 +2487,45 @@ fn find_failure(
         }
     }
     cur
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Helper hits dropped by the fast path of `find_failure` (tests).
+    static HELPERS_FORGOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The fast path of a helper hit (`fr`'s captures in `hay`, `pre` the
+/// prefregex with its captures) that leaves the mlfid cache and is dropped
+/// at once (see [`merge_failure`]'s `discard`), decided on the captures:
+/// no groups copied, no failure made. True: the hit is done with (its
+/// entry removed, as the merge would have); false: nothing changed, the
+/// general path goes on. For a [`Pat::forget_fast`] failregex only.
+/// (Out of line: the common hits keep a smaller `find_failure`.)
+#[inline(never)]
+fn forget_helper(
+    cache: &mut MlfidCache,
+    pre: Option<(&Pat, &Scratch, &str)>,
+    fr: &Pat,
+    caps: &Scratch,
+    hay: &str,
+    now: Timestamp,
+) -> bool {
+    let truthy = |s: Option<&str>| s.is_some_and(|s| !s.is_empty());
+    let Some(key) = merged_value(pre, fr, caps, hay, S_MLFID) else {
+        return false;
+    };
+    let gained = truthy(merged_value(pre, fr, caps, hay, S_MLFGAINED));
+    if !truthy(merged_value(pre, fr, caps, hay, S_MLFFORGET))
+        || !(gained || truthy(merged_value(pre, fr, caps, hay, S_NOFAIL)))
+    {
+        return false;
+    }
+    let user = merged_value(pre, fr, caps, hay, S_USER).filter(|u| !u.is_empty());
+    let done = cache.forget_helper(key, key_hash(key), now, gained, user);
+    #[cfg(test)]
+    HELPERS_FORGOT.with(|c| c.set(c.get() + usize::from(done)));
+    done
 }
 
 /// The searched content: `hay[at..]` when it is that, else `content`.
@@ -2757,6 +2908,101 @@ fn ip_addr(text: &str, cidr: Cidr) -> (Fid, Option<IpAddr>) {
             }
         }
     }
+}
+
+/// What [`ip_addr`] made of the address texts seen lately, for [`Cidr::V4`]
+/// and [`Cidr::V6`] (the `<HOST>` groups): a log names the same addresses
+/// again and again (an attacker's lines), and a look-up by the text costs
+/// less than parsing it (≈ 140 instructions for an IPv4 address, ≈ 1,800
+/// for an IPv6 one with its canonical text). Direct-mapped by a hash of the
+/// text, compared in full: a collision only costs a parse. Only texts that
+/// parse and are their own id text are kept (a `None`, and an address not
+/// written as `inet_ntop` would, go the long way every time): an entry is
+/// the text and the address, the id is the text again (no copy of an id
+/// kept, a small table).
+#[derive(Debug, Default)]
+struct AddrMemo {
+    /// `MEMO_SLOTS` entries once the first address came (empty before).
+    slots: Vec<AddrEntry>,
+}
+
+/// One [`AddrMemo`] entry: the text as captured (`len` 0: unused), its
+/// family, and `ip_addr`'s address (its id text is the text).
+#[derive(Clone, Debug)]
+struct AddrEntry {
+    len: u8,
+    v6: bool,
+    text: [u8; MEMO_TEXT],
+    ip: IpAddr,
+}
+
+/// The longest text kept (an IPv6 address with a dotted quad: 45 bytes).
+const MEMO_TEXT: usize = 46;
+/// A power of two.
+const MEMO_SLOTS: usize = 256;
+
+impl AddrMemo {
+    /// `ip_addr(text, cidr)`.
+    #[inline]
+    fn ip_addr(&mut self, text: &str, cidr: Cidr) -> (Fid, Option<IpAddr>) {
+        let v6 = match cidr {
+            Cidr::V4 => false,
+            Cidr::V6 => true,
+            Cidr::Raw | Cidr::Len(_) => return ip_addr(text, cidr),
+        };
+        let b = text.as_bytes();
+        if b.is_empty() || b.len() > MEMO_TEXT {
+            return ip_addr(text, cidr);
+        }
+        let i = memo_index(b);
+        if let Some(e) = self.slots.get(i) {
+            if usize::from(e.len) == b.len() && e.v6 == v6 && memo_text_eq(&e.text, b) {
+                return (Fid::new(text), Some(e.ip));
+            }
+        }
+        let (fid, ip) = ip_addr(text, cidr);
+        if let Some(a) = ip.filter(|_| fid.as_str() == text) {
+            if self.slots.is_empty() {
+                let empty =
+                    AddrEntry { len: 0, v6: false, text: [0; MEMO_TEXT], ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
+                self.slots = vec![empty; MEMO_SLOTS];
+            }
+            if let Some(e) = self.slots.get_mut(i) {
+                e.len = b.len() as u8;
+                e.v6 = v6;
+                e.text[..b.len()].copy_from_slice(b);
+                e.ip = a;
+            }
+        }
+        (fid, ip)
+    }
+}
+
+/// `text[..b.len()] == b` (`b` of 1..=`MEMO_TEXT` bytes): by two words
+/// when those cover `b` (every IPv4 address), no `memcmp` call.
+#[inline(always)]
+fn memo_text_eq(text: &[u8; MEMO_TEXT], b: &[u8]) -> bool {
+    let n = b.len();
+    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(a), Some(z)) if n <= 16 => {
+            let (ta, tz) = (text.first_chunk::<8>(), text.get(n - 8..n).and_then(|t| t.first_chunk::<8>()));
+            ta == Some(a) && tz == Some(z)
+        }
+        _ => text.get(..n) == Some(b),
+    }
+}
+
+/// An [`AddrMemo`] slot for a text of 1..=`MEMO_TEXT` bytes: its first and
+/// last eight bytes (all of an IPv4 address's) and its length, mixed.
+#[inline]
+fn memo_index(b: &[u8]) -> usize {
+    let n = b.len();
+    let (a, z) = match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(a), Some(z)) => (u64::from_le_bytes(*a), u64::from_le_bytes(*z)),
+        _ => (b.iter().fold(0u64, |h, &c| h << 8 | u64::from(c)), 0),
+    };
+    let h = (a ^ z.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 56) as usize & (MEMO_SLOTS - 1)
 }
 
 /// An address's text, written on the stack (the longest: an IPv6 address

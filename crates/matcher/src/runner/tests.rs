@@ -1378,45 +1378,63 @@ fn many_group_names() {
 #[test]
 fn forgetting_helpers_unmerged_equal_merged() {
     let mut next = xorshift(0x51ed_2701_a3c4_9b8du64);
-    let mut s = conn_filter();
-    s.failregex
-        .push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>bye</F-MLFFORGET></F-NOFAIL>(?: user <F-USER>\S+</F-USER>)?$"));
-    s.failregex.push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>gone</F-MLFFORGET></F-NOFAIL> <F-USER>\S*</F-USER>$"));
-    s.failregex.push(Spanned::new(r"^pending <F-USER>\S+</F-USER>$"));
-    let users = ["root", "bob", "", "amy"];
-    let render = |f: &Failure| {
-        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
-    };
     let mut skipped = 0usize;
-    for check_all in [false, true] {
-        let mut merging = runner(&s, check_all);
-        merging.state.discard_helpers = false;
-        let mut fast = runner(&s, check_all);
-        let mut t = now();
-        for step in 0..20_000 {
-            t = t.saturating_add(Duration::from_secs(if next(80) == 0 { 400 } else { next(3) as i64 }));
-            let id = next(40);
-            let u = users[next(4) as usize];
-            let line = match next(10) {
-                0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
-                2 => format!("conn {id}: auth failed for {u}x"),
-                3 => format!("conn {id}: pam failure ruser={u} user={}y", users[next(4) as usize]),
-                4 => format!("conn {id}: accepted for {u}z"),
-                5 => format!("conn {id}: bye"),
-                6 => format!("conn {id}: bye user {u}x"),
-                7 => format!("conn {id}: gone {u}"),
-                8 => format!("conn {id}: pending {u}p"),
-                _ => format!("conn {id}: closed"),
-            };
-            let want: Vec<String> = merging.process_line_at(&line, t).failures.iter().map(render).collect();
-            let before = fast.state.cache.len();
-            let got: Vec<String> = fast.process_line_at(&line, t).failures.iter().map(render).collect();
-            assert_eq!(got, want, "check_all {check_all}, step {step}: {line}");
-            assert_eq!(fast.state.cache.len(), merging.state.cache.len(), "step {step}: {line}");
-            skipped += usize::from(!check_all && want.is_empty() && fast.state.cache.len() < before);
+    // (`as_user`: the prefregex has a `user` too, which a failregex's
+    // `user` that did not take part overrides with None)
+    for as_user in [false, true] {
+        let mut s = conn_filter();
+        if as_user {
+            s.prefregex = Some(Spanned::new(
+                r"^<F-MLFID>conn \d+</F-MLFID>(?: as <F-USER>\S+</F-USER>)?: <F-CONTENT>.+</F-CONTENT>$",
+            ));
+        }
+        s.failregex.push(Spanned::new(
+            r"^<F-NOFAIL><F-MLFFORGET>bye</F-MLFFORGET></F-NOFAIL>(?: user <F-USER>\S+</F-USER>)?$",
+        ));
+        s.failregex.push(Spanned::new(r"^<F-NOFAIL><F-MLFFORGET>gone</F-MLFFORGET></F-NOFAIL> <F-USER>\S*</F-USER>$"));
+        s.failregex.push(Spanned::new(r"^pending <F-USER>\S+</F-USER>$"));
+        let users = ["root", "bob", "", "amy"];
+        let render = |f: &Failure| {
+            format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+        };
+        for check_all in [false, true] {
+            let mut merging = runner(&s, check_all);
+            merging.state.discard_helpers = false;
+            let mut fast = runner(&s, check_all);
+            let mut t = now();
+            for step in 0..20_000 {
+                t = t.saturating_add(Duration::from_secs(if next(80) == 0 { 400 } else { next(3) as i64 }));
+                let id = next(40);
+                let u = users[next(4) as usize];
+                let id = match as_user && next(3) == 0 {
+                    true => format!("{id} as {}w", users[next(4) as usize]),
+                    false => id.to_string(),
+                };
+                let line = match next(10) {
+                    0 | 1 => format!("conn {id}: connect from 192.0.2.{}", next(4)),
+                    2 => format!("conn {id}: auth failed for {u}x"),
+                    3 => format!("conn {id}: pam failure ruser={u} user={}y", users[next(4) as usize]),
+                    4 => format!("conn {id}: accepted for {u}z"),
+                    5 => format!("conn {id}: bye"),
+                    6 => format!("conn {id}: bye user {u}x"),
+                    7 => format!("conn {id}: gone {u}"),
+                    8 => format!("conn {id}: pending {u}p"),
+                    _ => format!("conn {id}: closed"),
+                };
+                let want: Vec<String> = merging.process_line_at(&line, t).failures.iter().map(render).collect();
+                let before = fast.state.cache.len();
+                let got: Vec<String> = fast.process_line_at(&line, t).failures.iter().map(render).collect();
+                assert_eq!(got, want, "check_all {check_all}, step {step}: {line}");
+                assert_eq!(fast.state.cache.len(), merging.state.cache.len(), "step {step}: {line}");
+                skipped += usize::from(!check_all && want.is_empty() && fast.state.cache.len() < before);
+            }
         }
     }
     assert!(skipped > 1000, "fast path exercised: {skipped}");
+    // (dropped before the hit's groups are made: those and the helpers
+    // with no entry to forget)
+    let forgot = HELPERS_FORGOT.with(|c| c.get());
+    assert!(forgot > 1000, "{forgot}");
 }
 
 /// A date found once per line by a shared [`Dater`] and handed to every
@@ -1717,4 +1735,66 @@ fn reused_line_result_equals_returned_one() {
             }
         }
     }
+}
+
+/// The address memo answers exactly what `ip_addr` does: for texts seen
+/// again and again (hits), many more texts than it has slots (collisions,
+/// replaced entries), the same text under either family, texts that do
+/// not parse (never kept), and texts too long to keep.
+#[test]
+fn addr_memo_is_ip_addr() {
+    let mut next = xorshift(0x51af_d7ed_558c_cd1du64);
+    let mut texts: Vec<String> = [
+        "192.0.2.1",
+        "192.0.2.01",
+        "1.2.3.4",
+        "0.0.0.0",
+        "255.255.255.255",
+        "::ffff:192.0.2.1",
+        "::ffff:c000:201",
+        "::192.0.2.1",
+        "2001:db8::1",
+        "2001:DB8:0:0:1:0:0:1",
+        "2001:db8:0000:0000:0000:0000:0000:0001",
+        "::",
+        "::1",
+        "fe80::1%eth0",
+        "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        "1:2:3:4:5:6:7:8",
+        "example.com",
+        "",
+        "1.2.3.4 ",
+        "0000:0000:0000:0000:0000:0000:0000:0000:0000:0000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for _ in 0..3000 {
+        let t = match next(4) {
+            0 => format!("{}.{}.{}.{}", next(256), next(256), next(3), next(300)),
+            1 => format!("2001:db8:{:x}::{:x}", next(65536), next(65536)),
+            2 => format!("{:x}:0:0:{:x}:0:0:0:{:X}", next(65536), next(3), next(65536)),
+            _ => format!("::ffff:10.{}.{}.{}", next(2), next(256), next(256)),
+        };
+        texts.push(t);
+    }
+    let mut memo = AddrMemo::default();
+    let mut hits = 0;
+    for round in 0..4 {
+        for (k, t) in texts.iter().enumerate() {
+            // a text now and then again soon after (hits), all of them again
+            // each round (most replaced meanwhile)
+            for t in [t, &texts[k / 2]] {
+                for cidr in [Cidr::V4, Cidr::V6, Cidr::Raw, Cidr::Len(64)] {
+                    let before = memo.slots.get(memo_index(t.as_bytes()).min(MEMO_SLOTS - 1)).cloned();
+                    let got = memo.ip_addr(t, cidr);
+                    assert_eq!(got, ip_addr(t, cidr), "{t:?} {cidr:?} round {round}");
+                    if before.is_some_and(|e| usize::from(e.len) == t.len() && e.text[..t.len()] == *t.as_bytes()) {
+                        hits += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(hits > 1000, "{hits}");
 }
