@@ -107,6 +107,7 @@ mod emit;
 mod host;
 mod linearize;
 mod literals;
+mod prefix;
 mod pyre;
 mod segments;
 mod tags;

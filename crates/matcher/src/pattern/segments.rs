@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use super::emit::{self, EmitOpts};
 use super::host;
+use super::prefix;
 use super::pyre::{GroupKind, Node, RepKind};
 
 /// A zero-width assertion or literal text of a segment that needs no
@@ -83,6 +84,10 @@ enum Fast {
     /// (see [`host`]), on ASCII haystacks only: the segment's groups are
     /// ip4, ip6 (and dns), the one that took part set, the others None.
     Host { kind: host::Kind },
+    /// fail2ban's `__prefix_line` with this daemon name, the whole group
+    /// (see [`prefix`]), on ASCII haystacks only; where the scanner cannot
+    /// decide, the segment's automaton does (the general case).
+    Prefix { daemon: prefix::Daemon },
 }
 
 /// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
@@ -383,6 +388,8 @@ impl Fast {
             Fast::Steps { steps, .. } => walk(steps, b, pos),
             Fast::Dots { min, lazy, tail, rare } => dots(b, pos, nl, *min, *lazy, tail.as_bytes(), *rare),
             Fast::Host { kind } => host::scan(*kind, b, pos).map(|(end, _)| end),
+            // handled by the caller (its None is "undecided", not "no match")
+            Fast::Prefix { .. } => None,
         }
     }
 }
@@ -391,7 +398,7 @@ impl Fast {
     /// Only valid on ASCII haystacks.
     fn ascii_only(&self) -> bool {
         match self {
-            Fast::Run { .. } | Fast::Host { .. } => true,
+            Fast::Run { .. } | Fast::Host { .. } | Fast::Prefix { .. } => true,
             Fast::Opt { inner, .. } => inner.ascii_only(),
             Fast::Steps { ascii, .. } => *ascii,
             _ => false,
@@ -403,7 +410,7 @@ impl Fast {
         match self {
             Fast::Seq(atoms) => atoms.iter().any(|a| matches!(a, Atom::Text(t) if !t.is_empty())),
             Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
-            Fast::Opt { .. } => false,
+            Fast::Opt { .. } | Fast::Prefix { .. } => false,
             Fast::Fixed { text, .. } => !text.is_empty(),
             Fast::Steps { steps, .. } => consumes(steps),
             // each alternative takes at least one byte
@@ -1384,6 +1391,15 @@ impl Segment {
                 }
                 end
             }
+            Some(Fast::Prefix { daemon }) => {
+                // undecided (or not ASCII): the general case
+                let end = if ascii { prefix::scan(hay.as_bytes(), pos, daemon)? } else { return None };
+                for &g in &self.groups {
+                    let Some(slot) = spans.get_mut(g) else { return Some(None) };
+                    *slot = Some((pos, end));
+                }
+                end
+            }
             Some(Fast::Opt { group, inner }) if ascii || !self.fast_ascii => {
                 let m = inner.run(hay, pos, nl);
                 let Some(slot) = spans.get_mut(*group) else { return Some(None) };
@@ -1569,7 +1585,9 @@ impl SegmentsSrc {
             parts.push(match p {
                 PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits, free) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
-                    let dfa = (fast.is_none() && !needs_caps).then(|| atext.clone());
+                    // (the prefix scanner's undecided cases: the general case)
+                    let general = fast.as_ref().is_none_or(|f| matches!(f, Fast::Prefix { .. }));
+                    let dfa = (general && !needs_caps).then(|| atext.clone());
                     Part::Seg(Segment {
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
@@ -1859,7 +1877,8 @@ impl SegmentsSrc {
             let fast = if !prefix.is_empty() {
                 None
             } else if whole.is_some() || groups.is_empty() {
-                avoid_group(&part, &tail_nodes, whole, avoid)
+                prefix_group(&part, &tail_nodes, whole)
+                    .or_else(|| avoid_group(&part, &tail_nodes, whole, avoid))
                     .or_else(|| fast_of(&part, &tail_nodes, whole, names, aopts))
             } else if let [Node::Repeat { node: grp, min: 0, max: Some(1), kind: RepKind::Greedy }] = part.as_slice()
                 && let Node::Group { kind: GroupKind::Capture(g), node: inner } = &**grp
@@ -2245,6 +2264,14 @@ fn avoid_group(part: &[&Node], tail: &[&Node], whole: Option<usize>, avoid: &[Ve
     Some(Fast::Dots { min: 0, lazy: true, tail: text, rare })
 }
 
+/// A whole group around fail2ban's `__prefix_line` (see [`prefix`]) with
+/// no text after it in the segment: [`Fast::Prefix`].
+fn prefix_group(part: &[&Node], tail: &[&Node], whole: Option<usize>) -> Option<Fast> {
+    whole?;
+    let ([n @ Node::Group { .. }], []) = (part, tail) else { return None };
+    prefix::recognize(innermost(n)).map(|daemon| Fast::Prefix { daemon })
+}
+
 /// Literal text one of which every match of the concatenation `items`
 /// starts with (case-sensitive literals; empty: not known). The items'
 /// exact string sets are crossed while they are known (when the set grows
@@ -2285,7 +2312,7 @@ fn one_parse(f: &Fast) -> bool {
         Fast::Seq(_) | Fast::Fixed { .. } => true,
         Fast::Run { scan, tail, min, max, .. } => !scan && (!tail.is_empty() || min == max),
         Fast::Steps { steps, .. } => check(steps, None, false),
-        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } => false,
+        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } | Fast::Prefix { .. } => false,
     }
 }
 
@@ -2309,7 +2336,7 @@ impl Segments {
                 Part::Seg(Segment { guard: Some(g), .. }) | Part::Alt(_, Some(g)) if g.skips(b, pos) => {}
                 Part::Seg(Segment { guard: None, fast: Some(f), .. }) if ascii || !f.ascii_only() => match f {
                     Fast::Opt { inner, .. } if inner.run(hay, pos, nl).is_none() => {}
-                    Fast::Opt { .. } => return false,
+                    Fast::Opt { .. } | Fast::Prefix { .. } => return false,
                     f => match f.run(hay, pos, nl) {
                         None => return true,
                         Some(end) if one => pos = end,
