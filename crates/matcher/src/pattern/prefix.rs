@@ -143,6 +143,25 @@ fn non_space_run(b: &[u8], mut p: usize) -> Option<usize> {
     Some(p)
 }
 
+/// The end of the run of ASCII digits from `p`. Eight bytes at a time: a
+/// byte above `9` gets its high bit from the add, one below `0` from the
+/// subtract; below the lowest such byte all are digits (no carry, no
+/// borrow), so the lowest flagged byte is the first non-digit.
+#[inline(always)]
+fn digit_run(b: &[u8], mut p: usize) -> usize {
+    while let Some(w) = word(b, p) {
+        let z = (w.wrapping_add(0x46 * LO) | w.wrapping_sub(0x30 * LO)) & HI;
+        if z != 0 {
+            return p + (z.trailing_zeros() / 8) as usize;
+        }
+        p += 8;
+    }
+    while b.get(p).is_some_and(u8::is_ascii_digit) {
+        p += 1;
+    }
+    p
+}
+
 /// The daemon's name for [`scan`]: its bytes, and when it has at most
 /// eight, the same as a word with the mask of its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,10 +226,7 @@ pub(super) fn scan(b: &[u8], p: usize, d: &Daemon) -> Option<usize> {
     if b.get(p) != Some(&b'[') {
         return None;
     }
-    let mut q = p + 1;
-    while b.get(q).is_some_and(u8::is_ascii_digit) {
-        q += 1;
-    }
+    let q = digit_run(b, p + 1);
     if q == p + 1 || b.get(q) != Some(&b']') {
         return None;
     }
@@ -366,6 +382,34 @@ pub(super) mod tests {
             for common in [" bastion sshd[18357]: Failed", "h sshd[1]: x", "  h \t sshd[1]:\t x"] {
                 let hay = common.replace("sshd", d);
                 assert!(scan(hay.as_bytes(), 0, &Daemon::new(d.as_bytes())).is_some(), "{hay:?}");
+            }
+        }
+    }
+
+    /// The word-wise runs equal byte loops, for every byte after runs of
+    /// every length (and every byte value inside words).
+    #[test]
+    fn runs_equal_byte_loops() {
+        for n in 0..20 {
+            for c in 0..=255u8 {
+                for pad in [0usize, 3, 9] {
+                    let mut b: Vec<u8> = (0..n).map(|k| b"0123456789"[k % 10]).collect();
+                    b.push(c);
+                    b.extend(std::iter::repeat_n(b'7', pad));
+                    let slow = b.iter().position(|x| !x.is_ascii_digit()).unwrap_or(b.len());
+                    assert_eq!(digit_run(&b, 0), slow, "{b:?}");
+                    let mut h: Vec<u8> = (0..n).map(|k| b"ab-.:[]"[k % 7]).collect();
+                    h.push(c);
+                    h.extend(std::iter::repeat_n(b'x', pad));
+                    if h.is_ascii() {
+                        let end = h.iter().position(|&x| ws(x)).unwrap_or(h.len());
+                        let slow = match h.iter().position(|&x| x <= b' ') {
+                            Some(k) if !ws(h[k]) => None,
+                            _ => Some(end),
+                        };
+                        assert_eq!(non_space_run(&h, 0), slow, "{h:?}");
+                    }
+                }
             }
         }
     }
