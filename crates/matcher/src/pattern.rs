@@ -111,6 +111,7 @@ mod prefix;
 mod pyre;
 mod segments;
 mod tags;
+mod tails;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

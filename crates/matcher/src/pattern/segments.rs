@@ -21,6 +21,7 @@ use super::emit::{self, EmitOpts};
 use super::host;
 use super::prefix;
 use super::pyre::{GroupKind, Node, RepKind};
+use super::tails;
 
 /// A zero-width assertion or literal text of a segment that needs no
 /// automaton (exactly one way to match).
@@ -88,6 +89,9 @@ enum Fast {
     /// (see [`prefix`]), on ASCII haystacks only; where the scanner cannot
     /// decide, the segment's automaton does (the general case).
     Prefix { daemon: prefix::Daemon },
+    /// Literal text, then sshd's tail `(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$`
+    /// (see [`tails`]; exact), on ASCII haystacks only.
+    Tail { lead: Box<[u8]> },
 }
 
 /// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
@@ -147,7 +151,7 @@ impl Stop {
 /// Does `b` hold `t` at `p`? Short texts: compares of words (the last one
 /// overlapping the ones before) or of bytes beat a call to memcmp.
 #[inline]
-fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
+pub(super) fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
     let n = t.len();
     let Some(h) = p.checked_add(n).and_then(|e| b.get(p..e)) else { return false };
     if n >= 8 {
@@ -407,6 +411,7 @@ impl Fast {
             Fast::Host { kind } => host::scan(*kind, b, pos).map(|(end, _)| end),
             // handled by the caller (its None is "undecided", not "no match")
             Fast::Prefix { .. } => None,
+            Fast::Tail { lead } => tails::scan(b, pos, lead),
         }
     }
 }
@@ -415,7 +420,7 @@ impl Fast {
     /// Only valid on ASCII haystacks.
     fn ascii_only(&self) -> bool {
         match self {
-            Fast::Run { .. } | Fast::Host { .. } | Fast::Prefix { .. } => true,
+            Fast::Run { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => true,
             Fast::Opt { inner, .. } => inner.ascii_only(),
             Fast::Steps { ascii, .. } => *ascii,
             _ => false,
@@ -427,7 +432,7 @@ impl Fast {
         match self {
             Fast::Seq(atoms) => atoms.iter().any(|a| matches!(a, Atom::Text(t) if !t.is_empty())),
             Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
-            Fast::Opt { .. } | Fast::Prefix { .. } => false,
+            Fast::Opt { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => false,
             Fast::Fixed { text, .. } => !text.is_empty(),
             Fast::Steps { steps, .. } => consumes(steps),
             // each alternative takes at least one byte
@@ -1895,6 +1900,12 @@ impl SegmentsSrc {
                 None
             } else if whole.is_some() || groups.is_empty() {
                 prefix_group(&part, &tail_nodes, whole)
+                    .or_else(|| {
+                        // (no groups: `tail_nodes` is empty)
+                        (whole.is_none() && groups.is_empty())
+                            .then(|| tails::recognize(&part).map(|lead| Fast::Tail { lead }))
+                            .flatten()
+                    })
                     .or_else(|| avoid_group(&part, &tail_nodes, whole, avoid))
                     .or_else(|| fast_of(&part, &tail_nodes, whole, names, aopts))
             } else if let [Node::Repeat { node: grp, min: 0, max: Some(1), kind: RepKind::Greedy }] = part.as_slice()
@@ -2329,7 +2340,7 @@ fn one_parse(f: &Fast) -> bool {
         Fast::Seq(_) | Fast::Fixed { .. } => true,
         Fast::Run { scan, tail, min, max, .. } => !scan && (!tail.is_empty() || min == max),
         Fast::Steps { steps, .. } => check(steps, None, false),
-        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } | Fast::Prefix { .. } => false,
+        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => false,
     }
 }
 

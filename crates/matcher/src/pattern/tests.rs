@@ -848,3 +848,46 @@ fn prefix_line_prefregex_equals_full_engine() {
     let _ = segs;
     assert!(scanned > 5_000, "{scanned}");
 }
+
+/// sshd's failregexes that end with the `port`/`on`/`[preauth]` tail (taken
+/// by the tail scanner) capture exactly the full engine's groups.
+#[test]
+fn port_tail_chains_equal_full_engine() {
+    let pats = [
+        r"^[iI](?:llegal|nvalid) user <F-USER>.*?</F-USER> from <HOST>(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        r"^User <F-USER>\S+|.*?</F-USER> from <HOST> not allowed because listed in DenyUsers(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        r"^<F-NOFAIL><F-MLFFORGET>(Connection (?:closed|reset)|Disconnected)</F-MLFFORGET></F-NOFAIL> (?:by|from)(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)? <HOST>(?:(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*|\s*)$",
+        r"^Disconnecting: Too many authentication failures(?: for <F-USER>\S+|.*?</F-USER>)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+    ];
+    let heads = [
+        "Invalid user bob from 1.2.3.4",
+        "User bob from 1.2.3.4 not allowed because listed in DenyUsers",
+        "User a b from 1.2.3.4 not allowed because listed in DenyUsers",
+        "Connection closed by invalid user bob 1.2.3.4",
+        "Disconnected from authenticating user root 2001:db8::1",
+        "Connection reset by 1.2.3.4",
+        "Disconnecting: Too many authentication failures for root",
+        "Disconnecting: Too many authentication failures",
+    ];
+    let tails: Vec<String> = super::tails::tests::texts().into_iter().take(3_000).collect();
+    let mut used = 0;
+    for src in pats {
+        let p = pat(src);
+        assert_eq!(p.engine(), Engine::Linear, "{src}");
+        used += usize::from(format!("{:?}", p.seg_src).contains("Tail"));
+        let full = regex::Regex::new(p.translated()).unwrap();
+        let mut s = p.new_scratch();
+        for h in heads {
+            for t in &tails {
+                for hay in [format!("{h}{t}"), format!("{h}{t}\n")] {
+                    if first_newline(hay.as_bytes()) + 1 < hay.len() {
+                        continue;
+                    }
+                    let ours = p.captures_with(&hay, &mut s).unwrap().then(|| (0..s.len()).map(|i| s.get(i)).collect());
+                    assert_eq!(ours, full_engine_groups(&full, &hay), "{src:?} on {hay:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(used, pats.len());
+}
