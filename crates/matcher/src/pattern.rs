@@ -107,9 +107,11 @@ mod emit;
 mod host;
 mod linearize;
 mod literals;
+mod prefix;
 mod pyre;
 mod segments;
 mod tags;
+mod tails;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

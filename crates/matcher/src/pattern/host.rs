@@ -214,9 +214,32 @@ fn ip6_from(b: &[u8], start: usize, p: usize, i: usize, failed: &mut [u64; 8]) -
 fn ip6(b: &[u8], p: usize) -> Option<usize> {
     // it starts with a hex digit or `::`
     match b.get(p) {
-        Some(&c) if is_hex(c) || (c == b':' && b.get(p + 1) == Some(&b':')) => ip6_from(b, p, p, 0, &mut [0; 8]),
+        Some(&c) if is_hex(c) => ip6_full(b, p).or_else(|| ip6_from(b, p, p, 0, &mut [0; 8])),
+        Some(&b':') if b.get(p + 1) == Some(&b':') => ip6_from(b, p, p, 0, &mut [0; 8]),
         _ => None,
     }
+}
+
+/// A full address from `p`: seven groups `H{1,4}` each followed by a single
+/// `:` (no `::`), then a hex run: the IP6 branch's first parse ends after
+/// that run, capped at four (None: another shape, [`ip6_from`] decides).
+/// Exact: in [`ip6_from`]'s order each of the seven iterations' first
+/// option is `H{1,4}:` (the hex run, at most four, then `:`; `::` is tried
+/// first only where a second `:` follows), and another iteration comes
+/// before leaving the loop; after seven, the tail `H{1,4}` takes the run
+/// (at least one digit). Each first option gets through, so that path is
+/// the first parse.
+#[inline]
+fn ip6_full(b: &[u8], mut p: usize) -> Option<usize> {
+    for _ in 0..7 {
+        let h = run(b, p, 5, is_hex);
+        if !(1..=4).contains(&h) || b.get(p + h) != Some(&b':') || b.get(p + h + 1) == Some(&b':') {
+            return None;
+        }
+        p += h + 1;
+    }
+    let h = run(b, p, 4, is_hex);
+    (h > 0).then_some(p + h)
 }
 
 /// The DNS branch `[\w\-.^_]*\w` from `p`: its end.
@@ -344,7 +367,15 @@ pub(super) mod tests {
             v.push(s);
         }
         // mutations of address-like texts
-        let seeds = ["1.2.3.4", "::ffff:10.0.0.1", "2001:db8::1", "fe80::a:b:c:d", "host-1.example.org"];
+        let seeds = [
+            "1.2.3.4",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "fe80::a:b:c:d",
+            "host-1.example.org",
+            "2a0e:1224:e307:9341:76ad:6d55:42e0:8c9c",
+            "1:22:333:4444:5:66:777:8888",
+        ];
         for _ in 0..20_000 {
             let mut s: Vec<u8> = seeds[rng(seeds.len() as u64) as usize].bytes().collect();
             for _ in 0..1 + rng(3) {

@@ -19,7 +19,9 @@ use std::sync::OnceLock;
 
 use super::emit::{self, EmitOpts};
 use super::host;
+use super::prefix;
 use super::pyre::{GroupKind, Node, RepKind};
+use super::tails;
 
 /// A zero-width assertion or literal text of a segment that needs no
 /// automaton (exactly one way to match).
@@ -83,6 +85,13 @@ enum Fast {
     /// (see [`host`]), on ASCII haystacks only: the segment's groups are
     /// ip4, ip6 (and dns), the one that took part set, the others None.
     Host { kind: host::Kind },
+    /// fail2ban's `__prefix_line` with this daemon name, the whole group
+    /// (see [`prefix`]), on ASCII haystacks only; where the scanner cannot
+    /// decide, the segment's automaton does (the general case).
+    Prefix { daemon: prefix::Daemon },
+    /// Literal text, then sshd's tail `(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$`
+    /// (see [`tails`]; exact), on ASCII haystacks only.
+    Tail { lead: Box<[u8]> },
 }
 
 /// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
@@ -139,10 +148,27 @@ impl Stop {
     }
 }
 
-/// Does `b` hold `t` at `p`? Short texts: a loop beats a call to memcmp.
+/// Does `b` hold `t` at `p`? Short texts: compares of words (the last one
+/// overlapping the ones before) or of bytes beat a call to memcmp.
 #[inline]
-fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
-    b.get(p..p + t.len()).is_some_and(|h| h.iter().zip(t).all(|(x, y)| x == y))
+pub(super) fn text_at(b: &[u8], p: usize, t: &[u8]) -> bool {
+    let n = t.len();
+    let Some(h) = p.checked_add(n).and_then(|e| b.get(p..e)) else { return false };
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word_at(h, i) != word_at(t, i) {
+                return false;
+            }
+            i += 8;
+        }
+        return word_at(h, n - 8) == word_at(t, n - 8);
+    }
+    if n >= 4 {
+        let half = |x: &[u8], i: usize| u32::from_le_bytes([x[i], x[i + 1], x[i + 2], x[i + 3]]);
+        return half(h, 0) == half(t, 0) && half(h, n - 4) == half(t, n - 4);
+    }
+    h.iter().zip(t).all(|(x, y)| x == y)
 }
 
 /// Haystacks shorter than this are searched for literal text (and run ends)
@@ -383,6 +409,9 @@ impl Fast {
             Fast::Steps { steps, .. } => walk(steps, b, pos),
             Fast::Dots { min, lazy, tail, rare } => dots(b, pos, nl, *min, *lazy, tail.as_bytes(), *rare),
             Fast::Host { kind } => host::scan(*kind, b, pos).map(|(end, _)| end),
+            // handled by the caller (its None is "undecided", not "no match")
+            Fast::Prefix { .. } => None,
+            Fast::Tail { lead } => tails::scan(b, pos, lead),
         }
     }
 }
@@ -391,7 +420,7 @@ impl Fast {
     /// Only valid on ASCII haystacks.
     fn ascii_only(&self) -> bool {
         match self {
-            Fast::Run { .. } | Fast::Host { .. } => true,
+            Fast::Run { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => true,
             Fast::Opt { inner, .. } => inner.ascii_only(),
             Fast::Steps { ascii, .. } => *ascii,
             _ => false,
@@ -403,7 +432,7 @@ impl Fast {
         match self {
             Fast::Seq(atoms) => atoms.iter().any(|a| matches!(a, Atom::Text(t) if !t.is_empty())),
             Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
-            Fast::Opt { .. } => false,
+            Fast::Opt { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => false,
             Fast::Fixed { text, .. } => !text.is_empty(),
             Fast::Steps { steps, .. } => consumes(steps),
             // each alternative takes at least one byte
@@ -1384,6 +1413,15 @@ impl Segment {
                 }
                 end
             }
+            Some(Fast::Prefix { daemon }) => {
+                // undecided (or not ASCII): the general case
+                let end = if ascii { prefix::scan(hay.as_bytes(), pos, daemon)? } else { return None };
+                for &g in &self.groups {
+                    let Some(slot) = spans.get_mut(g) else { return Some(None) };
+                    *slot = Some((pos, end));
+                }
+                end
+            }
             Some(Fast::Opt { group, inner }) if ascii || !self.fast_ascii => {
                 let m = inner.run(hay, pos, nl);
                 let Some(slot) = spans.get_mut(*group) else { return Some(None) };
@@ -1569,7 +1607,9 @@ impl SegmentsSrc {
             parts.push(match p {
                 PartSrc::Seg(text, atext, whole, groups, tail, fast, guard, guard_lits, free) => {
                     let needs_caps = whole.is_none() && !groups.is_empty();
-                    let dfa = (fast.is_none() && !needs_caps).then(|| atext.clone());
+                    // (the prefix scanner's undecided cases: the general case)
+                    let general = fast.as_ref().is_none_or(|f| matches!(f, Fast::Prefix { .. }));
+                    let dfa = (general && !needs_caps).then(|| atext.clone());
                     Part::Seg(Segment {
                         fast: fast.clone(),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
@@ -1859,7 +1899,14 @@ impl SegmentsSrc {
             let fast = if !prefix.is_empty() {
                 None
             } else if whole.is_some() || groups.is_empty() {
-                avoid_group(&part, &tail_nodes, whole, avoid)
+                prefix_group(&part, &tail_nodes, whole)
+                    .or_else(|| {
+                        // (no groups: `tail_nodes` is empty)
+                        (whole.is_none() && groups.is_empty())
+                            .then(|| tails::recognize(&part).map(|lead| Fast::Tail { lead }))
+                            .flatten()
+                    })
+                    .or_else(|| avoid_group(&part, &tail_nodes, whole, avoid))
                     .or_else(|| fast_of(&part, &tail_nodes, whole, names, aopts))
             } else if let [Node::Repeat { node: grp, min: 0, max: Some(1), kind: RepKind::Greedy }] = part.as_slice()
                 && let Node::Group { kind: GroupKind::Capture(g), node: inner } = &**grp
@@ -2245,6 +2292,14 @@ fn avoid_group(part: &[&Node], tail: &[&Node], whole: Option<usize>, avoid: &[Ve
     Some(Fast::Dots { min: 0, lazy: true, tail: text, rare })
 }
 
+/// A whole group around fail2ban's `__prefix_line` (see [`prefix`]) with
+/// no text after it in the segment: [`Fast::Prefix`].
+fn prefix_group(part: &[&Node], tail: &[&Node], whole: Option<usize>) -> Option<Fast> {
+    whole?;
+    let ([n @ Node::Group { .. }], []) = (part, tail) else { return None };
+    prefix::recognize(innermost(n)).map(|daemon| Fast::Prefix { daemon })
+}
+
 /// Literal text one of which every match of the concatenation `items`
 /// starts with (case-sensitive literals; empty: not known). The items'
 /// exact string sets are crossed while they are known (when the set grows
@@ -2285,7 +2340,7 @@ fn one_parse(f: &Fast) -> bool {
         Fast::Seq(_) | Fast::Fixed { .. } => true,
         Fast::Run { scan, tail, min, max, .. } => !scan && (!tail.is_empty() || min == max),
         Fast::Steps { steps, .. } => check(steps, None, false),
-        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } => false,
+        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => false,
     }
 }
 
@@ -2309,7 +2364,7 @@ impl Segments {
                 Part::Seg(Segment { guard: Some(g), .. }) | Part::Alt(_, Some(g)) if g.skips(b, pos) => {}
                 Part::Seg(Segment { guard: None, fast: Some(f), .. }) if ascii || !f.ascii_only() => match f {
                     Fast::Opt { inner, .. } if inner.run(hay, pos, nl).is_none() => {}
-                    Fast::Opt { .. } => return false,
+                    Fast::Opt { .. } | Fast::Prefix { .. } => return false,
                     f => match f.run(hay, pos, nl) {
                         None => return true,
                         Some(end) if one => pos = end,
@@ -2340,8 +2395,8 @@ mod tests {
         // place of haystacks that hold them, miss them by one byte at either
         // end or the middle, or end too soon
         let mut next = xorshift(0x1f83_d9ab_fb41_bd6bu64);
-        for n in 0..=20usize {
-            for _ in 0..200 {
+        for n in 0..=40usize {
+            for _ in 0..400 {
                 let t: Vec<u8> = (0..n).map(|_| b"ab "[next(3) as usize]).collect();
                 let mut b: Vec<u8> = (0..next(30) as usize).map(|_| b"ab "[next(3) as usize]).collect();
                 let at = next(b.len() as u64 + 1) as usize;

@@ -814,3 +814,80 @@ fn step_pieces_in_chains_equal_full_engine() {
     ];
     linear_captures_equal_full_engine(&pats, &hays);
 }
+
+/// fail2ban's sshd prefregex (its `__prefix_line` taken by the prefix
+/// scanner where it decides, by the automaton elsewhere) captures exactly
+/// the full engine's groups on many lines, with and without the runner's
+/// final newline; the scanner takes part.
+#[test]
+fn prefix_line_prefregex_equals_full_engine() {
+    let mlfid = super::prefix::template("sshd");
+    let src = format!("^<F-MLFID>{mlfid}</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?<F-CONTENT>.+</F-CONTENT>$");
+    let p = compile(&src, PatternKind::Prefregex);
+    assert_eq!(p.engine(), Engine::Linear);
+    let segs = p.segments().unwrap();
+    assert!(format!("{:?}", p.seg_src).contains("Prefix"), "{:?}", p.seg_src);
+    let full = regex::Regex::new(p.translated()).unwrap();
+    let mut scanned = 0;
+    let mut s = p.new_scratch();
+    for text in super::prefix::tests::texts() {
+        for hay in [text.clone(), format!("{text}\n"), format!("{text} error: PAM: x\n"), format!("{text}x\u{e9}\n")] {
+            // (inner newlines: Python's `$` is not the reference's `(?m:$)`
+            // there, the exact backtracking variant decides)
+            if first_newline(hay.as_bytes()) + 1 < hay.len() {
+                continue;
+            }
+            if hay.is_ascii() {
+                let b = hay.as_bytes();
+                scanned += usize::from(super::prefix::scan(b, 0, &super::prefix::Daemon::new(b"sshd")).is_some());
+            }
+            let ours = p.captures_with(&hay, &mut s).unwrap().then(|| (0..s.len()).map(|i| s.get(i)).collect());
+            assert_eq!(ours, full_engine_groups(&full, &hay), "{hay:?}");
+        }
+    }
+    let _ = segs;
+    assert!(scanned > 5_000, "{scanned}");
+}
+
+/// sshd's failregexes that end with the `port`/`on`/`[preauth]` tail (taken
+/// by the tail scanner) capture exactly the full engine's groups.
+#[test]
+fn port_tail_chains_equal_full_engine() {
+    let pats = [
+        r"^[iI](?:llegal|nvalid) user <F-USER>.*?</F-USER> from <HOST>(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        r"^User <F-USER>\S+|.*?</F-USER> from <HOST> not allowed because listed in DenyUsers(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+        r"^<F-NOFAIL><F-MLFFORGET>(Connection (?:closed|reset)|Disconnected)</F-MLFFORGET></F-NOFAIL> (?:by|from)(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)? <HOST>(?:(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*|\s*)$",
+        r"^Disconnecting: Too many authentication failures(?: for <F-USER>\S+|.*?</F-USER>)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+    ];
+    let heads = [
+        "Invalid user bob from 1.2.3.4",
+        "User bob from 1.2.3.4 not allowed because listed in DenyUsers",
+        "User a b from 1.2.3.4 not allowed because listed in DenyUsers",
+        "Connection closed by invalid user bob 1.2.3.4",
+        "Disconnected from authenticating user root 2001:db8::1",
+        "Connection reset by 1.2.3.4",
+        "Disconnecting: Too many authentication failures for root",
+        "Disconnecting: Too many authentication failures",
+    ];
+    let tails: Vec<String> = super::tails::tests::texts().into_iter().take(3_000).collect();
+    let mut used = 0;
+    for src in pats {
+        let p = pat(src);
+        assert_eq!(p.engine(), Engine::Linear, "{src}");
+        used += usize::from(format!("{:?}", p.seg_src).contains("Tail"));
+        let full = regex::Regex::new(p.translated()).unwrap();
+        let mut s = p.new_scratch();
+        for h in heads {
+            for t in &tails {
+                for hay in [format!("{h}{t}"), format!("{h}{t}\n")] {
+                    if first_newline(hay.as_bytes()) + 1 < hay.len() {
+                        continue;
+                    }
+                    let ours = p.captures_with(&hay, &mut s).unwrap().then(|| (0..s.len()).map(|i| s.get(i)).collect());
+                    assert_eq!(ours, full_engine_groups(&full, &hay), "{src:?} on {hay:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(used, pats.len());
+}
