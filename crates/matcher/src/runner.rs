@@ -2304,16 +2304,19 @@ fn find_failure(
         if !captures(fr, hay, nl, caps, stats) {
             continue;
         }
-        let mut hit = locate(fr, caps, hay, org);
+        // (a single line is the matched one: no bookkeeping to do, nothing
+        // to move into `cur`)
+        let mut hit = if org.len() == 1 { None } else { Some(locate(fr, caps, hay, org)) };
+        let matched_idx: &[usize] = hit.as_ref().map_or(&[0], |h| &h.matched);
 
         // ignoreregex on a hit.
         if !p.ignoreregex.is_empty() {
             let ig_hay: &str = if multi {
                 st.hay2.clear();
-                if hit.matched.is_empty() {
+                if matched_idx.is_empty() {
                     st.hay2.push('\n');
                 } else {
-                    push_buf(&mut st.hay2, hit.matched.iter().copied(), org);
+                    push_buf(&mut st.hay2, matched_idx.iter().copied(), org);
                 }
                 &st.hay2
             } else if in_content {
@@ -2332,7 +2335,7 @@ fn find_failure(
             }
             if found {
                 if !check_all || multi {
-                    cur = Cur::Idx(std::mem::take(&mut hit.unmatched));
+                    cur = Cur::Idx(hit.as_mut().map(|h| std::mem::take(&mut h.unmatched)).unwrap_or_default());
                 }
                 res.ignored = true;
                 hay_valid = false;
@@ -2344,7 +2347,7 @@ fn find_failure(
         }
 
         if !check_all || multi {
-            cur = Cur::Idx(std::mem::take(&mut hit.unmatched));
+            cur = Cur::Idx(hit.as_mut().map(|h| std::mem::take(&mut h.unmatched)).unwrap_or_default());
             hay_valid = false;
         }
 
@@ -2381,13 +2384,13 @@ fn find_failure(
         // (one line, as always with a single-line buffer: no collecting)
         let one: [&str; 1];
         let many: SmallVec<[&str; 4]>;
-        let matched: &[&str] = match hit.matched[..] {
+        let matched: &[&str] = match *hit.as_ref().map_or(&[0][..], |h| &h.matched[..]) {
             [i] => {
                 one = [org[i].text];
                 &one
             }
-            _ => {
-                many = hit.matched.iter().map(|&i| org[i].text).collect();
+            ref m => {
+                many = m.iter().map(|&i| org[i].text).collect();
                 &many
             }
         };
