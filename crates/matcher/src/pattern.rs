@@ -179,6 +179,9 @@ pub struct Scratch {
     mapped: Vec<Option<(usize, usize)>>,
     src: ScratchSrc,
     seg: Option<segments::SegScratch>,
+    /// The last search with this scratch found no match (the segment chain's
+    /// next search then looks for the text every match holds first).
+    missed: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -739,19 +742,28 @@ impl Pattern {
                         Some(_) => (&mut scratch.mapped, ScratchSrc::Mapped, self.names.len()),
                         None => (&mut scratch.spans, ScratchSrc::Spans, self.ngroups),
                     };
+                    // no match anywhere without the text every match holds:
+                    // looked for first after a miss (a candidate that keeps
+                    // failing on lines like this one skips its chain), else
+                    // when the chain fails (a line the prefilter let through)
+                    let missed = std::mem::replace(&mut scratch.missed, true);
+                    if missed && segs.lacks_needed_text(hay.as_bytes()) {
+                        return Ok(false);
+                    }
                     // a complete chain from 0 is the leftmost-first match
                     spans.clear();
                     spans.resize(n, None);
                     if let Some(end) = segs.run(hay, is_ascii, Some(nl), 0, ss, spans) {
                         spans[0] = Some((0, end));
                         scratch.src = src;
+                        scratch.missed = false;
                         return Ok(true);
                     }
-                    // no match anywhere without the text every match holds
-                    // (a line the prefilter let through whose chain failed)
-                    if segs.lacks_needed_text(hay.as_bytes()) {
+                    if !missed && segs.lacks_needed_text(hay.as_bytes()) {
                         return Ok(false);
                     }
+                    // (the full engine decides from here: not a cheap miss)
+                    scratch.missed = false;
                     let whole = match ascii() {
                         Some(a) => a.find(hay.as_bytes()).map(|m| (m.start(), m.end())),
                         None => uni.find(hay).map(|m| (m.start(), m.end())),

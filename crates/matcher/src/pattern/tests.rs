@@ -891,3 +891,34 @@ fn port_tail_chains_equal_full_engine() {
     }
     assert_eq!(used, pats.len());
 }
+
+/// One scratch across lines that alternately match, miss for want of the
+/// text every match holds (looked for first after a miss), and miss
+/// otherwise: the captures equal the full engine's on each.
+#[test]
+fn needed_text_first_after_a_miss_equals_full_engine() {
+    let src = r"^Received disconnect from <HOST>(?: (?:port \d+|on \S+)){0,2}:\s*3: .*: Auth fail(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$";
+    let p = pat(src);
+    let full = regex::Regex::new(p.translated()).unwrap();
+    let hays = [
+        "Received disconnect from 1.2.3.4 port 22:11: Bye Bye [preauth]\n",
+        "Received disconnect from 1.2.3.4 port 22:3: x: Auth fail [preauth]\n",
+        "Received disconnect from 1.2.3.4 port 22:11: Bye Bye [preauth]\n",
+        "Received disconnect from 1.2.3.4 port 22:11: Bye Bye [preauth]\n",
+        "Received disconnect from 1.2.3.4 port 22:3: x: Auth fail\n",
+        "Received disconnect from 1.2.3.4 port 22:4: x: Auth fail\n",
+        "Received disconnect from 1.2.3.4 port 22:3: x: Auth fail x\n",
+        "Received disconnect from 1.2.3.4 port 22:3: x: Auth fail\n",
+        "Received disconnect from 1.2.3.4:3: : Auth fail\n",
+        "x Received disconnect from 1.2.3.4:3: : Auth fail\n",
+        "Received disconnect from 1.2.3.4 port 22:11: Auth fail\n",
+    ];
+    let mut s = p.new_scratch();
+    for round in 0..3 {
+        for (i, hay) in hays.iter().enumerate() {
+            let hay = hays[(i * (round + 1)) % hays.len()].to_string() + &hay[..0];
+            let ours = p.captures_with(&hay, &mut s).unwrap().then(|| (0..s.len()).map(|i| s.get(i)).collect());
+            assert_eq!(ours, full_engine_groups(&full, &hay), "{hay:?}");
+        }
+    }
+}
