@@ -195,7 +195,9 @@ enum ScratchSrc {
 
 impl Scratch {
     /// Span of group `i` of the last successful match (0 = whole match).
-    #[inline]
+    /// (Called for each group of each hit: always inlined, it was left a
+    /// call.)
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<(usize, usize)> {
         match self.src {
             // the segment chain's and the remapped spans: the common cases
@@ -688,9 +690,23 @@ impl Pattern {
     /// [`Pattern::captures_with`] where the caller knows `nl`, the index of
     /// the first `\n` in `hay` (its length when there is none).
     pub(crate) fn captures_with_nl(&self, hay: &str, nl: usize, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
+        self.captures_with_nl_ascii(hay, nl, all_ascii(hay.as_bytes()), scratch)
+    }
+
+    /// [`Pattern::captures_with_nl`] where the caller also knows whether
+    /// `hay` is all ASCII (`ascii == hay.is_ascii()`: the runner checks a
+    /// line once, not once per pattern that searches it or its content).
+    pub(crate) fn captures_with_nl_ascii(
+        &self,
+        hay: &str,
+        nl: usize,
+        ascii: bool,
+        scratch: &mut Scratch,
+    ) -> Result<bool, BudgetExceeded> {
         debug_assert_eq!(nl, first_newline(hay.as_bytes()));
+        debug_assert_eq!(ascii, hay.is_ascii());
         self.prepare(scratch);
-        let m = self.captures_raw(hay, nl, scratch)?;
+        let m = self.captures_raw(hay, nl, ascii, scratch)?;
         // (the segment chain's spans are mapped already)
         if m && scratch.src != ScratchSrc::Mapped
             && let Some(map) = &self.remap
@@ -728,11 +744,16 @@ impl Pattern {
     /// [`Pattern::captures_with`] by compiled group index (the segment
     /// chain: by original group index, `ScratchSrc::Mapped`).
     #[inline]
-    fn captures_raw(&self, hay: &str, nl: usize, scratch: &mut Scratch) -> Result<bool, BudgetExceeded> {
+    fn captures_raw(
+        &self,
+        hay: &str,
+        nl: usize,
+        is_ascii: bool,
+        scratch: &mut Scratch,
+    ) -> Result<bool, BudgetExceeded> {
         let fancy = match (&self.compiled, self.exact_for(hay, nl)) {
             (_, Some(ex)) => ex,
             (Compiled::Linear { uni, .. }, None) => {
-                let is_ascii = all_ascii(hay.as_bytes());
                 // compiled on first use: not needed while the chain gets through
                 let ascii = || if is_ascii { self.ascii_linear() } else { None };
                 if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
@@ -792,7 +813,7 @@ impl Pattern {
             }
             (Compiled::Fancy { .. }, None) if !self.superset_allows(hay) => return Ok(false),
             (Compiled::Fancy { uni, .. }, None) => match self.ascii_fancy() {
-                Some(a) if all_ascii(hay.as_bytes()) => a,
+                Some(a) if is_ascii => a,
                 _ => uni,
             },
         };

@@ -47,7 +47,7 @@ use smallvec::SmallVec;
 use stadtwache_core::{Diagnostic, Duration, Spanned, Timestamp};
 use stadtwache_datetime::{DateDetector, DateMatch, DateScanner, TimeContext, TimeZone};
 
-use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, first_newline};
+use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, all_ascii, first_newline};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, Fid, FieldValue, Fields, FilterSpec, LineResult,
     MatchStats, Matches, RunOptions,
@@ -2124,9 +2124,10 @@ fn locate(pat: &Pat, caps: &Scratch, hay: &str, org: &[Tl<'_>]) -> Hit {
 }
 
 /// Search with captures into `scratch`, the budget counted; true on a match.
-/// `nl`: the first `\n` in `hay` (see [`Pattern::captures_with_nl`]).
-fn captures(p: &Pat, hay: &str, nl: usize, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
-    match p.pat.captures_with_nl(hay, nl, scratch) {
+/// `nl`: the first `\n` in `hay`, `ascii`: whether it is all ASCII (see
+/// [`Pattern::captures_with_nl_ascii`]).
+fn captures(p: &Pat, hay: &str, nl: usize, ascii: bool, scratch: &mut Scratch, stats: &mut MatchStats) -> bool {
+    match p.pat.captures_with_nl_ascii(hay, nl, ascii, scratch) {
         Ok(m) => m,
         Err(_) => {
             stats.budget_exhausted += 1;
@@ -2218,9 +2219,14 @@ fn find_failure(
     // itself (it runs to the line's end), so that it is not copied
     let mut content_at: Option<usize> = None;
     let mut content_nl = 0;
+    // whether the buffer (`hay_ascii`) and the content (`content_ascii`)
+    // are all ASCII: checked once, not by each pattern that searches them
+    // (the content is part of the buffer: ASCII when it is)
+    let mut hay_ascii = all_ascii(st.hay.as_bytes());
+    let mut content_ascii = hay_ascii;
     if let Some(pr) = &p.prefregex {
         let caps = &mut st.pref_scratch;
-        if !captures(pr, &st.hay, hay_nl, caps, stats) {
+        if !captures(pr, &st.hay, hay_nl, hay_ascii, caps, stats) {
             return cur;
         }
         have_pre = pr.named_besides_content;
@@ -2235,11 +2241,13 @@ fn find_failure(
                     Some(k) => k,
                     None => first_newline(&st.hay.as_bytes()[s..]),
                 };
+                content_ascii = hay_ascii || all_ascii(&st.hay.as_bytes()[s..]);
             } else {
                 st.content.clear();
                 st.content.push_str(&st.hay[s..e]);
                 st.content.push('\n');
                 content_nl = first_newline(st.content.as_bytes());
+                content_ascii = hay_ascii || all_ascii(st.content.as_bytes());
             }
             cur = Cur::Content;
             in_content = true;
@@ -2275,6 +2283,7 @@ fn find_failure(
                     st.hay.clear();
                     push_buf(&mut st.hay, 0..org.len(), org);
                     hay_nl = first_newline(st.hay.as_bytes());
+                    hay_ascii = all_ascii(st.hay.as_bytes());
                     in_content = false;
                 }
                 // the content (`st.content` or the end of `st.hay`, which is
@@ -2288,6 +2297,7 @@ fn find_failure(
                         push_buf(&mut st.hay, idx.iter().copied(), org);
                     }
                     hay_nl = first_newline(st.hay.as_bytes());
+                    hay_ascii = all_ascii(st.hay.as_bytes());
                     in_content = false;
                     // lines joined anew: the prefilter's answer no longer holds
                     p.prefilter.all(&mut st.bits);
@@ -2299,9 +2309,12 @@ fn find_failure(
         next = fi + 1;
         let Some(fr) = p.failregex.get(fi) else { break };
         let Some(caps) = st.scratch.get_mut(fi) else { continue };
-        let (hay, nl) =
-            if in_content { (content_of(&st.hay, &st.content, content_at), content_nl) } else { (&st.hay[..], hay_nl) };
-        if !captures(fr, hay, nl, caps, stats) {
+        let (hay, nl, ascii) = if in_content {
+            (content_of(&st.hay, &st.content, content_at), content_nl, content_ascii)
+        } else {
+            (&st.hay[..], hay_nl, hay_ascii)
+        };
+        if !captures(fr, hay, nl, ascii, caps, stats) {
             continue;
         }
         // (a single line is the matched one: no bookkeeping to do, nothing

@@ -191,6 +191,40 @@ fn prefregex_content_in_place_or_copied_sees_the_same_text() {
     }
 }
 
+/// Whether the buffer and the content are all ASCII is checked once per
+/// buffer and handed to the engines (checked against a fresh look by a
+/// debug assertion): a non-ASCII text before the content leaves an ASCII
+/// content, non-ASCII in the content, in place or copied.
+#[test]
+fn prefregex_content_ascii_flag_follows_the_searched_text() {
+    let fr = [r"^Failed for <F-USER>\S+</F-USER> from <HOST>$", r"^Bad (?:user )?<F-USER>.+</F-USER> from <HOST>$"];
+    let mut end = spec(&fr);
+    end.prefregex = Some(Spanned::new(r"^<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>.+?</F-CONTENT>$"));
+    let mut mid = spec(&fr);
+    mid.prefregex = Some(Spanned::new(r"^<F-DAEMON>\w+</F-DAEMON>\[\d+\]: <F-CONTENT>.+?</F-CONTENT> \[end\]$"));
+    let (mut e, mut m) = (runner(&end, false), runner(&mid, false));
+    for (line, user) in [
+        ("sshd[42]: Failed for root from 192.0.2.3", "root"),
+        ("sshdé[42]: Failed for root from 192.0.2.3", "root"),
+        ("sshd[42]é Failed for root from 192.0.2.3", ""),
+        ("dämon[42]: Failed for root from 192.0.2.3", "root"),
+        ("sshd[42]: Failed for jürgen from 192.0.2.3", "jürgen"),
+        ("dämon[42]: Bad user jürgen from 192.0.2.3", "jürgen"),
+        ("dämon[42]: Bad user x from 192.0.2.3", "x"),
+    ] {
+        for (r, text) in [(&mut e, line.to_string()), (&mut m, format!("{line} [end]"))] {
+            let res = r.process_line_at(&text, now());
+            let f = real(&res);
+            if user.is_empty() {
+                assert!(f.is_empty(), "{text:?}");
+            } else {
+                assert_eq!(f.len(), 1, "{text:?}");
+                assert_eq!(f[0].fields.get("user"), Some(&one(user)), "{text:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn prefregex_with_empty_content_keeps_the_whole_line() {
     let mut s = spec(&[r"^x: fail <HOST>$"]);
