@@ -281,7 +281,7 @@ pub(super) fn scan(kind: Kind, b: &[u8], p: usize) -> Option<(usize, Took)> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::test_util::xorshift;
+    use crate::test_util::{mutated_texts, random_texts, xorshift};
     use regex_automata::{Anchored, Input, meta};
 
     pub(in super::super) fn texts() -> Vec<String> {
@@ -361,11 +361,7 @@ pub(super) mod tests {
         .collect();
         let mut rng = xorshift(0x5eed_4057);
         let alphabet = b"0123456789abcdefABF:.[]-_^ xyz/%";
-        for _ in 0..20_000 {
-            let n = rng(24) as usize;
-            let s: String = (0..n).map(|_| alphabet[rng(alphabet.len() as u64) as usize] as char).collect();
-            v.push(s);
-        }
+        v.extend(random_texts(&mut rng, alphabet, 20_000, 24));
         // mutations of address-like texts
         let seeds = [
             "1.2.3.4",
@@ -376,21 +372,7 @@ pub(super) mod tests {
             "2a0e:1224:e307:9341:76ad:6d55:42e0:8c9c",
             "1:22:333:4444:5:66:777:8888",
         ];
-        for _ in 0..20_000 {
-            let mut s: Vec<u8> = seeds[rng(seeds.len() as u64) as usize].bytes().collect();
-            for _ in 0..1 + rng(3) {
-                let k = rng(s.len() as u64 + 1) as usize;
-                let c = alphabet[rng(alphabet.len() as u64) as usize];
-                match rng(3) {
-                    0 if k < s.len() => s[k] = c,
-                    1 if k < s.len() => {
-                        s.remove(k);
-                    }
-                    _ => s.insert(k, c),
-                }
-            }
-            v.push(String::from_utf8(s).unwrap());
-        }
+        v.extend(mutated_texts(&mut rng, &seeds, alphabet, 20_000));
         v
     }
 

@@ -242,7 +242,7 @@ pub(super) fn scan(b: &[u8], p: usize, d: &Daemon) -> Option<usize> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::test_util::xorshift;
+    use crate::test_util::{mutated_texts, random_texts, xorshift};
     use regex_automata::{Anchored, Input, meta};
 
     /// Lines of many shapes: real ones, near misses of each decision,
@@ -309,10 +309,7 @@ pub(super) mod tests {
         .collect();
         let mut rng = xorshift(0x9e37_79b9_7f4a_7c15);
         let alphabet = b"sshdkernel:@vserver_ID[]()<>.:0123456789 \t\nxabc\x1c\x01\x1b!";
-        for _ in 0..20_000 {
-            let n = rng(30) as usize;
-            v.push((0..n).map(|_| alphabet[rng(alphabet.len() as u64) as usize] as char).collect());
-        }
+        v.extend(random_texts(&mut rng, alphabet, 20_000, 30));
         let seeds = [
             " bastion sshd[18357]: Failed password for root",
             "bastion sshd[1]: x",
@@ -321,21 +318,7 @@ pub(super) mod tests {
             " h [sshd]: x",
             " a-rather-long.host.name.example sshd[123456]: y",
         ];
-        for _ in 0..30_000 {
-            let mut s: Vec<u8> = seeds[rng(seeds.len() as u64) as usize].bytes().collect();
-            for _ in 0..1 + rng(3) {
-                let k = rng(s.len() as u64 + 1) as usize;
-                let c = alphabet[rng(alphabet.len() as u64) as usize];
-                match rng(3) {
-                    0 if k < s.len() => s[k] = c,
-                    1 if k < s.len() => {
-                        s.remove(k);
-                    }
-                    _ => s.insert(k, c),
-                }
-            }
-            v.push(String::from_utf8(s).unwrap());
-        }
+        v.extend(mutated_texts(&mut rng, &seeds, alphabet, 30_000));
         v
     }
 
