@@ -80,7 +80,9 @@ enum Fast {
     /// A piece with exactly one way to match, walked step by step (see
     /// [`Step`]).
     /// `ascii`: only valid on ASCII haystacks (it has class runs).
-    Steps { steps: Vec<Step>, ascii: bool },
+    /// `memo`: the chain remembers the last walk ([`StepsMemo`]; set
+    /// when the chain is compiled, for steps with [`memo_ok`]).
+    Steps { steps: Vec<Step>, ascii: bool, memo: bool },
     /// fail2ban's `<HOST>` alternation or the `(?:IP4|IP6)` of `<ADDR>`
     /// (see [`host`]), on ASCII haystacks only: the segment's groups are
     /// ip4, ip6 (and dns), the one that took part set, the others None.
@@ -791,6 +793,136 @@ fn walk(steps: &[Step], b: &[u8], mut p: usize) -> Option<usize> {
     Some(p)
 }
 
+/// [`walk`], also telling what its answer depends on: `seen` is raised to
+/// the end of the bytes from `p` the answer is a function of, or past
+/// `b.len()` when it depends on where the haystack ends. (Steps that look
+/// before `p` or at `p == 0`, [`Step::Start`] and [`Step::LineStart`], are
+/// not walked here: see [`memo_ok`].) Each step's answer is a function of:
+/// - text `t` at `p`: the bytes `p..p + t.len()` (past the end: the length);
+/// - a greedy run of at most `max`: its bytes, and the byte that ends it
+///   (`q + 1`), or none when it took `max` (`q`), or the length when the
+///   haystack ended it first;
+/// - a choice: the bytes of every string tried up to the one taken;
+/// - `$` (multi-line): the byte at `p`, or the length at the end;
+/// - `\z`: whether a byte is at `p` (`p + 1`: past the end when not);
+/// - a repetition: its body's walks, the failing last one too.
+///
+/// So a haystack holding the same bytes from `p` up to `seen` (and the
+/// same length from `p` when `seen` passed the end) walks the same way.
+fn walk_seen(steps: &[Step], b: &[u8], mut p: usize, seen: &mut usize) -> Option<usize> {
+    for s in steps {
+        p = match s {
+            Step::Start | Step::LineStart => return None,
+            Step::LineEnd => {
+                *seen = (*seen).max(p + 1);
+                (p == b.len() || b.get(p) == Some(&b'\n')).then_some(p)?
+            }
+            Step::End => {
+                *seen = (*seen).max(p + 1);
+                (p == b.len()).then_some(p)?
+            }
+            Step::Text(t) => {
+                *seen = (*seen).max(p + t.len());
+                (b.get(p..p + t.len()) == Some(&t[..])).then_some(p + t.len())?
+            }
+            Step::Run { class, min, max } => {
+                let cap = p.saturating_add(*max);
+                let lim = b.len().min(cap);
+                let mut q = p.min(lim);
+                while q < lim && class[b[q] as usize] {
+                    q += 1;
+                }
+                *seen = (*seen).max(match q {
+                    _ if q < lim => q + 1,
+                    _ if q == cap => q,
+                    // the haystack's end stopped it
+                    _ => b.len() + 1,
+                });
+                (q >= p && q - p >= *min).then_some(q)?
+            }
+            Step::Choice(set) => {
+                let mut got = None;
+                for t in set.iter() {
+                    *seen = (*seen).max(p + t.len());
+                    if b.get(p..p + t.len()) == Some(&t[..]) {
+                        got = Some(p + t.len());
+                        break;
+                    }
+                }
+                got?
+            }
+            Step::Rep { body, min, max } => {
+                let mut i = 0;
+                while i < *max {
+                    match walk_seen(body, b, p, seen) {
+                        Some(e) => p = e,
+                        None => break,
+                    }
+                    i += 1;
+                }
+                (i >= *min).then_some(p)?
+            }
+        };
+    }
+    Some(p)
+}
+
+/// Can a [`Fast::Steps`] piece's walks be remembered ([`StepsMemo`])? Its
+/// answer must depend on the bytes from where it starts alone: no step
+/// that looks before it or at the haystack's start.
+fn memo_ok(steps: &[Step]) -> bool {
+    steps.iter().all(|s| match s {
+        Step::Start | Step::LineStart => false,
+        Step::Rep { body, .. } => memo_ok(body),
+        _ => true,
+    })
+}
+
+/// Most bytes a [`StepsMemo`] keeps.
+const MEMO_BYTES: usize = 128;
+
+/// The last walk of a [`Fast::Steps`] piece (see [`walk_seen`]): the bytes
+/// from its start its answer depends on, whether it depends on where the
+/// haystack ends (then the haystack ended right after `bytes`), and its
+/// answer (the end, from the start). Lines of one kind mostly repeat the
+/// text such a piece reads (`logname= uid=0 euid=0 tty=ssh ruser=`): a
+/// compare instead of the walk.
+#[derive(Debug, Default)]
+pub(crate) struct StepsMemo {
+    bytes: Vec<u8>,
+    eot: bool,
+    end: Option<usize>,
+    valid: bool,
+}
+
+impl StepsMemo {
+    /// [`walk`] of `steps` (with [`memo_ok`]) from `p`, remembered.
+    #[inline]
+    fn walk(&mut self, steps: &[Step], b: &[u8], p: usize) -> Option<usize> {
+        let n = self.bytes.len();
+        if self.valid && b.get(p..p + n) == Some(&self.bytes[..]) && (!self.eot || b.len() == p + n) {
+            return self.end.map(|e| p + e);
+        }
+        self.remember(steps, b, p)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn remember(&mut self, steps: &[Step], b: &[u8], p: usize) -> Option<usize> {
+        let mut seen = p;
+        let end = walk_seen(steps, b, p, &mut seen);
+        let stop = seen.min(b.len());
+        self.valid = p <= stop && stop - p <= MEMO_BYTES;
+        if self.valid {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&b[p..stop]);
+            self.eot = seen > b.len();
+            self.end = end.map(|e| e - p);
+        }
+        end
+    }
+}
+
 /// Bytes a match can start with (`eot`: or be at the end of the haystack);
 /// None: not known (anything).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1002,7 +1134,7 @@ fn class256(n: &Node, names: &[Option<String>], aopts: EmitOpts) -> Option<Box<[
 fn steps_fast(nodes: &[&Node], names: &[Option<String>], aopts: EmitOpts) -> Option<Fast> {
     let mut steps = Vec::new();
     steps_of(nodes, names, aopts, &mut steps)?;
-    check(&steps, None, true).then(|| Fast::Steps { ascii: steps_ascii_only(&steps), steps })
+    check(&steps, None, true).then(|| Fast::Steps { ascii: steps_ascii_only(&steps), steps, memo: false })
 }
 
 /// Do the steps need an ASCII haystack (class runs)?
@@ -1385,8 +1517,8 @@ struct Segment {
 impl Segment {
     /// The segment's fast kind from `pos` (its groups set in `spans`): the
     /// end of its first parse (None: it cannot match), or None when the
-    /// segment has no fast kind for this haystack. (The guard and the free
-    /// tail are the caller's.)
+    /// segment has no fast kind for this haystack. (The guard, the free
+    /// tail and remembered steps, [`Segment::run_memo`], are the caller's.)
     #[inline(always)]
     fn run_fast(
         &self,
@@ -1397,6 +1529,8 @@ impl Segment {
         spans: &mut [Option<(usize, usize)>],
     ) -> Option<Option<usize>> {
         let end = match &self.fast {
+            // the caller's, with its memo
+            Some(Fast::Steps { memo: true, .. }) => return None,
             Some(f @ Fast::Fixed { groups, .. }) => {
                 let Some(end) = f.run(hay, pos, nl) else { return Some(None) };
                 for &(g, a, b) in groups {
@@ -1442,6 +1576,21 @@ impl Segment {
             _ => return None,
         };
         Some(Some(end))
+    }
+
+    /// The segment's steps (`memo`) from `pos`, through the memo `m`; the
+    /// groups set in `spans` as [`Segment::run_fast`] sets them.
+    #[inline]
+    fn run_memo(&self, m: &mut StepsMemo, b: &[u8], pos: usize, spans: &mut [Option<(usize, usize)>]) -> Option<usize> {
+        let Some(Fast::Steps { steps, .. }) = &self.fast else { return None };
+        let end = m.walk(steps, b, pos)?;
+        if self.whole.is_some() {
+            let span = Some((pos, end.checked_sub(self.tail)?));
+            for &g in &self.groups {
+                *spans.get_mut(g)? = span;
+            }
+        }
+        Some(end)
     }
 
     /// The anchored DFA for ASCII haystacks (see `walk`).
@@ -1611,7 +1760,10 @@ impl SegmentsSrc {
                     let general = fast.as_ref().is_none_or(|f| matches!(f, Fast::Prefix { .. }));
                     let dfa = (general && !needs_caps).then(|| atext.clone());
                     Part::Seg(Segment {
-                        fast: fast.clone(),
+                        fast: fast.clone().map(|f| match f {
+                            Fast::Steps { steps, ascii, .. } => Fast::Steps { memo: memo_ok(&steps), steps, ascii },
+                            f => f,
+                        }),
                         fast_ascii: fast.as_ref().is_some_and(Fast::ascii_only),
                         free: free.as_ref().map(|t| Box::new(Lit::new(t))),
                         guard: guard.map(|set| Guard::new(set, guard_lits)),
@@ -1672,7 +1824,7 @@ impl std::fmt::Debug for Segments {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per link, in a Vec
 enum PartScratch {
-    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures>, memo: Option<Box<WalkMemo>> },
+    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures>, memo: Option<Box<WalkMemo>>, steps: StepsMemo },
     Alt(Vec<(Option<meta::Cache>, SegScratch)>),
 }
 
@@ -2045,7 +2197,9 @@ impl Segments {
                 .parts
                 .iter()
                 .map(|p| match p {
-                    Part::Seg(_) => PartScratch::Seg { cache: None, caps: None, memo: None },
+                    Part::Seg(_) => {
+                        PartScratch::Seg { cache: None, caps: None, memo: None, steps: StepsMemo::default() }
+                    }
                     Part::Alt(b, _) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
@@ -2084,9 +2238,16 @@ impl Segments {
                         None => {
                             // the general case: built only here (the fast
                             // kinds above need no `Input`)
-                            let Some(PartScratch::Seg { cache, caps, memo }) = s.parts.get_mut(i) else {
+                            let Some(PartScratch::Seg { cache, caps, memo, steps }) = s.parts.get_mut(i) else {
                                 return None;
                             };
+                            // steps whose last walk read the same bytes: its answer
+                            if let Some(Fast::Steps { memo: true, .. }) = &seg.fast
+                                && (ascii || !seg.fast_ascii)
+                            {
+                                pos = seg.run_memo(steps, b, pos, spans)?;
+                                continue;
+                            }
                             if let Some(t) = &seg.free {
                                 // the first `\n` from `pos` (the haystack's length: none)
                                 let n = match nl {
@@ -2633,6 +2794,88 @@ mod tests {
             }
         }
         assert!(walked > 5_000, "{walked}");
+    }
+
+    /// A remembered walk ([`StepsMemo`]) answers as [`walk`] does, and so
+    /// does [`walk_seen`]: pieces of steps (sshd's, and ones made to probe
+    /// what an answer depends on: runs stopped by `max`, by a byte or by
+    /// the end, choices tried past the end, `$`, `\z`, repetitions whose
+    /// last body fails late) on random texts and on mutations of texts that
+    /// match (one memo per piece through them all, so that consecutive
+    /// haystacks share the bytes read, differ right after them or end
+    /// there), from every position.
+    #[test]
+    fn remembered_walks_equal_walks() {
+        use crate::test_util::{mutated_texts, random_texts};
+        let pieces = [
+            r"pam_[a-z]+\(sshd:auth\):\s+authentication failure;",
+            r"(?:\s+(?:(?:logname|e?uid|tty)=\S*)){0,4}\s+ruser=",
+            r"(?:Connection (?:closed|reset)|Disconnected) ",
+            r"(?:(?:error|fatal): (?:PAM: )?)?",
+            r"Accepted \w+ for ",
+            r"(?:::f{4,6}:)?",
+            r"a{2,4}b",
+            r"a{0,3}",
+            r"\d+$",
+            r"\d+\n?",
+            r"ab\Z",
+            r"a+\Z",
+            r"(?:ab|ac)\d*$",
+            r"(?:x=\d*;){1,3}\Z",
+            r"(?:\s+(?:logname|e?uid)=\S*){0,2}",
+        ];
+        let seeds = [
+            "pam_unix(sshd:auth): authentication failure;",
+            " logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4",
+            " uid=0 uid=0 uid=0 uid=0 uid=0 ruser=",
+            "Connection closed by 1.2.3.4",
+            "error: PAM: x",
+            "Accepted publickey for x",
+            "::ffff:1.2.3.4",
+            "aaaab",
+            "aaa",
+            "123\n",
+            "ab",
+            "aaaa",
+            "ac12",
+            "x=1;x=22;x=;",
+            " logname=a euid=",
+        ];
+        let mut next = xorshift(0x5eed_0f3e_307a_1c0du64);
+        let alphabet = b"a bcx=;0123456789\n\t:(_)ruselognmidtyp";
+        let mut hays = mutated_texts(&mut next, &seeds, alphabet, 3_000);
+        hays.extend(random_texts(&mut next, alphabet, 1_000, 24));
+        // runs of the same text cut at every length, and grown by a byte
+        for seed in seeds {
+            for k in 0..=seed.len() {
+                hays.push(seed[..k].to_string());
+                hays.push(format!("{}{}", &seed[..k], ['a', ' ', '1', '\n'][k % 4]));
+            }
+        }
+        let (mut compared, mut hits, mut eot_hits) = (0, 0, 0);
+        for src in pieces {
+            let (fast, _) = piece(src);
+            let Some(Fast::Steps { steps, .. }) = fast else { panic!("{src}: not steps") };
+            assert!(memo_ok(&steps), "{src}");
+            let mut memo = StepsMemo::default();
+            for hay in &hays {
+                let b = hay.as_bytes();
+                for pos in 0..=b.len() {
+                    let want = walk(&steps, b, pos);
+                    let mut seen = pos;
+                    assert_eq!(walk_seen(&steps, b, pos, &mut seen), want, "{src:?} on {hay:?} at {pos}");
+                    let hit =
+                        memo.valid && text_at(b, pos, &memo.bytes) && (!memo.eot || b.len() == pos + memo.bytes.len());
+                    let was = (memo.bytes.clone(), memo.eot, memo.end);
+                    assert_eq!(memo.walk(&steps, b, pos), want, "{src:?} on {hay:?} at {pos} after {was:?}");
+                    hits += usize::from(hit);
+                    eot_hits += usize::from(hit && was.1);
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100_000 && hits > 10_000 && eot_hits > 500, "{compared} {hits} {eot_hits}");
+        eprintln!("remembered walks: {compared} compared, {hits} from the memo ({eot_hits} at the haystack's end)");
     }
 
     /// `Fast::Run` (a class repetition and literal text), also where the
