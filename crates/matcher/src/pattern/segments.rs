@@ -2840,6 +2840,9 @@ mod tests {
             "ac12",
             "x=1;x=22;x=;",
             " logname=a euid=",
+            " logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root",
+            " logname=root uid=1000 euid=1000 tty=/dev/pts/0 ruser=root rhost=h",
+            "pam_unix(sshd:auth): authentication failure; logname=",
         ];
         let mut next = xorshift(0x5eed_0f3e_307a_1c0du64);
         let alphabet = b"a bcx=;0123456789\n\t:(_)ruselognmidtyp";
@@ -2852,15 +2855,18 @@ mod tests {
                 hays.push(format!("{}{}", &seed[..k], ['a', ' ', '1', '\n'][k % 4]));
             }
         }
-        let (mut compared, mut hits, mut eot_hits) = (0, 0, 0);
+        // neighbours share long texts: walked in turn from each position
+        hays.sort();
+        let longest = hays.iter().map(String::len).max().unwrap_or(0);
+        let (mut compared, mut hits, mut eot_hits, mut long_hits) = (0, 0, 0, 0);
         for src in pieces {
             let (fast, _) = piece(src);
             let Some(Fast::Steps { steps, .. }) = fast else { panic!("{src}: not steps") };
             assert!(memo_ok(&steps), "{src}");
             let mut memo = StepsMemo::default();
-            for hay in &hays {
-                let b = hay.as_bytes();
-                for pos in 0..=b.len() {
+            for pos in 0..=longest {
+                for hay in hays.iter().filter(|h| pos <= h.len()) {
+                    let b = hay.as_bytes();
                     let want = walk(&steps, b, pos);
                     let mut seen = pos;
                     assert_eq!(walk_seen(&steps, b, pos, &mut seen), want, "{src:?} on {hay:?} at {pos}");
@@ -2870,12 +2876,19 @@ mod tests {
                     assert_eq!(memo.walk(&steps, b, pos), want, "{src:?} on {hay:?} at {pos} after {was:?}");
                     hits += usize::from(hit);
                     eot_hits += usize::from(hit && was.1);
+                    long_hits += usize::from(hit && was.0.len() >= 24);
                     compared += 1;
                 }
             }
         }
-        assert!(compared > 100_000 && hits > 10_000 && eot_hits > 500, "{compared} {hits} {eot_hits}");
-        eprintln!("remembered walks: {compared} compared, {hits} from the memo ({eot_hits} at the haystack's end)");
+        assert!(
+            compared > 100_000 && hits > 10_000 && eot_hits > 500 && long_hits > 300,
+            "{compared} {hits} {eot_hits} {long_hits}"
+        );
+        eprintln!(
+            "remembered walks: {compared} compared, {hits} from the memo ({eot_hits} at the haystack's end, \
+             {long_hits} of 24+ bytes)"
+        );
     }
 
     /// `Fast::Run` (a class repetition and literal text), also where the
