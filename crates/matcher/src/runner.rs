@@ -168,6 +168,11 @@ pub(crate) struct Pat {
     /// `mlfgained`), both [`Pat::plain`]: `find_failure` may decide on
     /// its captures whether to drop it (set by [`compile`]).
     forget_fast: bool,
+    /// A failregex with `alt_` groups (no `tuple_` ones) whose hit may
+    /// update the work table in place and merge its `alt_` values there
+    /// (see [`Pat::update_groups`]): every `alt_` target is a group of its
+    /// own or one the prefregex never sets (set by [`compile`]).
+    alt_direct: bool,
 }
 
 const NO_GROUP: u8 = u8::MAX;
@@ -219,6 +224,7 @@ impl Pat {
             plain: false,
             fixed: [NO_GROUP; FIXED_NAMES.len()],
             forget_fast: false,
+            alt_direct: false,
         }
     }
 
@@ -299,13 +305,27 @@ impl Pat {
     /// `g.update(getGroups())` (None values too). Without `alt_`/`tuple_`
     /// groups straight into `g`; otherwise by way of `tmp` (their merging
     /// looks at this pattern's groups only).
+    ///
+    /// With `alt_` groups but no `tuple_` ones, when [`Pat::alt_direct`]:
+    /// in place too, the `alt_` merging done on `g` afterwards. The same:
+    /// the slots it reads (an `alt_` group and its target) hold this
+    /// pattern's values as its own dict would (a group that did not take
+    /// part is None in `g` with `keep_none`, i.e. whenever the prefregex
+    /// could have set it, and absent in both otherwise), or, for a target
+    /// that is no group of its own, nothing the prefregex set.
     fn update_groups(&self, caps: &Scratch, hay: &str, g: &mut Groups, tmp: &mut Groups) {
-        if self.alt_slots.is_empty() && self.tuple_slots.is_empty() {
+        let plain = self.alt_slots.is_empty() && self.tuple_slots.is_empty();
+        if plain || self.alt_direct {
             for grp in &self.groups {
                 match capture_text(caps, grp.index, hay) {
                     Some(s) => g.set_str(grp.slot, s),
                     None if grp.keep_none => g.set_null(grp.slot),
                     None => {}
+                }
+            }
+            for &(k, n) in &self.alt_slots {
+                if g.truthy(k) && !g.truthy(n) {
+                    g.copy_cell(n, k);
                 }
             }
         } else {
@@ -892,6 +912,15 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
             && any(S_MLFFORGET)
             && (any(S_NOFAIL) || any(S_MLFGAINED));
         fr.forget_fast = forget_fast;
+        // the slots the prefregex may set: its groups, its `alt_`/`tuple_` targets
+        let pref_sets = |k: u16| {
+            pr.is_some_and(|pr| {
+                pr.groups.iter().any(|g| g.slot == k)
+                    || pr.alt_slots.iter().chain(&pr.tuple_slots).any(|&(_, n)| n == k)
+            })
+        };
+        fr.alt_direct = fr.tuple_slots.is_empty()
+            && fr.alt_slots.iter().all(|&(_, n)| fr.groups.iter().any(|g| g.slot == n) || !pref_sets(n));
     }
     let pref_linear = prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear);
     let date_key = DateKey {
