@@ -1612,11 +1612,20 @@ struct MlfidCache {
     reuse: bool,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Taken entries found again at their bucket (tests).
+    static TAKEN_AT_BUCKET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// An entry taken with [`MlfidCache::take`]: where to write it back.
 #[derive(Clone, Copy, Debug)]
 struct Taken {
     hash: u64,
     seq: u64,
+    /// The entry's bucket in the table when it was taken: found there again
+    /// without a probe (its `seq` checked; by `hash` and `seq` otherwise).
+    idx: usize,
 }
 
 impl MlfidCache {
@@ -1630,12 +1639,13 @@ impl MlfidCache {
     fn take(&mut self, k: &str, hash: u64, now: Timestamp) -> Option<(Taken, Arc<FailData>)> {
         let entry = self.table.find_entry(hash, |e| e.key == k).ok()?;
         if entry.get().exp > now {
+            let idx = entry.bucket_index();
             let e = entry.into_mut();
             let d = match e.data.take() {
                 Some(d) => d,
                 None => Arc::new(FailData::new(&self.names)),
             };
-            return Some((Taken { hash, seq: e.seq }, d));
+            return Some((Taken { hash, seq: e.seq, idx }, d));
         }
         let (e, _) = entry.remove();
         self.recycle_entry(e);
@@ -1644,14 +1654,31 @@ impl MlfidCache {
 
     /// Return an entry taken with [`take`](Self::take), same place in order.
     fn put_back(&mut self, t: Taken, d: Arc<FailData>) {
-        if let Some(e) = self.table.find_mut(t.hash, |e| e.seq == t.seq) {
+        if let Some(e) = self.taken_mut(t) {
             e.data = Some(d);
         }
     }
 
+    /// The entry taken as `t`: at its bucket when it is still there (seq
+    /// numbers are unique), else (the table changed meanwhile) by its hash.
+    #[inline]
+    fn taken_mut(&mut self, t: Taken) -> Option<&mut CacheEntry> {
+        if self.table.get_bucket(t.idx).is_some_and(|e| e.seq == t.seq) {
+            #[cfg(test)]
+            TAKEN_AT_BUCKET.with(|c| c.set(c.get() + 1));
+            return self.table.get_bucket_mut(t.idx);
+        }
+        self.table.find_mut(t.hash, |e| e.seq == t.seq)
+    }
+
     /// Remove an entry taken with `take` for good.
     fn forget(&mut self, t: Taken) {
-        if let Ok(e) = self.table.find_entry(t.hash, |e| e.seq == t.seq) {
+        let entry = if self.table.get_bucket(t.idx).is_some_and(|e| e.seq == t.seq) {
+            self.table.get_bucket_entry(t.idx).ok()
+        } else {
+            self.table.find_entry(t.hash, |e| e.seq == t.seq).ok()
+        };
+        if let Some(e) = entry {
             let (e, _) = e.remove();
             self.recycle_entry(e);
         }

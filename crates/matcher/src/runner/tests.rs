@@ -1072,6 +1072,55 @@ fn mlfid_cache_matches_a_plain_model() {
         full += usize::from(cache.len() == MLFID_MAX_COUNT);
     }
     assert!(full > 1000, "eviction exercised: {full}");
+    let at_bucket = TAKEN_AT_BUCKET.with(|c| c.get());
+    assert!(at_bucket > 1000, "taken entries found at their bucket: {at_bucket}");
+}
+
+/// A taken entry is written back to (or removed from) the right place also
+/// when the table grew meanwhile (buckets moved: found by hash then).
+#[test]
+fn taken_entries_are_found_again_after_the_table_changed() {
+    let t = now();
+    let d = |m: usize| Arc::new(FailData { ip: Some(m.to_string()), ..Default::default() });
+    let mut moved = 0;
+    for forget in [false, true] {
+        let mut cache = MlfidCache::default();
+        let keys: Vec<String> = (0..6).map(|i| format!("a{i}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            cache.set(k, key_hash(k), d(i), t);
+        }
+        let taken: Vec<Taken> = keys.iter().map(|k| cache.take(k, key_hash(k), t).unwrap().0).collect();
+        // the table grows while they are out (rehashed: buckets move)
+        for i in 0..90 {
+            let k = format!("k{i}");
+            cache.set(&k, key_hash(&k), d(1000 + i), t);
+        }
+        for (i, (k, tk)) in keys.iter().zip(&taken).enumerate() {
+            moved += usize::from(cache.table.get_bucket(tk.idx).is_none_or(|e| e.seq != tk.seq));
+            if forget {
+                cache.forget(*tk);
+                assert!(!cache.contains_key(k), "{k}");
+            } else {
+                cache.put_back(*tk, d(100 + i));
+            }
+        }
+        for (i, k) in keys.iter().enumerate() {
+            match cache.take(k, key_hash(k), t) {
+                Some((_, got)) => {
+                    assert!(!forget);
+                    assert_eq!(got.ip, Some((100 + i).to_string()), "{k}");
+                }
+                None => assert!(forget, "{k}"),
+            }
+        }
+        for i in 0..90 {
+            let k = format!("k{i}");
+            let (_, got) = cache.take(&k, key_hash(&k), t).unwrap();
+            assert_eq!(got.ip, Some((1000 + i).to_string()), "{k}");
+        }
+        assert_eq!(cache.len(), if forget { 90 } else { 96 });
+    }
+    assert!(moved > 0, "a bucket moved");
 }
 
 /// Failures made from reused buffers (of failures that left the mlfid
