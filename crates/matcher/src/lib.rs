@@ -284,7 +284,15 @@ impl Fid {
         let b = text.as_bytes();
         if b.len() <= Fid::INLINE {
             let mut buf = [0u8; Fid::INLINE];
-            buf[..b.len()].copy_from_slice(b);
+            match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+                // 8 to 16 bytes (most IPv4 addresses) as two words that may
+                // overlap: no call to `memcpy`
+                (Some(a), Some(z)) if b.len() <= 16 => {
+                    buf[..8].copy_from_slice(a);
+                    buf[b.len() - 8..b.len()].copy_from_slice(z);
+                }
+                _ => buf[..b.len()].copy_from_slice(b),
+            }
             Fid(FidRepr::Inline { len: b.len() as u8, buf })
         } else {
             Fid(FidRepr::Heap(text.into()))

@@ -168,6 +168,11 @@ pub(crate) struct Pat {
     /// `mlfgained`), both [`Pat::plain`]: `find_failure` may decide on
     /// its captures whether to drop it (set by [`compile`]).
     forget_fast: bool,
+    /// A failregex with `alt_` groups (no `tuple_` ones) whose hit may
+    /// update the work table in place and merge its `alt_` values there
+    /// (see [`Pat::update_groups`]): every `alt_` target is a group of its
+    /// own or one the prefregex never sets (set by [`compile`]).
+    alt_direct: bool,
 }
 
 const NO_GROUP: u8 = u8::MAX;
@@ -219,6 +224,7 @@ impl Pat {
             plain: false,
             fixed: [NO_GROUP; FIXED_NAMES.len()],
             forget_fast: false,
+            alt_direct: false,
         }
     }
 
@@ -299,13 +305,27 @@ impl Pat {
     /// `g.update(getGroups())` (None values too). Without `alt_`/`tuple_`
     /// groups straight into `g`; otherwise by way of `tmp` (their merging
     /// looks at this pattern's groups only).
+    ///
+    /// With `alt_` groups but no `tuple_` ones, when [`Pat::alt_direct`]:
+    /// in place too, the `alt_` merging done on `g` afterwards. The same:
+    /// the slots it reads (an `alt_` group and its target) hold this
+    /// pattern's values as its own dict would (a group that did not take
+    /// part is None in `g` with `keep_none`, i.e. whenever the prefregex
+    /// could have set it, and absent in both otherwise), or, for a target
+    /// that is no group of its own, nothing the prefregex set.
     fn update_groups(&self, caps: &Scratch, hay: &str, g: &mut Groups, tmp: &mut Groups) {
-        if self.alt_slots.is_empty() && self.tuple_slots.is_empty() {
+        let plain = self.alt_slots.is_empty() && self.tuple_slots.is_empty();
+        if plain || self.alt_direct {
             for grp in &self.groups {
                 match capture_text(caps, grp.index, hay) {
                     Some(s) => g.set_str(grp.slot, s),
                     None if grp.keep_none => g.set_null(grp.slot),
                     None => {}
+                }
+            }
+            for &(k, n) in &self.alt_slots {
+                if g.truthy(k) && !g.truthy(n) {
+                    g.copy_cell(n, k);
                 }
             }
         } else {
@@ -358,6 +378,13 @@ fn map_tag_name(tag: &str) -> String {
 }
 
 fn capture_text<'h>(caps: &Scratch, index: usize, hay: &'h str) -> Option<&'h str> {
+    capture_text_inline(caps, index, hay)
+}
+
+/// [`capture_text`] inlined: for [`merged_value`] (a helper hit reads five
+/// values; inlined everywhere it makes the rest slower).
+#[inline(always)]
+fn capture_text_inline<'h>(caps: &Scratch, index: usize, hay: &'h str) -> Option<&'h str> {
     let (s, e) = caps.get(index)?;
     hay.get(s..e)
 }
@@ -377,7 +404,7 @@ fn merged_value<'h>(
     k: u16,
 ) -> Option<&'h str> {
     if let Some(g) = fr.fixed(k) {
-        match capture_text(caps, g.index, hay) {
+        match capture_text_inline(caps, g.index, hay) {
             Some(s) => return Some(s),
             // the failregex's None overrides the prefregex's value
             None if g.keep_none => return None,
@@ -385,7 +412,7 @@ fn merged_value<'h>(
         }
     }
     let (pr, pcaps, phay) = pre?;
-    capture_text(pcaps, pr.fixed(k)?.index, phay)
+    capture_text_inline(pcaps, pr.fixed(k)?.index, phay)
 }
 
 /// Python's `str.splitlines(False)`.
@@ -892,6 +919,15 @@ pub(crate) fn compile(spec: &FilterSpec, opts: &CompileOptions) -> Result<Compil
             && any(S_MLFFORGET)
             && (any(S_NOFAIL) || any(S_MLFGAINED));
         fr.forget_fast = forget_fast;
+        // the slots the prefregex may set: its groups, its `alt_`/`tuple_` targets
+        let pref_sets = |k: u16| {
+            pr.is_some_and(|pr| {
+                pr.groups.iter().any(|g| g.slot == k)
+                    || pr.alt_slots.iter().chain(&pr.tuple_slots).any(|&(_, n)| n == k)
+            })
+        };
+        fr.alt_direct = fr.tuple_slots.is_empty()
+            && fr.alt_slots.iter().all(|&(_, n)| fr.groups.iter().any(|g| g.slot == n) || !pref_sets(n));
     }
     let pref_linear = prefregex.as_ref().is_none_or(|pr| pr.pat.engine() == Engine::Linear);
     let date_key = DateKey {
@@ -1583,11 +1619,20 @@ struct MlfidCache {
     reuse: bool,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Taken entries found again at their bucket (tests).
+    static TAKEN_AT_BUCKET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// An entry taken with [`MlfidCache::take`]: where to write it back.
 #[derive(Clone, Copy, Debug)]
 struct Taken {
     hash: u64,
     seq: u64,
+    /// The entry's bucket in the table when it was taken: found there again
+    /// without a probe (its `seq` checked; by `hash` and `seq` otherwise).
+    idx: usize,
 }
 
 impl MlfidCache {
@@ -1601,12 +1646,13 @@ impl MlfidCache {
     fn take(&mut self, k: &str, hash: u64, now: Timestamp) -> Option<(Taken, Arc<FailData>)> {
         let entry = self.table.find_entry(hash, |e| e.key == k).ok()?;
         if entry.get().exp > now {
+            let idx = entry.bucket_index();
             let e = entry.into_mut();
             let d = match e.data.take() {
                 Some(d) => d,
                 None => Arc::new(FailData::new(&self.names)),
             };
-            return Some((Taken { hash, seq: e.seq }, d));
+            return Some((Taken { hash, seq: e.seq, idx }, d));
         }
         let (e, _) = entry.remove();
         self.recycle_entry(e);
@@ -1615,14 +1661,31 @@ impl MlfidCache {
 
     /// Return an entry taken with [`take`](Self::take), same place in order.
     fn put_back(&mut self, t: Taken, d: Arc<FailData>) {
-        if let Some(e) = self.table.find_mut(t.hash, |e| e.seq == t.seq) {
+        if let Some(e) = self.taken_mut(t) {
             e.data = Some(d);
         }
     }
 
+    /// The entry taken as `t`: at its bucket when it is still there (seq
+    /// numbers are unique), else (the table changed meanwhile) by its hash.
+    #[inline]
+    fn taken_mut(&mut self, t: Taken) -> Option<&mut CacheEntry> {
+        if self.table.get_bucket(t.idx).is_some_and(|e| e.seq == t.seq) {
+            #[cfg(test)]
+            TAKEN_AT_BUCKET.with(|c| c.set(c.get() + 1));
+            return self.table.get_bucket_mut(t.idx);
+        }
+        self.table.find_mut(t.hash, |e| e.seq == t.seq)
+    }
+
     /// Remove an entry taken with `take` for good.
     fn forget(&mut self, t: Taken) {
-        if let Ok(e) = self.table.find_entry(t.hash, |e| e.seq == t.seq) {
+        let entry = if self.table.get_bucket(t.idx).is_some_and(|e| e.seq == t.seq) {
+            self.table.get_bucket_entry(t.idx).ok()
+        } else {
+            self.table.find_entry(t.hash, |e| e.seq == t.seq).ok()
+        };
+        if let Some(e) = entry {
             let (e, _) = e.remove();
             self.recycle_entry(e);
         }

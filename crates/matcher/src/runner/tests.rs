@@ -1072,6 +1072,55 @@ fn mlfid_cache_matches_a_plain_model() {
         full += usize::from(cache.len() == MLFID_MAX_COUNT);
     }
     assert!(full > 1000, "eviction exercised: {full}");
+    let at_bucket = TAKEN_AT_BUCKET.with(|c| c.get());
+    assert!(at_bucket > 1000, "taken entries found at their bucket: {at_bucket}");
+}
+
+/// A taken entry is written back to (or removed from) the right place also
+/// when the table grew meanwhile (buckets moved: found by hash then).
+#[test]
+fn taken_entries_are_found_again_after_the_table_changed() {
+    let t = now();
+    let d = |m: usize| Arc::new(FailData { ip: Some(m.to_string()), ..Default::default() });
+    let mut moved = 0;
+    for forget in [false, true] {
+        let mut cache = MlfidCache::default();
+        let keys: Vec<String> = (0..6).map(|i| format!("a{i}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            cache.set(k, key_hash(k), d(i), t);
+        }
+        let taken: Vec<Taken> = keys.iter().map(|k| cache.take(k, key_hash(k), t).unwrap().0).collect();
+        // the table grows while they are out (rehashed: buckets move)
+        for i in 0..90 {
+            let k = format!("k{i}");
+            cache.set(&k, key_hash(&k), d(1000 + i), t);
+        }
+        for (i, (k, tk)) in keys.iter().zip(&taken).enumerate() {
+            moved += usize::from(cache.table.get_bucket(tk.idx).is_none_or(|e| e.seq != tk.seq));
+            if forget {
+                cache.forget(*tk);
+                assert!(!cache.contains_key(k), "{k}");
+            } else {
+                cache.put_back(*tk, d(100 + i));
+            }
+        }
+        for (i, k) in keys.iter().enumerate() {
+            match cache.take(k, key_hash(k), t) {
+                Some((_, got)) => {
+                    assert!(!forget);
+                    assert_eq!(got.ip, Some((100 + i).to_string()), "{k}");
+                }
+                None => assert!(forget, "{k}"),
+            }
+        }
+        for i in 0..90 {
+            let k = format!("k{i}");
+            let (_, got) = cache.take(&k, key_hash(&k), t).unwrap();
+            assert_eq!(got.ip, Some((1000 + i).to_string()), "{k}");
+        }
+        assert_eq!(cache.len(), if forget { 90 } else { 96 });
+    }
+    assert!(moved > 0, "a bucket moved");
 }
 
 /// Failures made from reused buffers (of failures that left the mlfid
@@ -1184,6 +1233,86 @@ fn groups_updated_in_place_equal_their_own_dict_then_update() {
         seen += usize::from(general.present(S_USER) && general.get(S_USER).is_none());
     }
     assert!(seen > 0, "a None overriding the prefregex's user");
+}
+
+/// A failregex with `alt_` groups updates the hit's dict in place and
+/// merges them there when [`Pat::alt_direct`]; that equals fail2ban's way
+/// (its own `getGroups()` dict with the `alt_` merging, then `dict.update`),
+/// with prefregexes that set the target or not, targets that are a group of
+/// the failregex or not, empty values, groups that did not take part.
+#[test]
+fn alt_groups_merged_in_place_equal_their_own_dict_then_update() {
+    let prefs = [
+        r"^<F-MLFID>\S+</F-MLFID> <F-CONTENT>.+</F-CONTENT>$",
+        r"^<F-MLFID>\S+</F-MLFID> (?:u(?P<user>\d*) )?<F-CONTENT>.+</F-CONTENT>$",
+        r"^<F-MLFID>\S+</F-MLFID> (?:a(?P<alt_user>\d*) )?<F-CONTENT>.+</F-CONTENT>$",
+    ];
+    let frs = [
+        r"^(?:login (?P<alt_user>\S*) )?(?:user (?P<user>\S*) )?from <HOST>$",
+        r"^(?:login (?P<alt_user_1>\S*) )?(?:as (?P<alt_user_2>\S*) )?from <HOST>$",
+        r"^(?:login (?P<alt_user>\S*) )?from <HOST>$",
+    ];
+    // (prefregex, failregex) → whether the in-place path applies
+    let direct = [[true, true, true], [true, false, false], [true, false, false]];
+    let mut next = xorshift(0x7f4a_7c15_9e37_79b9u64);
+    let vals = ["", "bob", "eve", "7"];
+    let mut in_place_hits = 0;
+    for (pi, pref) in prefs.iter().enumerate() {
+        for (fi, failre) in frs.iter().enumerate() {
+            let mut s = spec(&[failre]);
+            s.prefregex = Some(Spanned::new(*pref));
+            let f = compiled(&s);
+            let (pr, fr) = (f.parts.prefregex.as_ref().unwrap(), &f.parts.failregex[0]);
+            assert!(!fr.alt_slots.is_empty() && fr.tuple_slots.is_empty());
+            assert_eq!(fr.alt_direct, direct[pi][fi], "{pref} / {failre}");
+            let names = &f.parts.slots.0;
+            let render = |g: &Groups| {
+                let mut out = Vec::new();
+                for k in 0..names.len() as u16 {
+                    out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
+                }
+                out
+            };
+            let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
+            let (mut pre, mut tmp) = (Groups::new(names), Groups::new(names));
+            let (mut general, mut in_place) = (Groups::new(names), Groups::new(names));
+            for _ in 0..1500 {
+                let mut line = format!("c{} ", next(3));
+                let pick = |next: &mut dyn FnMut(u64) -> u64| vals[next(vals.len() as u64) as usize];
+                match next(3) {
+                    0 => line.push_str(&format!("u{} ", ["", "1", "22"][next(3) as usize])),
+                    1 => line.push_str(&format!("a{} ", ["", "1", "22"][next(3) as usize])),
+                    _ => {}
+                }
+                for w in ["login", "as", "user"] {
+                    if next(2) == 0 {
+                        line.push_str(&format!("{w} {} ", pick(&mut next)));
+                    }
+                }
+                line.push_str("from 192.0.2.1");
+                let hay = format!("{line}\n");
+                if !pr.pat.captures_with(&hay, &mut ps).unwrap() {
+                    continue;
+                }
+                pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
+                pre.pop_truthy(S_CONTENT);
+                let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
+                if !fr.pat.captures_with(&content, &mut fs).unwrap() {
+                    continue;
+                }
+                general.clone_from(&pre);
+                fr.fill_groups(&fs, &content, None, &mut tmp);
+                general.update(&tmp);
+                // the in-place dict starts from leftovers of other lines
+                in_place.clone_from(&general);
+                in_place.clone_from(&pre);
+                fr.update_groups(&fs, &content, &mut in_place, &mut tmp);
+                assert_eq!(render(&in_place), render(&general), "{pref} / {failre}: {line}");
+                in_place_hits += usize::from(fr.alt_direct);
+            }
+        }
+    }
+    assert!(in_place_hits > 1000, "{in_place_hits}");
 }
 
 /// The hand-written IPv4 parser accepts exactly what std's does.
