@@ -192,6 +192,7 @@ impl Pipeline {
     }
 
     /// Run one line through every rule.
+    #[inline]
     pub fn line(&mut self, input: &str, line_no: u64, text: &str, obs: &mut dyn Observer) {
         self.line_at(input, line_no, text, None, obs)
     }
@@ -211,14 +212,14 @@ impl Pipeline {
         let mut ignored = false;
         let mut dated = false;
         if time.is_none() {
-            for (dater, date) in self.daters.iter_mut().zip(&mut self.dates) {
-                *date = dater.find(text, &self.ctx);
+            for k in 0..self.daters.len().min(self.dates.len()) {
+                self.dates[k] = self.daters[k].find(text, &self.ctx);
             }
         }
-        // The runners are taken out for the line: a line's result borrows its
-        // runner while `failures` borrows the rest of the pipeline.
-        let mut runners = std::mem::take(&mut self.runners);
-        for (ri, runner) in runners.iter_mut().enumerate() {
+        // A line's result borrows its runner while the failures borrow the
+        // pipeline's other fields (`Sink`).
+        for ri in 0..self.runners.len() {
+            let runner = &mut self.runners[ri];
             let res = match time {
                 Some(t) => runner.process_line_at_ref(text, t),
                 None => runner.process_line_dated_ref(text, self.dates[self.dater_of[ri]], &self.ctx),
@@ -241,10 +242,21 @@ impl Pipeline {
             dated |= res.date == stadtwache_match::DateStatus::Found;
             // (most lines have no failure: their path stays short)
             if !res.failures.is_empty() {
-                matched |= self.failures(ri, res, input, line_no, text, obs);
+                let mut sink = Sink {
+                    rule: &self.rules.rules[ri],
+                    counters: &mut self.stats.rules[ri],
+                    detector: &mut self.detector,
+                    decider: &mut self.decider,
+                    bans: self.keep_bans.then_some(&mut self.bans),
+                    input_clock: &mut self.input_clock,
+                    live_now: self.live_now,
+                    stale: &mut self.stale[ri],
+                    increment: self.increment,
+                    line_seq: self.line_seq,
+                };
+                matched |= sink.failures(ri, res, input, line_no, text, obs);
             }
         }
-        self.runners = runners;
         if matched {
             self.stats.matched += 1;
         } else if ignored {
@@ -255,114 +267,6 @@ impl Pipeline {
         if !dated {
             self.stats.no_date += 1;
         }
-    }
-
-    /// The failures of one rule's runner on a line: events for the
-    /// detector, triggers for the decider. Whether any counted as a hit.
-    #[inline(never)]
-    fn failures(
-        &mut self,
-        ri: usize,
-        res: &stadtwache_match::LineResult,
-        input: &str,
-        line_no: u64,
-        text: &str,
-        obs: &mut dyn Observer,
-    ) -> bool {
-        let mut matched = false;
-        let rule = &self.rules.rules[ri];
-        for f in &res.failures {
-            if f.fid.is_none() || f.nofail {
-                continue;
-            }
-            matched = true;
-            let counters = &mut self.stats.rules[ri];
-            counters.hits += 1;
-            let key = match &rule.key {
-                KeySel::Host => match f.ip {
-                    Some(ip) => Key::Ip(ip),
-                    None => {
-                        counters.no_address += 1;
-                        continue;
-                    }
-                },
-                KeySel::Field(name) => match f.fields.get(name.as_str()) {
-                    Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
-                    Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
-                    _ => {
-                        counters.no_key += 1;
-                        continue;
-                    }
-                },
-            };
-            let distinct = match &rule.window {
-                ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
-                    Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
-                    Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
-                    None => None,
-                },
-                _ => None,
-            };
-            if let (Some(live), Some(len)) = (self.live_now, Self::window_len(rule)) {
-                if f.time < live.saturating_sub(len) {
-                    self.stale[ri] += 1;
-                    continue;
-                }
-            }
-            let event = Event {
-                rule: RuleId(ri as u32),
-                key,
-                time: f.time,
-                weight: crate::engine::weight(f),
-                distinct,
-                line_no: self.line_seq,
-            };
-            if obs.wants(&event.key) {
-                obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
-            }
-            // The line's clock (an event dated later than its line, if
-            // any, moves it on).
-            let now = match self.live_now {
-                Some(live) => live,
-                None => {
-                    let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
-                    self.input_clock = Some(now);
-                    now
-                }
-            };
-            self.decider.expire_quiet(now);
-            if let Some(trigger) = self.detector.observe(&event) {
-                Self::decide(
-                    &mut self.decider,
-                    self.keep_bans.then_some(&mut self.bans),
-                    counters,
-                    rule,
-                    &trigger,
-                    now,
-                    obs,
-                );
-            }
-            // bantime.increment: known bad addresses count extra (fail2ban's observer).
-            if self.increment {
-                if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
-                    let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
-                    if extra > 0 {
-                        if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra) {
-                            Self::decide(
-                                &mut self.decider,
-                                self.keep_bans.then_some(&mut self.bans),
-                                counters,
-                                rule,
-                                &trigger,
-                                now,
-                                obs,
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        matched
     }
 
     fn decide(
@@ -414,6 +318,124 @@ impl Pipeline {
         let ds = self.detector.stats();
         self.stats.tracked_keys = ds.tracked_keys as u64;
         self.stats.evicted = ds.evicted;
+    }
+}
+
+/// The parts of a [`Pipeline`] that one rule's failures on a line go to
+/// (borrowed apart from the runner whose result they are).
+struct Sink<'p> {
+    rule: &'p Rule,
+    counters: &'p mut RuleCounters,
+    detector: &'p mut Detector,
+    decider: &'p mut Decider,
+    bans: Option<&'p mut Vec<crate::engine::BanRow>>,
+    input_clock: &'p mut Option<stadtwache_core::Timestamp>,
+    live_now: Option<stadtwache_core::Timestamp>,
+    /// The rule's count of failures too old for the live window.
+    stale: &'p mut u64,
+    increment: bool,
+    line_seq: u64,
+}
+
+impl Sink<'_> {
+    /// The failures of rule `ri`'s runner on a line: events for the
+    /// detector, triggers for the decider. Whether any counted as a hit.
+    #[inline(never)]
+    fn failures(
+        &mut self,
+        ri: usize,
+        res: &stadtwache_match::LineResult,
+        input: &str,
+        line_no: u64,
+        text: &str,
+        obs: &mut dyn Observer,
+    ) -> bool {
+        let mut matched = false;
+        let rule = self.rule;
+        for f in &res.failures {
+            if f.fid.is_none() || f.nofail {
+                continue;
+            }
+            matched = true;
+            let counters = &mut *self.counters;
+            counters.hits += 1;
+            let key = match &rule.key {
+                KeySel::Host => match f.ip {
+                    Some(ip) => Key::Ip(ip),
+                    None => {
+                        counters.no_address += 1;
+                        continue;
+                    }
+                },
+                KeySel::Field(name) => match f.fields.get(name.as_str()) {
+                    Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
+                    Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
+                    _ => {
+                        counters.no_key += 1;
+                        continue;
+                    }
+                },
+            };
+            let distinct = match &rule.window {
+                ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
+                    Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
+                    Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
+                    None => None,
+                },
+                _ => None,
+            };
+            if let (Some(live), Some(len)) = (self.live_now, Pipeline::window_len(rule)) {
+                if f.time < live.saturating_sub(len) {
+                    *self.stale += 1;
+                    continue;
+                }
+            }
+            let event = Event {
+                rule: RuleId(ri as u32),
+                key,
+                time: f.time,
+                weight: crate::engine::weight(f),
+                distinct,
+                line_no: self.line_seq,
+            };
+            if obs.wants(&event.key) {
+                obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
+            }
+            // The line's clock (an event dated later than its line, if
+            // any, moves it on).
+            let now = match self.live_now {
+                Some(live) => live,
+                None => {
+                    let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
+                    *self.input_clock = Some(now);
+                    now
+                }
+            };
+            self.decider.expire_quiet(now);
+            if let Some(trigger) = self.detector.observe(&event) {
+                Pipeline::decide(self.decider, self.bans.as_deref_mut(), counters, rule, &trigger, now, obs);
+            }
+            // bantime.increment: known bad addresses count extra (fail2ban's observer).
+            if self.increment {
+                if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
+                    let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
+                    if extra > 0 {
+                        if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra) {
+                            Pipeline::decide(
+                                self.decider,
+                                self.bans.as_deref_mut(),
+                                counters,
+                                rule,
+                                &trigger,
+                                now,
+                                obs,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        matched
     }
 }
 

@@ -312,6 +312,7 @@ impl DateDetector {
             memo_on: true,
             memo_hits: 0,
             repeats: 0,
+            now_secs: (0, Timestamp(0).as_secs_f64()),
         }
     }
 }
@@ -350,6 +351,9 @@ pub struct DateScanner {
     memo_hits: u64,
     /// how often [`DateScanner::repeat`] answered (tests)
     repeats: u64,
+    /// `(now, now.as_secs_f64())` of the last [`DateScanner::repeat`]: a
+    /// replay's `now` stays, and the division is one of its slowest steps
+    now_secs: (i64, f64),
 }
 
 const MEMO_BYTES: usize = 64;
@@ -917,7 +921,10 @@ impl DateScanner {
         self.ever_hit[ti] = true;
         let slot = &mut self.order[i];
         slot.hits += 1;
-        slot.last_used = ctx.now.as_secs_f64();
+        if self.now_secs.0 != ctx.now.0 {
+            self.now_secs = (ctx.now.0, ctx.now.as_secs_f64());
+        }
+        slot.last_used = self.now_secs.1;
         slot.distance = s0 as i64;
         if self.first_unused == i {
             self.first_unused += 1;
