@@ -211,9 +211,17 @@ impl Pipeline {
         let mut matched = false;
         let mut ignored = false;
         let mut dated = false;
+        // One date configuration (the common case): its date stays a local
+        // that goes to the runners as it is, not a copy through `dates`.
+        let one = self.daters.len() == 1;
+        let mut date = None;
         if time.is_none() {
-            for k in 0..self.daters.len().min(self.dates.len()) {
-                self.dates[k] = self.daters[k].find(text, &self.ctx);
+            if one {
+                date = self.daters[0].find(text, &self.ctx);
+            } else {
+                for k in 0..self.daters.len().min(self.dates.len()) {
+                    self.dates[k] = self.daters[k].find(text, &self.ctx);
+                }
             }
         }
         // A line's result borrows its runner while the failures borrow the
@@ -222,7 +230,10 @@ impl Pipeline {
             let runner = &mut self.runners[ri];
             let res = match time {
                 Some(t) => runner.process_line_at_ref(text, t),
-                None => runner.process_line_dated_ref(text, self.dates[self.dater_of[ri]], &self.ctx),
+                None => {
+                    let hit = if one { date } else { self.dates[self.dater_of[ri]] };
+                    runner.process_line_dated_ref(text, hit, &self.ctx)
+                }
             };
             // The pipeline's clock: the newest log time seen in this input,
             // kept across undated lines (lines are not strictly ordered; a ban

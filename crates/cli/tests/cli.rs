@@ -252,3 +252,61 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The hits of one rule as JSON lines (the `rule` field left out).
+fn hits_of(out: &Output, rule: &str) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "hit" && v["rule"] == rule)
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("rule");
+            v.to_string()
+        })
+        .collect()
+}
+
+/// Two fail2ban filters with different date configurations (two date
+/// scanners in one pipeline) find on each line what each finds alone (one
+/// scanner, whose date the pipeline hands on without the per-scanner list).
+#[test]
+fn two_date_configurations_hit_as_each_alone() {
+    let dir = TempDir::new("twodates");
+    std::fs::write(dir.path("syslog.conf"), "[Definition]\nfailregex = : auth failure from <HOST>$\n").unwrap();
+    std::fs::write(
+        dir.path("iso.conf"),
+        "[Definition]\nfailregex = : (?:auth|login) failure from <HOST>$\n\
+         datepattern = {^LN-BEG}%%Y-%%m-%%d %%H:%%M:%%S\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    for i in 0..40 {
+        let (m, s) = (i / 60, i % 60);
+        let host = format!("198.51.100.{}", i % 7);
+        match i % 4 {
+            0 => log.push_str(&format!("Mar  2 10:{m:02}:{s:02} gw app: auth failure from {host}\n")),
+            1 => log.push_str(&format!("2026-03-02 10:{m:02}:{s:02} gw app: login failure from {host}\n")),
+            2 => log.push_str(&format!("2026-03-02 10:{m:02}:{s:02} gw app: auth failure from {host}\n")),
+            _ => log.push_str(&format!("no date gw app: auth failure from {host}\n")),
+        }
+    }
+    std::fs::write(dir.path("mixed.log"), log).unwrap();
+    let replay = |filters: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["replay", "--tz", "UTC", "--now", "2026-06-01T00:00:00Z", "--no-progress", "--json"]);
+        for f in filters {
+            cmd.arg("--filter").arg(dir.path(f));
+        }
+        let out = run(cmd.arg(dir.path("mixed.log")));
+        assert!(out.status.success());
+        out
+    };
+    let both = replay(&["syslog.conf", "iso.conf"]);
+    for f in ["syslog.conf", "iso.conf"] {
+        let alone = replay(&[f]);
+        let name = dir.path(f).display().to_string();
+        let want = hits_of(&alone, &name);
+        assert!(want.len() >= 10, "{f}: {} hits", want.len());
+        assert_eq!(hits_of(&both, &name), want, "{f}");
+    }
+}
