@@ -201,7 +201,8 @@ pub(crate) fn expand(regex: &str, use_dns: bool) -> Expansion {
             }
             None => {
                 let t = tn.trim_start_matches('/');
-                if t.len() >= 2 && t[..2].eq_ignore_ascii_case("F-") {
+                // (bytes: a tag name may hold any word character, `ؼ` too)
+                if t.as_bytes().get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"F-")) {
                     out.problems.push(TagProblem::Unknown(tag.to_string()));
                 }
                 text.push_str(tag);
@@ -313,6 +314,11 @@ mod tests {
         // non-F tags are left alone, as fail2ban does
         assert!(expand("<foo> <HOSTX>", true).problems.is_empty());
         assert_eq!(expand("<foo> <HOSTX>", true).text, "<foo> <HOSTX>");
+        // a non-ASCII word character right after the first byte (found by
+        // the fail2ban_filter fuzz target: the check sliced inside it)
+        assert!(expand("<F\u{63c}ONTENT>", true).problems.is_empty());
+        assert_eq!(expand("<F\u{63c}ONTENT>", true).text, "<F\u{63c}ONTENT>");
+        assert_eq!(expand("<f-\u{63c}>", true).problems, vec![TagProblem::Unknown("<f-\u{63c}>".into())]);
     }
 
     #[test]
