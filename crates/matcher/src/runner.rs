@@ -50,7 +50,7 @@ use stadtwache_datetime::{DateDetector, DateMatch, DateScanner, TimeContext, Tim
 use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, all_ascii, first_newline};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, Fid, FieldValue, Fields, FilterSpec, LineResult,
-    MatchStats, Matches, RunOptions,
+    MatchStats, RunOptions,
 };
 
 // ---------------------------------------------------------------------------
@@ -2548,7 +2548,7 @@ fn find_failure(
                 (Some(fid), ip)
             }
         };
-        // fields and matches are the failure's as they are now: shared with
+        // fields and matches (one handle) are the failure's as they are now: shared with
         // the cache (copied there on the next write while still alive)
         let nofail = fail.groups.truthy(S_NOFAIL);
         res.failures.push(Failure {
@@ -2558,7 +2558,6 @@ fn find_failure(
             ip,
             fields: Fields::shared(Arc::clone(&fail)),
             nofail,
-            matches: Matches::shared(Arc::clone(&fail)),
         });
         write_back(&mut st.cache, slot, fail, now);
         if !check_all {

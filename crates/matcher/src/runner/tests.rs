@@ -60,7 +60,7 @@ fn plain_failregex_gives_host_ip_fields_and_one_attempt() {
     assert_eq!(f[0].fields.get("user"), Some(&one("bob")));
     assert_eq!(f[0].fields.get("ip4"), Some(&one("192.0.2.7")));
     assert!(!f[0].fields.contains_key("ip6"), "groups that did not take part are left out");
-    assert_eq!(f[0].matches, vec!["login failed for bob from 192.0.2.7".to_string()]);
+    assert_eq!(f[0].matches(), vec!["login failed for bob from 192.0.2.7".to_string()]);
     assert_eq!(f[0].time, now());
     assert_eq!(r.process_line_at("login ok for bob from 192.0.2.7", now()).failures.len(), 0);
     assert_eq!(r.stats().lines, 2);
@@ -151,7 +151,7 @@ fn prefregex_content_is_what_failregexes_see() {
     assert_eq!(f[0].fields.get("user"), Some(&one("root")));
     assert!(!f[0].fields.contains_key("content"));
     // matches are the original lines, not the content
-    assert_eq!(f[0].matches, vec!["sshd[42]: Failed for root from 192.0.2.3".to_string()]);
+    assert_eq!(f[0].matches(), vec!["sshd[42]: Failed for root from 192.0.2.3".to_string()]);
     // prefregex does not match: nothing, even though the failregex would match the tail
     assert!(r.process_line_at("Failed for root from 192.0.2.3", now()).failures.is_empty());
 }
@@ -256,7 +256,7 @@ fn maxlines_buffer_matches_across_lines_and_consumes_them() {
     let f = real(&res);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].fields.get("user"), Some(&one("carol")));
-    assert_eq!(f[0].matches.len(), 3, "all lines of the match: {:?}", f[0].matches);
+    assert_eq!(f[0].matches().len(), 3, "all lines of the match: {:?}", f[0].matches());
     // matched lines left the buffer: the same tail does not match again
     assert!(r.process_line_at("denied from 192.0.2.10", now()).failures.is_empty());
 }
@@ -285,7 +285,7 @@ fn skiplines_are_not_matched_lines() {
     let res = r.process_line_at("stop", now());
     let f = real(&res);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].matches, vec!["start 192.0.2.20".to_string(), "stop".to_string()]);
+    assert_eq!(f[0].matches(), vec!["start 192.0.2.20".to_string(), "stop".to_string()]);
     // the skipped line stays in the buffer
     assert_eq!(r.state.lines.len(), 1);
     assert_eq!(r.state.lines[0].text, "filler one");
@@ -322,11 +322,11 @@ fn a_failure_keeps_its_fields_and_matches_while_its_mlfid_entry_changes() {
         assert_eq!(a.fields.get("user"), Some(&one("root")));
         assert_eq!(a.fields.get("users"), Some(&many(&["root"])));
         assert_eq!(
-            a.matches,
+            a.matches(),
             vec!["conn 7: connect from 192.0.2.30".to_string(), "conn 7: auth failed for root".into()]
         );
         assert_eq!(b.fields.get("users"), Some(&many(&["admin", "root"])));
-        assert_eq!(b.matches, vec!["conn 7: auth failed for admin".to_string()]);
+        assert_eq!(b.matches(), vec!["conn 7: auth failed for admin".to_string()]);
         assert_eq!(a.clone(), *a);
         assert_ne!(a, b);
     }
@@ -346,11 +346,11 @@ fn mlfid_connects_id_and_failures_and_counts_attempts() {
     assert_eq!(f[0].fid.as_deref(), Some("192.0.2.30"));
     assert_eq!(f[0].fields.get("mlfid"), Some(&one("conn 7")));
     assert_eq!(f[0].fields.get("users"), Some(&many(&["root"])));
-    assert_eq!(f[0].matches.len(), 2);
+    assert_eq!(f[0].matches().len(), 2);
     // next failure on the same connection: one new attempt
     let res = r.process_line_at("conn 7: auth failed for admin", now());
     let f = real(&res);
-    assert_eq!(f[0].matches.len(), 1);
+    assert_eq!(f[0].matches().len(), 1);
     assert_eq!(f[0].fields.get("users"), Some(&many(&["admin", "root"])));
     assert_eq!(f[0].fields.get("user"), Some(&one("admin")));
     // other connection: nothing known
@@ -358,7 +358,7 @@ fn mlfid_connects_id_and_failures_and_counts_attempts() {
     // forget (not a helper: a failure itself); a later failure has no address
     let res = r.process_line_at("conn 7: closed", now());
     let f = real(&res);
-    assert_eq!((f[0].regex_index, f[0].fid.as_deref(), f[0].matches.len()), (4, Some("192.0.2.30"), 1));
+    assert_eq!((f[0].regex_index, f[0].fid.as_deref(), f[0].matches().len()), (4, Some("192.0.2.30"), 1));
     assert!(real(&r.process_line_at("conn 7: auth failed for root", now())).is_empty());
 }
 
@@ -373,7 +373,7 @@ fn mlfid_pending_failure_is_reported_with_check_all() {
     let f = real(&res);
     assert_eq!(f.len(), 1, "{:?}", res.failures);
     assert_eq!(f[0].fid.as_deref(), Some("192.0.2.40"));
-    assert_eq!(f[0].matches.len(), 2);
+    assert_eq!(f[0].matches().len(), 2);
 }
 
 #[test]
@@ -393,13 +393,13 @@ fn mlfid_nofail_helpers_turn_into_attempts_with_a_second_user() {
     let res = r.process_line_at("conn 4: pam failure ruser=sudoer", now());
     let f = real(&res);
     assert_eq!(f.len(), 1, "second user makes it a failure");
-    assert_eq!(f[0].matches.len(), 3, "the helper lines count too");
+    assert_eq!(f[0].matches().len(), 3, "the helper lines count too");
     assert_eq!(f[0].fields.get("users"), Some(&many(&["root", "sudoer"])));
     // gained (accepted) with a third user: a failure of one attempt, then forgotten
     let res = r.process_line_at("conn 4: accepted for known", now());
     let f = real(&res);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].matches.len(), 1);
+    assert_eq!(f[0].matches().len(), 1);
     assert_eq!(f[0].fields.get("users"), Some(&many(&["known", "root", "sudoer"])));
     assert!(!r.state.cache.contains_key("conn 4"));
 }
@@ -777,7 +777,7 @@ fn date_is_found_cut_out_and_used() {
     assert_eq!(f.len(), 1, "only the regex that does not need the date text: {:?}", res.failures);
     assert_eq!(f[0].regex_index, 0);
     assert_eq!(f[0].time, Timestamp::from_secs(NOW - 1));
-    assert_eq!(f[0].matches, vec!["Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1".to_string()]);
+    assert_eq!(f[0].matches(), vec!["Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1".to_string()]);
     assert_eq!(r.stats().no_date, 0);
 }
 
@@ -906,7 +906,7 @@ fn render_ours(f: &Failure) -> String {
         f.regex_index,
         f.fid.as_deref().unwrap_or("~"),
         u8::from(f.nofail),
-        f.matches.len(),
+        f.matches().len(),
         fields.join(" ")
     )
 }
@@ -1138,7 +1138,7 @@ fn reused_failure_buffers_never_show_through() {
     ]);
     plain.name = "plain".into();
     let render = |f: &Failure| {
-        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), f.matches())
     };
     for check_all in [false, true] {
         for spec in [conn_filter(), plain.clone()] {
@@ -1558,7 +1558,7 @@ fn forgetting_helpers_unmerged_equal_merged() {
         s.failregex.push(Spanned::new(r"^pending <F-USER>\S+</F-USER>$"));
         let users = ["root", "bob", "", "amy"];
         let render = |f: &Failure| {
-            format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+            format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), f.matches())
         };
         for check_all in [false, true] {
             let mut merging = runner(&s, check_all);
@@ -1839,7 +1839,7 @@ fn reused_line_result_equals_returned_one() {
                     f.ip,
                     f.nofail,
                     f.fields.map(),
-                    &*f.matches
+                    f.matches()
                 )
             })
             .collect();
