@@ -1429,7 +1429,8 @@ fn parse_v6_and_parse_ip_are_std() {
 
 #[test]
 fn dispatch_head_word_is_starts_with() {
-    // the word-wise prefix test of `Dispatch` against `starts_with`, on
+    // the word-wise prefix test of `Dispatch` (two words, then a loop)
+    // against `starts_with`, on
     // texts and prefixes around the word's length, sharing their start,
     // with NUL bytes (a shorter text's padding is zeros)
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
