@@ -576,6 +576,30 @@ impl Dispatch {
         }
         bits.iter().any(|&w| w != 0)
     }
+
+    /// [`candidates`](Self::candidates) with `starts_with` for the words
+    /// of [`Head`] (the tests compare the two).
+    #[cfg(test)]
+    fn candidates_naive(&self, text: &str, words: usize) -> (bool, Vec<u64>) {
+        let mut bits = vec![0u64; words];
+        let b = text.as_bytes();
+        for (p, _, regs) in self.by_byte.iter().flatten() {
+            if !b.starts_with(p) {
+                continue;
+            }
+            for &i in regs {
+                let i = i as usize;
+                let v = &self.verify[i];
+                if v.is_empty() || v.iter().any(|f| f.find(b).is_some()) {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        if let Some(rest) = &self.rest {
+            rest.add_candidates(text, &mut bits);
+        }
+        (bits.iter().any(|&w| w != 0), bits)
+    }
 }
 
 /// The first [`HEAD`] bytes of a text as one word (zeros past its end).

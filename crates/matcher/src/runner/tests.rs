@@ -1962,3 +1962,94 @@ fn addr_memo_is_ip_addr() {
     }
     assert!(hits > 1000, "{hits}");
 }
+
+/// The dispatch's word-wise prefix check picks exactly the candidates of
+/// `starts_with` over its prefixes, for every stock filter with a dispatch
+/// (and sshd's modes), on random texts and on mutations of texts
+/// that start with the prefixes (near misses: a byte changed, dropped or
+/// added in or after the prefix, cut short, with and without the literals
+/// to verify).
+#[test]
+fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
+    use crate::test_util::{mutated_texts, random_texts};
+    if !std::path::Path::new("/etc/fail2ban/filter.d").is_dir() {
+        assert!(std::env::var_os("STADTWACHE_REQUIRE_FAIL2BAN").is_none(), "fail2ban is not installed");
+        eprintln!("SKIPPED: fail2ban (Debian package) not installed");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
+    let out = std::env::temp_dir().join(format!("stadtwache-specs-{}.tsv", std::process::id()));
+    let run = std::process::Command::new("python3")
+        .arg(script)
+        .arg("specs")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(matches!(run, Ok(s) if s.success()), "f2b_dump.py specs: {run:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let mut specs: Vec<FilterSpec> = Vec::new();
+    for raw in text.lines() {
+        let rec: Vec<String> = raw.split('\t').map(unescape).collect();
+        match rec[0].as_str() {
+            "F" => specs.push(FilterSpec { name: rec[1].clone(), maxlines: 1, ..FilterSpec::default() }),
+            k => {
+                let s = specs.last_mut().unwrap();
+                match k {
+                    "P" => s.prefregex = Some(Spanned::new(rec[1].clone())),
+                    "R" => s.failregex.push(Spanned::new(rec[1].clone())),
+                    "I" => s.ignoreregex.push(Spanned::new(rec[1].clone())),
+                    "D" => s.datepattern = Some(Spanned::new(rec[1].clone())),
+                    "M" => s.maxlines = rec[1].parse().unwrap(),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let alphabet = b" aAbcdeFfiIlnoprsStuU:.0123456789[]()-_=;'\"\\/";
+    let mut rng = xorshift(0x5eed_d15a_7c4e);
+    let (mut filters, mut texts, mut hits) = (0, 0, 0);
+    for s in &specs {
+        let Ok(c) = CompiledFilter::compile(s, &CompileOptions::default()) else { continue };
+        let Some(d) = c.filter.parts.prefilter.dispatch.as_deref() else { continue };
+        filters += 1;
+        let words = c.filter.parts.prefilter.words;
+        // seeds: each prefix alone, cut short, followed by each literal to
+        // verify, and with a tail
+        let mut seeds: Vec<String> = Vec::new();
+        let lits: Vec<String> =
+            d.verify.iter().flatten().map(|f| String::from_utf8_lossy(f.needle()).into_owned()).collect();
+        for list in &d.by_byte {
+            for (p, _, _) in list {
+                let p = String::from_utf8_lossy(p).into_owned();
+                if !p.is_ascii() {
+                    continue;
+                }
+                seeds.push(p.clone());
+                seeds.push(p[..p.len() / 2].to_string());
+                seeds.push(format!("{p} user from 192.0.2.1 port 22"));
+                seeds.extend(lits.iter().filter(|l| l.is_ascii()).map(|l| format!("{p}x {l} y")));
+            }
+        }
+        if seeds.is_empty() {
+            continue;
+        }
+        let seed_refs: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let mut all = random_texts(&mut rng, alphabet, 2_000, 40);
+        all.extend(mutated_texts(&mut rng, &seed_refs, alphabet, 20_000));
+        all.extend(seeds.iter().cloned());
+        let mut a = Vec::new();
+        for t in &all {
+            for t in [t.clone(), format!("{t}\n")] {
+                let x = d.candidates(&t, words, &mut a);
+                assert_eq!((x, a.clone()), d.candidates_naive(&t, words), "{}: {t:?}", s.name);
+                hits += usize::from(x);
+                texts += 1;
+            }
+        }
+    }
+    eprintln!("dispatch on stock filters: {filters} filters, {texts} texts, {hits} with candidates");
+    assert!(filters >= 20, "too few stock filters with a dispatch: {filters}");
+    assert!(hits >= 10_000, "too few texts with candidates to mean anything: {hits} of {texts}");
+}
