@@ -256,7 +256,7 @@ fn check_failure(f: &Failure, faildata: &serde_json::Map<String, Value>) -> Resu
             Some(FieldValue::One(s)) => Value::String(s.clone()),
             Some(FieldValue::Many(m)) => Value::Array(m.iter().cloned().map(Value::String).collect()),
             None if k == "host" => f.fid.as_ref().map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
-            None if k == "attempts" => Value::from(f.matches.len()),
+            None if k == "attempts" => Value::from(f.matches().len()),
             None => Value::Null,
         };
         // fail2ban's fid for an ip4/ip6 match is an `IPAddr`, which compares

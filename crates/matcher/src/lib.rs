@@ -19,8 +19,8 @@
 //! - `LineResult`, `Failure`, `FieldValue`, `DateStatus`
 //! - `Fid` (a failure id's text, a `str` by `Deref`)
 //! - `Fields` (a failure's named captures, a read-only map built on first
-//!   use: `get`, `contains_key`, `iter`, `keys`, `&Fields` iterates) and
-//!   `Matches` (its matched lines, a `[String]` by `Deref`)
+//!   use: `get`, `contains_key`, `iter`, `keys`, `&Fields` iterates);
+//!   `Failure::matches()` (its matched lines, shared with the fields)
 
 pub mod pattern;
 mod runner;
@@ -223,45 +223,6 @@ impl std::fmt::Debug for Fields {
     }
 }
 
-/// A failure's matched lines (see [`Failure::matches`]), shared with the
-/// runner's data, not copied; a `[String]` by `Deref`.
-#[derive(Clone, Default)]
-pub struct Matches {
-    src: Option<Arc<runner::FailData>>,
-}
-
-impl Matches {
-    pub(crate) fn shared(src: Arc<runner::FailData>) -> Matches {
-        Matches { src: Some(src) }
-    }
-}
-
-impl std::ops::Deref for Matches {
-    type Target = [String];
-
-    fn deref(&self) -> &[String] {
-        self.src.as_ref().map_or(&[], |d| d.matches())
-    }
-}
-
-impl PartialEq for Matches {
-    fn eq(&self, other: &Matches) -> bool {
-        **self == **other
-    }
-}
-
-impl PartialEq<Vec<String>> for Matches {
-    fn eq(&self, other: &Vec<String>) -> bool {
-        **self == **other
-    }
-}
-
-impl std::fmt::Debug for Matches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        (**self).fmt(f)
-    }
-}
-
 /// A failure id's text (fail2ban's `fid`: `192.0.2.7`, `2001:db8::/64`, a
 /// host name, an `<F-ID>`): a `str` by `Deref`. Held inline up to
 /// [`Fid::INLINE`] bytes, which every address text fits (no allocation per
@@ -404,7 +365,7 @@ impl std::fmt::Display for Fid {
 }
 
 /// One failure found on a line (fail2ban's `[failRegexIndex, fid, date, fail]`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Failure {
     pub regex_index: usize,
     /// The failure id (host, or `<F-ID>`); None while a multi-line failure is
@@ -423,10 +384,43 @@ pub struct Failure {
     pub fields: Fields,
     /// `<F-NOFAIL>` matched: a helper match, not a failure.
     pub nofail: bool,
+}
+
+impl Failure {
     /// Matched lines of this failure (fail2ban's `matches`; attempts = len),
     /// as read (fail2ban keeps them as tuples and, for journal entries, with
-    /// the journal's time text in front; the count is the same).
-    pub matches: Matches,
+    /// the journal's time text in front; the count is the same). Shared with
+    /// the runner's data through [`fields`](Self::fields): one handle, one
+    /// reference count per failure.
+    pub fn matches(&self) -> &[String] {
+        self.fields.src.as_ref().map_or(&[], |d| d.matches())
+    }
+}
+
+impl PartialEq for Failure {
+    fn eq(&self, o: &Failure) -> bool {
+        self.regex_index == o.regex_index
+            && self.fid == o.fid
+            && self.time == o.time
+            && self.ip == o.ip
+            && self.fields == o.fields
+            && self.nofail == o.nofail
+            && self.matches() == o.matches()
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failure")
+            .field("regex_index", &self.regex_index)
+            .field("fid", &self.fid)
+            .field("time", &self.time)
+            .field("ip", &self.ip)
+            .field("fields", &self.fields)
+            .field("nofail", &self.nofail)
+            .field("matches", &self.matches())
+            .finish()
+    }
 }
 
 /// Whether a date was found on the line.

@@ -50,7 +50,7 @@ use stadtwache_datetime::{DateDetector, DateMatch, DateScanner, TimeContext, Tim
 use crate::pattern::{Engine, Pattern, PatternKind, PatternOptions, Scratch, all_ascii, first_newline};
 use crate::{
     CompileOptions, Compiled, CompiledFilter, DateStatus, Failure, Fid, FieldValue, Fields, FilterSpec, LineResult,
-    MatchStats, Matches, RunOptions,
+    MatchStats, RunOptions,
 };
 
 // ---------------------------------------------------------------------------
@@ -576,6 +576,30 @@ impl Dispatch {
         }
         bits.iter().any(|&w| w != 0)
     }
+
+    /// [`candidates`](Self::candidates) with `starts_with` for the words
+    /// of [`Head`] (the tests compare the two).
+    #[cfg(test)]
+    fn candidates_naive(&self, text: &str, words: usize) -> (bool, Vec<u64>) {
+        let mut bits = vec![0u64; words];
+        let b = text.as_bytes();
+        for (p, _, regs) in self.by_byte.iter().flatten() {
+            if !b.starts_with(p) {
+                continue;
+            }
+            for &i in regs {
+                let i = i as usize;
+                let v = &self.verify[i];
+                if v.is_empty() || v.iter().any(|f| f.find(b).is_some()) {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        if let Some(rest) = &self.rest {
+            rest.add_candidates(text, &mut bits);
+        }
+        (bits.iter().any(|&w| w != 0), bits)
+    }
 }
 
 /// The first [`HEAD`] bytes of a text as one word (zeros past its end).
@@ -593,20 +617,33 @@ fn head_word(b: &[u8]) -> u128 {
 }
 
 /// A [`Dispatch`] prefix's first [`HEAD`] bytes as a word and the mask of
-/// those it has: most prefixes differ from a text there, which one
-/// comparison of words tells.
+/// those it has, and the same for its next [`HEAD`] bytes: most prefixes
+/// differ from a text in the first word, which one comparison tells; the
+/// longer ones (`Received disconnect from `, `Connection closed by `, …)
+/// are told by a second comparison instead of a loop over their bytes
+/// (whose varying length the branch predictor missed).
 #[derive(Clone, Copy, Debug)]
 struct Head {
     word: u128,
     mask: u128,
+    next: u128,
+    next_mask: u128,
 }
 
 impl Head {
     fn of_prefix(p: &[u8]) -> Head {
-        let n = p.len().min(HEAD);
-        let mut m = [0u8; HEAD];
-        m[..n].fill(0xff);
-        Head { word: head_word(p), mask: u128::from_le_bytes(m) }
+        let mask = |n: usize| {
+            let mut m = [0u8; HEAD];
+            m[..n].fill(0xff);
+            u128::from_le_bytes(m)
+        };
+        let rest = p.get(HEAD..).unwrap_or_default();
+        Head {
+            word: head_word(p),
+            mask: mask(p.len().min(HEAD)),
+            next: head_word(rest),
+            next_mask: mask(rest.len().min(HEAD)),
+        }
     }
 
     /// `b.starts_with(p)`; `head`: [`head_word`] of `b`, `self` that of `p`.
@@ -615,8 +652,13 @@ impl Head {
         // (the length first: a shorter text's zeros could equal a prefix's)
         b.len() >= p.len()
             && (head ^ self.word) & self.mask == 0
-            // (a loop: short rests, cheaper than a call to memcmp)
-            && b[HEAD.min(p.len())..p.len()].iter().zip(&p[HEAD.min(p.len())..]).all(|(x, y)| x == y)
+            && (p.len() <= HEAD
+                || ((head_word(&b[HEAD..]) ^ self.next) & self.next_mask == 0
+                    // (a loop: short rests, cheaper than a call to memcmp)
+                    && b[(2 * HEAD).min(p.len())..p.len()]
+                        .iter()
+                        .zip(&p[(2 * HEAD).min(p.len())..])
+                        .all(|(x, y)| x == y)))
     }
 }
 
@@ -2548,7 +2590,7 @@ fn find_failure(
                 (Some(fid), ip)
             }
         };
-        // fields and matches are the failure's as they are now: shared with
+        // fields and matches (one handle) are the failure's as they are now: shared with
         // the cache (copied there on the next write while still alive)
         let nofail = fail.groups.truthy(S_NOFAIL);
         res.failures.push(Failure {
@@ -2558,7 +2600,6 @@ fn find_failure(
             ip,
             fields: Fields::shared(Arc::clone(&fail)),
             nofail,
-            matches: Matches::shared(Arc::clone(&fail)),
         });
         write_back(&mut st.cache, slot, fail, now);
         if !check_all {

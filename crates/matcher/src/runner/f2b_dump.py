@@ -333,6 +333,16 @@ def spec(name, opts):
 if sys.argv[1] == 'samples':
     samples(True)
     samples(False)
+elif sys.argv[1] == 'specs':
+    # every stock filter (and sshd's modes) as fail2ban reads it, for the
+    # runner's tests; one that fail2ban cannot read is left out
+    for n in sorted(os.listdir(os.path.join(CONFIG_DIR, 'filter.d'))):
+        if n.endswith('.conf'):
+            for opts in ([{}, {"mode": "aggressive"}, {"mode": "ddos"}, {"mode": "extra"}] if n == 'sshd.conf' else [{}]):
+                try:
+                    spec(n[:-5], opts)
+                except Exception:
+                    pass
 elif sys.argv[1] == 'spec':
     # usage: python3 f2b_dump.py spec OUT NAME ['{"mode": "aggressive"}']
     spec(sys.argv[3], json.loads(sys.argv[4]) if len(sys.argv) > 4 else {})

@@ -60,7 +60,7 @@ fn plain_failregex_gives_host_ip_fields_and_one_attempt() {
     assert_eq!(f[0].fields.get("user"), Some(&one("bob")));
     assert_eq!(f[0].fields.get("ip4"), Some(&one("192.0.2.7")));
     assert!(!f[0].fields.contains_key("ip6"), "groups that did not take part are left out");
-    assert_eq!(f[0].matches, vec!["login failed for bob from 192.0.2.7".to_string()]);
+    assert_eq!(f[0].matches(), vec!["login failed for bob from 192.0.2.7".to_string()]);
     assert_eq!(f[0].time, now());
     assert_eq!(r.process_line_at("login ok for bob from 192.0.2.7", now()).failures.len(), 0);
     assert_eq!(r.stats().lines, 2);
@@ -151,7 +151,7 @@ fn prefregex_content_is_what_failregexes_see() {
     assert_eq!(f[0].fields.get("user"), Some(&one("root")));
     assert!(!f[0].fields.contains_key("content"));
     // matches are the original lines, not the content
-    assert_eq!(f[0].matches, vec!["sshd[42]: Failed for root from 192.0.2.3".to_string()]);
+    assert_eq!(f[0].matches(), vec!["sshd[42]: Failed for root from 192.0.2.3".to_string()]);
     // prefregex does not match: nothing, even though the failregex would match the tail
     assert!(r.process_line_at("Failed for root from 192.0.2.3", now()).failures.is_empty());
 }
@@ -256,7 +256,7 @@ fn maxlines_buffer_matches_across_lines_and_consumes_them() {
     let f = real(&res);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].fields.get("user"), Some(&one("carol")));
-    assert_eq!(f[0].matches.len(), 3, "all lines of the match: {:?}", f[0].matches);
+    assert_eq!(f[0].matches().len(), 3, "all lines of the match: {:?}", f[0].matches());
     // matched lines left the buffer: the same tail does not match again
     assert!(r.process_line_at("denied from 192.0.2.10", now()).failures.is_empty());
 }
@@ -285,7 +285,7 @@ fn skiplines_are_not_matched_lines() {
     let res = r.process_line_at("stop", now());
     let f = real(&res);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].matches, vec!["start 192.0.2.20".to_string(), "stop".to_string()]);
+    assert_eq!(f[0].matches(), vec!["start 192.0.2.20".to_string(), "stop".to_string()]);
     // the skipped line stays in the buffer
     assert_eq!(r.state.lines.len(), 1);
     assert_eq!(r.state.lines[0].text, "filler one");
@@ -322,11 +322,11 @@ fn a_failure_keeps_its_fields_and_matches_while_its_mlfid_entry_changes() {
         assert_eq!(a.fields.get("user"), Some(&one("root")));
         assert_eq!(a.fields.get("users"), Some(&many(&["root"])));
         assert_eq!(
-            a.matches,
+            a.matches(),
             vec!["conn 7: connect from 192.0.2.30".to_string(), "conn 7: auth failed for root".into()]
         );
         assert_eq!(b.fields.get("users"), Some(&many(&["admin", "root"])));
-        assert_eq!(b.matches, vec!["conn 7: auth failed for admin".to_string()]);
+        assert_eq!(b.matches(), vec!["conn 7: auth failed for admin".to_string()]);
         assert_eq!(a.clone(), *a);
         assert_ne!(a, b);
     }
@@ -346,11 +346,11 @@ fn mlfid_connects_id_and_failures_and_counts_attempts() {
     assert_eq!(f[0].fid.as_deref(), Some("192.0.2.30"));
     assert_eq!(f[0].fields.get("mlfid"), Some(&one("conn 7")));
     assert_eq!(f[0].fields.get("users"), Some(&many(&["root"])));
-    assert_eq!(f[0].matches.len(), 2);
+    assert_eq!(f[0].matches().len(), 2);
     // next failure on the same connection: one new attempt
     let res = r.process_line_at("conn 7: auth failed for admin", now());
     let f = real(&res);
-    assert_eq!(f[0].matches.len(), 1);
+    assert_eq!(f[0].matches().len(), 1);
     assert_eq!(f[0].fields.get("users"), Some(&many(&["admin", "root"])));
     assert_eq!(f[0].fields.get("user"), Some(&one("admin")));
     // other connection: nothing known
@@ -358,7 +358,7 @@ fn mlfid_connects_id_and_failures_and_counts_attempts() {
     // forget (not a helper: a failure itself); a later failure has no address
     let res = r.process_line_at("conn 7: closed", now());
     let f = real(&res);
-    assert_eq!((f[0].regex_index, f[0].fid.as_deref(), f[0].matches.len()), (4, Some("192.0.2.30"), 1));
+    assert_eq!((f[0].regex_index, f[0].fid.as_deref(), f[0].matches().len()), (4, Some("192.0.2.30"), 1));
     assert!(real(&r.process_line_at("conn 7: auth failed for root", now())).is_empty());
 }
 
@@ -373,7 +373,7 @@ fn mlfid_pending_failure_is_reported_with_check_all() {
     let f = real(&res);
     assert_eq!(f.len(), 1, "{:?}", res.failures);
     assert_eq!(f[0].fid.as_deref(), Some("192.0.2.40"));
-    assert_eq!(f[0].matches.len(), 2);
+    assert_eq!(f[0].matches().len(), 2);
 }
 
 #[test]
@@ -393,13 +393,13 @@ fn mlfid_nofail_helpers_turn_into_attempts_with_a_second_user() {
     let res = r.process_line_at("conn 4: pam failure ruser=sudoer", now());
     let f = real(&res);
     assert_eq!(f.len(), 1, "second user makes it a failure");
-    assert_eq!(f[0].matches.len(), 3, "the helper lines count too");
+    assert_eq!(f[0].matches().len(), 3, "the helper lines count too");
     assert_eq!(f[0].fields.get("users"), Some(&many(&["root", "sudoer"])));
     // gained (accepted) with a third user: a failure of one attempt, then forgotten
     let res = r.process_line_at("conn 4: accepted for known", now());
     let f = real(&res);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].matches.len(), 1);
+    assert_eq!(f[0].matches().len(), 1);
     assert_eq!(f[0].fields.get("users"), Some(&many(&["known", "root", "sudoer"])));
     assert!(!r.state.cache.contains_key("conn 4"));
 }
@@ -777,7 +777,7 @@ fn date_is_found_cut_out_and_used() {
     assert_eq!(f.len(), 1, "only the regex that does not need the date text: {:?}", res.failures);
     assert_eq!(f[0].regex_index, 0);
     assert_eq!(f[0].time, Timestamp::from_secs(NOW - 1));
-    assert_eq!(f[0].matches, vec!["Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1".to_string()]);
+    assert_eq!(f[0].matches(), vec!["Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1".to_string()]);
     assert_eq!(r.stats().no_date, 0);
 }
 
@@ -906,7 +906,7 @@ fn render_ours(f: &Failure) -> String {
         f.regex_index,
         f.fid.as_deref().unwrap_or("~"),
         u8::from(f.nofail),
-        f.matches.len(),
+        f.matches().len(),
         fields.join(" ")
     )
 }
@@ -1138,7 +1138,7 @@ fn reused_failure_buffers_never_show_through() {
     ]);
     plain.name = "plain".into();
     let render = |f: &Failure| {
-        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+        format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), f.matches())
     };
     for check_all in [false, true] {
         for spec in [conn_filter(), plain.clone()] {
@@ -1429,7 +1429,8 @@ fn parse_v6_and_parse_ip_are_std() {
 
 #[test]
 fn dispatch_head_word_is_starts_with() {
-    // the word-wise prefix test of `Dispatch` against `starts_with`, on
+    // the word-wise prefix test of `Dispatch` (two words, then a loop)
+    // against `starts_with`, on
     // texts and prefixes around the word's length, sharing their start,
     // with NUL bytes (a shorter text's padding is zeros)
     let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
@@ -1558,7 +1559,7 @@ fn forgetting_helpers_unmerged_equal_merged() {
         s.failregex.push(Spanned::new(r"^pending <F-USER>\S+</F-USER>$"));
         let users = ["root", "bob", "", "amy"];
         let render = |f: &Failure| {
-            format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), &*f.matches)
+            format!("{} {:?} {:?} {} {:?} {:?}", f.regex_index, f.fid, f.ip, f.nofail, f.fields.map(), f.matches())
         };
         for check_all in [false, true] {
             let mut merging = runner(&s, check_all);
@@ -1839,7 +1840,7 @@ fn reused_line_result_equals_returned_one() {
                     f.ip,
                     f.nofail,
                     f.fields.map(),
-                    &*f.matches
+                    f.matches()
                 )
             })
             .collect();
@@ -1960,4 +1961,95 @@ fn addr_memo_is_ip_addr() {
         }
     }
     assert!(hits > 1000, "{hits}");
+}
+
+/// The dispatch's word-wise prefix check picks exactly the candidates of
+/// `starts_with` over its prefixes, for every stock filter with a dispatch
+/// (and sshd's modes), on random texts and on mutations of texts
+/// that start with the prefixes (near misses: a byte changed, dropped or
+/// added in or after the prefix, cut short, with and without the literals
+/// to verify).
+#[test]
+fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
+    use crate::test_util::{mutated_texts, random_texts};
+    if !std::path::Path::new("/etc/fail2ban/filter.d").is_dir() {
+        assert!(std::env::var_os("STADTWACHE_REQUIRE_FAIL2BAN").is_none(), "fail2ban is not installed");
+        eprintln!("SKIPPED: fail2ban (Debian package) not installed");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
+    let out = std::env::temp_dir().join(format!("stadtwache-specs-{}.tsv", std::process::id()));
+    let run = std::process::Command::new("python3")
+        .arg(script)
+        .arg("specs")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(matches!(run, Ok(s) if s.success()), "f2b_dump.py specs: {run:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let mut specs: Vec<FilterSpec> = Vec::new();
+    for raw in text.lines() {
+        let rec: Vec<String> = raw.split('\t').map(unescape).collect();
+        match rec[0].as_str() {
+            "F" => specs.push(FilterSpec { name: rec[1].clone(), maxlines: 1, ..FilterSpec::default() }),
+            k => {
+                let s = specs.last_mut().unwrap();
+                match k {
+                    "P" => s.prefregex = Some(Spanned::new(rec[1].clone())),
+                    "R" => s.failregex.push(Spanned::new(rec[1].clone())),
+                    "I" => s.ignoreregex.push(Spanned::new(rec[1].clone())),
+                    "D" => s.datepattern = Some(Spanned::new(rec[1].clone())),
+                    "M" => s.maxlines = rec[1].parse().unwrap(),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let alphabet = b" aAbcdeFfiIlnoprsStuU:.0123456789[]()-_=;'\"\\/";
+    let mut rng = xorshift(0x5eed_d15a_7c4e);
+    let (mut filters, mut texts, mut hits) = (0, 0, 0);
+    for s in &specs {
+        let Ok(c) = CompiledFilter::compile(s, &CompileOptions::default()) else { continue };
+        let Some(d) = c.filter.parts.prefilter.dispatch.as_deref() else { continue };
+        filters += 1;
+        let words = c.filter.parts.prefilter.words;
+        // seeds: each prefix alone, cut short, followed by each literal to
+        // verify, and with a tail
+        let mut seeds: Vec<String> = Vec::new();
+        let lits: Vec<String> =
+            d.verify.iter().flatten().map(|f| String::from_utf8_lossy(f.needle()).into_owned()).collect();
+        for list in &d.by_byte {
+            for (p, _, _) in list {
+                let p = String::from_utf8_lossy(p).into_owned();
+                if !p.is_ascii() {
+                    continue;
+                }
+                seeds.push(p.clone());
+                seeds.push(p[..p.len() / 2].to_string());
+                seeds.push(format!("{p} user from 192.0.2.1 port 22"));
+                seeds.extend(lits.iter().filter(|l| l.is_ascii()).map(|l| format!("{p}x {l} y")));
+            }
+        }
+        if seeds.is_empty() {
+            continue;
+        }
+        let seed_refs: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let mut all = random_texts(&mut rng, alphabet, 2_000, 40);
+        all.extend(mutated_texts(&mut rng, &seed_refs, alphabet, 20_000));
+        all.extend(seeds.iter().cloned());
+        let mut a = Vec::new();
+        for t in &all {
+            for t in [t.clone(), format!("{t}\n")] {
+                let x = d.candidates(&t, words, &mut a);
+                assert_eq!((x, a.clone()), d.candidates_naive(&t, words), "{}: {t:?}", s.name);
+                hits += usize::from(x);
+                texts += 1;
+            }
+        }
+    }
+    eprintln!("dispatch on stock filters: {filters} filters, {texts} texts, {hits} with candidates");
+    assert!(filters >= 20, "too few stock filters with a dispatch: {filters}");
+    assert!(hits >= 10_000, "too few texts with candidates to mean anything: {hits} of {texts}");
 }
