@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jiff::tz::TimeZone;
 use stadtwache_acquire::syslog::{
     Format, Malformed, OversizePolicy, SyslogConfig, SyslogHandle, SyslogMessage, SyslogReceiver, SyslogStats,
-    Transport,
+    Transport, TransportStats,
 };
 
 /// Deadline for what the receiver threads do (generous: a loaded machine may
@@ -36,11 +36,24 @@ fn recv_n(rx: &Receiver<SyslogMessage>, n: usize) -> Vec<SyslogMessage> {
 
 /// Wait until the counters satisfy `done` (the receiver threads count
 /// asynchronously).
+/// Waits for `done` on a settled snapshot: every message counted as
+/// received is also counted as what became of it (`received` is counted
+/// first, so a snapshot taken in between sees, e.g., a datagram already in
+/// the channel but not yet `delivered`).
 fn wait_stats(h: &SyslogHandle, done: impl Fn(&SyslogStats) -> bool) -> SyslogStats {
+    let settled = |t: &TransportStats| {
+        t.received
+            == t.delivered
+                + t.dropped_not_allowed
+                + t.dropped_oversize
+                + t.dropped_queue_full
+                + t.dropped_shutdown
+                + t.empty
+    };
     let t0 = Instant::now();
     loop {
         let s = h.stats();
-        if done(&s) {
+        if settled(&s.udp) && settled(&s.tcp) && done(&s) {
             return s;
         }
         assert!(t0.elapsed() < WAIT, "timed out waiting for counters: {s:#?}");
