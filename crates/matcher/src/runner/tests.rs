@@ -1185,6 +1185,39 @@ fn reused_failure_buffers_never_show_through() {
     }
 }
 
+/// A group table as `name=value/present` per slot (for comparisons).
+fn render_groups(names: &[Name], g: &Groups) -> Vec<String> {
+    (0..names.len() as u16).map(|k| format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k))).collect()
+}
+
+/// A hit's dict on `line` made both ways from the prefregex's and the
+/// failregex's captures: fail2ban's (the failregex's own `getGroups()`
+/// dict, then `preGroups.copy().update(...)`) and [`Pat::update_groups`]
+/// in place (on a table holding another line's leftovers). None when
+/// either regex does not match.
+fn dict_both_ways(pr: &Pat, fr: &Pat, names: &[Name], line: &str) -> Option<(Groups, Groups)> {
+    let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
+    let (mut pre, mut tmp) = (Groups::new(names), Groups::new(names));
+    let hay = format!("{line}\n");
+    if !pr.pat.captures_with(&hay, &mut ps).unwrap() {
+        return None;
+    }
+    pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
+    pre.pop_truthy(S_CONTENT);
+    let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
+    if !fr.pat.captures_with(&content, &mut fs).unwrap() {
+        return None;
+    }
+    let mut general = pre.clone();
+    fr.fill_groups(&fs, &content, None, &mut tmp);
+    general.update(&tmp);
+    // the in-place dict starts from leftovers of another line
+    let mut in_place = general.clone();
+    in_place.clone_from(&pre);
+    fr.update_groups(&fs, &content, &mut in_place, &mut tmp);
+    Some((general, in_place))
+}
+
 /// A failregex without `alt_`/`tuple_` groups updates the hit's dict in
 /// place ([`Pat::update_groups`]); that equals fail2ban's way (its own
 /// `getGroups()` dict, then `dict.update`), also for groups the prefregex
@@ -1197,16 +1230,6 @@ fn groups_updated_in_place_equal_their_own_dict_then_update() {
     let (pr, fr) = (f.parts.prefregex.as_ref().unwrap(), &f.parts.failregex[0]);
     assert!(fr.alt_slots.is_empty() && fr.tuple_slots.is_empty(), "the in-place path");
     let names = &f.parts.slots.0;
-    let render = |g: &Groups| {
-        let mut out = Vec::new();
-        for k in 0..names.len() as u16 {
-            out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
-        }
-        out
-    };
-    let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
-    let (mut pre, mut tmp) = (Groups::new(names), Groups::new(names));
-    let (mut general, mut in_place) = (Groups::new(names), Groups::new(names));
     let mut seen = 0;
     for line in [
         "c1 u1 login bob from 192.0.2.1 port 22",
@@ -1216,20 +1239,8 @@ fn groups_updated_in_place_equal_their_own_dict_then_update() {
         "c4 user x from 2001:db8::1",
         "c5 u3 from host.example.org port 1",
     ] {
-        let hay = format!("{line}\n");
-        assert!(pr.pat.captures_with(&hay, &mut ps).unwrap(), "{line}");
-        pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
-        pre.pop_truthy(S_CONTENT);
-        let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
-        assert!(fr.pat.captures_with(&content, &mut fs).unwrap(), "{line}");
-        general.clone_from(&pre);
-        fr.fill_groups(&fs, &content, None, &mut tmp);
-        general.update(&tmp);
-        // the in-place dict starts from leftovers of other lines
-        in_place.clone_from(&general);
-        in_place.clone_from(&pre);
-        fr.update_groups(&fs, &content, &mut in_place, &mut tmp);
-        assert_eq!(render(&in_place), render(&general), "{line}");
+        let (general, in_place) = dict_both_ways(pr, fr, names, line).expect(line);
+        assert_eq!(render_groups(names, &in_place), render_groups(names, &general), "{line}");
         seen += usize::from(general.present(S_USER) && general.get(S_USER).is_none());
     }
     assert!(seen > 0, "a None overriding the prefregex's user");
@@ -1266,16 +1277,6 @@ fn alt_groups_merged_in_place_equal_their_own_dict_then_update() {
             assert!(!fr.alt_slots.is_empty() && fr.tuple_slots.is_empty());
             assert_eq!(fr.alt_direct, direct[pi][fi], "{pref} / {failre}");
             let names = &f.parts.slots.0;
-            let render = |g: &Groups| {
-                let mut out = Vec::new();
-                for k in 0..names.len() as u16 {
-                    out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
-                }
-                out
-            };
-            let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
-            let (mut pre, mut tmp) = (Groups::new(names), Groups::new(names));
-            let (mut general, mut in_place) = (Groups::new(names), Groups::new(names));
             for _ in 0..1500 {
                 let mut line = format!("c{} ", next(3));
                 let pick = |next: &mut dyn FnMut(u64) -> u64| vals[next(vals.len() as u64) as usize];
@@ -1290,24 +1291,9 @@ fn alt_groups_merged_in_place_equal_their_own_dict_then_update() {
                     }
                 }
                 line.push_str("from 192.0.2.1");
-                let hay = format!("{line}\n");
-                if !pr.pat.captures_with(&hay, &mut ps).unwrap() {
-                    continue;
-                }
-                pr.fill_groups(&ps, &hay, Some(S_CONTENT), &mut pre);
-                pre.pop_truthy(S_CONTENT);
-                let content = ps.get(pr.content.unwrap()).map(|(a, b)| format!("{}\n", &hay[a..b])).unwrap();
-                if !fr.pat.captures_with(&content, &mut fs).unwrap() {
-                    continue;
-                }
-                general.clone_from(&pre);
-                fr.fill_groups(&fs, &content, None, &mut tmp);
-                general.update(&tmp);
-                // the in-place dict starts from leftovers of other lines
-                in_place.clone_from(&general);
-                in_place.clone_from(&pre);
-                fr.update_groups(&fs, &content, &mut in_place, &mut tmp);
-                assert_eq!(render(&in_place), render(&general), "{pref} / {failre}: {line}");
+                let Some((general, in_place)) = dict_both_ways(pr, fr, names, &line) else { continue };
+                let (general, in_place) = (render_groups(names, &general), render_groups(names, &in_place));
+                assert_eq!(in_place, general, "{pref} / {failre}: {line}");
                 in_place_hits += usize::from(fr.alt_direct);
             }
         }
@@ -1691,13 +1677,7 @@ fn groups_moved_equal_groups_copied() {
     let (pr, fr) = (f.parts.prefregex.as_ref().unwrap(), &f.parts.failregex[0]);
     assert!(!fr.alt_slots.is_empty() && !fr.tuple_slots.is_empty(), "the moving path");
     let names = &f.parts.slots.0;
-    let render = |g: &Groups| {
-        let mut out = Vec::new();
-        for k in 0..names.len() as u16 {
-            out.push(format!("{}={:?}/{}", names[usize::from(k)], g.get(k), g.present(k)));
-        }
-        out
-    };
+    let render = |g: &Groups| render_groups(names, g);
     let (mut ps, mut fs) = (pr.pat.new_scratch(), fr.pat.new_scratch());
     let (mut pre, mut tmp, mut tmp2) = (Groups::new(names), Groups::new(names), Groups::new(names));
     let (mut general, mut moved) = (Groups::new(names), Groups::new(names));
