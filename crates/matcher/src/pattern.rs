@@ -253,14 +253,14 @@ impl<T> Lazy<T> {
 /// Python's Unicode classes restricted to ASCII: identical results on ASCII
 /// haystacks (the common case for logs), much smaller automata.
 enum Compiled {
-    Linear { uni: regex::Regex, ascii: Lazy<regex::bytes::Regex> },
+    Linear { uni: Lazy<regex::Regex>, ascii: Lazy<regex::bytes::Regex> },
     Fancy { uni: fancy_regex::Regex, ascii: Lazy<fancy_regex::Regex> },
 }
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Compiled::Linear { uni, .. } => write!(f, "Linear({:?})", uni.as_str()),
+            Compiled::Linear { uni, .. } => write!(f, "Linear({:?})", uni.src.as_deref().unwrap_or_default()),
             Compiled::Fancy { uni, .. } => write!(f, "Fancy({:?})", uni.as_str()),
         }
     }
@@ -511,8 +511,15 @@ impl Pattern {
                 }
             }
         } else {
-            match regex::RegexBuilder::new(&translated).size_limit(64 << 20).build() {
-                Ok(uni) => {
+            // The Unicode engine is compiled on first use: the segment chain
+            // and the ASCII variant serve ASCII lines, so most filters never
+            // need it, and compiling it was two thirds of a filter's load
+            // time. Its syntax is checked here; what only the build can find
+            // (the size limit) is a budget failure of the searches that need
+            // it (counted per rule, see `uni_linear`).
+            match regex_syntax::ast::parse::Parser::new().parse(&translated) {
+                Ok(_) => {
+                    let uni = Lazy::new(Some(translated.clone()));
                     let ascii = Lazy::new(Some(format!("(?-u){}", render(eo(false, false, false, true)))));
                     Compiled::Linear { uni, ascii }
                 }
@@ -608,6 +615,23 @@ impl Pattern {
         self.exact.get(|src| build_fancy(src, self.backtrack_limit).ok())
     }
 
+    /// The Unicode linear engine, compiled on first use (its syntax was
+    /// checked at compile time; a failure here is the size limit).
+    fn uni_linear(&self) -> Result<&regex::Regex, BudgetExceeded> {
+        match &self.compiled {
+            Compiled::Linear { uni, .. } => {
+                uni.get(|src| regex::RegexBuilder::new(src).size_limit(64 << 20).build().ok()).ok_or(BudgetExceeded)
+            }
+            Compiled::Fancy { .. } => Err(BudgetExceeded),
+        }
+    }
+
+    /// Whether the Unicode linear engine has been compiled (tests).
+    #[cfg(test)]
+    fn uni_compiled(&self) -> bool {
+        matches!(&self.compiled, Compiled::Linear { uni, .. } if uni.cell.get().is_some())
+    }
+
     fn ascii_linear(&self) -> Option<&regex::bytes::Regex> {
         match &self.compiled {
             Compiled::Linear { ascii, .. } => ascii.get(build_ascii_linear),
@@ -674,7 +698,7 @@ impl Pattern {
         // the ASCII variant's locations are made when first needed (it
         // is compiled on first use)
         (s.locs, s.blocs) = match &self.compiled {
-            Compiled::Linear { uni, .. } => (Some(uni.capture_locations()), None),
+            Compiled::Linear { .. } => (None, None),
             Compiled::Fancy { .. } => (None, None),
         };
         s.spans.clear();
@@ -753,7 +777,7 @@ impl Pattern {
     ) -> Result<bool, BudgetExceeded> {
         let fancy = match (&self.compiled, self.exact_for(hay, nl)) {
             (_, Some(ex)) => ex,
-            (Compiled::Linear { uni, .. }, None) => {
+            (Compiled::Linear { .. }, None) => {
                 // compiled on first use: not needed while the chain gets through
                 let ascii = || if is_ascii { self.ascii_linear() } else { None };
                 if let (Some(segs), Some(ss)) = (self.segments(), scratch.seg.as_mut()) {
@@ -787,7 +811,7 @@ impl Pattern {
                     scratch.missed = false;
                     let whole = match ascii() {
                         Some(a) => a.find(hay.as_bytes()).map(|m| (m.start(), m.end())),
-                        None => uni.find(hay).map(|m| (m.start(), m.end())),
+                        None => self.uni_linear()?.find(hay).map(|m| (m.start(), m.end())),
                     };
                     let Some((start, end)) = whole else {
                         return Ok(false);
@@ -805,9 +829,8 @@ impl Pattern {
                     scratch.src = ScratchSrc::BLocs;
                     return Ok(a.captures_read(locs, hay.as_bytes()).is_some());
                 }
-                let Some(locs) = scratch.locs.as_mut() else {
-                    return Ok(false);
-                };
+                let uni = self.uni_linear()?;
+                let locs = scratch.locs.get_or_insert_with(|| uni.capture_locations());
                 scratch.src = ScratchSrc::Locs;
                 return Ok(uni.captures_read(locs, hay).is_some());
             }
@@ -835,9 +858,9 @@ impl Pattern {
         }
         let ascii = all_ascii(hay.as_bytes());
         match &self.compiled {
-            Compiled::Linear { uni, .. } => match self.ascii_linear() {
+            Compiled::Linear { .. } => match self.ascii_linear() {
                 Some(a) if ascii => Ok(a.is_match(hay.as_bytes())),
-                _ => Ok(uni.is_match(hay)),
+                _ => Ok(self.uni_linear()?.is_match(hay)),
             },
             Compiled::Fancy { .. } if !self.superset_allows(hay) => Ok(false),
             Compiled::Fancy { uni, .. } => {

@@ -922,3 +922,37 @@ fn needed_text_first_after_a_miss_equals_full_engine() {
         }
     }
 }
+
+/// The Unicode engine of a linear pattern is compiled when a search first
+/// needs it (a non-ASCII haystack the segment chain does not decide), and
+/// then gives what an eagerly compiled engine gives.
+#[test]
+fn unicode_engine_is_compiled_on_first_use() {
+    let p = pat(r"^user (?P<u>\w+) from (\S+) port \d+$");
+    assert_eq!(p.engine(), Engine::Linear);
+    assert!(!p.uni_compiled());
+    assert_eq!(group(&p, "user alice from 10.0.0.1 port 22", "u"), Some("alice"));
+    assert!(!m(&p, "user alice from 10.0.0.1"));
+    assert!(!p.uni_compiled(), "ASCII lines need no Unicode engine");
+    let full = regex::Regex::new(p.translated()).unwrap();
+    for hay in ["user jürgen from ::1 port 2", "user ü from x port 9", "user ü from  port 9", "usér a from b port 1"]
+    {
+        let got = p.captures(hay).unwrap().map(|c| c.groups);
+        assert_eq!(got, full_engine_groups(&full, hay), "{hay:?}");
+    }
+    assert!(p.uni_compiled());
+}
+
+/// A pattern whose Unicode engine exceeds the size limit still loads (its
+/// syntax is valid) and serves ASCII lines; a line that needs the Unicode
+/// engine is a budget failure, counted by the runner, never a silent miss.
+#[test]
+fn unicode_engine_over_the_size_limit_is_a_budget_failure() {
+    let p = pat(r"^(?:\w{100}){60}x$");
+    let ascii = format!("{}x", "a".repeat(6000));
+    assert_eq!(p.is_match(&ascii), Ok(true));
+    assert_eq!(p.is_match(&format!("{}x", "a".repeat(5999))), Ok(false));
+    let uni = format!("{}x", "ä".repeat(6000));
+    assert_eq!(p.is_match(&uni), Err(BudgetExceeded));
+    assert_eq!(p.captures(&uni), Err(BudgetExceeded));
+}
