@@ -138,6 +138,16 @@ impl Stop {
                 }
                 k += 8;
             }
+            if k == h.len() {
+                return k;
+            }
+            if h.len() >= 8 {
+                // the last eight bytes (those before `k` hold none of them)
+                let base = h.len() - 8;
+                let w = word_at(h, base);
+                let z = eq_bits(w, ba) | eq_bits(w, bb) | eq_bits(w, bc);
+                return if z != 0 { base + (z.trailing_zeros() / 8) as usize } else { h.len() };
+            }
             return k + h[k..].iter().position(|&x| x == a || x == b || x == c).unwrap_or(h.len() - k);
         }
         match self.n {
@@ -241,6 +251,21 @@ fn find_lit(h: &[u8], t: &[u8], rare: usize) -> Option<usize> {
             z &= z - 1;
         }
         k += 8;
+    }
+    // the last places: one word ending at `hi` (its places before `k`
+    // failed above: checked again, they fail again), unless `hi` is too
+    // close to the start
+    if k < hi && hi >= rare + 8 {
+        let base = hi - 8;
+        let mut z = eq_bits(word_at(h, base), bc);
+        while z != 0 {
+            let j = base + (z.trailing_zeros() / 8) as usize - rare;
+            if text_at(h, j, t) {
+                return Some(j);
+            }
+            z &= z - 1;
+        }
+        return None;
     }
     while k < hi {
         if h[k] == c && text_at(h, k - rare, t) {
@@ -409,6 +434,12 @@ impl Fast {
             Fast::Opt { .. } => None,
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Steps { steps, .. } => walk(steps, b, pos),
+            // greedy with no text after it, the first `\n` known and not
+            // before `pos`: every char to it (as `dots` finds)
+            Fast::Dots { min, lazy: false, tail, .. } if tail.is_empty() && nl.is_some_and(|n| pos <= n) => {
+                let n = nl?;
+                (pos + min <= n).then_some(n)
+            }
             Fast::Dots { min, lazy, tail, rare } => dots(b, pos, nl, *min, *lazy, tail.as_bytes(), *rare),
             Fast::Host { kind } => host::scan(*kind, b, pos).map(|(end, _)| end),
             // handled by the caller (its None is "undecided", not "no match")
@@ -2729,6 +2760,29 @@ mod tests {
                 assert_eq!(stop.find(&h[from..]), want, "{h:?} from {from}: {stop:?}");
             }
         }
+    }
+
+    /// The inline end of a greedy `.*`/`.+` with no text after it (the
+    /// first `\n` known) equals `dots`, at every position of texts with `\n`
+    /// before, at and after it, non-ASCII text and none.
+    #[test]
+    fn dots_to_known_newline_equal_dots() {
+        let hays = ["", "a", "\n", "ab\ncd", "abc\n", "\n\n", "\u{e9}x\ny", "xyz", "a\r\nb"];
+        let mut compared = 0;
+        for h in hays {
+            let nl = crate::pattern::first_newline(h.as_bytes());
+            for min in [0, 1] {
+                let f = Fast::Dots { min, lazy: false, tail: String::new(), rare: 0 };
+                for pos in (0..=h.len()).filter(|&p| h.is_char_boundary(p)) {
+                    for known in [Some(nl), None] {
+                        let want = dots(h.as_bytes(), pos, known, min, false, b"", 0);
+                        assert_eq!(f.run(h, pos, known), want, "{h:?} at {pos}, min {min}, nl {known:?}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared}");
     }
 
     /// The piece as steps (if it is walked step by step) and as the
