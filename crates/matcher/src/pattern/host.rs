@@ -140,9 +140,78 @@ fn run(b: &[u8], p: usize, cap: usize, f: impl Fn(u8) -> bool) -> usize {
     k
 }
 
-/// End of `(?:\d{1,3}\.){3}\d{1,3}`'s first parse from `p`.
+/// End of `(?:\d{1,3}\.){3}\d{1,3}`'s first parse from `p`: from the
+/// sixteen bytes there at once when there are that many ([`ip4_words`]),
+/// else byte by byte.
 #[inline]
-fn ip4(b: &[u8], mut p: usize) -> Option<usize> {
+fn ip4(b: &[u8], p: usize) -> Option<usize> {
+    match ip4_words(b, p) {
+        Some(end) => end,
+        None => ip4_bytes(b, p),
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is not an ASCII digit; exact when
+/// no byte of `w` has its high bit (no carry or borrow crosses a byte: a
+/// byte from `:` on gets its high bit from the add, `0x7f + 0x46` stays
+/// below `0x100`; one below `0` loses the high bit set before the subtract).
+#[inline(always)]
+fn non_digits(w: u64) -> u64 {
+    (w.wrapping_add(0x46 * LO) | !(w | HI).wrapping_sub(0x30 * LO)) & HI
+}
+
+/// The high bit of each byte of `w` equal to `.`; exact when no byte of `w`
+/// has its high bit (the add to the low seven bits carries into the high
+/// bit exactly for a non-zero byte, and never out of the byte).
+#[inline(always)]
+fn dots(w: u64) -> u64 {
+    let x = w ^ (u64::from(b'.') * LO);
+    !((x & !HI).wrapping_add(!HI) | x) & HI
+}
+
+/// Flags in the high bits of bytes as bits 0..8 (byte `k`: bit `k`).
+#[inline(always)]
+fn bits8(x: u64) -> u32 {
+    ((x >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+/// [`ip4_bytes`] from the sixteen bytes at `p` (the most the first parse
+/// reads: three parts of at most three digits and a dot, then at most three
+/// digits): bit masks of the non-digits and the dots, one test per part.
+/// None when there are fewer than sixteen bytes or one of them is not
+/// ASCII (the caller goes byte by byte); else the same answer as
+/// [`ip4_bytes`] — each part needs 1 to 3 digits then a dot (the first
+/// non-digit, at most 3 bytes on, is a dot), the last takes up to three.
+#[inline(always)]
+fn ip4_words(b: &[u8], p: usize) -> Option<Option<usize>> {
+    let w = b.get(p..p.checked_add(16)?)?;
+    let lo = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    let hi = u64::from_le_bytes([w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]]);
+    if (lo | hi) & HI != 0 {
+        return None;
+    }
+    let nd = bits8(non_digits(lo)) | bits8(non_digits(hi)) << 8;
+    let dot = bits8(dots(lo)) | bits8(dots(hi)) << 8;
+    let mut k = 0;
+    for _ in 0..3 {
+        // digits from `k` to the first non-digit (past the sixteen: 32 - k)
+        let d = (nd >> k).trailing_zeros();
+        if !(1..=3).contains(&d) || dot & (1 << (k + d)) == 0 {
+            return Some(None);
+        }
+        k += d + 1;
+    }
+    // k <= 12: the last part's three bytes are among the sixteen
+    let d = (nd >> k).trailing_zeros().min(3);
+    Some((d > 0).then_some(p + (k + d) as usize))
+}
+
+/// [`ip4`] byte by byte.
+#[inline]
+fn ip4_bytes(b: &[u8], mut p: usize) -> Option<usize> {
     for _ in 0..3 {
         let d = run(b, p, 4, is_digit);
         if !(1..=3).contains(&d) || b.get(p + d) != Some(&b'.') {
@@ -374,6 +443,60 @@ pub(super) mod tests {
         ];
         v.extend(mutated_texts(&mut rng, &seeds, alphabet, 20_000));
         v
+    }
+
+    /// The sixteen-byte IP4 test equals the byte-by-byte one wherever it
+    /// answers, at every position of address-like texts followed by what
+    /// lines have there (so that sixteen bytes are there), with every byte
+    /// value next to the parts (digits, dots, the bytes around `0`-`9` and
+    /// `.`, high bits: then it must not answer).
+    #[test]
+    fn ip4_words_equal_ip4_bytes() {
+        let mut hays: Vec<Vec<u8>> = Vec::new();
+        let tails: [&[u8]; 6] =
+            [b"", b" port 22 ssh2", b"0000000000000000", b"................", b"/:-", b"\xff\x80abc"];
+        for t in texts() {
+            for tail in tails {
+                let mut h = t.clone().into_bytes();
+                h.extend_from_slice(tail);
+                hays.push(h);
+            }
+        }
+        let parts = ["1", "12", "123", "1234", "", "0"];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    for d in ["1", "12", "123", "1234", "12345", ""] {
+                        hays.push(format!("{a}.{b}.{c}.{d} port 22 ssh2").into_bytes());
+                        hays.push(format!("{a}.{b}.{c}.{d}").into_bytes());
+                    }
+                }
+            }
+        }
+        // each byte value in each of the sixteen places of an address
+        let base = b"123.45.6.789 port 22".to_vec();
+        for k in 0..16 {
+            for v in 0..=255u8 {
+                let mut h = base.clone();
+                h[k] = v;
+                hays.push(h);
+            }
+        }
+        let (mut answered, mut compared) = (0, 0);
+        for h in &hays {
+            for pos in 0..=h.len() {
+                let want = ip4_bytes(h, pos);
+                if let Some(got) = ip4_words(h, pos) {
+                    assert_eq!(got, want, "{:?} at {pos}", String::from_utf8_lossy(h));
+                    answered += 1;
+                    if want.is_some() {
+                        compared += 1;
+                    }
+                }
+                assert_eq!(ip4(h, pos), want);
+            }
+        }
+        assert!(answered > 100_000 && compared > 1_000, "{answered} {compared}");
     }
 
     /// The scanner's first parse (end and groups) equals the full engine's

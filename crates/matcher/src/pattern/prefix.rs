@@ -198,8 +198,56 @@ impl Daemon {
 /// The end of the template's first parse for daemon `d` anchored at `p` on
 /// an ASCII haystack, or None when the scanner cannot decide (see the
 /// module's comment: None says nothing about whether it matches).
-#[inline]
+/// (The chain runs [`scan_memo`]; this is its reference in tests.)
+#[cfg(test)]
 pub(super) fn scan(b: &[u8], p: usize, d: &Daemon) -> Option<usize> {
+    after_bracket(b, to_bracket(b, p, d)?)
+}
+
+/// Bytes a [`Memo`] keeps.
+const MEMO_BYTES: usize = 48;
+
+/// The bytes from the scan's start through the `[` after the daemon's name
+/// of the last line whose [`scan`] got there (the same host and daemon on
+/// most lines of a log).
+#[derive(Clone, Debug)]
+pub(super) struct Memo {
+    len: usize,
+    bytes: [u8; MEMO_BYTES],
+}
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo { len: 0, bytes: [0; MEMO_BYTES] }
+    }
+}
+
+/// [`scan`] through `m`: when the bytes from `p` start with the remembered
+/// ones, the scan from there (steps 1 to 7 up to the `[` decide on those
+/// bytes alone: the runs of white space and non-space end inside them, the
+/// name and the `[` are among them, and neither `kernel:` nor `@` can
+/// start where the name and `[` are; so they take the same path and end at
+/// the same offset); else the whole scan, remembered.
+#[inline]
+pub(super) fn scan_memo(b: &[u8], p: usize, d: &Daemon, m: &mut Memo) -> Option<usize> {
+    let n = m.len;
+    if n > 0 && super::segments::text_at(b, p, &m.bytes[..n]) {
+        return after_bracket(b, p + n);
+    }
+    let q = to_bracket(b, p, d)?;
+    if let Some(src) = b.get(p..q)
+        && let Some(dst) = m.bytes.get_mut(..src.len())
+    {
+        dst.copy_from_slice(src);
+        m.len = src.len();
+    }
+    after_bracket(b, q)
+}
+
+/// Steps 1 to 7 of [`scan`] up to the `[` after the daemon's name: the
+/// index after it.
+#[inline(always)]
+fn to_bracket(b: &[u8], p: usize, d: &Daemon) -> Option<usize> {
     // 1, 2, 3
     if b.get(p) == Some(&b'[') {
         return None;
@@ -226,8 +274,15 @@ pub(super) fn scan(b: &[u8], p: usize, d: &Daemon) -> Option<usize> {
     if b.get(p) != Some(&b'[') {
         return None;
     }
-    let q = digit_run(b, p + 1);
-    if q == p + 1 || b.get(q) != Some(&b']') {
+    Some(p + 1)
+}
+
+/// The rest of [`scan`] from `p`, after the `[`: the digits, `]`, `:`, the
+/// white space and step 8.
+#[inline(always)]
+fn after_bracket(b: &[u8], p: usize) -> Option<usize> {
+    let q = digit_run(b, p);
+    if q == p || b.get(q) != Some(&b']') {
         return None;
     }
     let q = if b.get(q + 1) == Some(&b':') { q + 2 } else { q + 1 };
@@ -366,6 +421,55 @@ pub(super) mod tests {
                 let hay = common.replace("sshd", d);
                 assert!(scan(hay.as_bytes(), 0, &Daemon::new(d.as_bytes())).is_some(), "{hay:?}");
             }
+        }
+    }
+
+    /// The remembered scan equals the scan, line after line, on lines that
+    /// share the remembered bytes or differ from them anywhere (the host,
+    /// its length, the white space, the name, the `[`, after it), in orders
+    /// where the memo is both kept and replaced.
+    #[test]
+    fn memo_equals_scan() {
+        let mut lines: Vec<String> = texts();
+        let base = " bastion sshd[18357]: Failed password for root";
+        let mut rng = xorshift(0x3e30_5ca9);
+        let alphabet = b" \tbastion sshd[]:0123456789@kernel<>.(x)";
+        for _ in 0..4000 {
+            let mut t = base.as_bytes().to_vec();
+            for _ in 0..rng(3) {
+                let k = rng(t.len() as u64) as usize;
+                match rng(3) {
+                    0 => t[k] = alphabet[rng(alphabet.len() as u64) as usize],
+                    1 => t.insert(k, alphabet[rng(alphabet.len() as u64) as usize]),
+                    _ => {
+                        t.remove(k);
+                    }
+                }
+            }
+            lines.push(String::from_utf8(t).unwrap());
+            lines.push(base.to_string());
+        }
+        lines.push(format!(" {} sshd[1]: x", "h".repeat(60)));
+        lines.push(format!(" {} sshd[1]: x", "h".repeat(60)));
+        for d in ["sshd", "named", "k", "kernel"] {
+            let dd = Daemon::new(d.as_bytes());
+            let (mut hits, mut decided) = (0, 0);
+            for p in [0, 1] {
+                let mut m = Memo::default();
+                for line in &lines {
+                    let line = line.replace("sshd", d);
+                    let b = line.as_bytes();
+                    if !b.is_ascii() {
+                        continue;
+                    }
+                    let before = m.len > 0 && super::super::segments::text_at(b, p, &m.bytes[..m.len]);
+                    let got = scan_memo(b, p, &dd, &mut m);
+                    assert_eq!(got, scan(b, p, &dd), "{d}: {line:?} at {p}");
+                    hits += usize::from(before);
+                    decided += usize::from(got.is_some());
+                }
+            }
+            assert!(hits > 2_000 && decided > 2_000, "{d}: {hits} {decided}");
         }
     }
 

@@ -138,6 +138,16 @@ impl Stop {
                 }
                 k += 8;
             }
+            if k == h.len() {
+                return k;
+            }
+            if h.len() >= 8 {
+                // the last eight bytes (those before `k` hold none of them)
+                let base = h.len() - 8;
+                let w = word_at(h, base);
+                let z = eq_bits(w, ba) | eq_bits(w, bb) | eq_bits(w, bc);
+                return if z != 0 { base + (z.trailing_zeros() / 8) as usize } else { h.len() };
+            }
             return k + h[k..].iter().position(|&x| x == a || x == b || x == c).unwrap_or(h.len() - k);
         }
         match self.n {
@@ -241,6 +251,21 @@ fn find_lit(h: &[u8], t: &[u8], rare: usize) -> Option<usize> {
             z &= z - 1;
         }
         k += 8;
+    }
+    // the last places: one word ending at `hi` (its places before `k`
+    // failed above: checked again, they fail again), unless `hi` is too
+    // close to the start
+    if k < hi && hi >= rare + 8 {
+        let base = hi - 8;
+        let mut z = eq_bits(word_at(h, base), bc);
+        while z != 0 {
+            let j = base + (z.trailing_zeros() / 8) as usize - rare;
+            if text_at(h, j, t) {
+                return Some(j);
+            }
+            z &= z - 1;
+        }
+        return None;
     }
     while k < hi {
         if h[k] == c && text_at(h, k - rare, t) {
@@ -409,6 +434,12 @@ impl Fast {
             Fast::Opt { .. } => None,
             Fast::Fixed { text, .. } => text_at(b, pos, text.as_bytes()).then_some(pos + text.len()),
             Fast::Steps { steps, .. } => walk(steps, b, pos),
+            // greedy with no text after it, the first `\n` known and not
+            // before `pos`: every char to it (as `dots` finds)
+            Fast::Dots { min, lazy: false, tail, .. } if tail.is_empty() && nl.is_some_and(|n| pos <= n) => {
+                let n = nl?;
+                (pos + min <= n).then_some(n)
+            }
             Fast::Dots { min, lazy, tail, rare } => dots(b, pos, nl, *min, *lazy, tail.as_bytes(), *rare),
             Fast::Host { kind } => host::scan(*kind, b, pos).map(|(end, _)| end),
             // handled by the caller (its None is "undecided", not "no match")
@@ -1574,15 +1605,8 @@ impl Segment {
                 }
                 end
             }
-            Some(Fast::Prefix { daemon }) => {
-                // undecided (or not ASCII): the general case
-                let end = if ascii { prefix::scan(hay.as_bytes(), pos, daemon)? } else { return None };
-                for &g in &self.groups {
-                    let Some(slot) = spans.get_mut(g) else { return Some(None) };
-                    *slot = Some((pos, end));
-                }
-                end
-            }
+            // the caller's, with its memo ([`Segment::run_prefix`])
+            Some(Fast::Prefix { .. }) => return None,
             Some(Fast::Opt { group, inner }) if ascii || !self.fast_ascii => {
                 let m = inner.run(hay, pos, nl);
                 let Some(slot) = spans.get_mut(*group) else { return Some(None) };
@@ -1603,6 +1627,39 @@ impl Segment {
             _ => return None,
         };
         Some(Some(end))
+    }
+
+    /// The end of a free tail ([`Segment::free`]) from `pos` when the text T
+    /// is not there (none: the general search decides).
+    #[inline(always)]
+    fn free_end(&self, b: &[u8], nl: Option<usize>, pos: usize) -> Option<usize> {
+        let t = self.free.as_ref()?;
+        // the first `\n` from `pos` (the haystack's length: none)
+        let n = match nl {
+            Some(n) if n >= pos => n,
+            _ => pos + memchr::memchr(b'\n', b.get(pos..)?).unwrap_or(b.len() - pos),
+        };
+        (n + 1 >= b.len() && t.find(&b[pos..n]).is_none()).then_some(n)
+    }
+
+    /// The segment's prefix scanner ([`Fast::Prefix`]) from `pos` through the
+    /// memo `m`, on ASCII haystacks: its end (its groups set in `spans`), or
+    /// None when it cannot decide (the general case decides).
+    #[inline]
+    fn run_prefix(
+        &self,
+        m: &mut prefix::Memo,
+        b: &[u8],
+        ascii: bool,
+        pos: usize,
+        spans: &mut [Option<(usize, usize)>],
+    ) -> Option<usize> {
+        let Some(Fast::Prefix { daemon }) = &self.fast else { return None };
+        let end = if ascii { prefix::scan_memo(b, pos, daemon, m)? } else { return None };
+        for &g in &self.groups {
+            *spans.get_mut(g)? = Some((pos, end));
+        }
+        Some(end)
     }
 
     /// The segment's steps (`memo`) from `pos`, through the memo `m`; the
@@ -1660,10 +1717,9 @@ pub(crate) struct Segments {
     /// (dots, a run that scans): the part fails without it, and finding it
     /// is the part's own work.
     pre_need: bool,
-    /// The chain is segments without free tails (no alternation): as a
-    /// branch, it is run in the alternation's loop while their fast kinds
-    /// (if they have them for the haystack) get through
-    /// ([`Segments::run_flat`]).
+    /// The chain is segments (no alternation): as a branch, it is run in
+    /// the alternation's loop while their fast kinds (if they have them for
+    /// the haystack) or free tails get through ([`Segments::run_flat`]).
     flat: bool,
     /// Literal text one of which every match of the chain starts with
     /// (empty: not known): as a branch, when none is at `pos` it cannot
@@ -1713,6 +1769,43 @@ impl Guard {
         b.get(pos).is_none_or(|&c| !self.start[c as usize])
             || (!self.lits.is_empty() && !self.lits.iter().any(|t| text_at(b, pos, t)))
     }
+}
+
+/// Are the `(?m:$)` parts after [`Fast::Dots`] kept (tests of the general path)?
+#[inline]
+fn keep_dollar() -> bool {
+    #[cfg(test)]
+    return KEEP_DOLLAR.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
+}
+
+/// A part that always ends at the first `\n` from its start or at the end of
+/// the haystack: a greedy [`Fast::Dots`] with no text after it, for every
+/// haystack (not ASCII-only: no general search with another end), no guard,
+/// no free tail.
+fn dots_to_line_end(p: &Part) -> bool {
+    matches!(p, Part::Seg(Segment {
+        fast: Some(Fast::Dots { lazy: false, tail, .. }),
+        guard: None,
+        free: None,
+        fast_ascii: false,
+        tail: 0,
+        ..
+    }) if tail.is_empty())
+}
+
+/// A part that is only `(?m:$)` (no groups, no guard, no free tail): it holds
+/// at a `\n` and at the end of the haystack.
+fn line_end_only(p: &Part) -> bool {
+    matches!(p, Part::Seg(Segment {
+        fast: Some(Fast::Seq(atoms)),
+        guard: None,
+        free: None,
+        whole: None,
+        groups,
+        ..
+    }) if groups.is_empty() && !atoms.is_empty() && atoms.iter().all(|a| *a == Atom::LineEnd))
 }
 
 /// Segment sources, compiled on first use.
@@ -1813,6 +1906,18 @@ impl SegmentsSrc {
                 ),
             });
         }
+        // `(?m:$)` right after a greedy `(.*)`/`(.+)` with no text after it
+        // ([`Fast::Dots`], which takes every char up to the first `\n` or the
+        // end, on every haystack): it holds there, so the part is dropped
+        // (one part less per run; see `dollar_after_dots_is_dropped`)
+        let mut k = 1;
+        while k < parts.len() {
+            if !keep_dollar() && dots_to_line_end(&parts[k - 1]) && line_end_only(&parts[k]) {
+                parts.remove(k);
+            } else {
+                k += 1;
+            }
+        }
         let mut groups = Vec::new();
         for p in &parts {
             match p {
@@ -1837,7 +1942,7 @@ impl SegmentsSrc {
             ) => !tail.contains(t.as_str()),
             _ => true,
         };
-        let flat = !parts.is_empty() && parts.iter().all(|p| matches!(p, Part::Seg(Segment { free: None, .. })));
+        let flat = !parts.is_empty() && parts.iter().all(|p| matches!(p, Part::Seg(_)));
         Some(Segments { parts, groups, need, lead, one, pre_need, flat })
     }
 }
@@ -1851,7 +1956,13 @@ impl std::fmt::Debug for Segments {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per link, in a Vec
 enum PartScratch {
-    Seg { cache: Option<meta::Cache>, caps: Option<RaCaptures>, memo: Option<Box<WalkMemo>>, steps: StepsMemo },
+    Seg {
+        cache: Option<meta::Cache>,
+        caps: Option<RaCaptures>,
+        memo: Option<Box<WalkMemo>>,
+        steps: StepsMemo,
+        prefix: prefix::Memo,
+    },
     Alt(Vec<(Option<meta::Cache>, SegScratch)>),
 }
 
@@ -2174,6 +2285,12 @@ thread_local! {
     static HOST_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: keep every `(?m:$)` part (see `dots_to_line_end`).
+    static KEEP_DOLLAR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Are [`Fast::Host`] segments off (tests of the general path)?
 #[inline]
 fn host_off() -> bool {
@@ -2185,8 +2302,9 @@ fn host_off() -> bool {
 
 impl Segments {
     /// [`Segments::run`] of a `flat` chain, as long as its segments have
-    /// fast kinds for the haystack (None when one has not: the caller runs
-    /// the chain from the start, which takes the same steps up to there).
+    /// fast kinds for the haystack or free tails that decide, in the same
+    /// order as `run` (None when one has not: the caller runs the chain from
+    /// the start, which takes the same steps up to there).
     #[inline(always)]
     fn run_flat(
         &self,
@@ -2203,9 +2321,11 @@ impl Segments {
             if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
                 continue;
             }
-            match seg.run_fast(hay, ascii, nl, pos, spans)? {
-                Some(end) => pos = end,
-                None => return Some(None),
+            match seg.run_fast(hay, ascii, nl, pos, spans) {
+                Some(Some(end)) => pos = end,
+                Some(None) => return Some(None),
+                // a free tail that decides (as in `run`), else the caller's
+                None => pos = seg.free_end(b, nl, pos)?,
             }
         }
         Some(Some(pos))
@@ -2224,9 +2344,13 @@ impl Segments {
                 .parts
                 .iter()
                 .map(|p| match p {
-                    Part::Seg(_) => {
-                        PartScratch::Seg { cache: None, caps: None, memo: None, steps: StepsMemo::default() }
-                    }
+                    Part::Seg(_) => PartScratch::Seg {
+                        cache: None,
+                        caps: None,
+                        memo: None,
+                        steps: StepsMemo::default(),
+                        prefix: prefix::Memo::default(),
+                    },
                     Part::Alt(b, _) => PartScratch::Alt(b.iter().map(|(_, _, c)| (None, c.scratch())).collect()),
                 })
                 .collect(),
@@ -2265,9 +2389,14 @@ impl Segments {
                         None => {
                             // the general case: built only here (the fast
                             // kinds above need no `Input`)
-                            let Some(PartScratch::Seg { cache, caps, memo, steps }) = s.parts.get_mut(i) else {
+                            let Some(PartScratch::Seg { cache, caps, memo, steps, prefix }) = s.parts.get_mut(i) else {
                                 return None;
                             };
+                            // the prefix scanner, through its memo
+                            if let Some(end) = seg.run_prefix(prefix, b, ascii, pos, spans) {
+                                pos = end;
+                                continue;
+                            }
                             // steps whose last walk read the same bytes: its answer
                             if let Some(Fast::Steps { memo: true, .. }) = &seg.fast
                                 && (ascii || !seg.fast_ascii)
@@ -2275,16 +2404,9 @@ impl Segments {
                                 pos = seg.run_memo(steps, b, pos, spans)?;
                                 continue;
                             }
-                            if let Some(t) = &seg.free {
-                                // the first `\n` from `pos` (the haystack's length: none)
-                                let n = match nl {
-                                    Some(n) if n >= pos => n,
-                                    _ => pos + memchr::memchr(b'\n', &b[pos..]).unwrap_or(b.len() - pos),
-                                };
-                                if n + 1 >= b.len() && t.find(&b[pos..n]).is_none() {
-                                    pos = n;
-                                    continue;
-                                }
+                            if let Some(n) = seg.free_end(b, nl, pos) {
+                                pos = n;
+                                continue;
                             }
                             let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
                             if seg.whole.is_none() && !seg.groups.is_empty() {
@@ -2638,6 +2760,29 @@ mod tests {
                 assert_eq!(stop.find(&h[from..]), want, "{h:?} from {from}: {stop:?}");
             }
         }
+    }
+
+    /// The inline end of a greedy `.*`/`.+` with no text after it (the
+    /// first `\n` known) equals `dots`, at every position of texts with `\n`
+    /// before, at and after it, non-ASCII text and none.
+    #[test]
+    fn dots_to_known_newline_equal_dots() {
+        let hays = ["", "a", "\n", "ab\ncd", "abc\n", "\n\n", "\u{e9}x\ny", "xyz", "a\r\nb"];
+        let mut compared = 0;
+        for h in hays {
+            let nl = crate::pattern::first_newline(h.as_bytes());
+            for min in [0, 1] {
+                let f = Fast::Dots { min, lazy: false, tail: String::new(), rare: 0 };
+                for pos in (0..=h.len()).filter(|&p| h.is_char_boundary(p)) {
+                    for known in [Some(nl), None] {
+                        let want = dots(h.as_bytes(), pos, known, min, false, b"", 0);
+                        assert_eq!(f.run(h, pos, known), want, "{h:?} at {pos}, min {min}, nl {known:?}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared}");
     }
 
     /// The piece as steps (if it is walked step by step) and as the
@@ -3481,6 +3626,77 @@ mod tests {
         eprintln!("host chains: {agreed} through and equal to the full engine, {fast_only} only with the scanner");
     }
 
+    /// A `(?m:$)` part right after a greedy `(.*)`/`(.+)` with no text after
+    /// it is dropped: the chains without it give the same end and groups as
+    /// the chains with it, and as the full engine, on haystacks with `\n`
+    /// here and there (none, in the middle, last, doubled), `\r`, empty
+    /// content and non-ASCII text; not after a lazy one, one with text after
+    /// it, or before other assertions.
+    #[test]
+    fn dollar_after_dots_is_dropped() {
+        let pats = [
+            (r"^(?P<a>x)?(?P<c>.+)$", true),
+            (r"^ab(?P<c>.*)$", true),
+            (r"\A(?P<m>\S+) (?:(?:error|fatal): (?:PAM: )?)?(?P<c>.+)$", true),
+            (r"^ab(?P<c>.+)$(?P<d>\n?)", true),
+            (r"^ab(?P<c>.+?)$", false),
+            (r"^ab(?P<c>.+)x$", false),
+            (r"^ab(?P<c>.+)\Z", false),
+        ];
+        let hays = [
+            "",
+            "ab",
+            "abc",
+            "ab\n",
+            "abc\n",
+            "abc\ndef",
+            "abc\n\n",
+            "ab\r\n",
+            "x",
+            "xy\n",
+            "xab",
+            "abx",
+            "abx\n",
+            "m error: PAM: hi",
+            "m fatal: x\n",
+            "m \n",
+            "m  ",
+            "ab\u{e9}\n",
+            "ab\u{e9}",
+            "\u{e9}\n\u{e9}",
+            "abc\nx",
+        ];
+        let mut through = 0;
+        for (src, dropped) in pats {
+            let parsed = pyre::parse(src, false).unwrap();
+            let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
+            let mut text = String::new();
+            emit::emit(&node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let lean = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            KEEP_DOLLAR.with(|c| c.set(true));
+            let full = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            KEEP_DOLLAR.with(|c| c.set(false));
+            assert_eq!(lean.parts.len() + usize::from(dropped), full.parts.len(), "{src}");
+            let n = parsed.names.len();
+            let (mut ls, mut fs) = (lean.scratch(), full.scratch());
+            let mut caps = re.create_captures();
+            for h in hays {
+                for nl in [None, Some(h.find('\n').unwrap_or(h.len()))] {
+                    let mut a = vec![None; n];
+                    let mut b = vec![None; n];
+                    let ea = lean.run(h, h.is_ascii(), nl, 0, &mut ls, &mut a);
+                    let eb = full.run(h, h.is_ascii(), nl, 0, &mut fs, &mut b);
+                    assert_eq!((ea, &a), (eb, &b), "{src:?} on {h:?}");
+                    if chain_agrees(src, &lean, &re, n, h, nl, &mut ls, &mut caps) {
+                        through += 1;
+                    }
+                }
+            }
+        }
+        assert!(through > 20, "{through}");
+    }
+
     #[test]
     fn alternation_proofs_equal_full_engine() {
         let pats = [
@@ -3726,7 +3942,7 @@ mod tests {
         for _ in 0..2000 {
             hays.push((0..next(9)).map(|_| pieces[next(pieces.len() as u64) as usize]).collect());
         }
-        let (mut compared, mut frees) = (0, 0);
+        let (mut compared, mut frees, mut flat_through) = (0, 0, 0);
         for src in pats {
             let parsed = pyre::parse(src, true).unwrap();
             // as `Pattern::compile`: the idiom rewritten by `linearize`
@@ -3748,6 +3964,19 @@ mod tests {
                     for nl in [None, Some(crate::pattern::first_newline(hay.as_bytes()))] {
                         let n = parsed.names.len();
                         compared += usize::from(chain_agrees(src, &segs, &re, n, hay, nl, &mut scratch, &mut caps));
+                        // the chain as a branch: its flat run (free tail
+                        // included) equals its run wherever it decides
+                        assert!(segs.flat, "{src}");
+                        let mut a = vec![None; n];
+                        if let Some(got) = segs.run_flat(hay, hay.is_ascii(), nl, 0, &mut a) {
+                            let mut b = vec![None; n];
+                            let want = segs.run(hay, hay.is_ascii(), nl, 0, &mut scratch, &mut b);
+                            assert_eq!(got, want, "{src:?} on {hay:?}");
+                            if got.is_some() {
+                                assert_eq!(a, b, "{src:?} on {hay:?}");
+                                flat_through += 1;
+                            }
+                        }
                     }
                 }
             }
@@ -3755,6 +3984,7 @@ mod tests {
         // each pattern's tail segment is recognized (the fast end is taken)
         assert_eq!(frees, pats.len(), "{frees}");
         assert!(compared > 10_000, "{compared}");
+        assert!(flat_through > 5_000, "{flat_through}");
     }
 
     /// [`Walk::any`] (stop at the first match state) tells what the DFA's
