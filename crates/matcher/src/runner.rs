@@ -2251,6 +2251,42 @@ fn is_match(p: &Pat, hay: &str, stats: &mut MatchStats) -> bool {
     }
 }
 
+/// `(first_newline(b), all_ascii(b))` in one pass for the common buffer: a
+/// text that is all ASCII with its only newline at its end (eight bytes a
+/// step, which the compiler makes vector instructions); the two scans
+/// otherwise.
+#[inline]
+fn nl_ascii(b: &[u8]) -> (usize, bool) {
+    if let Some((&b'\n', body)) = b.split_last() {
+        if let Some(last) = body.len().checked_sub(8) {
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
+            let word = |c: &[u8]| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                u64::from_le_bytes(a)
+            };
+            // `bad`: a byte's top bit set (not ASCII); `ok`: for an ASCII
+            // byte, its top bit is set after `^ "\n"` and `+ 0x7f` (no carry
+            // out of it) exactly when it is no "\n"
+            let (mut bad, mut ok) = (0u64, HI);
+            let mut step = |w: u64| {
+                bad |= w;
+                ok &= (w ^ (LO * u64::from(b'\n'))).wrapping_add(LO * 0x7f);
+            };
+            for c in body.chunks_exact(8) {
+                step(word(c));
+            }
+            // the last eight bytes (overlapping the chunks read)
+            step(word(&body[last..]));
+            if bad & HI == 0 && ok & HI == HI {
+                return (body.len(), true);
+            }
+        }
+    }
+    (first_newline(b), all_ascii(b))
+}
+
 /// `findFailure`. Returns the new line buffer relative to `org`.
 #[allow(clippy::too_many_arguments)]
 fn find_failure(
@@ -2273,7 +2309,8 @@ fn find_failure(
     push_buf(&mut st.hay, 0..org.len(), org);
     // the engines need the first newline of what they search: found once
     // per buffer here, not per pattern
-    let mut hay_nl = memchr::memchr(b'\n', st.hay.as_bytes()).unwrap_or(st.hay.len());
+    // (and whether it is all ASCII: one pass over it for both)
+    let (mut hay_nl, mut hay_ascii) = nl_ascii(st.hay.as_bytes());
 
     // ignoreregex up front (only with few of them, as fail2ban).
     if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
@@ -2327,7 +2364,6 @@ fn find_failure(
     // whether the buffer (`hay_ascii`) and the content (`content_ascii`)
     // are all ASCII: checked once, not by each pattern that searches them
     // (the content is part of the buffer: ASCII when it is)
-    let mut hay_ascii = all_ascii(st.hay.as_bytes());
     let mut content_ascii = hay_ascii;
     if let Some(pr) = &p.prefregex {
         let caps = &mut st.pref_scratch;

@@ -2033,3 +2033,37 @@ fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
     assert!(filters >= 20, "too few stock filters with a dispatch: {filters}");
     assert!(hits >= 10_000, "too few texts with candidates to mean anything: {hits} of {texts}");
 }
+
+/// The one-pass newline and ASCII scan of a buffer equals the two scans,
+/// on texts of every length around its word size with a newline, a
+/// non-ASCII byte (and bytes next to "\n" and 0x80 in value) at every place.
+#[test]
+fn nl_ascii_is_first_newline_and_all_ascii() {
+    let mut rng = xorshift(0x0a5c_11e0);
+    let bytes = [b'a', b' ', b'\n', b'\x0b', b'\t', b'\x00', 0x7f, 0x80, 0x8a, 0xc3, 0xff, b'~'];
+    let mut n = 0;
+    for len in 0..70usize {
+        let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut cases = vec![base.clone()];
+        for at in 0..len {
+            for &c in &bytes {
+                let mut t = base.clone();
+                t[at] = c;
+                cases.push(t);
+            }
+        }
+        for _ in 0..50 {
+            cases.push((0..len).map(|_| bytes[rng(bytes.len() as u64) as usize]).collect());
+        }
+        for mut t in cases {
+            for end in [false, true] {
+                if end {
+                    t.push(b'\n');
+                }
+                assert_eq!(nl_ascii(&t), (first_newline(&t), all_ascii(&t)), "{t:?}");
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 50_000, "{n}");
+}
