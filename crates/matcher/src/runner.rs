@@ -1922,6 +1922,18 @@ fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]
     out.push('\n');
 }
 
+/// [`push_buf`] of one line, inline (a single-line buffer).
+#[inline(always)]
+fn push_line(out: &mut String, line: &Tl<'_>) {
+    let (a, b) = line.parts();
+    out.reserve(a.len() + b.len() + 1);
+    if !a.is_empty() {
+        out.push_str(a);
+    }
+    out.push_str(b);
+    out.push('\n');
+}
+
 /// The whole-line literal reject of single-line filters that pick their
 /// candidates after the prefregex: it costs a literal search on every line
 /// and saves a prefregex search (a few times dearer) on the lines without
@@ -2094,9 +2106,8 @@ pub(crate) fn process_line_dated(
     res: &mut LineResult,
 ) {
     stats.lines += 1;
-    let hit = hit.filter(|h| {
-        h.start <= h.end && h.end <= line.len() && line.is_char_boundary(h.start) && line.is_char_boundary(h.end)
-    });
+    // (`get`: start <= end <= len, both character boundaries)
+    let hit = hit.filter(|h| line.get(h.start..h.end).is_some());
     // fail2ban's `processLine`: the last date is used for a line without one
     // when it is less than a minute before now.
     let recent_last = st.last_date.filter(|&d| d > now.saturating_sub(RECENT));
@@ -2252,13 +2263,13 @@ fn is_match(p: &Pat, hay: &str, stats: &mut MatchStats) -> bool {
 }
 
 /// `(first_newline(b), all_ascii(b))` in one pass for the common buffer: a
-/// text that is all ASCII with its only newline at its end (eight bytes a
-/// step, which the compiler makes vector instructions); the two scans
-/// otherwise.
+/// text that is all ASCII with its only newline at its end (32 bytes a
+/// step as four words, which the compiler makes vector instructions); the
+/// two scans otherwise (and for a text shorter than that).
 #[inline]
 fn nl_ascii(b: &[u8]) -> (usize, bool) {
     if let Some((&b'\n', body)) = b.split_last() {
-        if let Some(last) = body.len().checked_sub(8) {
+        if let Some(last) = body.len().checked_sub(32) {
             const LO: u64 = 0x0101_0101_0101_0101;
             const HI: u64 = 0x8080_8080_8080_8080;
             let word = |c: &[u8]| {
@@ -2269,16 +2280,21 @@ fn nl_ascii(b: &[u8]) -> (usize, bool) {
             // `bad`: a byte's top bit set (not ASCII); `ok`: for an ASCII
             // byte, its top bit is set after `^ "\n"` and `+ 0x7f` (no carry
             // out of it) exactly when it is no "\n"
-            let (mut bad, mut ok) = (0u64, HI);
-            let mut step = |w: u64| {
-                bad |= w;
-                ok &= (w ^ (LO * u64::from(b'\n'))).wrapping_add(LO * 0x7f);
+            let (mut bad, mut ok) = ([0u64; 4], [HI; 4]);
+            let mut step = |c: &[u8]| {
+                for k in 0..4 {
+                    let w = word(&c[8 * k..8 * k + 8]);
+                    bad[k] |= w;
+                    ok[k] &= (w ^ (LO * u64::from(b'\n'))).wrapping_add(LO * 0x7f);
+                }
             };
-            for c in body.chunks_exact(8) {
-                step(word(c));
+            for c in body.chunks_exact(32) {
+                step(c);
             }
-            // the last eight bytes (overlapping the chunks read)
-            step(word(&body[last..]));
+            // the last 32 bytes (overlapping the chunks read)
+            step(&body[last..]);
+            let bad = bad[0] | bad[1] | bad[2] | bad[3];
+            let ok = ok[0] & ok[1] & ok[2] & ok[3];
             if bad & HI == 0 && ok & HI == HI {
                 return (body.len(), true);
             }
@@ -2306,7 +2322,12 @@ fn find_failure(
     let mut cur = Cur::Org;
 
     st.hay.clear();
-    push_buf(&mut st.hay, 0..org.len(), org);
+    if let [line] = org {
+        // (one line, as always with a single-line buffer)
+        push_line(&mut st.hay, line);
+    } else {
+        push_buf(&mut st.hay, 0..org.len(), org);
+    }
     // the engines need the first newline of what they search: found once
     // per buffer here, not per pattern
     // (and whether it is all ASCII: one pass over it for both)
@@ -2371,7 +2392,11 @@ fn find_failure(
             return cur;
         }
         have_pre = pr.named_besides_content;
-        let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
+        // (in an ASCII text every place is a character boundary)
+        let content = pr
+            .content
+            .and_then(|i| caps.get(i))
+            .filter(|&(s, e)| s < e && e <= st.hay.len() && (hay_ascii || st.hay.get(s..e).is_some()));
         // fail2ban replaces the buffer only with a non-empty content.
         if let Some((s, e)) = content {
             // (`hay` ends with "\n"; a multi-line buffer keeps its content
@@ -2685,7 +2710,7 @@ fn forget_helper(
 }
 
 /// The searched content: `hay[at..]` when it is that, else `content`.
-#[inline]
+#[inline(always)]
 fn content_of<'a>(hay: &'a str, content: &'a str, at: Option<usize>) -> &'a str {
     match at {
         Some(s) => &hay[s..],
