@@ -480,8 +480,11 @@ pub(crate) struct Dispatch {
     rest: Option<Prefilter>,
 }
 
-/// A [`Dispatch`] prefix: its bytes, their [`Head`], its failregexes.
-type Entry = (Box<[u8]>, Head, SmallVec<[u32; 2]>);
+/// A [`Dispatch`] prefix: its bytes, their [`Head`], its failregexes,
+/// those of them (below 64) with nothing to verify as a mask of the first
+/// word (the prefix alone makes them candidates), and whether that is all
+/// of them.
+type Entry = (Box<[u8]>, Head, SmallVec<[u32; 2]>, u64, bool);
 
 impl Dispatch {
     /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
@@ -517,6 +520,8 @@ impl Dispatch {
                                 p.clone().into_boxed_slice(),
                                 Head::of_prefix(p),
                                 smallvec::smallvec![i as u32],
+                                0,
+                                false,
                             )),
                         }
                     }
@@ -539,6 +544,11 @@ impl Dispatch {
         }
         // regexes handled here take no part in the rest's search
         let rest = any_rest.then(|| Prefilter::build_with(&rest_lits, false));
+        for e in by_byte.iter_mut().flatten() {
+            let quick = |i: u32| i < 64 && verify[i as usize].is_empty();
+            e.3 = e.2.iter().filter(|&&i| quick(i)).fold(0, |m, &i| m | 1 << i);
+            e.4 = e.2.iter().all(|&i| quick(i));
+        }
         Dispatch { by_byte, verify, rest }
     }
 
@@ -555,8 +565,14 @@ impl Dispatch {
         let b = text.as_bytes();
         if let Some(&b0) = b.first() {
             let head = head_word(b);
-            for (p, h, regs) in &self.by_byte[b0 as usize] {
+            for (p, h, regs, quick, all_quick) in &self.by_byte[b0 as usize] {
                 if !h.starts(head, b, p) {
+                    continue;
+                }
+                if let Some(w) = bits.first_mut() {
+                    *w |= quick;
+                }
+                if *all_quick {
                     continue;
                 }
                 for &i in regs {
@@ -583,7 +599,7 @@ impl Dispatch {
     fn candidates_naive(&self, text: &str, words: usize) -> (bool, Vec<u64>) {
         let mut bits = vec![0u64; words];
         let b = text.as_bytes();
-        for (p, _, regs) in self.by_byte.iter().flatten() {
+        for (p, _, regs, ..) in self.by_byte.iter().flatten() {
             if !b.starts_with(p) {
                 continue;
             }

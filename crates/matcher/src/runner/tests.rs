@@ -2001,7 +2001,7 @@ fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
         let lits: Vec<String> =
             d.verify.iter().flatten().map(|f| String::from_utf8_lossy(f.needle()).into_owned()).collect();
         for list in &d.by_byte {
-            for (p, _, _) in list {
+            for (p, ..) in list {
                 let p = String::from_utf8_lossy(p).into_owned();
                 if !p.is_ascii() {
                     continue;
