@@ -480,8 +480,11 @@ pub(crate) struct Dispatch {
     rest: Option<Prefilter>,
 }
 
-/// A [`Dispatch`] prefix: its bytes, their [`Head`], its failregexes.
-type Entry = (Box<[u8]>, Head, SmallVec<[u32; 2]>);
+/// A [`Dispatch`] prefix: its bytes, their [`Head`], its failregexes,
+/// those of them (below 64) with nothing to verify as a mask of the first
+/// word (the prefix alone makes them candidates), and whether that is all
+/// of them.
+type Entry = (Box<[u8]>, Head, SmallVec<[u32; 2]>, u64, bool);
 
 impl Dispatch {
     /// `prefixes[i]`: Some(set) when every match of failregex `i` starts at
@@ -517,6 +520,8 @@ impl Dispatch {
                                 p.clone().into_boxed_slice(),
                                 Head::of_prefix(p),
                                 smallvec::smallvec![i as u32],
+                                0,
+                                false,
                             )),
                         }
                     }
@@ -539,6 +544,11 @@ impl Dispatch {
         }
         // regexes handled here take no part in the rest's search
         let rest = any_rest.then(|| Prefilter::build_with(&rest_lits, false));
+        for e in by_byte.iter_mut().flatten() {
+            let quick = |i: u32| i < 64 && verify[i as usize].is_empty();
+            e.3 = e.2.iter().filter(|&&i| quick(i)).fold(0, |m, &i| m | 1 << i);
+            e.4 = e.2.iter().all(|&i| quick(i));
+        }
         Dispatch { by_byte, verify, rest }
     }
 
@@ -555,8 +565,14 @@ impl Dispatch {
         let b = text.as_bytes();
         if let Some(&b0) = b.first() {
             let head = head_word(b);
-            for (p, h, regs) in &self.by_byte[b0 as usize] {
+            for (p, h, regs, quick, all_quick) in &self.by_byte[b0 as usize] {
                 if !h.starts(head, b, p) {
+                    continue;
+                }
+                if let Some(w) = bits.first_mut() {
+                    *w |= quick;
+                }
+                if *all_quick {
                     continue;
                 }
                 for &i in regs {
@@ -583,7 +599,7 @@ impl Dispatch {
     fn candidates_naive(&self, text: &str, words: usize) -> (bool, Vec<u64>) {
         let mut bits = vec![0u64; words];
         let b = text.as_bytes();
-        for (p, _, regs) in self.by_byte.iter().flatten() {
+        for (p, _, regs, ..) in self.by_byte.iter().flatten() {
             if !b.starts_with(p) {
                 continue;
             }
@@ -1922,6 +1938,18 @@ fn push_buf(out: &mut String, lines: impl Iterator<Item = usize>, org: &[Tl<'_>]
     out.push('\n');
 }
 
+/// [`push_buf`] of one line, inline (a single-line buffer).
+#[inline(always)]
+fn push_line(out: &mut String, line: &Tl<'_>) {
+    let (a, b) = line.parts();
+    out.reserve(a.len() + b.len() + 1);
+    if !a.is_empty() {
+        out.push_str(a);
+    }
+    out.push_str(b);
+    out.push('\n');
+}
+
 /// The whole-line literal reject of single-line filters that pick their
 /// candidates after the prefregex: it costs a literal search on every line
 /// and saves a prefregex search (a few times dearer) on the lines without
@@ -2094,9 +2122,8 @@ pub(crate) fn process_line_dated(
     res: &mut LineResult,
 ) {
     stats.lines += 1;
-    let hit = hit.filter(|h| {
-        h.start <= h.end && h.end <= line.len() && line.is_char_boundary(h.start) && line.is_char_boundary(h.end)
-    });
+    // (`get`: start <= end <= len, both character boundaries)
+    let hit = hit.filter(|h| line.get(h.start..h.end).is_some());
     // fail2ban's `processLine`: the last date is used for a line without one
     // when it is less than a minute before now.
     let recent_last = st.last_date.filter(|&d| d > now.saturating_sub(RECENT));
@@ -2251,6 +2278,47 @@ fn is_match(p: &Pat, hay: &str, stats: &mut MatchStats) -> bool {
     }
 }
 
+/// `(first_newline(b), all_ascii(b))` in one pass for the common buffer: a
+/// text that is all ASCII with its only newline at its end (32 bytes a
+/// step as four words, which the compiler makes vector instructions); the
+/// two scans otherwise (and for a text shorter than that).
+#[inline]
+fn nl_ascii(b: &[u8]) -> (usize, bool) {
+    if let Some((&b'\n', body)) = b.split_last() {
+        if let Some(last) = body.len().checked_sub(32) {
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
+            let word = |c: &[u8]| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                u64::from_le_bytes(a)
+            };
+            // `bad`: a byte's top bit set (not ASCII); `ok`: for an ASCII
+            // byte, its top bit is set after `^ "\n"` and `+ 0x7f` (no carry
+            // out of it) exactly when it is no "\n"
+            let (mut bad, mut ok) = ([0u64; 4], [HI; 4]);
+            let mut step = |c: &[u8]| {
+                for k in 0..4 {
+                    let w = word(&c[8 * k..8 * k + 8]);
+                    bad[k] |= w;
+                    ok[k] &= (w ^ (LO * u64::from(b'\n'))).wrapping_add(LO * 0x7f);
+                }
+            };
+            for c in body.chunks_exact(32) {
+                step(c);
+            }
+            // the last 32 bytes (overlapping the chunks read)
+            step(&body[last..]);
+            let bad = bad[0] | bad[1] | bad[2] | bad[3];
+            let ok = ok[0] & ok[1] & ok[2] & ok[3];
+            if bad & HI == 0 && ok & HI == HI {
+                return (body.len(), true);
+            }
+        }
+    }
+    (first_newline(b), all_ascii(b))
+}
+
 /// `findFailure`. Returns the new line buffer relative to `org`.
 #[allow(clippy::too_many_arguments)]
 fn find_failure(
@@ -2270,10 +2338,16 @@ fn find_failure(
     let mut cur = Cur::Org;
 
     st.hay.clear();
-    push_buf(&mut st.hay, 0..org.len(), org);
+    if let [line] = org {
+        // (one line, as always with a single-line buffer)
+        push_line(&mut st.hay, line);
+    } else {
+        push_buf(&mut st.hay, 0..org.len(), org);
+    }
     // the engines need the first newline of what they search: found once
     // per buffer here, not per pattern
-    let mut hay_nl = memchr::memchr(b'\n', st.hay.as_bytes()).unwrap_or(st.hay.len());
+    // (and whether it is all ASCII: one pass over it for both)
+    let (mut hay_nl, mut hay_ascii) = nl_ascii(st.hay.as_bytes());
 
     // ignoreregex up front (only with few of them, as fail2ban).
     if !p.ignoreregex.is_empty() && (p.ignoreregex.len() as isize) < (p.failregex.len() as isize - 2) {
@@ -2327,7 +2401,6 @@ fn find_failure(
     // whether the buffer (`hay_ascii`) and the content (`content_ascii`)
     // are all ASCII: checked once, not by each pattern that searches them
     // (the content is part of the buffer: ASCII when it is)
-    let mut hay_ascii = all_ascii(st.hay.as_bytes());
     let mut content_ascii = hay_ascii;
     if let Some(pr) = &p.prefregex {
         let caps = &mut st.pref_scratch;
@@ -2335,7 +2408,11 @@ fn find_failure(
             return cur;
         }
         have_pre = pr.named_besides_content;
-        let content = pr.content.and_then(|i| caps.get(i)).filter(|&(s, e)| s < e && st.hay.get(s..e).is_some());
+        // (in an ASCII text every place is a character boundary)
+        let content = pr
+            .content
+            .and_then(|i| caps.get(i))
+            .filter(|&(s, e)| s < e && e <= st.hay.len() && (hay_ascii || st.hay.get(s..e).is_some()));
         // fail2ban replaces the buffer only with a non-empty content.
         if let Some((s, e)) = content {
             // (`hay` ends with "\n"; a multi-line buffer keeps its content
@@ -2649,7 +2726,7 @@ fn forget_helper(
 }
 
 /// The searched content: `hay[at..]` when it is that, else `content`.
-#[inline]
+#[inline(always)]
 fn content_of<'a>(hay: &'a str, content: &'a str, at: Option<usize>) -> &'a str {
     match at {
         Some(s) => &hay[s..],

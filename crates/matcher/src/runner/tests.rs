@@ -2001,7 +2001,7 @@ fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
         let lits: Vec<String> =
             d.verify.iter().flatten().map(|f| String::from_utf8_lossy(f.needle()).into_owned()).collect();
         for list in &d.by_byte {
-            for (p, _, _) in list {
+            for (p, ..) in list {
                 let p = String::from_utf8_lossy(p).into_owned();
                 if !p.is_ascii() {
                     continue;
@@ -2032,4 +2032,67 @@ fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
     eprintln!("dispatch on stock filters: {filters} filters, {texts} texts, {hits} with candidates");
     assert!(filters >= 20, "too few stock filters with a dispatch: {filters}");
     assert!(hits >= 10_000, "too few texts with candidates to mean anything: {hits} of {texts}");
+}
+
+/// The one-pass newline and ASCII scan of a buffer equals the two scans,
+/// on texts of every length around its step (32 bytes) with a newline, a
+/// non-ASCII byte (and bytes next to "\n" and 0x80 in value) at every place.
+#[test]
+fn nl_ascii_is_first_newline_and_all_ascii() {
+    let mut rng = xorshift(0x0a5c_11e0);
+    let bytes = [b'a', b' ', b'\n', b'\x0b', b'\t', b'\x00', 0x7f, 0x80, 0x8a, 0xc3, 0xff, b'~'];
+    let mut n = 0;
+    for len in 0..100usize {
+        let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut cases = vec![base.clone()];
+        for at in 0..len {
+            for &c in &bytes {
+                let mut t = base.clone();
+                t[at] = c;
+                cases.push(t);
+            }
+        }
+        for _ in 0..50 {
+            cases.push((0..len).map(|_| bytes[rng(bytes.len() as u64) as usize]).collect());
+        }
+        for mut t in cases {
+            for end in [false, true] {
+                if end {
+                    t.push(b'\n');
+                }
+                assert_eq!(nl_ascii(&t), (first_newline(&t), all_ascii(&t)), "{t:?}");
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 50_000, "{n}");
+}
+
+/// One line's buffer made inline is `push_buf`'s (date cut at the start, in
+/// the middle, at the end, empty, none; empty and non-ASCII lines).
+#[test]
+fn push_line_is_push_buf_of_one_line() {
+    let texts = ["", "x", "Aug 14 11:59:59 srv sshd[7]: fail from 192.0.2.1", "é Aug 14 ü", "ab\ncd"];
+    let mut n = 0;
+    for text in texts {
+        let mut cuts = vec![None];
+        for s in 0..=text.len() {
+            for e in s..=text.len() {
+                if text.is_char_boundary(s) && text.is_char_boundary(e) {
+                    cuts.push(Some((s, e)));
+                }
+            }
+        }
+        for cut in cuts {
+            let l = Tl { text, cut };
+            let (mut a, mut b) = (String::from("old"), String::from("old"));
+            a.clear();
+            b.clear();
+            push_line(&mut a, &l);
+            push_buf(&mut b, 0..1, &[l]);
+            assert_eq!(a, b, "{text:?} {cut:?}");
+            n += 1;
+        }
+    }
+    assert!(n > 1000, "{n}");
 }
