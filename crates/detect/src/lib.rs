@@ -544,6 +544,13 @@ impl Detector {
         self.quiet = (lo, hi);
     }
 
+    /// Sets [`DetectorOptions::evidence_cap`], before the first event (the
+    /// line numbers kept per window). 0 for a caller that never looks at a
+    /// trigger's `evidence` (a replay without observers): nothing is kept.
+    pub fn set_evidence_cap(&mut self, cap: usize) {
+        self.opts.evidence_cap = cap;
+    }
+
     pub fn specs(&self) -> &[WindowSpec] {
         &self.specs
     }
