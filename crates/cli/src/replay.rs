@@ -129,6 +129,10 @@ pub struct Pipeline {
     /// Failures older than `now - window` seen in live mode (fail2ban:
     /// "ignore line since time … < now - findtime"), per rule.
     pub stale: Vec<u64>,
+    /// `false`: the observer handed to [`Pipeline::line`] wants nothing
+    /// (`Observer::active`), so it is not asked about each hit and decision
+    /// ([`run_inputs`] sets it for its loop).
+    observed: bool,
 }
 
 impl Pipeline {
@@ -173,6 +177,7 @@ impl Pipeline {
             input_clock: None,
             live_now: None,
             stale: vec![0; nrules],
+            observed: true,
         })
     }
 
@@ -264,6 +269,7 @@ impl Pipeline {
                     stale: &mut self.stale[ri],
                     increment: self.increment,
                     line_seq: self.line_seq,
+                    observed: self.observed,
                 };
                 matched |= sink.failures(ri, res, input, line_no, text, obs);
             }
@@ -280,6 +286,7 @@ impl Pipeline {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         decider: &mut Decider,
         bans: Option<&mut Vec<crate::engine::BanRow>>,
@@ -287,11 +294,12 @@ impl Pipeline {
         rule: &Rule,
         trigger: &Trigger,
         now: stadtwache_core::Timestamp,
+        observed: bool,
         obs: &mut dyn Observer,
     ) {
         counters.alerts += 1;
         // the explanation only for an observer that looks at it
-        let watch = obs.wants(&trigger.key);
+        let watch = observed && obs.wants(&trigger.key);
         let decision = if watch { decider.decide(trigger, now) } else { decider.decide_unexplained(trigger, now) };
         crate::engine::count_decision(&decision, counters, trigger.time, bans);
         if watch {
@@ -346,6 +354,8 @@ struct Sink<'p> {
     stale: &'p mut u64,
     increment: bool,
     line_seq: u64,
+    /// [`Pipeline::observed`]
+    observed: bool,
 }
 
 impl Sink<'_> {
@@ -409,7 +419,7 @@ impl Sink<'_> {
                 distinct,
                 line_no: self.line_seq,
             };
-            if obs.wants(&event.key) {
+            if self.observed && obs.wants(&event.key) {
                 obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
             }
             // The line's clock (an event dated later than its line, if
@@ -424,7 +434,8 @@ impl Sink<'_> {
             };
             self.decider.expire_quiet(now);
             if let Some(trigger) = self.detector.observe(&event) {
-                Pipeline::decide(self.decider, self.bans.as_deref_mut(), counters, rule, &trigger, now, obs);
+                let observed = self.observed;
+                Pipeline::decide(self.decider, self.bans.as_deref_mut(), counters, rule, &trigger, now, observed, obs);
             }
             // bantime.increment: known bad addresses count extra (fail2ban's observer).
             if self.increment {
@@ -439,6 +450,7 @@ impl Sink<'_> {
                                 rule,
                                 &trigger,
                                 now,
+                                self.observed,
                                 obs,
                             );
                         }
@@ -471,6 +483,8 @@ pub fn run_inputs(
         bar
     });
     let mut done_bytes = 0u64;
+    // (asked once, not for every hit and decision)
+    pipe.observed = obs.active();
     for path in files {
         let input = match Input::open(path) {
             Ok(i) => i,
@@ -509,6 +523,7 @@ pub fn run_inputs(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    pipe.observed = true;
     pipe.finish();
     all_opened
 }
@@ -558,6 +573,11 @@ pub fn run_cli(req: ReplayRequest) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let all_opened = {
         let mut fan = Fanout::active(vec![&mut json, &mut why]);
+        if !fan.active() {
+            // no one looks at a trigger's evidence (not in the bans file,
+            // not in the summary): windows keep no line numbers
+            pipe.detector_mut().set_evidence_cap(0);
+        }
         run_inputs(&mut pipe, &req.files, req.max_line, req.progress, &mut fan)
     };
     let elapsed = started.elapsed();

@@ -141,6 +141,37 @@ fn stdin_and_bans_out_and_allowlist() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Allowlisted: 1"));
 }
 
+/// Without observers a replay keeps no evidence per window and asks no
+/// observer about hits (`--json`, `--why` turn both on): the bans are the
+/// same either way, with IPv6, a mapped address and lines out of order.
+#[test]
+fn bans_out_is_the_same_with_and_without_observers() {
+    let dir = TempDir::new("observers");
+    let mut input = String::new();
+    for (k, addr) in ["198.51.100.40", "2001:db8::40", "::ffff:198.51.100.41", "198.51.100.41"].iter().enumerate() {
+        input.push_str(&failures(addr, 23, 7 * k));
+    }
+    input.push_str(&failures("198.51.100.42", 3, 900));
+    input.push_str(&failures("198.51.100.42", 3, 30));
+    std::fs::write(dir.path("auth.log"), &input).unwrap();
+    let bans_of = |extra: &[&str], name: &str| {
+        let bans = dir.path(name);
+        let out = run(bin()
+            .args(["replay", "--maxretry", "3", "--findtime", "1m", "--bantime", "5s"])
+            .args(extra)
+            .arg("--bans-out")
+            .arg(&bans)
+            .args(COMMON)
+            .arg(dir.path("auth.log")));
+        assert!(out.status.success());
+        std::fs::read_to_string(&bans).unwrap()
+    };
+    let plain = bans_of(&[], "plain.txt");
+    assert!(plain.lines().count() >= 3, "{plain}");
+    assert_eq!(plain, bans_of(&["--json"], "json.txt"));
+    assert_eq!(plain, bans_of(&["--why", "198.51.100.40"], "why.txt"));
+}
+
 #[test]
 fn explain_shows_lines_rule_window_and_policy() {
     let dir = TempDir::new("explain");

@@ -375,6 +375,8 @@ struct Memo {
     /// (ctx.now, zone cache generation, glibc offset state, time) once
     /// computed
     time: Option<(i64, u64, i64, Option<Timestamp>)>,
+    /// The template is anchored (`Template::anchored`).
+    anchored: bool,
     /// The hit is the `{^LN-BEG}` syslog matcher's on a line that starts
     /// `Mmm DD HH:MM:SS` (see [`syslog_seconds_only`]): a line that differs
     /// only in the seconds' digits has the same hit but for the seconds.
@@ -483,6 +485,7 @@ fn memo_prefix_general(line: &[u8], memo: &[u8], upto: usize) -> Prefix {
 
 /// `[0-5][0-9]`: the value of seconds the syslog matcher takes as two digits
 /// (its first alternative, tried first).
+#[inline]
 fn two_digit_seconds(b: &[u8]) -> Option<i32> {
     match b {
         [d1 @ b'0'..=b'5', d2 @ b'0'..=b'9', ..] => Some(i32::from(d1 - b'0') * 10 + i32::from(d2 - b'0')),
@@ -588,6 +591,7 @@ fn last_match(
                     time: None,
                     seconds_only,
                     minute: None,
+                    anchored: t.anchored(),
                 });
                 return (Some(hit), true);
             }
@@ -871,7 +875,7 @@ impl DateScanner {
         if m.tid != ti
             || m.pos != 0
             || !(if m.saw_end { hay_len == m.hay_len } else { hay_len >= m.upto })
-            || !self.detector.templates[ti].anchored()
+            || !m.anchored
         {
             return None;
         }

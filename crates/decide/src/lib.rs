@@ -375,10 +375,19 @@ const PURGE_EVERY: i64 = 3600 * Timestamp::MICROS_PER_SEC;
 /// push goes to the back of a queue in O(1); an end earlier than the
 /// queue's last goes to a heap. Pops take the smaller of the two fronts:
 /// the same order as one heap, at a fraction of the cost.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ExpiryQueue {
     queue: VecDeque<(i64, u64, Target)>,
     heap: BinaryHeap<Reverse<(i64, u64, Target)>>,
+    /// The `until` of [`ExpiryQueue::peek`] (`i64::MAX`: empty), kept by
+    /// `push` and `pop`: what a failure's `expire_quiet` looks at.
+    next_until: i64,
+}
+
+impl Default for ExpiryQueue {
+    fn default() -> Self {
+        ExpiryQueue { queue: VecDeque::new(), heap: BinaryHeap::new(), next_until: i64::MAX }
+    }
 }
 
 impl ExpiryQueue {
@@ -387,6 +396,7 @@ impl ExpiryQueue {
             Some(&(u, _, _)) if u > until => self.heap.push(Reverse((until, generation, t))),
             _ => self.queue.push_back((until, generation, t)),
         }
+        self.next_until = self.next_until.min(until);
     }
 
     /// Whether the next end comes from the queue (else the heap).
@@ -414,7 +424,13 @@ impl ExpiryQueue {
 
     /// Removes the next end, returning its target.
     fn pop(&mut self) -> Option<Target> {
-        if self.queue_first()? { self.queue.pop_front().map(|q| q.2) } else { self.heap.pop().map(|Reverse(h)| h.2) }
+        let t = if self.queue_first()? {
+            self.queue.pop_front().map(|q| q.2)
+        } else {
+            self.heap.pop().map(|Reverse(h)| h.2)
+        };
+        self.next_until = self.peek().map_or(i64::MAX, |p| p.0);
+        t
     }
 }
 
@@ -711,7 +727,8 @@ impl Decider {
     #[inline]
     pub fn expire_quiet(&mut self, now: Timestamp) {
         self.pending.clear();
-        if self.heap.peek().is_some_and(|(until, _)| until < now.0) || now.0 >= self.next_purge {
+        // (`next_until`: the `until` of `heap.peek()`)
+        if self.heap.next_until < now.0 || now.0 >= self.next_purge {
             self.expire_each(now, drop);
         }
     }

@@ -797,11 +797,14 @@ fn expiry_queue_pops_like_one_heap() {
                 assert_eq!(q.pop(), h.pop().map(|Reverse(e)| e.2));
             }
         }
+        assert_eq!(q.next_until, q.peek().map_or(i64::MAX, |p| p.0));
     }
     while let Some(Reverse(e)) = h.pop() {
         assert_eq!(q.peek(), Some((e.0, e.1)));
+        assert_eq!(q.next_until, e.0);
         assert_eq!(q.pop(), Some(e.2));
     }
+    assert_eq!(q.next_until, i64::MAX);
     assert_eq!(q.peek(), None);
     assert_eq!(q.pop(), None);
 }

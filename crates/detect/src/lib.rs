@@ -464,6 +464,9 @@ pub struct Detector {
     /// rule (`last_run <= now < last_run + 5 s` for each fail2ban rule);
     /// kept by [`Detector::service_quiet_update`] whenever a `last_run` changes.
     quiet: (i64, i64),
+    /// `Fail2ban` events go through [`Detector::observe_f2b`] (off: the
+    /// general path of [`Detector::observe`] for them too; tests compare).
+    f2b_fast: bool,
 }
 
 /// What changed since the last export (see [`persist`]).
@@ -523,6 +526,7 @@ impl Detector {
             tick: 0,
             dirty: None,
             quiet: (i64::MIN, i64::MIN),
+            f2b_fast: true,
         };
         d.service_quiet_update();
         d
@@ -538,6 +542,13 @@ impl Detector {
             }
         }
         self.quiet = (lo, hi);
+    }
+
+    /// Sets [`DetectorOptions::evidence_cap`], before the first event (the
+    /// line numbers kept per window). 0 for a caller that never looks at a
+    /// trigger's `evidence` (a replay without observers): nothing is kept.
+    pub fn set_evidence_cap(&mut self, cap: usize) {
+        self.opts.evidence_cap = cap;
     }
 
     pub fn specs(&self) -> &[WindowSpec] {
@@ -557,6 +568,7 @@ impl Detector {
 
     // ---- LRU list -------------------------------------------------------
 
+    #[inline]
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
             let s = &self.slots[i as usize];
@@ -577,6 +589,7 @@ impl Detector {
         s.next = NIL;
     }
 
+    #[inline]
     fn push_front(&mut self, i: u32) {
         let old = self.head;
         {
@@ -592,6 +605,7 @@ impl Detector {
         self.head = i;
     }
 
+    #[inline]
     fn touch(&mut self, i: u32) {
         if self.head != i {
             self.unlink(i);
@@ -700,6 +714,7 @@ impl Detector {
         self.stats.tracked_keys -= 1;
     }
 
+    #[inline(never)]
     fn insert(&mut self, rule: u32, key: &Key, now: i64) -> u32 {
         if self.stats.tracked_keys >= self.opts.max_keys && self.tail != NIL {
             let victim = self.tail;
@@ -743,6 +758,7 @@ impl Detector {
 
     /// The slot of `(rule, key)` (inserted if new), made the most recently
     /// observed, and marked changed.
+    #[inline]
     fn lookup_or_insert(&mut self, rule: u32, key: &Key, now: i64) -> u32 {
         let i = match self.maps[rule as usize].get(key) {
             Some(&i) => {
@@ -772,7 +788,80 @@ impl Detector {
 
     /// Feeds one event. Returns a trigger when the rule's window fires; the
     /// `(rule, key)` state is then dropped (a new window starts).
+    #[inline]
     pub fn observe(&mut self, ev: &Event) -> Option<Trigger> {
+        match self.specs.get(ev.rule.0 as usize) {
+            Some(&WindowSpec::Fail2ban { maxretry, findtime }) if self.f2b_fast => {
+                self.observe_f2b(ev, maxretry, findtime.0)
+            }
+            _ => self.observe_general(ev),
+        }
+    }
+
+    /// [`Detector::observe`] for a `Fail2ban` rule: the same steps as the
+    /// general path, in one function, and a ticket that is the newest of its
+    /// rule's time list stays where it is when its time moves on (it is
+    /// still the newest: every other ticket of the list is at most its old
+    /// `last`), instead of leaving the list and joining it again at the end.
+    fn observe_f2b(&mut self, ev: &Event, maxretry: u32, ft: i64) -> Option<Trigger> {
+        self.stats.events += 1;
+        let t = ev.time.0;
+        self.clock = self.clock.max(t);
+        let r = ev.rule.0;
+        let mapped = canonical_mapped(&ev.key);
+        let i = self.lookup_or_insert(r, mapped.as_ref().unwrap_or(&ev.key), t);
+        let newest = self.svc[r as usize].newest == i;
+        let s = &mut self.slots[i as usize];
+        let fresh = !s.state.active;
+        let moves = !fresh && t > s.state.last;
+        // (a ticket in the late set is keyed by its `last`: out before it changes)
+        let reindex = moves && !(newest && s.timed == Timed::List);
+        if reindex {
+            self.time_unindex(i);
+        }
+        let cap = self.opts.evidence_cap;
+        let st = &mut self.slots[i as usize].state;
+        if fresh {
+            st.active = true;
+            st.first = t;
+            st.last = t;
+            st.first_seen = t;
+            st.retry = i64::from(ev.weight);
+            st.failures = 1;
+            st.lines.clear();
+        } else {
+            if t > st.last {
+                let lo = t.saturating_sub(ft);
+                if st.first < lo {
+                    st.retry = f2b_age(st.retry, t.saturating_sub(st.first), ft);
+                    st.first = lo;
+                }
+                st.last = t;
+            }
+            st.first_seen = st.first_seen.min(t);
+            st.retry = st.retry.saturating_add(i64::from(ev.weight));
+            st.failures += 1;
+        }
+        st.now = st.now.max(t);
+        push_capped(&mut st.lines, cap, ev.line_no);
+        if st.retry >= i64::from(maxretry) {
+            let spec = WindowSpec::Fail2ban { maxretry, findtime: Duration(ft) };
+            let trig = self.f2b_trigger(i, spec);
+            self.remove_slot(i);
+            self.stats.triggers += 1;
+            Some(trig)
+        } else {
+            if fresh || reindex {
+                self.time_index(i);
+            }
+            None
+        }
+    }
+
+    /// [`Detector::observe`] for every kind (`Fail2ban` too when
+    /// `f2b_fast` is off).
+    #[inline(never)]
+    fn observe_general(&mut self, ev: &Event) -> Option<Trigger> {
         self.stats.events += 1;
         self.clock = self.clock.max(ev.time.0);
         let r = ev.rule.0;

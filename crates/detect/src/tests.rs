@@ -414,6 +414,70 @@ mod prop {
         }
     }
 
+    proptest! {
+        /// The fail2ban path of `observe` (`observe_f2b`) against the general
+        /// path: the same triggers, stats, windows, LRU order, time index and
+        /// changes, with IPv4, IPv6, IPv4-mapped IPv6 and text keys, eviction
+        /// at the key cap, time going backwards, `add_observed`, `service`,
+        /// `cleanup`, `forget`, `purge`, a `Count` rule in between and an
+        /// event for an unknown rule.
+        #[test]
+        fn f2b_fast_path_equals_general_path(
+            max_keys in 1usize..12,
+            cap in 0usize..4,
+            ops in proptest::collection::vec((0u8..10, 0u8..4, 0u8..10, 0i64..300, 1u32..3), 1..250),
+        ) {
+            let specs = vec![
+                WindowSpec::Fail2ban { maxretry: 4, findtime: Duration::from_secs(30) },
+                WindowSpec::Fail2ban { maxretry: 50, findtime: Duration::from_secs(100) },
+                WindowSpec::Count { threshold: 3, window: Duration::from_secs(20) },
+            ];
+            let opts = DetectorOptions { max_keys, evidence_cap: cap, ..DetectorOptions::default() };
+            let mut fast = Detector::new(specs.clone(), opts).with_change_tracking();
+            let mut plain = Detector::new(specs, opts).with_change_tracking();
+            plain.f2b_fast = false;
+            let keys = [
+                ip("10.0.0.1"), ip("::ffff:10.0.0.1"), ip("10.0.0.2"), ip("2001:db8::1"), ip("2001:db8::2"),
+                ip("::ffff:10.0.0.3"), ip("10.0.0.3"), Key::Text(Arc::from("u1")), Key::Text(Arc::from("u2")),
+                ip("2001:db8::1:0"),
+            ];
+            for (n, &(op, rule, k, t, w)) in ops.iter().enumerate() {
+                let key = &keys[k as usize];
+                let rule = u32::from(rule);
+                match op {
+                    0..=4 => {
+                        let e = ev(rule, key, t as f64, w, n as u64);
+                        prop_assert_eq!(fast.observe(&e), plain.observe(&e));
+                    }
+                    5 => {
+                        let (a, b) = (RuleId(rule), Timestamp::from_secs(t));
+                        prop_assert_eq!(fast.add_observed(a, key, b, w), plain.add_observed(a, key, b, w));
+                    }
+                    6 => prop_assert_eq!(fast.forget(RuleId(rule), key), plain.forget(RuleId(rule), key)),
+                    7 => prop_assert_eq!(fast.service(Timestamp::from_secs(t)), plain.service(Timestamp::from_secs(t))),
+                    8 => prop_assert_eq!(fast.cleanup(Timestamp::from_secs(t)), plain.cleanup(Timestamp::from_secs(t))),
+                    _ => prop_assert_eq!(fast.purge(Timestamp::from_secs(t)), plain.purge(Timestamp::from_secs(t))),
+                }
+                prop_assert_eq!(fast.stats(), plain.stats());
+                prop_assert_eq!(fast.export_all(), plain.export_all());
+                prop_assert_eq!(fast.take_dirty(), plain.take_dirty());
+                prop_assert_eq!(fast.take_dirty_rules(), plain.take_dirty_rules());
+                check_time_index(&fast);
+                // the same LRU order (the next eviction victims)
+                let order = |d: &Detector| {
+                    let mut v = Vec::new();
+                    let mut i = d.tail;
+                    while i != NIL {
+                        v.push((d.slots[i as usize].rule, d.slots[i as usize].key.clone()));
+                        i = d.slots[i as usize].prev;
+                    }
+                    v
+                };
+                prop_assert_eq!(order(&fast), order(&plain));
+            }
+        }
+    }
+
     /// Naive recompute: for each event, the newest time of the key so far is
     /// `now`; the count is the sum of weights of events after the last
     /// trigger with `now - window < time` (and not ignored as too old).
