@@ -317,7 +317,7 @@ impl Pat {
         let plain = self.alt_slots.is_empty() && self.tuple_slots.is_empty();
         if plain || self.alt_direct {
             for grp in &self.groups {
-                match capture_text(caps, grp.index, hay) {
+                match capture_text_inline(caps, grp.index, hay) {
                     Some(s) => g.set_str(grp.slot, s),
                     None if grp.keep_none => g.set_null(grp.slot),
                     None => {}
@@ -2125,8 +2125,8 @@ pub(crate) fn process_line_dated(
     // (`get`: start <= end <= len, both character boundaries)
     let hit = hit.filter(|h| line.get(h.start..h.end).is_some());
     // fail2ban's `processLine`: the last date is used for a line without one
-    // when it is less than a minute before now.
-    let recent_last = st.last_date.filter(|&d| d > now.saturating_sub(RECENT));
+    // when it is less than a minute before now (looked at only then).
+    let recent_last = |last: Option<Timestamp>| last.filter(|&d| d > now.saturating_sub(RECENT));
     let (time, status, cut) = match hit {
         Some(h) if h.start < h.end => match h.time {
             Some(t) => {
@@ -2137,7 +2137,7 @@ pub(crate) fn process_line_dated(
             // the last date is used (then the line stays whole)
             None => {
                 stats.no_date += 1;
-                match recent_last {
+                match recent_last(st.last_date) {
                     Some(t) => (Some(t), DateStatus::NotFound, None),
                     None => (None, DateStatus::NotFound, Some((h.start, h.end))),
                 }
@@ -2146,11 +2146,11 @@ pub(crate) fn process_line_dated(
         // an empty date match (optional date): the last date, or now
         Some(_) => {
             stats.no_date += 1;
-            (Some(recent_last.unwrap_or(now)), DateStatus::NotFound, None)
+            (Some(recent_last(st.last_date).unwrap_or(now)), DateStatus::NotFound, None)
         }
         None => {
             stats.no_date += 1;
-            (recent_last, DateStatus::NotFound, None)
+            (recent_last(st.last_date), DateStatus::NotFound, None)
         }
     };
     res.reset(time, status);
