@@ -758,7 +758,7 @@ impl Detector {
 
     /// The slot of `(rule, key)` (inserted if new), made the most recently
     /// observed, and marked changed.
-    #[inline]
+    #[inline(always)]
     fn lookup_or_insert(&mut self, rule: u32, key: &Key, now: i64) -> u32 {
         let i = match self.maps[rule as usize].get(key) {
             Some(&i) => {
