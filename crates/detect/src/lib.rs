@@ -497,6 +497,38 @@ pub fn canonical_mapped(key: &Key) -> Option<Key> {
     }
 }
 
+/// One failure of a fail2ban window (`FailManager.addFailure` with
+/// `FailTicket`'s aging): `fresh` starts a new window at the event's time;
+/// else the window's start moves to `time - findtime` and the count ages.
+/// `ft`: findtime in microseconds; `cap`: evidence lines kept.
+#[inline(always)]
+fn f2b_step(st: &mut State, fresh: bool, ev: &Event, ft: i64, cap: usize) {
+    let t = ev.time.0;
+    if fresh {
+        st.active = true;
+        st.first = t;
+        st.last = t;
+        st.first_seen = t;
+        st.retry = i64::from(ev.weight);
+        st.failures = 1;
+        st.lines.clear();
+    } else {
+        if t > st.last {
+            let lo = t.saturating_sub(ft);
+            if st.first < lo {
+                st.retry = f2b_age(st.retry, t.saturating_sub(st.first), ft);
+                st.first = lo;
+            }
+            st.last = t;
+        }
+        st.first_seen = st.first_seen.min(t);
+        st.retry = st.retry.saturating_add(i64::from(ev.weight));
+        st.failures += 1;
+    }
+    st.now = st.now.max(t);
+    push_capped(&mut st.lines, cap, ev.line_no);
+}
+
 fn push_capped(buf: &mut VecDeque<u64>, cap: usize, line: u64) {
     if cap == 0 {
         return;
@@ -821,29 +853,7 @@ impl Detector {
         }
         let cap = self.opts.evidence_cap;
         let st = &mut self.slots[i as usize].state;
-        if fresh {
-            st.active = true;
-            st.first = t;
-            st.last = t;
-            st.first_seen = t;
-            st.retry = i64::from(ev.weight);
-            st.failures = 1;
-            st.lines.clear();
-        } else {
-            if t > st.last {
-                let lo = t.saturating_sub(ft);
-                if st.first < lo {
-                    st.retry = f2b_age(st.retry, t.saturating_sub(st.first), ft);
-                    st.first = lo;
-                }
-                st.last = t;
-            }
-            st.first_seen = st.first_seen.min(t);
-            st.retry = st.retry.saturating_add(i64::from(ev.weight));
-            st.failures += 1;
-        }
-        st.now = st.now.max(t);
-        push_capped(&mut st.lines, cap, ev.line_no);
+        f2b_step(st, fresh, ev, ft, cap);
         if st.retry >= i64::from(maxretry) {
             let spec = WindowSpec::Fail2ban { maxretry, findtime: Duration(ft) };
             let trig = self.f2b_trigger(i, spec);
@@ -906,30 +916,7 @@ impl Detector {
                     self.time_unindex(i);
                 }
                 let st = &mut self.slots[i as usize].state;
-                let ft = findtime.0;
-                if fresh {
-                    st.active = true;
-                    st.first = t;
-                    st.last = t;
-                    st.first_seen = t;
-                    st.retry = i64::from(ev.weight);
-                    st.failures = 1;
-                    st.lines.clear();
-                } else {
-                    if t > st.last {
-                        let lo = t.saturating_sub(ft);
-                        if st.first < lo {
-                            st.retry = f2b_age(st.retry, t.saturating_sub(st.first), ft);
-                            st.first = lo;
-                        }
-                        st.last = t;
-                    }
-                    st.first_seen = st.first_seen.min(t);
-                    st.retry = st.retry.saturating_add(i64::from(ev.weight));
-                    st.failures += 1;
-                }
-                st.now = st.now.max(t);
-                push_capped(&mut st.lines, cap, ev.line_no);
+                f2b_step(st, fresh, ev, findtime.0, cap);
                 if st.retry >= i64::from(maxretry) {
                     let trig = self.f2b_trigger(i, spec);
                     self.remove_slot(i);
