@@ -279,7 +279,7 @@ fn ip6_from(b: &[u8], start: usize, p: usize, i: usize, failed: &mut [u64; 8]) -
 }
 
 /// The IP6 branch from `p`: the group's end.
-#[inline]
+#[inline(never)]
 fn ip6(b: &[u8], p: usize) -> Option<usize> {
     // it starts with a hex digit or `::`
     match b.get(p) {
@@ -312,7 +312,7 @@ fn ip6_full(b: &[u8], mut p: usize) -> Option<usize> {
 }
 
 /// The DNS branch `[\w\-.^_]*\w` from `p`: its end.
-#[inline]
+#[inline(never)]
 fn dns(b: &[u8], p: usize) -> Option<usize> {
     let r = run(b, p, b.len(), |c| is_word(c) || c == b'-' || c == b'.' || c == b'^');
     let h = &b[p..p + r];
@@ -323,28 +323,24 @@ fn dns(b: &[u8], p: usize) -> Option<usize> {
 pub(super) type Took = (usize, usize, usize);
 
 /// The first parse of the alternation from `p` on an ASCII haystack: its end
-/// and (which group, the group's start, end).
+/// and (which group, the group's start, end). One straight path for IP4 (the
+/// common case); IP6 and DNS out of line.
 #[inline]
 pub(super) fn scan(kind: Kind, b: &[u8], p: usize) -> Option<(usize, Took)> {
-    let addr = |q: usize| -> Option<(usize, Took)> {
-        if let Some((s, e)) = ip4_branch(b, q) {
-            return Some((e, (0, s, e)));
-        }
-        ip6(b, q).map(|e| (e, (1, q, e)))
-    };
-    match kind {
-        Kind::Addr => addr(p),
-        Kind::Host => {
-            // `\[?` takes a `[` first; without it the inner part would start at
-            // `[`, where neither IP4 nor IP6 can (nor DNS: `[` is not in its class)
-            let q = if b.get(p) == Some(&b'[') { p + 1 } else { p };
-            if let Some((e, took)) = addr(q) {
-                let e = if b.get(e) == Some(&b']') { e + 1 } else { e };
-                return Some((e, took));
-            }
-            dns(b, p).map(|e| (e, (2, p, e)))
-        }
+    let host = kind == Kind::Host;
+    // `<HOST>`: `\[?` takes a `[` first; without it the inner part would
+    // start at `[`, where neither IP4 nor IP6 can (nor DNS: `[` is not in
+    // its class)
+    let q = if host && b.get(p) == Some(&b'[') { p + 1 } else { p };
+    // `\]?` after the address (`<HOST>` only)
+    let close = |e: usize| if host && b.get(e) == Some(&b']') { e + 1 } else { e };
+    if let Some((s, e)) = ip4_branch(b, q) {
+        return Some((close(e), (0, s, e)));
     }
+    if let Some(e) = ip6(b, q) {
+        return Some((close(e), (1, q, e)));
+    }
+    if host { dns(b, p).map(|e| (e, (2, p, e))) } else { None }
 }
 
 #[cfg(test)]

@@ -1728,6 +1728,9 @@ pub(crate) struct Segments {
     /// Per part: a segment whose fast kind has at most one parse from a
     /// given start (see [`one_parse`]), for [`Segments::cannot_match`].
     one: Vec<bool>,
+    /// The chain started with a part that is only `\A` (dropped from
+    /// `parts`): it gets through only from 0.
+    at_start: bool,
 }
 
 #[derive(Debug)]
@@ -1771,13 +1774,26 @@ impl Guard {
     }
 }
 
-/// Are the `(?m:$)` parts after [`Fast::Dots`] kept (tests of the general path)?
+/// Are the `(?m:$)` parts after [`Fast::Dots`] and a first `\A` part kept
+/// (tests of the general path)?
 #[inline]
-fn keep_dollar() -> bool {
+fn keep_asserts() -> bool {
     #[cfg(test)]
-    return KEEP_DOLLAR.with(std::cell::Cell::get);
+    return KEEP_ASSERTS.with(std::cell::Cell::get);
     #[cfg(not(test))]
     false
+}
+
+/// A part that is only `\A` (no groups, no guard, no free tail).
+fn start_only(p: &Part) -> bool {
+    matches!(p, Part::Seg(Segment {
+        fast: Some(Fast::Seq(atoms)),
+        guard: None,
+        free: None,
+        whole: None,
+        groups,
+        ..
+    }) if groups.is_empty() && atoms.as_slice() == [Atom::Start])
 }
 
 /// A part that always ends at the first `\n` from its start or at the end of
@@ -1912,11 +1928,30 @@ impl SegmentsSrc {
         // (one part less per run; see `dollar_after_dots_is_dropped`)
         let mut k = 1;
         while k < parts.len() {
-            if !keep_dollar() && dots_to_line_end(&parts[k - 1]) && line_end_only(&parts[k]) {
+            if !keep_asserts() && dots_to_line_end(&parts[k - 1]) && line_end_only(&parts[k]) {
                 parts.remove(k);
             } else {
                 k += 1;
             }
+        }
+        // (decided on the parts as written: only a branch's pre-check)
+        let pre_need = match (parts.first(), self.need.first()) {
+            (
+                Some(Part::Seg(Segment {
+                    guard: None,
+                    free: None,
+                    fast: Some(Fast::Run { tail, scan: true, .. } | Fast::Dots { tail, .. }),
+                    ..
+                })),
+                Some(t),
+            ) => !tail.contains(t.as_str()),
+            _ => true,
+        };
+        // a first part that is only `\A`: the chain's start must be 0 (one
+        // part less per run; see `start_part_is_a_check`)
+        let at_start = !keep_asserts() && parts.first().is_some_and(start_only);
+        if at_start {
+            parts.remove(0);
         }
         let mut groups = Vec::new();
         for p in &parts {
@@ -1930,20 +1965,8 @@ impl SegmentsSrc {
         let need = self.need.iter().map(|t| Lit::new(t)).collect();
         let one = parts.iter().map(|p| matches!(p, Part::Seg(Segment { fast: Some(f), .. }) if one_parse(f))).collect();
         let lead = self.lead.iter().map(|t| t.as_bytes().into()).collect();
-        let pre_need = match (parts.first(), self.need.first()) {
-            (
-                Some(Part::Seg(Segment {
-                    guard: None,
-                    free: None,
-                    fast: Some(Fast::Run { tail, scan: true, .. } | Fast::Dots { tail, .. }),
-                    ..
-                })),
-                Some(t),
-            ) => !tail.contains(t.as_str()),
-            _ => true,
-        };
         let flat = !parts.is_empty() && parts.iter().all(|p| matches!(p, Part::Seg(_)));
-        Some(Segments { parts, groups, need, lead, one, pre_need, flat })
+        Some(Segments { parts, groups, need, lead, one, pre_need, flat, at_start })
     }
 }
 
@@ -2287,8 +2310,9 @@ thread_local! {
 
 #[cfg(test)]
 thread_local! {
-    /// Tests: keep every `(?m:$)` part (see `dots_to_line_end`).
-    static KEEP_DOLLAR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Tests: keep every `(?m:$)` part (see `dots_to_line_end`) and a first
+    /// `\A` part (see `start_only`).
+    static KEEP_ASSERTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Are [`Fast::Host`] segments off (tests of the general path)?
@@ -2316,6 +2340,9 @@ impl Segments {
     ) -> Option<Option<usize>> {
         let b = hay.as_bytes();
         let mut pos = start;
+        if self.at_start && start != 0 {
+            return Some(None);
+        }
         for part in &self.parts {
             let Part::Seg(seg) = part else { return None };
             if seg.guard.as_ref().is_some_and(|g| g.skips(b, pos)) {
@@ -2375,6 +2402,10 @@ impl Segments {
     ) -> Option<usize> {
         let b = hay.as_bytes();
         let mut pos = start;
+        // (the dropped `\A` part fails elsewhere: so does the chain)
+        if self.at_start && start != 0 {
+            return None;
+        }
         // the scratch is looked up only where used (the general case, an
         // alternation's branches): the loop walks the parts alone
         for (i, part) in self.parts.iter().enumerate() {
@@ -2669,6 +2700,9 @@ impl Segments {
     /// on ASCII haystacks only).
     fn cannot_match(&self, hay: &str, ascii: bool, nl: Option<usize>, mut pos: usize) -> bool {
         let b = hay.as_bytes();
+        if self.at_start && pos != 0 {
+            return true;
+        }
         for (part, &one) in self.parts.iter().zip(&self.one) {
             match part {
                 Part::Seg(Segment { guard: Some(g), .. }) | Part::Alt(_, Some(g)) if g.skips(b, pos) => {}
@@ -3637,7 +3671,7 @@ mod tests {
         let pats = [
             (r"^(?P<a>x)?(?P<c>.+)$", true),
             (r"^ab(?P<c>.*)$", true),
-            (r"\A(?P<m>\S+) (?:(?:error|fatal): (?:PAM: )?)?(?P<c>.+)$", true),
+            (r"^(?P<m>\S+) (?:(?:error|fatal): (?:PAM: )?)?(?P<c>.+)$", true),
             (r"^ab(?P<c>.+)$(?P<d>\n?)", true),
             (r"^ab(?P<c>.+?)$", false),
             (r"^ab(?P<c>.+)x$", false),
@@ -3674,10 +3708,11 @@ mod tests {
             emit::emit(&node, &parsed.names, OPTS, &mut text);
             let re = build(&text).unwrap();
             let lean = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            KEEP_DOLLAR.with(|c| c.set(true));
+            KEEP_ASSERTS.with(|c| c.set(true));
             let full = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            KEEP_DOLLAR.with(|c| c.set(false));
-            assert_eq!(lean.parts.len() + usize::from(dropped), full.parts.len(), "{src}");
+            KEEP_ASSERTS.with(|c| c.set(false));
+            // (a first `\A` part is dropped too)
+            assert_eq!(lean.parts.len() + usize::from(dropped) + usize::from(lean.at_start), full.parts.len(), "{src}");
             let n = parsed.names.len();
             let (mut ls, mut fs) = (lean.scratch(), full.scratch());
             let mut caps = re.create_captures();
@@ -3695,6 +3730,66 @@ mod tests {
             }
         }
         assert!(through > 20, "{through}");
+    }
+
+    /// A first part that is only `\A` is dropped and checked as the chain's
+    /// start: the chains without it give the same end and groups as the
+    /// chains with it, from every start (run, flat run, `cannot_match`), and
+    /// the full engine's, on haystacks where the rest matches at 0 and
+    /// elsewhere.
+    #[test]
+    fn start_part_is_a_check() {
+        let pats = [
+            r"\A(?P<a>x)?(?P<c>.+)$",
+            r"\A(?P<m>[^ ]+) (?:(?:error|fatal): (?:PAM: )?)?(?P<c>.+)$",
+            r"\A(?:(?P<a>a)|(?P<b>b))c",
+            r"\A(?P<a>ab)",
+        ];
+        let hays =
+            ["", "x", "xy", "ab", "abc", "ac", "bc", "cbc", "m error: x", " m x", "m x\n", "aab", "xab\n", "\u{e9}ab"];
+        let mut through = 0;
+        for src in pats {
+            let parsed = pyre::parse(src, false).unwrap();
+            let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
+            let mut text = String::new();
+            emit::emit(&node, &parsed.names, OPTS, &mut text);
+            let re = build(&text).unwrap();
+            let lean = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            KEEP_ASSERTS.with(|c| c.set(true));
+            let full = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+            KEEP_ASSERTS.with(|c| c.set(false));
+            assert!(lean.at_start && !full.at_start && lean.parts.len() < full.parts.len(), "{src}");
+            let n = parsed.names.len();
+            let (mut ls, mut fs) = (lean.scratch(), full.scratch());
+            let mut caps = re.create_captures();
+            for h in hays {
+                for start in (0..=h.len()).filter(|&p| h.is_char_boundary(p)) {
+                    for nl in [None, Some(h.find('\n').unwrap_or(h.len()))] {
+                        let mut a = vec![None; n];
+                        let mut b = vec![None; n];
+                        let ea = lean.run(h, h.is_ascii(), nl, start, &mut ls, &mut a);
+                        let eb = full.run(h, h.is_ascii(), nl, start, &mut fs, &mut b);
+                        assert_eq!((ea, &a), (eb, &b), "{src:?} on {h:?} from {start}");
+                        if lean.flat && full.flat {
+                            let mut a = vec![None; n];
+                            let mut b = vec![None; n];
+                            let fa = lean.run_flat(h, h.is_ascii(), nl, start, &mut a);
+                            let fb = full.run_flat(h, h.is_ascii(), nl, start, &mut b);
+                            assert_eq!((fa, &a), (fb, &b), "{src:?} on {h:?} from {start}: flat");
+                        }
+                        assert_eq!(
+                            lean.cannot_match(h, h.is_ascii(), nl, start),
+                            full.cannot_match(h, h.is_ascii(), nl, start),
+                            "{src:?} on {h:?} from {start}: cannot_match"
+                        );
+                    }
+                }
+                if chain_agrees(src, &lean, &re, n, h, None, &mut ls, &mut caps) {
+                    through += 1;
+                }
+            }
+        }
+        assert!(through > 8, "{through}");
     }
 
     #[test]
