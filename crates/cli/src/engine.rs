@@ -3,7 +3,7 @@
 //! how decisions are shown.
 
 use stadtwache_core::{Diagnostic, Duration, Timestamp};
-use stadtwache_decide::{Allowlist, BanIncrement, Decider, Decision, Policy, Step};
+use stadtwache_decide::{Allowlist, BanIncrement, Decider, Decision, Outcome, Policy, Step};
 use stadtwache_detect::{Detector, DetectorOptions, WindowSpec};
 use stadtwache_match::Failure;
 use stadtwache_rules::RulePack;
@@ -119,6 +119,21 @@ pub fn count_decision(d: &Decision, c: &mut RuleCounters, trigger_time: Timestam
         Decision::AlreadyBanned { .. } => c.already_banned += 1,
         Decision::Allowlisted { .. } => c.allowlisted += 1,
         Decision::Expired { .. } => c.expired += 1,
+    }
+}
+
+/// [`count_decision`] for a [`Decider::decide_quiet`] outcome.
+pub fn count_outcome(o: Outcome, c: &mut RuleCounters, trigger_time: Timestamp, bans: Option<&mut Vec<BanRow>>) {
+    match o {
+        Outcome::Ban { key, prefix } => {
+            c.bans += 1;
+            if let Some(bans) = bans {
+                bans.push((trigger_time, key, prefix));
+            }
+        }
+        Outcome::AlreadyBanned => c.already_banned += 1,
+        Outcome::Allowlisted => c.allowlisted += 1,
+        Outcome::Expired => c.expired += 1,
     }
 }
 

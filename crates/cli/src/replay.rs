@@ -300,10 +300,14 @@ impl Pipeline {
         counters.alerts += 1;
         // the explanation only for an observer that looks at it
         let watch = observed && obs.wants(&trigger.key);
-        let decision = if watch { decider.decide(trigger, now) } else { decider.decide_unexplained(trigger, now) };
-        crate::engine::count_decision(&decision, counters, trigger.time, bans);
         if watch {
+            let decision = decider.decide(trigger, now);
+            crate::engine::count_decision(&decision, counters, trigger.time, bans);
             obs.decision(&DecisionView { rule, trigger, decision: &decision });
+        } else {
+            // nobody reads an explanation: the outcome only
+            let outcome = decider.decide_quiet(trigger, now);
+            crate::engine::count_outcome(outcome, counters, trigger.time, bans);
         }
     }
 

@@ -390,6 +390,11 @@ pub(crate) struct ZoneCache {
     hour: Option<(i64, i64)>,
     /// The zone the cache was filled for.
     tz: Option<TimeZone>,
+    /// Address and length of `tz`'s IANA name text as the last asked zone
+    /// equal to it gave it (the text lives in `tz`'s own shared data or is
+    /// static, so it stays put while `tz` is held): a zone asked about whose
+    /// name is that very text has `tz`'s name.
+    name_at: Option<(usize, usize)>,
     /// Bumped whenever the zone changes.
     pub generation: u64,
     /// Offset (seconds) of the last `mktime` result: glibc's
@@ -401,9 +406,26 @@ impl ZoneCache {
     /// Whether the cache was filled for `tz`. Comparing two TZif zones
     /// costs ~150 ns; their IANA names do (two tz databases with one name
     /// are not told apart).
+    /// The cached zone's name is not looked up again in the common case
+    /// (the same zone line after line): the address of the asked zone's
+    /// name text is kept ([`ZoneCache::name_at`]), which costs one
+    /// `iana_name` call and a compare. When a zone with another text but the
+    /// same name is asked about, it becomes the cached zone (equal for this
+    /// cache: only the name is compared), so its text stays alive.
     #[inline(always)]
-    pub fn same_tz(&self, tz: &TimeZone) -> bool {
-        self.same_tz_by(tz, |a, b| std::ptr::eq(a, b) || a == b)
+    pub fn same_tz(&mut self, tz: &TimeZone) -> bool {
+        let name = tz.iana_name();
+        if let (Some(at), Some(b)) = (self.name_at, name)
+            && at == (b.as_ptr() as usize, b.len())
+        {
+            return true;
+        }
+        let same = self.same_tz_by(tz, |a, b| std::ptr::eq(a, b) || a == b);
+        if same && let Some(b) = name {
+            self.tz = Some(tz.clone());
+            self.name_at = Some((b.as_ptr() as usize, b.len()));
+        }
+        same
     }
 
     /// [`ZoneCache::same_tz`] with `eq` for the names.
@@ -426,6 +448,7 @@ impl ZoneCache {
             self.now = None;
             self.hour = None;
             self.tz = Some(tz.clone());
+            self.name_at = None;
         }
     }
 
@@ -666,14 +689,38 @@ mod tests {
             }
         }
         zones.extend(TimeZone::posix("CET-01CEST-02,M3.5.0,M10.5.0"));
+        // zones of their own (own name text) with names of the zones above,
+        // one of them with another zone's data
+        for (name, file) in [("Europe/Berlin", "Europe/Berlin"), ("Europe/Berlin", "UTC"), ("UTC", "UTC")] {
+            if let Ok(data) = std::fs::read(format!("/usr/share/zoneinfo/{file}")) {
+                zones.extend(TimeZone::tzif(name, &data));
+            }
+        }
         for cached in &zones {
             let mut zc = ZoneCache::default();
             assert!(!zc.same_tz(cached));
             zc.check_tz(cached);
-            for asked in &zones {
-                assert_eq!(zc.same_tz(asked), zc.same_tz_by(asked, |a, b| a == b), "{cached:?} {asked:?}");
+            assert!(zc.name_at.is_none());
+            // every order of asked zones, twice (the second time through the
+            // kept addresses), against the name compare with the first zone
+            for asked in zones.iter().chain(&zones).chain(zones.iter().rev()) {
+                let by_name = zc.same_tz_by(asked, |a, b| a == b);
+                let kept = zc.name_at;
+                assert_eq!(zc.same_tz(asked), by_name, "{cached:?} {asked:?}");
+                assert_eq!(zc.same_tz(asked), by_name, "{cached:?} {asked:?} again");
+                // a zone is only ever replaced by one with its name
+                assert_eq!(zc.tz.as_ref().and_then(TimeZone::iana_name), cached.iana_name());
+                // the address shortcut says yes only where the names are equal
+                if let (Some(at), Some(b)) = (kept, asked.iana_name())
+                    && at == (b.as_ptr() as usize, b.len())
+                {
+                    assert_eq!(cached.iana_name(), Some(b));
+                }
+                // the kept address is learnt for a zone with a name
+                assert_eq!(zc.name_at.is_some(), by_name && asked.iana_name().is_some() || kept.is_some());
             }
             assert!(zc.clone().same_tz(cached));
+            assert!(zc.same_tz(&cached.clone()));
         }
     }
 

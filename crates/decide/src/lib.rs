@@ -82,6 +82,7 @@ mod increment;
 mod restore;
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -279,6 +280,28 @@ impl Decision {
 
     pub fn is_ban(&self) -> bool {
         matches!(self, Decision::Ban { .. })
+    }
+}
+
+/// What [`Decider::decide_quiet`] decided: the kind of [`Decision`], for a
+/// ban its key and prefix (no explanation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ban { key: Key, prefix: Option<u8> },
+    AlreadyBanned,
+    Allowlisted,
+    Expired,
+}
+
+impl Decision {
+    /// The [`Outcome`] of this decision.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Decision::Ban { key, prefix, .. } => Outcome::Ban { key: key.clone(), prefix: *prefix },
+            Decision::AlreadyBanned { .. } => Outcome::AlreadyBanned,
+            Decision::Allowlisted { .. } => Outcome::Allowlisted,
+            Decision::Expired { .. } => Outcome::Expired,
+        }
     }
 }
 
@@ -523,21 +546,33 @@ impl Decider {
 
     /// The key a ban applies to: mapped IPv4 unwrapped, IPv6 aggregated.
     fn target(&self, key: &Key, steps: &mut Vec<Step>) -> Target {
+        self.target_with(key, Some(steps))
+    }
+
+    /// [`Decider::target`], its steps only with `steps`.
+    #[inline]
+    fn target_with(&self, key: &Key, mut steps: Option<&mut Vec<Step>>) -> Target {
         let Key::Ip(ip) = key else {
             return (key.clone(), None);
         };
         let canon = canonical_ip(*ip);
-        if canon != *ip {
-            steps.push(Step::MappedToIpv4 { from: key.clone(), to: Key::Ip(canon) });
+        if canon != *ip
+            && let Some(s) = steps.as_deref_mut()
+        {
+            s.push(Step::MappedToIpv4 { from: key.clone(), to: Key::Ip(canon) });
         }
         match (canon, self.policy.ipv6_prefix) {
             (IpAddr::V6(_), Some(p)) if p < 128 => {
                 if let Some(e) = self.policy.allowlist.overlaps(canon, p) {
-                    steps.push(Step::AggregationSkipped { prefix: p, allowlist_entry: e.text.clone() });
+                    if let Some(s) = steps {
+                        s.push(Step::AggregationSkipped { prefix: p, allowlist_entry: e.text.clone() });
+                    }
                     return (Key::Ip(canon), None);
                 }
                 let net = Key::Ip(allowlist::network(canon, p));
-                steps.push(Step::Aggregated { prefix: p, network: net.clone() });
+                if let Some(s) = steps {
+                    s.push(Step::Aggregated { prefix: p, network: net.clone() });
+                }
                 (net, Some(p))
             }
             _ => (Key::Ip(canon), None),
@@ -545,7 +580,7 @@ impl Decider {
     }
 
     fn target_quiet(&self, key: &Key) -> Target {
-        self.target(key, &mut Vec::new())
+        self.target_with(key, None)
     }
 
     /// Moves the ban of `t` to the pending unbans when it is over at `now`.
@@ -569,11 +604,7 @@ impl Decider {
 
     /// fail2ban `_purge_bips`.
     fn history_purgeable(&self, h: &History, now: Timestamp) -> bool {
-        let Some(bt) = h.last_bantime else {
-            return false;
-        };
-        let horizon = now.0.saturating_sub(self.purge_age().0);
-        h.last_ban.0 < horizon && h.last_ban.0.saturating_add(bt.0.saturating_mul(3)) < horizon
+        purgeable(h, now, self.purge_age())
     }
 
     /// Decides what to do about `trig` at `now`.
@@ -587,6 +618,100 @@ impl Decider {
     /// stored reasons on, a ban still stores the full explanation.
     pub fn decide_unexplained(&mut self, trig: &Trigger, now: Timestamp) -> Decision {
         self.decide_inner(trig, now, false)
+    }
+
+    /// [`Decider::decide`] for a caller that looks only at the outcome (a
+    /// replay without observers): the same decision and the same changes,
+    /// without an explanation, with one lookup of the ban target in each
+    /// map. With stored reasons on, this is [`Decider::decide_unexplained`].
+    pub fn decide_quiet(&mut self, trig: &Trigger, now: Timestamp) -> Outcome {
+        if self.store_reasons {
+            return self.decide_unexplained(trig, now).outcome();
+        }
+        // The steps of `decide_inner`, in its order.
+        if self.policy.allowlist.matches(&trig.key).is_some() {
+            return Outcome::Allowlisted;
+        }
+        let mut t = self.target_quiet(&trig.key);
+        let (base, _) = self.base_bantime(trig.rule);
+        let permanent = base.0 < 0;
+        if !permanent && trig.time.saturating_add(base) < now {
+            return Outcome::Expired;
+        }
+        loop {
+            match self.bans.entry(t) {
+                // `retire_if_over`, then the target is not banned
+                Entry::Occupied(o) if matches!(o.get().until, Some(u) if now > u) => {
+                    let (k, rec) = o.remove_entry();
+                    self.pending.push(unban_of(&k, &rec));
+                    t = k;
+                }
+                Entry::Occupied(mut o) => {
+                    let new_eob = if permanent { None } else { Some(trig.time.saturating_add(base)) };
+                    let later = match (new_eob, o.get().until) {
+                        (_, None) => false,
+                        (None, Some(_)) => true,
+                        (Some(n), Some(o)) => n > o,
+                    };
+                    if later {
+                        let k = o.key().clone();
+                        let rec = o.get_mut();
+                        let bt = if permanent {
+                            None
+                        } else {
+                            let dif = trig.time.since(rec.time);
+                            Some(if dif.0 > 0 { Duration(base.0.saturating_add(dif.0)) } else { base })
+                        };
+                        rec.bantime = bt;
+                        rec.until = bt.map(|b| rec.time.saturating_add(b));
+                        if let Some(u) = rec.until {
+                            self.generation += 1;
+                            rec.generation = self.generation;
+                            self.heap.push(u.0, self.generation, k);
+                        }
+                    }
+                    return Outcome::AlreadyBanned;
+                }
+                Entry::Vacant(v) => {
+                    let purge_age = self.policy.increment.as_ref().map_or(Duration::from_secs(86_400), |i| i.purge_age);
+                    let history = self.history.entry(v.key().clone());
+                    let previous = match &history {
+                        Entry::Occupied(h) if !purgeable(h.get(), now, purge_age) => h.get().ban_count,
+                        _ => 0,
+                    };
+                    let mut duration = (!permanent).then_some(base);
+                    if let Some(inc) = &self.policy.increment
+                        && base.0 > 0
+                        && previous > 0
+                    {
+                        duration = Some(inc.calc(base, previous, salt(v.key(), inc.rnd_seed)).result);
+                    }
+                    let until = duration.map(|d| trig.time.saturating_add(d));
+                    if until.is_some_and(|u| u < now) {
+                        return Outcome::Expired;
+                    }
+                    let ban_count = previous.saturating_add(1);
+                    self.generation += 1;
+                    if let Some(u) = until {
+                        self.heap.push(u.0, self.generation, v.key().clone());
+                    }
+                    let h = History { ban_count, last_ban: trig.time, last_bantime: duration };
+                    *history.or_insert(h) = h;
+                    let key = v.key().clone();
+                    v.insert(BanRecord {
+                        rule: trig.rule,
+                        time: trig.time,
+                        bantime: duration,
+                        until,
+                        ban_count,
+                        simulated: self.policy.simulate,
+                        generation: self.generation,
+                        reason: None,
+                    });
+                    return Outcome::Ban { key: key.0, prefix: key.1 };
+                }
+            }
+        }
     }
 
     fn decide_inner(&mut self, trig: &Trigger, now: Timestamp, explain: bool) -> Decision {
@@ -828,6 +953,15 @@ impl Decider {
         out.sort_unstable_by(|a, b| (&a.key, a.prefix).cmp(&(&b.key, b.prefix)));
         out
     }
+}
+
+/// fail2ban `_purge_bips`: whether `h` is forgotten at `now`.
+fn purgeable(h: &History, now: Timestamp, purge_age: Duration) -> bool {
+    let Some(bt) = h.last_bantime else {
+        return false;
+    };
+    let horizon = now.0.saturating_sub(purge_age.0);
+    h.last_ban.0 < horizon && h.last_ban.0.saturating_add(bt.0.saturating_mul(3)) < horizon
 }
 
 fn unban_of(t: &Target, rec: &BanRecord) -> Unban {

@@ -593,6 +593,70 @@ mod prop {
                 }
             }
         }
+
+        /// `decide_quiet` against `decide` on the same inputs: the same
+        /// outcomes (ban key and prefix), the same bans (durations, ends,
+        /// counts), unbans and history, with allowlist, IPv6 aggregation,
+        /// increments (random part included), rule bantimes, permanent bans,
+        /// bans that are over before the next decision, prolongations.
+        #[test]
+        fn quiet_decisions_are_decisions(
+            allow in proptest::collection::vec(0..ALLOW.len(), 0..4),
+            prefix in prop_oneof![Just(None), Just(Some(48u8)), Just(Some(64u8)), Just(Some(128u8))],
+            increment in prop_oneof![Just(None), Just(Some(None)), Just(Some(Some(60i64)))],
+            purge_age in prop_oneof![Just(86_400i64), 1i64..3000],
+            bantime in prop_oneof![Just(-1i64), 1i64..2000],
+            rule_bantime in prop_oneof![Just(None), Just(Some(-1i64)), (1i64..900).prop_map(Some)],
+            simulate in any::<bool>(),
+            seed in any::<u64>(),
+            ops in proptest::collection::vec((0..KEYS.len() + 2, 0i64..1500, 0u8..3, 0i64..2000, any::<bool>()), 1..120),
+        ) {
+            let spec: Vec<&str> = allow.iter().map(|&i| ALLOW[i]).collect();
+            let p = Policy {
+                bantime: Duration::from_secs(bantime),
+                increment: increment.map(|rnd| BanIncrement {
+                    rndtime: rnd.map(Duration::from_secs),
+                    rnd_seed: rnd.map(|_| 7),
+                    purge_age: Duration::from_secs(purge_age),
+                    ..BanIncrement::default()
+                }),
+                allowlist: Allowlist::parse(&spec.join(" ")).unwrap(),
+                ipv6_prefix: prefix,
+                simulate,
+            };
+            let make = || {
+                Decider::new(p.clone())
+                    .with_hash_seed(seed)
+                    .with_stored_reasons(false)
+                    .with_rule_bantimes(vec![None, rule_bantime.map(Duration::from_secs)])
+            };
+            let (mut loud, mut quiet) = (make(), make());
+            let mut now = 0i64;
+            for (k, dt, expire, back, rule1) in ops {
+                now += dt;
+                let key = key_of(k);
+                match expire {
+                    0 => {}
+                    1 => prop_assert_eq!(loud.expire(secs(now)), quiet.expire(secs(now))),
+                    _ => {
+                        loud.expire_quiet(secs(now));
+                        quiet.expire_quiet(secs(now));
+                    }
+                }
+                let mut t = trig(&key, now - back);
+                t.rule = RuleId(u32::from(rule1));
+                let d = loud.decide(&t, secs(now));
+                prop_assert_eq!(quiet.decide_quiet(&t, secs(now)), d.outcome());
+                prop_assert_eq!(loud.bans(secs(now)), quiet.bans(secs(now)));
+                prop_assert_eq!(loud.explain(&key, secs(now)), quiet.explain(&key, secs(now)));
+                prop_assert_eq!(loud.active_bans(), quiet.active_bans());
+            }
+            now += 10_000_000;
+            prop_assert_eq!(loud.expire(secs(now)), quiet.expire(secs(now)));
+            for k in 0..KEYS.len() + 2 {
+                prop_assert_eq!(loud.explain(&key_of(k), secs(now)), quiet.explain(&key_of(k), secs(now)));
+            }
+        }
     }
 }
 
