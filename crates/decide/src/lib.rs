@@ -364,6 +364,43 @@ pub struct KeyReport {
 
 type Target = (Key, Option<u8>);
 
+/// fail2ban's `BanManager.addBanTicket` for a target banned already: when
+/// a ban from `time` with bantime `base` (negative: permanent) would end
+/// later than the record, the record is prolonged (its bantime grows by the
+/// time since its ban) and its new end queued. Returns whether it was.
+fn prolong(
+    rec: &mut BanRecord,
+    t: &Target,
+    time: Timestamp,
+    base: Duration,
+    generation: &mut u64,
+    heap: &mut ExpiryQueue,
+) -> bool {
+    let permanent = base.0 < 0;
+    let new_eob = if permanent { None } else { Some(time.saturating_add(base)) };
+    let later = match (new_eob, rec.until) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(n), Some(o)) => n > o,
+    };
+    if later {
+        let bt = if permanent {
+            None
+        } else {
+            let dif = time.since(rec.time);
+            Some(if dif.0 > 0 { Duration(base.0.saturating_add(dif.0)) } else { base })
+        };
+        rec.bantime = bt;
+        rec.until = bt.map(|b| rec.time.saturating_add(b));
+        if let Some(u) = rec.until {
+            *generation += 1;
+            rec.generation = *generation;
+            heap.push(u.0, *generation, t.clone());
+        }
+    }
+    later
+}
+
 #[derive(Clone, Debug)]
 struct BanRecord {
     rule: RuleId,
@@ -647,29 +684,8 @@ impl Decider {
                     t = k;
                 }
                 Entry::Occupied(mut o) => {
-                    let new_eob = if permanent { None } else { Some(trig.time.saturating_add(base)) };
-                    let later = match (new_eob, o.get().until) {
-                        (_, None) => false,
-                        (None, Some(_)) => true,
-                        (Some(n), Some(o)) => n > o,
-                    };
-                    if later {
-                        let k = o.key().clone();
-                        let rec = o.get_mut();
-                        let bt = if permanent {
-                            None
-                        } else {
-                            let dif = trig.time.since(rec.time);
-                            Some(if dif.0 > 0 { Duration(base.0.saturating_add(dif.0)) } else { base })
-                        };
-                        rec.bantime = bt;
-                        rec.until = bt.map(|b| rec.time.saturating_add(b));
-                        if let Some(u) = rec.until {
-                            self.generation += 1;
-                            rec.generation = self.generation;
-                            self.heap.push(u.0, self.generation, k);
-                        }
-                    }
+                    let (k, rec) = (o.key().clone(), o.get_mut());
+                    prolong(rec, &k, trig.time, base, &mut self.generation, &mut self.heap);
                     return Outcome::AlreadyBanned;
                 }
                 Entry::Vacant(v) => {
@@ -762,30 +778,8 @@ impl Decider {
         }
         self.retire_if_over(&t, now);
         if let Some(rec) = self.bans.get_mut(&t) {
-            let new_eob = if permanent { None } else { Some(trig.time.saturating_add(base)) };
-            let later = match (new_eob, rec.until) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some(n), Some(o)) => n > o,
-            };
             let old = rec.until;
-            let mut prolonged = false;
-            if later {
-                let bt = if permanent {
-                    None
-                } else {
-                    let dif = trig.time.since(rec.time);
-                    Some(if dif.0 > 0 { Duration(base.0.saturating_add(dif.0)) } else { base })
-                };
-                rec.bantime = bt;
-                rec.until = bt.map(|b| rec.time.saturating_add(b));
-                prolonged = true;
-                if let Some(u) = rec.until {
-                    self.generation += 1;
-                    rec.generation = self.generation;
-                    self.heap.push(u.0, self.generation, t.clone());
-                }
-            }
+            let prolonged = prolong(rec, &t, trig.time, base, &mut self.generation, &mut self.heap);
             let until = rec.until;
             step!(Step::AlreadyBanned { until: old, prolonged, new_until: until });
             return Decision::AlreadyBanned { key: t.0, prefix: t.1, until, prolonged, reason: reason(steps) };
