@@ -240,23 +240,8 @@ fn find_lit(h: &[u8], t: &[u8], rare: usize) -> Option<usize> {
     // text ends inside `h`)
     let hi = (h.len() + 1).checked_sub(t.len() - rare)?;
     let bc = LO * u64::from(c);
-    let mut k = rare;
-    while k + 8 <= hi {
-        let mut z = eq_bits(word_at(h, k), bc);
-        while z != 0 {
-            let j = k + (z.trailing_zeros() / 8) as usize - rare;
-            if text_at(h, j, t) {
-                return Some(j);
-            }
-            z &= z - 1;
-        }
-        k += 8;
-    }
-    // the last places: one word ending at `hi` (its places before `k`
-    // failed above: checked again, they fail again), unless `hi` is too
-    // close to the start
-    if k < hi && hi >= rare + 8 {
-        let base = hi - 8;
+    // the first candidate among the eight places of the word at `base`
+    let in_word = |base: usize| {
         let mut z = eq_bits(word_at(h, base), bc);
         while z != 0 {
             let j = base + (z.trailing_zeros() / 8) as usize - rare;
@@ -265,7 +250,20 @@ fn find_lit(h: &[u8], t: &[u8], rare: usize) -> Option<usize> {
             }
             z &= z - 1;
         }
-        return None;
+        None
+    };
+    let mut k = rare;
+    while k + 8 <= hi {
+        if let Some(j) = in_word(k) {
+            return Some(j);
+        }
+        k += 8;
+    }
+    // the last places: one word ending at `hi` (its places before `k`
+    // failed above: checked again, they fail again), unless `hi` is too
+    // close to the start
+    if k < hi && hi >= rare + 8 {
+        return in_word(hi - 8);
     }
     while k < hi {
         if h[k] == c && text_at(h, k - rare, t) {
@@ -1784,16 +1782,22 @@ fn keep_asserts() -> bool {
     false
 }
 
-/// A part that is only `\A` (no groups, no guard, no free tail).
+/// The atoms of a part that is only a [`Fast::Seq`] (no groups, no guard,
+/// no free tail).
+fn bare_seq(p: &Part) -> Option<&[Atom]> {
+    match p {
+        Part::Seg(Segment { fast: Some(Fast::Seq(atoms)), guard: None, free: None, whole: None, groups, .. })
+            if groups.is_empty() =>
+        {
+            Some(atoms.as_slice())
+        }
+        _ => None,
+    }
+}
+
+/// A part that is only `\A`.
 fn start_only(p: &Part) -> bool {
-    matches!(p, Part::Seg(Segment {
-        fast: Some(Fast::Seq(atoms)),
-        guard: None,
-        free: None,
-        whole: None,
-        groups,
-        ..
-    }) if groups.is_empty() && atoms.as_slice() == [Atom::Start])
+    bare_seq(p) == Some(&[Atom::Start])
 }
 
 /// A part that always ends at the first `\n` from its start or at the end of
@@ -1811,17 +1815,10 @@ fn dots_to_line_end(p: &Part) -> bool {
     }) if tail.is_empty())
 }
 
-/// A part that is only `(?m:$)` (no groups, no guard, no free tail): it holds
-/// at a `\n` and at the end of the haystack.
+/// A part that is only `(?m:$)`: it holds at a `\n` and at the end of the
+/// haystack.
 fn line_end_only(p: &Part) -> bool {
-    matches!(p, Part::Seg(Segment {
-        fast: Some(Fast::Seq(atoms)),
-        guard: None,
-        free: None,
-        whole: None,
-        groups,
-        ..
-    }) if groups.is_empty() && !atoms.is_empty() && atoms.iter().all(|a| *a == Atom::LineEnd))
+    bare_seq(p).is_some_and(|a| !a.is_empty() && a.iter().all(|a| *a == Atom::LineEnd))
 }
 
 /// Segment sources, compiled on first use.
@@ -3620,17 +3617,8 @@ mod tests {
         let (mut agreed, mut fast_only) = (0, 0);
         for src in pats {
             let exp = super::super::tags::expand(src, true);
-            let parsed = pyre::parse(&exp.text, false).unwrap();
-            let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
-            let mut text = String::new();
-            emit::emit(&node, &parsed.names, OPTS, &mut text);
-            let re = build(&text).unwrap();
-            let fast = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            HOST_OFF.with(|c| c.set(true));
-            let general = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            HOST_OFF.with(|c| c.set(false));
+            let (fast, general, re, n) = two_chains(&exp.text, &HOST_OFF);
             assert!(has_host(&fast) && !has_host(&general), "{src}");
-            let n = parsed.names.len();
             let (mut fs, mut gs) = (fast.scratch(), general.scratch());
             let mut caps = re.create_captures();
             let before = agreed;
@@ -3702,18 +3690,9 @@ mod tests {
         ];
         let mut through = 0;
         for (src, dropped) in pats {
-            let parsed = pyre::parse(src, false).unwrap();
-            let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
-            let mut text = String::new();
-            emit::emit(&node, &parsed.names, OPTS, &mut text);
-            let re = build(&text).unwrap();
-            let lean = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            KEEP_ASSERTS.with(|c| c.set(true));
-            let full = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            KEEP_ASSERTS.with(|c| c.set(false));
+            let (lean, full, re, n) = two_chains(src, &KEEP_ASSERTS);
             // (a first `\A` part is dropped too)
             assert_eq!(lean.parts.len() + usize::from(dropped) + usize::from(lean.at_start), full.parts.len(), "{src}");
-            let n = parsed.names.len();
             let (mut ls, mut fs) = (lean.scratch(), full.scratch());
             let mut caps = re.create_captures();
             for h in hays {
@@ -3730,6 +3709,26 @@ mod tests {
             }
         }
         assert!(through > 20, "{through}");
+    }
+
+    /// The chain of `src` as compiled, and as compiled with the test switch
+    /// `off` on (a fast path left out: `HOST_OFF`; parts the compiler may
+    /// drop kept: `KEEP_ASSERTS`), the full engine's regex and the number of
+    /// groups.
+    fn two_chains(
+        src: &str,
+        off: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    ) -> (Segments, Segments, meta::Regex, usize) {
+        let parsed = pyre::parse(src, false).unwrap();
+        let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
+        let mut text = String::new();
+        emit::emit(&node, &parsed.names, OPTS, &mut text);
+        let re = build(&text).unwrap();
+        let on = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+        off.with(|c| c.set(true));
+        let switched = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
+        off.with(|c| c.set(false));
+        (on, switched, re, parsed.names.len())
     }
 
     /// A first part that is only `\A` is dropped and checked as the chain's
@@ -3749,17 +3748,8 @@ mod tests {
             ["", "x", "xy", "ab", "abc", "ac", "bc", "cbc", "m error: x", " m x", "m x\n", "aab", "xab\n", "\u{e9}ab"];
         let mut through = 0;
         for src in pats {
-            let parsed = pyre::parse(src, false).unwrap();
-            let node = emit::simplify_zero_width_repeats(emit::elide_lookbehinds(parsed.node.clone(), None));
-            let mut text = String::new();
-            emit::emit(&node, &parsed.names, OPTS, &mut text);
-            let re = build(&text).unwrap();
-            let lean = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            KEEP_ASSERTS.with(|c| c.set(true));
-            let full = SegmentsSrc::new(&node, &parsed.names, "", OPTS).unwrap().compile().unwrap();
-            KEEP_ASSERTS.with(|c| c.set(false));
+            let (lean, full, re, n) = two_chains(src, &KEEP_ASSERTS);
             assert!(lean.at_start && !full.at_start && lean.parts.len() < full.parts.len(), "{src}");
-            let n = parsed.names.len();
             let (mut ls, mut fs) = (lean.scratch(), full.scratch());
             let mut caps = re.create_captures();
             for h in hays {
