@@ -827,6 +827,37 @@ fn bad_datepattern_and_logtimezone_are_coded_errors_with_place() {
     assert!(errs.iter().any(|e| e.code.starts_with('P')), "the bad failregex too: {errs:?}");
 }
 
+/// The output of `f2b_dump.py MODE` (fail2ban's own results or the stock
+/// filters' specs); the test fails with the end of the script's stderr when
+/// it fails (fail2ban warns a lot there, but the reason is at the end: two
+/// failures in a stress run, when the disk was full, said no more than
+/// "exit status: 1").
+fn f2b_dump(mode: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
+    let out = std::env::temp_dir().join(format!("stadtwache-runner-{mode}-{}.tsv", std::process::id()));
+    let run = std::process::Command::new("python3")
+        .arg(script)
+        .arg(mode)
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    let failed = match &run {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let lines: Vec<&str> = err.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            Some(format!("{}:\n{tail}", o.status))
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    assert!(failed.is_none(), "f2b_dump.py {mode}: {}", failed.unwrap_or_default());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    text
+}
+
 /// Differential tests against fail2ban itself: `f2b_dump.py` drives
 /// fail2ban's `Filter` (the Debian package) over its own sample logs exactly
 /// as its samples test does (and over hand-made scenarios), recording per
@@ -842,31 +873,7 @@ fn differential(kind: &str) {
         eprintln!("SKIPPED: fail2ban (Debian package) not installed");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
-    let out = std::env::temp_dir().join(format!("stadtwache-runner-{kind}-{}.tsv", std::process::id()));
-    // (stderr kept for the message: fail2ban warns a lot there, but when the
-    // script fails its reason is at the end -- two failures in a stress run,
-    // when the disk was full, said no more than "exit status: 1")
-    let run = std::process::Command::new("python3")
-        .arg(script)
-        .arg(kind)
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output();
-    let failed = match &run {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let lines: Vec<&str> = err.lines().collect();
-            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-            Some(format!("{}:\n{tail}", o.status))
-        }
-        Err(e) => Some(e.to_string()),
-    };
-    assert!(failed.is_none(), "f2b_dump.py {kind}: {}", failed.unwrap_or_default());
-    let text = std::fs::read_to_string(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
+    let text = f2b_dump(kind);
     let mut cache = HashMap::new();
     let (lines, failures, mismatches) = check_dump(&text, false, &mut cache);
     eprintln!("{kind}: {lines} lines, {failures} results, {mismatches} mismatching lines");
@@ -1957,18 +1964,7 @@ fn dispatch_picks_the_candidates_of_starts_with_for_stock_filters() {
         eprintln!("SKIPPED: fail2ban (Debian package) not installed");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runner/f2b_dump.py");
-    let out = std::env::temp_dir().join(format!("stadtwache-specs-{}.tsv", std::process::id()));
-    let run = std::process::Command::new("python3")
-        .arg(script)
-        .arg("specs")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    assert!(matches!(run, Ok(s) if s.success()), "f2b_dump.py specs: {run:?}");
-    let text = std::fs::read_to_string(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
+    let text = f2b_dump("specs");
     let mut specs: Vec<FilterSpec> = Vec::new();
     for raw in text.lines() {
         let rec: Vec<String> = raw.split('\t').map(unescape).collect();
