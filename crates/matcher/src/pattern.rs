@@ -253,14 +253,21 @@ impl<T> Lazy<T> {
 /// Python's Unicode classes restricted to ASCII: identical results on ASCII
 /// haystacks (the common case for logs), much smaller automata.
 enum Compiled {
-    Linear { uni: Lazy<regex::Regex>, ascii: Lazy<regex::bytes::Regex> },
-    Fancy { uni: fancy_regex::Regex, ascii: Lazy<fancy_regex::Regex> },
+    /// `uni`: compiled from [`Pattern::translated`] on first use.
+    Linear {
+        uni: OnceLock<Option<regex::Regex>>,
+        ascii: Lazy<regex::bytes::Regex>,
+    },
+    Fancy {
+        uni: fancy_regex::Regex,
+        ascii: Lazy<fancy_regex::Regex>,
+    },
 }
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Compiled::Linear { uni, .. } => write!(f, "Linear({:?})", uni.src.as_deref().unwrap_or_default()),
+            Compiled::Linear { uni, .. } => write!(f, "Linear(compiled: {})", uni.get().is_some()),
             Compiled::Fancy { uni, .. } => write!(f, "Fancy({:?})", uni.as_str()),
         }
     }
@@ -519,7 +526,7 @@ impl Pattern {
             // it (counted per rule, see `uni_linear`).
             match regex_syntax::ast::parse::Parser::new().parse(&translated) {
                 Ok(_) => {
-                    let uni = Lazy::new(Some(translated.clone()));
+                    let uni = OnceLock::new();
                     let ascii = Lazy::new(Some(format!("(?-u){}", render(eo(false, false, false, true)))));
                     Compiled::Linear { uni, ascii }
                 }
@@ -619,9 +626,10 @@ impl Pattern {
     /// checked at compile time; a failure here is the size limit).
     fn uni_linear(&self) -> Result<&regex::Regex, BudgetExceeded> {
         match &self.compiled {
-            Compiled::Linear { uni, .. } => {
-                uni.get(|src| regex::RegexBuilder::new(src).size_limit(64 << 20).build().ok()).ok_or(BudgetExceeded)
-            }
+            Compiled::Linear { uni, .. } => uni
+                .get_or_init(|| regex::RegexBuilder::new(&self.translated).size_limit(64 << 20).build().ok())
+                .as_ref()
+                .ok_or(BudgetExceeded),
             Compiled::Fancy { .. } => Err(BudgetExceeded),
         }
     }
@@ -629,7 +637,7 @@ impl Pattern {
     /// Whether the Unicode linear engine has been compiled (tests).
     #[cfg(test)]
     fn uni_compiled(&self) -> bool {
-        matches!(&self.compiled, Compiled::Linear { uni, .. } if uni.cell.get().is_some())
+        matches!(&self.compiled, Compiled::Linear { uni, .. } if uni.get().is_some())
     }
 
     fn ascii_linear(&self) -> Option<&regex::bytes::Regex> {
