@@ -32,6 +32,14 @@ pub(crate) enum Hand {
     },
     Epoch,
     EpochLineBegin,
+    /// `{^LN-BEG}(?:%Z )?` then the syslog pattern, on a line where the
+    /// zone cannot match (see [`Cur::zone_impossible`]): then the regex
+    /// finds what the anchored syslog pattern finds. Any other line is
+    /// [`HandResult::Unsure`] (the regex decides).
+    ZoneSyslog {
+        /// decades `%ExY` accepts
+        dec: (i64, i64),
+    },
 }
 
 pub(crate) enum HandResult {
@@ -42,11 +50,17 @@ pub(crate) enum HandResult {
 
 const ISO: &str = r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?";
 const SYSLOG: &str = r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?";
+const ZONE_SYSLOG: &str = r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?";
 const CLF: &str = r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?";
 
 impl Hand {
     /// The hand matcher for a pattern template, if there is one.
     pub fn for_pattern(p: &str, wb: WordBegin, flags: u8, b: &Build) -> Option<Hand> {
+        // (a log that once had a word before its date keeps this template
+        // first: without a hand matcher every later line ran the regex)
+        if p == ZONE_SYSLOG && wb == WordBegin::Start && flags == LINE_BEGIN | WORD_END {
+            return Some(Hand::ZoneSyslog { dec: b.ex_decades });
+        }
         let shape = match p {
             ISO => Shape::Iso,
             SYSLOG => Shape::Syslog,
@@ -92,6 +106,14 @@ impl Hand {
                 }
             }
             Hand::EpochLineBegin => c.anchored(pos, |c, p| c.epoch(p).map(|e| (e, None))),
+            Hand::ZoneSyslog { dec } => {
+                if pos == 0 && c.zone_impossible() {
+                    c.anchored(0, |c, p| c.body(Shape::Syslog, dec, p))
+                } else {
+                    c.uni = true;
+                    None
+                }
+            }
             Hand::Epoch => c.search_epoch(pos),
         };
         let max = c.max.get();
@@ -587,6 +609,33 @@ impl Cur<'_> {
         None
     }
 
+    /// Whether `^(?:\W{0,2})?(?:%Z )?`, `%Z` being `(?P<Z>Z|[A-Z]{3,5})`
+    /// matched without regard to case, can only take the empty string at
+    /// the line start: the line starts with an ASCII word character (no
+    /// `\W` prefix), and not with `Z ` or three to five ASCII letters and a
+    /// space followed by a letter or a non-ASCII character. A non-ASCII character after the letters (a case variant like
+    /// `ſ` could continue them) makes it `false`, as does every other doubt;
+    /// the caller then runs the regex.
+    fn zone_impossible(&self) -> bool {
+        let b0 = self.at(0);
+        if !(b0.is_ascii_alphanumeric() || b0 == b'_') {
+            return false;
+        }
+        let mut w = 0;
+        while w < 6 && self.at(w).is_ascii_alphabetic() {
+            w += 1;
+        }
+        let after = self.at(w);
+        if after >= 0x80 {
+            return false;
+        }
+        // (`%a` and `%b` after the zone begin with a letter)
+        let zone = after == b' '
+            && ((3..=5).contains(&w) || (w == 1 && b0 | 0x20 == b'z'))
+            && (self.at(w + 1).is_ascii_alphabetic() || self.at(w + 1) >= 0x80);
+        !zone
+    }
+
     /// `^(?:\W{0,2})?` then `body` (greedy: two, one, no prefix characters).
     fn anchored(
         &mut self,
@@ -848,5 +897,71 @@ mod tests {
         eprintln!("hand vs regex: {compared} compared, {hits} hits, {unsure} unsure");
         assert!(hits > 2500, "too few hits compared: {hits}");
         assert!(unsure * 10 < compared, "hand matchers unsure too often: {unsure}/{compared}");
+    }
+
+    /// The `{^LN-BEG}(?:%Z )?…` syslog matcher against its regex: lines with
+    /// and without a word (a zone or not) before the date, mutated.
+    #[test]
+    fn zone_syslog_matcher_agrees_with_its_regex() {
+        let b = Build::for_year(2026);
+        let t = get_pattern_template(&format!("{{^LN-BEG}}{ZONE_SYSLOG}"), None, &b).unwrap();
+        let hand = t.hand.expect("the zone syslog template has a hand matcher");
+        assert!(matches!(hand, Hand::ZoneSyslog { .. }));
+        let ctx = TimeContext::fail2ban_test();
+        let mut zc = ZoneCache::default();
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let seeds = [
+            "Jan 23 21:59:59 host sshd[1]: x",
+            "Sun Jan 23 21:59:59.011 2005 x",
+            "Jan  3 1:02:03.123456 2019",
+            "UTC Jan 23 21:59:59 host",
+            "port Jan 23 21:59:59 host",
+            "Z Jan 23 21:59:59 x",
+            "z Sun Jan 23 21:59:59 x",
+            "CEST Jan 23 21:59:59 x",
+            "abcdef Jan 23 21:59:59 x",
+            "ab Jan 23 21:59:59 x",
+            "_Jan 23 21:59:59 x",
+            "9Jan 23 21:59:59 x",
+            " port Jan 23 21:59:59 x",
+            "[Jan 23 21:59:59] x",
+            "Jaſ Jan 23 21:59:59 x",
+            "Mar  2 00:00:04 bastion sshd[18287]: Invalid user debian from 36.108.238.51 port 23588",
+        ];
+        let (mut hits, mut decided, mut unsure) = (0usize, 0usize, 0usize);
+        for round in 0..20_000 {
+            let seed = seeds[round % seeds.len()];
+            let line = if round < seeds.len() { seed.to_string() } else { mutate(&mut r, seed) };
+            let bs = boundaries(&line);
+            for k in 0..2 {
+                let endpos = if k == 0 { line.len() } else { bs[r.below(bs.len())] };
+                let hay = &line[..endpos];
+                let want = t.regex_search(hay, 0);
+                let span = |h: &Option<RawHit>| h.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1));
+                let full = t.match_date(&line, 0, endpos);
+                assert_eq!(span(&full), span(&want), "match_date on {hay:?}");
+                let got = match hand.search(hay, 0) {
+                    HandResult::Unsure => {
+                        unsure += 1;
+                        continue;
+                    }
+                    HandResult::Miss => None,
+                    HandResult::Hit(h) => Some(h),
+                };
+                decided += 1;
+                assert_eq!(span(&got), span(&want), "hand on {hay:?}");
+                if let (Some(g), Some(w)) = (&got, &want) {
+                    hits += 1;
+                    assert_eq!(t.time(hay, g, &ctx, &mut zc), t.time(hay, w, &ctx, &mut zc), "time on {hay:?}");
+                }
+            }
+        }
+        eprintln!("zone syslog hand vs regex: {decided} decided, {hits} hits, {unsure} unsure");
+        assert!(hits > 2500, "too few hits compared: {hits}");
+        assert!(decided > 15_000, "too few lines decided by the hand matcher: {decided}");
+        // (a word and a space before the date: the regex decides)
+        for line in ["UTC Jan 23 21:59:59 x", "z Jan 23 21:59:59 x", " Jan 23 21:59:59 x", "Jaſ Jan 23 21:59:59 x"] {
+            assert!(matches!(hand.search(line, 0), HandResult::Unsure), "{line:?}");
+        }
     }
 }
