@@ -522,7 +522,12 @@ fn syslog_seconds_only(t: &Template, pos: usize, line: &[u8], hit: &RawHit) -> b
         && b[12] == b':';
     shape
         && pos == 0
-        && matches!(t.hand, Some(Hand::Pattern { shape: hand::Shape::Syslog, anchored: true, .. }))
+        // (the zone variant looks at no byte past the 8th before the syslog
+        // matcher's own work: the same reasoning holds)
+        && matches!(
+            t.hand,
+            Some(Hand::Pattern { shape: hand::Shape::Syslog, anchored: true, .. } | Hand::ZoneSyslog { .. })
+        )
         && (hit.s0, hit.s1) == (0, 0)
         && hit.e1 >= SYSLOG_SEC + 2
         && matches!(&hit.data, HitData::Fields(f) if Some(f.second) == two_digit_seconds(&b[SYSLOG_SEC..]))
@@ -1156,6 +1161,51 @@ mod memo_tests {
         }
         let used = SECONDS_REUSED.with(|c| c.get()) - before;
         assert!(used > 2000, "seconds-only reuse answered {used} times");
+    }
+
+    /// The seconds-only reuse with the `{^LN-BEG}(?:%Z )?` syslog template
+    /// first (a line with a word before its date put it there) against the
+    /// scanner without any memo: lines differing mostly in the seconds, now
+    /// and then a word or a zone before the date or a changed head.
+    #[test]
+    fn seconds_only_reuse_with_the_zone_template_changes_nothing() {
+        let heads = ["", "", "", "", "", "", "port ", "UTC ", "Z ", "z ", "ab ", "[", "Sun ", "é", "0", "Mar "];
+        let secs = ["00", "01", "09", "10", "48", "59", "60", "61", "5", "5x", "1é", "0:"];
+        let tails = [" host sshd[1]: x", "", " 2005 x", ".5 x", "x", "é"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let det = Arc::new(DateDetector::from_datepattern_for_year("{^LN-BEG}", 2026).unwrap());
+        let zone = det.templates.iter().position(|t| matches!(t.hand, Some(Hand::ZoneSyslog { .. })));
+        let zone = zone.expect("{^LN-BEG} has the zone syslog template");
+        let mut a = det.scanner();
+        let mut b = det.scanner();
+        b.memo_on = false;
+        let ctx = TimeContext { now: Timestamp::from_secs(1_772_400_000), tz: TimeZone::UTC };
+        // seconds-only reuses while the zone template came first
+        let mut used = 0;
+        let (mut head, mut tail, mut minute) = (0, 0, 0);
+        for i in 0..20_000 {
+            if next(8) == 0 {
+                head = next(heads.len());
+                tail = next(tails.len());
+                minute = next(3);
+            } else if next(4) == 0 {
+                head = 0;
+            }
+            let l = format!("{}Mar  2 00:0{minute}:{}{}", heads[head], secs[next(secs.len())], tails[tail]);
+            let zone_first = a.order.get(a.last_idx).is_some_and(|s| s.t == zone);
+            let before = SECONDS_REUSED.with(|c| c.get());
+            assert_eq!(a.find_match(&l, &ctx), b.find_match(&l, &ctx), "line {i}: {l:?}");
+            if zone_first {
+                used += SECONDS_REUSED.with(|c| c.get()) - before;
+            }
+        }
+        assert!(used > 1000, "seconds-only reuse with the zone template answered {used} times");
     }
 
     /// The memo must never change a result: two scanners, one without it.
