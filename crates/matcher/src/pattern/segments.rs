@@ -94,6 +94,11 @@ enum Fast {
     /// Literal text, then sshd's tail `(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$`
     /// (see [`tails`]; exact), on ASCII haystacks only.
     Tail { lead: Box<[u8]> },
+    /// fail2ban's `__on_port_opt` `(?: (?:port \d+|on \S+)){0,2}`, then
+    /// steps that cannot start with a space or a digit (see
+    /// [`tails::on_port`]; ` on ` there: undecided, the general case), on
+    /// ASCII haystacks only; no groups.
+    OnPort { steps: Vec<Step> },
 }
 
 /// The ASCII bytes (at most three, `n` of them) a [`Fast::Run`]'s class
@@ -443,6 +448,8 @@ impl Fast {
             // handled by the caller (its None is "undecided", not "no match")
             Fast::Prefix { .. } => None,
             Fast::Tail { lead } => tails::scan(b, pos, lead),
+            // handled by the caller (its None is "undecided", not "no match")
+            Fast::OnPort { .. } => None,
         }
     }
 }
@@ -451,7 +458,9 @@ impl Fast {
     /// Only valid on ASCII haystacks.
     fn ascii_only(&self) -> bool {
         match self {
-            Fast::Run { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => true,
+            Fast::Run { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } | Fast::OnPort { .. } => {
+                true
+            }
             Fast::Opt { inner, .. } => inner.ascii_only(),
             Fast::Steps { ascii, .. } => *ascii,
             _ => false,
@@ -463,7 +472,7 @@ impl Fast {
         match self {
             Fast::Seq(atoms) => atoms.iter().any(|a| matches!(a, Atom::Text(t) if !t.is_empty())),
             Fast::Dots { min, tail, .. } | Fast::Run { min, tail, .. } => *min > 0 || !tail.is_empty(),
-            Fast::Opt { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => false,
+            Fast::Opt { .. } | Fast::Prefix { .. } | Fast::Tail { .. } | Fast::OnPort { .. } => false,
             Fast::Fixed { text, .. } => !text.is_empty(),
             Fast::Steps { steps, .. } => consumes(steps),
             // each alternative takes at least one byte
@@ -577,6 +586,25 @@ fn fast_special(
         return Some(Fast::Dots { min: *min as usize, lazy, tail, rare });
     }
     seq_of(part.iter().chain(tail).copied())
+}
+
+/// A segment `__on_port_opt S` ([`Fast::OnPort`]): S as steps that commit
+/// ([`steps_fast`]) and cannot start with a space or a digit (every match
+/// of S starts with a byte of its first set, or at the end of the haystack).
+fn on_port_of(part: &[&Node], names: &[Option<String>], aopts: EmitOpts) -> Option<Fast> {
+    let rest = tails::after_on_port(part)?;
+    let Some(Fast::Steps { steps, .. }) = steps_fast(rest, names, aopts) else { return None };
+    let mut avoid = [false; 256];
+    avoid[usize::from(b' ')] = true;
+    avoid[usize::from(b'0')..=usize::from(b'9')].fill(true);
+    first_of(&steps, None).is_some_and(|f| f.disjoint(First::class(&avoid))).then_some(Fast::OnPort { steps })
+}
+
+/// [`Fast::OnPort`] from `pos` on an ASCII haystack: the end of its first
+/// parse (None inside: no match), or None when undecided (` on ` next).
+#[inline]
+fn on_port_end(steps: &[Step], b: &[u8], pos: usize) -> Option<Option<usize>> {
+    Some(walk(steps, b, tails::on_port(b, pos)?))
 }
 
 /// Inside capture groups nested one directly in the other: the first node
@@ -1605,6 +1633,8 @@ impl Segment {
             }
             // the caller's, with its memo ([`Segment::run_prefix`])
             Some(Fast::Prefix { .. }) => return None,
+            // the caller's ([`Segment::run_on_port`])
+            Some(Fast::OnPort { .. }) => return None,
             Some(Fast::Opt { group, inner }) if ascii || !self.fast_ascii => {
                 let m = inner.run(hay, pos, nl);
                 let Some(slot) = spans.get_mut(*group) else { return Some(None) };
@@ -1658,6 +1688,17 @@ impl Segment {
             *spans.get_mut(g)? = Some((pos, end));
         }
         Some(end)
+    }
+
+    /// The segment's [`Fast::OnPort`] from `pos` on an ASCII haystack: the
+    /// end of its first parse (None inside: no match), or None when it has
+    /// none or is undecided (the general case decides).
+    #[inline]
+    fn run_on_port(&self, b: &[u8], ascii: bool, pos: usize) -> Option<Option<usize>> {
+        match &self.fast {
+            Some(Fast::OnPort { steps }) if ascii => on_port_end(steps, b, pos),
+            _ => None,
+        }
     }
 
     /// The segment's steps (`memo`) from `pos`, through the memo `m`; the
@@ -2213,7 +2254,11 @@ impl SegmentsSrc {
                     .or_else(|| {
                         // (no groups: `tail_nodes` is empty)
                         (whole.is_none() && groups.is_empty())
-                            .then(|| tails::recognize(&part).map(|lead| Fast::Tail { lead }))
+                            .then(|| {
+                                tails::recognize(&part)
+                                    .map(|lead| Fast::Tail { lead })
+                                    .or_else(|| on_port_of(&part, names, aopts))
+                            })
                             .flatten()
                     })
                     .or_else(|| avoid_group(&part, &tail_nodes, whole, avoid))
@@ -2423,6 +2468,11 @@ impl Segments {
                             // the prefix scanner, through its memo
                             if let Some(end) = seg.run_prefix(prefix, b, ascii, pos, spans) {
                                 pos = end;
+                                continue;
+                            }
+                            // `__on_port_opt` and steps (no groups)
+                            if let Some(end) = seg.run_on_port(b, ascii, pos) {
+                                pos = end?;
                                 continue;
                             }
                             // steps whose last walk read the same bytes: its answer
@@ -2678,7 +2728,12 @@ fn one_parse(f: &Fast) -> bool {
         Fast::Seq(_) | Fast::Fixed { .. } => true,
         Fast::Run { scan, tail, min, max, .. } => !scan && (!tail.is_empty() || min == max),
         Fast::Steps { steps, .. } => check(steps, None, false),
-        Fast::Dots { .. } | Fast::Opt { .. } | Fast::Host { .. } | Fast::Prefix { .. } | Fast::Tail { .. } => false,
+        Fast::Dots { .. }
+        | Fast::Opt { .. }
+        | Fast::Host { .. }
+        | Fast::Prefix { .. }
+        | Fast::Tail { .. }
+        | Fast::OnPort { .. } => false,
     }
 }
 
@@ -2705,7 +2760,7 @@ impl Segments {
                 Part::Seg(Segment { guard: Some(g), .. }) | Part::Alt(_, Some(g)) if g.skips(b, pos) => {}
                 Part::Seg(Segment { guard: None, fast: Some(f), .. }) if ascii || !f.ascii_only() => match f {
                     Fast::Opt { inner, .. } if inner.run(hay, pos, nl).is_none() => {}
-                    Fast::Opt { .. } | Fast::Prefix { .. } => return false,
+                    Fast::Opt { .. } | Fast::Prefix { .. } | Fast::OnPort { .. } => return false,
                     f => match f.run(hay, pos, nl) {
                         None => return true,
                         Some(end) if one => pos = end,
@@ -2874,6 +2929,86 @@ mod tests {
             assert_eq!(*span, theirs, "{src:?} on {hay:?}: group {g}");
         }
         true
+    }
+
+    /// sshd's `__on_port_opt` tails ([`Fast::OnPort`]): where the scanner
+    /// decides, it equals the general engine's anchored match (ASCII
+    /// haystacks, every position); it decides on most; segments whose
+    /// text after the loop may start with a space or a digit are not taken.
+    #[test]
+    fn on_port_equals_general_engine() {
+        let taken = [
+            r"(?: (?:port \d+|on \S+)){0,2}:\s*11:",
+            r"(?: (?:port \d+|on \S+)){0,2}:\s*14: No(?: supported)? authentication methods available",
+            r"(?: (?:port \d+|on \S+)){0,2}: invalid format",
+            r"(?: (?:port \d+|on \S+)){0,2}x",
+            r"(?: (?:port \d+|on \S+)){0,2}$",
+        ];
+        let words = [
+            " port ",
+            " on ",
+            "22",
+            "1",
+            "x",
+            ":",
+            " ",
+            "11:",
+            ": ",
+            "14: No authentication methods available",
+            "14: No supported authentication methods available",
+            " ssh2",
+            "\n",
+            "eth0:11:",
+            " invalid format",
+        ];
+        let mut rng = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut texts: Vec<String> = [
+            " port 22:11: bye",
+            " port 22:  11:",
+            " on eth0:11:",
+            " port 1 on eth0:11:",
+            " port 1 port 2:11:",
+            " port 1 port 2 port 3:11:",
+            " port :11:",
+            " port 22x:11:",
+            ":11:",
+            " port 22: invalid format",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        for _ in 0..4000 {
+            let n = rng(7) as usize;
+            texts.push((0..n).map(|_| words[rng(words.len() as u64) as usize]).collect());
+        }
+        let (mut decided, mut undecided) = (0, 0);
+        for src in taken {
+            let (fast, re) = piece_as(src, |nodes, names| on_port_of(nodes, names, AOPTS));
+            let Some(Fast::OnPort { steps }) = fast else { panic!("{src}: not taken") };
+            for hay in &texts {
+                let b = hay.as_bytes();
+                for pos in 0..=b.len() {
+                    let Some(ours) = on_port_end(&steps, b, pos) else {
+                        undecided += 1;
+                        continue;
+                    };
+                    let input = Input::new(hay).span(pos..hay.len()).anchored(Anchored::Yes);
+                    assert_eq!(ours, re.search(&input).map(|m| m.end()), "{src:?} on {hay:?} at {pos}");
+                    decided += 1;
+                }
+            }
+        }
+        assert!(decided > 20 * undecided && undecided > 0, "{decided} {undecided}");
+        for src in [
+            r"(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?: ",
+            r"(?: (?:port \d+|on \S+)){0,2}\d",
+            r"(?: (?:port \d+|on \S+)){0,2}\s*$",
+            r"(?: (?:port \d+|on \S+)){0,3}:",
+            r"(?: (?:port \d+|on \S+)){0,2}",
+            r"(?: (?:port \d+|on \S+)){0,2}.",
+        ] {
+            assert_eq!(piece_as(src, |nodes, names| on_port_of(nodes, names, AOPTS)).0, None, "{src}");
+        }
     }
 
     /// sshd's pieces (and a few made to probe the rules) are walked step

@@ -56,6 +56,50 @@ pub(super) fn recognize(part: &[&Node]) -> Option<Box<[u8]>> {
     })
 }
 
+/// fail2ban's `__on_port_opt`, `(?: (?:port \d+|on \S+)){0,2}`, as written.
+const ON_PORT: &str = r"(?: (?:port \d+|on \S+)){0,2}";
+
+/// The nodes after `__on_port_opt` when the segment's top-level nodes
+/// `part` start with it (see [`on_port`]).
+pub(super) fn after_on_port<'a, 'n>(part: &'a [&'n Node]) -> Option<&'a [&'n Node]> {
+    static CANON: OnceLock<Vec<Node>> = OnceLock::new();
+    let canon = CANON.get_or_init(|| {
+        [items(ON_PORT, false), items(ON_PORT, true)].into_iter().flatten().filter_map(|mut v| v.pop()).collect()
+    });
+    let (first, rest) = part.split_first()?;
+    canon.contains(first).then_some(rest)
+}
+
+/// `__on_port_opt` from `p` on an ASCII haystack when each repetition it
+/// takes is ` port \d+`: the end of the greedy loop (each run of digits
+/// whole, at most two); None when ` on ` is next before the loop is done
+/// (undecided: `\S+` may take bytes the text after it needs).
+///
+/// Why this gives the segment's first parse when what follows, `S`, cannot
+/// start with a space or a digit (nor be empty there): a parse that takes
+/// fewer repetitions than the greedy loop starts `S` at the space of the
+/// next one, and a shorter `\d+` leaves a digit where the next repetition
+/// (a space) or `S` starts; the `on` branch cannot start where `port`
+/// does. So only the greedy loop's end can be followed by `S`.
+#[inline]
+pub(super) fn on_port(b: &[u8], mut p: usize) -> Option<usize> {
+    for _ in 0..2 {
+        let r = b.get(p..).unwrap_or_default();
+        if r.starts_with(b" port ") {
+            let e = run(b, p + 6, |c| c.is_ascii_digit());
+            if e == p + 6 {
+                break;
+            }
+            p = e;
+        } else if r.starts_with(b" on ") {
+            return None;
+        } else {
+            break;
+        }
+    }
+    Some(p)
+}
+
 /// Python's `\s` on an ASCII haystack.
 #[inline(always)]
 fn ws(c: u8) -> bool {
