@@ -92,7 +92,12 @@ mkdir -p "$RAW"
 {
     echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "cores=$(nproc)"
-    echo "cpu=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*: //')"
+    # (a VM may show only "AMD EPYC": family and model tell the generation
+    # apart, e.g. family 23 is Zen 1/2, 25 is Zen 3/4; seconds of runs on
+    # different generations are not comparable, and even ratios shift)
+    echo "cpu=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*: //')" \
+        "(family $(awk -F': ' '/^cpu family/ {print $2; exit}' /proc/cpuinfo)," \
+        "model $(awk -F': ' '/^model[[:space:]]*:/ {print $2; exit}' /proc/cpuinfo))"
     echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
