@@ -972,6 +972,16 @@ impl DateScanner {
 mod memo_tests {
     use super::*;
 
+    /// A xorshift generator from `seed`: each call gives a number below `n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+
     /// Skipping the templates the [`TemplateSet`] rules out against trying
     /// every template: dates of many formats that move in the line (prefixes
     /// of varying length), lines with two dates, dates that are no valid
@@ -1104,13 +1114,7 @@ mod memo_tests {
             " 2005.5",
         ];
         let heads = ["", "", "", "", "[", "Sun ", "  ", "é"];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         // mostly one of the first `good` (the shape the reuse takes)
         let mut pick = |good: usize, all: usize| if next(5) == 0 { next(all) } else { next(good) };
         let mut lines = Vec::new();
@@ -1172,13 +1176,7 @@ mod memo_tests {
         let heads = ["", "", "", "", "", "", "port ", "UTC ", "Z ", "z ", "ab ", "[", "Sun ", "é", "0", "Mar "];
         let secs = ["00", "01", "09", "10", "48", "59", "60", "61", "5", "5x", "1é", "0:"];
         let tails = [" host sshd[1]: x", "", " 2005 x", ".5 x", "x", "é"];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let det = Arc::new(DateDetector::from_datepattern_for_year("{^LN-BEG}", 2026).unwrap());
         let zone = det.templates.iter().position(|t| matches!(t.hand, Some(Hand::ZoneSyslog { .. })));
         let zone = zone.expect("{^LN-BEG} has the zone syslog template");
