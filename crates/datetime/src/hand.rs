@@ -831,6 +831,20 @@ mod tests {
         (0..=s.len()).filter(|i| s.is_char_boundary(*i)).collect()
     }
 
+    /// A hit's spans (what the differential tests compare).
+    fn span(h: &Option<RawHit>) -> Option<(usize, usize, usize, usize)> {
+        h.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1))
+    }
+
+    /// A hand matcher's answer as a hit or none, or None when it is unsure.
+    fn answer(r: HandResult) -> Option<Option<RawHit>> {
+        match r {
+            HandResult::Unsure => None,
+            HandResult::Miss => Some(None),
+            HandResult::Hit(h) => Some(Some(h)),
+        }
+    }
+
     #[test]
     fn hand_matchers_agree_with_regexes() {
         let b = Build::for_year(2026);
@@ -865,22 +879,12 @@ mod tests {
                     let want = t.regex_search(hay, pos);
                     // the template's own search (hand, prefilter, regex)
                     let full = t.match_date(&line, pos, endpos);
-                    assert_eq!(
-                        full.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1)),
-                        want.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1)),
-                        "match_date of {} on {hay:?} from {pos}",
-                        t.name
-                    );
-                    let got = match hand.search(hay, pos) {
-                        HandResult::Unsure => {
-                            unsure += 1;
-                            continue;
-                        }
-                        HandResult::Miss => None,
-                        HandResult::Hit(h) => Some(h),
+                    assert_eq!(span(&full), span(&want), "match_date of {} on {hay:?} from {pos}", t.name);
+                    let Some(got) = answer(hand.search(hay, pos)) else {
+                        unsure += 1;
+                        continue;
                     };
                     compared += 1;
-                    let span = |h: &Option<RawHit>| h.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1));
                     assert_eq!(span(&got), span(&want), "{} on {hay:?} from {pos}", t.name);
                     if let (Some(g), Some(w)) = (&got, &want) {
                         hits += 1;
@@ -937,16 +941,11 @@ mod tests {
                 let endpos = if k == 0 { line.len() } else { bs[r.below(bs.len())] };
                 let hay = &line[..endpos];
                 let want = t.regex_search(hay, 0);
-                let span = |h: &Option<RawHit>| h.as_ref().map(|h| (h.s0, h.e0, h.s1, h.e1));
                 let full = t.match_date(&line, 0, endpos);
                 assert_eq!(span(&full), span(&want), "match_date on {hay:?}");
-                let got = match hand.search(hay, 0) {
-                    HandResult::Unsure => {
-                        unsure += 1;
-                        continue;
-                    }
-                    HandResult::Miss => None,
-                    HandResult::Hit(h) => Some(h),
+                let Some(got) = answer(hand.search(hay, 0)) else {
+                    unsure += 1;
+                    continue;
                 };
                 decided += 1;
                 assert_eq!(span(&got), span(&want), "hand on {hay:?}");
