@@ -804,8 +804,7 @@ impl Pattern {
                         return Ok(false);
                     }
                     // a complete chain from 0 is the leftmost-first match
-                    spans.clear();
-                    spans.resize(n, None);
+                    reset_spans(spans, n);
                     if let Some(end) = segs.run(hay, is_ascii, Some(nl), 0, ss, spans) {
                         spans[0] = Some((0, end));
                         scratch.src = src;
@@ -951,6 +950,19 @@ impl Pattern {
             Engine::Linear => literals::anchored_prefixes(self.translated()),
             Engine::Backtracking => None,
         }
+    }
+}
+
+/// `n` spans, every one None: in place when there are `n` already (the
+/// pattern's own scratch: a fill, without `resize`'s capacity check and
+/// length updates), else cleared and resized.
+#[inline(always)]
+fn reset_spans(spans: &mut Vec<Option<(usize, usize)>>, n: usize) {
+    if spans.len() == n {
+        spans.fill(None);
+    } else {
+        spans.clear();
+        spans.resize(n, None);
     }
 }
 

@@ -956,3 +956,42 @@ fn unicode_engine_over_the_size_limit_is_a_budget_failure() {
     assert_eq!(p.is_match(&uni), Err(BudgetExceeded));
     assert_eq!(p.captures(&uni), Err(BudgetExceeded));
 }
+
+/// `reset_spans` leaves exactly `n` spans, every one None, whatever the
+/// vector held (the same as clearing and resizing).
+#[test]
+fn reset_spans_equals_clear_and_resize() {
+    let some = Some((3, 7));
+    for len in 0..6 {
+        for n in 0..6 {
+            let mut ours: Vec<Option<(usize, usize)>> = vec![some; len];
+            let mut theirs = ours.clone();
+            reset_spans(&mut ours, n);
+            theirs.clear();
+            theirs.resize(n, None);
+            assert_eq!(ours, theirs, "{len} -> {n}");
+        }
+    }
+}
+
+/// One scratch over lines where a group takes part, then does not: the
+/// spans the chain set for a line are gone on the next (the in-place reset).
+#[test]
+fn scratch_reuse_clears_the_last_lines_groups() {
+    let p = pat(r"^a (?P<x>b+ )?(?:(?P<y>c) )?d(?P<z>e)?$");
+    let mut s = p.new_scratch();
+    for (hay, want) in [
+        ("a bb c de", [Some("bb "), Some("c"), Some("e")]),
+        ("a d", [None, None, None]),
+        ("a b d", [Some("b "), None, None]),
+        ("a c de", [None, Some("c"), Some("e")]),
+        ("a d", [None, None, None]),
+    ] {
+        assert_eq!(p.captures_with(hay, &mut s), Ok(true), "{hay:?}");
+        let got: Vec<Option<&str>> = (1..=3).map(|g| s.get(g).map(|(a, b)| &hay[a..b])).collect();
+        assert_eq!(got, want, "{hay:?}");
+        // the same as a fresh scratch
+        let fresh = p.captures(hay).unwrap().unwrap();
+        assert_eq!(fresh.groups[1..].to_vec(), (1..=3).map(|g| s.get(g)).collect::<Vec<_>>(), "{hay:?}");
+    }
+}
