@@ -305,6 +305,9 @@ pub struct Pattern {
     segments: OnceLock<Option<segments::Segments>>,
     backtrack_limit: usize,
     literals: Option<Vec<String>>,
+    /// Where [`Pattern::anchored_prefixes`] may cut `translated`
+    /// ([`literals::head_ends`]).
+    heads: Vec<usize>,
     warnings: Vec<Diagnostic>,
     skiplines: usize,
     /// Scratch space for [`Pattern::captures`].
@@ -503,6 +506,8 @@ impl Pattern {
             emit::emit(&orig_node, &names, eo(false, true, false, false), &mut s);
             s
         };
+        // where `anchored_prefixes` may cut the pattern (linear engine)
+        let mut heads = Vec::new();
         let compiled = if backtracking {
             match build_fancy(&translated, opts.backtrack_limit) {
                 Ok(uni) => {
@@ -525,7 +530,8 @@ impl Pattern {
             // (the size limit) is a budget failure of the searches that need
             // it (counted per rule, see `uni_linear`).
             match regex_syntax::ast::parse::Parser::new().parse(&translated) {
-                Ok(_) => {
+                Ok(ast) => {
+                    heads = literals::head_ends(&ast);
                     let uni = OnceLock::new();
                     let ascii = Lazy::new(Some(format!("(?-u){}", render(eo(false, false, false, true)))));
                     Compiled::Linear { uni, ascii }
@@ -603,6 +609,7 @@ impl Pattern {
             segments: OnceLock::new(),
             backtrack_limit: opts.backtrack_limit,
             literals,
+            heads,
             warnings,
             skiplines: exp.skiplines,
             pool: std::sync::Mutex::new(Vec::new()),
@@ -947,7 +954,7 @@ impl Pattern {
     /// known). Linear patterns only.
     pub fn anchored_prefixes(&self) -> Option<Vec<Vec<u8>>> {
         match self.engine() {
-            Engine::Linear => literals::anchored_prefixes(self.translated()),
+            Engine::Linear => literals::anchored_prefixes(self.translated(), &self.heads),
             Engine::Backtracking => None,
         }
     }
