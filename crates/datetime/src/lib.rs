@@ -74,6 +74,7 @@ use stadtwache_core::Timestamp;
 pub use jiff::tz::TimeZone;
 
 mod hand;
+mod metare;
 mod pyre;
 mod strptime;
 mod template;

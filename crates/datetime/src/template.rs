@@ -10,7 +10,7 @@ use stadtwache_core::Timestamp;
 
 use crate::hand::{Hand, HandResult};
 use crate::strptime::{self, Fields, Key, ZoneCache};
-use crate::{DateError, TimeContext, pyre};
+use crate::{DateError, TimeContext, metare, pyre};
 
 pub(crate) const LINE_BEGIN: u8 = 8;
 pub(crate) const LINE_END: u8 = 4;
@@ -158,23 +158,13 @@ fn meta(re: &str) -> FRegex {
     FRegex::new(re).expect("valid meta regex")
 }
 
-static RE_GROUPED: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"));
-static RE_GROUP: LazyLock<FRegex> = LazyLock::new(|| meta(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"));
-static RE_GLOBALFLAGS: LazyLock<FRegex> = LazyLock::new(|| meta(r"\(\?[a-z]+\)"));
-static RE_NO_WRD_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"));
-static RE_NO_WRD_BOUND_END: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"));
-static RE_DEL_WRD_BOUNDS: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"));
-static RE_LINE_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"));
-static RE_LINE_BOUND_END: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<![\\\|])(?:\$\)?)$"));
-static RE_ALPHA_PATTERN: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?<!\%)\%[aAbBpc]"));
+// (`DateTemplate`'s `RE_GROUPED`, `RE_GROUP`, `RE_GLOBALFLAGS`,
+// `RE_NO_WRD_BOUND_BEG/END`, `RE_DEL_WRD_BOUNDS`, `RE_LINE_BOUND_BEG/END`,
+// `RE_ALPHA_PATTERN` and the `{EPOCH}` test are string scans: see [`metare`].)
 pub(crate) static RE_EPOCH_PATTERN: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?i)(?<!\\)\{L?EPOCH\}"));
 pub(crate) static RE_DATE_PREMATCH: LazyLock<FRegex> = LazyLock::new(|| meta(r"(?i)(?<!\\)\{DATE\}"));
 static RE_EXSANC_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"^\((?:\?:)?\^\|\\b\|\\W\)"));
 static RE_EXEANC_BOUND_BEG: LazyLock<FRegex> = LazyLock::new(|| meta(r"\(\?=\\b\|\\W\|\$\)$"));
-
-fn is_match(re: &FRegex, s: &str) -> bool {
-    re.is_match(s).unwrap_or(false)
-}
 
 /// `DateTemplate.unboundPattern`.
 pub(crate) fn unbound_pattern(p: &str) -> String {
@@ -194,17 +184,16 @@ pub(crate) enum WordBegin {
 /// `DateTemplate.setRegex`: returns (regex, flags); may prefix the name.
 fn set_regex(name: &mut String, regex: &str, word_begin: WordBegin, word_end: bool) -> (String, u8) {
     let mut regex = regex.trim().to_string();
-    let gf = RE_GLOBALFLAGS.find(&regex).ok().flatten().map(|m| (m.start(), m.end(), m.as_str().to_string()));
+    let gf = metare::global_flags(&regex).map(|(s, e)| (s, e, regex[s..e].to_string()));
     if let Some((s, e, _)) = &gf {
         regex.replace_range(*s..*e, "");
     }
-    let bound_begin = word_begin != WordBegin::No && !is_match(&RE_NO_WRD_BOUND_BEG, &regex);
-    let bound_end = word_end && !is_match(&RE_NO_WRD_BOUND_END, &regex);
-    if !is_match(&RE_GROUPED, &regex)
-        && let Ok(Some(c)) = RE_GROUP.captures(&regex)
+    let bound_begin = word_begin != WordBegin::No && !metare::no_word_bound_begin(&regex);
+    let bound_end = word_end && !metare::no_word_bound_end(&regex);
+    if !metare::grouped(&regex)
+        && let Some((g1, g2, g3)) = metare::group_parts(&regex)
     {
-        let g = |i| c.get(i).map_or("", |m| m.as_str());
-        regex = format!("{}({}){}", g(1), g(2), g(3));
+        regex = format!("{g1}({g2}){g3}");
     }
     let mut flags = 0;
     if bound_begin {
@@ -223,14 +212,13 @@ fn set_regex(name: &mut String, regex: &str, word_begin: WordBegin, word_end: bo
         flags |= WORD_END;
         regex.push_str(r"(?=\b|\W|$)");
     }
-    if flags & LINE_BEGIN == 0 && is_match(&RE_LINE_BOUND_BEG, &regex) {
+    if flags & LINE_BEGIN == 0 && metare::line_bound_begin(&regex) {
         flags |= LINE_BEGIN;
     }
-    if flags & LINE_END == 0 && is_match(&RE_LINE_BOUND_END, &regex) {
+    if flags & LINE_END == 0 && metare::line_bound_end(&regex) {
         flags |= LINE_END;
     }
-    let regex =
-        RE_DEL_WRD_BOUNDS.replace_all(&regex, |c: &fancy_regex::Captures<'_, str>| c[0].replace("**", "")).into_owned();
+    let regex = metare::del_word_bounds(&regex);
     let regex = match gf {
         Some((_, _, g)) => g + &regex,
         None => regex,
@@ -441,7 +429,7 @@ impl Template {
             wb = WordBegin::Start;
         }
         let (mut name, mut regex) = expand_directives(p, b).map_err(|e| invalid(orig, e))?;
-        if is_match(&RE_ALPHA_PATTERN, p) {
+        if metare::alpha_pattern(p) {
             regex = format!("(?iu){regex}");
         }
         let (regex, flags) = set_regex(&mut name, &regex, wb, we);
@@ -652,7 +640,7 @@ pub(crate) fn get_pattern_template(pattern: &str, key: Option<&str>, b: &Build) 
         None => pattern.to_uppercase(),
     };
     if key.contains("EPOCH") {
-        if is_match(&RE_EPOCH_PATTERN, pattern) {
+        if metare::epoch_pattern(pattern) {
             return Template::epoch(false, Some(pattern), key.contains("LEPOCH"), b);
         }
         match key.as_str() {
