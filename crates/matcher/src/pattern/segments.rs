@@ -485,6 +485,33 @@ impl Fast {
 fn ascii_class(n: &Node, names: &[Option<String>], aopts: EmitOpts) -> Option<Box<[bool; 128]>> {
     let mut text = String::new();
     emit::emit(n, names, aopts, &mut text);
+    class_from_syntax(&text).or_else(|| class_from_engine(&text))
+}
+
+/// [`ascii_class`] of a class's regex text from its syntax tree, when that
+/// is one class: the bytes below 128 of its ranges (what the engine of
+/// [`class_from_engine`] compiles, without building it: a start-up builds
+/// dozens of these tables).
+fn class_from_syntax(text: &str) -> Option<Box<[bool; 128]>> {
+    use regex_syntax::hir::{Class, HirKind};
+    let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(text).ok()?;
+    let HirKind::Class(class) = hir.kind() else { return None };
+    let mut table = Box::new([false; 128]);
+    let mut set = |lo: u32, hi: u32| {
+        for c in lo..=hi.min(127) {
+            table[c as usize] = true;
+        }
+    };
+    match class {
+        Class::Bytes(c) => c.ranges().iter().for_each(|r| set(u32::from(r.start()), u32::from(r.end()))),
+        Class::Unicode(c) => c.ranges().iter().for_each(|r| set(u32::from(r.start()), u32::from(r.end()))),
+    }
+    Some(table)
+}
+
+/// [`ascii_class`] of a class's regex text by asking its compiled engine
+/// about each ASCII byte.
+fn class_from_engine(text: &str) -> Option<Box<[bool; 128]>> {
     let re = regex::bytes::Regex::new(&format!("(?-u)\\A(?:{text})\\z")).ok()?;
     let mut class = Box::new([false; 128]);
     for (b, slot) in class.iter_mut().enumerate() {
@@ -2776,6 +2803,51 @@ impl Segments {
 
 #[cfg(test)]
 mod tests {
+    /// A class's table from its syntax tree equals the one its engine
+    /// gives, for the classes and dots of the stock filters and odd ones.
+    #[test]
+    fn class_table_from_syntax_equals_engine() {
+        let texts = [
+            r"\d",
+            r"\D",
+            r"\s",
+            r"\S",
+            r"\w",
+            r"\W",
+            r".",
+            r"(?s:.)",
+            r"[^:]",
+            r"[^\]]",
+            r"[^\s]",
+            r"[a-z0-9_.-]",
+            r"[\w\-.^_]",
+            r"(?i:[a-f])",
+            r"(?i:k)",
+            r"[[:alpha:]]",
+            r"[[:^digit:]\n]",
+            r"[^\x00-\x7f]",
+            r"[\x00-\xff]",
+            r"[\[\]]",
+            r"(?u:\w)",
+            r"(?u:[^a])",
+            r"[^\n]",
+            r"\p{L}",
+            r"[^\w\s]",
+            r"x",
+            r"(?:\d)",
+        ];
+        let mut classes = 0;
+        for t in texts {
+            let from_syntax = class_from_syntax(t);
+            if let Some(table) = &from_syntax {
+                classes += 1;
+                assert_eq!(Some(table), class_from_engine(t).as_ref(), "{t}");
+            }
+        }
+        // (the last ones are no single class: the engine answers those)
+        assert!(classes >= 20, "{classes}");
+    }
+
     use super::super::pyre;
     use super::*;
 
