@@ -128,11 +128,15 @@ if [[ -x /usr/bin/fail2ban-regex ]] || apt_install fail2ban; then
 fi
 
 have_cs=
-if ! command -v crowdsec > /dev/null && [[ -n $do_install ]]; then
+# (installed but left unconfigured by an earlier online post-install: its
+# binaries exist, yet it must be configured before it can run)
+cs_status=$(dpkg-query -W -f='${Status}' crowdsec 2> /dev/null || true)
+if { ! command -v crowdsec > /dev/null || [[ $cs_status != "install ok installed" ]]; } && [[ -n $do_install ]]; then
     # Offline: the post-install would try to register with the central API
     # and leave the package unconfigured (PEERS-OFFLINE.md / README.Debian).
+    # A failed post-install leaves the credentials file empty: write it then too.
     mkdir -p /etc/crowdsec
-    [[ -e /etc/crowdsec/online_api_credentials.yaml ]] \
+    [[ -s /etc/crowdsec/online_api_credentials.yaml ]] \
         || echo '# offline' > /etc/crowdsec/online_api_credentials.yaml
     apt_install crowdsec || dpkg --configure -a > /dev/null 2>&1 || true
 fi
