@@ -974,7 +974,7 @@ mod memo_tests {
     use super::*;
 
     /// A xorshift generator from `seed`: each call gives a number below `n`.
-    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+    pub(crate) fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
         move |n| {
             seed ^= seed << 13;
             seed ^= seed >> 7;

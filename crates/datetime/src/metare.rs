@@ -131,8 +131,9 @@ pub(crate) fn del_word_bounds(s: &str) -> String {
         b.get(j + 1) == Some(&b'*') && {
             let pre = &s[..j];
             let opens = pre.bytes().take_while(|&c| c == b'(').count();
+            // (the flag group's `(` can only be the last of the leading ones)
             pre.len() == opens
-                || (1..=opens).any(|k| flag_group(pre, k - 1).is_some_and(|e| pre[e..].bytes().all(|c| c == b'(')))
+                || opens > 0 && flag_group(pre, opens - 1).is_some_and(|e| pre[e..].bytes().all(|c| c == b'('))
         }
     });
     // the second branch, searched after the first's match: `**` then only
@@ -182,22 +183,16 @@ mod tests {
         const ALPHA: [&str; 20] =
             ["(", ")", "?", ":", "^", "$", "|", "\\", "*", "b", "s", "a", "Z", "_", "%", "{", "}", "\n", "é", "·"];
         const WORDS: [&str; 8] = ["{EPOCH}", "{lEpOcH}", "EPOCH", "(?i)", "(?:", "**", "\\b", "%b"];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n) as usize
-        };
+        let mut next = crate::memo_tests::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut out: Vec<String> = crate::template::DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect();
         for _ in 0..60_000 {
             let len = next(11);
             let mut s = String::new();
             for _ in 0..len {
                 if next(5) == 0 {
-                    s.push_str(WORDS[next(WORDS.len() as u64)]);
+                    s.push_str(WORDS[next(WORDS.len())]);
                 } else {
-                    s.push_str(ALPHA[next(ALPHA.len() as u64)]);
+                    s.push_str(ALPHA[next(ALPHA.len())]);
                 }
             }
             out.push(s);
