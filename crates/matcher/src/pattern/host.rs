@@ -299,7 +299,98 @@ fn ip6(b: &[u8], p: usize) -> Option<usize> {
 /// (at least one digit). Each first option gets through, so that path is
 /// the first parse.
 #[inline]
-fn ip6_full(b: &[u8], mut p: usize) -> Option<usize> {
+fn ip6_full(b: &[u8], p: usize) -> Option<usize> {
+    match ip6_full_words(b, p) {
+        Some(end) => end,
+        None => ip6_full_bytes(b, p),
+    }
+}
+
+/// The high bit of each byte of `w` in `lo..=hi` (`0 < lo <= hi < 0x80`);
+/// exact when no byte of `w` has its high bit (no add carries out of a
+/// byte: `0x7f + 0x80 - lo < 0x100`, `0x7f + 0x7f - hi < 0x100`).
+#[inline(always)]
+fn in_range(w: u64, lo: u8, hi: u8) -> u64 {
+    let ge = w.wrapping_add(u64::from(0x80 - lo) * LO);
+    let gt = w.wrapping_add(u64::from(0x7f - hi) * LO);
+    ge & !gt & HI
+}
+
+/// The high bit of each byte of `w` that is an ASCII hex digit; exact when
+/// no byte of `w` has its high bit (`| 0x20` maps `A-F` to `a-f` and no
+/// other byte there; the digits are tested on `w` itself).
+#[inline(always)]
+fn hex_bits(w: u64) -> u64 {
+    in_range(w, b'0', b'9') | in_range(w | (0x20 * LO), b'a', b'f')
+}
+
+/// The high bit of each byte of `w` equal to `:` (see [`dots`]).
+#[inline(always)]
+fn colons(w: u64) -> u64 {
+    let x = w ^ (u64::from(b':') * LO);
+    !((x & !HI).wrapping_add(!HI) | x) & HI
+}
+
+/// [`ip6_full_bytes`] from the forty bytes at `p` (the most it reads: seven
+/// groups of at most five bytes, a hex run of at most four after them):
+/// bit masks of the hex digits and the colons, one test per group (the
+/// first one on the first word, before the others are read). None when
+/// there are fewer than forty bytes or one of those it reads is not ASCII
+/// (the caller goes byte by byte); else the same answer as
+/// [`ip6_full_bytes`].
+/// Why exact: the group at `k` (at most 30) has the hex run `d`, the
+/// trailing zeros of the non-hex mask from `k`, which the forty bytes hold
+/// up to its fifth byte (`k + 5 <= 35`): `1..=4` equals the byte loop's
+/// capped run being `1..=4`; the bytes at `k + d` and `k + d + 1` (at most
+/// 35) are among the forty; the tail's run from `k <= 35` capped at four
+/// ends by byte 39.
+#[inline]
+fn ip6_full_words(b: &[u8], p: usize) -> Option<Option<usize>> {
+    let w = b.get(p..p.checked_add(40)?)?;
+    let word = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&w[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(a)
+    };
+    let x = word(0);
+    if x & HI != 0 {
+        return None;
+    }
+    let (mut hex, mut colon) = (u64::from(bits8(hex_bits(x))), u64::from(bits8(colons(x))));
+    // the first group from the first word alone (its bytes `..=5`): most
+    // texts that are no address fail there (`authenticating`)
+    let d = (!hex).trailing_zeros();
+    if !(1..=4).contains(&d) || (colon >> d) & 0b11 != 0b01 {
+        return Some(None);
+    }
+    let mut high = 0u64;
+    for i in 1..5 {
+        let x = word(i);
+        high |= x;
+        hex |= u64::from(bits8(hex_bits(x))) << (i * 8);
+        colon |= u64::from(bits8(colons(x))) << (i * 8);
+    }
+    if high & HI != 0 {
+        return None;
+    }
+    // (bits from 40 on: not hex, not colons)
+    let non_hex = !hex;
+    let mut k = d + 1;
+    for _ in 1..7 {
+        let d = (non_hex >> k).trailing_zeros();
+        // `H{1,4}:` and no second `:`
+        if !(1..=4).contains(&d) || (colon >> (k + d)) & 0b11 != 0b01 {
+            return Some(None);
+        }
+        k += d + 1;
+    }
+    let d = (non_hex >> k).trailing_zeros().min(4);
+    Some((d > 0).then_some(p + (k + d) as usize))
+}
+
+/// [`ip6_full`] byte by byte.
+#[inline]
+fn ip6_full_bytes(b: &[u8], mut p: usize) -> Option<usize> {
     for _ in 0..7 {
         let h = run(b, p, 5, is_hex);
         if !(1..=4).contains(&h) || b.get(p + h) != Some(&b':') || b.get(p + h + 1) == Some(&b':') {
@@ -323,10 +414,29 @@ fn dns(b: &[u8], p: usize) -> Option<usize> {
 pub(super) type Took = (usize, usize, usize);
 
 /// The first parse of the alternation from `p` on an ASCII haystack: its end
-/// and (which group, the group's start, end). One straight path for IP4 (the
-/// common case); IP6 and DNS out of line.
-#[inline]
+/// and (which group, the group's start, end). A plain IPv4 address (the
+/// common case) on a short path that needs few registers (no frame to
+/// save); the rest in [`scan_general`].
+///
+/// Why the short path is exact: an address [`ip4_words`] finds from `p`
+/// starts with a digit, where neither `\[?` (`<HOST>`) nor the IP4
+/// branch's `::f{4,6}:` prefix can take a byte, so the branch's first parse
+/// is [`ip4`]'s from `p`, which [`ip4_words`] gives when it answers; an IP4
+/// match is the alternation's first parse (its first branch), and `\]?`
+/// then takes a `]` (`<HOST>` only).
+#[inline(never)]
 pub(super) fn scan(kind: Kind, b: &[u8], p: usize) -> Option<(usize, Took)> {
+    // (an address from `p` starts with a digit)
+    if let Some(Some(e)) = ip4_words(b, p) {
+        let end = if kind == Kind::Host && b.get(e) == Some(&b']') { e + 1 } else { e };
+        return Some((end, (0, p, e)));
+    }
+    scan_general(kind, b, p)
+}
+
+/// [`scan`] without its short path.
+#[inline(never)]
+fn scan_general(kind: Kind, b: &[u8], p: usize) -> Option<(usize, Took)> {
     let host = kind == Kind::Host;
     // `<HOST>`: `\[?` takes a `[` first; without it the inner part would
     // start at `[`, where neither IP4 nor IP6 can (nor DNS: `[` is not in
@@ -493,6 +603,97 @@ pub(super) mod tests {
             }
         }
         assert!(answered > 100_000 && compared > 1_000, "{answered} {compared}");
+    }
+
+    /// `scan`'s short IPv4 path gives what the general path gives, at every
+    /// position of address-like texts followed by what lines have there (so
+    /// that the short path answers).
+    #[test]
+    fn scan_short_path_equals_general() {
+        let tails: [&str; 5] = ["", " port 22 ssh2", "] port 22 ssh2", "0000000000000000", "................"];
+        let mut short = 0;
+        for t in texts() {
+            for tail in tails {
+                let h = format!("{t}{tail}");
+                let b = h.as_bytes();
+                for pos in 0..=b.len() {
+                    for kind in [Kind::Host, Kind::Addr] {
+                        let want = scan_general(kind, b, pos);
+                        assert_eq!(scan(kind, b, pos), want, "{kind:?} {h:?} at {pos}");
+                        short += usize::from(matches!(ip4_words(b, pos), Some(Some(_))));
+                    }
+                }
+            }
+        }
+        assert!(short > 10_000, "{short}");
+    }
+
+    /// The forty-byte full IPv6 test equals the byte-by-byte one wherever it
+    /// answers, at every position of address-like texts followed by what
+    /// lines have there, with every byte value in each of the forty places
+    /// of full addresses (hex digits, colons, the bytes around `0`-`9`,
+    /// `A`-`F`, `a`-`f` and `:`, high bits: then it must not answer).
+    #[test]
+    fn ip6_full_words_equal_ip6_full_bytes() {
+        let mut hays: Vec<Vec<u8>> = Vec::new();
+        let tails: [&[u8]; 6] = [
+            b"",
+            b" port 22 ssh2 and some more text to the end",
+            b"::::::::::::::::::::::::::::::::::::::::",
+            b"abcdefABCDEF0123456789abcdefABCDEF0123456789",
+            b"/:-gG@`",
+            b"\xff\x80abc",
+        ];
+        for t in texts() {
+            for tail in tails {
+                let mut h = t.clone().into_bytes();
+                h.extend_from_slice(tail);
+                hays.push(h);
+            }
+        }
+        let groups = ["1", "ab", "c0D", "fFfF", "12345", "", "g"];
+        let mut rng = xorshift(0x1b6_f011);
+        let mut pick = |n: usize| rng(n as u64) as usize;
+        for _ in 0..20_000 {
+            let n = 6 + pick(4);
+            let parts: Vec<&str> = (0..n).map(|_| groups[pick(groups.len())]).collect();
+            let seps = [":", ":", ":", "::", "."];
+            let mut s = String::new();
+            for (i, g) in parts.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(seps[pick(seps.len())]);
+                }
+                s.push_str(g);
+            }
+            s.push_str(" port 22 ssh2 and some more text to the end");
+            hays.push(s.into_bytes());
+        }
+        let base = b"2a0e:1224:e307:9341:76ad:6d55:42e0:8c9c port 41840 ssh2".to_vec();
+        let short = b"1:22:333:4444:a:bB:CcC:dDdD port 41840 ssh2 and more".to_vec();
+        for base in [base, short] {
+            for k in 0..40 {
+                for v in 0..=255u8 {
+                    let mut h = base.clone();
+                    h[k] = v;
+                    hays.push(h);
+                }
+            }
+        }
+        let (mut answered, mut compared) = (0, 0);
+        for h in &hays {
+            for pos in 0..=h.len() {
+                let want = ip6_full_bytes(h, pos);
+                if let Some(got) = ip6_full_words(h, pos) {
+                    assert_eq!(got, want, "{:?} at {pos}", String::from_utf8_lossy(h));
+                    answered += 1;
+                    if want.is_some() {
+                        compared += 1;
+                    }
+                }
+                assert_eq!(ip6_full(h, pos), want);
+            }
+        }
+        assert!(answered > 100_000 && compared > 10_000, "{answered} {compared}");
     }
 
     /// The scanner's first parse (end and groups) equals the full engine's
