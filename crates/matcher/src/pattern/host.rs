@@ -163,15 +163,6 @@ fn non_digits(w: u64) -> u64 {
     (w.wrapping_add(0x46 * LO) | !(w | HI).wrapping_sub(0x30 * LO)) & HI
 }
 
-/// The high bit of each byte of `w` equal to `.`; exact when no byte of `w`
-/// has its high bit (the add to the low seven bits carries into the high
-/// bit exactly for a non-zero byte, and never out of the byte).
-#[inline(always)]
-fn dots(w: u64) -> u64 {
-    let x = w ^ (u64::from(b'.') * LO);
-    !((x & !HI).wrapping_add(!HI) | x) & HI
-}
-
 /// Flags in the high bits of bytes as bits 0..8 (byte `k`: bit `k`).
 #[inline(always)]
 fn bits8(x: u64) -> u32 {
@@ -180,26 +171,27 @@ fn bits8(x: u64) -> u32 {
 
 /// [`ip4_bytes`] from the sixteen bytes at `p` (the most the first parse
 /// reads: three parts of at most three digits and a dot, then at most three
-/// digits): bit masks of the non-digits and the dots, one test per part.
+/// digits): a bit mask of the non-digits, one test per part.
 /// None when there are fewer than sixteen bytes or one of them is not
 /// ASCII (the caller goes byte by byte); else the same answer as
 /// [`ip4_bytes`] — each part needs 1 to 3 digits then a dot (the first
 /// non-digit, at most 3 bytes on, is a dot), the last takes up to three.
 #[inline(always)]
 fn ip4_words(b: &[u8], p: usize) -> Option<Option<usize>> {
-    let w = b.get(p..p.checked_add(16)?)?;
+    let w = b.get(p..p.checked_add(16)?)?.first_chunk::<16>()?;
     let lo = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
     let hi = u64::from_le_bytes([w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]]);
     if (lo | hi) & HI != 0 {
         return None;
     }
     let nd = bits8(non_digits(lo)) | bits8(non_digits(hi)) << 8;
-    let dot = bits8(dots(lo)) | bits8(dots(hi)) << 8;
     let mut k = 0;
     for _ in 0..3 {
-        // digits from `k` to the first non-digit (past the sixteen: 32 - k)
+        // digits from `k` to the first non-digit (past the sixteen: 32 - k);
+        // with `d <= 3` and `k <= 8`, the byte after them is among the
+        // sixteen (one load: cheaper than a mask of the dots)
         let d = (nd >> k).trailing_zeros();
-        if !(1..=3).contains(&d) || dot & (1 << (k + d)) == 0 {
+        if !(1..=3).contains(&d) || w[(k + d) as usize] != b'.' {
             return Some(None);
         }
         k += d + 1;
@@ -324,7 +316,9 @@ fn hex_bits(w: u64) -> u64 {
     in_range(w, b'0', b'9') | in_range(w | (0x20 * LO), b'a', b'f')
 }
 
-/// The high bit of each byte of `w` equal to `:` (see [`dots`]).
+/// The high bit of each byte of `w` equal to `:`; exact when no byte of `w`
+/// has its high bit (the add to the low seven bits carries into the high
+/// bit exactly for a non-zero byte, and never out of the byte).
 #[inline(always)]
 fn colons(w: u64) -> u64 {
     let x = w ^ (u64::from(b':') * LO);
