@@ -208,6 +208,20 @@ impl Scratch {
         }
     }
 
+    /// The spans by group index when they are one vector (the segment
+    /// chain's and the remapped ones: the common cases), `get(i)` being
+    /// `slice.get(i).copied().flatten()`; None: read them with
+    /// [`Scratch::get`]. For a caller that reads several groups: the
+    /// vector picked once, not per group.
+    #[inline(always)]
+    pub fn span_slice(&self) -> Option<&[Option<(usize, usize)>]> {
+        match self.src {
+            ScratchSrc::Spans => Some(&self.spans),
+            ScratchSrc::Mapped => Some(&self.mapped),
+            ScratchSrc::Locs | ScratchSrc::BLocs => None,
+        }
+    }
+
     /// Number of groups (including group 0).
     pub fn len(&self) -> usize {
         match self.src {

@@ -268,15 +268,9 @@ impl Pat {
     /// prefregex's `content`, which is popped anyway).
     fn fill_groups(&self, caps: &Scratch, hay: &str, skip: Option<u16>, g: &mut Groups) {
         g.clear();
-        for grp in &self.groups {
-            if Some(grp.slot) == skip {
-                continue;
-            }
-            match capture_text(caps, grp.index, hay) {
-                Some(s) => g.set_str(grp.slot, s),
-                None if grp.keep_none => g.set_null(grp.slot),
-                None => {}
-            }
+        match caps.span_slice() {
+            Some(sp) => self.set_groups(|i| sp.get(i).copied().flatten(), hay, skip, g),
+            None => self.set_groups(|i| caps.get(i), hay, skip, g),
         }
         for &(k, n) in &self.alt_slots {
             if g.truthy(k) && !g.truthy(n) {
@@ -316,12 +310,9 @@ impl Pat {
     fn update_groups(&self, caps: &Scratch, hay: &str, g: &mut Groups, tmp: &mut Groups) {
         let plain = self.alt_slots.is_empty() && self.tuple_slots.is_empty();
         if plain || self.alt_direct {
-            for grp in &self.groups {
-                match capture_text_inline(caps, grp.index, hay) {
-                    Some(s) => g.set_str(grp.slot, s),
-                    None if grp.keep_none => g.set_null(grp.slot),
-                    None => {}
-                }
+            match caps.span_slice() {
+                Some(sp) => self.set_groups(|i| sp.get(i).copied().flatten(), hay, None, g),
+                None => self.set_groups(|i| caps.get(i), hay, None, g),
             }
             for &(k, n) in &self.alt_slots {
                 if g.truthy(k) && !g.truthy(n) {
@@ -332,6 +323,24 @@ impl Pat {
             self.fill_groups(caps, hay, None, tmp);
             // (`tmp` is filled anew before it is read again)
             g.update_from(tmp);
+        }
+    }
+
+    /// Every named group but `skip` into `g` (a value, or None with
+    /// `keep_none`), its span read with `span` (the captures' own
+    /// [`Scratch::get`], or their [`Scratch::span_slice`] picked once for
+    /// all groups: one loop each, no choice per group).
+    #[inline(always)]
+    fn set_groups(&self, span: impl Fn(usize) -> Option<(usize, usize)>, hay: &str, skip: Option<u16>, g: &mut Groups) {
+        for grp in &self.groups {
+            if skip.is_some_and(|k| k == grp.slot) {
+                continue;
+            }
+            match span(grp.index).and_then(|(s, e)| hay.get(s..e)) {
+                Some(s) => g.set_str(grp.slot, s),
+                None if grp.keep_none => g.set_null(grp.slot),
+                None => {}
+            }
         }
     }
 

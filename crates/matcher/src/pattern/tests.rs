@@ -995,3 +995,45 @@ fn scratch_reuse_clears_the_last_lines_groups() {
         assert_eq!(fresh.groups[1..].to_vec(), (1..=3).map(|g| s.get(g)).collect::<Vec<_>>(), "{hay:?}");
     }
 }
+
+/// [`Scratch::span_slice`] (the spans read as one vector) gives what
+/// [`Scratch::get`] gives, group by group, for every way a scratch is
+/// filled (segment chain, remapped spans, the regex engines' locations).
+#[test]
+fn span_slice_agrees_with_get() {
+    let cases: &[(&str, &[&str])] = &[
+        (r"^(?P<user>\w+) from <HOST>$", &["bob from 1.2.3.4", "bob from ::1", "nope"]),
+        (
+            r"^Failed \S+ for (?:invalid user )?<F-USER>\S+</F-USER> from <HOST>(?: port \d+)?(?: ssh\d*)?\s*$",
+            &["Failed password for root from 1.2.3.4 port 22 ssh2", "Failed password for invalid user x from ::1"],
+        ),
+        (r"^(?:(?P<a>x)|y)(?P<b>z)?$", &["x", "yz", "xz", "q"]),
+        // a conditional: split into cases, the spans remapped
+        (r"^(<)?(?P<w>\w+)(?(1)>) (?P<n>\d+)$", &["<ab> 1", "ab 2", "<ab 3"]),
+        (r"^(?P<q>\[)?(?P<h>[a-z]+)(?(q)\]|:)(?P<p>\d*)$", &["[ab]12", "ab:3", "[ab:"]),
+        (r"(x)(y)(z)", &["xyz", "axyzb"]),
+        (r"^(?P<w>\w+)(?=!)", &["hi!", "hi"]),
+        (r"^(?P<u>\w+)\s+(?P=u)$", &["ab ab", "ab ac"]),
+        (r"^é(?P<v>\w+)$", &["éabc", "ébç"]),
+    ];
+    let mut seen = Vec::new();
+    for (src, hays) in cases {
+        let p = pat(src);
+        let mut s = p.new_scratch();
+        for hay in *hays {
+            if !p.captures_with(hay, &mut s).unwrap() {
+                continue;
+            }
+            seen.push(s.src);
+            match s.span_slice() {
+                Some(sl) => {
+                    for i in 0..s.len() + 3 {
+                        assert_eq!(sl.get(i).copied().flatten(), s.get(i), "{src:?} on {hay:?}, group {i}");
+                    }
+                }
+                None => assert!(matches!(s.src, ScratchSrc::Locs | ScratchSrc::BLocs), "{src:?} on {hay:?}"),
+            }
+        }
+    }
+    assert!(seen.contains(&ScratchSrc::Spans) && seen.contains(&ScratchSrc::Mapped), "{seen:?}");
+}
