@@ -375,94 +375,115 @@ impl Sink<'_> {
         text: &str,
         obs: &mut dyn Observer,
     ) -> bool {
-        let mut matched = false;
+        // (one failure, the common case, without the loop: its invariants
+        // are not set up for the loop on every line that has one)
+        match res.failures.as_slice() {
+            [f] => self.failure(ri, f, input, line_no, text, obs),
+            fs => {
+                let mut matched = false;
+                for f in fs {
+                    matched |= self.failure(ri, f, input, line_no, text, obs);
+                }
+                matched
+            }
+        }
+    }
+
+    /// One failure of [`Sink::failures`]: whether it counted as a hit.
+    #[inline(always)]
+    fn failure(
+        &mut self,
+        ri: usize,
+        f: &Failure,
+        input: &str,
+        line_no: u64,
+        text: &str,
+        obs: &mut dyn Observer,
+    ) -> bool {
         let rule = self.rule;
-        for f in &res.failures {
-            if f.fid.is_none() || f.nofail {
-                continue;
-            }
-            matched = true;
-            let counters = &mut *self.counters;
-            counters.hits += 1;
-            let key = match &rule.key {
-                KeySel::Host => match f.ip {
-                    Some(ip) => Key::Ip(ip),
-                    None => {
-                        counters.no_address += 1;
-                        continue;
-                    }
-                },
-                KeySel::Field(name) => match f.fields.get(name.as_str()) {
-                    Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
-                    Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
-                    _ => {
-                        counters.no_key += 1;
-                        continue;
-                    }
-                },
-            };
-            let distinct = match &rule.window {
-                ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
-                    Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
-                    Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
-                    None => None,
-                },
-                _ => None,
-            };
-            if let (Some(live), Some(len)) = (self.live_now, Pipeline::window_len(rule)) {
-                if f.time < live.saturating_sub(len) {
-                    *self.stale += 1;
-                    continue;
-                }
-            }
-            let event = Event {
-                rule: RuleId(ri as u32),
-                key,
-                time: f.time,
-                weight: crate::engine::weight(f),
-                distinct,
-                line_no: self.line_seq,
-            };
-            if self.observed && obs.wants(&event.key) {
-                obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
-            }
-            // The line's clock (an event dated later than its line, if
-            // any, moves it on).
-            let now = match self.live_now {
-                Some(live) => live,
+        if f.fid.is_none() || f.nofail {
+            return false;
+        }
+        let counters = &mut *self.counters;
+        counters.hits += 1;
+        let key = match &rule.key {
+            KeySel::Host => match f.ip {
+                Some(ip) => Key::Ip(ip),
                 None => {
-                    let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
-                    *self.input_clock = Some(now);
-                    now
+                    counters.no_address += 1;
+                    return true;
                 }
-            };
-            self.decider.expire_quiet(now);
-            if let Some(trigger) = self.detector.observe(&event) {
-                let observed = self.observed;
-                Pipeline::decide(self.decider, self.bans.as_deref_mut(), counters, rule, &trigger, now, observed, obs);
+            },
+            KeySel::Field(name) => match f.fields.get(name.as_str()) {
+                Some(FieldValue::One(v)) => Key::Text(Arc::from(v.as_str())),
+                Some(FieldValue::Many(v)) if !v.is_empty() => Key::Text(Arc::from(v[0].as_str())),
+                _ => {
+                    counters.no_key += 1;
+                    return true;
+                }
+            },
+        };
+        let distinct = match &rule.window {
+            ruleset::Window::Distinct { field, .. } => match f.fields.get(field.as_str()) {
+                Some(FieldValue::One(v)) => Some(Arc::from(v.as_str())),
+                Some(FieldValue::Many(v)) => v.first().map(|s| Arc::from(s.as_str())),
+                None => None,
+            },
+            _ => None,
+        };
+        if let (Some(live), Some(len)) = (self.live_now, Pipeline::window_len(rule)) {
+            if f.time < live.saturating_sub(len) {
+                *self.stale += 1;
+                return true;
             }
-            // bantime.increment: known bad addresses count extra (fail2ban's observer).
-            if self.increment {
-                if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
-                    let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
-                    if extra > 0 {
-                        if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra) {
-                            Pipeline::decide(
-                                self.decider,
-                                self.bans.as_deref_mut(),
-                                counters,
-                                rule,
-                                &trigger,
-                                now,
-                                self.observed,
-                                obs,
-                            );
-                        }
+        }
+        let event = Event {
+            rule: RuleId(ri as u32),
+            key,
+            time: f.time,
+            weight: crate::engine::weight(f),
+            distinct,
+            line_no: self.line_seq,
+        };
+        if self.observed && obs.wants(&event.key) {
+            obs.hit(&HitView { input, line_no, line: text, rule, failure: f, event: &event });
+        }
+        // The line's clock (an event dated later than its line, if
+        // any, moves it on).
+        let now = match self.live_now {
+            Some(live) => live,
+            None => {
+                let now = self.input_clock.map_or(event.time, |c| c.max(event.time));
+                *self.input_clock = Some(now);
+                now
+            }
+        };
+        self.decider.expire_quiet(now);
+        if let Some(trigger) = self.detector.observe(&event) {
+            let observed = self.observed;
+            Pipeline::decide(self.decider, self.bans.as_deref_mut(), counters, rule, &trigger, now, observed, obs);
+        }
+        // bantime.increment: known bad addresses count extra (fail2ban's observer).
+        if self.increment {
+            if let ruleset::Window::Fail2ban { maxretry, .. } = rule.window {
+                let extra = self.decider.bad_ip_extra_retries(&event.key, event.time, maxretry);
+                if extra > 0 {
+                    if let Some(trigger) = self.detector.add_observed(event.rule, &event.key, event.time, extra) {
+                        Pipeline::decide(
+                            self.decider,
+                            self.bans.as_deref_mut(),
+                            counters,
+                            rule,
+                            &trigger,
+                            now,
+                            self.observed,
+                            obs,
+                        );
                     }
                 }
             }
         }
-        matched
+        true
     }
 }
 
