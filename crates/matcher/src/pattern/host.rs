@@ -545,6 +545,46 @@ pub(super) mod tests {
         v
     }
 
+    /// `base` with every byte value in each of its first `n` places.
+    fn every_byte_in(base: &[u8], n: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in 0..n {
+            for v in 0..=255u8 {
+                let mut h = base.to_vec();
+                h[k] = v;
+                out.push(h);
+            }
+        }
+        out
+    }
+
+    /// At every position of every haystack: the word-at-a-time test `words`
+    /// equals the byte-by-byte one `bytes` wherever it answers, and `both`
+    /// (the two combined, as the scanner calls them) always does. Returns
+    /// how often `words` answered, and answered with a match.
+    fn words_agree(
+        hays: &[Vec<u8>],
+        words: fn(&[u8], usize) -> Option<Option<usize>>,
+        bytes: fn(&[u8], usize) -> Option<usize>,
+        both: fn(&[u8], usize) -> Option<usize>,
+    ) -> (usize, usize) {
+        let (mut answered, mut compared) = (0, 0);
+        for h in hays {
+            for pos in 0..=h.len() {
+                let want = bytes(h, pos);
+                if let Some(got) = words(h, pos) {
+                    assert_eq!(got, want, "{:?} at {pos}", String::from_utf8_lossy(h));
+                    answered += 1;
+                    if want.is_some() {
+                        compared += 1;
+                    }
+                }
+                assert_eq!(both(h, pos), want);
+            }
+        }
+        (answered, compared)
+    }
+
     /// The sixteen-byte IP4 test equals the byte-by-byte one wherever it
     /// answers, at every position of address-like texts followed by what
     /// lines have there (so that sixteen bytes are there), with every byte
@@ -574,28 +614,8 @@ pub(super) mod tests {
             }
         }
         // each byte value in each of the sixteen places of an address
-        let base = b"123.45.6.789 port 22".to_vec();
-        for k in 0..16 {
-            for v in 0..=255u8 {
-                let mut h = base.clone();
-                h[k] = v;
-                hays.push(h);
-            }
-        }
-        let (mut answered, mut compared) = (0, 0);
-        for h in &hays {
-            for pos in 0..=h.len() {
-                let want = ip4_bytes(h, pos);
-                if let Some(got) = ip4_words(h, pos) {
-                    assert_eq!(got, want, "{:?} at {pos}", String::from_utf8_lossy(h));
-                    answered += 1;
-                    if want.is_some() {
-                        compared += 1;
-                    }
-                }
-                assert_eq!(ip4(h, pos), want);
-            }
-        }
+        hays.extend(every_byte_in(b"123.45.6.789 port 22", 16));
+        let (answered, compared) = words_agree(&hays, ip4_words, ip4_bytes, ip4);
         assert!(answered > 100_000 && compared > 1_000, "{answered} {compared}");
     }
 
@@ -662,31 +682,9 @@ pub(super) mod tests {
             s.push_str(" port 22 ssh2 and some more text to the end");
             hays.push(s.into_bytes());
         }
-        let base = b"2a0e:1224:e307:9341:76ad:6d55:42e0:8c9c port 41840 ssh2".to_vec();
-        let short = b"1:22:333:4444:a:bB:CcC:dDdD port 41840 ssh2 and more".to_vec();
-        for base in [base, short] {
-            for k in 0..40 {
-                for v in 0..=255u8 {
-                    let mut h = base.clone();
-                    h[k] = v;
-                    hays.push(h);
-                }
-            }
-        }
-        let (mut answered, mut compared) = (0, 0);
-        for h in &hays {
-            for pos in 0..=h.len() {
-                let want = ip6_full_bytes(h, pos);
-                if let Some(got) = ip6_full_words(h, pos) {
-                    assert_eq!(got, want, "{:?} at {pos}", String::from_utf8_lossy(h));
-                    answered += 1;
-                    if want.is_some() {
-                        compared += 1;
-                    }
-                }
-                assert_eq!(ip6_full(h, pos), want);
-            }
-        }
+        hays.extend(every_byte_in(b"2a0e:1224:e307:9341:76ad:6d55:42e0:8c9c port 41840 ssh2", 40));
+        hays.extend(every_byte_in(b"1:22:333:4444:a:bB:CcC:dDdD port 41840 ssh2 and more", 40));
+        let (answered, compared) = words_agree(&hays, ip6_full_words, ip6_full_bytes, ip6_full);
         assert!(answered > 100_000 && compared > 10_000, "{answered} {compared}");
     }
 
