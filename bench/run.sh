@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0 OR MIT
 #
 # bench/run.sh [--quick] [--reps N] [--peer-reps N] [--timeout SECS] [--slow-max-lines N]
-#              [--sizes LIST] [--no-card] [--no-nginx] [--no-install]
+#              [--sizes LIST] [--no-card] [--no-nginx] [--no-install] [--pgo]
 #
 # The benchmark suite: builds our release binaries, generates deterministic
 # logs with stadtwache-loggen into bench/out/, installs the peers when missing
@@ -27,6 +27,9 @@
 #   --no-card          skip the 1M-address cardinality run
 #   --no-nginx         skip the nginx access log
 #   --no-install       never install peers; missing ones are reported as "not installed"
+#   --pgo              also build our binary with profile-guided optimisation (bench/pgo.sh:
+#                      two more builds, trained on other generated logs) and run its
+#                      fail2ban-filter replay as a row of its own, bans checked too
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target), BENCH_CACHE (where
 # fail2ban-rs is installed, default ~/.cache/stadtwache-bench), BENCH_OUT
@@ -50,8 +53,9 @@ sizes=
 do_card=1
 do_nginx=1
 do_install=1
+do_pgo=
 
-usage() { sed -n '3,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '3,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -64,6 +68,7 @@ while [[ $# -gt 0 ]]; do
         --no-card) do_card= ;;
         --no-nginx) do_nginx= ;;
         --no-install) do_install= ;;
+        --pgo) do_pgo=1 ;;
         -h|--help) usage 0 ;;
         *) echo "run.sh: unknown option $1" >&2; usage 2 ;;
     esac
@@ -111,6 +116,12 @@ say "building stadtwache + stadtwache-loggen (release, CARGO_TARGET_DIR=$TARGET)
 (cd "$repo" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet -p stadtwache -p stadtwache-loggen)
 SW=$TARGET/release/stadtwache
 GEN=$TARGET/release/stadtwache-loggen
+SW_PGO=
+if [[ -n $do_pgo ]]; then
+    say "building the PGO binary (bench/pgo.sh)"
+    SW_PGO=$(CARGO_TARGET_DIR=$TARGET "$here/pgo.sh" | tail -n 1)
+    [[ -x $SW_PGO ]] || { echo "run.sh: bench/pgo.sh gave no binary" >&2; exit 1; }
+fi
 
 # ---------------------------------------------------------------- peers
 apt_install() {
@@ -237,9 +248,10 @@ gave_up=" "   # "|file|tool|" pairs that timed out: not repeated
 skip_if_gave_up() { [[ $rep -gt $peer_reps || $gave_up == *"|$1|$2|"* ]]; }
 note_gave_up() { if [[ $M_STATUS == timeout ]]; then gave_up+="|$1|$2|"; fi; }
 
-run_stadtwache_f2b() {  # FILE REP [json]
-    local f=$1 rep=$2 b label
-    label="$(basename "$f" .log).sw-f2b.$rep"
+run_stadtwache_f2b() {  # FILE REP [json|pgo]
+    local f=$1 rep=$2 b label sw=$SW tool=stadtwache-f2b tag=sw-f2b
+    if [[ ${3:-} == pgo ]]; then sw=$SW_PGO tool=stadtwache-f2b-pgo tag=sw-f2b-pgo; fi
+    label="$(basename "$f" .log).$tag.$rep"
     b=$RAW/$label.bans
     if [[ ${3:-} == json ]]; then
         measure "$label" "$f" sw-f2b "$rep" -- "$SW" replay --tz UTC --filter sshd --maxretry 5 \
@@ -247,11 +259,11 @@ run_stadtwache_f2b() {  # FILE REP [json]
         tail -n 1 "$M_DIR/stdout" > "$M_DIR/summary.json"
         sed -n 's/.*"matched":\([0-9]*\).*/\1/p' "$M_DIR/summary.json" > "$M_DIR/matched"
     else
-        measure "$label" "$f" sw-f2b "$rep" -- "$SW" replay --tz UTC --filter sshd --maxretry 5 \
+        measure "$label" "$f" "$tag" "$rep" -- "$sw" replay --tz UTC --filter sshd --maxretry 5 \
             --findtime 10m --bantime 10m --no-progress --bans-out "$b" "$f"
         matched_sw "$M_DIR/stdout" > "$M_DIR/matched"
     fi
-    record "$f" stadtwache-f2b "$rep" "$(cat "$M_DIR/matched")" "$(lines_in "$b" 2>/dev/null || echo -)" "$(addrs_of "$b")" "$b"
+    record "$f" "$tool" "$rep" "$(cat "$M_DIR/matched")" "$(lines_in "$b" 2>/dev/null || echo -)" "$(addrs_of "$b")" "$b"
 }
 
 run_stadtwache_native() {  # FILE REP SERVICE [json]
@@ -407,6 +419,7 @@ for rep in $(seq 1 "$reps"); do
     for f in "${sshd_files[@]}"; do
         n=$(lines_of_file "$f")
         run_stadtwache_f2b "$f" "$rep"
+        if [[ -n $SW_PGO ]]; then run_stadtwache_f2b "$f" "$rep" pgo; fi
         run_stadtwache_native "$f" "$rep" sshd
         if [[ -n $have_f2rs ]]; then run_f2rs "$f" "$rep"; fi
         if [[ $n -le $slow_max ]]; then
@@ -450,14 +463,18 @@ done
 for f in "${sshd_files[@]}"; do
     b=$(basename "$f" .log)
     ref=$RAW/$b.f2b-replay.1.bans
-    ours=$RAW/$b.sw-f2b.1.bans
-    if [[ -s $ref && -f $ours ]]; then
-        if res=$("$here/compare_bans.sh" --lists "$ref" "$ours" 2> "$RAW/$b.bancheck.err"); then
-            echo "$(basename "$f") same $res" >> "$OUT/bancheck.txt"
-        else
-            echo "$(basename "$f") DIFFERENT $res" >> "$OUT/bancheck.txt"
+    for tag in sw-f2b sw-f2b-pgo; do
+        ours=$RAW/$b.$tag.1.bans
+        key=$(basename "$f")
+        [[ $tag == sw-f2b ]] || key=$key:pgo
+        if [[ -s $ref && -f $ours ]]; then
+            if res=$("$here/compare_bans.sh" --lists "$ref" "$ours" 2> "$RAW/$b.$tag.bancheck.err"); then
+                echo "$key same $res" >> "$OUT/bancheck.txt"
+            else
+                echo "$key DIFFERENT $res" >> "$OUT/bancheck.txt"
+            fi
         fi
-    fi
+    done
 done
 
 "$PY" "$here/report.py" "$OUT" | tee "$OUT/results.md"
