@@ -15,8 +15,8 @@
 # The code is the same as `cargo build --release`; only the compiler's
 # inlining, block layout and branch decisions follow the measured profile.
 # Prints the optimised binary's path on its last line of stdout. Steps 1-3 are
-# skipped when the profile was made from the same commit and working tree
-# (pgo/stamp); step 4 is then cargo's no-op when nothing changed.
+# skipped when the profile was made from the same sources (pgo/stamp); step 4
+# is then cargo's no-op when nothing changed.
 #
 # Needs llvm-profdata of the compiler's own LLVM version: rustup's
 # `llvm-tools` component (tried with `rustup component add llvm-tools` when
@@ -82,8 +82,12 @@ make_profile() {
     find "$WORK" -maxdepth 1 -name 'stadtwache-*.profdata' ! -name "$(basename "$prof")" -delete
 }
 
-# the profile is made again unless it came from this commit and working tree
-stamp="$(cd "$repo" && git rev-parse HEAD 2>/dev/null || true) $(cd "$repo" && git status --porcelain 2>/dev/null | sha256sum | cut -c1-16)"
+# the profile is made again unless it came from the same sources, training
+# inputs and script (git trees of those paths, and their uncommitted changes):
+# the counters differ a little from run to run, and every new profile means a
+# full optimised build
+paths=(crates Cargo.toml Cargo.lock examples bench/pgo.sh)
+stamp="$(cd "$repo" && git rev-parse "${paths[@]/#/HEAD:}" 2>/dev/null | tr '\n' ' ')$(cd "$repo" && git status --porcelain -- "${paths[@]}" 2>/dev/null | sha256sum | cut -c1-16)"
 prof=$(find "$WORK" -maxdepth 1 -name 'stadtwache-*.profdata' | head -n 1)
 if [[ -n $prof && -f $WORK/stamp && $(cat "$WORK/stamp") == "$stamp" ]]; then
     say "profile of this tree already made: $(basename "$prof")"
