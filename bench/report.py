@@ -183,7 +183,7 @@ for file, tool in keys:
 
 w("")
 for _, lab, note in TOOLS:
-    w("* {}: {}".format(lab.strip("*"), note))
+    w("* {}: {}".format(lab.replace("**", ""), note))
 w("* `matched`: lines with at least one failure (fail2ban sense); CrowdSec: `alerts=` count instead "
   "(it reports no matched-line count in replay mode). `bans`: ban events (an address banned again after "
   "expiry counts again); CrowdSec: decisions; fail2ban-rs: — (its dry-run only lists addresses).")

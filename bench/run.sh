@@ -107,7 +107,7 @@ mkdir -p "$RAW"
     echo "mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
     echo "commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD -- crates 2>/dev/null || echo '+dirty-worktree')"
-    echo "args=${quick:+--quick }--reps $reps --peer-reps $peer_reps --timeout $timeout_s --slow-max-lines $slow_max --sizes $sizes${do_card:+ card}${do_nginx:+ nginx}"
+    echo "args=${quick:+--quick }--reps $reps --peer-reps $peer_reps --timeout $timeout_s --slow-max-lines $slow_max --sizes $sizes${do_card:+ card}${do_nginx:+ nginx}${do_pgo:+ --pgo}"
 } > "$OUT/machine.txt"
 say "machine: $(tr '\n' ' ' < "$OUT/machine.txt")"
 
