@@ -182,8 +182,10 @@ for file, tool in keys:
         matched, s["bans"], s["addrs"], overlap, cpu_r, wall_r, rss_r))
 
 w("")
-for _, lab, note in TOOLS:
-    w("* {}: {}".format(lab.replace("**", ""), note))
+present = {tool for _, tool in summary}
+for tool, lab, note in TOOLS:
+    if tool in present:
+        w("* {}: {}".format(lab.replace("**", ""), note))
 w("* `matched`: lines with at least one failure (fail2ban sense); CrowdSec: `alerts=` count instead "
   "(it reports no matched-line count in replay mode). `bans`: ban events (an address banned again after "
   "expiry counts again); CrowdSec: decisions; fail2ban-rs: — (its dry-run only lists addresses).")
