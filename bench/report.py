@@ -164,13 +164,12 @@ for file, tool in keys:
         a, b = addr_set(ours.get("banfile")), addr_set(s.get("banfile"))
         if b or tool in ("fail2ban-replay", "crowdsec", "fail2ban-rs"):
             overlap = "{} both, {} ours only, {} theirs only".format(len(a & b), len(a - b), len(b - a))
-        if tool == "fail2ban-replay" and file in bancheck:
-            st, detail = bancheck[file]
-            overlap = ("ban events identical" if st == "same" else "**ban events DIFFER**") + " ({}); ".format(detail) + overlap
-        if tool == "stadtwache-f2b-pgo" and file + ":pgo" in bancheck:
-            st, detail = bancheck[file + ":pgo"]
-            overlap = ("ban events identical to fail2ban's" if st == "same" else "**ban events DIFFER from fail2ban's**") \
-                + " ({}); ".format(detail) + overlap
+        # compare_bans.sh's verdict: our plain build on fail2ban's row, the PGO build on its own
+        check = {"fail2ban-replay": (file, ""), "stadtwache-f2b-pgo": (file + ":pgo", " to fail2ban's")}.get(tool)
+        if check and check[0] in bancheck:
+            st, detail = bancheck[check[0]]
+            verdict = "ban events identical{}" if st == "same" else "**ban events DIFFER{}**"
+            overlap = verdict.format(check[1]) + " ({}); ".format(detail) + overlap
     cpu_r = wall_r = rss_r = ""
     if tool != "stadtwache-f2b" and ours and ours.get("ok"):
         cpu_r = ratio(s["cpu"], ours["cpu"], "t")

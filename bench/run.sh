@@ -254,7 +254,7 @@ run_stadtwache_f2b() {  # FILE REP [json|pgo]
     label="$(basename "$f" .log).$tag.$rep"
     b=$RAW/$label.bans
     if [[ ${3:-} == json ]]; then
-        measure "$label" "$f" sw-f2b "$rep" -- "$SW" replay --tz UTC --filter sshd --maxretry 5 \
+        measure "$label" "$f" "$tag" "$rep" -- "$sw" replay --tz UTC --filter sshd --maxretry 5 \
             --findtime 10m --bantime 10m --no-progress --json --bans-out "$b" "$f"
         tail -n 1 "$M_DIR/stdout" > "$M_DIR/summary.json"
         sed -n 's/.*"matched":\([0-9]*\).*/\1/p' "$M_DIR/summary.json" > "$M_DIR/matched"
